@@ -1,0 +1,29 @@
+"""The ``outreach`` command line (CONTRACT §2): parse, call one service function, print.
+
+Each command group lives in its own module with a ``register(app)`` function.
+Exit codes: 0 success, 1 runtime failure, 2 bad usage, configuration or input.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="outreach",
+    help="Compliant debt-collection outreach.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_all() -> None:
+    from orchestrator.cli import configcmd, data, engine, templatescmd
+
+    for module in (data, configcmd, engine, templatescmd):
+        module.register(app)
+
+
+def main() -> None:
+    _register_all()
+    app()

@@ -1,0 +1,42 @@
+"""``outreach config check``: every problem in the configuration, at once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+config_app = typer.Typer(help="Check the configuration directory.", no_args_is_help=True)
+
+
+@config_app.command("check")
+def check(
+    config: Path | None = typer.Option(None, "--config", help="configuration directory"),
+    templates: Path | None = typer.Option(None, "--templates", help="template directory"),
+) -> None:
+    """Validate every config file and every template a step names.
+
+    Prints ``PATH:LINE:COL: error: MESSAGE`` per problem (warnings too); exits 2 on any error.
+    """
+    from orchestrator.configload import check_config
+
+    config_dir = config or Path(os.environ.get("OUTREACH_CONFIG") or "config")
+    templates_dir = templates or Path(os.environ.get("OUTREACH_TEMPLATES") or "templates")
+    if not config_dir.is_dir():
+        typer.echo(f"{config_dir}: error: no such configuration directory", err=True)
+        raise typer.Exit(2)
+    problems = check_config(config_dir, templates_dir)
+    for problem in problems:
+        typer.echo(str(problem))
+    errors = sum(1 for p in problems if p.level == "error")
+    warnings = len(problems) - errors
+    if errors:
+        typer.echo(f"{errors} error(s), {warnings} warning(s) in {config_dir}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{config_dir}: OK ({warnings} warning(s))")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""
+    app.add_typer(config_app, name="config")

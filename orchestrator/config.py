@@ -1,0 +1,324 @@
+"""Typed configuration (CONTRACT §4): the models every other module reads.
+
+Loading YAML with line numbers, ``${ENV}`` interpolation and cross-file checks live in
+``orchestrator.configload``; this module only says what a valid configuration is.
+Every model forbids unknown keys: a typo must not silently change behaviour.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+CHANNELS = ("sms", "voice", "email", "letter")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Kind(StrEnum):
+    collection = "collection"
+    service = "service"
+    notice = "notice"
+
+
+class TriggerEvent(StrEnum):
+    promise_made = "promise_made"
+    promise_due = "promise_due"
+    promise_broken = "promise_broken"
+    promise_kept = "promise_kept"
+    instalment_due = "instalment_due"
+    payment_received = "payment_received"
+    stage_entered = "stage_entered"
+
+
+class PauseEvent(StrEnum):
+    conversation = "conversation"
+    complaint = "complaint"
+    dispute = "dispute"
+    promise_made = "promise_made"
+    payment = "payment"
+
+
+_DURATION = re.compile(r"^\s*([+-]?)(\d+)\s*([dhm])\s*$")
+
+
+@dataclass(frozen=True, order=True)
+class Duration:
+    """``Nd``, ``Nh`` or ``Nm``. Days stay days: a ``7d`` window is calendar days, not 168h."""
+
+    amount: int
+    unit: Literal["d", "h", "m"]
+
+    @property
+    def delta(self) -> timedelta:
+        if self.unit == "d":
+            return timedelta(days=self.amount)
+        if self.unit == "h":
+            return timedelta(hours=self.amount)
+        return timedelta(minutes=self.amount)
+
+    def __str__(self) -> str:
+        return f"{self.amount}{self.unit}"
+
+    @classmethod
+    def parse(cls, value: Any) -> Duration:
+        if isinstance(value, Duration):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"invalid duration {value!r}: expected Nd, Nh or Nm (e.g. 7d)")
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f"invalid duration {value!r}: expected Nd, Nh or Nm (e.g. 7d)")
+        sign = -1 if m.group(1) == "-" else 1
+        return cls(sign * int(m.group(2)), m.group(3))  # type: ignore[arg-type]
+
+
+def _parse_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 10:00 as sexagesimal 600: accept it as minutes.
+        hours, minutes = divmod(value, 60)
+        if 0 <= hours < 24:
+            return time(hours, minutes)
+    if isinstance(value, str) and re.fullmatch(r"\d{2}:\d{2}", value.strip()):
+        hh, mm = (int(x) for x in value.strip().split(":"))
+        if hh == 24 and mm == 0:
+            return time(23, 59, 59, 999999)
+        if 0 <= hh < 24 and 0 <= mm < 60:
+            return time(hh, mm)
+    raise ValueError(f'invalid time of day {value!r}: expected "HH:MM" (00:00-24:00)')
+
+
+DurationField = Annotated[
+    Duration, BeforeValidator(Duration.parse), PlainSerializer(str, return_type=str)
+]
+TimeOfDay = Annotated[
+    time, BeforeValidator(_parse_time), PlainSerializer(lambda t: t.strftime("%H:%M"))
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+# --- cadences.yaml -----------------------------------------------------------------------
+
+
+class Step(Strict):
+    id: str
+    channel: str
+    template: str
+    on_dpd: list[int] | None = None
+    every: DurationField | None = None
+    at: TimeOfDay | None = None
+    kind: Kind = Kind.collection
+    expires: DurationField = Duration(1, "d")
+
+
+class Stage(Strict):
+    id: str
+    dpd: tuple[int, int | None]
+    steps: list[Step] = Field(default_factory=list)
+
+    def contains(self, dpd: int) -> bool:
+        lo, hi = self.dpd
+        return dpd >= lo and (hi is None or dpd <= hi)
+
+
+class Trigger(Strict):
+    id: str
+    on: TriggerEvent
+    offset: DurationField = Duration(0, "d")
+    at: TimeOfDay | None = None
+    channel: str
+    template: str
+    kind: Kind | None = None
+    expires: DurationField = Duration(1, "d")
+    stages: list[str] | None = None  # extension: fire only while the account is in these
+
+    @property
+    def effective_kind(self) -> Kind:
+        """CONTRACT §10.5: collection for promise_broken and stage_entered, else service."""
+        if self.kind is not None:
+            return self.kind
+        if self.on in (TriggerEvent.promise_broken, TriggerEvent.stage_entered):
+            return Kind.collection
+        return Kind.service
+
+
+class Cadences(Strict):
+    stages: list[Stage] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
+
+    def stage_for(self, dpd: int) -> Stage | None:
+        for stage in self.stages:
+            if stage.contains(dpd):
+                return stage
+        return None
+
+
+# --- policy.yaml -------------------------------------------------------------------------
+
+
+class HoursWindow(Strict):
+    start: TimeOfDay
+    end: TimeOfDay
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None
+
+
+HoursSpec = HoursWindow | Literal["any"]
+
+
+class HolidayRule(Strict):
+    country: str | None = None  # default: the account's own country
+    region: str | None = None
+    channels: list[str] = Field(default_factory=lambda: list(CHANNELS))
+
+
+class Limit(Strict):
+    id: str
+    channels: list[str]
+    max: int = Field(ge=0)
+    window: DurationField
+    scope: Literal["account", "debtor"] = "account"
+
+
+class Pause(Strict):
+    id: str
+    after: PauseEvent
+    channels: list[str]
+    days: int = Field(ge=1)
+
+
+class Overlay(Strict):
+    """Extra rules for a jurisdiction or a policy profile: limits and pauses accumulate,
+    hours intersect, holidays add."""
+
+    hours: dict[str, HoursSpec] | None = None
+    limits: list[Limit] = Field(default_factory=list)
+    pauses: list[Pause] = Field(default_factory=list)
+    holidays: HolidayRule | None = None
+
+
+ZoneSource = Literal["explicit", "address", "phone"]
+
+
+def _all_zone_sources() -> list[ZoneSource]:
+    return ["explicit", "address", "phone"]
+
+
+def _default_hours() -> dict[str, HoursSpec]:
+    return {"default": HoursWindow(start=time(8), end=time(21))}
+
+
+class TimezonePolicy(Strict):
+    default: str = "America/New_York"
+    sources: list[ZoneSource] = Field(default_factory=_all_zone_sources)
+
+
+class Suppression(Strict):
+    promise_grace: DurationField = Duration(1, "d")
+    after_kept: DurationField = Duration(14, "d")
+
+
+class ContentRule(Strict):
+    """A lint rule: templates of these channels (and kinds) must contain one of ``any_of``."""
+
+    id: str
+    channels: list[str]
+    any_of: list[str]
+    locales: list[str] | None = None
+    message: str | None = None
+
+
+class Policy(Strict):
+    timezone: TimezonePolicy = Field(default_factory=TimezonePolicy)
+    preferred_time: TimeOfDay = time(10, 0)
+    hours: dict[str, HoursSpec] = Field(default_factory=_default_hours)
+    holidays: HolidayRule | None = None
+    limits: list[Limit] = Field(default_factory=list)
+    pauses: list[Pause] = Field(default_factory=list)
+    jurisdictions: dict[str, Overlay] = Field(default_factory=dict)
+    profiles: dict[str, Overlay] = Field(default_factory=dict)  # chosen per creditor
+    suppression: Suppression = Field(default_factory=Suppression)
+    content: list[ContentRule] = Field(default_factory=list)
+    forbidden: list[str] = Field(default_factory=list)  # extra forbidden phrases for lint
+    opt_out_confirmation: bool = True
+
+
+# --- channels.yaml -----------------------------------------------------------------------
+
+
+class RetryPolicy(Strict):
+    attempts: int = Field(default=3, ge=1)
+    backoff: DurationField = Duration(1, "m")
+    max_backoff: DurationField = Duration(15, "m")
+    jitter: bool = True
+
+
+class ChannelConfig(BaseModel):
+    """One channel: which adapter delivers it, plus that adapter's own settings.
+
+    Adapter-specific keys are checked by the adapter's own settings model at load time.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    adapter: str
+    rate: str | None = None  # e.g. 10/s
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+# --- creditors.yaml ----------------------------------------------------------------------
+
+
+class Creditor(Strict):
+    name: str
+    phone: str
+    bank_account: str = ""
+    pay_url: str = ""
+    letter_deadline: DurationField = Duration(10, "d")
+    address: str | None = None
+    email: str | None = None
+    complaints: str | None = None  # complaint channel shown in letters
+    licence: str | None = None  # e.g. a California licence number for letters
+    debt_collector: bool = False  # add the Reg F debt-collector disclosure
+    policy: str | None = None  # name of a policy.yaml profile that applies to its accounts
+
+
+class Creditors(Strict):
+    creditors: dict[str, Creditor] = Field(default_factory=dict)
+
+
+# --- everything --------------------------------------------------------------------------
+
+
+class Config(Strict):
+    cadences: Cadences = Field(default_factory=Cadences)
+    policy: Policy = Field(default_factory=Policy)
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    creditors: Creditors = Field(default_factory=Creditors)
+
+    def creditor(self, key: str | None) -> Creditor | None:
+        if key is None:
+            return next(iter(self.creditors.creditors.values()), None)
+        return self.creditors.creditors.get(key)
+
+    def step(self, step_id: str) -> Step | Trigger | None:
+        for stage in self.cadences.stages:
+            for step in stage.steps:
+                if step.id == step_id:
+                    return step
+        for trigger in self.cadences.triggers:
+            if trigger.id == step_id:
+                return trigger
+        return None
