@@ -1,0 +1,138 @@
+"""Import benchmark: prints figures, asserts nothing.
+
+    .venv/bin/python bench/import.py [--rows 100000,1000000] [--pg URL] [--no-pg]
+
+For each size, generates a sample CSV (orchestrator.sample), then imports it into a
+fresh SQLite database and a fresh PostgreSQL database, each in its own child process
+so peak RSS (VmHWM) is per run. Beside it, the floor: plain sqlite3 reading the same
+CSV with the csv module and executemany-ing the rows into a table of the same columns,
+in the same run. Prints rows/s, peak RSS and the ratio to the floor (target >= 1/5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import multiprocessing as mp
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _floor(csv_path: str, db_path: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    t0 = time.perf_counter()
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        conn = sqlite3.connect(db_path)
+        conn.execute(f"CREATE TABLE account ({', '.join(f'{c} TEXT' for c in header)})")
+        conn.executemany(f"INSERT INTO account VALUES ({', '.join('?' * len(header))})", reader)
+        conn.commit()
+        conn.close()
+    out.put((time.perf_counter() - t0, _peak_rss_mb()))
+
+
+def _import(csv_path: str, url: str, keys: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    from orchestrator import db
+    from orchestrator.crypto import DataCipher
+    from orchestrator.importer import import_accounts
+
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    t0 = time.perf_counter()
+    result = import_accounts(engine, csv_path, DataCipher([keys]))
+    elapsed = time.perf_counter() - t0
+    engine.dispose()
+    out.put((elapsed, _peak_rss_mb(), result.inserted))
+
+
+def _child(target, *args):  # type: ignore[no-untyped-def]
+    queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    proc = mp.Process(target=target, args=(*args, queue))
+    proc.start()
+    value = queue.get()
+    proc.join()
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="100000,1000000")
+    parser.add_argument("--pg", default=PG_ADMIN, help="PostgreSQL admin URL")
+    parser.add_argument("--no-pg", action="store_true")
+    args = parser.parse_args()
+
+    from cryptography.fernet import Fernet
+
+    from orchestrator.sample import generate_accounts, write_csv
+
+    keys = Fernet.generate_key().decode()
+    for n in (int(x) for x in args.rows.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            csv_path = Path(tmp) / "accounts.csv"
+            write_csv(generate_accounts(n, today=date(2026, 3, 2)), csv_path)
+            size = csv_path.stat().st_size / 1e6
+            print(f"--- {n:,} rows ({size:.0f} MB CSV)")
+            f_elapsed, f_rss = _child(_floor, str(csv_path), str(Path(tmp) / "floor.db"))
+            floor_rate = n / f_elapsed
+            print(
+                f"floor  sqlite3 executemany: {f_elapsed:7.2f} s  {floor_rate:10,.0f} rows/s  "
+                f"peak RSS {f_rss:6.0f} MB"
+            )
+            runs = [("sqlite", f"sqlite:///{tmp}/outreach.db")]
+            if not args.no_pg:
+                runs.append(("postgresql", _create_pg(args.pg)))
+            for label, url in runs:
+                try:
+                    elapsed, rss, inserted = _child(_import, str(csv_path), url, keys)
+                finally:
+                    if label == "postgresql":
+                        _drop_pg(args.pg, url)
+                rate = n / elapsed
+                print(
+                    f"import {label:<18}: {elapsed:7.2f} s  {rate:10,.0f} rows/s  "
+                    f"peak RSS {rss:6.0f} MB  ratio to floor 1/{floor_rate / rate:.1f} "
+                    f"({inserted:,} inserted)"
+                )
+
+
+def _create_pg(admin: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    name = f"outreach_bench_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_pg(admin: str, url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

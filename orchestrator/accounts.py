@@ -1,0 +1,260 @@
+"""One validator for account rows (CONTRACT §5), wherever they come from.
+
+The CSV importer, the REST API and ``simulate``'s scenario accounts all call
+``parse_account``: values may be strings (CSV) or native types (YAML dates, numbers,
+booleans). It never raises on bad input; it returns the problems, each naming the
+column, so a caller can report every one of them.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+
+import babel
+import babel.numbers
+import phonenumbers
+
+from orchestrator.domain import ACCOUNT_COLUMNS, REQUIRED_ACCOUNT_COLUMNS, Account
+from orchestrator.errors import Problem
+
+__all__ = [
+    "format_input_problem",
+    "parse_account",
+    "parse_bool",
+    "parse_decimal",
+    "parse_iso_date",
+    "valid_currency",
+]
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_TRUE = {"true", "yes", "1", "y", "t"}
+_FALSE = {"false", "no", "0", "n", "f"}
+_KNOWN = frozenset(ACCOUNT_COLUMNS)
+
+
+def format_input_problem(problem: Problem) -> str:
+    """``FILE:LINE: COLUMN: message`` — the import error format of CONTRACT §2."""
+    where = problem.path
+    if problem.line is not None:
+        where += f":{problem.line}"
+    if problem.field:
+        return f"{where}: {problem.field}: {problem.message}"
+    return f"{where}: {problem.message}"
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+@lru_cache(maxsize=1)
+def _currencies() -> frozenset[str]:
+    return frozenset(babel.numbers.list_currencies())
+
+
+@lru_cache(maxsize=1)
+def _countries() -> frozenset[str]:
+    territories = babel.Locale("en").territories
+    codes = {str(t) for t in territories if isinstance(t, str) and len(t) == 2 and t.isalpha()}
+    return frozenset(codes | set(phonenumbers.SUPPORTED_REGIONS))
+
+
+@lru_cache(maxsize=512)
+def _locale_ok(value: str) -> bool:
+    try:
+        babel.Locale.parse(value, sep="-")
+    except (ValueError, TypeError, babel.UnknownLocaleError):
+        return False
+    return True
+
+
+def valid_currency(code: str) -> bool:
+    return code in _currencies()
+
+
+def parse_bool(value: Any) -> bool | None:
+    """true/false/yes/no/1/0; empty or absent is ``None``. Raises ``ValueError``."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if not text:
+        return None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def parse_decimal(value: Any) -> Decimal:
+    """An exact decimal from a string or number (never through float arithmetic)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"not a decimal number: {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def parse_iso_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError(f"expected an ISO date YYYY-MM-DD, got {value!r}")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a valid date: {value!r}") from None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value).strip()
+    return text or None
+
+
+def parse_account(
+    row: Mapping[str, Any], *, source: str, line: int | None
+) -> tuple[Account | None, list[Problem]]:
+    """Validate and normalise one account row; ``(None, problems)`` if anything is wrong."""
+    problems: list[Problem] = []
+
+    def err(column: str, message: str) -> None:
+        problems.append(Problem(path=source, line=line, column=None, message=message, field=column))
+
+    for key in row:
+        if key not in _KNOWN:
+            err(str(key), f"unknown column {key!r}")
+
+    values = {column: _text(row.get(column)) for column in ACCOUNT_COLUMNS}
+    for column in REQUIRED_ACCOUNT_COLUMNS:
+        if values[column] is None:
+            err(column, "required value is missing")
+
+    country = values["country"]
+    if country is not None:
+        country = country.upper()
+        if country not in _countries():
+            err("country", f"unknown country {values['country']!r} (ISO 3166-1 alpha-2)")
+            country = None
+
+    phone = values["phone"]
+    if phone is not None:
+        try:
+            number = phonenumbers.parse(phone, country)
+        except phonenumbers.NumberParseException as exc:
+            err("phone", f"invalid phone number {phone!r}: {exc}")
+            phone = None
+        else:
+            if phonenumbers.is_valid_number(number):
+                phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            else:
+                err("phone", f"invalid phone number {phone!r}")
+                phone = None
+
+    email = values["email"]
+    if email is not None:
+        if _EMAIL.fullmatch(email):
+            email = email.lower()
+        else:
+            err("email", f"invalid email address {email!r}")
+
+    balance: Decimal | None = None
+    if values["balance"] is not None:
+        try:
+            balance = parse_decimal(row.get("balance"))
+        except ValueError as exc:
+            err("balance", str(exc))
+        else:
+            if balance < 0:
+                err("balance", f"balance must not be negative, got {values['balance']}")
+                balance = None
+            elif balance != balance.quantize(Decimal("0.01")):
+                err("balance", f"more than 2 decimal places: {values['balance']}")
+                balance = None
+            elif balance >= Decimal("1e16"):
+                err("balance", f"balance too large: {values['balance']}")
+                balance = None
+
+    due: date | None = None
+    if values["due_date"] is not None:
+        try:
+            due = parse_iso_date(row.get("due_date"))
+        except ValueError as exc:
+            err("due_date", str(exc))
+
+    currency = values["currency"]
+    if currency is not None:
+        currency = currency.upper()
+        if not valid_currency(currency):
+            err("currency", f"unknown currency {values['currency']!r} (ISO 4217)")
+
+    tz = values["timezone"]
+    if tz is not None and tz not in _zones():
+        err("timezone", f"unknown time zone {tz!r} (IANA, e.g. America/New_York)")
+
+    locale = values["locale"]
+    if locale is not None:
+        locale = locale.replace("_", "-")
+        if not _locale_ok(locale):
+            err("locale", f"unknown locale {values['locale']!r} (BCP 47, e.g. en-US)")
+
+    email_type = values["email_type"]
+    if email_type is not None:
+        email_type = email_type.lower()
+        if email_type not in ("personal", "work"):
+            err("email_type", f"expected personal or work, got {values['email_type']!r}")
+
+    consents: dict[str, bool | None] = {}
+    for column in ("consent_sms", "consent_voice", "consent_email"):
+        try:
+            consents[column] = parse_bool(row.get(column))
+        except ValueError as exc:
+            err(column, str(exc))
+
+    if problems:
+        return None, problems
+    assert balance is not None and due is not None and currency is not None
+    account = Account(
+        account_id=values["account_id"] or "",
+        debtor_id=values["debtor_id"] or "",
+        name=values["name"] or "",
+        phone=phone,
+        email=email,
+        address_line1=values["address_line1"],
+        address_line2=values["address_line2"],
+        city=values["city"],
+        region=values["region"].upper() if values["region"] else None,
+        postal_code=values["postal_code"],
+        country=country,
+        timezone=tz,
+        locale=locale,
+        email_type=email_type,
+        currency=currency,
+        balance=balance,
+        due_date=due,
+        creditor=values["creditor"],
+        reference=values["reference"],
+        consent_sms=consents["consent_sms"],
+        consent_voice=consents["consent_voice"],
+        consent_email=consents["consent_email"],
+        segment=values["segment"],
+    )
+    return account, []

@@ -1,0 +1,273 @@
+"""``outreach db``, ``import``, ``account`` and ``keys``: the data commands.
+
+Each command parses its arguments, calls one function of the persistence layer and
+prints; problems go to stderr as ``FILE:LINE: COLUMN: message`` with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+
+from orchestrator.errors import ConfigError, InputError, OutreachError
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+import_app = typer.Typer(help="Import accounts and payments from CSV.", no_args_is_help=True)
+account_app = typer.Typer(help="Inspect accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys of personal data.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""
+    app.add_typer(db_app, name="db")
+    app.add_typer(import_app, name="import")
+    app.add_typer(account_app, name="account")
+    app.add_typer(keys_app, name="keys")
+
+
+def _database_url() -> str:
+    return os.environ.get("OUTREACH_DATABASE_URL") or "sqlite:///var/outreach.db"
+
+
+def _fail(exc: OutreachError) -> NoReturn:
+    from orchestrator.accounts import format_input_problem
+
+    problems = getattr(exc, "problems", None)
+    if isinstance(exc, InputError) and problems:
+        for problem in problems:
+            typer.echo(format_input_problem(problem), err=True)
+    elif problems:
+        for problem in problems:
+            where = problem.path if problem.line is None else f"{problem.path}:{problem.line}"
+            field = f" {problem.field}:" if problem.field else ""
+            typer.echo(f"{where}:{field} error: {problem.message}", err=True)
+    else:
+        typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _cipher() -> Any:
+    from orchestrator.crypto import DataCipher
+
+    try:
+        return DataCipher.from_env(os.environ)
+    except ConfigError as exc:
+        _fail(exc)
+
+
+def _engine() -> Any:
+    from orchestrator.db import make_engine
+
+    return make_engine(_database_url())
+
+
+def _runtime_error(exc: Exception) -> NoReturn:
+    typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+    raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema on OUTREACH_DATABASE_URL (needs no keys)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from orchestrator.db import current_revision, upgrade
+
+    url = _database_url()
+    try:
+        upgrade(url)
+        typer.echo(f"database at revision {current_revision(url)}")
+    except SQLAlchemyError as exc:
+        _runtime_error(exc)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, path: Path, label: str):
+        self.bar: Any = None
+        if not sys.stdout.isatty():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        total = _count_lines(path)
+        self.bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=True,
+        )
+        self.task = self.bar.add_task(label, total=max(total - 1, 0))
+
+    def __enter__(self) -> _Progress:
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.stop()
+
+    def __call__(self, rows: int) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=rows)
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except OSError:
+        return 0
+
+
+@import_app.command("accounts")
+def import_accounts_cmd(
+    file: Path = typer.Argument(..., help="CSV file (columns: CONTRACT §5)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and count; write nothing"),
+) -> None:
+    """Upsert accounts by account_id; one bad row rejects the whole file."""
+    from orchestrator.importer import import_accounts
+
+    cipher = _cipher()
+    engine = _engine()
+    try:
+        with _Progress(file, "accounts") as progress:
+            result = import_accounts(engine, file, cipher, dry_run=dry_run, progress=progress)
+    except OutreachError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+    verb = "would import" if dry_run else "imported"
+    typer.echo(
+        f"{file}: {verb} {result.total} accounts: {result.inserted} new, "
+        f"{result.updated} updated, {result.unchanged} unchanged"
+    )
+
+
+@import_app.command("payments")
+def import_payments_cmd(
+    file: Path = typer.Argument(
+        ..., help="CSV: payment_id, account_id, amount, paid_at[, currency]"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and count; write nothing"),
+) -> None:
+    """Record payments; idempotent by payment_id."""
+    from orchestrator.importer import import_payments
+
+    engine = _engine()
+    try:
+        with _Progress(file, "payments") as progress:
+            result = import_payments(engine, file, dry_run=dry_run, progress=progress)
+    except OutreachError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+    verb = "would record" if dry_run else "recorded"
+    typer.echo(f"{file}: {verb} {result.inserted} payments; {result.skipped} already recorded")
+
+
+@account_app.command("show")
+def account_show(
+    account_id: str = typer.Argument(..., metavar="ID"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object (CONTRACT §2)"),
+    today: str | None = typer.Option(None, "--today", help="date for DPD (default: UTC today)"),
+) -> None:
+    """The account's timeline: stage, promises, payments, decisions and events."""
+    from orchestrator.store import account_timeline, load_account
+
+    cipher = _cipher()
+    day = datetime.now(UTC).date()
+    if today:
+        try:
+            day = datetime.fromisoformat(today).date()
+        except ValueError:
+            typer.echo(f"--today: error: not an ISO date: {today!r}", err=True)
+            raise typer.Exit(2) from None
+    engine = _engine()
+    try:
+        with engine.connect() as conn:
+            timeline = account_timeline(conn, cipher, account_id, today=day)
+            account = load_account(conn, cipher, account_id) if timeline and not as_json else None
+    finally:
+        engine.dispose()
+    if timeline is None:
+        typer.echo(f"{account_id}: error: no such account", err=True)
+        raise typer.Exit(2)
+    if as_json:
+        typer.echo(json.dumps(timeline, ensure_ascii=False))
+        return
+    _print_timeline(timeline, account)
+
+
+def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from orchestrator.crypto import mask_email, mask_name, mask_phone
+
+    console = Console()
+    console.print(
+        f"[bold]{timeline['account_id']}[/bold]  debtor {timeline['debtor_id']}  "
+        f"{mask_name(account.name) if account else ''}"
+    )
+    console.print(
+        f"status {timeline['status']}  stage {timeline['stage'] or '-'}  "
+        f"DPD {timeline['dpd']}  balance {timeline['balance']} {account.currency if account else ''}"
+    )
+    if account:
+        console.print(
+            f"phone {mask_phone(account.phone) or '-'}  email {mask_email(account.email) or '-'}  "
+            f"place {', '.join(account.places) or '-'}  zone {account.timezone or '-'}"
+        )
+    if timeline["opt_outs"]:
+        console.print(f"opted out: {', '.join(timeline['opt_outs'])}")
+    table = Table(title="timeline")
+    for column in ("time", "what", "channel", "detail", "message"):
+        table.add_column(column)
+    rows: list[tuple[str, str, str, str, str]] = []
+    for d in timeline["decisions"]:
+        detail = " ".join(x for x in (d["step"], d["reason"] or "", d["to"] or "") if x)
+        rows.append((d["time"], d["decision"], d["channel"], detail, d["message_id"] or ""))
+    for e in timeline["events"]:
+        rows.append(
+            (e["time"], e["type"], e["channel"] or "", e["status"] or "", e["message_id"] or "")
+        )
+    for row in sorted(rows, key=lambda r: r[0] or ""):
+        table.add_row(*row)
+    console.print(table)
+    for p in timeline["promises"]:
+        console.print(f"promise {p['amount']} due {p['due']}: {p['state']}")
+    for p in timeline["payments"]:
+        console.print(f"payment {p['amount']} at {p['paid_at']}")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt personal data with the first key of OUTREACH_DATA_KEYS; recompute
+    every blind index. Afterwards the older keys may be dropped."""
+    from cryptography.fernet import InvalidToken
+
+    from orchestrator.store import rotate_keys
+
+    cipher = _cipher()
+    engine = _engine()
+    try:
+        count = rotate_keys(engine, cipher)
+    except InvalidToken:
+        typer.echo(
+            "OUTREACH_DATA_KEYS: error: some data was encrypted with a key that is not "
+            "listed; nothing was changed",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"re-encrypted {count} rows with the first key")

@@ -1,0 +1,634 @@
+"""CSV → validated rows → upsert, all rows or none (CONTRACT §2, §5).
+
+Files are streamed with the ``csv`` module and written in batches, all inside one
+transaction: any bad row anywhere rolls the whole file back, and every bad row is
+reported (``FILE:LINE: COLUMN: message``). Re-importing a file is an upsert by
+``account_id``; a keyed digest of the personal fields tells whether they changed
+without decrypting what is stored.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from orchestrator.accounts import parse_account, parse_decimal, valid_currency
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.crypto import DataCipher
+from orchestrator.domain import ACCOUNT_COLUMNS, PERSONAL_FIELDS, REQUIRED_ACCOUNT_COLUMNS, Account
+from orchestrator.errors import InputError, Problem
+from orchestrator.models import AccountRow, AuditLog, Debtor, Payment, table_of
+
+__all__ = [
+    "ImportResult",
+    "PaymentImportResult",
+    "import_accounts",
+    "import_payments",
+]
+
+BATCH_SIZE = 5000
+MAX_PROBLEMS = 1000
+PAYMENT_COLUMNS = ("payment_id", "account_id", "amount", "paid_at", "currency")
+REQUIRED_PAYMENT_COLUMNS = ("payment_id", "account_id", "amount", "paid_at")
+
+# Clear columns that an import sets; compared one by one on re-import.
+CLEAR_FIELDS = (
+    "debtor_id",
+    "balance",
+    "currency",
+    "due_date",
+    "creditor",
+    "reference",
+    "segment",
+    "consent_sms",
+    "consent_voice",
+    "consent_email",
+    "locale",
+    "timezone",
+    "email_type",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+)
+
+Progress = Callable[[int], None]
+
+account_t = table_of(AccountRow)
+debtor_t = table_of(Debtor)
+payment_t = table_of(Payment)
+audit_t = table_of(AuditLog)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    inserted: int
+    updated: int
+    unchanged: int
+    dry_run: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+@dataclass(frozen=True)
+class PaymentImportResult:
+    inserted: int
+    skipped: int  # payment ids already recorded
+    dry_run: bool = False
+
+
+class _Problems:
+    """Every problem counted; the first ``MAX_PROBLEMS`` kept."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.items: list[Problem] = []
+        self.count = 0
+
+    def add(self, problem: Problem) -> None:
+        self.count += 1
+        if len(self.items) < MAX_PROBLEMS:
+            self.items.append(problem)
+
+    def error(self, line: int | None, column: str | None, message: str) -> None:
+        self.add(Problem(self.source, line, None, message, field=column))
+
+    def raise_if_any(self) -> None:
+        if not self.count:
+            return
+        items = list(self.items)
+        if self.count > len(items):
+            more = self.count - len(items)
+            items.append(Problem(self.source, None, None, f"... and {more} more problems"))
+        raise InputError(items)
+
+
+def _rows(
+    path: Path, known: Sequence[str], required: Sequence[str], problems: _Problems
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(line, row)`` for each data row; header problems are raised at once."""
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        problems.error(None, None, f"cannot read file: {exc.strerror or exc}")
+        problems.raise_if_any()
+        return
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            problems.error(1, None, "empty file: a header row is required")
+            problems.raise_if_any()
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            problems.error(1, None, f"unreadable CSV: {exc}")
+            problems.raise_if_any()
+            return
+        header = [h.strip() for h in header]
+        seen: set[str] = set()
+        for name in header:
+            if name not in known:
+                problems.error(1, name or "(empty)", f"unknown column {name!r}")
+            elif name in seen:
+                problems.error(1, name, f"column {name!r} appears twice")
+            seen.add(name)
+        for name in required:
+            if name not in seen:
+                problems.error(1, name, f"missing required column {name!r}")
+        problems.raise_if_any()
+        width = len(header)
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                if len(row) != width:
+                    problems.error(line, None, f"expected {width} fields, found {len(row)}")
+                    continue
+                yield line, dict(zip(header, row, strict=True))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            problems.error(reader.line_num, None, f"unreadable CSV: {exc}")
+
+
+def _audit(
+    now: datetime, actor: str, action: str, object_type: str, object_id: str, detail: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "time": now,
+        "actor": actor,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "detail": detail,
+    }
+
+
+class _AccountWriter:
+    """Upserts one batch of validated accounts (and their debtors) on ``conn``."""
+
+    def __init__(self, conn: Connection, cipher: DataCipher, now: datetime, actor: str, file: str):
+        self.conn = conn
+        self.cipher = cipher
+        self.now = now
+        self.actor = actor
+        self.file = file
+        self.inserted = self.updated = self.unchanged = 0
+        cols = account_t.c
+        self._update_clear = (
+            account_t.update()
+            .where(cols.account_id == sa.bindparam("b_account_id"))
+            .values({f: sa.bindparam(f) for f in (*CLEAR_FIELDS, "updated_at")})
+        )
+        personal = ("phone_index", "email_index", "personal_digest") + tuple(
+            f"{f}_enc" for f in PERSONAL_FIELDS
+        )
+        self._update_full = (
+            account_t.update()
+            .where(cols.account_id == sa.bindparam("b_account_id"))
+            .values({f: sa.bindparam(f) for f in (*CLEAR_FIELDS, *personal, "updated_at")})
+        )
+        self._update_debtor = (
+            debtor_t.update()
+            .where(debtor_t.c.id == sa.bindparam("b_id"))
+            .values(
+                {
+                    f: sa.bindparam(f)
+                    for f in (
+                        "name_enc",
+                        "phone_enc",
+                        "email_enc",
+                        "phone_index",
+                        "email_index",
+                        "personal_digest",
+                        "updated_at",
+                    )
+                }
+            )
+        )
+
+    def _personal(self, account: Account) -> dict[str, Any]:
+        enc = self.cipher.encrypt
+        return {
+            "name_enc": enc(account.name),
+            "phone_enc": enc(account.phone),
+            "email_enc": enc(account.email),
+            "address_line1_enc": enc(account.address_line1),
+            "address_line2_enc": enc(account.address_line2),
+        }
+
+    def write(self, batch: list[Account]) -> None:
+        cipher = self.cipher
+        ids = [a.account_id for a in batch]
+        existing = {
+            row.account_id: row
+            for row in self.conn.execute(
+                sa.select(
+                    account_t.c.account_id,
+                    account_t.c.personal_digest,
+                    *[account_t.c[f] for f in CLEAR_FIELDS],
+                ).where(account_t.c.account_id.in_(ids))
+            )
+        }
+        inserts: list[dict[str, Any]] = []
+        clear_updates: list[dict[str, Any]] = []
+        full_updates: list[dict[str, Any]] = []
+        audits: list[dict[str, Any]] = []
+        tokens: dict[str, dict[str, Any]] = {}  # account_id -> encrypted fields
+        digests: dict[str, tuple[str | None, str | None, str]] = {}
+        for account in batch:
+            clear = {f: getattr(account, f) for f in CLEAR_FIELDS}
+            indexes = (
+                cipher.index(account.phone, "phone"),
+                cipher.index(account.email, "email"),
+                cipher.digest([getattr(account, f) for f in PERSONAL_FIELDS]),
+            )
+            digests[account.account_id] = indexes
+            old = existing.get(account.account_id)
+            personal_keys = {
+                "phone_index": indexes[0],
+                "email_index": indexes[1],
+                "personal_digest": indexes[2],
+            }
+            if old is None:
+                enc = tokens[account.account_id] = self._personal(account)
+                inserts.append(
+                    {
+                        "account_id": account.account_id,
+                        **clear,
+                        **enc,
+                        **personal_keys,
+                        "status": "open",
+                        "created_at": self.now,
+                        "updated_at": self.now,
+                    }
+                )
+                continue
+            changed = [f for f in CLEAR_FIELDS if getattr(old, f) != clear[f]]
+            personal_changed = old.personal_digest != indexes[2]
+            if not changed and not personal_changed:
+                self.unchanged += 1
+                continue
+            self.updated += 1
+            row = {"b_account_id": account.account_id, **clear, "updated_at": self.now}
+            if personal_changed:
+                enc = tokens[account.account_id] = self._personal(account)
+                full_updates.append({**row, **enc, **personal_keys})
+                changed.append("personal_data")
+            else:
+                clear_updates.append(row)
+            audits.append(
+                _audit(
+                    self.now,
+                    self.actor,
+                    "account.updated",
+                    "account",
+                    account.account_id,
+                    {"fields": changed, "file": self.file},
+                )
+            )
+        self._write_debtors(batch, tokens, digests)
+        if inserts:
+            self.conn.execute(account_t.insert(), inserts)
+            self.inserted += len(inserts)
+        if clear_updates:
+            self.conn.execute(self._update_clear, clear_updates)
+        if full_updates:
+            self.conn.execute(self._update_full, full_updates)
+        if audits:
+            self.conn.execute(audit_t.insert(), audits)
+
+    def _write_debtors(
+        self,
+        batch: list[Account],
+        tokens: dict[str, dict[str, Any]],
+        digests: dict[str, tuple[str | None, str | None, str]],
+    ) -> None:
+        latest: dict[str, Account] = {}
+        for account in batch:  # the last account in the file speaks for the debtor
+            latest[account.debtor_id] = account
+        existing = {
+            row.id: row.personal_digest
+            for row in self.conn.execute(
+                sa.select(debtor_t.c.id, debtor_t.c.personal_digest).where(
+                    debtor_t.c.id.in_(list(latest))
+                )
+            )
+        }
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for debtor_id, account in latest.items():
+            phone_index, email_index, _ = digests[account.account_id]
+            digest = self.cipher.digest([account.name, account.phone, account.email])
+            if debtor_id in existing and existing[debtor_id] == digest:
+                continue
+            enc = tokens.get(account.account_id) or {
+                "name_enc": self.cipher.encrypt(account.name),
+                "phone_enc": self.cipher.encrypt(account.phone),
+                "email_enc": self.cipher.encrypt(account.email),
+            }
+            values = {
+                "name_enc": enc["name_enc"],
+                "phone_enc": enc["phone_enc"],
+                "email_enc": enc["email_enc"],
+                "phone_index": phone_index,
+                "email_index": email_index,
+                "personal_digest": digest,
+                "updated_at": self.now,
+            }
+            if debtor_id in existing:
+                updates.append({"b_id": debtor_id, **values})
+            else:
+                inserts.append({"id": debtor_id, **values, "created_at": self.now})
+        if inserts:
+            self.conn.execute(debtor_t.insert(), inserts)
+        if updates:
+            self.conn.execute(self._update_debtor, updates)
+
+
+def import_accounts(
+    engine: Engine,
+    path: str | Path,
+    cipher: DataCipher,
+    *,
+    dry_run: bool = False,
+    actor: str = "cli",
+    progress: Progress | None = None,
+    clock: Clock | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> ImportResult:
+    """Upsert every account of the CSV file at ``path``; raise ``InputError`` (and write
+    nothing) if any row is bad. ``dry_run`` validates and counts, then rolls back."""
+    path = Path(path)
+    source = str(path)
+    problems = _Problems(source)
+    now = (clock or SystemClock()).now().astimezone(UTC)
+    seen: set[str] = set()
+    rows = 0
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            writer = _AccountWriter(conn, cipher, now, actor, path.name)
+            batch: list[Account] = []
+            for line, raw in _rows(path, ACCOUNT_COLUMNS, REQUIRED_ACCOUNT_COLUMNS, problems):
+                rows += 1
+                account, found = parse_account(raw, source=source, line=line)
+                for problem in found:
+                    problems.add(problem)
+                if account is None:
+                    continue
+                if account.account_id in seen:
+                    problems.error(
+                        line, "account_id", f"duplicate account_id {account.account_id!r} in file"
+                    )
+                    continue
+                seen.add(account.account_id)
+                if problems.count:
+                    continue  # keep validating, stop writing: nothing will be kept
+                batch.append(account)
+                if len(batch) >= batch_size:
+                    writer.write(batch)
+                    batch = []
+                    if progress:
+                        progress(rows)
+            if batch and not problems.count:
+                writer.write(batch)
+            if progress:
+                progress(rows)
+            problems.raise_if_any()
+            result = ImportResult(writer.inserted, writer.updated, writer.unchanged, dry_run)
+            conn.execute(
+                audit_t.insert(),
+                [
+                    _audit(
+                        now,
+                        actor,
+                        "import.accounts",
+                        "file",
+                        path.name,
+                        {
+                            "file": str(path),
+                            "rows": rows,
+                            "inserted": result.inserted,
+                            "updated": result.updated,
+                            "unchanged": result.unchanged,
+                        },
+                    )
+                ],
+            )
+        except BaseException:
+            transaction.rollback()
+            raise
+        if dry_run:
+            transaction.rollback()
+        else:
+            transaction.commit()
+    return result
+
+
+# -- payments ----------------------------------------------------------------------
+
+
+def parse_instant(value: Any) -> datetime:
+    """An ISO-8601 instant; a bare date is midnight UTC, a naive time is UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        if not text:
+            raise ValueError("required value is missing")
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"expected an ISO-8601 date-time, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def import_payments(
+    engine: Engine,
+    path: str | Path,
+    *,
+    dry_run: bool = False,
+    actor: str = "cli",
+    progress: Progress | None = None,
+    clock: Clock | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> PaymentImportResult:
+    """Record the payments of a CSV file, all or none; ids already recorded are skipped.
+
+    Each payment reduces its account's balance (never below zero); a payment that
+    covers the balance closes the account. Promise bookkeeping belongs to the engine.
+    """
+    path = Path(path)
+    source = str(path)
+    problems = _Problems(source)
+    now = (clock or SystemClock()).now().astimezone(UTC)
+    seen: set[str] = set()
+    inserted = skipped = rows = 0
+
+    def write(conn: Connection, batch: list[tuple[int, dict[str, Any]]]) -> None:
+        nonlocal inserted, skipped
+        ids = [p["payment_id"] for _, p in batch]
+        known = set(
+            conn.scalars(sa.select(payment_t.c.payment_id).where(payment_t.c.payment_id.in_(ids)))
+        )
+        account_ids = {p["account_id"] for _, p in batch}
+        accounts = {
+            row.account_id: row
+            for row in conn.execute(
+                sa.select(account_t.c.account_id, account_t.c.balance, account_t.c.currency).where(
+                    account_t.c.account_id.in_(account_ids)
+                )
+            )
+        }
+        balances: dict[str, Decimal] = {}
+        new: list[dict[str, Any]] = []
+        for line, payment in batch:
+            account = accounts.get(payment["account_id"])
+            if account is None:
+                problems.error(line, "account_id", f"unknown account {payment['account_id']!r}")
+                continue
+            if payment["currency"] and payment["currency"] != account.currency:
+                problems.error(
+                    line,
+                    "currency",
+                    f"currency {payment['currency']} differs from the account's {account.currency}",
+                )
+                continue
+            if payment["payment_id"] in known:
+                skipped += 1
+                continue
+            balance = balances.get(account.account_id, account.balance)
+            balances[account.account_id] = max(balance - payment["amount"], Decimal("0.00"))
+            new.append(
+                {
+                    **payment,
+                    "currency": payment["currency"] or account.currency,
+                    "source": "import",
+                    "created_at": now,
+                }
+            )
+        if problems.count:
+            return
+        if new:
+            conn.execute(payment_t.insert(), new)
+            inserted += len(new)
+        if balances:
+            conn.execute(
+                account_t.update()
+                .where(account_t.c.account_id == sa.bindparam("b_account_id"))
+                .values(
+                    balance=sa.bindparam("balance"),
+                    status=sa.case(
+                        (sa.bindparam("closed", type_=sa.Boolean), "closed"),
+                        else_=account_t.c.status,
+                    ),
+                    updated_at=sa.bindparam("updated_at"),
+                ),
+                [
+                    {
+                        "b_account_id": aid,
+                        "balance": bal,
+                        "closed": bal <= 0,
+                        "updated_at": now,
+                    }
+                    for aid, bal in balances.items()
+                ],
+            )
+
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            batch: list[tuple[int, dict[str, Any]]] = []
+            for line, raw in _rows(path, PAYMENT_COLUMNS, REQUIRED_PAYMENT_COLUMNS, problems):
+                rows += 1
+                payment = _parse_payment(raw, line, problems)
+                if payment is None:
+                    continue
+                if payment["payment_id"] in seen:
+                    problems.error(
+                        line,
+                        "payment_id",
+                        f"duplicate payment_id {payment['payment_id']!r} in file",
+                    )
+                    continue
+                seen.add(payment["payment_id"])
+                batch.append((line, payment))
+                if len(batch) >= batch_size:
+                    write(conn, batch)
+                    batch = []
+                    if progress:
+                        progress(rows)
+            if batch:
+                write(conn, batch)
+            problems.raise_if_any()
+            conn.execute(
+                audit_t.insert(),
+                [
+                    _audit(
+                        now,
+                        actor,
+                        "import.payments",
+                        "file",
+                        path.name,
+                        {"file": str(path), "rows": rows, "inserted": inserted, "skipped": skipped},
+                    )
+                ],
+            )
+        except BaseException:
+            transaction.rollback()
+            raise
+        if dry_run:
+            transaction.rollback()
+        else:
+            transaction.commit()
+    return PaymentImportResult(inserted, skipped, dry_run)
+
+
+def _parse_payment(raw: dict[str, str], line: int, problems: _Problems) -> dict[str, Any] | None:
+    before = problems.count
+    values = {k: (v or "").strip() for k, v in raw.items()}
+    for column in REQUIRED_PAYMENT_COLUMNS:
+        if not values.get(column):
+            problems.error(line, column, "required value is missing")
+    amount: Decimal | None = None
+    if values.get("amount"):
+        try:
+            amount = parse_decimal(values["amount"])
+        except ValueError as exc:
+            problems.error(line, "amount", str(exc))
+        else:
+            if amount <= 0:
+                problems.error(line, "amount", f"amount must be positive, got {values['amount']}")
+            elif amount != amount.quantize(Decimal("0.01")):
+                problems.error(line, "amount", f"more than 2 decimal places: {values['amount']}")
+    paid_at: datetime | None = None
+    if values.get("paid_at"):
+        try:
+            paid_at = parse_instant(values["paid_at"])
+        except ValueError as exc:
+            problems.error(line, "paid_at", str(exc))
+    currency = (values.get("currency") or "").upper() or None
+    if currency and not valid_currency(currency):
+        problems.error(line, "currency", f"unknown currency {values['currency']!r} (ISO 4217)")
+    if problems.count != before:
+        return None
+    return {
+        "payment_id": values["payment_id"],
+        "account_id": values["account_id"],
+        "amount": amount,
+        "paid_at": paid_at,
+        "currency": currency,
+    }

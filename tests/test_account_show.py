@@ -1,0 +1,177 @@
+"""``outreach account show``: the CONTRACT §2 JSON object and the masked human view."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+import typer
+from typer.testing import CliRunner
+
+from orchestrator import db, models
+from orchestrator.cli import data
+from orchestrator.crypto import DataCipher
+from orchestrator.records import DecisionKind, DecisionRecord
+from orchestrator.store import record_decision
+
+KEYS = {
+    "account_id", "debtor_id", "status", "stage", "dpd", "balance", "promises",
+    "payments", "opt_outs", "decisions", "events",
+}  # fmt: skip
+
+
+def invoke(args: list[str], url: str, keys: str) -> object:
+    app = typer.Typer()
+    data.register(app)
+    env = {"OUTREACH_DATABASE_URL": url, "OUTREACH_DATA_KEYS": keys}
+    return CliRunner().invoke(app, args, env=env)
+
+
+def seed(url: str, keys: str, tmp_path: Path) -> None:
+    db.upgrade(url)
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "account_id,name,phone,email,country,currency,balance,due_date\n"
+        "A1,Jane Doe,+12125550100,jane.doe@example.com,US,USD,250.00,2026-02-20\n"
+    )
+    assert invoke(["import", "accounts", str(path)], url, keys).exit_code == 0
+    cipher = DataCipher([keys])
+    t = lambda h: datetime(2026, 3, 2, h, tzinfo=UTC)  # noqa: E731
+    engine = db.make_engine(url)
+    try:
+        with engine.begin() as conn:
+            send_t = models.Send.__table__
+            record_decision(
+                conn,
+                DecisionRecord(
+                    time=t(15),
+                    local_time="2026-03-02T10:00:00-05:00",
+                    account="A1",
+                    debtor="A1",
+                    stage="M1",
+                    step="m1-sms",
+                    channel="sms",
+                    kind="collection",
+                    decision=DecisionKind.sent,
+                    message_id="m1",
+                    to="+12125550100",
+                    text="hi",
+                ),
+            )
+            record_decision(
+                conn,
+                DecisionRecord(
+                    time=t(14),
+                    local_time="2026-03-02T09:00:00-05:00",
+                    account="A1",
+                    debtor="A1",
+                    stage="M1",
+                    step="m1-sms",
+                    channel="sms",
+                    kind="collection",
+                    decision=DecisionKind.deferred,
+                    reason="quiet_hours",
+                    until=t(15),
+                ),
+            )
+            send_id = conn.execute(
+                send_t.insert().values(
+                    message_id="m1",
+                    provider_id="SM1",
+                    account_id="A1",
+                    debtor_id="A1",
+                    channel="sms",
+                    status="delivered",
+                    sent_at=t(15),
+                    to_index=cipher.index("+12125550100"),
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                models.DeliveryEvent.__table__.insert().values(
+                    provider_event_key="SM1:delivered",
+                    send_id=send_id,
+                    message_id="m1",
+                    status="delivered",
+                    time=t(16),
+                    raw={"MessageStatus": "delivered"},
+                )
+            )
+            conn.execute(
+                models.Promise.__table__.insert().values(
+                    account_id="A1",
+                    amount=Decimal("100.00"),
+                    due=date(2026, 3, 12),
+                    made_at=t(17),
+                    state="pending",
+                )
+            )
+            conn.execute(
+                models.OptOut.__table__.insert().values(
+                    debtor_id="A1",
+                    account_id=None,
+                    channel="sms",
+                    contact_index=cipher.index("+12125550100"),
+                    created_at=t(18),
+                )
+            )
+            conn.execute(
+                models.AccountEvent.__table__.insert().values(
+                    account_id="A1", type="conversation", channel="voice", time=t(12)
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def test_json_has_exactly_the_contract_keys(db_url: str, data_keys: str, tmp_path: Path) -> None:
+    seed(db_url, data_keys, tmp_path)
+    result = invoke(["account", "show", "A1", "--json", "--today", "2026-03-02"], db_url, data_keys)
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert set(shown) == KEYS
+    assert shown["dpd"] == 10 and shown["balance"] == "250.00" and shown["status"] == "open"
+    assert shown["promises"] == [{"amount": "100.00", "due": "2026-03-12", "state": "pending"}]
+    assert shown["opt_outs"] == ["sms"]
+    assert [d["decision"] for d in shown["decisions"]] == ["deferred", "sent"]
+    assert "text" not in shown["decisions"][0]
+    assert shown["decisions"][1]["to"] == "+1 212 *** **00"
+    assert shown["decisions"][0]["until"] == "2026-03-02T15:00:00Z"
+    assert [e["type"] for e in shown["events"]] == [
+        "conversation",
+        "delivery",
+        "promise",
+        "opt_out",
+    ]
+    assert shown["events"][1] == {
+        "time": "2026-03-02T16:00:00Z", "type": "delivery", "channel": "sms",
+        "status": "delivered", "message_id": "m1",
+    }  # fmt: skip
+
+
+def test_human_view_masks_contacts(db_url: str, data_keys: str, tmp_path: Path) -> None:
+    seed(db_url, data_keys, tmp_path)
+    result = invoke(["account", "show", "A1"], db_url, data_keys)
+    assert result.exit_code == 0, result.stderr
+    assert "+1 212 *** **00" in result.stdout and "j***@example.com" in result.stdout
+    assert "+12125550100" not in result.stdout and "Jane" not in result.stdout
+
+
+def test_unknown_account_exits_2(db_url: str, data_keys: str) -> None:
+    db.upgrade(db_url)
+    result = invoke(["account", "show", "NOPE", "--json"], db_url, data_keys)
+    assert result.exit_code == 2
+    assert "NOPE" in result.stderr
+
+
+def test_no_clear_contact_in_decision_table(db_url: str, data_keys: str, tmp_path: Path) -> None:
+    seed(db_url, data_keys, tmp_path)
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(models.Decision.__table__.c.to_masked)).scalars().all()
+    finally:
+        engine.dispose()
+    assert "+12125550100" not in rows

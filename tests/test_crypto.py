@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
+
+from orchestrator.crypto import (
+    DataCipher,
+    ephemeral_keys,
+    mask_email,
+    mask_name,
+    mask_phone,
+    normalize_phone,
+)
+from orchestrator.errors import ConfigError
+
+
+def test_masks() -> None:
+    assert mask_phone("+12125550100") == "+1 212 *** **00"
+    assert mask_email("jane.doe@example.com") == "j***@example.com"
+    assert mask_name("Jane Doe") == "J*** D**"
+    assert mask_phone(None) is None
+
+
+def test_encrypt_roundtrip_and_rotation() -> None:
+    k1, k2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    old = DataCipher([k1])
+    token = old.encrypt("Jane Doe")
+    assert token and "Jane" not in token
+    both = DataCipher([k2, k1])
+    assert both.decrypt(token) == "Jane Doe"
+    rotated = both.rotate(token)
+    assert DataCipher([k2]).decrypt(rotated) == "Jane Doe"
+    with pytest.raises(InvalidToken):
+        DataCipher([k2]).decrypt(token)
+    assert old.encrypt(None) is None and old.decrypt(None) is None
+
+
+def test_blind_index_normalises_and_is_keyed() -> None:
+    cipher = DataCipher(ephemeral_keys())
+    assert cipher.index("+12125550100") == cipher.index(" +1 212-555-0100 ")
+    assert cipher.index("Jane@Example.com ", "email") == cipher.index("jane@example.com", "email")
+    assert cipher.index("+12125550100") != DataCipher(ephemeral_keys()).index("+12125550100")
+    assert cipher.index(None) is None
+
+
+def test_dedicated_index_key_survives_rotation() -> None:
+    k1, k2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    a = DataCipher([k1], index_secret="stable")
+    b = DataCipher([k2], index_secret="stable")
+    assert a.index("+12125550100") == b.index("+12125550100")
+
+
+def test_index_candidates_cover_every_key() -> None:
+    k1, k2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    old = DataCipher([k1]).index("+12125550100")
+    assert old in DataCipher([k2, k1]).index_candidates("+12125550100")
+
+
+def test_missing_or_bad_keys_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="OUTREACH_DATA_KEYS"):
+        DataCipher([])
+    with pytest.raises(ConfigError, match="OUTREACH_DATA_KEYS"):
+        DataCipher(["not-a-key"])
+
+
+def test_normalize_phone() -> None:
+    assert normalize_phone("(212) 555-0100", "US") == "+12125550100"
+    assert normalize_phone("12", "US") is None

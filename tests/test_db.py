@@ -1,0 +1,132 @@
+"""Schema: migrations create exactly the models, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from orchestrator import db, models
+
+
+def test_upgrade_is_idempotent_and_reaches_head(db_url: str) -> None:
+    db.upgrade(db_url)
+    db.upgrade(db_url)
+    assert db.current_revision(db_url) == "0001"
+    engine = db.make_engine(db_url)
+    try:
+        names = set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert set(models.metadata.tables) <= names
+
+
+def test_migrations_match_models(db_url: str) -> None:
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, models.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_directory_is_created_and_wal_on(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'var' / 'nested' / 'o.db'}"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_instants_come_back_aware_utc_and_money_as_decimal(db_url: str) -> None:
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    paris = timezone(timedelta(hours=1))
+    try:
+        with db.session_scope(engine) as session:
+            session.add(models.Debtor(id="D1"))
+            session.flush()
+            session.add(
+                models.AccountRow(
+                    account_id="A1",
+                    debtor_id="D1",
+                    balance=Decimal("1234567890123.45"),
+                    currency="USD",
+                    due_date=date(2026, 2, 20),
+                    stage_entered_at=datetime(2026, 3, 2, 10, 0, tzinfo=paris),
+                )
+            )
+        with db.session_scope(engine) as session:
+            row = session.get(models.AccountRow, "A1")
+            assert row is not None
+            assert row.balance == Decimal("1234567890123.45")
+            assert isinstance(row.balance, Decimal)
+            assert row.stage_entered_at == datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+            assert row.stage_entered_at.utcoffset() == timedelta(0)
+    finally:
+        engine.dispose()
+
+
+def test_naive_instants_are_refused(db_url: str) -> None:
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    try:
+        with pytest.raises(sa.exc.StatementError), db.session_scope(engine) as session:
+            session.add(
+                models.AuditLog(time=datetime(2026, 3, 2), actor="t", action="x")  # noqa: DTZ001
+            )
+    finally:
+        engine.dispose()
+
+
+def test_idempotency_constraints(db_url: str) -> None:
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    try:
+        with db.session_scope(engine) as session:
+            session.add(models.Debtor(id="D1"))
+            session.flush()
+            session.add(
+                models.AccountRow(
+                    account_id="A1",
+                    debtor_id="D1",
+                    balance=Decimal("1"),
+                    currency="USD",
+                    due_date=date(2026, 2, 1),
+                )
+            )
+            session.flush()
+            session.add(
+                models.Occurrence(
+                    account_id="A1",
+                    step_id="s",
+                    occurrence_key="k",
+                    planned_at=now,
+                    channel="sms",
+                    kind="collection",
+                )
+            )
+        with pytest.raises(sa.exc.IntegrityError), db.session_scope(engine) as session:
+            session.add(
+                models.Occurrence(
+                    account_id="A1",
+                    step_id="s",
+                    occurrence_key="k",
+                    planned_at=now,
+                    channel="sms",
+                    kind="collection",
+                )
+            )
+    finally:
+        engine.dispose()

@@ -1,0 +1,310 @@
+"""``outreach import``: all rows or none, upsert, no clear personal data at rest,
+key rotation, idempotent payments — through the CLI, on both backends."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import typer
+from cryptography.fernet import Fernet
+from typer.testing import CliRunner
+
+from orchestrator import db, models
+from orchestrator.cli import data
+from orchestrator.domain import ACCOUNT_COLUMNS
+from orchestrator.sample import generate_accounts, write_csv
+
+GOOD = {
+    "account_id": "A1",
+    "debtor_id": "D1",
+    "name": "Jane Doe",
+    "phone": "(212) 555-0100",
+    "email": "Jane.Doe@example.com",
+    "address_line1": "12 Elm Street",
+    "city": "New York",
+    "region": "NY",
+    "country": "US",
+    "timezone": "America/New_York",
+    "locale": "en-US",
+    "currency": "USD",
+    "balance": "250.00",
+    "due_date": "2026-02-20",
+    "consent_sms": "yes",
+}
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    data.register(app)
+    return app
+
+
+def run(args: list[str], url: str, keys: str | None) -> object:
+    env = {"OUTREACH_DATABASE_URL": url, "OUTREACH_DATA_KEYS": keys or ""}
+    return CliRunner().invoke(cli(), args, env=env)
+
+
+def write_rows(path: Path, rows: list[dict[str, str]], columns: list[str] | None = None) -> Path:
+    columns = columns or list(ACCOUNT_COLUMNS)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+    return path
+
+
+@pytest.fixture
+def url(db_url: str) -> str:
+    db.upgrade(db_url)
+    return db_url
+
+
+def count(url: str, table: str) -> int:
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def show(url: str, keys: str, account_id: str) -> dict:
+    result = run(["account", "show", account_id, "--json"], url, keys)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_import_then_reimport_is_an_upsert(url: str, data_keys: str, tmp_path: Path) -> None:
+    second = dict(GOOD, account_id="A2", debtor_id="D1", phone="+12125550123")
+    path = write_rows(tmp_path / "a.csv", [GOOD, second])
+    result = run(["import", "accounts", str(path)], url, data_keys)
+    assert result.exit_code == 0, result.stderr
+    assert "2 new" in result.stdout
+    assert count(url, "account") == 2 and count(url, "debtor") == 1
+
+    changed = dict(GOOD, balance="199.99", name="Jane Q Doe")
+    path = write_rows(tmp_path / "b.csv", [changed, second])
+    result = run(["import", "accounts", str(path)], url, data_keys)
+    assert result.exit_code == 0, result.stderr
+    assert "0 new, 1 updated, 1 unchanged" in result.stdout
+    assert count(url, "account") == 2
+    assert show(url, data_keys, "A1")["balance"] == "199.99"
+
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            audit = conn.execute(
+                sa.select(models.AuditLog.__table__).order_by(models.AuditLog.__table__.c.id)
+            ).all()
+    finally:
+        engine.dispose()
+    actions = [a.action for a in audit]
+    assert actions.count("import.accounts") == 2
+    updated = [a for a in audit if a.action == "account.updated"]
+    assert [a.object_id for a in updated] == ["A1"]
+    assert set(updated[0].detail["fields"]) == {"balance", "personal_data"}
+
+
+def test_dry_run_writes_nothing(url: str, data_keys: str, tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "a.csv", [GOOD])
+    result = run(["import", "accounts", str(path), "--dry-run"], url, data_keys)
+    assert result.exit_code == 0, result.stderr
+    assert "1 new" in result.stdout
+    assert count(url, "account") == 0
+
+
+BAD_ROWS = [
+    ("phone", {"phone": "555-01"}),
+    ("due_date", {"due_date": "2026-02-30"}),
+    ("balance", {"balance": "-5.00"}),
+    ("balance", {"balance": "lots"}),
+    ("currency", {"currency": "XXQ"}),
+    ("timezone", {"timezone": "America/Atlantis"}),
+    ("account_id", {"account_id": "A0"}),  # duplicate of the first row
+]
+
+
+@pytest.mark.parametrize(
+    ("column", "change"), BAD_ROWS, ids=[f"{c}-{i}" for i, (c, _) in enumerate(BAD_ROWS)]
+)
+def test_one_bad_row_rejects_the_file(
+    url: str, data_keys: str, tmp_path: Path, column: str, change: dict[str, str]
+) -> None:
+    rows = [dict(GOOD, account_id=f"A{i}", phone=f"+1212555010{i}") for i in range(3)]
+    rows[2].update(change)
+    path = write_rows(tmp_path / "bad.csv", rows)
+    result = run(["import", "accounts", str(path)], url, data_keys)
+    assert result.exit_code == 2
+    assert f"{path}:4: {column}: " in result.stderr, result.stderr
+    assert count(url, "account") == 0 and count(url, "debtor") == 0
+
+
+def test_unknown_column_rejects_the_file(url: str, data_keys: str, tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "bad.csv", [GOOD], [*ACCOUNT_COLUMNS, "shoe_size"])
+    result = run(["import", "accounts", str(path)], url, data_keys)
+    assert result.exit_code == 2
+    assert f"{path}:1: shoe_size: unknown column" in result.stderr
+    assert count(url, "account") == 0
+
+
+def test_missing_required_column_rejects_the_file(url: str, data_keys: str, tmp_path: Path) -> None:
+    columns = [c for c in ACCOUNT_COLUMNS if c != "balance"]
+    path = write_rows(tmp_path / "bad.csv", [GOOD], columns)
+    result = run(["import", "accounts", str(path)], url, data_keys)
+    assert result.exit_code == 2
+    assert f"{path}:1: balance: missing required column" in result.stderr
+    assert count(url, "account") == 0
+
+
+def test_bad_row_after_a_full_batch_rolls_everything_back(
+    url: str, data_keys: str, tmp_path: Path
+) -> None:
+    from orchestrator.crypto import DataCipher
+    from orchestrator.errors import InputError
+    from orchestrator.importer import import_accounts
+
+    rows = [dict(GOOD, account_id=f"A{i}", phone="") for i in range(25)]
+    rows[-1]["balance"] = "x"
+    path = write_rows(tmp_path / "bad.csv", rows)
+    engine = db.make_engine(url)
+    try:
+        with pytest.raises(InputError):
+            import_accounts(engine, path, DataCipher([data_keys]), batch_size=10)
+    finally:
+        engine.dispose()
+    assert count(url, "account") == 0
+
+
+def test_import_needs_keys(url: str, tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "a.csv", [GOOD])
+    result = run(["import", "accounts", str(path)], url, None)
+    assert result.exit_code == 2
+    assert "OUTREACH_DATA_KEYS" in result.stderr
+
+
+def _dump(url: str) -> str:
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            return "\n".join(conn.iterdump())
+        finally:
+            conn.close()
+    name = url.rsplit("/", 1)[1]
+    pg_dump = "/usr/bin/pg_dump"
+    if not Path(pg_dump).exists():
+        pg_dump = next(Path("/usr/lib/postgresql").glob("*/bin/pg_dump")).as_posix()
+    return subprocess.run(
+        [pg_dump, "-h", "127.0.0.1", "-U", "postgres", "--data-only", name],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def test_dump_holds_no_clear_personal_data(url: str, data_keys: str, tmp_path: Path) -> None:
+    accounts = list(generate_accounts(60, today=date(2026, 3, 2)))
+    write_csv(accounts, tmp_path / "sample.csv")
+    result = run(["import", "accounts", str(tmp_path / "sample.csv")], url, data_keys)
+    assert result.exit_code == 0, result.stderr
+    dump = _dump(url)
+    assert "U-000001" in dump or "C-000001" in dump  # the dump does hold the accounts
+    for account in accounts:
+        for value in (account.phone, account.email, account.name, account.address_line1):
+            if value:
+                assert value not in dump, f"{value!r} in clear in the dump"
+        if account.phone:
+            assert account.phone.lstrip("+") not in dump
+
+
+def test_key_rotation(url: str, tmp_path: Path) -> None:
+    k1, k2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    path = write_rows(tmp_path / "a.csv", [GOOD])
+    assert run(["import", "accounts", str(path)], url, k1).exit_code == 0
+    before = show(url, k1, "A1")
+
+    result = run(["keys", "rotate"], url, f"{k2},{k1}")
+    assert result.exit_code == 0, result.stderr
+    assert show(url, k2, "A1") == before
+
+    from orchestrator.crypto import DataCipher
+    from orchestrator.store import load_account
+
+    cipher = DataCipher([k2])
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            account = load_account(conn, cipher, "A1")
+            row = conn.execute(sa.select(models.AccountRow.__table__)).one()
+    finally:
+        engine.dispose()
+    assert account is not None
+    assert (account.name, account.phone, account.email) == (
+        "Jane Doe",
+        "+12125550100",
+        "jane.doe@example.com",
+    )
+    assert account.address_line1 == "12 Elm Street"
+    assert row.phone_index == cipher.index("+12125550100")
+    # Re-importing the same file after rotation finds nothing changed.
+    result = run(["import", "accounts", str(path)], url, k2)
+    assert "1 unchanged" in result.stdout, result.stdout + result.stderr
+
+
+def test_rotation_without_the_old_key_changes_nothing(url: str, tmp_path: Path) -> None:
+    k1, k2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    path = write_rows(tmp_path / "a.csv", [GOOD])
+    assert run(["import", "accounts", str(path)], url, k1).exit_code == 0
+    result = run(["keys", "rotate"], url, k2)
+    assert result.exit_code == 2
+    assert show(url, k1, "A1")["account_id"] == "A1"
+
+
+def test_payments_are_idempotent_and_close_a_paid_account(
+    url: str, data_keys: str, tmp_path: Path
+) -> None:
+    path = write_rows(tmp_path / "a.csv", [GOOD])
+    assert run(["import", "accounts", str(path)], url, data_keys).exit_code == 0
+    payments = tmp_path / "p.csv"
+    payments.write_text(
+        "payment_id,account_id,amount,paid_at\n"
+        "P1,A1,50.00,2026-03-01T10:00:00Z\n"
+        "P2,A1,200.00,2026-03-03\n"
+    )
+    first = run(["import", "payments", str(payments)], url, None)
+    assert first.exit_code == 0, first.stderr
+    again = run(["import", "payments", str(payments)], url, None)
+    assert again.exit_code == 0, again.stderr
+    assert "0 payments; 2 already recorded" in again.stdout
+    assert count(url, "payment") == 2
+    shown = show(url, data_keys, "A1")
+    assert shown["balance"] == "0.00" and shown["status"] == "closed"
+    assert shown["payments"] == [
+        {"amount": "50.00", "paid_at": "2026-03-01T10:00:00Z"},
+        {"amount": "200.00", "paid_at": "2026-03-03T00:00:00Z"},
+    ]
+
+
+def test_payment_for_unknown_account_rejects_the_file(
+    url: str, data_keys: str, tmp_path: Path
+) -> None:
+    path = write_rows(tmp_path / "a.csv", [GOOD])
+    assert run(["import", "accounts", str(path)], url, data_keys).exit_code == 0
+    payments = tmp_path / "p.csv"
+    payments.write_text(
+        "payment_id,account_id,amount,paid_at\n"
+        "P1,A1,50.00,2026-03-01T10:00:00Z\n"
+        "P2,NOPE,20.00,2026-03-01T10:00:00Z\n"
+    )
+    result = run(["import", "payments", str(payments)], url, None)
+    assert result.exit_code == 2
+    assert f"{payments}:3: account_id: unknown account 'NOPE'" in result.stderr
+    assert count(url, "payment") == 0
+    assert show(url, data_keys, "A1")["balance"] == "250.00"
