@@ -1,0 +1,164 @@
+"""Candidate and primary zones of an account (CONTRACT §4 ``timezone``, §10.1)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from orchestrator.config import TimezonePolicy
+from orchestrator.domain import Account
+from orchestrator.zones import Zones, address_zones, candidate_zones, phone_zones
+
+POLICY = TimezonePolicy()  # default America/New_York, sources explicit, address, phone
+
+
+def acct(**fields: Any) -> Account:
+    values: dict[str, Any] = {
+        "account_id": "A1",
+        "name": "Jane Doe",
+        "currency": "USD",
+        "balance": Decimal("1"),
+        "due_date": date(2026, 1, 1),
+    }
+    values.update(fields)
+    return Account(**values)
+
+
+def keys(zones: Zones) -> list[str]:
+    return [z.key for z in zones.candidates]
+
+
+def test_spec_example_phone_new_york_address_oakland() -> None:
+    zones = candidate_zones(
+        acct(phone="+12125550100", city="Oakland", region="CA", country="US"), POLICY
+    )
+    assert keys(zones) == ["America/Los_Angeles", "America/New_York"]
+    # sources order is explicit, address, phone: the address comes first
+    assert zones.primary.key == "America/Los_Angeles"
+
+
+def test_primary_follows_sources_order() -> None:
+    policy = TimezonePolicy(sources=["phone", "address"])
+    zones = candidate_zones(acct(phone="+12125550100", region="CA", country="US"), policy)
+    assert zones.primary.key == "America/New_York"
+    assert keys(zones) == ["America/Los_Angeles", "America/New_York"]
+
+
+def test_explicit_zone_first_and_always_a_candidate() -> None:
+    zones = candidate_zones(
+        acct(timezone="America/Chicago", phone="+12125550100", region="NY", country="US"),
+        POLICY,
+    )
+    assert zones.primary.key == "America/Chicago"
+    assert keys(zones) == ["America/Chicago", "America/New_York"]
+
+
+def test_sources_not_listed_are_ignored() -> None:
+    policy = TimezonePolicy(sources=["address"])
+    zones = candidate_zones(
+        acct(timezone="Asia/Tokyo", phone="+12125550100", region="AZ", country="US"), policy
+    )
+    assert keys(zones) == ["America/Phoenix"]
+
+
+def test_nothing_known_gives_the_default() -> None:
+    zones = candidate_zones(acct(), TimezonePolicy(default="America/Denver"))
+    assert zones.primary.key == "America/Denver"
+    assert keys(zones) == ["America/Denver"]
+
+
+def test_invalid_explicit_zone_and_bad_phone_fall_through() -> None:
+    zones = candidate_zones(acct(timezone="Mars/Olympus", phone="+1999"), POLICY)
+    assert keys(zones) == ["America/New_York"]
+
+
+@pytest.mark.parametrize(
+    ("region", "expected"),
+    [
+        ("AZ", ["America/Phoenix"]),
+        ("HI", ["Pacific/Honolulu"]),
+        ("CA", ["America/Los_Angeles"]),
+        ("US-CA", ["America/Los_Angeles"]),
+        ("California", ["America/Los_Angeles"]),
+        ("TN", ["America/Chicago", "America/New_York"]),
+        ("FL", ["America/Chicago", "America/New_York"]),
+        ("TX", ["America/Chicago", "America/Denver"]),
+        ("OR", ["America/Boise", "America/Los_Angeles"]),
+        ("ID", ["America/Denver", "America/Los_Angeles"]),
+        ("KS", ["America/Chicago", "America/Denver"]),
+        ("NE", ["America/Chicago", "America/Denver"]),
+        ("SD", ["America/Chicago", "America/Denver"]),
+        ("MI", ["America/Chicago", "America/New_York"]),
+    ],
+)
+def test_us_states(region: str, expected: list[str]) -> None:
+    assert keys(candidate_zones(acct(region=region, country="US"), POLICY)) == expected
+
+
+@pytest.mark.parametrize("region", ["IN", "KY", "ND"])
+def test_states_spanning_several_zones_yield_all(region: str) -> None:
+    zones = candidate_zones(acct(region=region, country="US"), POLICY)
+    assert {"America/Chicago"} <= set(keys(zones))
+    assert len(zones.candidates) >= 3
+
+
+def test_primary_of_a_multi_zone_state_is_the_capitals() -> None:
+    assert candidate_zones(acct(region="TX", country="US"), POLICY).primary.key == "America/Chicago"
+    assert (
+        candidate_zones(acct(region="FL", country="US"), POLICY).primary.key == "America/New_York"
+    )
+    assert (
+        candidate_zones(acct(region="IN", country="US"), POLICY).primary.key
+        == "America/Indiana/Indianapolis"
+    )
+
+
+def test_zone_links_are_resolved_and_deduplicated() -> None:
+    zones = candidate_zones(acct(region="IN", country="US", timezone="US/Eastern"), POLICY)
+    assert zones.primary.key == "America/New_York"
+    assert "America/Indianapolis" not in keys(zones)  # a link to America/Indiana/Indianapolis
+    assert keys(zones) == sorted(set(keys(zones)))
+
+
+def test_us_without_region_is_every_us_zone() -> None:
+    zones = address_zones("US", None)
+    assert zones[0] == "America/New_York"
+    assert {"Pacific/Honolulu", "America/Anchorage", "America/Phoenix"} <= set(zones)
+
+
+def test_china_is_beijing_time() -> None:
+    zones = candidate_zones(acct(country="CN", region="BJ", phone="+8613800138000"), POLICY)
+    assert keys(zones) == ["Asia/Shanghai"]
+    assert zones.primary.key == "Asia/Shanghai"
+    assert address_zones("CN", "XJ") == ("Asia/Shanghai", "Asia/Urumqi")
+
+
+def test_other_countries_from_the_tz_table() -> None:
+    assert address_zones("FR", None) == ("Europe/Paris",)
+    assert address_zones("JP", "13") == ("Asia/Tokyo",)
+    au = address_zones("AU", None)  # multi-zone, no known region: all of them
+    assert "Australia/Sydney" in au and "Australia/Perth" in au
+    assert address_zones("ZZ", None) == ()
+
+
+def test_phone_zones() -> None:
+    assert phone_zones("+12125550100") == ("America/New_York",)
+    assert phone_zones("+15105550100") == ("America/Los_Angeles",)
+    assert phone_zones("+8613800138000") == ("Asia/Shanghai",)
+    # a toll-free number says nothing about where the person is
+    assert phone_zones("+18005550100") == ()
+    assert phone_zones("not a number") == ()
+    assert phone_zones(None) == ()
+
+
+def test_results_are_shared_between_accounts() -> None:
+    a = candidate_zones(
+        acct(account_id="A", phone="+12125550100", region="CA", country="US"), POLICY
+    )
+    b = candidate_zones(
+        acct(account_id="B", phone="+12125550199", region="CA", country="US"), POLICY
+    )
+    assert a == b and hash(a) == hash(b)
