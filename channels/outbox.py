@@ -1,0 +1,130 @@
+"""The outbox adapter (CONTRACT §4, §10.21): every send becomes a JSON file.
+
+``{adapter: outbox, dir: var/outbox}`` writes ``<dir>/<channel>/<message_id>.json``
+with ``message_id``, ``provider_id``, ``channel``, ``account``, ``to``, ``from``,
+``subject``, ``text``, ``html`` and ``pdf`` (file paths, or null). HTML is written to
+``<message_id>.html`` beside the JSON; a letter is also printed to ``<message_id>.pdf``
+when WeasyPrint is installed, else ``pdf`` is null. Every file is written to a
+temporary name and renamed into place, and the JSON last, so a reader never sees a
+half-written send. It lets the product run with no provider account anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+from channels.base import AdapterSettings, DeliveryStatus, OutboundMessage, SendResult
+from channels.simulated import provider_id_for
+from orchestrator.clock import Clock
+from orchestrator.errors import PermanentChannelError, TransientChannelError
+from orchestrator.sms import segments
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+class OutboxSettings(AdapterSettings):
+    dir: str = "var/outbox"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _render_pdf(html: str, base_dir: Path) -> bytes | None:
+    try:
+        from weasyprint import HTML  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return HTML(string=html, base_url=str(base_dir)).write_pdf()  # type: ignore[no-any-return]
+
+
+class OutboxChannel:
+    name: ClassVar[str] = "outbox"
+    settings_model: ClassVar[type[AdapterSettings]] = OutboxSettings
+
+    def __init__(self, channel: str, directory: Path, clock: Clock, sender: str | None = None):
+        self.channel = channel
+        self.directory = directory
+        self.clock = clock
+        self.sender = sender
+
+    @classmethod
+    def from_config(
+        cls, channel: str, settings: AdapterSettings, *, base_dir: Path, clock: Clock
+    ) -> OutboxChannel:
+        assert isinstance(settings, OutboxSettings)
+        directory = Path(settings.dir)
+        if not directory.is_absolute():
+            directory = base_dir / directory
+        return cls(channel, directory, clock, settings.from_)
+
+    def path_for(self, message: OutboundMessage) -> Path:
+        return self.directory / message.channel / f"{message.message_id}.json"
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if not _SAFE_ID.match(message.message_id):
+            raise PermanentChannelError(
+                f"message id {message.message_id!r} is not a safe file name", code="bad_id"
+            )
+        folder = self.directory / message.channel
+        provider_id = provider_id_for("OB", message.message_id)
+        record: dict[str, Any] = {
+            "message_id": message.message_id,
+            "provider_id": provider_id,
+            "channel": message.channel,
+            "account": message.account_id,
+            "debtor": message.debtor_id,
+            "to": message.to,
+            "from": message.from_ or self.sender or "",
+            "subject": message.subject,
+            "text": message.text,
+            "html": None,
+            "pdf": str(message.pdf_path) if message.pdf_path else None,
+            "locale": message.locale,
+            "created_at": self.clock.now().isoformat().replace("+00:00", "Z"),
+        }
+        count = segments(message.text) if message.channel == "sms" else None
+        if count is not None:
+            record["segments"] = count.segments
+            record["encoding"] = count.encoding
+        if message.metadata:
+            record["metadata"] = dict(message.metadata)
+        try:
+            if message.html is not None:
+                html_path = folder / f"{message.message_id}.html"
+                write_atomic(html_path, message.html.encode("utf-8"))
+                record["html"] = str(html_path)
+                if message.channel == "letter" and record["pdf"] is None:
+                    pdf = _render_pdf(message.html, folder)
+                    if pdf is not None:
+                        pdf_path = folder / f"{message.message_id}.pdf"
+                        write_atomic(pdf_path, pdf)
+                        record["pdf"] = str(pdf_path)
+            body = json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n"
+            write_atomic(self.path_for(message), body.encode("utf-8"))
+        except OSError as exc:
+            raise TransientChannelError(f"outbox write failed: {exc}", code="io") from exc
+        return SendResult(
+            provider_id=provider_id,
+            status=DeliveryStatus.sent,
+            segments=count.segments if count else None,
+        )
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,143 @@
+"""Signed, tracked links: ``/p/<token>`` (payment) and ``/u/<token>`` (email unsubscribe).
+
+A token carries the message id, what it is for and when it expires, signed with
+HMAC-SHA256 under ``OUTREACH_SECRET_KEY``. It is compact because it travels in SMS
+(a Chinese text has 134 characters for two segments): the expiry as a day number
+(a link stays valid to the end of its expiry's UTC day), the kind and the id's form in
+one byte, a message id of the engine's ``m_<hex>`` form as raw bytes, and the
+signature truncated to 96 bits (forging one still takes ~2^96 guesses). Everything is
+urlsafe base64 without padding: an engine link token is 36 characters.
+The same inputs always give the same token, so ``simulate`` output is reproducible.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import quote
+
+PAY = "pay"
+UNSUBSCRIBE = "unsubscribe"
+
+_KIND_CODES = {PAY: 1, UNSUBSCRIBE: 2}  # 0: the kind's name follows in full
+_HEX_FLAG = 0x80  # the message id is m_<hex>, stored as raw bytes
+_KIND_NAMES = {code: kind for kind, code in _KIND_CODES.items()}
+_SIG_BYTES = 12
+_DOMAIN = b"outreach-link-v1\x00"
+_HEX_ID = re.compile(r"^m_((?:[0-9a-f]{2})+)$")
+_MAX_DAY = 2**16 - 1  # 2149-06-06
+_DAY = 86400
+
+
+@dataclass(frozen=True)
+class TokenData:
+    message_id: str
+    kind: str
+    expires_at: datetime
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(secret: str, payload: bytes) -> bytes:
+    return hmac.new(secret.encode("utf-8"), _DOMAIN + payload, hashlib.sha256).digest()[:_SIG_BYTES]
+
+
+def _encode_kind(kind: str, hex_id: bool) -> bytes:
+    flag = _HEX_FLAG if hex_id else 0
+    code = _KIND_CODES.get(kind)
+    if code is not None:
+        return bytes([flag | code])
+    raw = kind.encode("utf-8")
+    if not raw or len(raw) > 255:
+        raise ValueError(f"link kind must be 1-255 bytes: {kind!r}")
+    return bytes([flag, len(raw)]) + raw
+
+
+def make_token(secret: str, message_id: str, kind: str, expires_at: datetime) -> str:
+    if not secret:
+        raise ValueError("a link token needs a non-empty secret")
+    if expires_at.tzinfo is None:
+        raise ValueError(f"naive expiry {expires_at!r}: every instant must carry its zone")
+    day = min(max(-(-int(expires_at.timestamp()) // _DAY), 0), _MAX_DAY)  # rounded up
+    m = _HEX_ID.match(message_id)
+    ident = bytes.fromhex(m.group(1)) if m else message_id.encode("utf-8")
+    payload = struct.pack(">H", day) + _encode_kind(kind, m is not None) + ident
+    return _b64encode(payload + _sign(secret, payload))
+
+
+def read_token(secret: str, token: str, now: datetime) -> TokenData | None:
+    """The token's data if it is genuine and unexpired, else ``None`` (never raises)."""
+    if not secret or not token or len(token) > 1024:
+        return None
+    try:
+        raw = _b64decode(token)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 2 + 1 + _SIG_BYTES:
+        return None
+    payload, signature = raw[:-_SIG_BYTES], raw[-_SIG_BYTES:]
+    if not hmac.compare_digest(signature, _sign(secret, payload)):
+        return None
+    try:
+        (day,) = struct.unpack(">H", payload[:2])
+        head, rest = payload[2], payload[3:]
+        code = head & ~_HEX_FLAG
+        if code == 0:
+            kind = rest[1 : 1 + rest[0]].decode("utf-8")
+            rest = rest[1 + rest[0] :]
+        else:
+            kind = _KIND_NAMES[code]
+        message_id = "m_" + rest.hex() if head & _HEX_FLAG else rest.decode("utf-8")
+    except (IndexError, KeyError, UnicodeDecodeError, struct.error):
+        return None
+    expires_at = datetime.fromtimestamp(day * _DAY, UTC)
+    if now >= expires_at or not message_id or not kind:
+        return None
+    return TokenData(message_id=message_id, kind=kind, expires_at=expires_at)
+
+
+def pay_link(public_url: str, secret: str, message_id: str, expires_at: datetime) -> str:
+    return f"{public_url.rstrip('/')}/p/{make_token(secret, message_id, PAY, expires_at)}"
+
+
+def unsubscribe_link(public_url: str, secret: str, message_id: str, expires_at: datetime) -> str:
+    token = make_token(secret, message_id, UNSUBSCRIBE, expires_at)
+    return f"{public_url.rstrip('/')}/u/{token}"
+
+
+class _HasPayUrl(Protocol):
+    @property
+    def pay_url(self) -> str: ...
+
+
+class _HasReference(Protocol):
+    @property
+    def account_id(self) -> str: ...
+
+    @property
+    def reference(self) -> str | None: ...
+
+
+def creditor_pay_url(creditor: _HasPayUrl, account: _HasReference) -> str | None:
+    """The creditor's own pay URL with ``{reference}`` filled in (CONTRACT §10.16).
+
+    The reference is the account's ``reference``, else its ``account_id``; it is
+    URL-quoted. ``None`` when the creditor has no pay URL.
+    """
+    if not creditor.pay_url:
+        return None
+    reference = account.reference or account.account_id
+    return creditor.pay_url.replace("{reference}", quote(reference, safe=""))

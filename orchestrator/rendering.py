@@ -1,0 +1,506 @@
+"""Message rendering: sandboxed Jinja2 templates with locale fallback (CONTRACT §6).
+
+``templates/<channel>/<name>.<locale>.<ext>.j2`` is looked up for the locale
+(``zh-CN``), then its language (``zh``), then ``<name>.<ext>.j2``. A template may open
+with YAML front matter between ``---`` lines (``subject``, ``description``,
+``variables``); the subject is itself a template. Templates run in Jinja's sandbox
+with ``StrictUndefined``: a misspelt variable is an error naming the file and line,
+never an empty gap in a message to a debtor. HTML templates are autoescaped.
+
+Rendering is pure: the caller passes the context (``build_context``) and the locale;
+the ``money`` and ``date`` filters format with Babel in that locale.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency
+from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, pass_context
+from jinja2.exceptions import TemplateSyntaxError, UndefinedError
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from orchestrator.config import Config, Creditor
+from orchestrator.domain import Account
+from orchestrator.errors import OutreachError, Problem
+from orchestrator.links import creditor_pay_url
+
+DEFAULT_LOCALE = "en-US"
+EXTENSIONS: Mapping[str, tuple[str, ...]] = {
+    "sms": ("txt",),
+    "voice": ("txt",),
+    "email": ("html", "txt"),
+    "letter": ("html",),
+}
+_FALLBACK_EXTENSIONS = ("txt", "html")
+_LOCALE_KEY = "__outreach_locale__"  # the render's locale, read by the filters
+_FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+class TemplateError(OutreachError):
+    """A template is missing, malformed, or failed to render; names the file and line."""
+
+    def __init__(self, message: str, *, path: str, line: int | None = None):
+        self.path = path
+        self.line = line
+        self.reason = message
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+    @property
+    def problem(self) -> Problem:
+        return Problem(path=self.path, line=self.line, column=None, message=self.reason)
+
+
+class TemplateMissingError(TemplateError):
+    """No file matches the channel, name and locale (nor any fallback)."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str | None
+    text: str
+    html: str | None
+    template_path: str
+
+
+@dataclass(frozen=True)
+class FrontMatter:
+    subject: str | None = None
+    description: str | None = None
+    variables: Any = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- locale and filters ------------------------------------------------------------------
+
+
+def locale_chain(locale: str | None) -> list[str]:
+    """``zh_CN`` → ``["zh-CN", "zh"]``; ``None`` → ``[]`` (the default file only)."""
+    if not locale:
+        return []
+    tag = locale.replace("_", "-").strip("-")
+    chain = [tag]
+    language = tag.split("-", 1)[0]
+    if language and language != tag:
+        chain.append(language)
+    return chain
+
+
+@lru_cache(maxsize=64)
+def babel_locale(locale: str | None) -> Locale:
+    """A Babel locale for a BCP 47 tag; unknown or empty tags give en-US."""
+    for tag in [*locale_chain(locale), DEFAULT_LOCALE]:
+        try:
+            return Locale.parse(tag, sep="-")
+        except (UnknownLocaleError, ValueError):
+            continue
+    return Locale.parse("en_US")
+
+
+def _filter_locale(ctx: Context) -> Locale:
+    return babel_locale(ctx.get(_LOCALE_KEY) or ctx.get("locale"))
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    raise TypeError(f"date filter needs a date, got {type(value).__name__}")
+
+
+@pass_context
+def money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
+    """``{{ account.balance | money(account.currency) }}`` → ``$1,234.50`` / ``¥1,234.50``."""
+    if currency is None:
+        currency = ctx.get("account").currency if ctx.get("account") is not None else "USD"
+    return format_currency(Decimal(str(amount)), str(currency), locale=_filter_locale(ctx))
+
+
+@pass_context
+def date_filter(ctx: Context, value: Any, format: str = "medium") -> str:
+    """``{{ deadline | date("long") }}`` → ``March 20, 2026`` / ``2026年3月20日``."""
+    return format_date(_as_date(value), format=format, locale=_filter_locale(ctx))
+
+
+def digits_filter(value: Any) -> str:
+    """``+1 800 555 0100`` → ``1 8 0 0 5 5 5 0 1 0 0``: a number read out digit by digit."""
+    return " ".join(ch for ch in str(value) if ch.isdigit())
+
+
+# --- front matter ------------------------------------------------------------------------
+
+
+def split_front_matter(source: str, path: str = "<template>") -> tuple[FrontMatter, str, int]:
+    """(front matter, body, number of lines the front matter took)."""
+    m = _FRONT.match(source)
+    if not m:
+        return FrontMatter(), source, 0
+    block = m.group(1) or ""
+    try:
+        data = YAML(typ="safe", pure=True).load(block) if block.strip() else {}
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        raise TemplateError(f"invalid front matter: {exc}", path=path, line=line) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise TemplateError("front matter must be a mapping", path=path, line=2)
+    known = {"subject", "description", "variables"}
+    subject = data.get("subject")
+    front = FrontMatter(
+        subject=None if subject is None else str(subject),
+        description=data.get("description"),
+        variables=data.get("variables"),
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+    return front, source[m.end() :], m.group(0).count("\n")
+
+
+class _Loader(BaseLoader):
+    """Loads a template file with the front matter replaced by a Jinja comment of the
+    same height, so line numbers in errors match the file. Names are paths; relative
+    ones (``{% extends "email/_layout.en-US.html.j2" %}``) are under the template
+    directory, and nothing outside it is readable."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+
+    def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
+        path = Path(template)
+        if not path.is_absolute():
+            path = self.root / path
+        if not path.resolve().is_relative_to(self.root):
+            raise TemplateNotFound(template)
+        try:
+            source = path.read_text(encoding="utf-8")
+            mtime = path.stat().st_mtime
+        except OSError as exc:
+            raise TemplateNotFound(template) from exc
+        _, body, lines = split_front_matter(source, template)
+        if lines:
+            body = "{#" + "\n" * (lines - 1) + "-#}\n" + body
+
+        def uptodate() -> bool:
+            try:
+                return path.stat().st_mtime == mtime
+            except OSError:
+                return False
+
+        return body, str(path), uptodate
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith((".html.j2", ".html", ".htm"))
+
+
+def make_environment(root: Path) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=_Loader(root),
+        undefined=StrictUndefined,
+        autoescape=_autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        cache_size=1000,
+        auto_reload=True,
+    )
+    env.filters["money"] = money_filter
+    env.filters["date"] = date_filter
+    env.filters["digits"] = digits_filter
+    return env
+
+
+def _clean_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def _error_location(exc: BaseException) -> tuple[str | None, int | None]:
+    """The innermost template frame of a render error: (file, line)."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            return frame.filename, frame.lineno
+    return None, None
+
+
+# --- HTML to text --------------------------------------------------------------------------
+
+_BLOCKS = frozenset(
+    "address article aside blockquote div dl dt dd fieldset figure footer form h1 h2 h3 h4 "
+    "h5 h6 header hr li main nav ol p pre section table tr ul".split()
+)
+_PARAGRAPHS = frozenset("blockquote h1 h2 h3 h4 h5 h6 ol p pre table ul".split())
+_SKIP = frozenset({"head", "script", "style", "title"})
+
+
+class _TextParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+        self.links: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self.skipping += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag in _BLOCKS:
+            self.parts.append("\n\n" if tag in _PARAGRAPHS else "\n")
+            if tag == "li":
+                self.parts.append("- ")
+        elif tag in ("td", "th"):
+            self.parts.append(" ")
+        if tag == "a":
+            self.links.append(dict(attrs).get("href"))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in _BLOCKS and tag not in ("li", "tr", "dt", "dd"):
+            self.parts.append("\n\n" if tag in _PARAGRAPHS else "\n")
+        elif tag == "a" and self.links:
+            href = self.links.pop()
+            shown = "".join(self.parts[-3:])
+            if href and href.startswith(("http", "mailto:")) and href not in shown:
+                self.parts.append(f" ({href.removeprefix('mailto:')})")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text from HTML: blocks on their own lines, links kept as URLs."""
+    parser = _TextParser()
+    parser.feed(html)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+# --- the renderer --------------------------------------------------------------------------
+
+
+class TemplateRenderer:
+    """Finds, compiles (once) and renders templates under one directory."""
+
+    def __init__(self, templates_dir: Path | str):
+        self.templates_dir = Path(templates_dir)
+        self.env = make_environment(self.templates_dir)
+        self._subjects: dict[str, Template] = {}
+
+    def candidates(self, channel: str, name: str, locale: str | None, ext: str) -> list[Path]:
+        folder = self.templates_dir / channel
+        paths = [folder / f"{name}.{tag}.{ext}.j2" for tag in locale_chain(locale)]
+        return [*paths, folder / f"{name}.{ext}.j2"]
+
+    def _find(
+        self, channel: str, name: str, locale: str | None, exts: tuple[str, ...]
+    ) -> tuple[Path, str, str | None] | None:
+        """The first existing (path, ext, locale tag) along the fallback chain, trying the
+        channel's primary extension first at each level."""
+        folder = self.templates_dir / channel
+        for tag in [*locale_chain(locale), None]:
+            suffix = f".{tag}" if tag else ""
+            for ext in exts:
+                path = folder / f"{name}{suffix}.{ext}.j2"
+                if path.is_file():
+                    return path, ext, tag
+        return None
+
+    def resolve(self, channel: str, name: str, locale: str | None = None) -> Path | None:
+        """The file ``render`` would use, or ``None`` (for ``config check``)."""
+        exts = EXTENSIONS.get(channel, _FALLBACK_EXTENSIONS)
+        found = self._find(channel, name, locale, exts[:1]) or self._find(
+            channel, name, locale, exts
+        )
+        return found[0] if found else None
+
+    def front_matter(self, path: Path) -> FrontMatter:
+        return split_front_matter(path.read_text(encoding="utf-8"), str(path))[0]
+
+    def _render_file(self, path: Path, context: Mapping[str, Any]) -> tuple[str, FrontMatter]:
+        shown = str(path)
+        try:
+            front = self.front_matter(path)
+            name = path.resolve().relative_to(self.templates_dir.resolve()).as_posix()
+            template = self.env.get_template(name)
+            return template.render(context), front
+        except TemplateError:
+            raise
+        except TemplateSyntaxError as exc:
+            where = self._shown(exc.filename, shown)
+            raise TemplateError(
+                f"syntax error: {exc.message}", path=where, line=exc.lineno
+            ) from exc
+        except Exception as exc:  # undefined, a filter failed, or the sandbox refused
+            what = (
+                f"undefined variable: {exc.message}"
+                if isinstance(exc, UndefinedError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            filename, line = _error_location(exc)
+            raise TemplateError(what, path=self._shown(filename, shown), line=line) from exc
+
+    def _shown(self, filename: str | None, default: str) -> str:
+        """A template file as the user named the directory (``templates/...``)."""
+        if not filename:
+            return default
+        try:
+            rel = Path(filename).relative_to(self.templates_dir.resolve())
+        except ValueError:
+            return filename
+        return str(self.templates_dir / rel)
+
+    def _render_subject(
+        self, front: FrontMatter, path: Path, context: Mapping[str, Any]
+    ) -> str | None:
+        if front.subject is None:
+            return None
+        key = f"{path}\x00{front.subject}"
+        try:
+            template = self._subjects.get(key)
+            if template is None:
+                template = self.env.from_string(front.subject)
+                self._subjects[key] = template
+            subject = template.render(context)
+        except UndefinedError as exc:
+            raise TemplateError(
+                f"front matter subject: undefined variable: {exc.message}", path=str(path), line=2
+            ) from exc
+        except Exception as exc:
+            raise TemplateError(
+                f"front matter subject: {type(exc).__name__}: {exc}", path=str(path), line=2
+            ) from exc
+        return " ".join(subject.split())
+
+    def render(
+        self, channel: str, name: str, locale: str | None, context: Mapping[str, Any]
+    ) -> Rendered:
+        exts = EXTENSIONS.get(channel, _FALLBACK_EXTENSIONS)
+        found = self._find(channel, name, locale, exts[:1]) or self._find(
+            channel, name, locale, exts
+        )
+        if found is None:
+            tried = ", ".join(str(p) for p in self.candidates(channel, name, locale, exts[0]))
+            raise TemplateMissingError(
+                f"no {channel} template {name!r} (tried {tried})",
+                path=str(self.templates_dir / channel / name),
+            )
+        path, ext, tag = found
+        values = dict(context)
+        values.setdefault("locale", locale or DEFAULT_LOCALE)
+        values[_LOCALE_KEY] = locale or values["locale"]
+        body, front = self._render_file(path, values)
+        subject = self._render_subject(front, path, values)
+        if ext == "txt":
+            return Rendered(subject, _clean_text(body), None, str(path))
+        html = body.strip() + "\n"
+        text_path = path.with_name(path.name.removesuffix(".html.j2") + ".txt.j2")
+        if channel == "email" and text_path.is_file():
+            text_body, text_front = self._render_file(text_path, values)
+            if subject is None:
+                subject = self._render_subject(text_front, text_path, values)
+            text = _clean_text(text_body)
+        else:
+            text = html_to_text(html)
+        return Rendered(subject, text, html, str(path))
+
+
+# --- the context ---------------------------------------------------------------------------
+
+
+def _ns(value: Any, *names: str) -> SimpleNamespace | None:
+    """A promise or instalment (dict or object) as a namespace with ``names``."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return SimpleNamespace(**{n: value.get(n) for n in names})
+    return SimpleNamespace(**{n: getattr(value, n, None) for n in names})
+
+
+def _creditor(creditor: Creditor | None, account: Account, key: str | None) -> SimpleNamespace:
+    if creditor is None:
+        fields: dict[str, Any] = {name: None for name in Creditor.model_fields}
+        fields.update(name="", phone="", bank_account="", pay_url="", debt_collector=False)
+        return SimpleNamespace(key=key, **fields)
+    fields = creditor.model_dump()
+    fields["letter_deadline"] = str(creditor.letter_deadline)
+    fields["pay_url"] = creditor_pay_url(creditor, account) or ""
+    return SimpleNamespace(key=key, **fields)
+
+
+def build_context(
+    account: Account,
+    config: Config,
+    *,
+    today: date,
+    dpd: int,
+    stage: str | None,
+    pay_link: str | None,
+    unsubscribe_link: str | None,
+    promise: Any = None,
+    instalment: Any = None,
+    deadline: date | None,
+    locale: str,
+) -> dict[str, Any]:
+    """The CONTRACT §6 names, plus ``disclosure`` (the creditor is a debt collector) and
+    the debtor's postal address for letters. Names that do not apply are ``None``."""
+    creditor = config.creditor(account.creditor)
+    address = [account.address_line1, account.address_line2]
+    city_line = " ".join(p for p in (account.city, account.region, account.postal_code) if p)
+    address_lines = [p for p in (*address, city_line, account.country) if p]
+    return {
+        "debtor": SimpleNamespace(
+            id=account.debtor_id,
+            name=account.name,
+            first_name=account.first_name,
+            address_line1=account.address_line1,
+            address_line2=account.address_line2,
+            city=account.city,
+            region=account.region,
+            postal_code=account.postal_code,
+            country=account.country,
+            address_lines=address_lines,
+        ),
+        "account": SimpleNamespace(
+            id=account.account_id,
+            reference=account.reference or account.account_id,
+            balance=account.balance,
+            currency=account.currency,
+            due_date=account.due_date,
+            dpd=dpd,
+            stage=stage,
+        ),
+        "creditor": _creditor(creditor, account, account.creditor),
+        "pay_link": pay_link,
+        "unsubscribe_link": unsubscribe_link,
+        "promise": _ns(promise, "amount", "due"),
+        "instalment": _ns(instalment, "amount", "due"),
+        "deadline": deadline,
+        "today": today,
+        "locale": locale,
+        "disclosure": bool(creditor is not None and creditor.debt_collector),
+    }

@@ -1,0 +1,63 @@
+"""SMS length in segments (COMPLIANCE.md "SMS length").
+
+A message that fits the GSM 03.38 alphabet is sent as GSM-7: 160 septets in one
+segment, 153 per segment once split, and the extension characters take two septets
+(and are never split across segments). Any other character switches the whole
+message to UCS-2: 70 UTF-16 code units in one segment, 67 per segment once split
+(a surrogate pair is never split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+Encoding = Literal["GSM-7", "UCS-2"]
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    encoding: Encoding
+    segments: int
+    units: int  # GSM-7 septets or UTF-16 code units
+
+
+def is_gsm7(text: str) -> bool:
+    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+
+
+def non_gsm7(text: str) -> list[str]:
+    """The characters that force UCS-2, in order of first appearance (for lint messages)."""
+    seen: dict[str, None] = {}
+    for ch in text:
+        if ch not in GSM7_BASIC and ch not in GSM7_EXTENSION:
+            seen.setdefault(ch)
+    return list(seen)
+
+
+def _pack(sizes: list[int], single: int, multi: int) -> int:
+    """Segments needed for characters of these unit sizes; a character is never split."""
+    total = sum(sizes)
+    if total <= single:
+        return 1
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > multi:
+            segments += 1
+            used = 0
+        used += size
+    return segments
+
+
+def segments(text: str) -> SegmentInfo:
+    if is_gsm7(text):
+        sizes = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
+        return SegmentInfo("GSM-7", _pack(sizes, 160, 153), sum(sizes))
+    sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    return SegmentInfo("UCS-2", _pack(sizes, 70, 67), sum(sizes))

@@ -1,0 +1,313 @@
+"""Channel adapters: statuses, the registry, the outbox and simulated channels; signed
+links; SMS segment counting."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from channels import outbox as outbox_module
+from channels.base import ChannelAdapter, DeliveryStatus, OutboundMessage, can_move
+from channels.outbox import OutboxChannel
+from channels.registry import (
+    UnknownAdapterError,
+    adapter_class,
+    adapter_names,
+    create_adapter,
+    validate_channel_options,
+)
+from channels.simulated import SimulatedChannel
+from orchestrator.clock import FrozenClock
+from orchestrator.config import ChannelConfig
+from orchestrator.errors import (
+    AmbiguousSendError,
+    ConfigError,
+    PermanentChannelError,
+    TransientChannelError,
+)
+from orchestrator.links import (
+    creditor_pay_url,
+    make_token,
+    pay_link,
+    read_token,
+    unsubscribe_link,
+)
+from orchestrator.sms import segments
+
+NOW = datetime(2026, 3, 2, 15, tzinfo=UTC)
+D = DeliveryStatus
+
+
+def message(channel: str = "sms", message_id: str = "m_0123456789abcdef01234567", **kw: object):
+    values: dict[str, object] = {
+        "message_id": message_id,
+        "channel": channel,
+        "account_id": "A1",
+        "debtor_id": "D1",
+        "to": "+12125550100",
+        "from_": "+15005550006",
+        "text": "Acme: your payment is due. Reply STOP to opt out.",
+    }
+    values.update(kw)
+    return OutboundMessage(**values)  # type: ignore[arg-type]
+
+
+# --- statuses -----------------------------------------------------------------------------
+
+
+def test_status_moves_forward_only() -> None:
+    assert can_move(None, D.queued)
+    assert can_move(D.queued, D.sent) and can_move(D.sent, D.delivered)
+    assert can_move(D.queued, D.delivered)  # a skipped intermediate step is fine
+    assert not can_move(D.sent, D.queued)
+    assert not can_move(D.delivered, D.sent)
+    assert not can_move(D.delivered, D.undelivered)
+    assert not can_move(D.failed, D.delivered)
+    assert not can_move(D.delivered, D.delivered)  # a repeat is not a move
+    assert can_move(D.delivered, D.opened) and can_move(D.opened, D.clicked)
+    assert not can_move(D.clicked, D.opened)
+    assert can_move(D.ringing, D.no_answer) and not can_move(D.busy, D.answered)
+
+
+@given(st.lists(st.sampled_from(list(DeliveryStatus)), max_size=12))
+def test_a_final_status_is_never_downgraded(callbacks: list[DeliveryStatus]) -> None:
+    current: DeliveryStatus | None = None
+    for status in callbacks:
+        if can_move(current, status):
+            if current is not None:
+                assert status.rank > current.rank
+                assert not current.is_final or status in (D.opened, D.clicked)
+            current = status
+
+
+# --- registry -----------------------------------------------------------------------------
+
+
+def test_registry_knows_builtin_and_lazy_adapters() -> None:
+    assert {"outbox", "simulated", "twilio_sms", "twilio_voice", "smtp", "pdf_batch"} <= (
+        adapter_names()
+    )
+    assert adapter_class("outbox") is OutboxChannel
+    assert adapter_class("simulated") is SimulatedChannel
+    with pytest.raises(UnknownAdapterError, match="unknown channel adapter 'carrier_pigeon'"):
+        adapter_class("carrier_pigeon")
+
+
+def test_validate_channel_options() -> None:
+    assert validate_channel_options("outbox", {"dir": "var/outbox", "from": "x"}) == []
+    assert validate_channel_options("outbox", {"dri": "var/outbox"}) == ["dri: unknown key"]
+    assert validate_channel_options("outbox", {"dir": ["a"]})[0].startswith("dir:")
+    assert "unknown channel adapter" in validate_channel_options("nope", {})[0]
+
+
+def test_create_adapter(tmp_path: Path) -> None:
+    clock = FrozenClock(NOW)
+    cfg = ChannelConfig.model_validate({"adapter": "outbox", "dir": "out", "rate": "10/s"})
+    adapter = create_adapter("sms", cfg, base_dir=tmp_path, clock=clock)
+    assert isinstance(adapter, OutboxChannel) and isinstance(adapter, ChannelAdapter)
+    assert adapter.directory == tmp_path / "out"
+    sim = create_adapter("sms", ChannelConfig(adapter="simulated"), base_dir=tmp_path, clock=clock)
+    assert isinstance(sim, SimulatedChannel)
+    bad = ChannelConfig.model_validate({"adapter": "outbox", "folder": "x"})
+    with pytest.raises(ConfigError, match="sms: folder: unknown key"):
+        create_adapter("sms", bad, base_dir=tmp_path, clock=clock)
+
+
+# --- outbox -------------------------------------------------------------------------------
+
+
+def outbox(tmp_path: Path) -> OutboxChannel:
+    cfg = ChannelConfig.model_validate({"adapter": "outbox", "dir": str(tmp_path / "ob")})
+    adapter = create_adapter("sms", cfg, base_dir=Path("/nowhere"), clock=FrozenClock(NOW))
+    assert isinstance(adapter, OutboxChannel)
+    return adapter
+
+
+def test_outbox_writes_one_json_file_per_send(tmp_path: Path) -> None:
+    adapter = outbox(tmp_path)
+    result = adapter.send(message())
+    path = tmp_path / "ob/sms/m_0123456789abcdef01234567.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["message_id"] == "m_0123456789abcdef01234567"
+    assert data["provider_id"] == result.provider_id
+    assert result.provider_id.startswith("OB") and len(result.provider_id) == 34
+    assert data["channel"] == "sms" and data["account"] == "A1"
+    assert data["to"] == "+12125550100" and data["from"] == "+15005550006"
+    assert data["subject"] is None and data["html"] is None and data["pdf"] is None
+    assert data["text"].endswith("Reply STOP to opt out.")
+    assert result.status == D.sent and result.segments == 1 == data["segments"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp files left
+
+
+def test_outbox_is_deterministic(tmp_path: Path) -> None:
+    first = outbox(tmp_path / "a").send(message())
+    second = outbox(tmp_path / "b").send(message())
+    assert first == second
+    a = (tmp_path / "a/ob/sms/m_0123456789abcdef01234567.json").read_bytes()
+    b = (tmp_path / "b/ob/sms/m_0123456789abcdef01234567.json").read_bytes()
+    assert a.replace(b"/a/", b"/b/") == b
+
+
+def test_outbox_email_and_letter_write_html_files(tmp_path: Path) -> None:
+    adapter = outbox(tmp_path)
+    adapter.send(message("email", "m_aa", to="jane@example.com", subject="Hi", html="<p>Hé</p>"))
+    data = json.loads((tmp_path / "ob/email/m_aa.json").read_text(encoding="utf-8"))
+    assert data["subject"] == "Hi"
+    assert Path(data["html"]).read_text(encoding="utf-8") == "<p>Hé</p>"
+    adapter.send(message("letter", "m_bb", to="Jane Doe, 1 Main St", html="<h1>Letter</h1>"))
+    letter = json.loads((tmp_path / "ob/letter/m_bb.json").read_text(encoding="utf-8"))
+    assert Path(letter["html"]).name == "m_bb.html"
+    try:
+        import weasyprint  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        assert letter["pdf"] is None
+    else:
+        assert Path(letter["pdf"]).read_bytes().startswith(b"%PDF")
+
+
+def test_outbox_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    adapter = outbox(tmp_path)
+    adapter.send(message(text="first"))
+    path = tmp_path / "ob/sms/m_0123456789abcdef01234567.json"
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(outbox_module.os, "replace", crash)
+    with pytest.raises(TransientChannelError, match="disk full"):
+        adapter.send(message(text="second"))
+    assert json.loads(path.read_text(encoding="utf-8"))["text"] == "first"  # old file intact
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # temp file removed
+    monkeypatch.undo()
+    adapter.send(message(text="third"))
+    assert json.loads(path.read_text(encoding="utf-8"))["text"] == "third"
+
+
+def test_outbox_refuses_unsafe_message_ids(tmp_path: Path) -> None:
+    with pytest.raises(PermanentChannelError):
+        outbox(tmp_path).send(message(message_id="../../etc/passwd"))
+
+
+# --- simulated ----------------------------------------------------------------------------
+
+
+def test_simulated_channel_records_sends() -> None:
+    channel = SimulatedChannel()
+    result = channel.send(message())
+    again = SimulatedChannel().send(message())
+    assert result == again and result.provider_id.startswith("SM")
+    assert channel.sent == [message()] and channel.results == [result]
+    channel.send(message("email", "m_e", subject="s", html="<p/>"))
+    assert [m.message_id for m in channel.by_channel("email")] == ["m_e"]
+    channel.close()
+    assert channel.closed
+
+
+def test_simulated_failure_script() -> None:
+    channel = SimulatedChannel()
+    channel.fail("m_t", TransientChannelError("429"), times=2)
+    channel.fail("m_p", PermanentChannelError("21211"))
+    channel.fail("m_a", AmbiguousSendError("timeout"))
+    for _ in range(2):
+        with pytest.raises(TransientChannelError):
+            channel.send(message(message_id="m_t"))
+    assert channel.send(message(message_id="m_t")).status == D.sent
+    for _ in range(2):
+        with pytest.raises(PermanentChannelError):
+            channel.send(message(message_id="m_p"))
+    with pytest.raises(AmbiguousSendError):
+        channel.send(message(message_id="m_a"))
+    assert [m.message_id for m in channel.sent] == ["m_t"]
+    assert channel.attempts == ["m_t", "m_t", "m_t", "m_p", "m_p", "m_a"]
+
+
+# --- signed links -------------------------------------------------------------------------
+
+
+def test_token_round_trip_and_determinism() -> None:
+    expires = NOW + timedelta(days=60)
+    token = make_token("secret", "m_0123456789abcdef01234567", "pay", expires)
+    assert token == make_token("secret", "m_0123456789abcdef01234567", "pay", expires)
+    assert len(token) <= 40
+    data = read_token("secret", token, NOW)
+    assert data is not None
+    assert data.message_id == "m_0123456789abcdef01234567" and data.kind == "pay"
+    assert expires <= data.expires_at < expires + timedelta(days=1)
+
+
+def test_token_with_any_message_id_and_kind() -> None:
+    token = make_token("s", "odd/id é", "custom", NOW + timedelta(hours=1))
+    data = read_token("s", token, NOW)
+    assert data is not None and (data.message_id, data.kind) == ("odd/id é", "custom")
+
+
+def test_tampered_wrong_key_or_expired_tokens_are_refused() -> None:
+    token = make_token("secret", "m_0123456789abcdef01234567", "pay", NOW + timedelta(days=1))
+    assert read_token("other", token, NOW) is None
+    assert read_token("secret", token, NOW + timedelta(days=3)) is None
+    for i in range(len(token)):
+        flipped = token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :]
+        assert read_token("secret", flipped, NOW) is None
+    for junk in ("", "!!!", "a", token[:-1], token + "A", "x" * 2000):
+        assert read_token("secret", junk, NOW) is None
+
+
+@given(st.binary(max_size=64))
+def test_read_token_never_raises(raw: bytes) -> None:
+    import base64
+
+    assert read_token("s", base64.urlsafe_b64encode(raw).decode().rstrip("="), NOW) is None
+
+
+def test_links() -> None:
+    expires = NOW + timedelta(days=60)
+    link = pay_link("https://collect.example.com/", "k", "m_ab", expires)
+    assert link.startswith("https://collect.example.com/p/")
+    token = link.rsplit("/", 1)[1]
+    assert read_token("k", token, NOW).kind == "pay"  # type: ignore[union-attr]
+    unsub = unsubscribe_link("https://collect.example.com", "k", "m_ab", expires)
+    assert unsub.startswith("https://collect.example.com/u/")
+    assert read_token("k", unsub.rsplit("/", 1)[1], NOW).kind == "unsubscribe"  # type: ignore[union-attr]
+
+
+def test_creditor_pay_url() -> None:
+    from orchestrator.config import Creditor
+    from orchestrator.domain import Account
+
+    creditor = Creditor(name="Acme", phone="+1", pay_url="https://pay.example.com/{reference}")
+    account = Account("A1", "Jane", "USD", 1, NOW.date(), reference="R 1/2")  # type: ignore[arg-type]
+    assert creditor_pay_url(creditor, account) == "https://pay.example.com/R%201%2F2"
+    account.reference = None
+    assert creditor_pay_url(creditor, account) == "https://pay.example.com/A1"
+    assert creditor_pay_url(creditor.model_copy(update={"pay_url": ""}), account) is None
+
+
+# --- SMS segments -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "count", "units"),
+    [
+        ("", "GSM-7", 1, 0),
+        ("a" * 160, "GSM-7", 1, 160),
+        ("a" * 161, "GSM-7", 2, 161),
+        ("a" * 306, "GSM-7", 2, 306),
+        ("a" * 307, "GSM-7", 3, 307),
+        ("€" * 80, "GSM-7", 1, 160),  # extension characters take two
+        ("a" * 152 + "€" + "a" * 10, "GSM-7", 2, 164),  # an escape pair is never split
+        ("中" * 70, "UCS-2", 1, 70),
+        ("中" * 71, "UCS-2", 2, 71),
+        ("中" * 134, "UCS-2", 2, 134),
+        ("中" * 135, "UCS-2", 3, 135),
+        ("It\u2019s due", "UCS-2", 1, 8),  # one curly quote switches the whole message
+        ("😀" * 35, "UCS-2", 1, 70),  # surrogate pairs count two
+    ],
+)
+def test_segments(text: str, encoding: str, count: int, units: int) -> None:
+    info = segments(text)
+    assert (info.encoding, info.segments, info.units) == (encoding, count, units)
