@@ -1,0 +1,116 @@
+"""``outreach demo``: the sample portfolio through the real engine, on the embedded default.
+
+Generates about 500 US and Chinese accounts in every stage with promises, payments,
+STOPs, disputes and plans, simulates ``days`` days on a virtual clock with the shipped
+config and templates, writes every send through the outbox adapter and every decision to
+``var/demo/decisions.jsonl``, and prints a summary.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from channels.registry import create_adapter
+from orchestrator.clock import VirtualClock
+from orchestrator.configload import load_config
+from orchestrator.events import ScenarioEvent
+from orchestrator.sample import generate_accounts, generate_events, write_csv
+from orchestrator.simulate import Scenario, Simulation
+
+DEMO_START = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def run_demo(
+    *,
+    accounts: int = 500,
+    days: int = 30,
+    out_dir: Path = Path("var/demo"),
+    config_dir: Path = Path("config"),
+    templates_dir: Path = Path("templates"),
+    console: Console | None = None,
+) -> dict[str, Counter[str]]:
+    console = console or Console()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    config = load_config(config_dir, templates_dir)
+    portfolio = list(generate_accounts(accounts, today=DEMO_START.date()))
+    write_csv(portfolio, out_dir / "portfolio.csv")
+    sample_events = generate_events(portfolio, start=DEMO_START, days=days)
+    events = [ScenarioEvent(e.at, e.account, e.type, e.data) for e in sample_events]
+    scenario = Scenario(DEMO_START, days, config, templates_dir, portfolio, events, "demo")
+
+    clock = VirtualClock(DEMO_START)
+    adapters = {}
+    for name, channel_cfg in config.channels.items():
+        if channel_cfg.adapter == "outbox":
+            channel_cfg = channel_cfg.model_copy(
+                update={"dir": str(out_dir / "outbox")}
+            )
+        adapters[name] = create_adapter(name, channel_cfg, base_dir=Path.cwd(), clock=clock)
+
+    console.print(
+        f"[bold]outreach demo[/bold]: {len(portfolio)} accounts, {len(events)} events, "
+        f"{days} simulated days from {DEMO_START:%Y-%m-%d}"
+    )
+    by_decision: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    sends: Counter[str] = Counter()
+    end = DEMO_START + timedelta(days=days)
+    total = (end - DEMO_START).total_seconds()
+    with (
+        Progress(
+            TextColumn("simulating"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=not console.is_terminal,
+        ) as progress,
+        (out_dir / "decisions.jsonl").open("w", encoding="utf-8") as log,
+    ):
+        task = progress.add_task("sim", total=total)
+
+        def on_progress(instant: datetime) -> None:
+            progress.update(task, completed=min((instant - DEMO_START).total_seconds(), total))
+
+        sim = Simulation(scenario, on_progress=on_progress, adapters=adapters)
+        for record in sim.run():
+            log.write(record.to_json() + "\n")
+            by_decision[str(record.decision)] += 1
+            if record.reason:
+                by_reason[f"{record.decision}:{record.reason}"] += 1
+            if record.decision == "sent":
+                sends[f"{record.channel} {record.stage or '-'}"] += 1
+        progress.update(task, completed=total)
+    for adapter in adapters.values():
+        close = getattr(adapter, "close", None)
+        if close:
+            close()
+
+    table = Table(title="sends by channel and stage")
+    table.add_column("channel stage")
+    table.add_column("sends", justify="right")
+    for key, count in sorted(sends.items()):
+        table.add_row(key, str(count))
+    console.print(table)
+    table = Table(title="decisions by reason")
+    table.add_column("decision:reason")
+    table.add_column("count", justify="right")
+    for key, count in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(key, str(count))
+    console.print(table)
+    console.print(
+        "decisions: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(by_decision.items()))
+        + f"\nwritten: {out_dir / 'decisions.jsonl'}, {out_dir / 'outbox'}/, "
+        f"{out_dir / 'portfolio.csv'}"
+    )
+    return {"decisions": by_decision, "reasons": by_reason, "sends": sends}

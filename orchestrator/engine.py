@@ -1,0 +1,222 @@
+"""One decision, end to end: gate → render → adapter → decision record.
+
+``Engine.decide`` is what the daemon's dispatcher and ``simulate`` both call for a due
+occurrence. It asks the gate, and only on ``Allow`` renders the template and hands the
+message to the channel's adapter. It records nothing itself: it returns the decision
+record (and the deferral instant, if any) for the caller to persist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from channels.base import ChannelAdapter, OutboundMessage
+from orchestrator.config import Config
+from orchestrator.domain import Account
+from orchestrator.errors import AmbiguousSendError, ChannelError, OutreachError
+from orchestrator.gate import Allow, Defer, Deny, evaluate
+from orchestrator.links import creditor_pay_url, pay_link, unsubscribe_link
+from orchestrator.planner import Occurrence, dpd_on
+from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
+from orchestrator.rendering import Rendered, TemplateRenderer, build_context
+from orchestrator.rules import AccountRules, RuleBook
+from orchestrator.state import AccountState, SendHistory, SendRecord
+
+LINK_LIFETIME = timedelta(days=60)
+
+
+def message_id_for(account_id: str, step_id: str, key: str) -> str:
+    """Deterministic per occurrence: the same scenario yields the same ids."""
+    digest = hashlib.sha256(f"{account_id}\x1f{step_id}\x1f{key}".encode()).hexdigest()
+    return f"m_{digest[:24]}"
+
+
+def recipient(account: Account, channel: str) -> str | None:
+    if channel in ("sms", "voice"):
+        return account.phone
+    if channel == "email":
+        return account.email
+    if channel == "letter":
+        parts = [account.name, account.address_line1, account.address_line2, account.city]
+        parts += [account.region, account.postal_code, account.country]
+        return ", ".join(p for p in parts if p)
+    return account.phone or account.email
+
+
+@dataclass(frozen=True)
+class Outcome:
+    record: DecisionRecord
+    defer_until: datetime | None = None
+    send: SendRecord | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        renderer: TemplateRenderer,
+        adapters: Mapping[str, ChannelAdapter],
+        *,
+        public_url: str,
+        secret: str,
+    ):
+        self.config = config
+        self.renderer = renderer
+        self.adapters = adapters
+        self.rulebook = RuleBook(config)
+        self.public_url = public_url.rstrip("/")
+        self.secret = secret
+
+    def rules(self, account: Account) -> AccountRules:
+        return self.rulebook.for_account(account)
+
+    def _record(
+        self,
+        occ: Occurrence,
+        state: AccountState,
+        rules: AccountRules,
+        now: datetime,
+        decision: DecisionKind,
+        reason: str | None = None,
+        **extra: object,
+    ) -> DecisionRecord:
+        return DecisionRecord(
+            time=now,
+            local_time=iso_local(now, rules.zones.primary),
+            account=state.account.account_id,
+            debtor=state.account.debtor_id,
+            stage=occ.stage,
+            step=occ.step_id,
+            channel=occ.channel,
+            kind=str(occ.kind),
+            decision=decision,
+            reason=reason,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def decide(
+        self, occ: Occurrence, state: AccountState, history: SendHistory, now: datetime
+    ) -> Outcome:
+        rules = self.rules(state.account)
+        verdict = evaluate(occ, state, history, rules, now)
+        if isinstance(verdict, Deny):
+            return Outcome(self._record(occ, state, rules, now, verdict.decision, verdict.reason))
+        if isinstance(verdict, Defer):
+            record = self._record(
+                occ, state, rules, now, DecisionKind.deferred, verdict.reason, until=verdict.until
+            )
+            return Outcome(record, defer_until=verdict.until)
+        assert isinstance(verdict, Allow)
+        return self.send(occ, state, rules, now)
+
+    def render(
+        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime, message_id: str
+    ) -> Rendered:
+        account = state.account
+        zone = rules.zones.primary
+        today = now.astimezone(zone).date()
+        creditor = self.config.creditor(account.creditor)
+        expires = now + LINK_LIFETIME
+        link = pay_link(self.public_url, self.secret, message_id, expires)
+        unsub = (
+            unsubscribe_link(self.public_url, self.secret, message_id, expires)
+            if occ.channel == "email"
+            else None
+        )
+        promise = instalment = None
+        fire = occ.trigger
+        if fire is not None and fire.promise_id is not None:
+            p = state.promise(fire.promise_id)
+            if p is not None:
+                promise = {"amount": p.amount, "due": p.due}
+        if fire is not None and fire.instalment is not None:
+            plan = state.active_plan()
+            if plan is not None:
+                inst = plan.instalments[fire.instalment]
+                instalment = {"amount": inst.amount - inst.paid, "due": inst.due}
+        deadline = None
+        if creditor is not None:
+            deadline = today + creditor.letter_deadline.delta
+        locale = account.locale or "en-US"
+        context = build_context(
+            account,
+            self.config,
+            today=today,
+            dpd=dpd_on(account.due_date, today),
+            stage=occ.stage,
+            pay_link=link,
+            unsubscribe_link=unsub,
+            promise=promise,
+            instalment=instalment,
+            deadline=deadline,
+            locale=locale,
+        )
+        return self.renderer.render(occ.channel, occ.template, locale, context)
+
+    def send(
+        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime
+    ) -> Outcome:
+        account = state.account
+        message_id = message_id_for(account.account_id, occ.step_id, occ.key)
+        to = recipient(account, occ.channel)
+        try:
+            rendered = self.render(occ, state, rules, now, message_id)
+        except OutreachError:
+            record = self._record(
+                occ, state, rules, now, DecisionKind.failed, Reason.template_error
+            )
+            return Outcome(record)
+        adapter = self.adapters.get(occ.channel)
+        channel_cfg = self.config.channels.get(occ.channel)
+        sender = str(channel_cfg.options.get("from", "")) if channel_cfg else ""
+        message = OutboundMessage(
+            message_id=message_id,
+            channel=occ.channel,
+            account_id=account.account_id,
+            debtor_id=account.debtor_id,
+            to=to or "",
+            from_=sender,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            locale=account.locale or "en-US",
+        )
+        send = SendRecord(now, occ.channel, account.account_id, account.debtor_id)
+        extra = {"message_id": message_id, "to": to}
+        if adapter is None:
+            record = self._record(
+                occ, state, rules, now, DecisionKind.failed, Reason.provider_error, **extra
+            )
+            return Outcome(record)
+        try:
+            adapter.send(message)
+        except AmbiguousSendError:
+            record = self._record(
+                occ, state, rules, now, DecisionKind.ambiguous, Reason.provider_error, **extra
+            )
+            return Outcome(record, send=send)  # may have gone out: it counts toward limits
+        except ChannelError:
+            record = self._record(
+                occ, state, rules, now, DecisionKind.failed, Reason.provider_error, **extra
+            )
+            return Outcome(record)
+        record = self._record(
+            occ,
+            state,
+            rules,
+            now,
+            DecisionKind.sent,
+            None,
+            subject=rendered.subject,
+            text=rendered.text,
+            **extra,
+        )
+        return Outcome(record, send=send)
+
+
+def creditor_link(config: Config, account: Account) -> str | None:
+    creditor = config.creditor(account.creditor)
+    return creditor_pay_url(creditor, account) if creditor else None

@@ -1,0 +1,107 @@
+"""The shared example scenarios produce what their comments describe (CONTRACT §7)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import _register_all, app
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT.parent / "shared" / "spec" / "examples"
+if not EXAMPLES.exists():  # a clone with shared/ beside it
+    EXAMPLES = ROOT / ".." / "shared" / "spec" / "examples"
+
+pytestmark = pytest.mark.skipif(not EXAMPLES.exists(), reason="shared/spec/examples not found")
+
+
+def simulate(name: str) -> list[dict]:
+    _register_all()
+    result = CliRunner().invoke(
+        app,
+        ["simulate", str(EXAMPLES / name), "--config", str(ROOT / "config"),
+         "--templates", str(ROOT / "templates")],
+    )
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def at(record: dict) -> datetime:
+    return datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
+
+
+def test_promise_kept_scenario() -> None:
+    records = simulate("promise_kept.yaml")
+    chicago = ZoneInfo("America/Chicago")
+    sent = [r for r in records if r["decision"] == "sent"]
+    collection = [r for r in sent if r["step"] == "m1-sms"]
+    days = [at(r).astimezone(chicago).date() for r in collection]
+    # daily collection texts at 10:00 Chicago before the promise
+    for day in (6, 7, 8, 9):
+        assert date(2026, 4, day) in days
+    for r in collection:
+        local = at(r).astimezone(chicago)
+        assert (local.hour, local.minute) == (10, 0)
+    # none from the promise until 14 days after the payment kept it
+    promise_at = datetime.fromisoformat("2026-04-09T19:30:00+00:00")
+    quiet_until = datetime.fromisoformat("2026-04-13T15:05:00+00:00") + timedelta(days=14)
+    assert not [r for r in collection if promise_at <= at(r) < quiet_until]
+    reasons = {r["reason"] for r in records if r["decision"] == "suppressed"}
+    assert {"promise_pending", "promise_kept"} <= reasons
+    # collection resumes afterwards
+    assert [r for r in collection if at(r) >= quiet_until]
+    # no promise reminder: the promise was kept before it was due
+    assert not [r for r in sent if r["step"] == "promise-reminder"]
+    # one thank-you right after the payment
+    thanks = [r for r in sent if r["step"] == "thanks"]
+    assert len(thanks) == 1
+    assert thanks[0]["time"] == "2026-04-13T15:05:00Z"
+    assert thanks[0]["kind"] == "service"
+
+
+def test_calls_and_pause_scenario() -> None:
+    records = simulate("calls_and_pause.yaml")
+    la, ny = ZoneInfo("America/Los_Angeles"), ZoneInfo("America/New_York")
+    calls = [r for r in records if r["decision"] == "sent" and r["channel"] == "voice"]
+    assert calls
+    local_days = [at(r).astimezone(la).date() for r in calls]
+    # Reg F 7-in-7 on any 7 consecutive local days
+    for first in {d for d in local_days}:
+        window = [d for d in local_days if first <= d < first + timedelta(days=7)]
+        assert len(window) <= 7, (first, window)
+    # convenient in both Los Angeles and New York
+    for r in calls:
+        for zone in (la, ny):
+            local = at(r).astimezone(zone)
+            assert 8 <= local.hour < 21, (r["time"], zone)
+    # nothing on the conversation day (after it) nor the 6 days after it
+    conversation = datetime.fromisoformat("2026-05-12T18:00:00+00:00")
+    for r in calls:
+        if at(r) >= conversation:
+            assert at(r).astimezone(la).date() >= date(2026, 5, 19)
+    assert [r for r in calls if at(r).astimezone(la).date() >= date(2026, 5, 19)]
+    assert any(r["reason"] == "pause:regf-conversation" for r in records)
+    assert any(r["reason"] == "limit:regf-calls" for r in records)
+
+
+@pytest.mark.parametrize("name", ["promise_kept.yaml", "calls_and_pause.yaml"])
+def test_output_is_byte_identical(name: str) -> None:
+    _register_all()
+    args = ["simulate", str(EXAMPLES / name), "--config", str(ROOT / "config"),
+            "--templates", str(ROOT / "templates")]
+    first = CliRunner().invoke(app, args)
+    second = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert first.stdout == second.stdout
+
+
+def test_every_record_has_every_key() -> None:
+    from orchestrator.records import RECORD_KEYS
+
+    for record in simulate("promise_kept.yaml"):
+        assert tuple(record) == RECORD_KEYS
