@@ -51,6 +51,7 @@ class Outcome:
     record: DecisionRecord
     defer_until: datetime | None = None
     send: SendRecord | None = None
+    provider_id: str | None = None
 
 
 class Engine:
@@ -100,6 +101,20 @@ class Engine:
     def decide(
         self, occ: Occurrence, state: AccountState, history: SendHistory, now: datetime
     ) -> Outcome:
+        """Gate, and on ``Allow`` render and send: what ``simulate`` calls per occurrence."""
+        outcome = self.judge(occ, state, history, now)
+        if outcome is not None:
+            return outcome
+        return self.send(occ, state, self.rules(state.account), now)
+
+    def judge(
+        self, occ: Occurrence, state: AccountState, history: SendHistory, now: datetime
+    ) -> Outcome | None:
+        """The gate's verdict as an outcome, or ``None`` when the send may go now.
+
+        The daemon calls this and ``send`` separately so that it can record ``sending``
+        durably in between (at-most-once); ``decide`` is the two together.
+        """
         rules = self.rules(state.account)
         verdict = evaluate(occ, state, history, rules, now)
         if isinstance(verdict, Deny):
@@ -110,7 +125,7 @@ class Engine:
             )
             return Outcome(record, defer_until=verdict.until)
         assert isinstance(verdict, Allow)
-        return self.send(occ, state, rules, now)
+        return None
 
     def render(
         self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime, message_id: str
@@ -192,7 +207,7 @@ class Engine:
             )
             return Outcome(record)
         try:
-            adapter.send(message)
+            result = adapter.send(message)
         except AmbiguousSendError:
             record = self._record(
                 occ, state, rules, now, DecisionKind.ambiguous, Reason.provider_error, **extra
@@ -214,7 +229,7 @@ class Engine:
             text=rendered.text,
             **extra,
         )
-        return Outcome(record, send=send)
+        return Outcome(record, send=send, provider_id=getattr(result, "provider_id", None))
 
 
 def creditor_link(config: Config, account: Account) -> str | None:

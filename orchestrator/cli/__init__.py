@@ -18,9 +18,9 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from orchestrator.cli import configcmd, data, engine, templatescmd
+    from orchestrator.cli import configcmd, data, engine, runcmd, templatescmd
 
-    for module in (data, configcmd, engine, templatescmd):
+    for module in (data, configcmd, engine, runcmd, templatescmd):
         module.register(app)
 
 

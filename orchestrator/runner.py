@@ -1,0 +1,521 @@
+"""The daemon's work on the database: one tick plans due occurrences, then dispatches them.
+
+Facts live in tables: accounts, promises, instalment plans, payments, account events,
+opt-outs and sends. The account state the gate needs is rebuilt from those facts by
+replaying them through the same pure transitions ``simulate`` applies
+(``orchestrator.state``), so a promise is kept or broken, a plan is broken and a trigger
+fires exactly as in a simulation; nothing derived is stored twice.
+
+Planning inserts occurrences under the unique key (account, step, occurrence key) with
+"insert, ignore conflicts", so planning twice, or by two workers, plans once. Dispatch
+takes due occurrences, asks the gate (``Engine.judge``, the gate ``simulate`` uses),
+records ``sending`` and commits *before* calling the adapter, then records the outcome:
+a crash between the two leaves ``sending`` behind, which is never re-sent blindly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, Row
+
+from channels.base import ChannelAdapter
+from orchestrator.config import Config, Step, Trigger
+from orchestrator.crypto import DataCipher
+from orchestrator.engine import Engine as DecisionEngine
+from orchestrator.engine import Outcome, message_id_for, recipient
+from orchestrator.hours import local_day_start
+from orchestrator.models import (
+    AccountEvent,
+    AccountRow,
+    InstalmentPlan,
+    InstalmentRow,
+    Occurrence,
+    OptOut,
+    Payment,
+    Promise,
+    Send,
+    table_of,
+)
+from orchestrator.planner import Occurrence as Planned
+from orchestrator.planner import plan_day, plan_fire
+from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
+from orchestrator.rendering import TemplateRenderer
+from orchestrator.rules import AccountRules
+from orchestrator.state import AccountState, EventRecord, SendHistory, SendRecord, TriggerFire
+from orchestrator.store import account_from_row, record_decision
+
+account_t = table_of(AccountRow)
+occurrence_t = table_of(Occurrence)
+promise_t = table_of(Promise)
+plan_t = table_of(InstalmentPlan)
+instalment_t = table_of(InstalmentRow)
+payment_t = table_of(Payment)
+event_t = table_of(AccountEvent)
+optout_t = table_of(OptOut)
+send_t = table_of(Send)
+
+DUE = ("pending", "deferred")
+_EVENT_TYPES = ("conversation", "complaint", "dispute", "dispute_resolved", "cease")
+
+
+# --- rebuilding state from facts -----------------------------------------------------------
+
+
+@dataclass
+class Facts:
+    """Every fact about one account that its state depends on."""
+
+    promises: list[Any] = field(default_factory=list)
+    plans: list[tuple[Any, list[Any]]] = field(default_factory=list)
+    payments: list[Any] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+    opt_outs: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Replayed:
+    state: AccountState
+    rules: AccountRules
+    fires: list[TriggerFire]
+
+
+def replay(
+    account_row: Row[Any], cipher: DataCipher, rules_for: Callable[..., AccountRules],
+    facts: Facts, now: datetime,
+) -> Replayed:
+    """The account's state at ``now``, and every trigger event its facts caused.
+
+    Facts are applied in time order, events before deadlines at the same instant (as in
+    ``simulate``); promise and instalment deadlines (end of due date + grace, in the
+    debtor's zone) fall between them.
+    """
+    account = account_from_row(account_row, cipher)
+    current_balance, current_status = account.balance, account.status
+    account.balance = current_balance + sum((p.amount for p in facts.payments), Decimal("0"))
+    account.status = "open"
+    rules = rules_for(account)
+    zone = rules.zones.primary
+    state = AccountState(account, rules.zones)
+    fires: list[TriggerFire] = []
+    seq = itertools.count()
+    items: list[tuple[datetime, int, int, str, Any]] = []
+    for p in facts.promises:
+        items.append((p.made_at, 0, next(seq), "promise", p))
+    for plan, instalments in facts.plans:
+        items.append((plan.created_at, 0, next(seq), "plan", instalments))
+    for pay in facts.payments:
+        items.append((pay.paid_at, 0, next(seq), "payment", pay))
+    for ev in facts.events:
+        items.append((ev.time, 0, next(seq), "event", ev))
+    items.sort()
+    deadlines: list[tuple[datetime, int]] = []
+    actions: dict[int, Callable[[datetime], None]] = {}
+
+    def deadline(when: datetime, action: Callable[[datetime], None]) -> None:
+        key = next(seq)
+        actions[key] = action
+        heapq.heappush(deadlines, (when, key))
+
+    def run_deadlines(until: datetime, inclusive: bool) -> None:
+        while deadlines and (deadlines[0][0] < until or (inclusive and deadlines[0][0] == until)):
+            when, key = heapq.heappop(deadlines)
+            actions.pop(key)(when)
+
+    def break_promise(promise_id: str, at: datetime) -> None:
+        fires.extend(state.break_promise(promise_id, at))
+
+    for when, _, _, kind, item in items:
+        if when > now:
+            break
+        run_deadlines(when, inclusive=False)
+        if kind == "promise":
+            new = state.add_promise(when, item.amount, item.due)
+            fires.extend(new)
+            pid = state.promises[-1].promise_id
+            end = local_day_start(item.due + timedelta(days=1), zone) + rules.promise_grace
+            deadline(max(end, when), partial(break_promise, pid))
+        elif kind == "plan":
+            fires.extend(state.add_plan(when, [(i.due, i.amount) for i in item]))
+            plan = state.plans[-1]
+            for inst in plan.instalments:
+                end = local_day_start(inst.due + timedelta(days=1), zone) + rules.promise_grace
+                check = partial(state.check_plan, plan.plan_id, inst.index)
+                deadline(max(end, when), check)
+        elif kind == "payment":
+            fires.extend(state.add_payment(when, item.amount, item.payment_id))
+        elif kind == "event":
+            _apply_event(state, item)
+    run_deadlines(now, inclusive=True)
+    account.balance = current_balance
+    if current_status == "closed" or current_balance <= 0:
+        account.status = "closed"
+    else:
+        account.status = "open"
+    state.opted_out = set(facts.opt_outs)
+    return Replayed(state, rules, fires)
+
+
+def _apply_event(state: AccountState, ev: Any) -> None:
+    if ev.type in ("conversation", "complaint"):
+        state.events.append(EventRecord(ev.time, ev.type, ev.channel))
+    elif ev.type == "dispute":
+        state.disputed = True
+        state.events.append(EventRecord(ev.time, "dispute", ev.channel))
+    elif ev.type == "dispute_resolved":
+        state.disputed = False
+    elif ev.type == "cease":
+        state.ceased = True
+
+
+def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime) -> dict[str, Facts]:
+    """Facts of these accounts, in a handful of queries whatever their number."""
+    ids = [r.account_id for r in rows]
+    facts = {i: Facts() for i in ids}
+    if not ids:
+        return facts
+    for p in conn.execute(
+        sa.select(promise_t).where(promise_t.c.account_id.in_(ids), promise_t.c.made_at <= now)
+        .order_by(promise_t.c.made_at, promise_t.c.id)
+    ):
+        facts[p.account_id].promises.append(p)
+    plans = conn.execute(
+        sa.select(plan_t).where(plan_t.c.account_id.in_(ids), plan_t.c.created_at <= now)
+        .order_by(plan_t.c.created_at, plan_t.c.id)
+    ).all()
+    if plans:
+        by_plan: dict[int, list[Any]] = defaultdict(list)
+        for inst in conn.execute(
+            sa.select(instalment_t).where(instalment_t.c.plan_id.in_([p.id for p in plans]))
+            .order_by(instalment_t.c.due, instalment_t.c.id)
+        ):
+            by_plan[inst.plan_id].append(inst)
+        for plan in plans:
+            facts[plan.account_id].plans.append((plan, by_plan[plan.id]))
+    for pay in conn.execute(
+        sa.select(payment_t).where(payment_t.c.account_id.in_(ids), payment_t.c.paid_at <= now)
+        .order_by(payment_t.c.paid_at, payment_t.c.id)
+    ):
+        facts[pay.account_id].payments.append(pay)
+    for ev in conn.execute(
+        sa.select(event_t).where(
+            event_t.c.account_id.in_(ids), event_t.c.time <= now,
+            event_t.c.type.in_(_EVENT_TYPES),
+        ).order_by(event_t.c.time, event_t.c.id)
+    ):
+        facts[ev.account_id].events.append(ev)
+    # Opt-outs: of this account, of the debtor as a whole, or of the same phone number.
+    debtors = {r.debtor_id for r in rows}
+    phones = {r.phone_index for r in rows if r.phone_index}
+    emails = {r.email_index for r in rows if r.email_index}
+    active = sa.and_(
+        optout_t.c.created_at <= now,
+        sa.or_(optout_t.c.revoked_at.is_(None), optout_t.c.revoked_at > now),
+    )
+    matches: list[sa.ColumnElement[bool]] = [optout_t.c.account_id.in_(ids)]
+    if phones or emails:
+        matches.append(optout_t.c.contact_index.in_(phones | emails))
+    matches.append(sa.and_(optout_t.c.debtor_id.in_(debtors), optout_t.c.account_id.is_(None),
+                           optout_t.c.contact_index.is_(None)))
+    for o in conn.execute(sa.select(optout_t).where(active, sa.or_(*matches))):
+        for r in rows:
+            if (
+                o.account_id == r.account_id
+                or (o.contact_index is not None
+                    and o.contact_index in (r.phone_index, r.email_index))
+                or (o.account_id is None and o.contact_index is None
+                    and o.debtor_id == r.debtor_id)
+            ):
+                facts[r.account_id].opt_outs.add(o.channel)
+    return facts
+
+
+# --- the runner ----------------------------------------------------------------------------
+
+
+@dataclass
+class TickResult:
+    planned: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    records: list[DecisionRecord] = field(default_factory=list)
+
+
+class Runner:
+    """Plans and dispatches on a database with one configuration, at injected instants."""
+
+    def __init__(
+        self,
+        db: Engine,
+        config: Config,
+        renderer: TemplateRenderer,
+        adapters: Mapping[str, ChannelAdapter],
+        cipher: DataCipher,
+        *,
+        public_url: str,
+        secret: str,
+        batch: int = 500,
+        worker: str = "worker",
+        not_before: datetime | None = None,
+    ):
+        self.db = db
+        self.config = config
+        self.cipher = cipher
+        self.engine = DecisionEngine(config, renderer, adapters, public_url=public_url,
+                                     secret=secret)
+        self.batch = batch
+        self.worker = worker
+        self._insert = (postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert)
+        self.history_span = _history_span(config)
+        # Go-live instant: occurrences planned before it are not planned at all (as
+        # ``simulate`` plans nothing before its start), so a first start does not fire
+        # the morning's backlog late.
+        self.not_before = not_before
+
+    # --- one tick ------------------------------------------------------------------------
+
+    def tick(self, now: datetime, *, keep_records: bool = False) -> TickResult:
+        """Plan everything due by ``now``, then decide every occurrence due by ``now``."""
+        result = TickResult()
+        result.planned = self.plan(now)
+        self.dispatch(now, result, keep_records=keep_records)
+        return result
+
+    def _replayed(self, conn: Connection, rows: Sequence[Row[Any]], now: datetime
+                  ) -> dict[str, Replayed]:
+        facts = load_facts(conn, rows, now)
+        rules_for = self.engine.rules
+        return {r.account_id: replay(r, self.cipher, rules_for, facts[r.account_id], now)
+                for r in rows}
+
+    def plan(self, now: datetime) -> int:
+        """Insert today's occurrences (local day of each debtor) and those of trigger events
+        that are still live; returns how many were new."""
+        planned = 0
+        for rows in self._account_pages():
+            with self.db.begin() as conn:
+                replayed = self._replayed(conn, rows, now)
+                values: list[dict[str, Any]] = []
+                for rep in replayed.values():
+                    values.extend(self._plan_account(rep, now))
+                if values:
+                    stmt = self._insert(occurrence_t).values(values).on_conflict_do_nothing(
+                        index_elements=["account_id", "step_id", "occurrence_key"]
+                    )
+                    planned += len(conn.execute(stmt.returning(occurrence_t.c.id)).all())
+        return planned
+
+    def _account_pages(self) -> Iterator[list[Row[Any]]]:
+        after = ""
+        while True:
+            with self.db.connect() as conn:
+                rows = conn.execute(
+                    sa.select(account_t).where(account_t.c.account_id > after)
+                    .order_by(account_t.c.account_id).limit(self.batch)
+                ).all()
+            if not rows:
+                return
+            yield list(rows)
+            after = rows[-1].account_id
+
+    def _plan_account(self, rep: Replayed, now: datetime) -> Iterator[dict[str, Any]]:
+        state, rules = rep.state, rep.rules
+        occs: list[Planned] = []
+        # Closed accounts are planned too, as in ``simulate``: their steps are recorded as
+        # suppressed (paid), so "why no reminder?" always has an answer.
+        occs.extend(plan_day(state, rules, now.astimezone(rules.zones.primary).date()))
+        for fire in rep.fires:
+            if fire.time <= now:
+                occs.extend(plan_fire(state, rules, fire))
+        for occ in occs:
+            if occ.expires_at <= now:
+                continue  # already lapsed when we learned of it: nothing to decide
+            if self.not_before is not None and occ.planned_at < self.not_before:
+                continue
+            yield {
+                "account_id": occ.account_id,
+                "step_id": occ.step_id,
+                "occurrence_key": occ.key,
+                "planned_at": occ.planned_at,
+                "expires_at": occ.expires_at,
+                "stage": occ.stage,
+                "channel": occ.channel,
+                "kind": str(occ.kind),
+                "state": "pending",
+                "next_attempt_at": occ.planned_at,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    def dispatch(self, now: datetime, result: TickResult | None = None, *,
+                 keep_records: bool = False) -> TickResult:
+        """Decide every occurrence due by ``now``, oldest first, in pages."""
+        result = result or TickResult()
+        seen: set[int] = set()
+        while True:
+            with self.db.connect() as conn:
+                due = conn.execute(
+                    sa.select(occurrence_t).where(
+                        occurrence_t.c.state.in_(DUE), occurrence_t.c.next_attempt_at <= now
+                    ).order_by(occurrence_t.c.next_attempt_at, occurrence_t.c.id)
+                    .limit(self.batch)
+                ).all()
+            due = [o for o in due if o.id not in seen]
+            if not due:
+                return result
+            seen.update(o.id for o in due)
+            self._dispatch_page(due, now, result, keep_records)
+
+    def _dispatch_page(self, due: Sequence[Row[Any]], now: datetime, result: TickResult,
+                       keep_records: bool) -> None:
+        with self.db.connect() as conn:
+            debtors = {r.debtor_id for r in conn.execute(
+                sa.select(account_t.c.debtor_id).where(
+                    account_t.c.account_id.in_({o.account_id for o in due})))}
+            rows = conn.execute(
+                sa.select(account_t).where(account_t.c.debtor_id.in_(debtors))
+            ).all()
+            replayed = self._replayed(conn, rows, now)
+            histories = self._histories(conn, debtors, now)
+        for occ_row in due:
+            rep = replayed.get(occ_row.account_id)
+            if rep is None:
+                continue
+            history = histories[rep.state.account.debtor_id]
+            record = self._decide_one(occ_row, rep, history, now)
+            result.decisions[f"{record.decision}"] += 1
+            if keep_records:
+                result.records.append(record)
+
+    def _histories(self, conn: Connection, debtors: Iterable[str], now: datetime
+                   ) -> dict[str, SendHistory]:
+        out: dict[str, SendHistory] = defaultdict(SendHistory)
+        since = now - self.history_span
+        for s in conn.execute(
+            sa.select(send_t.c.sent_at, send_t.c.channel, send_t.c.account_id,
+                      send_t.c.debtor_id).where(
+                send_t.c.debtor_id.in_(list(debtors)), send_t.c.sent_at > since,
+                send_t.c.sent_at <= now, send_t.c.status != "failed",
+            )
+        ):
+            out[s.debtor_id].add(SendRecord(s.sent_at, s.channel, s.account_id, s.debtor_id))
+        return out
+
+    def _occurrence(self, occ_row: Row[Any], rep: Replayed) -> Planned | None:
+        step = self.config.step(occ_row.step_id)
+        if step is None:
+            return None
+        fire = None
+        if isinstance(step, Trigger):
+            fire = next((f for f in rep.fires
+                         if f.event == step.on and f.key == occ_row.occurrence_key), None)
+            if fire is None:
+                return None
+        assert isinstance(step, Step | Trigger)
+        return Planned(
+            account_id=occ_row.account_id,
+            step_id=occ_row.step_id,
+            key=occ_row.occurrence_key,
+            stage=occ_row.stage,
+            channel=occ_row.channel,
+            template=step.template,
+            kind=step.kind if isinstance(step, Step) else step.effective_kind,
+            planned_at=occ_row.planned_at,
+            expires_at=occ_row.expires_at,
+            trigger=fire,
+        )
+
+    def _decide_one(self, occ_row: Row[Any], rep: Replayed, history: SendHistory,
+                    now: datetime) -> DecisionRecord:
+        occ = self._occurrence(occ_row, rep)
+        if occ is None:  # the step left the configuration, or its event is gone
+            record = DecisionRecord(
+                time=now, local_time=iso_local(now, rep.rules.zones.primary),
+                account=occ_row.account_id, debtor=rep.state.account.debtor_id,
+                stage=occ_row.stage, step=occ_row.step_id, channel=occ_row.channel,
+                kind=occ_row.kind, decision=DecisionKind.skipped, reason=Reason.not_applicable,
+            )
+            self._finish(occ_row.id, Outcome(record), now)
+            return record
+        outcome = self.engine.judge(occ, rep.state, history, now)
+        if outcome is not None:
+            self._finish(occ_row.id, outcome, now)
+            return outcome.record
+        message_id = message_id_for(occ.account_id, occ.step_id, occ.key)
+        account = rep.state.account
+        if not self._claim(occ_row, message_id, now):
+            record = DecisionRecord(  # another worker took it between our read and now
+                time=now, local_time=iso_local(now, rep.rules.zones.primary),
+                account=account.account_id, debtor=account.debtor_id, stage=occ.stage,
+                step=occ.step_id, channel=occ.channel, kind=str(occ.kind),
+                decision=DecisionKind.skipped, reason="claimed_elsewhere",
+            )
+            return record
+        outcome = self.engine.send(occ, rep.state, rep.rules, now)
+        if outcome.send is not None:
+            history.add(outcome.send)
+        self._finish(occ_row.id, outcome, now, message_id=message_id,
+                     to=recipient(account, occ.channel))
+        return outcome.record
+
+    def _claim(self, occ_row: Row[Any], message_id: str, now: datetime) -> bool:
+        """Mark the occurrence ``sending`` and write its send row, durably, before sending."""
+        with self.db.begin() as conn:
+            taken = conn.execute(
+                occurrence_t.update().where(
+                    occurrence_t.c.id == occ_row.id, occurrence_t.c.state.in_(DUE)
+                ).values(state="sending", claimed_by=self.worker, updated_at=now,
+                         attempts=occurrence_t.c.attempts + 1)
+            ).rowcount
+            if not taken:
+                return False
+            account = conn.execute(
+                sa.select(account_t.c.debtor_id, account_t.c.phone_index,
+                          account_t.c.email_index).where(
+                    account_t.c.account_id == occ_row.account_id)
+            ).one()
+            to_index = account.email_index if occ_row.channel == "email" else account.phone_index
+            conn.execute(send_t.insert().values(
+                message_id=message_id, account_id=occ_row.account_id,
+                debtor_id=account.debtor_id, channel=occ_row.channel,
+                occurrence_id=occ_row.id, status="sending", sent_at=now, to_index=to_index,
+            ))
+        return True
+
+    def _finish(self, occ_id: int, outcome: Outcome, now: datetime, *,
+                message_id: str | None = None, to: str | None = None) -> None:
+        record = outcome.record
+        with self.db.begin() as conn:
+            record_decision(conn, record, occurrence_id=occ_id)
+            if outcome.defer_until is not None:
+                values: dict[str, Any] = {"state": "deferred",
+                                          "next_attempt_at": outcome.defer_until}
+            else:
+                values = {"state": str(record.decision)}
+            conn.execute(occurrence_t.update().where(occurrence_t.c.id == occ_id)
+                         .values(updated_at=now, **values))
+            if message_id is not None:
+                status = {"sent": "sent", "ambiguous": "ambiguous"}.get(
+                    str(record.decision), "failed")
+                conn.execute(send_t.update().where(send_t.c.message_id == message_id).values(
+                    status=status, provider_id=outcome.provider_id, status_at=now))
+
+
+def _history_span(config: Config) -> timedelta:
+    """How far back limits can look: the longest window, plus a day for local-day windows."""
+    windows = [limit.window.delta for limit in config.policy.limits]
+    for overlay in [*config.policy.jurisdictions.values(), *config.policy.profiles.values()]:
+        windows.extend(limit.window.delta for limit in overlay.limits)
+    return max(windows, default=timedelta(days=1)) + timedelta(days=2)

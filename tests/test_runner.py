@@ -1,0 +1,165 @@
+"""The daemon's tick on a real database decides what ``simulate`` decides, at the same
+instants, for the same accounts and facts (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from channels.simulated import SimulatedChannel
+from orchestrator import db
+from orchestrator.configload import load_config
+from orchestrator.crypto import DataCipher
+from orchestrator.importer import import_accounts
+from orchestrator.models import (
+    AccountEvent,
+    AccountRow,
+    Decision,
+    Occurrence,
+    Payment,
+    Promise,
+    Send,
+    table_of,
+)
+from orchestrator.rendering import TemplateRenderer
+from orchestrator.runner import Runner
+from orchestrator.sample import generate_accounts, write_csv
+from orchestrator.simulate import SIMULATION_PUBLIC_URL, SIMULATION_SECRET, Scenario, Simulation
+from orchestrator.testing import event
+
+ROOT = Path(__file__).resolve().parent.parent
+START = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)
+
+
+def _setup(db_url: str, data_keys: str, tmp_path: Path, n: int):  # type: ignore[no-untyped-def]
+    config = load_config(ROOT / "config", ROOT / "templates")
+    accounts = list(generate_accounts(n, today=START.date(), seed=3))
+    csv = tmp_path / "accounts.csv"
+    write_csv(accounts, csv)
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    cipher = DataCipher([data_keys])
+    import_accounts(engine, csv, cipher)
+    channel = SimulatedChannel()
+    renderer = TemplateRenderer(ROOT / "templates")
+    runner = Runner(engine, config, renderer, {c: channel for c in config.channels}, cipher,
+                    public_url=SIMULATION_PUBLIC_URL, secret=SIMULATION_SECRET,
+                    not_before=START, batch=37)
+    return config, accounts, engine, runner
+
+
+def _key(r) -> tuple:  # type: ignore[no-untyped-def]
+    return (r.time, r.account, r.step, r.channel, str(r.decision), r.reason, r.until,
+            r.message_id)
+
+
+def _db_decisions(engine: sa.Engine) -> list[tuple]:
+    t = table_of(Decision)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t).order_by(t.c.time, t.c.id)).all()
+    return [(r.time, r.account_id, r.step, r.channel, r.decision, r.reason, r.until,
+             r.message_id) for r in rows]
+
+
+def test_ticks_decide_what_simulate_decides(db_url: str, data_keys: str, tmp_path: Path) -> None:
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 60)
+    scenario = Scenario(START, 3, config, ROOT / "templates", accounts, [])
+    expected = [_key(r) for r in Simulation(scenario).run()]
+    assert len({r[4] for r in expected}) >= 3  # sent, deferred and more: a real test
+
+    for instant in sorted({r[0] for r in expected}):
+        runner.tick(instant)
+    got = _db_decisions(engine)
+    assert sorted(got, key=repr) == sorted(expected, key=repr)
+
+    # ticking again at the same instant plans and sends nothing twice
+    again = runner.tick(max(r[0] for r in expected))
+    assert again.planned == 0 and not again.decisions
+    sends = table_of(Send)
+    with engine.connect() as conn:
+        ids = conn.execute(sa.select(sends.c.message_id, sends.c.status)).all()
+    sent = [r for r in expected if r[4] == "sent"]
+    assert sorted(m for m, _ in ids) == sorted(r[7] for r in sent)
+    assert {s for _, s in ids} == {"sent"}
+
+
+def _apply(engine: sa.Engine, ev, n: int) -> None:  # type: ignore[no-untyped-def]
+    """Record one scenario event as the daemon's inputs would (import, API, webhooks)."""
+    accounts = table_of(AccountRow)
+    with engine.begin() as conn:
+        if ev.type == "promise":
+            conn.execute(table_of(Promise).insert().values(
+                account_id=ev.account, amount=ev.data["amount"], due=ev.data["due"],
+                made_at=ev.at))
+        elif ev.type == "payment":
+            conn.execute(table_of(Payment).insert().values(
+                payment_id=f"pay{n}", account_id=ev.account, amount=ev.data["amount"],
+                paid_at=ev.at, source="test"))
+            row = conn.execute(sa.select(accounts.c.balance).where(
+                accounts.c.account_id == ev.account)).one()
+            balance = max(row.balance - ev.data["amount"], Decimal("0"))
+            conn.execute(accounts.update().where(accounts.c.account_id == ev.account).values(
+                balance=balance, status="closed" if balance <= 0 else "open"))
+        else:
+            conn.execute(table_of(AccountEvent).insert().values(
+                account_id=ev.account, type=ev.type, channel=ev.data.get("channel"),
+                time=ev.at))
+
+
+def test_ticks_with_promises_payments_and_events(
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 24)
+    a, b, c, d, e = (x.account_id for x in accounts[:5])
+    events = [
+        event("2026-03-09T16:00:00Z", a, "promise", amount=Decimal("50.00"),
+              due=date(2026, 3, 12)),  # broken: nothing paid
+        event("2026-03-09T17:00:00Z", b, "promise", amount=Decimal("40.00"),
+              due=date(2026, 3, 13)),
+        event("2026-03-10T15:30:00Z", b, "payment", amount=Decimal("40.00")),  # kept
+        event("2026-03-10T16:00:00Z", c, "conversation", channel="voice"),
+        event("2026-03-10T16:00:00Z", d, "dispute"),
+        event("2026-03-12T16:00:00Z", d, "dispute_resolved"),
+        event("2026-03-11T14:00:00Z", e, "payment", amount=accounts[4].balance),  # paid off
+        event("2026-03-11T18:00:00Z", c, "cease"),
+    ]
+    events.sort(key=lambda x: x.at)
+    scenario = Scenario(START, 6, config, ROOT / "templates", accounts, events)
+    expected = [_key(r) for r in Simulation(scenario).run()]
+    reasons = {r[5] for r in expected}
+    assert {"promise_kept", "cease", "paid"} <= reasons, reasons
+    steps = {r[2] for r in expected if r[4] == "sent"}
+    assert {"thanks", "promise-broken"} <= steps, steps
+
+    pending = list(events)
+    payments = 0
+    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
+        while pending and pending[0].at <= instant:
+            ev = pending.pop(0)
+            payments += ev.type == "payment"
+            _apply(engine, ev, payments)  # payment ids as simulate numbers them: pay1, pay2
+        runner.tick(instant)
+    got = _db_decisions(engine)
+    missing = sorted(set(expected) - set(got), key=repr)[:5]
+    extra = sorted(set(got) - set(expected), key=repr)[:5]
+    assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
+
+
+def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp_path: Path) -> None:
+    _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 20)
+    instant = START + timedelta(hours=10)
+    runner.plan(instant)
+    occ = table_of(Occurrence)
+    with engine.begin() as conn:  # another worker claimed one and crashed mid-send
+        first = conn.execute(sa.select(occ.c.id).where(occ.c.next_attempt_at <= instant)
+                             .order_by(occ.c.id).limit(1)).scalar_one()
+        conn.execute(occ.update().where(occ.c.id == first).values(state="sending"))
+    runner.dispatch(instant)
+    with engine.connect() as conn:
+        state = conn.execute(sa.select(occ.c.state).where(occ.c.id == first)).scalar_one()
+        decided = conn.execute(sa.select(sa.func.count()).select_from(table_of(Decision))
+                               .where(table_of(Decision).c.occurrence_id == first)).scalar_one()
+    assert state == "sending" and decided == 0
