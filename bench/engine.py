@@ -1,11 +1,16 @@
 """Engine benchmark: prints figures, asserts nothing.
 
     .venv/bin/python bench/engine.py [--accounts 5000] [--days 30] [--pass-accounts 100000]
+        [--db-accounts 100000,1000000] [--no-pg] [--skip-simulate]
 
 1. simulate: decisions/s for N sample accounts over D days (shipped config and templates).
-2. daily plan+gate pass: N accounts planned for one local day and every occurrence gated
-   at its planned instant (pure engine, in memory), beside the floor: plain sqlite3 reading
-   N account rows and writing N decision rows. Peak RSS is printed for each.
+2. daily plan+gate pass, in memory: N accounts planned for one local day and every
+   occurrence gated at its planned instant (the pure engine, no database).
+3. daily plan+gate pass on the database (SQLite and PostgreSQL), the daemon's own code
+   (``orchestrator.runner``): import N generated accounts, plan the day for all of them,
+   then dispatch hourly for 24 hours (gate, render, outbox write, decision rows), each size
+   in a child process so peak RSS is its own. Beside it, the floor measured in the same
+   run on the same database: plain SQL reading the N account rows and writing N rows.
 """
 
 from __future__ import annotations
@@ -100,15 +105,137 @@ def bench_pass(n: int) -> None:
     )
 
 
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def _vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
+def _db_floor(url: str, n: int) -> float:
+    """Plain SQL on the same database: read the N account rows, write N narrow rows."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("create table floor_out (account text, step text, "
+                             "time text, decision text, reason text)"))
+    t0 = time.perf_counter()
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("select account_id, due_date, balance, timezone from account")
+        rows = cur.fetchall()
+        marker = "?" if url.startswith("sqlite") else "%s"
+        cur.executemany(
+            f"insert into floor_out values ({', '.join([marker] * 5)})",
+            [(r[0], "step", "2026-03-09T15:00:00Z", "sent", None) for r in rows],
+        )
+        raw.commit()
+    finally:
+        raw.close()
+    engine.dispose()
+    return time.perf_counter() - t0
+
+
+def _db_pass(url: str, n: int, out: object) -> None:
+    """Child process: import N accounts, then one day of the daemon's plan + dispatch."""
+    from channels.outbox import OutboxChannel
+    from orchestrator import db
+    from orchestrator.clock import VirtualClock
+    from orchestrator.crypto import DataCipher
+    from orchestrator.importer import import_accounts
+    from orchestrator.rendering import TemplateRenderer
+    from orchestrator.runner import Runner
+    from orchestrator.sample import write_csv
+
+    day = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)  # local midnight in New York
+    config = load_config(ROOT / "config", ROOT / "templates")
+    with tempfile.TemporaryDirectory() as tmp:
+        csv_path = Path(tmp) / "accounts.csv"
+        write_csv(generate_accounts(n, today=day.date()), csv_path)
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        cipher = DataCipher.ephemeral()
+        t0 = time.perf_counter()
+        import_accounts(engine, csv_path, cipher)
+        t_import = time.perf_counter() - t0
+        clock = VirtualClock(day)
+        outbox = {c: OutboxChannel(c, Path(tmp) / "outbox", clock) for c in config.channels}
+        runner = Runner(engine, config, TemplateRenderer(ROOT / "templates"), outbox, cipher,
+                        public_url="http://127.0.0.1:8000", secret="bench", batch=1000)
+        t0 = time.perf_counter()
+        planned = runner.plan(day)
+        t_plan = time.perf_counter() - t0
+        decisions: dict[str, int] = {}
+        t0 = time.perf_counter()
+        for hour in range(1, 25):
+            clock.set(day + timedelta(hours=hour))
+            result = runner.dispatch(clock.now())
+            for k, v in result.decisions.items():
+                decisions[k] = decisions.get(k, 0) + v
+        t_dispatch = time.perf_counter() - t0
+        engine.dispose()
+        t_floor = _db_floor(url, n)
+    out.put((t_import, planned, t_plan, t_dispatch, decisions, t_floor, _vm_hwm_mb()))  # type: ignore[attr-defined]
+
+
+def bench_db_pass(sizes: list[int], with_pg: bool) -> None:
+    import multiprocessing as mp
+    import uuid
+
+    import sqlalchemy as sa
+
+    for n in sizes:
+        backends = ["sqlite"] + (["postgresql"] if with_pg else [])
+        for backend in backends:
+            with tempfile.TemporaryDirectory() as tmp:
+                if backend == "sqlite":
+                    url = f"sqlite:///{tmp}/bench.db"
+                    admin = None
+                else:
+                    name = f"outreach_bench_{uuid.uuid4().hex[:8]}"
+                    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+                    with admin.connect() as conn:
+                        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+                queue: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
+                proc = mp.get_context("spawn").Process(target=_db_pass, args=(url, n, queue))
+                proc.start()
+                t_import, planned, t_plan, t_dispatch, decisions, t_floor, rss = queue.get()
+                proc.join()
+                if admin is not None:
+                    with admin.connect() as conn:
+                        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    admin.dispose()
+            total = t_plan + t_dispatch
+            made = sum(decisions.values())
+            print(
+                f"daily pass on {backend}: {n:,} accounts: plan {planned:,} occurrences in "
+                f"{t_plan:.1f} s + dispatch {made:,} decisions in {t_dispatch:.1f} s = "
+                f"{total:.1f} s; floor (plain SQL read {n:,} + write {n:,}) {t_floor:.2f} s; "
+                f"ratio {total / t_floor:.0f}x (target <= 3x); peak RSS {rss:.0f} MB "
+                f"(target < 500 MB); import took {t_import:.1f} s; {decisions}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=5000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--pass-accounts", type=int, default=100_000)
+    parser.add_argument("--db-accounts", default="100000,1000000")
+    parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument("--skip-simulate", action="store_true")
     args = parser.parse_args()
-    bench_simulate(args.accounts, args.days)
-    bench_pass(args.pass_accounts)
-    _ = timedelta
+    if not args.skip_simulate:
+        bench_simulate(args.accounts, args.days)
+        bench_pass(args.pass_accounts)
+    sizes = [int(x) for x in args.db_accounts.split(",") if x.strip()]
+    bench_db_pass(sizes, with_pg=not args.no_pg)
 
 
 if __name__ == "__main__":

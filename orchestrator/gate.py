@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import phonenumbers
 
@@ -130,6 +131,7 @@ def contact_rule(occ: Occurrence, state: AccountState) -> str | None:
     return None
 
 
+@lru_cache(maxsize=65536)
 def _valid_phone(phone: str) -> bool:
     try:
         return phonenumbers.is_valid_number(phonenumbers.parse(phone, None))

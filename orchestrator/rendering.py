@@ -310,6 +310,8 @@ class TemplateRenderer:
         self.templates_dir = Path(templates_dir)
         self.env = make_environment(self.templates_dir)
         self._subjects: dict[str, Template] = {}
+        self._fronts: dict[Path, tuple[int, FrontMatter]] = {}
+        self._names: dict[Path, str] = {}
 
     def candidates(self, channel: str, name: str, locale: str | None, ext: str) -> list[Path]:
         folder = self.templates_dir / channel
@@ -339,14 +341,27 @@ class TemplateRenderer:
         return found[0] if found else None
 
     def front_matter(self, path: Path) -> FrontMatter:
-        return split_front_matter(path.read_text(encoding="utf-8"), str(path))[0]
+        """The file's front matter, parsed once per version of the file."""
+        stamp = path.stat().st_mtime_ns
+        cached = self._fronts.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        front = split_front_matter(path.read_text(encoding="utf-8"), str(path))[0]
+        self._fronts[path] = (stamp, front)
+        return front
+
+    def _template_name(self, path: Path) -> str:
+        name = self._names.get(path)
+        if name is None:
+            name = path.resolve().relative_to(self.templates_dir.resolve()).as_posix()
+            self._names[path] = name
+        return name
 
     def _render_file(self, path: Path, context: Mapping[str, Any]) -> tuple[str, FrontMatter]:
         shown = str(path)
         try:
             front = self.front_matter(path)
-            name = path.resolve().relative_to(self.templates_dir.resolve()).as_posix()
-            template = self.env.get_template(name)
+            template = self.env.get_template(self._template_name(path))
             return template.render(context), front
         except TemplateError:
             raise

@@ -92,9 +92,18 @@ class RuleBook:
     def __init__(self, config: Config):
         self.config = config
         self._cache: dict[tuple[object, ...], AccountRules] = {}
+        self._zones: dict[tuple[object, ...], Zones] = {}
 
     def for_account(self, account: Account) -> AccountRules:
-        zones = candidate_zones(account, self.config.policy.timezone)
+        # Zones depend only on these fields; caching them skips a phone parse per call.
+        zone_key = (account.timezone, account.country, account.region, account.postal_code,
+                    account.city, account.phone)
+        zones = self._zones.get(zone_key)
+        if zones is None:
+            if len(self._zones) > 200_000:
+                self._zones.clear()
+            zones = candidate_zones(account, self.config.policy.timezone)
+            self._zones[zone_key] = zones
         creditor = self.config.creditor(account.creditor)
         profile = creditor.policy if creditor is not None else None
         places = tuple(account.places)

@@ -33,11 +33,12 @@ from channels.base import ChannelAdapter
 from orchestrator.config import Config, Step, Trigger
 from orchestrator.crypto import DataCipher
 from orchestrator.engine import Engine as DecisionEngine
-from orchestrator.engine import Outcome, message_id_for, recipient
+from orchestrator.engine import Outcome, message_id_for
 from orchestrator.hours import local_day_start
 from orchestrator.models import (
     AccountEvent,
     AccountRow,
+    Decision,
     InstalmentPlan,
     InstalmentRow,
     Occurrence,
@@ -45,6 +46,7 @@ from orchestrator.models import (
     Payment,
     Promise,
     Send,
+    UTCDateTime,
     table_of,
 )
 from orchestrator.planner import Occurrence as Planned
@@ -53,7 +55,7 @@ from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import TemplateRenderer
 from orchestrator.rules import AccountRules
 from orchestrator.state import AccountState, EventRecord, SendHistory, SendRecord, TriggerFire
-from orchestrator.store import account_from_row, record_decision
+from orchestrator.store import account_from_row, decision_values
 
 account_t = table_of(AccountRow)
 occurrence_t = table_of(Occurrence)
@@ -389,15 +391,41 @@ class Runner:
             ).all()
             replayed = self._replayed(conn, rows, now)
             histories = self._histories(conn, debtors, now)
+        indexes = {r.account_id: (r.phone_index, r.email_index) for r in rows}
+        # Decisions that send nothing are written together at the end of the page (or
+        # before the next send): if we stop before, their occurrences are still due and
+        # are simply decided again. Sends are claimed and settled one by one.
+        settled: list[tuple[int, Outcome]] = []
         for occ_row in due:
             rep = replayed.get(occ_row.account_id)
             if rep is None:
                 continue
             history = histories[rep.state.account.debtor_id]
-            record = self._decide_one(occ_row, rep, history, now)
-            result.decisions[f"{record.decision}"] += 1
+            occ = self._occurrence(occ_row, rep)
+            if occ is None:  # the step left the configuration, or its event is gone
+                record = DecisionRecord(
+                    time=now, local_time=iso_local(now, rep.rules.zones.primary),
+                    account=occ_row.account_id, debtor=rep.state.account.debtor_id,
+                    stage=occ_row.stage, step=occ_row.step_id, channel=occ_row.channel,
+                    kind=occ_row.kind, decision=DecisionKind.skipped,
+                    reason=Reason.not_applicable,
+                )
+                outcome: Outcome | None = Outcome(record)
+            else:
+                outcome = self.engine.judge(occ, rep.state, history, now)
+            if outcome is not None:
+                settled.append((occ_row.id, outcome))
+            else:
+                assert occ is not None
+                self._settle(settled, now)
+                settled = []
+                outcome = self._send(occ_row, occ, rep, history, indexes, now)
+                if outcome is None:
+                    continue  # another worker claimed it first
+            result.decisions[str(outcome.record.decision)] += 1
             if keep_records:
-                result.records.append(record)
+                result.records.append(outcome.record)
+        self._settle(settled, now)
 
     def _histories(self, conn: Connection, debtors: Iterable[str], now: datetime
                    ) -> dict[str, SendHistory]:
@@ -437,80 +465,84 @@ class Runner:
             trigger=fire,
         )
 
-    def _decide_one(self, occ_row: Row[Any], rep: Replayed, history: SendHistory,
-                    now: datetime) -> DecisionRecord:
-        occ = self._occurrence(occ_row, rep)
-        if occ is None:  # the step left the configuration, or its event is gone
-            record = DecisionRecord(
-                time=now, local_time=iso_local(now, rep.rules.zones.primary),
-                account=occ_row.account_id, debtor=rep.state.account.debtor_id,
-                stage=occ_row.stage, step=occ_row.step_id, channel=occ_row.channel,
-                kind=occ_row.kind, decision=DecisionKind.skipped, reason=Reason.not_applicable,
-            )
-            self._finish(occ_row.id, Outcome(record), now)
-            return record
-        outcome = self.engine.judge(occ, rep.state, history, now)
-        if outcome is not None:
-            self._finish(occ_row.id, outcome, now)
-            return outcome.record
+    def _send(self, occ_row: Row[Any], occ: Planned, rep: Replayed, history: SendHistory,
+              indexes: Mapping[str, tuple[str | None, str | None]], now: datetime
+              ) -> Outcome | None:
+        """Claim durably (``sending`` + a send row), hand to the adapter, then settle."""
         message_id = message_id_for(occ.account_id, occ.step_id, occ.key)
-        account = rep.state.account
-        if not self._claim(occ_row, message_id, now):
-            record = DecisionRecord(  # another worker took it between our read and now
-                time=now, local_time=iso_local(now, rep.rules.zones.primary),
-                account=account.account_id, debtor=account.debtor_id, stage=occ.stage,
-                step=occ.step_id, channel=occ.channel, kind=str(occ.kind),
-                decision=DecisionKind.skipped, reason="claimed_elsewhere",
-            )
-            return record
+        phone_index, email_index = indexes.get(occ.account_id, (None, None))
+        with self.db.begin() as conn:
+            taken = conn.execute(_CLAIM, {"b_id": occ_row.id, "b_worker": self.worker,
+                                          "b_now": now}).rowcount
+            if not taken:
+                return None
+            conn.execute(send_t.insert(), {
+                "message_id": message_id, "account_id": occ.account_id,
+                "debtor_id": rep.state.account.debtor_id, "channel": occ.channel,
+                "occurrence_id": occ_row.id, "status": "sending", "sent_at": now,
+                "to_index": email_index if occ.channel == "email" else phone_index,
+            })
         outcome = self.engine.send(occ, rep.state, rep.rules, now)
         if outcome.send is not None:
             history.add(outcome.send)
-        self._finish(occ_row.id, outcome, now, message_id=message_id,
-                     to=recipient(account, occ.channel))
-        return outcome.record
-
-    def _claim(self, occ_row: Row[Any], message_id: str, now: datetime) -> bool:
-        """Mark the occurrence ``sending`` and write its send row, durably, before sending."""
+        status = {"sent": "sent", "ambiguous": "ambiguous"}.get(
+            str(outcome.record.decision), "failed")
         with self.db.begin() as conn:
-            taken = conn.execute(
-                occurrence_t.update().where(
-                    occurrence_t.c.id == occ_row.id, occurrence_t.c.state.in_(DUE)
-                ).values(state="sending", claimed_by=self.worker, updated_at=now,
-                         attempts=occurrence_t.c.attempts + 1)
-            ).rowcount
-            if not taken:
-                return False
-            account = conn.execute(
-                sa.select(account_t.c.debtor_id, account_t.c.phone_index,
-                          account_t.c.email_index).where(
-                    account_t.c.account_id == occ_row.account_id)
-            ).one()
-            to_index = account.email_index if occ_row.channel == "email" else account.phone_index
-            conn.execute(send_t.insert().values(
-                message_id=message_id, account_id=occ_row.account_id,
-                debtor_id=account.debtor_id, channel=occ_row.channel,
-                occurrence_id=occ_row.id, status="sending", sent_at=now, to_index=to_index,
-            ))
-        return True
+            conn.execute(decision_t.insert(),
+                         [decision_values(outcome.record, occurrence_id=occ_row.id)])
+            conn.execute(_SETTLE_SENDING, [_settle_params(occ_row.id, outcome, now)])
+            conn.execute(_SEND_STATUS, {"b_mid": message_id, "b_status": status,
+                                        "b_provider": outcome.provider_id, "b_now": now})
+        return outcome
 
-    def _finish(self, occ_id: int, outcome: Outcome, now: datetime, *,
-                message_id: str | None = None, to: str | None = None) -> None:
-        record = outcome.record
+    def _settle(self, settled: list[tuple[int, Outcome]], now: datetime) -> None:
+        """Write decisions that send nothing, and move their occurrences on, in one go."""
+        if not settled:
+            return
         with self.db.begin() as conn:
-            record_decision(conn, record, occurrence_id=occ_id)
-            if outcome.defer_until is not None:
-                values: dict[str, Any] = {"state": "deferred",
-                                          "next_attempt_at": outcome.defer_until}
-            else:
-                values = {"state": str(record.decision)}
-            conn.execute(occurrence_t.update().where(occurrence_t.c.id == occ_id)
-                         .values(updated_at=now, **values))
-            if message_id is not None:
-                status = {"sent": "sent", "ambiguous": "ambiguous"}.get(
-                    str(record.decision), "failed")
-                conn.execute(send_t.update().where(send_t.c.message_id == message_id).values(
-                    status=status, provider_id=outcome.provider_id, status_at=now))
+            conn.execute(decision_t.insert(), [
+                decision_values(o.record, occurrence_id=occ_id) for occ_id, o in settled])
+            conn.execute(_SETTLE_DUE, [_settle_params(occ_id, o, now) for occ_id, o in settled])
+
+
+decision_t = table_of(Decision)
+_CLAIM = occurrence_t.update().where(
+    occurrence_t.c.id == sa.bindparam("b_id"), occurrence_t.c.state.in_(DUE)
+).values(state="sending", claimed_by=sa.bindparam("b_worker"),
+         updated_at=sa.bindparam("b_now"), attempts=occurrence_t.c.attempts + 1)
+
+
+def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
+    """``state IN (...)`` with inline constants, usable with executemany."""
+    return sa.or_(*(occurrence_t.c.state == sa.literal_column(f"'{s}'") for s in states))
+
+
+def _settle_statement(states: Sequence[str]) -> sa.Update:
+    return occurrence_t.update().where(
+        occurrence_t.c.id == sa.bindparam("b_id"), _state_in(states)
+    ).values(
+        state=sa.bindparam("b_state"),
+        next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=UTCDateTime()),
+                                         occurrence_t.c.next_attempt_at),
+        updated_at=sa.bindparam("b_now"),
+    )
+
+
+_SETTLE_DUE = _settle_statement(DUE)
+_SETTLE_SENDING = _settle_statement(("sending",))
+_SEND_STATUS = send_t.update().where(send_t.c.message_id == sa.bindparam("b_mid")).values(
+    status=sa.bindparam("b_status"), provider_id=sa.bindparam("b_provider"),
+    status_at=sa.bindparam("b_now"))
+
+
+def _settle_params(occ_id: int, outcome: Outcome, now: datetime) -> dict[str, Any]:
+    deferred = outcome.defer_until is not None
+    return {
+        "b_id": occ_id,
+        "b_state": "deferred" if deferred else str(outcome.record.decision),
+        "b_next": outcome.defer_until,
+        "b_now": now,
+    }
 
 
 def _history_span(config: Config) -> timedelta:

@@ -30,6 +30,7 @@ from orchestrator.records import DecisionRecord, iso_utc
 __all__ = [
     "account_from_row",
     "account_timeline",
+    "decision_values",
     "iter_accounts",
     "load_account",
     "record_decision",
@@ -96,30 +97,35 @@ def iter_accounts(
         after = rows[-1].account_id
 
 
+def decision_values(record: DecisionRecord, *, occurrence_id: int | None = None) -> dict[str, Any]:
+    """The ``decision`` row of one record; ``record.to`` is stored masked, never in clear."""
+    to = record.to
+    masked = mask_phone(to) if to and to.startswith("+") else _mask_any(to)
+    return {
+        "occurrence_id": occurrence_id,
+        "time": record.time,
+        "local_time": record.local_time,
+        "account_id": record.account,
+        "debtor_id": record.debtor,
+        "stage": record.stage,
+        "step": record.step,
+        "channel": record.channel,
+        "kind": record.kind,
+        "decision": str(record.decision),
+        "reason": record.reason,
+        "until": record.until,
+        "message_id": record.message_id,
+        "to_masked": masked,
+        "subject": record.subject,
+    }
+
+
 def record_decision(
     conn: Connection, record: DecisionRecord, *, occurrence_id: int | None = None
 ) -> int:
     """Insert one decision; ``record.to`` is stored masked, never in clear."""
-    to = record.to
-    masked = mask_phone(to) if to and to.startswith("+") else _mask_any(to)
     result = conn.execute(
-        decision_t.insert().values(
-            occurrence_id=occurrence_id,
-            time=record.time,
-            local_time=record.local_time,
-            account_id=record.account,
-            debtor_id=record.debtor,
-            stage=record.stage,
-            step=record.step,
-            channel=record.channel,
-            kind=record.kind,
-            decision=str(record.decision),
-            reason=record.reason,
-            until=record.until,
-            message_id=record.message_id,
-            to_masked=masked,
-            subject=record.subject,
-        )
+        decision_t.insert().values(decision_values(record, occurrence_id=occurrence_id))
     )
     key = result.inserted_primary_key
     assert key is not None
