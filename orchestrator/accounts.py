@@ -107,18 +107,58 @@ def parse_decimal(value: Any) -> Decimal:
     return number
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def parse_iso_date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
         return value
-    text = str(value).strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    return _iso_date_text(str(value).strip(), value)
+
+
+def _iso_date_text(text: str, value: Any) -> date:
+    if not _ISO_DATE.fullmatch(text):
         raise ValueError(f"expected an ISO date YYYY-MM-DD, got {value!r}")
     try:
         return date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"not a valid date: {value!r}") from None
+
+
+# Imports repeat the same few values row after row (due dates, phone numbers of a
+# debtor's several accounts, currencies): each is validated once, the answer cached.
+# The caches are bounded so that memory stays flat however long the file.
+
+
+@lru_cache(maxsize=8192)
+def _cached_date(text: str) -> date | str:
+    """The date of an ISO ``text`` (already stripped), or the error message."""
+    try:
+        return _iso_date_text(text, text)
+    except ValueError as exc:
+        return str(exc)
+
+
+@lru_cache(maxsize=32768)
+def _cached_phone(phone: str, region: str | None) -> tuple[str | None, str | None]:
+    """``(E.164, None)`` for a valid number, else ``(None, error message)``.
+
+    ``phonenumbers`` is by far the slowest validator: one ``parse`` and one
+    ``is_valid_number`` per distinct ``(number, region)``."""
+    try:
+        number = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException as exc:
+        return None, f"invalid phone number {phone!r}: {exc}"
+    if phonenumbers.is_valid_number(number):
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+    return None, f"invalid phone number {phone!r}"
+
+
+_CENT = Decimal("0.01")
+_TOO_LARGE = Decimal("1e16")
+_CONSENTS = ("consent_sms", "consent_voice", "consent_email")
 
 
 def _text(value: Any) -> str | None:
@@ -139,11 +179,19 @@ def parse_account(
     def err(column: str, message: str) -> None:
         problems.append(Problem(path=source, line=line, column=None, message=message, field=column))
 
-    for key in row:
-        if key not in _KNOWN:
-            err(str(key), f"unknown column {key!r}")
+    if not _KNOWN.issuperset(row):
+        for key in row:
+            if key not in _KNOWN:
+                err(str(key), f"unknown column {key!r}")
 
-    values = {column: _text(row.get(column)) for column in ACCOUNT_COLUMNS}
+    values: dict[str, str | None] = {}
+    get = row.get
+    for column in ACCOUNT_COLUMNS:
+        raw = get(column)
+        if raw.__class__ is str:  # the CSV case: no conversion needed
+            values[column] = raw.strip() or None
+        else:
+            values[column] = _text(raw)
     for column in REQUIRED_ACCOUNT_COLUMNS:
         if values[column] is None:
             err(column, "required value is missing")
@@ -157,17 +205,9 @@ def parse_account(
 
     phone = values["phone"]
     if phone is not None:
-        try:
-            number = phonenumbers.parse(phone, country)
-        except phonenumbers.NumberParseException as exc:
-            err("phone", f"invalid phone number {phone!r}: {exc}")
-            phone = None
-        else:
-            if phonenumbers.is_valid_number(number):
-                phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-            else:
-                err("phone", f"invalid phone number {phone!r}")
-                phone = None
+        phone, problem = _cached_phone(phone, country)
+        if problem is not None:
+            err("phone", problem)
 
     email = values["email"]
     if email is not None:
@@ -179,26 +219,38 @@ def parse_account(
     balance: Decimal | None = None
     if values["balance"] is not None:
         try:
-            balance = parse_decimal(row.get("balance"))
+            balance = parse_decimal(get("balance"))
         except ValueError as exc:
             err("balance", str(exc))
         else:
             if balance < 0:
                 err("balance", f"balance must not be negative, got {values['balance']}")
                 balance = None
-            elif balance != balance.quantize(Decimal("0.01")):
-                err("balance", f"more than 2 decimal places: {values['balance']}")
-                balance = None
-            elif balance >= Decimal("1e16"):
+            elif balance >= _TOO_LARGE:  # before quantize, which fails on huge values
                 err("balance", f"balance too large: {values['balance']}")
+                balance = None
+            elif balance != balance.quantize(_CENT):
+                err("balance", f"more than 2 decimal places: {values['balance']}")
                 balance = None
 
     due: date | None = None
-    if values["due_date"] is not None:
-        try:
-            due = parse_iso_date(row.get("due_date"))
-        except ValueError as exc:
-            err("due_date", str(exc))
+    due_text = values["due_date"]
+    if due_text is not None:
+        raw_due = get("due_date")
+        if raw_due.__class__ is str:
+            cached = _cached_date(due_text)
+            if isinstance(cached, date):
+                due = cached
+            else:  # the message quotes the value as given
+                try:
+                    due = parse_iso_date(raw_due)
+                except ValueError as exc:
+                    err("due_date", str(exc))
+        else:
+            try:
+                due = parse_iso_date(raw_due)
+            except ValueError as exc:
+                err("due_date", str(exc))
 
     currency = values["currency"]
     if currency is not None:
@@ -223,15 +275,16 @@ def parse_account(
             err("email_type", f"expected personal or work, got {values['email_type']!r}")
 
     consents: dict[str, bool | None] = {}
-    for column in ("consent_sms", "consent_voice", "consent_email"):
+    for column in _CONSENTS:
         try:
-            consents[column] = parse_bool(row.get(column))
+            consents[column] = parse_bool(get(column))
         except ValueError as exc:
             err(column, str(exc))
 
     if problems:
         return None, problems
     assert balance is not None and due is not None and currency is not None
+    region = values["region"]
     account = Account(
         account_id=values["account_id"] or "",
         debtor_id=values["debtor_id"] or "",
@@ -241,7 +294,7 @@ def parse_account(
         address_line1=values["address_line1"],
         address_line2=values["address_line2"],
         city=values["city"],
-        region=values["region"].upper() if values["region"] else None,
+        region=region.upper() if region else None,
         postal_code=values["postal_code"],
         country=country,
         timezone=tz,

@@ -1,9 +1,28 @@
 """Personal data at rest: field encryption, blind indexes and masking.
 
 Encryption. Every personal field (name, phone, email, street lines) is stored as a
-Fernet token. ``DataCipher`` wraps a ``MultiFernet`` over ``OUTREACH_DATA_KEYS``: the
-first key encrypts, every key decrypts, so keys rotate by prepending a new key,
-running ``outreach keys rotate`` and then dropping the old one.
+token. ``DataCipher`` is built from ``OUTREACH_DATA_KEYS`` (Fernet keys: 32 url-safe
+base64 bytes each): the first key encrypts, every key decrypts, so keys rotate by
+prepending a new key, running ``outreach keys rotate`` and then dropping the old one.
+
+Two token formats are read; one is written:
+
+* ``o2.<base64url>`` (written): AES-256-GCM. For each Fernet key ``k`` a master key
+  ``M = HKDF-SHA256(k, info="outreach field encryption v2")`` and a key id
+  ``kid = HKDF-SHA256(k, info="outreach key id v2")[:4]``. Each ``DataCipher``
+  instance draws a random 16-byte ``salt`` once and encrypts with
+  ``K = HKDF-SHA256(M, salt, info="outreach field key v2")``; every token carries
+  ``kid || salt || nonce(12, random) || ciphertext || tag(16)``, with ``"o2" || kid ||
+  salt`` as associated data. The per-instance salt keeps the random-nonce bound of
+  GCM (2^32 messages per key) per process instead of per data key; decryption caches
+  ``K`` per ``(kid, salt)``. About six times faster than Fernet, which matters for
+  imports of millions of rows (five fields each).
+* Fernet tokens (``gAAAA...``, written before the ``o2`` format): decrypted with a
+  ``MultiFernet`` over the same keys. ``rotate`` (``outreach keys rotate``) rewrites
+  them, like every other token, in the ``o2`` format under the first key.
+
+A token that no configured key opens raises ``cryptography.fernet.InvalidToken``
+whatever its format.
 
 Blind indexes. Looking an account up by phone or email (an inbound STOP, an opt-out,
 a limit counted per number) cannot use a randomised token, so each contact also gets
@@ -22,14 +41,19 @@ Masking. Logs, decision records and the human timeline show ``mask_phone``,
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import os
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 import phonenumbers
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from orchestrator.errors import ConfigError, Problem
@@ -48,6 +72,21 @@ __all__ = [
 ]
 
 _INDEX_INFO = b"outreach blind index v1"
+_V2 = "o2."
+_V2_AAD = b"o2"
+_V2_MASTER_INFO = b"outreach field encryption v2"
+_V2_KID_INFO = b"outreach key id v2"
+_V2_FIELD_INFO = b"outreach field key v2"
+_KID, _SALT, _NONCE, _TAG = 4, 16, 12, 16
+_V2_HEADER = _KID + _SALT
+_V2_MIN = _V2_HEADER + _NONCE + _TAG
+_FIELD_KEY_CACHE = 256  # derived keys kept per (kid, salt): one per import process
+
+
+def _hkdf(secret: bytes, info: bytes, salt: bytes | None = None) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(secret)
+
+
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
@@ -140,12 +179,24 @@ class DataCipher:
             ) from exc
         self._multi = MultiFernet(self._fernets)
         self._keys = keys
+        # (kid, master) per key, first key first; the first encrypts under a fresh salt.
+        raw = [base64.urlsafe_b64decode(k.encode("ascii")) for k in keys]
+        self._masters = [(_hkdf(r, _V2_KID_INFO)[:_KID], _hkdf(r, _V2_MASTER_INFO)) for r in raw]
+        kid, master = self._masters[0]
+        salt = os.urandom(_SALT)
+        self._header = kid + salt
+        self._aad = _V2_AAD + self._header
+        self._aead = AESGCM(_hkdf(master, _V2_FIELD_INFO, salt))
+        self._field_keys: OrderedDict[bytes, list[AESGCM]] = OrderedDict()
+        self._field_keys[self._header] = [self._aead]
         self._index_secret = index_secret
         self.index_key = derive_index_key(index_secret or keys[0])
         candidates = [self.index_key]
         if index_secret is None:
             candidates += [derive_index_key(k) for k in keys[1:]]
         self._candidate_keys = candidates
+        self._index_mac = hmac.new(self.index_key, digestmod=hashlib.sha256)
+        self._digest_mac = hmac.new(self.index_key, b"outreach digest v1", hashlib.sha256)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DataCipher:
@@ -159,26 +210,76 @@ class DataCipher:
     # -- encryption -------------------------------------------------------------
 
     def encrypt(self, value: str | None) -> str | None:
+        """An ``o2`` token of ``value`` under the first key (``None`` stays ``None``)."""
         if value is None:
             return None
-        return self._fernets[0].encrypt(value.encode("utf-8")).decode("ascii")
+        nonce = os.urandom(_NONCE)
+        sealed = self._aead.encrypt(nonce, value.encode("utf-8"), self._aad)
+        body = base64.urlsafe_b64encode(self._header + nonce + sealed).rstrip(b"=")
+        return _V2 + body.decode("ascii")
 
     def decrypt(self, token: str | None) -> str | None:
         """Clear text of ``token``; raises ``InvalidToken`` if no configured key opens it."""
         if token is None:
             return None
-        return self._multi.decrypt(token.encode("ascii")).decode("utf-8")
+        if token.startswith(_V2):
+            return self._decrypt_v2(token).decode("utf-8")
+        try:
+            raw = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidToken from None
+        return self._multi.decrypt(raw).decode("utf-8")
 
     def rotate(self, token: str | None) -> str | None:
-        """``token`` re-encrypted under the first key (same clear text)."""
+        """``token`` re-encrypted under the first key (same clear text), as an ``o2`` token."""
         if token is None:
             return None
-        return self._multi.rotate(token.encode("ascii")).decode("ascii")
+        return self.encrypt(self.decrypt(token))
+
+    def _decrypt_v2(self, token: str) -> bytes:
+        body = token[len(_V2) :]
+        try:
+            data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (binascii.Error, ValueError):
+            raise InvalidToken from None
+        if len(data) < _V2_MIN:
+            raise InvalidToken
+        header = data[:_V2_HEADER]
+        nonce = data[_V2_HEADER : _V2_HEADER + _NONCE]
+        for aead in self._field_keys_for(header):
+            try:
+                return aead.decrypt(nonce, data[_V2_HEADER + _NONCE :], _V2_AAD + header)
+            except InvalidTag:
+                continue
+        raise InvalidToken
+
+    def _field_keys_for(self, header: bytes) -> list[AESGCM]:
+        cache = self._field_keys
+        found = cache.get(header)
+        if found is not None:
+            cache.move_to_end(header)
+            return found
+        kid, salt = header[:_KID], header[_KID:]
+        found = [
+            AESGCM(_hkdf(master, _V2_FIELD_INFO, salt)) for k, master in self._masters if k == kid
+        ]
+        cache[header] = found
+        if len(cache) > _FIELD_KEY_CACHE:
+            cache.popitem(last=False)
+        return found
 
     # -- blind indexes ----------------------------------------------------------
 
     def index(self, value: str | None, kind: str = "phone") -> str | None:
-        return blind_index(value, self.index_key, kind)
+        """``blind_index(value, self.index_key, kind)``, from a precomputed HMAC state."""
+        if value is None:
+            return None
+        normalised = _normalize(str(value), kind)
+        if not normalised:
+            return None
+        mac = self._index_mac.copy()
+        mac.update(f"{kind}:{normalised}".encode())
+        return mac.hexdigest()
 
     def index_candidates(self, value: str | None, kind: str = "phone") -> list[str]:
         """The index of ``value`` under every configured key, current key first."""
@@ -191,10 +292,12 @@ class DataCipher:
 
     def digest(self, parts: Iterable[str | None]) -> str:
         """Keyed fingerprint of several clear values: detects a change without decrypting."""
-        mac = hmac.new(self.index_key, b"outreach digest v1", hashlib.sha256)
+        chunks = []
         for part in parts:
             raw = b"\x00" if part is None else b"\x01" + part.encode("utf-8")
-            mac.update(len(raw).to_bytes(4, "big") + raw)
+            chunks.append(len(raw).to_bytes(4, "big") + raw)
+        mac = self._digest_mac.copy()
+        mac.update(b"".join(chunks))
         return base64.urlsafe_b64encode(mac.digest()[:18]).decode("ascii")
 
 

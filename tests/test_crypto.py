@@ -66,3 +66,29 @@ def test_missing_or_bad_keys_are_config_errors() -> None:
 def test_normalize_phone() -> None:
     assert normalize_phone("(212) 555-0100", "US") == "+12125550100"
     assert normalize_phone("12", "US") is None
+
+
+def test_legacy_fernet_tokens_still_decrypt_and_rotate() -> None:
+    k1, k2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    legacy = Fernet(k1.encode()).encrypt(b"Jane Doe").decode()
+    assert DataCipher([k1]).decrypt(legacy) == "Jane Doe"
+    both = DataCipher([k2, k1])
+    rotated = both.rotate(legacy)
+    assert rotated and rotated.startswith("o2.")
+    assert DataCipher([k2]).decrypt(rotated) == "Jane Doe"
+    with pytest.raises(InvalidToken):
+        DataCipher([k1]).decrypt(rotated)
+
+
+def test_tokens_are_randomised_and_tamper_evident() -> None:
+    cipher = DataCipher(ephemeral_keys())
+    a, b = cipher.encrypt("北京 Jane"), cipher.encrypt("北京 Jane")
+    assert a and b and a != b and a.startswith("o2.")
+    assert cipher.decrypt(a) == cipher.decrypt(b) == "北京 Jane"
+    # another instance (another salt) of the same key opens them too
+    again = DataCipher(cipher._keys)
+    assert again.decrypt(a) == "北京 Jane"
+    flipped = a[:-3] + ("A" if a[-3] != "A" else "B") + a[-2:]
+    for bad in (flipped, "o2.", "o2.!!", "o2." + a[3:20], "garbage", "é"):
+        with pytest.raises(InvalidToken):
+            cipher.decrypt(bad)

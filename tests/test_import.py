@@ -308,3 +308,47 @@ def test_payment_for_unknown_account_rejects_the_file(
     assert f"{payments}:3: account_id: unknown account 'NOPE'" in result.stderr
     assert count(url, "payment") == 0
     assert show(url, data_keys, "A1")["balance"] == "250.00"
+
+
+def test_many_rows_over_several_batches_then_an_unchanged_reimport(
+    url: str, data_keys: str, tmp_path: Path
+) -> None:
+    from orchestrator.crypto import DataCipher
+    from orchestrator.importer import import_accounts
+    from orchestrator.store import load_account
+
+    path = tmp_path / "many.csv"
+    write_csv(generate_accounts(230, today=date(2026, 3, 2)), path)
+    engine = db.make_engine(url)
+    cipher = DataCipher([data_keys])
+    try:
+        first = import_accounts(engine, path, cipher, batch_size=50)
+        assert (first.inserted, first.updated, first.unchanged) == (230, 0, 0)
+        again = import_accounts(engine, path, DataCipher([data_keys]), batch_size=64)
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 230)
+        expected = {a.account_id: a for a in generate_accounts(230, today=date(2026, 3, 2))}
+        with engine.connect() as conn:
+            for account_id in list(expected)[::23]:
+                got = load_account(conn, cipher, account_id)
+                assert got is not None
+                want = expected[account_id]
+                for field in ("name", "phone", "email", "address_line1", "balance", "due_date"):
+                    assert getattr(got, field) == getattr(want, field), field
+                assert got.consent_voice == want.consent_voice
+    finally:
+        engine.dispose()
+    assert count(url, "account") == 230
+
+
+def test_every_bad_line_is_reported_even_when_values_repeat(
+    url: str, data_keys: str, tmp_path: Path
+) -> None:
+    rows = [dict(GOOD, account_id=f"A{i}", phone="555-01") for i in range(3)]
+    rows[1]["balance"] = "1e40"
+    path = write_rows(tmp_path / "bad.csv", rows)
+    result = run(["import", "accounts", str(path)], url, data_keys)
+    assert result.exit_code == 2
+    for line in (2, 3, 4):
+        assert f"{path}:{line}: phone: invalid phone number '555-01'" in result.stderr
+    assert f"{path}:3: balance: balance too large" in result.stderr
+    assert count(url, "account") == 0 and count(url, "debtor") == 0
