@@ -16,7 +16,12 @@ from datetime import datetime, timedelta
 from channels.base import ChannelAdapter, OutboundMessage
 from orchestrator.config import Config
 from orchestrator.domain import Account
-from orchestrator.errors import AmbiguousSendError, ChannelError, OutreachError
+from orchestrator.errors import (
+    AmbiguousSendError,
+    ChannelError,
+    OutreachError,
+    TransientChannelError,
+)
 from orchestrator.gate import Allow, Defer, Deny, evaluate
 from orchestrator.links import creditor_pay_url, pay_link, unsubscribe_link
 from orchestrator.planner import Occurrence, dpd_on
@@ -52,6 +57,7 @@ class Outcome:
     defer_until: datetime | None = None
     send: SendRecord | None = None
     provider_id: str | None = None
+    retryable: bool = False  # a transient channel error: the daemon may try again later
 
 
 class Engine:
@@ -213,11 +219,11 @@ class Engine:
                 occ, state, rules, now, DecisionKind.ambiguous, Reason.provider_error, **extra
             )
             return Outcome(record, send=send)  # may have gone out: it counts toward limits
-        except ChannelError:
+        except ChannelError as exc:
             record = self._record(
                 occ, state, rules, now, DecisionKind.failed, Reason.provider_error, **extra
             )
-            return Outcome(record)
+            return Outcome(record, retryable=isinstance(exc, TransientChannelError))
         record = self._record(
             occ,
             state,

@@ -188,6 +188,7 @@ class Occurrence(SQLModel, table=True):
     next_attempt_at: datetime | None = _instant()
     attempts: int = 0
     claimed_by: str | None = None
+    lease_until: datetime | None = _instant()  # a worker holds it for dispatch until then
     created_at: datetime | None = _instant()
     updated_at: datetime | None = _instant()
 

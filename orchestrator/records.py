@@ -42,6 +42,7 @@ class Reason(StrEnum):
     stage_changed = "stage_changed"
     not_applicable = "not_applicable"
     provider_error = "provider_error"
+    interrupted = "interrupted"  # the worker stopped mid-send: it may or may not have gone
     template_error = "template_error"
     never_permitted = "never_permitted"
 

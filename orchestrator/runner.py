@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -28,9 +30,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
+from tenacity import RetryCallState, Retrying, wait_exponential, wait_exponential_jitter
 
 from channels.base import ChannelAdapter
-from orchestrator.config import Config, Step, Trigger
+from orchestrator.config import Config, RetryPolicy, Step, Trigger
 from orchestrator.crypto import DataCipher
 from orchestrator.engine import Engine as DecisionEngine
 from orchestrator.engine import Outcome, message_id_for
@@ -268,6 +271,8 @@ class Runner:
         batch: int = 500,
         worker: str = "worker",
         not_before: datetime | None = None,
+        workers: int = 1,
+        stop: threading.Event | None = None,
     ):
         self.db = db
         self.config = config
@@ -282,6 +287,12 @@ class Runner:
         # ``simulate`` plans nothing before its start), so a first start does not fire
         # the morning's backlog late.
         self.not_before = not_before
+        self.postgres = db.dialect.name == "postgresql"
+        self.stop = stop or threading.Event()  # set: finish the current send, then return
+        self.pacers = {
+            name: Pacer.from_rate(cfg.rate, workers)
+            for name, cfg in config.channels.items() if cfg.rate
+        }
 
     # --- one tick ------------------------------------------------------------------------
 
@@ -363,22 +374,73 @@ class Runner:
 
     def dispatch(self, now: datetime, result: TickResult | None = None, *,
                  keep_records: bool = False) -> TickResult:
-        """Decide every occurrence due by ``now``, oldest first, in pages."""
+        """Decide every occurrence due by ``now``, oldest first, a leased page at a time."""
         result = result or TickResult()
-        seen: set[int] = set()
-        while True:
-            with self.db.connect() as conn:
-                due = conn.execute(
-                    sa.select(occurrence_t).where(
-                        occurrence_t.c.state.in_(DUE), occurrence_t.c.next_attempt_at <= now
-                    ).order_by(occurrence_t.c.next_attempt_at, occurrence_t.c.id)
-                    .limit(self.batch)
-                ).all()
-            due = [o for o in due if o.id not in seen]
+        while not self.stop.is_set():
+            due = self._lease(now)
             if not due:
-                return result
-            seen.update(o.id for o in due)
+                break
             self._dispatch_page(due, now, result, keep_records)
+        return result
+
+    def _lease(self, now: datetime) -> list[Row[Any]]:
+        """Take a page of due occurrences for this worker (``FOR UPDATE SKIP LOCKED`` on
+        PostgreSQL; SQLite has one writer at a time), so two workers never decide the
+        same occurrence. A lease left by a crashed worker lapses after ``LEASE``."""
+        free = sa.or_(occurrence_t.c.lease_until.is_(None), occurrence_t.c.lease_until < now)
+        pick = (
+            sa.select(occurrence_t.c.id)
+            .where(occurrence_t.c.state.in_(DUE), occurrence_t.c.next_attempt_at <= now, free)
+            .order_by(occurrence_t.c.next_attempt_at, occurrence_t.c.id)
+            .limit(self.batch)
+        )
+        if self.postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        with self.db.begin() as conn:
+            rows = conn.execute(
+                occurrence_t.update()
+                .where(occurrence_t.c.id.in_(pick.scalar_subquery()))
+                .values(lease_until=now + LEASE, claimed_by=self.worker)
+                .returning(*occurrence_t.c)
+            ).all()
+        return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
+
+    def recover(self, now: datetime, *, stale: timedelta = timedelta(minutes=15)) -> int:
+        """On start: sends this worker left ``sending`` (it crashed mid-send), and anyone's
+        ``sending`` older than ``stale``, become ``ambiguous`` — recorded, never re-sent;
+        this worker's own leases are released. Returns how many became ambiguous."""
+        stuck_q = sa.select(occurrence_t).where(
+            occurrence_t.c.state == "sending",
+            sa.or_(occurrence_t.c.claimed_by == self.worker,
+                   occurrence_t.c.updated_at < now - stale),
+        )
+        with self.db.begin() as conn:
+            conn.execute(
+                occurrence_t.update().where(
+                    occurrence_t.c.claimed_by == self.worker, occurrence_t.c.state.in_(DUE)
+                ).values(lease_until=None)
+            )
+            stuck = conn.execute(stuck_q).all()
+            for occ_row in stuck:
+                row = conn.execute(sa.select(account_t).where(
+                    account_t.c.account_id == occ_row.account_id)).one()
+                rules = self.engine.rules(account_from_row(row, self.cipher))
+                message_id = conn.execute(sa.select(send_t.c.message_id).where(
+                    send_t.c.occurrence_id == occ_row.id)).scalar()
+                record = DecisionRecord(
+                    time=now, local_time=iso_local(now, rules.zones.primary),
+                    account=occ_row.account_id, debtor=row.debtor_id, stage=occ_row.stage,
+                    step=occ_row.step_id, channel=occ_row.channel, kind=occ_row.kind,
+                    decision=DecisionKind.ambiguous, reason=Reason.interrupted,
+                    message_id=message_id,
+                )
+                conn.execute(decision_t.insert(),
+                             [decision_values(record, occurrence_id=occ_row.id)])
+                conn.execute(occurrence_t.update().where(occurrence_t.c.id == occ_row.id)
+                             .values(state="ambiguous", lease_until=None, updated_at=now))
+                conn.execute(send_t.update().where(send_t.c.occurrence_id == occ_row.id)
+                             .values(status="ambiguous", status_at=now))
+        return len(stuck)
 
     def _dispatch_page(self, due: Sequence[Row[Any]], now: datetime, result: TickResult,
                        keep_records: bool) -> None:
@@ -391,41 +453,43 @@ class Runner:
             ).all()
             replayed = self._replayed(conn, rows, now)
             histories = self._histories(conn, debtors, now)
-        indexes = {r.account_id: (r.phone_index, r.email_index) for r in rows}
         # Decisions that send nothing are written together at the end of the page (or
         # before the next send): if we stop before, their occurrences are still due and
-        # are simply decided again. Sends are claimed and settled one by one.
+        # are decided again. A send is judged again, under the debtor's lock, when claimed.
         settled: list[tuple[int, Outcome]] = []
         for occ_row in due:
+            if self.stop.is_set():
+                break
             rep = replayed.get(occ_row.account_id)
             if rep is None:
                 continue
             history = histories[rep.state.account.debtor_id]
             occ = self._occurrence(occ_row, rep)
-            if occ is None:  # the step left the configuration, or its event is gone
-                record = DecisionRecord(
-                    time=now, local_time=iso_local(now, rep.rules.zones.primary),
-                    account=occ_row.account_id, debtor=rep.state.account.debtor_id,
-                    stage=occ_row.stage, step=occ_row.step_id, channel=occ_row.channel,
-                    kind=occ_row.kind, decision=DecisionKind.skipped,
-                    reason=Reason.not_applicable,
-                )
-                outcome: Outcome | None = Outcome(record)
-            else:
-                outcome = self.engine.judge(occ, rep.state, history, now)
-            if outcome is not None:
-                settled.append((occ_row.id, outcome))
-            else:
-                assert occ is not None
+            outcome = (self._not_applicable(occ_row, rep, now) if occ is None
+                       else self.engine.judge(occ, rep.state, history, now))
+            if outcome is None:
                 self._settle(settled, now)
                 settled = []
-                outcome = self._send(occ_row, occ, rep, history, indexes, now)
+                outcome = self._send(occ_row, now)
                 if outcome is None:
-                    continue  # another worker claimed it first
+                    continue  # another worker holds it
+                if outcome.send is not None:
+                    history.add(outcome.send)
+            else:
+                settled.append((occ_row.id, outcome))
             result.decisions[str(outcome.record.decision)] += 1
             if keep_records:
                 result.records.append(outcome.record)
         self._settle(settled, now)
+
+    def _not_applicable(self, occ_row: Row[Any], rep: Replayed, now: datetime) -> Outcome:
+        """The step left the configuration, or the event that caused it is gone."""
+        return Outcome(DecisionRecord(
+            time=now, local_time=iso_local(now, rep.rules.zones.primary),
+            account=occ_row.account_id, debtor=rep.state.account.debtor_id,
+            stage=occ_row.stage, step=occ_row.step_id, channel=occ_row.channel,
+            kind=occ_row.kind, decision=DecisionKind.skipped, reason=Reason.not_applicable,
+        ))
 
     def _histories(self, conn: Connection, debtors: Iterable[str], now: datetime
                    ) -> dict[str, SendHistory]:
@@ -465,26 +529,51 @@ class Runner:
             trigger=fire,
         )
 
-    def _send(self, occ_row: Row[Any], occ: Planned, rep: Replayed, history: SendHistory,
-              indexes: Mapping[str, tuple[str | None, str | None]], now: datetime
-              ) -> Outcome | None:
-        """Claim durably (``sending`` + a send row), hand to the adapter, then settle."""
-        message_id = message_id_for(occ.account_id, occ.step_id, occ.key)
-        phone_index, email_index = indexes.get(occ.account_id, (None, None))
+    def _send(self, occ_row: Row[Any], now: datetime) -> Outcome | None:
+        """Claim, judge again and record ``sending`` in one transaction under the debtor's
+        lock, so N workers never exceed a cap; then hand to the adapter and settle."""
+        message_id = message_id_for(occ_row.account_id, occ_row.step_id,
+                                    occ_row.occurrence_key)
         with self.db.begin() as conn:
+            row = conn.execute(sa.select(account_t).where(
+                account_t.c.account_id == occ_row.account_id)).one()
+            if self.postgres:  # SQLite: the claim below takes the single write lock first
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
+                    sa.func.hashtextextended(row.debtor_id, 0))))
             taken = conn.execute(_CLAIM, {"b_id": occ_row.id, "b_worker": self.worker,
                                           "b_now": now}).rowcount
             if not taken:
                 return None
-            conn.execute(send_t.insert(), {
-                "message_id": message_id, "account_id": occ.account_id,
-                "debtor_id": rep.state.account.debtor_id, "channel": occ.channel,
-                "occurrence_id": occ_row.id, "status": "sending", "sent_at": now,
-                "to_index": email_index if occ.channel == "email" else phone_index,
-            })
+            debtor_rows = conn.execute(sa.select(account_t).where(
+                account_t.c.debtor_id == row.debtor_id)).all()
+            rep = self._replayed(conn, debtor_rows, now)[occ_row.account_id]
+            history = self._histories(conn, [row.debtor_id], now)[row.debtor_id]
+            occ = self._occurrence(occ_row, rep)
+            verdict = (self._not_applicable(occ_row, rep, now) if occ is None
+                       else self.engine.judge(occ, rep.state, history, now))
+            if verdict is not None:  # a STOP, a payment or another worker's send since
+                conn.execute(decision_t.insert(),
+                             [decision_values(verdict.record, occurrence_id=occ_row.id)])
+                conn.execute(_SETTLE_SENDING, [_settle_params(occ_row.id, verdict, now)])
+                return verdict
+            to_index = row.email_index if occ_row.channel == "email" else row.phone_index
+            again = conn.execute(send_t.update().where(
+                send_t.c.message_id == message_id, send_t.c.status == "failed"
+            ).values(status="sending", sent_at=now, status_at=now)).rowcount
+            if not again:
+                conn.execute(send_t.insert(), {
+                    "message_id": message_id, "account_id": occ_row.account_id,
+                    "debtor_id": row.debtor_id, "channel": occ_row.channel,
+                    "occurrence_id": occ_row.id, "status": "sending", "sent_at": now,
+                    "to_index": to_index,
+                })
+        assert occ is not None
+        pacer = self.pacers.get(occ.channel)
+        if pacer is not None:
+            pacer.wait()
         outcome = self.engine.send(occ, rep.state, rep.rules, now)
-        if outcome.send is not None:
-            history.add(outcome.send)
+        if outcome.retryable:
+            outcome = self._retry_or_fail(occ_row, outcome, now)
         status = {"sent": "sent", "ambiguous": "ambiguous"}.get(
             str(outcome.record.decision), "failed")
         with self.db.begin() as conn:
@@ -494,6 +583,19 @@ class Runner:
             conn.execute(_SEND_STATUS, {"b_mid": message_id, "b_status": status,
                                         "b_provider": outcome.provider_id, "b_now": now})
         return outcome
+
+    def _retry_or_fail(self, occ_row: Row[Any], outcome: Outcome, now: datetime) -> Outcome:
+        """A transient error: try again later (the gate runs again then), while attempts
+        remain under the channel's retry policy; otherwise it stays ``failed``."""
+        cfg = self.config.channels.get(occ_row.channel)
+        if cfg is None:
+            return outcome
+        attempt = occ_row.attempts + 1  # this one
+        if attempt >= cfg.retry.attempts:
+            return outcome
+        until = now + retry_wait(cfg.retry, attempt)
+        record = replace(outcome.record, decision=DecisionKind.deferred, until=until)
+        return Outcome(record, defer_until=until)
 
     def _settle(self, settled: list[tuple[int, Outcome]], now: datetime) -> None:
         """Write decisions that send nothing, and move their occurrences on, in one go."""
@@ -505,9 +607,53 @@ class Runner:
             conn.execute(_SETTLE_DUE, [_settle_params(occ_id, o, now) for occ_id, o in settled])
 
 
+LEASE = timedelta(minutes=5)
+
+
+def retry_wait(policy: RetryPolicy, attempt: int) -> timedelta:
+    """How long to wait before attempt ``attempt + 1``: tenacity's exponential backoff
+    from ``backoff`` up to ``max_backoff``, with jitter if the policy asks for it."""
+    initial = policy.backoff.delta.total_seconds()
+    cap = policy.max_backoff.delta.total_seconds()
+    strategy = (wait_exponential_jitter(initial=initial, max=cap, jitter=initial)
+                if policy.jitter else wait_exponential(multiplier=initial, max=cap))
+    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    return timedelta(seconds=strategy(state))
+
+
+class Pacer:
+    """A provider's rate (``10/s``) for this process: at most one send per interval.
+
+    With N workers, each takes ``rate / N`` (``OUTREACH_WORKERS``), so together they stay
+    within the provider's limit without talking to each other. Real time, not the
+    engine's clock: it paces calls to a real API.
+    """
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_rate(cls, rate: str, workers: int = 1) -> Pacer:
+        count, _, unit = rate.replace(" ", "").partition("/")
+        per = {"s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+        return cls(per * max(workers, 1) / float(count))
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                time.sleep(self._next - now)
+                now = self._next
+            self._next = now + self.interval
+
+
 decision_t = table_of(Decision)
 _CLAIM = occurrence_t.update().where(
-    occurrence_t.c.id == sa.bindparam("b_id"), occurrence_t.c.state.in_(DUE)
+    occurrence_t.c.id == sa.bindparam("b_id"),
+    sa.or_(occurrence_t.c.state == "pending", occurrence_t.c.state == "deferred"),
 ).values(state="sending", claimed_by=sa.bindparam("b_worker"),
          updated_at=sa.bindparam("b_now"), attempts=occurrence_t.c.attempts + 1)
 
@@ -525,6 +671,7 @@ def _settle_statement(states: Sequence[str]) -> sa.Update:
         next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=UTCDateTime()),
                                          occurrence_t.c.next_attempt_at),
         updated_at=sa.bindparam("b_now"),
+        lease_until=None,
     )
 
 
