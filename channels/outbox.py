@@ -7,6 +7,11 @@ with ``message_id``, ``provider_id``, ``channel``, ``account``, ``to``, ``from``
 when WeasyPrint is installed, else ``pdf`` is null. Every file is written to a
 temporary name and renamed into place, and the JSON last, so a reader never sees a
 half-written send. It lets the product run with no provider account anywhere.
+
+Every send is also appended, as one JSON line, to ``<dir>/journal.jsonl`` (opened with
+``O_APPEND``, one ``write`` per line): an append-only record in which a message sent
+twice would show twice, which the files named by message id cannot show. ``delay``
+(seconds) makes each send take that long, to stand in for a provider's latency.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ import json
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, ClassVar
+
+from pydantic import Field
 
 from channels.base import AdapterSettings, DeliveryStatus, OutboundMessage, SendResult
 from channels.simulated import provider_id_for
@@ -29,6 +37,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 class OutboxSettings(AdapterSettings):
     dir: str = "var/outbox"
+    delay: float = Field(default=0.0, ge=0, le=60)  # seconds per send: a slow provider
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -58,11 +67,19 @@ class OutboxChannel:
     name: ClassVar[str] = "outbox"
     settings_model: ClassVar[type[AdapterSettings]] = OutboxSettings
 
-    def __init__(self, channel: str, directory: Path, clock: Clock, sender: str | None = None):
+    def __init__(
+        self,
+        channel: str,
+        directory: Path,
+        clock: Clock,
+        sender: str | None = None,
+        delay: float = 0.0,
+    ):
         self.channel = channel
         self.directory = directory
         self.clock = clock
         self.sender = sender
+        self.delay = delay
 
     @classmethod
     def from_config(
@@ -72,7 +89,7 @@ class OutboxChannel:
         directory = Path(settings.dir)
         if not directory.is_absolute():
             directory = base_dir / directory
-        return cls(channel, directory, clock, settings.from_)
+        return cls(channel, directory, clock, settings.from_, settings.delay)
 
     def path_for(self, message: OutboundMessage) -> Path:
         return self.directory / message.channel / f"{message.message_id}.json"
@@ -116,8 +133,11 @@ class OutboxChannel:
                         pdf_path = folder / f"{message.message_id}.pdf"
                         write_atomic(pdf_path, pdf)
                         record["pdf"] = str(pdf_path)
+            if self.delay:
+                time.sleep(self.delay)
             body = json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n"
             write_atomic(self.path_for(message), body.encode("utf-8"))
+            self._journal(record)
         except OSError as exc:
             raise TransientChannelError(f"outbox write failed: {exc}", code="io") from exc
         return SendResult(
@@ -125,6 +145,19 @@ class OutboxChannel:
             status=DeliveryStatus.sent,
             segments=count.segments if count else None,
         )
+
+    def _journal(self, record: dict[str, Any]) -> None:
+        line = {k: record[k] for k in ("message_id", "provider_id", "channel", "account",
+                                       "debtor", "created_at")}
+        data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / "journal.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                     0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         return None

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
-import logging
-import signal
+import os
+import socket
 import threading
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
+from typing import Any
 
 import typer
 
 from orchestrator.errors import OutreachError
 
-log = logging.getLogger("outreach.run")
 
-
-def build_runner(*, now_fixed: datetime | None = None):  # type: ignore[no-untyped-def]
-    """A ``Runner`` from the environment (CONTRACT §3) and the configuration directory."""
+def build_runner(
+    *, now_fixed: datetime | None = None, worker: str | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[Any, Any]:
+    """A ``Runner`` and its clock, from the environment (CONTRACT §3) and the config."""
     from channels.registry import create_adapter
     from orchestrator import db
     from orchestrator.clock import FrozenClock, SystemClock
@@ -39,9 +40,17 @@ def build_runner(*, now_fixed: datetime | None = None):  # type: ignore[no-untyp
         for name, cfg in config.channels.items()
     }
     engine = db.make_engine(settings.database_url)
+    workers = int(os.environ.get("OUTREACH_WORKERS") or 1)
     runner = Runner(engine, config, TemplateRenderer(settings.templates_dir), adapters, cipher,
-                    public_url=settings.public_url, secret=secret)
+                    public_url=settings.public_url, secret=secret,
+                    worker=worker or default_worker(), workers=workers, stop=stop)
     return runner, clock
+
+
+def default_worker() -> str:
+    """A worker's name must survive its restart (its own interrupted sends are recognised
+    by it): ``OUTREACH_WORKER_ID``, else the host name."""
+    return os.environ.get("OUTREACH_WORKER_ID") or socket.gethostname()
 
 
 def _parse_now(value: str) -> datetime:
@@ -57,38 +66,57 @@ def _parse_now(value: str) -> datetime:
 def run(
     once: bool = typer.Option(False, "--once", help="one full tick (plan + dispatch), then exit"),
     now: str | None = typer.Option(None, "--now", help="ISO-8601 instant for that tick"),
-    interval: float = typer.Option(60.0, help="seconds between ticks when running forever"),
+    worker: str | None = typer.Option(
+        None, "--worker-id", help="this worker's stable name (default OUTREACH_WORKER_ID or host)"
+    ),
+    plan_every: float = typer.Option(60.0, help="seconds between planning runs"),
+    dispatch_every: float = typer.Option(5.0, help="seconds between dispatch runs"),
 ) -> None:
-    """Plan due steps and dispatch sends; forever, or once with --once."""
+    """Plan due steps and dispatch sends; forever, or one tick with --once."""
     from orchestrator.cli.engine import _fail
 
     instant = _parse_now(now) if now else None
+    if once:
+        try:
+            runner, clock = build_runner(now_fixed=instant, worker=worker)
+        except OutreachError as exc:
+            _fail(exc)
+            return
+        at = clock.now()
+        ambiguous = runner.recover(at)
+        result = runner.tick(at)
+        typer.echo(json.dumps({
+            "time": at.isoformat(), "worker": runner.worker, "planned": result.planned,
+            "recovered_ambiguous": ambiguous, "decisions": dict(sorted(result.decisions.items())),
+        }))
+        return
+    from orchestrator.daemon import Daemon, setup_logging
+
+    setup_logging()
+    clock_holder: dict[str, Any] = {}
+
+    def build(stop: threading.Event) -> Any:
+        runner, clock = build_runner(now_fixed=instant, worker=worker, stop=stop)
+        clock_holder.setdefault("clock", clock)
+        return runner
+
     try:
-        runner, clock = build_runner(now_fixed=instant)
+        daemon = Daemon(build, clock=_LazyClock(clock_holder), plan_every=plan_every,
+                        dispatch_every=dispatch_every)
     except OutreachError as exc:
         _fail(exc)
         return
-    if once:
-        result = runner.tick(clock.now())
-        typer.echo(json.dumps({"time": clock.now().isoformat(), "planned": result.planned,
-                               "decisions": dict(sorted(result.decisions.items()))}))
-        return
-    stop = threading.Event()
+    daemon.run()
 
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: finishing the current tick, then stopping", signum)
-        stop.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    while not stop.is_set():
-        try:
-            result = runner.tick(clock.now())
-            log.info("tick: planned %d, decisions %s", result.planned, dict(result.decisions))
-        except Exception:  # noqa: BLE001 - a daemon logs and carries on; the next tick retries
-            log.exception("tick failed")
-        stop.wait(interval)
+class _LazyClock:
+    """The clock of the first runner built (system clock, or frozen by --now)."""
+
+    def __init__(self, holder: dict[str, Any]):
+        self.holder = holder
+
+    def now(self) -> datetime:
+        return self.holder["clock"].now()  # type: ignore[no-any-return]
 
 
 def register(app: typer.Typer) -> None:
