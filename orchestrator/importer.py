@@ -771,3 +771,15 @@ def _parse_payment(raw: dict[str, str], line: int, problems: _Problems) -> dict[
         "paid_at": paid_at,
         "currency": currency,
     }
+
+
+def upsert_account(
+    conn: Connection, cipher: DataCipher, account: Account, *, now: datetime, actor: str
+) -> str:
+    """Insert or update one validated account (the REST API's path, same as a CSV row):
+    ``inserted``, ``updated`` or ``unchanged``, with the same audit trail."""
+    writer = _AccountWriter(conn, cipher, now, actor, "api")
+    writer.write([prepare_account(cipher, account)])
+    if writer.inserted:
+        return "inserted"
+    return "updated" if writer.updated else "unchanged"

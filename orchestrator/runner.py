@@ -313,19 +313,34 @@ class Runner:
     def plan(self, now: datetime) -> int:
         """Insert today's occurrences (local day of each debtor) and those of trigger events
         that are still live; returns how many were new."""
-        planned = 0
-        for rows in self._account_pages():
-            with self.db.begin() as conn:
-                replayed = self._replayed(conn, rows, now)
-                values: list[dict[str, Any]] = []
-                for rep in replayed.values():
-                    values.extend(self._plan_account(rep, now))
-                if values:
-                    stmt = self._insert(occurrence_t).values(values).on_conflict_do_nothing(
-                        index_elements=["account_id", "step_id", "occurrence_key"]
-                    )
-                    planned += len(conn.execute(stmt.returning(occurrence_t.c.id)).all())
-        return planned
+        return sum(self._plan_rows(rows, now) for rows in self._account_pages())
+
+    def plan_accounts(self, account_ids: Iterable[str], now: datetime) -> int:
+        """Plan just these accounts now (after a payment, a promise, an event arrived), and
+        write back the promise states their facts imply (kept, broken)."""
+        ids = sorted(set(account_ids))
+        if not ids:
+            return 0
+        with self.db.connect() as conn:
+            rows = conn.execute(sa.select(account_t).where(account_t.c.account_id.in_(ids))).all()
+        return self._plan_rows(list(rows), now, sync_promises=True)
+
+    def _plan_rows(self, rows: list[Row[Any]], now: datetime, *,
+                   sync_promises: bool = False) -> int:
+        with self.db.begin() as conn:
+            replayed = self._replayed(conn, rows, now)
+            values: list[dict[str, Any]] = []
+            for rep in replayed.values():
+                values.extend(self._plan_account(rep, now))
+            if sync_promises:
+                for account_id, rep in replayed.items():
+                    _write_promise_states(conn, account_id, rep.state, now)
+            if not values:
+                return 0
+            stmt = self._insert(occurrence_t).values(values).on_conflict_do_nothing(
+                index_elements=["account_id", "step_id", "occurrence_key"]
+            )
+            return len(conn.execute(stmt.returning(occurrence_t.c.id)).all())
 
     def _account_pages(self) -> Iterator[list[Row[Any]]]:
         after = ""
@@ -690,6 +705,17 @@ def _settle_params(occ_id: int, outcome: Outcome, now: datetime) -> dict[str, An
         "b_next": outcome.defer_until,
         "b_now": now,
     }
+
+
+def _write_promise_states(conn: Connection, account_id: str, state: AccountState,
+                          now: datetime) -> None:
+    """Store the promise states the replay derived (p1, p2... in made order)."""
+    rows = conn.execute(sa.select(promise_t.c.id).where(
+        promise_t.c.account_id == account_id, promise_t.c.made_at <= now
+    ).order_by(promise_t.c.made_at, promise_t.c.id)).all()
+    for row, promise in zip(rows, state.promises, strict=False):
+        conn.execute(promise_t.update().where(promise_t.c.id == row.id).values(
+            state=promise.state, kept_at=promise.kept_at, broken_at=promise.broken_at))
 
 
 def _history_span(config: Config) -> timedelta:

@@ -134,8 +134,8 @@ def test_unknown_channel_adapter_and_template(cfg: Path) -> None:
 
 
 def test_adapter_options_are_checked(cfg: Path) -> None:
-    replace(cfg / "channels.yaml", "sms:    {adapter: outbox, dir: var/outbox,",
-            "sms:    {adapter: outbox, folder: var/outbox,")
+    replace(cfg / "channels.yaml", "sms:    {adapter: outbox, dir: var/outbox}",
+            "sms:    {adapter: outbox, folder: var/outbox}")
     found = errors(cfg)
     assert any("sms" in e and "folder" in e for e in found), found
 

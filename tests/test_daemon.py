@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
+from support import setup_db  # noqa: I001 - tests/support.py
 
 from channels.simulated import SimulatedChannel
 from orchestrator import db
@@ -28,7 +28,6 @@ from orchestrator.configload import load_config
 from orchestrator.crypto import DataCipher
 from orchestrator.engine import message_id_for
 from orchestrator.errors import AmbiguousSendError, PermanentChannelError, TransientChannelError
-from orchestrator.importer import import_accounts
 from orchestrator.models import Decision, Occurrence, table_of
 from orchestrator.rendering import TemplateRenderer
 from orchestrator.runner import Runner
@@ -37,61 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York
 NY = ZoneInfo("America/New_York")
 IS_PG = os.environ.get("OUTREACH_TEST_DB", "sqlite") == "postgresql"
-
-CADENCES = """
-stages:
-  - id: M1
-    dpd: [1, 400]
-    steps:
-      - {id: daily-sms, channel: sms, template: reminder, every: 1d, at: "10:00", expires: 3d}
-"""
-CREDITORS = """
-creditors:
-  acme: {name: Acme Consumer Finance, phone: "+18005550100", pay_url: "https://pay.example.com/{reference}"}
-"""
-
-
-def write_config(directory: Path, *, outbox: Path, limits: str = "[]", delay: float = 0.0,
-                 retry: str = "") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "cadences.yaml").write_text(CADENCES)
-    (directory / "creditors.yaml").write_text(CREDITORS)
-    (directory / "policy.yaml").write_text(
-        f"timezone: {{default: America/New_York, sources: [explicit, address, phone]}}\n"
-        f"hours: {{default: any}}\nlimits: {limits}\n"
-    )
-    (directory / "channels.yaml").write_text(
-        f"sms: {{adapter: outbox, dir: '{outbox}', delay: {delay}{retry}}}\n"
-    )
-    return directory
-
-
-def write_accounts(path: Path, n: int, *, per_debtor: int = 1) -> Path:
-    lines = ["account_id,debtor_id,name,phone,city,region,country,currency,balance,due_date,"
-             "creditor,reference,consent_sms"]
-    for i in range(n):
-        debtor = f"D{i // per_debtor:05d}"
-        lines.append(f"A{i:05d},{debtor},Pat Doe,+1212{2000000 + (i // per_debtor) * 37:07d},"
-                     f"New York,NY,US,USD,100.00,2026-03-01,acme,R{i},true")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def setup_db(db_url: str, tmp_path: Path, n: int, *, per_debtor: int = 1, **config: object
-             ) -> tuple[dict[str, str], Path]:
-    keys = Fernet.generate_key().decode()
-    outbox = tmp_path / "outbox"
-    config_dir = write_config(tmp_path / "config", outbox=outbox, **config)  # type: ignore[arg-type]
-    db.upgrade(db_url)
-    engine = db.make_engine(db_url)
-    import_accounts(engine, write_accounts(tmp_path / "a.csv", n, per_debtor=per_debtor),
-                    DataCipher([keys]))
-    engine.dispose()
-    env = dict(os.environ, OUTREACH_DATABASE_URL=db_url, OUTREACH_DATA_KEYS=keys,
-               OUTREACH_SECRET_KEY="test-secret", OUTREACH_CONFIG=str(config_dir),
-               OUTREACH_TEMPLATES=str(ROOT / "templates"))
-    return env, outbox
-
 
 def outreach(*args: str) -> list[str]:
     return [sys.executable, "-m", "orchestrator", *args]

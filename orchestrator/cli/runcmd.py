@@ -119,5 +119,27 @@ class _LazyClock:
         return self.holder["clock"].now()  # type: ignore[no-any-return]
 
 
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, help="port to listen on"),
+) -> None:
+    """Webhooks, payment links and the REST API (CONTRACT §8)."""
+    import uvicorn
+
+    from orchestrator.cli.engine import _fail
+    from orchestrator.daemon import setup_logging
+    from orchestrator.server import build_server, create_app
+
+    try:
+        server = build_server()
+    except OutreachError as exc:
+        _fail(exc)
+        return
+    setup_logging()
+    uvicorn.run(create_app(server), host=host, port=port, log_config=None,
+                proxy_headers=True, server_header=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("serve")(serve)

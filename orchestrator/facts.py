@@ -1,0 +1,201 @@
+"""Recording what happened to an account: payments, promises, events, opt-outs, deliveries.
+
+These are the facts the runner replays into account state (``orchestrator.runner``);
+the HTTP server and the REST API write them through here, each in the caller's
+transaction, so a rejected request writes nothing. Every writer is idempotent where the
+outside world repeats itself: payments by ``payment_id``, delivery events by the
+provider's event key, opt-outs by (contact, channel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+
+from channels.base import DeliveryStatus, can_move
+from orchestrator.crypto import DataCipher
+from orchestrator.models import (
+    AccountEvent,
+    AccountRow,
+    DeliveryEvent,
+    OptOut,
+    Payment,
+    Promise,
+    Send,
+    table_of,
+)
+
+account_t = table_of(AccountRow)
+payment_t = table_of(Payment)
+promise_t = table_of(Promise)
+event_t = table_of(AccountEvent)
+optout_t = table_of(OptOut)
+send_t = table_of(Send)
+delivery_t = table_of(DeliveryEvent)
+
+EVENT_TYPES = ("conversation", "dispute", "dispute_resolved", "cease", "complaint")
+
+
+def _insert(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def account_row(conn: Connection, account_id: str) -> Row[Any] | None:
+    return conn.execute(sa.select(account_t).where(account_t.c.account_id == account_id)).first()
+
+
+def accounts_by_phone(conn: Connection, cipher: DataCipher, phone: str) -> list[Row[Any]]:
+    """Every account reached at this phone number (by its blind index under any key)."""
+    candidates = cipher.index_candidates(phone, "phone")
+    if not candidates:
+        return []
+    return list(conn.execute(
+        sa.select(account_t).where(account_t.c.phone_index.in_(candidates))
+        .order_by(account_t.c.account_id)
+    ).all())
+
+
+def record_payment(
+    conn: Connection, *, account_id: str, payment_id: str, amount: Decimal,
+    currency: str | None, paid_at: datetime, source: str, now: datetime,
+) -> bool:
+    """A payment, once per ``payment_id``: the balance goes down (never below zero) and a
+    payment that covers it closes the account. ``False`` if it was already recorded."""
+    inserted = conn.execute(
+        _insert(conn)(payment_t).values(
+            payment_id=payment_id, account_id=account_id, amount=amount, currency=currency,
+            paid_at=paid_at, source=source, created_at=now,
+        ).on_conflict_do_nothing(index_elements=["payment_id"]).returning(payment_t.c.id)
+    ).first()
+    if inserted is None:
+        return False
+    balance = conn.execute(sa.select(account_t.c.balance).where(
+        account_t.c.account_id == account_id)).scalar_one()
+    left = max(balance - amount, Decimal("0.00"))
+    values: dict[str, Any] = {"balance": left, "updated_at": now}
+    if left <= 0:
+        values["status"] = "closed"
+    conn.execute(account_t.update().where(account_t.c.account_id == account_id).values(values))
+    return True
+
+
+def record_promise(conn: Connection, *, account_id: str, amount: Decimal, due: date,
+                   made_at: datetime) -> int:
+    result = conn.execute(promise_t.insert().values(
+        account_id=account_id, amount=amount, due=due, made_at=made_at, state="pending"))
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def record_event(conn: Connection, *, account_id: str, type_: str, at: datetime,
+                 channel: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    conn.execute(event_t.insert().values(account_id=account_id, type=type_, channel=channel,
+                                         time=at, detail=detail))
+
+
+def opt_out(conn: Connection, *, debtor_id: str, account_id: str | None, channel: str,
+            contact_index: str | None, source: str, at: datetime) -> bool:
+    """Opt a contact (or, with no contact, the debtor) out of a channel. ``False`` if an
+    active opt-out already covers it."""
+    active = conn.execute(sa.select(optout_t.c.id).where(
+        optout_t.c.channel == channel, optout_t.c.revoked_at.is_(None),
+        optout_t.c.contact_index == contact_index if contact_index is not None
+        else sa.and_(optout_t.c.debtor_id == debtor_id, optout_t.c.contact_index.is_(None)),
+    )).first()
+    if active is not None:
+        return False
+    conn.execute(optout_t.insert().values(
+        debtor_id=debtor_id, account_id=account_id, channel=channel,
+        contact_index=contact_index, source=source, created_at=at))
+    return True
+
+
+def opt_in(conn: Connection, *, contact_indexes: list[str], channel: str, at: datetime) -> int:
+    """Revoke the active opt-outs of these contacts from a channel (START)."""
+    if not contact_indexes:
+        return 0
+    return conn.execute(optout_t.update().where(
+        optout_t.c.channel == channel, optout_t.c.revoked_at.is_(None),
+        optout_t.c.contact_index.in_(contact_indexes),
+    ).values(revoked_at=at)).rowcount or 0
+
+
+_WENT_OUT = frozenset({
+    DeliveryStatus.queued, DeliveryStatus.sending, DeliveryStatus.sent, DeliveryStatus.delivered,
+    DeliveryStatus.undelivered, DeliveryStatus.ringing, DeliveryStatus.in_progress,
+    DeliveryStatus.answered, DeliveryStatus.machine, DeliveryStatus.no_answer,
+    DeliveryStatus.busy, DeliveryStatus.opened, DeliveryStatus.clicked,
+})
+
+
+def _resolve_ambiguous(conn: Connection, send: Row[Any], at: datetime) -> None:
+    """The provider reports on a send we could not confirm: it did go out. Record it."""
+    from orchestrator.models import Decision, Occurrence
+
+    decision_t, occurrence_t = table_of(Decision), table_of(Occurrence)
+    last = conn.execute(sa.select(decision_t).where(
+        decision_t.c.message_id == send.message_id, decision_t.c.decision == "ambiguous"
+    ).order_by(decision_t.c.id.desc())).first()
+    if last is not None:
+        values = {c: getattr(last, c) for c in last._fields if c != "id"}
+        values.update(time=at, decision="sent", reason="confirmed_by_provider", until=None)
+        conn.execute(decision_t.insert().values(values))
+    if send.occurrence_id is not None:
+        conn.execute(occurrence_t.update().where(
+            occurrence_t.c.id == send.occurrence_id, occurrence_t.c.state == "ambiguous"
+        ).values(state="sent", updated_at=at))
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    outcome: str  # recorded | duplicate | unknown
+    send_id: int | None = None
+    account_id: str | None = None
+    status: str | None = None  # the send's status afterwards
+
+
+def record_delivery(
+    conn: Connection, *, provider_id: str | None, message_id: str | None,
+    status: DeliveryStatus, event_key: str, at: datetime, raw: dict[str, Any] | None = None,
+) -> DeliveryResult:
+    """A provider's status callback: stored once per ``event_key``; the send's status
+    moves forward only (a final status is never downgraded by a late callback)."""
+    send = None
+    if provider_id:
+        send = conn.execute(sa.select(send_t).where(send_t.c.provider_id == provider_id)).first()
+    if send is None and message_id:
+        send = conn.execute(sa.select(send_t).where(send_t.c.message_id == message_id)).first()
+    if send is None:
+        return DeliveryResult("unknown")
+    inserted = conn.execute(
+        _insert(conn)(delivery_t).values(
+            provider_event_key=event_key, send_id=send.id, message_id=send.message_id,
+            status=str(status), time=at, raw=raw,
+        ).on_conflict_do_nothing(index_elements=["provider_event_key"])
+        .returning(delivery_t.c.id)
+    ).first()
+    if inserted is None:
+        return DeliveryResult("duplicate", send.id, send.account_id, send.status)
+    try:
+        old: DeliveryStatus | None = DeliveryStatus(send.status)
+    except ValueError:  # sending / ambiguous / failed: the runner's own states
+        old = None if send.status in ("sending", "ambiguous", "sent") else DeliveryStatus.failed
+        if send.status == "sent":
+            old = DeliveryStatus.sent
+    new_status = send.status
+    if send.status == "ambiguous" and status in _WENT_OUT:
+        _resolve_ambiguous(conn, send, at)
+    if can_move(old, status):
+        new_status = str(status)
+        values: dict[str, Any] = {"status": new_status, "status_at": at}
+        if provider_id and send.provider_id is None:
+            values["provider_id"] = provider_id
+        conn.execute(send_t.update().where(send_t.c.id == send.id).values(values))
+    return DeliveryResult("recorded", send.id, send.account_id, new_status)

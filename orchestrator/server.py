@@ -1,0 +1,543 @@
+"""``outreach serve`` (CONTRACT §8): webhooks, tracked links and the REST API, on FastAPI.
+
+Only the real sender changes anything: Twilio callbacks must carry a valid
+``X-Twilio-Signature`` for ``OUTREACH_PUBLIC_URL`` + path (the twilio SDK's
+``RequestValidator``), the payment webhook an HMAC of its raw body with a fresh
+timestamp, links a valid signature and expiry, the API a bearer token. A rejected
+request writes nothing; an accepted one writes in one transaction. Repeats are
+idempotent (delivery event keys, payment ids, opt-outs).
+
+After a fact arrives the runner re-plans that account at once, so a payment's thank-you
+or a broken promise's follow-up does not wait for the next planning run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Engine
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from channels.base import DeliveryStatus
+from orchestrator import facts
+from orchestrator.accounts import parse_account
+from orchestrator.clock import Clock
+from orchestrator.config import Config
+from orchestrator.crypto import DataCipher
+from orchestrator.inbound import InboundKind, classify_inbound
+from orchestrator.links import PAY, UNSUBSCRIBE, creditor_pay_url, read_token
+from orchestrator.models import Occurrence, Send, table_of
+from orchestrator.runner import Runner
+from orchestrator.settings import Settings
+from orchestrator.store import account_from_row, account_timeline
+
+log = logging.getLogger("outreach.server")
+
+MAX_BODY = 256 * 1024
+PAYMENT_WINDOW = timedelta(seconds=300)
+
+SMS_STATUS = {
+    "accepted": DeliveryStatus.queued, "scheduled": DeliveryStatus.queued,
+    "queued": DeliveryStatus.queued, "sending": DeliveryStatus.sending,
+    "sent": DeliveryStatus.sent, "delivered": DeliveryStatus.delivered,
+    "read": DeliveryStatus.delivered, "undelivered": DeliveryStatus.undelivered,
+    "failed": DeliveryStatus.failed, "canceled": DeliveryStatus.canceled,
+}
+CALL_STATUS = {
+    "queued": DeliveryStatus.queued, "initiated": DeliveryStatus.sending,
+    "ringing": DeliveryStatus.ringing, "in-progress": DeliveryStatus.in_progress,
+    "completed": DeliveryStatus.answered, "busy": DeliveryStatus.busy,
+    "no-answer": DeliveryStatus.no_answer, "failed": DeliveryStatus.failed,
+    "canceled": DeliveryStatus.canceled,
+}
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 before any handler."""
+
+    def __init__(self, app: Any, limit: int = MAX_BODY):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await JSONResponse({"error": "request body too large"}, 413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(413, "request body too large")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class AccountIn(BaseModel):
+    """An account as the CSV has it (CONTRACT §5); the same validation applies."""
+
+    model_config = ConfigDict(extra="forbid")
+    debtor_id: str | None = None
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = None
+    email: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    email_type: Literal["personal", "work"] | None = None
+    currency: str = Field(min_length=3, max_length=3)
+    balance: Decimal
+    due_date: date
+    creditor: str | None = None
+    reference: str | None = None
+    consent_sms: bool | None = None
+    consent_voice: bool | None = None
+    consent_email: bool | None = None
+    segment: str | None = None
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["promise", "payment", "conversation", "dispute", "dispute_resolved", "cease",
+                  "complaint", "opt_out"]
+    at: datetime | None = None
+    amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
+    due: date | None = None
+    currency: str | None = None
+    payment_id: str | None = Field(default=None, max_length=200)
+    channel: Literal["sms", "voice", "email", "letter"] | None = None
+
+
+class PaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_id: str = Field(min_length=1, max_length=200)
+    account_id: str = Field(min_length=1, max_length=200)
+    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    currency: str = Field(min_length=3, max_length=3)
+    paid_at: datetime
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Server:
+    """Everything a request needs, built once per process."""
+
+    def __init__(self, *, db: Engine, config: Config, cipher: DataCipher, settings: Settings,
+                 clock: Clock, runner: Runner, twilio_token: str | None = None,
+                 conversation_seconds: int = 30):
+        self.db = db
+        self.config = config
+        self.cipher = cipher
+        self.settings = settings
+        self.clock = clock
+        self.runner = runner
+        self.validator = RequestValidator(twilio_token) if twilio_token else None
+        self.conversation_seconds = conversation_seconds
+        self.registry = CollectorRegistry()
+        self.rejections = Counter("outreach_webhook_rejections", "Requests refused, by reason",
+                                  ["route", "reason"], registry=self.registry)
+        self.registry.register(_DbCollector(db, clock))
+
+    def reject(self, route: str, reason: str, status: int, message: str) -> HTTPException:
+        self.rejections.labels(route, reason).inc()
+        log.warning("rejected", extra={"reason": reason})
+        return HTTPException(status, message)
+
+    async def twilio_form(self, request: Request, route: str) -> dict[str, str]:
+        """The callback's form fields, if its signature is Twilio's for our public URL."""
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        url = self.settings.public_url + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if self.validator is None or not signature or not self.validator.validate(
+            url, form, signature
+        ):
+            raise self.reject(route, "bad_signature", 403, "invalid Twilio signature")
+        return form
+
+    def replan(self, account_ids: list[str]) -> None:
+        self.runner.plan_accounts(account_ids, self.clock.now())
+
+
+class _DbCollector:
+    """Gauges read from the database at scrape time: sends by channel and status,
+    decisions by decision, and the due queue."""
+
+    def __init__(self, db: Engine, clock: Clock):
+        self.db = db
+        self.clock = clock
+
+    def collect(self) -> Any:
+        sends = GaugeMetricFamily("outreach_sends", "Sends by channel and status",
+                                  labels=["channel", "status"])
+        due = GaugeMetricFamily("outreach_due_occurrences", "Occurrences due now, not decided")
+        send_t, occ_t = table_of(Send), table_of(Occurrence)
+        with self.db.connect() as conn:
+            for channel, status, count in conn.execute(
+                sa.select(send_t.c.channel, send_t.c.status, sa.func.count())
+                .group_by(send_t.c.channel, send_t.c.status)
+            ):
+                sends.add_metric([channel, status], count)
+            due.add_metric([], conn.execute(sa.select(sa.func.count()).select_from(occ_t).where(
+                occ_t.c.state.in_(("pending", "deferred")),
+                occ_t.c.next_attempt_at <= self.clock.now())).scalar_one())
+        yield sends
+        yield due
+
+
+def create_app(server: Server) -> FastAPI:
+    app = FastAPI(title="outreach", version="1", description=__doc__)
+    app.add_middleware(BodyLimit)
+
+    @app.exception_handler(HTTPException)
+    async def _json_errors(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    # --- Twilio ------------------------------------------------------------------------
+
+    async def status_callback(request: Request, kind: str) -> Response:
+        route = f"twilio_{kind}_status"
+        form = await server.twilio_form(request, route)
+        answered_by = form.get("AnsweredBy", "")
+        if kind == "sms":
+            sid, raw = form.get("MessageSid"), form.get("MessageStatus", "")
+            status = SMS_STATUS.get(raw)
+        else:
+            sid, raw = form.get("CallSid"), form.get("CallStatus", "")
+            status = CALL_STATUS.get(raw)
+            if status == DeliveryStatus.answered and answered_by.startswith("machine"):
+                status = DeliveryStatus.machine
+        if not sid or status is None:
+            raise server.reject(route, "bad_status", 400, f"unknown status {raw!r}")
+        now = server.clock.now()
+        key = f"{sid}:{raw}:{form.get('SequenceNumber', '')}:{form.get('AnsweredBy', '')}"
+        with server.db.begin() as conn:
+            result = facts.record_delivery(
+                conn, provider_id=sid, message_id=request.query_params.get("message_id"),
+                status=status, event_key=key, at=now,
+                raw={k: v for k, v in form.items() if k in _SAFE_FIELDS},
+            )
+            if result.outcome == "unknown":
+                raise server.reject(route, "unknown_send", 404, "no such send")
+            if (kind == "voice" and result.outcome == "recorded"
+                    and status == DeliveryStatus.answered and result.account_id
+                    and int(form.get("CallDuration") or 0) >= server.conversation_seconds):
+                facts.record_event(conn, account_id=result.account_id, type_="conversation",
+                                   at=now, channel="voice",
+                                   detail={"call_sid": sid, "answered_by": answered_by or "human"})
+        if result.account_id and kind == "voice":
+            server.replan([result.account_id])
+        return JSONResponse({"status": result.outcome, "send_status": result.status})
+
+    @app.post("/webhooks/twilio/sms/status", include_in_schema=False)
+    async def sms_status(request: Request) -> Response:
+        return await status_callback(request, "sms")
+
+    @app.post("/webhooks/twilio/voice/status", include_in_schema=False)
+    async def voice_status(request: Request) -> Response:
+        return await status_callback(request, "voice")
+
+    @app.post("/webhooks/twilio/sms/inbound", include_in_schema=False)
+    async def sms_inbound(request: Request) -> Response:
+        form = await server.twilio_form(request, "twilio_sms_inbound")
+        phone, body = form.get("From", ""), form.get("Body", "")
+        now = server.clock.now()
+        reply = MessagingResponse()
+        with server.db.begin() as conn:
+            rows = facts.accounts_by_phone(conn, server.cipher, phone)
+            what = classify_inbound(body)
+            indexes = server.cipher.index_candidates(phone, "phone")
+            for row in rows:
+                facts.record_event(conn, account_id=row.account_id, type_="inbound_sms", at=now,
+                                   channel="sms", detail={"kind": str(what),
+                                                          "body": server.cipher.encrypt(body)})
+            if what == InboundKind.opt_out:
+                for debtor in sorted({r.debtor_id for r in rows}):
+                    facts.opt_out(conn, debtor_id=debtor, account_id=None, channel="sms",
+                                  contact_index=indexes[0] if indexes else None,
+                                  source="inbound_sms", at=now)
+                if rows and server.config.policy.opt_out_confirmation:
+                    reply.message(_confirmation(server, rows[0]))
+            elif what == InboundKind.opt_in:
+                facts.opt_in(conn, contact_indexes=indexes, channel="sms", at=now)
+            elif what == InboundKind.help and rows:
+                reply.message(_help(server, rows[0]))
+        return Response(str(reply), media_type="application/xml")
+
+    # --- links -------------------------------------------------------------------------
+
+    def _send_of(token: str, kind: str) -> Any:
+        data = read_token(server.settings.secret_key or "", token, server.clock.now())
+        if data is None or data.kind != kind:
+            raise server.reject(f"link_{kind}", "bad_token", 404, "not found")
+        with server.db.connect() as conn:
+            send = conn.execute(sa.select(table_of(Send)).where(
+                table_of(Send).c.message_id == data.message_id)).first()
+        if send is None:
+            raise server.reject(f"link_{kind}", "unknown_send", 404, "not found")
+        return send
+
+    @app.get("/p/{token}", include_in_schema=False)
+    def pay_redirect(token: str) -> Response:
+        send = _send_of(token, PAY)
+        now = server.clock.now()
+        with server.db.begin() as conn:
+            row = facts.account_row(conn, send.account_id)
+            assert row is not None
+            account = account_from_row(row, server.cipher)
+            creditor = server.config.creditor(account.creditor)
+            target = creditor_pay_url(creditor, account) if creditor else None
+            if not target:
+                raise server.reject("link_pay", "no_pay_url", 404, "not found")
+            facts.record_event(conn, account_id=send.account_id, type_="click", at=now,
+                               channel=send.channel, detail={"message_id": send.message_id})
+            facts.record_delivery(conn, provider_id=None, message_id=send.message_id,
+                                  status=DeliveryStatus.clicked,
+                                  event_key=f"click:{send.message_id}:{now.isoformat()}", at=now)
+        return RedirectResponse(target, status_code=302)
+
+    @app.get("/u/{token}", include_in_schema=False)
+    def unsubscribe_page(token: str) -> Response:
+        _send_of(token, UNSUBSCRIBE)
+        safe = html.escape(token, quote=True)
+        return HTMLResponse(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Unsubscribe</title>"
+            "<h1>Stop these emails?</h1>"
+            f"<form method=post action='/u/{safe}'><button type=submit>Unsubscribe</button></form>"
+        )
+
+    @app.post("/u/{token}", include_in_schema=False)
+    def unsubscribe(token: str) -> Response:
+        send = _send_of(token, UNSUBSCRIBE)
+        now = server.clock.now()
+        with server.db.begin() as conn:
+            row = facts.account_row(conn, send.account_id)
+            assert row is not None
+            facts.opt_out(conn, debtor_id=row.debtor_id, account_id=None, channel="email",
+                          contact_index=row.email_index, source="unsubscribe", at=now)
+        return HTMLResponse("<!doctype html><title>Unsubscribed</title>"
+                            "<p>You will receive no more emails from us.</p>")
+
+    # --- payments ----------------------------------------------------------------------
+
+    @app.post("/webhooks/payments", include_in_schema=False)
+    async def payment_webhook(request: Request) -> Response:
+        secret = server.settings.payment_webhook_secret
+        body = await request.body()
+        stamp = request.headers.get("X-Outreach-Timestamp", "")
+        given = request.headers.get("X-Outreach-Signature", "")
+        if not secret:
+            raise server.reject("payments", "not_configured", 401, "payment webhook disabled")
+        expected = "sha256=" + hmac.new(secret.encode(), stamp.encode() + b"." + body,
+                                        hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, given):
+            raise server.reject("payments", "bad_signature", 401, "invalid signature")
+        try:
+            sent_at = datetime.fromtimestamp(int(stamp), UTC)
+        except (ValueError, OverflowError, OSError):
+            raise server.reject("payments", "bad_timestamp", 401, "invalid timestamp") from None
+        if abs(server.clock.now() - sent_at) > PAYMENT_WINDOW:
+            raise server.reject("payments", "stale", 401, "timestamp outside 300 s")
+        try:
+            payment = PaymentIn.model_validate_json(body)
+        except ValueError as exc:
+            raise server.reject("payments", "invalid", 422, f"invalid payment: {exc}") from None
+        return _record_payment(payment.account_id, payment.event_id, payment.amount,
+                               payment.currency, _aware(payment.paid_at), "webhook")
+
+    def _record_payment(account_id: str, payment_id: str, amount: Decimal, currency: str | None,
+                        paid_at: datetime, source: str) -> Response:
+        now = server.clock.now()
+        with server.db.begin() as conn:
+            row = facts.account_row(conn, account_id)
+            if row is None:
+                raise server.reject("payments", "unknown_account", 404, "unknown account")
+            if currency is not None and currency.upper() != row.currency:
+                raise server.reject("payments", "currency", 422,
+                                    f"currency {currency} does not match the account's")
+            new = facts.record_payment(conn, account_id=account_id, payment_id=payment_id,
+                                       amount=amount, currency=row.currency,
+                                       paid_at=min(paid_at, now), source=source, now=now)
+        if new:
+            server.replan([account_id])
+        return JSONResponse({"status": "recorded" if new else "duplicate"},
+                            status_code=200 if not new else 201)
+
+    # --- REST API ----------------------------------------------------------------------
+
+    def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        if not token or not any(hmac.compare_digest(token, t)
+                                for t in server.settings.api_tokens):
+            raise server.reject("api", "bad_token", 401, "invalid or missing bearer token")
+        return token
+
+    api = [Depends(bearer)]
+
+    @app.put("/api/v1/accounts/{account_id}", dependencies=api, status_code=200)
+    def put_account(account_id: str, body: AccountIn) -> dict[str, Any]:
+        raw = {k: ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v))
+               for k, v in body.model_dump().items()}
+        raw = {k: v for k, v in raw.items() if v != ""}
+        account, problems = parse_account({"account_id": account_id, **raw}, source="api",
+                                          line=None)
+        if account is None:
+            raise HTTPException(422, [{"field": p.field, "message": p.message}
+                                      for p in problems])
+        if account.creditor and server.config.creditor(account.creditor) is None:
+            raise HTTPException(422, [{"field": "creditor",
+                                       "message": f"unknown creditor {account.creditor!r}"}])
+        from orchestrator.importer import upsert_account
+
+        with server.db.begin() as conn:
+            outcome = upsert_account(conn, server.cipher, account, now=server.clock.now(),
+                                     actor="api")
+        return {"account_id": account_id, "result": outcome}
+
+    @app.get("/api/v1/accounts/{account_id}", dependencies=api)
+    def get_account(account_id: str) -> Any:
+        with server.db.connect() as conn:
+            found = account_timeline(conn, server.cipher, account_id,
+                                     today=server.clock.now().date())
+        if found is None:
+            raise HTTPException(404, "unknown account")
+        return JSONResponse(jsonable_encoder(_without_personal(found)))
+
+    @app.get("/api/v1/accounts/{account_id}/timeline", dependencies=api)
+    def get_timeline(account_id: str) -> Any:
+        with server.db.connect() as conn:
+            found = account_timeline(conn, server.cipher, account_id,
+                                     today=server.clock.now().date())
+        if found is None:
+            raise HTTPException(404, "unknown account")
+        return JSONResponse(jsonable_encoder({"account_id": account_id,
+                                              "decisions": found.get("decisions", []),
+                                              "events": found.get("events", [])}))
+
+    @app.post("/api/v1/accounts/{account_id}/events", dependencies=api, status_code=201)
+    def post_event(account_id: str, event: EventIn) -> Any:
+        now = server.clock.now()
+        at = min(_aware(event.at), now) if event.at else now
+        if event.type == "payment":
+            if event.amount is None:
+                raise HTTPException(422, "a payment needs an amount")
+            payment_id = event.payment_id or f"api:{account_id}:{at.isoformat()}"
+            return _record_payment(account_id, payment_id, event.amount, event.currency, at,
+                                   "api")
+        with server.db.begin() as conn:
+            row = facts.account_row(conn, account_id)
+            if row is None:
+                raise HTTPException(404, "unknown account")
+            if event.type == "promise":
+                if event.amount is None or event.due is None:
+                    raise HTTPException(422, "a promise needs an amount and a due date")
+                facts.record_promise(conn, account_id=account_id, amount=event.amount,
+                                     due=event.due, made_at=at)
+            elif event.type == "opt_out":
+                if event.channel is None:
+                    raise HTTPException(422, "an opt-out needs a channel")
+                index = row.email_index if event.channel == "email" else row.phone_index
+                if event.channel in ("sms", "email") and index is not None:
+                    facts.opt_out(conn, debtor_id=row.debtor_id, account_id=None,
+                                  channel=event.channel, contact_index=index, source="api", at=at)
+                else:
+                    facts.opt_out(conn, debtor_id=row.debtor_id, account_id=account_id,
+                                  channel=event.channel, contact_index=None, source="api", at=at)
+            else:
+                facts.record_event(conn, account_id=account_id, type_=event.type, at=at,
+                                   channel=event.channel)
+        server.replan([account_id])
+        return {"account_id": account_id, "type": event.type, "at": at.isoformat()}
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        with server.db.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return PlainTextResponse(generate_latest(server.registry).decode(),
+                                 media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+_SAFE_FIELDS = ("MessageSid", "MessageStatus", "CallSid", "CallStatus", "AnsweredBy",
+                "CallDuration", "ErrorCode", "SequenceNumber")
+
+
+def _without_personal(found: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in found.items() if k not in ("name", "phone", "email", "address")}
+
+
+def _lang(locale: str | None) -> str:
+    return "zh" if (locale or "").lower().startswith("zh") else "en"
+
+
+def _confirmation(server: Server, row: Any) -> str:
+    creditor = server.config.creditor(row.creditor)
+    name = creditor.name if creditor else ""
+    if _lang(row.locale) == "zh":
+        return f"您已退订{name}的短信，今后不会再收到短信。回复START可重新订阅。"
+    return f"{name}: you are unsubscribed and will receive no more texts. Reply START to resubscribe."
+
+
+def _help(server: Server, row: Any) -> str:
+    creditor = server.config.creditor(row.creditor)
+    name, phone = (creditor.name, creditor.phone) if creditor else ("", "")
+    if _lang(row.locale) == "zh":
+        return f"{name}：如需帮助请致电{phone}。回复STOP退订。"
+    return f"{name}: for help call {phone}. Reply STOP to opt out."
+
+
+def build_server(settings: Settings | None = None) -> Server:
+    """A ``Server`` from the environment (CONTRACT §3) and the configuration directory."""
+    from orchestrator import db
+    from orchestrator.clock import SystemClock
+    from orchestrator.configload import load_config
+    from orchestrator.rendering import TemplateRenderer
+
+    settings = settings or Settings.from_env()
+    secret = settings.require("OUTREACH_SECRET_KEY")
+    settings.require("OUTREACH_DATA_KEYS")
+    cipher = DataCipher(settings.data_keys)
+    config = load_config(settings.config_dir, settings.templates_dir)
+    engine = db.make_engine(settings.database_url)
+    clock = SystemClock()
+    runner = Runner(engine, config, TemplateRenderer(settings.templates_dir), {}, cipher,
+                    public_url=settings.public_url, secret=secret, worker="server")
+    return Server(db=engine, config=config, cipher=cipher, settings=settings, clock=clock,
+                  runner=runner, twilio_token=settings.twilio_auth_token)

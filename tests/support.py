@@ -1,0 +1,74 @@
+"""Shared set-up for tests that run the product against a database: a small config
+directory, a CSV of accounts, a migrated database with them imported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from orchestrator import db
+from orchestrator.crypto import DataCipher
+from orchestrator.importer import import_accounts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CADENCES = """
+stages:
+  - id: M1
+    dpd: [1, 400]
+    steps:
+      - {id: daily-sms, channel: sms, template: reminder, every: 1d, at: "10:00", expires: 3d}
+"""
+CREDITORS = """
+creditors:
+  acme: {name: Acme Consumer Finance, phone: "+18005550100", pay_url: "https://pay.example.com/{reference}"}
+"""
+
+
+def write_config(directory: Path, *, outbox: Path, limits: str = "[]", delay: float = 0.0,
+                 retry: str = "", cadences: str = CADENCES) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "cadences.yaml").write_text(cadences)
+    (directory / "creditors.yaml").write_text(CREDITORS)
+    (directory / "policy.yaml").write_text(
+        f"timezone: {{default: America/New_York, sources: [explicit, address, phone]}}\n"
+        f"hours: {{default: any}}\nlimits: {limits}\n"
+    )
+    (directory / "channels.yaml").write_text(
+        f"sms: {{adapter: outbox, dir: '{outbox}', delay: {delay}{retry}}}\n"
+        f"email: {{adapter: outbox, dir: '{outbox}'}}\n"
+        f"voice: {{adapter: outbox, dir: '{outbox}'}}\n"
+    )
+    return directory
+
+
+def write_accounts(path: Path, n: int, *, per_debtor: int = 1) -> Path:
+    lines = ["account_id,debtor_id,name,phone,email,city,region,country,currency,balance,"
+             "due_date,creditor,reference,consent_sms,consent_email"]
+    for i in range(n):
+        debtor = f"D{i // per_debtor:05d}"
+        lines.append(f"A{i:05d},{debtor},Pat Doe,+1212{2000000 + (i // per_debtor) * 37:07d},"
+                     f"pat{i}@example.com,New York,NY,US,USD,100.00,2026-03-01,acme,R{i},true,"
+                     f"true")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def setup_db(db_url: str, tmp_path: Path, n: int, *, per_debtor: int = 1, **config: object
+             ) -> tuple[dict[str, str], Path]:
+    keys = Fernet.generate_key().decode()
+    outbox = tmp_path / "outbox"
+    config_dir = write_config(tmp_path / "config", outbox=outbox, **config)  # type: ignore[arg-type]
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    import_accounts(engine, write_accounts(tmp_path / "a.csv", n, per_debtor=per_debtor),
+                    DataCipher([keys]))
+    engine.dispose()
+    env = dict(os.environ, OUTREACH_DATABASE_URL=db_url, OUTREACH_DATA_KEYS=keys,
+               OUTREACH_SECRET_KEY="test-secret", OUTREACH_CONFIG=str(config_dir),
+               OUTREACH_TEMPLATES=str(ROOT / "templates"))
+    return env, outbox
+
+

@@ -1,0 +1,337 @@
+"""``outreach serve`` on a real uvicorn server on a loopback port (SQLite and PostgreSQL).
+
+Requests are signed independently: Twilio's with the SDK's ``RequestValidator``, the
+payment webhook with a plain HMAC; rejected requests must leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from support import ROOT, setup_db  # noqa: I001
+from twilio.request_validator import RequestValidator
+
+from channels.registry import create_adapter
+from orchestrator import db
+from orchestrator.clock import VirtualClock
+from orchestrator.configload import load_config
+from orchestrator.crypto import DataCipher
+from orchestrator.links import pay_link
+from orchestrator.models import (
+    AccountEvent,
+    AccountRow,
+    Decision,
+    DeliveryEvent,
+    Payment,
+    Send,
+    table_of,
+)
+from orchestrator.rendering import TemplateRenderer
+from orchestrator.runner import Runner
+from orchestrator.server import Server, create_app
+from orchestrator.settings import Settings
+
+T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York
+TOKEN = "twilio-auth-token"
+PAY_SECRET = "payment-webhook-secret"
+API_TOKEN = "api-token-1"
+
+CADENCES = """
+stages:
+  - id: M1
+    dpd: [1, 400]
+    steps:
+      - {id: daily-sms, channel: sms, template: reminder, every: 1d, at: "10:00"}
+      - {id: daily-email, channel: email, template: reminder, every: 1d, at: "10:00"}
+triggers:
+  - {id: thanks, on: payment_received, channel: sms, template: payment_thanks, kind: service}
+"""
+
+
+@dataclass
+class Live:
+    url: str
+    db: sa.Engine
+    runner: Runner
+    clock: VirtualClock
+    server: Server
+    cipher: DataCipher
+
+    def twilio(self, path: str, params: dict[str, str], *, signature: str | None = None
+               ) -> httpx.Response:
+        sig = RequestValidator(TOKEN).compute_signature(self.url + path, params)
+        headers = {"X-Twilio-Signature": sig if signature is None else signature}
+        return httpx.post(self.url + path, data=params, headers=headers)
+
+    def count(self, model: Any, **where: Any) -> int:
+        t = table_of(model)
+        q = sa.select(sa.func.count()).select_from(t)
+        for k, v in where.items():
+            q = q.where(t.c[k] == v)
+        with self.db.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture
+def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
+    env, _ = setup_db(db_url, tmp_path, 4, cadences=CADENCES)
+    sock = _free_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = Settings.from_env({**env, "OUTREACH_PUBLIC_URL": url,
+                                  "OUTREACH_PAYMENT_WEBHOOK_SECRET": PAY_SECRET,
+                                  "OUTREACH_API_TOKENS": f"other,{API_TOKEN}",
+                                  "TWILIO_AUTH_TOKEN": TOKEN})
+    config = load_config(settings.config_dir, settings.templates_dir)
+    cipher = DataCipher(settings.data_keys)
+    clock = VirtualClock(T)
+    engine = db.make_engine(db_url)
+    adapters = {n: create_adapter(n, c, base_dir=tmp_path, clock=clock)
+                for n, c in config.channels.items()}
+    runner = Runner(engine, config, TemplateRenderer(ROOT / "templates"), adapters, cipher,
+                    public_url=url, secret=settings.secret_key or "")
+    runner.tick(T)  # one sms and one email per account
+    server = Server(db=engine, config=config, cipher=cipher, settings=settings, clock=clock,
+                    runner=runner, twilio_token=TOKEN)
+    uv = uvicorn.Server(uvicorn.Config(create_app(server), log_config=None, lifespan="off"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if uv.started:
+            break
+        time.sleep(0.02)
+    try:
+        yield Live(url, engine, runner, clock, server, cipher)
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+def _send(live: Live, account: str, channel: str = "sms") -> Any:
+    t = table_of(Send)
+    with live.db.connect() as conn:
+        return conn.execute(sa.select(t).where(t.c.account_id == account,
+                                               t.c.channel == channel)).one()
+
+
+# --- status callbacks ----------------------------------------------------------------------
+
+
+def test_status_callbacks_are_verified_idempotent_and_never_downgraded(live: Live) -> None:
+    send = _send(live, "A00000")
+    assert send.provider_id
+    path = "/webhooks/twilio/sms/status"
+    delivered = {"MessageSid": send.provider_id, "MessageStatus": "delivered"}
+
+    forged = live.twilio(path, delivered, signature="bm90IGEgc2lnbmF0dXJl")
+    missing = httpx.post(live.url + path, data=delivered)
+    tampered_sig = RequestValidator(TOKEN).compute_signature(live.url + path, delivered)
+    tampered = httpx.post(live.url + path, data={**delivered, "MessageStatus": "failed"},
+                          headers={"X-Twilio-Signature": tampered_sig})
+    assert (forged.status_code, missing.status_code, tampered.status_code) == (403, 403, 403)
+    assert live.count(DeliveryEvent) == 0
+
+    ok = live.twilio(path, delivered)
+    assert ok.status_code == 200 and ok.json()["status"] == "recorded"
+    replay = live.twilio(path, delivered)
+    assert replay.json()["status"] == "duplicate"
+    late = live.twilio(path, {"MessageSid": send.provider_id, "MessageStatus": "sent"})
+    assert late.status_code == 200
+    assert live.count(DeliveryEvent) == 2  # delivered once, the late 'sent' once
+    assert _send(live, "A00000").status == "delivered"  # never downgraded
+
+    unknown = live.twilio(path, {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"})
+    assert unknown.status_code == 404
+
+
+def test_voice_conversation_starts_the_call_pause(live: Live) -> None:
+    t = table_of(Send)
+    with live.db.begin() as conn:  # a call placed earlier (the test cadence has none)
+        conn.execute(t.insert().values(message_id="m_call1", provider_id="CA" + "1" * 32,
+                                       account_id="A00001", debtor_id="D00001",
+                                       channel="voice", status="sent", sent_at=T))
+    params = {"CallSid": "CA" + "1" * 32, "CallStatus": "completed", "AnsweredBy": "human",
+              "CallDuration": "95"}
+    assert live.twilio("/webhooks/twilio/voice/status", params).status_code == 200
+    assert live.count(AccountEvent, account_id="A00001", type="conversation") == 1
+    assert live.twilio("/webhooks/twilio/voice/status", params).json()["status"] == "duplicate"
+    assert live.count(AccountEvent, account_id="A00001", type="conversation") == 1
+
+
+# --- inbound texts -------------------------------------------------------------------------
+
+
+def _decision(live: Live, account: str, step: str, day: str) -> tuple[str, str | None]:
+    t = table_of(Decision)
+    with live.db.connect() as conn:
+        row = conn.execute(sa.select(t.c.decision, t.c.reason).where(
+            t.c.account_id == account, t.c.step == step,
+            t.c.message_id.like("m_%") | t.c.message_id.is_(None),
+        ).order_by(t.c.id.desc())).first()
+    assert row is not None, (account, step, day)
+    return row.decision, row.reason
+
+
+def test_stop_suppresses_sms_only_until_start(live: Live) -> None:
+    path = "/webhooks/twilio/sms/inbound"
+    stop = live.twilio(path, {"From": "+12122000000", "Body": "  Stop "})
+    assert stop.status_code == 200 and "unsubscribed" in stop.text  # one confirmation
+    day2 = T + timedelta(days=1)
+    live.clock.set(day2)
+    live.runner.tick(day2)
+    assert _decision(live, "A00000", "daily-sms", "d2") == ("suppressed", "opted_out")
+    assert _decision(live, "A00000", "daily-email", "d2") == ("sent", None)  # email unaffected
+    assert _decision(live, "A00001", "daily-sms", "d2") == ("sent", None)  # another number
+
+    start = live.twilio(path, {"From": "+12122000000", "Body": "START"})
+    assert start.status_code == 200
+    day3 = T + timedelta(days=2)
+    live.clock.set(day3)
+    live.runner.tick(day3)
+    assert _decision(live, "A00000", "daily-sms", "d3") == ("sent", None)
+
+    forged = httpx.post(live.url + path, data={"From": "+12122000037", "Body": "STOP"},
+                        headers={"X-Twilio-Signature": "AAAA"})
+    assert forged.status_code == 403
+    live.runner.tick(day3 + timedelta(days=1))
+    assert _decision(live, "A00001", "daily-sms", "d4") == ("sent", None)
+
+
+def test_help_answers_with_the_creditor(live: Live) -> None:
+    reply = live.twilio("/webhooks/twilio/sms/inbound", {"From": "+12122000000", "Body": "help"})
+    assert "Acme Consumer Finance" in reply.text and "+18005550100" in reply.text
+
+
+# --- payments ------------------------------------------------------------------------------
+
+
+def _pay(live: Live, body: dict[str, Any], *, secret: str = PAY_SECRET,
+         stamp: int | None = None) -> httpx.Response:
+    raw = json.dumps(body).encode()
+    ts = str(int(live.clock.now().timestamp()) if stamp is None else stamp)
+    sig = hmac.new(secret.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    return httpx.post(live.url + "/webhooks/payments", content=raw, headers={
+        "Content-Type": "application/json", "X-Outreach-Timestamp": ts,
+        "X-Outreach-Signature": f"sha256={sig}"})
+
+
+def test_payment_webhook(live: Live) -> None:
+    body = {"event_id": "ev-1", "account_id": "A00002", "amount": "40.00", "currency": "USD",
+            "paid_at": T.isoformat()}
+    assert _pay(live, body, secret="wrong").status_code == 401
+    assert _pay(live, body, stamp=int(T.timestamp()) - 301).status_code == 401
+    assert _pay(live, {**body, "account_id": "NOPE"}).status_code == 404
+    assert _pay(live, {**body, "currency": "EUR"}).status_code == 422
+    assert live.count(Payment) == 0
+
+    assert _pay(live, body).status_code == 201
+    assert _pay(live, body).json()["status"] == "duplicate"  # replayed event id
+    assert live.count(Payment) == 1
+    accounts = table_of(AccountRow)
+    with live.db.connect() as conn:
+        balance = conn.execute(sa.select(accounts.c.balance).where(
+            accounts.c.account_id == "A00002")).scalar_one()
+    assert balance == Decimal("60.00")
+    live.runner.dispatch(T)  # the thank-you was planned at once
+    assert _decision(live, "A00002", "thanks", "d1") == ("sent", None)
+
+    full = {**body, "event_id": "ev-2", "amount": "60.00"}
+    assert _pay(live, full).status_code == 201
+    with live.db.connect() as conn:
+        status = conn.execute(sa.select(accounts.c.status).where(
+            accounts.c.account_id == "A00002")).scalar_one()
+    assert status == "closed"
+
+
+# --- links ---------------------------------------------------------------------------------
+
+
+def test_pay_link_records_a_click_and_redirects(live: Live) -> None:
+    send = _send(live, "A00003")
+    link = pay_link(live.url, live.server.settings.secret_key or "", send.message_id,
+                    T + timedelta(days=30))
+    response = httpx.get(link, follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://pay.example.com/R3"
+    assert live.count(AccountEvent, account_id="A00003", type="click") == 1
+    token = link.rsplit("/", 1)[1]
+    bad = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert httpx.get(f"{live.url}/p/{bad}", follow_redirects=False).status_code == 404
+    assert live.count(AccountEvent, type="click") == 1
+
+
+# --- API -----------------------------------------------------------------------------------
+
+
+def test_api_needs_a_token_and_upserts_with_csv_validation(live: Live) -> None:
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    body = {"name": "Lee Chen", "phone": "+12125550123", "country": "US", "region": "NY",
+            "currency": "USD", "balance": "300.00", "due_date": "2026-02-01", "creditor": "acme"}
+    assert httpx.put(f"{live.url}/api/v1/accounts/N1", json=body).status_code == 401
+    assert httpx.put(f"{live.url}/api/v1/accounts/N1", json=body,
+                     headers={"Authorization": "Bearer nope"}).status_code == 401
+    created = httpx.put(f"{live.url}/api/v1/accounts/N1", json=body, headers=auth)
+    assert created.status_code == 200 and created.json()["result"] == "inserted"
+    again = httpx.put(f"{live.url}/api/v1/accounts/N1", json=body, headers=auth)
+    assert again.json()["result"] == "unchanged"
+    bad = httpx.put(f"{live.url}/api/v1/accounts/N2", json={**body, "phone": "555"}, headers=auth)
+    assert bad.status_code == 422 and "phone" in bad.text
+    shown = httpx.get(f"{live.url}/api/v1/accounts/N1", headers=auth).json()
+    assert shown["account_id"] == "N1" and shown["status"] == "open"
+    assert "Lee Chen" not in json.dumps(shown)
+
+    promise = httpx.post(f"{live.url}/api/v1/accounts/N1/events", headers=auth,
+                         json={"type": "promise", "amount": "100.00", "due": "2026-03-20"})
+    assert promise.status_code == 201
+    shown = httpx.get(f"{live.url}/api/v1/accounts/N1", headers=auth).json()
+    assert [p["state"] for p in shown["promises"]] == ["pending"]
+    assert httpx.get(f"{live.url}/healthz").json() == {"status": "ok"}
+    metrics = httpx.get(f"{live.url}/metrics").text
+    assert "outreach_sends" in metrics and "outreach_webhook_rejections_total" in metrics
+    big = httpx.put(f"{live.url}/api/v1/accounts/N3", headers=auth,
+                    content=b"{" + b" " * 300_000 + b"}")
+    assert big.status_code == 413
+
+
+def test_openapi_fuzzing_finds_no_server_error(live: Live) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(live.url + "/openapi.json")
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    checked = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(max_examples=15, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            response = case.call(base_url=live.url, headers=auth)
+            assert response.status_code < 500, (case.method, case.formatted_path, response.text)
+
+        check()
+        checked += 1
+    assert checked >= 4
