@@ -13,13 +13,18 @@ or a broken promise's follow-up does not wait for the next planning run.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import html
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+import threading
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -29,7 +34,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -164,10 +169,30 @@ class Server:
         self.runner = runner
         self.validator = RequestValidator(twilio_token) if twilio_token else None
         self.conversation_seconds = conversation_seconds
+        self._write_lock = threading.Lock() if db.dialect.name == "sqlite" else None
+        # Webhook writes run here, off the event loop: one thread for SQLite (one writer
+        # anyway), a few for PostgreSQL. Fewer threads than requests keeps latency flat.
+        self.executor = ThreadPoolExecutor(1 if self._write_lock else 8,
+                                           thread_name_prefix="outreach-db")
         self.registry = CollectorRegistry()
         self.rejections = Counter("outreach_webhook_rejections", "Requests refused, by reason",
                                   ["route", "reason"], registry=self.registry)
         self.registry.register(_DbCollector(db, clock))
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, partial(fn, *args))
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        """A write transaction. SQLite has one writer: serialise them here rather than let
+        threads collide and back off inside SQLite's busy handler."""
+        if self._write_lock is None:
+            with self.db.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.db.begin() as conn:
+            yield conn
 
     def reject(self, route: str, reason: str, status: int, message: str) -> HTTPException:
         self.rejections.labels(route, reason).inc()
@@ -243,9 +268,16 @@ def create_app(server: Server) -> FastAPI:
             raise server.reject(route, "bad_status", 400, f"unknown status {raw!r}")
         now = server.clock.now()
         key = f"{sid}:{raw}:{form.get('SequenceNumber', '')}:{form.get('AnsweredBy', '')}"
-        with server.db.begin() as conn:
+        message_id = request.query_params.get("message_id")
+        return await server.run(_record_status, route, kind, form, sid, status, key,
+                                       message_id, answered_by, now)
+
+    def _record_status(route: str, kind: str, form: dict[str, str], sid: str,
+                       status: DeliveryStatus, key: str, message_id: str | None,
+                       answered_by: str, now: datetime) -> Response:
+        with server.tx() as conn:
             result = facts.record_delivery(
-                conn, provider_id=sid, message_id=request.query_params.get("message_id"),
+                conn, provider_id=sid, message_id=message_id,
                 status=status, event_key=key, at=now,
                 raw={k: v for k, v in form.items() if k in _SAFE_FIELDS},
             )
@@ -272,10 +304,12 @@ def create_app(server: Server) -> FastAPI:
     @app.post("/webhooks/twilio/sms/inbound", include_in_schema=False)
     async def sms_inbound(request: Request) -> Response:
         form = await server.twilio_form(request, "twilio_sms_inbound")
-        phone, body = form.get("From", ""), form.get("Body", "")
+        return await server.run(_inbound, form.get("From", ""), form.get("Body", ""))
+
+    def _inbound(phone: str, body: str) -> Response:
         now = server.clock.now()
         reply = MessagingResponse()
-        with server.db.begin() as conn:
+        with server.tx() as conn:
             rows = facts.accounts_by_phone(conn, server.cipher, phone)
             what = classify_inbound(body)
             indexes = server.cipher.index_candidates(phone, "phone")
@@ -313,7 +347,7 @@ def create_app(server: Server) -> FastAPI:
     def pay_redirect(token: str) -> Response:
         send = _send_of(token, PAY)
         now = server.clock.now()
-        with server.db.begin() as conn:
+        with server.tx() as conn:
             row = facts.account_row(conn, send.account_id)
             assert row is not None
             account = account_from_row(row, server.cipher)
@@ -342,7 +376,7 @@ def create_app(server: Server) -> FastAPI:
     def unsubscribe(token: str) -> Response:
         send = _send_of(token, UNSUBSCRIBE)
         now = server.clock.now()
-        with server.db.begin() as conn:
+        with server.tx() as conn:
             row = facts.account_row(conn, send.account_id)
             assert row is not None
             facts.opt_out(conn, debtor_id=row.debtor_id, account_id=None, channel="email",
@@ -374,13 +408,14 @@ def create_app(server: Server) -> FastAPI:
             payment = PaymentIn.model_validate_json(body)
         except ValueError as exc:
             raise server.reject("payments", "invalid", 422, f"invalid payment: {exc}") from None
-        return _record_payment(payment.account_id, payment.event_id, payment.amount,
-                               payment.currency, _aware(payment.paid_at), "webhook")
+        return await server.run(
+            _record_payment, payment.account_id, payment.event_id, payment.amount,
+            payment.currency, _aware(payment.paid_at), "webhook")
 
     def _record_payment(account_id: str, payment_id: str, amount: Decimal, currency: str | None,
                         paid_at: datetime, source: str) -> Response:
         now = server.clock.now()
-        with server.db.begin() as conn:
+        with server.tx() as conn:
             row = facts.account_row(conn, account_id)
             if row is None:
                 raise server.reject("payments", "unknown_account", 404, "unknown account")
@@ -421,7 +456,7 @@ def create_app(server: Server) -> FastAPI:
                                        "message": f"unknown creditor {account.creditor!r}"}])
         from orchestrator.importer import upsert_account
 
-        with server.db.begin() as conn:
+        with server.tx() as conn:
             outcome = upsert_account(conn, server.cipher, account, now=server.clock.now(),
                                      actor="api")
         return {"account_id": account_id, "result": outcome}
@@ -456,7 +491,7 @@ def create_app(server: Server) -> FastAPI:
             payment_id = event.payment_id or f"api:{account_id}:{at.isoformat()}"
             return _record_payment(account_id, payment_id, event.amount, event.currency, at,
                                    "api")
-        with server.db.begin() as conn:
+        with server.tx() as conn:
             row = facts.account_row(conn, account_id)
             if row is None:
                 raise HTTPException(404, "unknown account")
@@ -535,7 +570,8 @@ def build_server(settings: Settings | None = None) -> Server:
     settings.require("OUTREACH_DATA_KEYS")
     cipher = DataCipher(settings.data_keys)
     config = load_config(settings.config_dir, settings.templates_dir)
-    engine = db.make_engine(settings.database_url)
+    engine = db.make_engine(settings.database_url, pool_size=20, max_overflow=20) \
+        if settings.database_url.startswith("postgresql") else db.make_engine(settings.database_url)
     clock = SystemClock()
     runner = Runner(engine, config, TemplateRenderer(settings.templates_dir), {}, cipher,
                     public_url=settings.public_url, secret=secret, worker="server")

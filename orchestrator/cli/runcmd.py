@@ -137,7 +137,7 @@ def serve(
         return
     setup_logging()
     uvicorn.run(create_app(server), host=host, port=port, log_config=None,
-                proxy_headers=True, server_header=False)
+                proxy_headers=True, server_header=False, access_log=False)
 
 
 def register(app: typer.Typer) -> None:
