@@ -335,3 +335,40 @@ def test_openapi_fuzzing_finds_no_server_error(live: Live) -> None:
         check()
         checked += 1
     assert checked >= 4
+
+
+def test_one_click_unsubscribe_stops_email_only(live: Live) -> None:
+    from orchestrator.links import unsubscribe_link
+
+    send = _send(live, "A00001", "email")
+    link = unsubscribe_link(live.url, live.server.settings.secret_key or "", send.message_id,
+                            T + timedelta(days=30))
+    page = httpx.get(link)
+    assert page.status_code == 200 and "<form method=post" in page.text
+    done = httpx.post(link, content=b"List-Unsubscribe=One-Click",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert done.status_code == 200
+    day2 = T + timedelta(days=1)
+    live.clock.set(day2)
+    live.runner.tick(day2)
+    assert _decision(live, "A00001", "daily-email", "d2") == ("suppressed", "opted_out")
+    assert _decision(live, "A00001", "daily-sms", "d2") == ("sent", None)
+    pay = pay_link(live.url, live.server.settings.secret_key or "", send.message_id,
+                   T + timedelta(days=30))
+    assert httpx.post(pay.replace("/p/", "/u/")).status_code == 404  # a pay token is not one
+
+
+def test_api_events_pause_and_suppress(live: Live) -> None:
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    url = f"{live.url}/api/v1/accounts/A00002/events"
+    assert httpx.post(url, headers=auth, json={"type": "dispute"}).status_code == 201
+    assert httpx.post(url, headers=auth, json={"type": "opt_out"}).status_code == 422
+    assert httpx.post(url, headers=auth, json={"type": "arrest"}).status_code == 422
+    assert httpx.post(f"{live.url}/api/v1/accounts/NOPE/events", headers=auth,
+                      json={"type": "cease"}).status_code == 404
+    day2 = T + timedelta(days=1)
+    live.clock.set(day2)
+    live.runner.tick(day2)
+    assert _decision(live, "A00002", "daily-sms", "d2") == ("suppressed", "disputed")
+    timeline = httpx.get(f"{live.url}/api/v1/accounts/A00002/timeline", headers=auth).json()
+    assert any(e["type"] == "dispute" for e in timeline["events"])
