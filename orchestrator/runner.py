@@ -273,6 +273,7 @@ class Runner:
         not_before: datetime | None = None,
         workers: int = 1,
         stop: threading.Event | None = None,
+        send_batch: int = 20,
     ):
         self.db = db
         self.config = config
@@ -288,6 +289,7 @@ class Runner:
         # the morning's backlog late.
         self.not_before = not_before
         self.postgres = db.dialect.name == "postgresql"
+        self.send_batch = max(1, send_batch)  # sends claimed together: the crash exposure
         self.stop = stop or threading.Event()  # set: finish the current send, then return
         self.pacers = {
             name: Pacer.from_rate(cfg.rate, workers)
@@ -469,33 +471,47 @@ class Runner:
             replayed = self._replayed(conn, rows, now)
             histories = self._histories(conn, debtors, now)
         # Decisions that send nothing are written together at the end of the page (or
-        # before the next send): if we stop before, their occurrences are still due and
-        # are decided again. A send is judged again, under the debtor's lock, when claimed.
+        # before the next sends): if we stop before, their occurrences are still due and
+        # are decided again. Sends go in batches, judged again under the debtors' locks
+        # when claimed (``_send_batch``); a send queued here counts at once for the
+        # judgement of the next occurrences of the same debtor.
         settled: list[tuple[int, Outcome]] = []
+        queued: list[Row[Any]] = []
+
+        def flush() -> None:
+            nonlocal settled, queued
+            self._settle(settled, now)
+            settled = []
+            for outcome in self._send_batch(queued, now):
+                count(outcome)
+            queued = []
+
+        def count(outcome: Outcome) -> None:
+            result.decisions[str(outcome.record.decision)] += 1
+            if keep_records:
+                result.records.append(outcome.record)
+
         for occ_row in due:
             if self.stop.is_set():
                 break
             rep = replayed.get(occ_row.account_id)
             if rep is None:
                 continue
-            history = histories[rep.state.account.debtor_id]
+            account = rep.state.account
+            history = histories[account.debtor_id]
             occ = self._occurrence(occ_row, rep)
             outcome = (self._not_applicable(occ_row, rep, now) if occ is None
                        else self.engine.judge(occ, rep.state, history, now))
             if outcome is None:
-                self._settle(settled, now)
-                settled = []
-                outcome = self._send(occ_row, now)
-                if outcome is None:
-                    continue  # another worker holds it
-                if outcome.send is not None:
-                    history.add(outcome.send)
+                queued.append(occ_row)
+                history.add(SendRecord(now, occ_row.channel, account.account_id,
+                                       account.debtor_id))
+                if len(queued) >= self.send_batch:
+                    flush()
             else:
                 settled.append((occ_row.id, outcome))
-            result.decisions[str(outcome.record.decision)] += 1
-            if keep_records:
-                result.records.append(outcome.record)
-        self._settle(settled, now)
+                count(outcome)
+        flush()
 
     def _not_applicable(self, occ_row: Row[Any], rep: Replayed, now: datetime) -> Outcome:
         """The step left the configuration, or the event that caused it is gone."""
@@ -544,60 +560,109 @@ class Runner:
             trigger=fire,
         )
 
-    def _send(self, occ_row: Row[Any], now: datetime) -> Outcome | None:
-        """Claim, judge again and record ``sending`` in one transaction under the debtor's
-        lock, so N workers never exceed a cap; then hand to the adapter and settle."""
-        message_id = message_id_for(occ_row.account_id, occ_row.step_id,
-                                    occ_row.occurrence_key)
+    def _send_batch(self, batch: Sequence[Row[Any]], now: datetime) -> list[Outcome]:
+        """Claim a batch, judge each again and record ``sending`` in one transaction under
+        the debtors' locks (so N workers never exceed a cap); then hand each to its
+        adapter; then settle them all. A crash between leaves at most one batch
+        ``sending``, which recovery turns into ``ambiguous``: never sent twice."""
+        if not batch:
+            return []
+        ready: list[tuple[Row[Any], Planned, Replayed, str]] = []
+        outcomes: list[Outcome] = []
         with self.db.begin() as conn:
-            row = conn.execute(sa.select(account_t).where(
-                account_t.c.account_id == occ_row.account_id)).one()
+            ids = [o.account_id for o in batch]
+            owners = {r.account_id: r.debtor_id for r in conn.execute(
+                sa.select(account_t.c.account_id, account_t.c.debtor_id)
+                .where(account_t.c.account_id.in_(ids)))}
+            debtors = sorted(set(owners.values()))
             if self.postgres:  # SQLite: the claim below takes the single write lock first
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
-                    sa.func.hashtextextended(row.debtor_id, 0))))
-            taken = conn.execute(_CLAIM, {"b_id": occ_row.id, "b_worker": self.worker,
-                                          "b_now": now}).rowcount
-            if not taken:
-                return None
-            debtor_rows = conn.execute(sa.select(account_t).where(
-                account_t.c.debtor_id == row.debtor_id)).all()
-            rep = self._replayed(conn, debtor_rows, now)[occ_row.account_id]
-            history = self._histories(conn, [row.debtor_id], now)[row.debtor_id]
-            occ = self._occurrence(occ_row, rep)
-            verdict = (self._not_applicable(occ_row, rep, now) if occ is None
-                       else self.engine.judge(occ, rep.state, history, now))
-            if verdict is not None:  # a STOP, a payment or another worker's send since
-                conn.execute(decision_t.insert(),
-                             [decision_values(verdict.record, occurrence_id=occ_row.id)])
-                conn.execute(_SETTLE_SENDING, [_settle_params(occ_row.id, verdict, now)])
-                return verdict
-            to_index = row.email_index if occ_row.channel == "email" else row.phone_index
-            again = conn.execute(send_t.update().where(
-                send_t.c.message_id == message_id, send_t.c.status == "failed"
-            ).values(status="sending", sent_at=now, status_at=now)).rowcount
-            if not again:
-                conn.execute(send_t.insert(), {
-                    "message_id": message_id, "account_id": occ_row.account_id,
-                    "debtor_id": row.debtor_id, "channel": occ_row.channel,
-                    "occurrence_id": occ_row.id, "status": "sending", "sent_at": now,
-                    "to_index": to_index,
-                })
-        assert occ is not None
-        pacer = self.pacers.get(occ.channel)
-        if pacer is not None:
-            pacer.wait()
-        outcome = self.engine.send(occ, rep.state, rep.rules, now)
-        if outcome.retryable:
-            outcome = self._retry_or_fail(occ_row, outcome, now)
-        status = {"sent": "sent", "ambiguous": "ambiguous"}.get(
-            str(outcome.record.decision), "failed")
+                for debtor in debtors:  # in order: two workers never wait on each other
+                    conn.execute(_DEBTOR_LOCK, {"b_debtor": debtor})
+            claimed = {r.id for r in conn.execute(
+                occurrence_t.update().where(
+                    occurrence_t.c.id.in_([o.id for o in batch]),
+                    occurrence_t.c.state.in_(DUE),
+                ).values(state="sending", claimed_by=self.worker, updated_at=now,
+                         attempts=occurrence_t.c.attempts + 1)
+                .returning(occurrence_t.c.id))}
+            rows = conn.execute(sa.select(account_t).where(
+                account_t.c.debtor_id.in_(debtors))).all()
+            replayed = self._replayed(conn, rows, now)
+            histories = self._histories(conn, debtors, now)
+            by_account = {r.account_id: r for r in rows}
+            refused: list[tuple[int, Outcome]] = []
+            for occ_row in batch:
+                if occ_row.id not in claimed:
+                    continue  # another worker holds it
+                rep = replayed[occ_row.account_id]
+                history = histories[owners[occ_row.account_id]]
+                occ = self._occurrence(occ_row, rep)
+                verdict = (self._not_applicable(occ_row, rep, now) if occ is None
+                           else self.engine.judge(occ, rep.state, history, now))
+                if verdict is not None:  # a STOP, a payment or another worker's send since
+                    refused.append((occ_row.id, verdict))
+                    continue
+                assert occ is not None
+                account = rep.state.account
+                history.add(SendRecord(now, occ.channel, account.account_id, account.debtor_id))
+                ready.append((occ_row, occ, rep,
+                              message_id_for(occ.account_id, occ.step_id, occ.key)))
+            if refused:
+                conn.execute(decision_t.insert(), [
+                    decision_values(v.record, occurrence_id=i) for i, v in refused])
+                conn.execute(_SETTLE_SENDING, [_settle_params(i, v, now) for i, v in refused])
+                outcomes.extend(v for _, v in refused)
+            if ready:
+                again = {r.message_id for r in conn.execute(
+                    sa.select(send_t.c.message_id).where(
+                        send_t.c.message_id.in_([m for *_, m in ready]),
+                        send_t.c.status == "failed"))}
+                if again:  # a retry after a transient error: the same send row
+                    conn.execute(send_t.update().where(send_t.c.message_id.in_(again))
+                                 .values(status="sending", sent_at=now, status_at=now))
+                fresh = [(o, m) for o, _, _, m in ready if m not in again]
+                if fresh:
+                    conn.execute(send_t.insert(), [{
+                        "message_id": m, "account_id": o.account_id,
+                        "debtor_id": owners[o.account_id], "channel": o.channel,
+                        "occurrence_id": o.id, "status": "sending", "sent_at": now,
+                        "to_index": (by_account[o.account_id].email_index
+                                     if o.channel == "email"
+                                     else by_account[o.account_id].phone_index),
+                    } for o, m in fresh])
+        done: list[tuple[Row[Any], Outcome, str]] = []
+        unsent: list[tuple[Row[Any], str]] = []
+        for occ_row, occ, rep, message_id in ready:
+            if self.stop.is_set():  # stopping: give back what was not handed over yet
+                unsent.append((occ_row, message_id))
+                continue
+            pacer = self.pacers.get(occ.channel)
+            if pacer is not None:
+                pacer.wait()
+            outcome = self.engine.send(occ, rep.state, rep.rules, now)
+            if outcome.retryable:
+                outcome = self._retry_or_fail(occ_row, outcome, now)
+            done.append((occ_row, outcome, message_id))
         with self.db.begin() as conn:
-            conn.execute(decision_t.insert(),
-                         [decision_values(outcome.record, occurrence_id=occ_row.id)])
-            conn.execute(_SETTLE_SENDING, [_settle_params(occ_row.id, outcome, now)])
-            conn.execute(_SEND_STATUS, {"b_mid": message_id, "b_status": status,
-                                        "b_provider": outcome.provider_id, "b_now": now})
-        return outcome
+            if done:
+                conn.execute(decision_t.insert(), [
+                    decision_values(o.record, occurrence_id=r.id) for r, o, _ in done])
+                conn.execute(_SETTLE_SENDING, [_settle_params(r.id, o, now) for r, o, _ in done])
+                conn.execute(_SEND_STATUS, [{
+                    "b_mid": m, "b_provider": o.provider_id, "b_now": now,
+                    "b_status": {"sent": "sent", "ambiguous": "ambiguous"}.get(
+                        str(o.record.decision), "failed"),
+                } for _, o, m in done])
+            if unsent:
+                conn.execute(occurrence_t.update().where(
+                    occurrence_t.c.id.in_([r.id for r, _ in unsent]),
+                    occurrence_t.c.state == "sending",
+                ).values(state="pending", lease_until=None, updated_at=now))
+                conn.execute(send_t.delete().where(
+                    send_t.c.message_id.in_([m for _, m in unsent]),
+                    send_t.c.status == "sending"))
+        outcomes.extend(o for _, o, _ in done)
+        return outcomes
 
     def _retry_or_fail(self, occ_row: Row[Any], outcome: Outcome, now: datetime) -> Outcome:
         """A transient error: try again later (the gate runs again then), while attempts
@@ -666,11 +731,8 @@ class Pacer:
 
 
 decision_t = table_of(Decision)
-_CLAIM = occurrence_t.update().where(
-    occurrence_t.c.id == sa.bindparam("b_id"),
-    sa.or_(occurrence_t.c.state == "pending", occurrence_t.c.state == "deferred"),
-).values(state="sending", claimed_by=sa.bindparam("b_worker"),
-         updated_at=sa.bindparam("b_now"), attempts=occurrence_t.c.attempts + 1)
+_DEBTOR_LOCK = sa.select(sa.func.pg_advisory_xact_lock(
+    sa.func.hashtextextended(sa.bindparam("b_debtor", type_=sa.String), 0)))
 
 
 def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:

@@ -1,0 +1,102 @@
+"""Dispatch benchmark: prints figures, asserts nothing.
+
+    .venv/bin/python bench/dispatch.py [--accounts 4000] [--workers 1,2,4] [--sqlite]
+
+For each worker count: a fresh PostgreSQL database (or SQLite with --sqlite), N accounts
+each with one SMS due now, planned once; then W ``outreach run --once`` processes start
+together and dispatch everything to the outbox adapter. Prints sends/s overall, per
+worker, and the per-worker ratio to the single worker (1.0 = perfect scaling), with the
+outbox journal checked for duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import setup_db  # noqa: E402
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+NOW = "2026-03-10T15:00:00+00:00"
+
+
+def run(n: int, workers: int, sqlite: bool) -> tuple[float, int, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        admin = None
+        if sqlite:
+            url = f"sqlite:///{tmp}/bench.db"
+        else:
+            name = f"outreach_bench_{uuid.uuid4().hex[:8]}"
+            admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+        try:
+            env, outbox = setup_db(url, Path(tmp), n)
+            base = [sys.executable, "-m", "orchestrator", "run", "--once", "--now", NOW]
+            # plan first (one process), so the figure is dispatch alone
+            from orchestrator import db
+            from orchestrator.cli.runcmd import build_runner
+
+            os.environ.update(env)
+            runner, _ = build_runner(worker="planner")
+            runner.plan(runner_clock_now())
+            runner.db.dispose()
+            t0 = time.perf_counter()
+            procs = [subprocess.Popen([*base, "--worker-id", f"w{i}"], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                     for i in range(workers)]
+            for p in procs:
+                p.communicate(timeout=1800)
+            elapsed = time.perf_counter() - t0
+            lines = [json.loads(x) for x in (outbox / "journal.jsonl").read_text().splitlines()]
+            dupes = sum(c - 1 for c in Counter(x["message_id"] for x in lines).values())
+            _ = db
+            return elapsed, len(lines), dupes
+        finally:
+            if admin is not None:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
+
+
+def runner_clock_now():  # type: ignore[no-untyped-def]
+    from orchestrator.scenario import parse_instant
+
+    return parse_instant(NOW)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=4000)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--sqlite", action="store_true")
+    args = parser.parse_args()
+    single = None
+    for w in [int(x) for x in args.workers.split(",")]:
+        elapsed, sent, dupes = run(args.accounts, w, args.sqlite)
+        rate = sent / elapsed
+        single = single or rate
+        print(f"dispatch on {'sqlite' if args.sqlite else 'postgresql'}: {w} worker(s): "
+              f"{sent:,} sends in {elapsed:.1f} s = {rate:,.0f} sends/s "
+              f"({rate / w:,.0f} per worker; per-worker ratio to 1 worker "
+              f"{rate / w / single:.2f}); duplicates {dupes} (target: >= 2,000 sends/s "
+              f"for one worker)")
+
+
+if __name__ == "__main__":
+    main()
