@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install fonts clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,22 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed fonts
+
+# A font with Chinese characters for zh-CN letters (PDF): without one they would print
+# as empty boxes, so `outreach templates preview` refuses. Idempotent; apt-get only.
+fonts:
+	@if command -v fc-list >/dev/null 2>&1 && [ -n "$$(fc-list :lang=zh family)" ]; then \
+	  :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing fonts-noto-cjk (Chinese font for zh-CN letters)"; \
+	  $$SUDO apt-get install -y -q fonts-noto-cjk fontconfig >/dev/null \
+	    || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q fonts-noto-cjk fontconfig >/dev/null; } \
+	    || echo "warning: could not install fonts-noto-cjk: zh-CN letter PDFs need a CJK font"; \
+	else \
+	  echo "warning: no CJK font found (fc-list :lang=zh): zh-CN letter PDFs need one"; \
+	fi
 
 demo: $(BIN)/.installed
 	$(BIN)/outreach demo

@@ -227,12 +227,15 @@ class Suppression(Strict):
 
 
 class ContentRule(Strict):
-    """A lint rule: templates of these channels (and kinds) must contain one of ``any_of``."""
+    """A lint rule: templates of these channels (and locales) must contain one of ``any_of``
+    (case-insensitive, in the rendered text). ``when: debt_collector`` applies the rule only
+    to messages of creditors with ``debt_collector: true`` (the Reg F disclosure)."""
 
     id: str
     channels: list[str]
     any_of: list[str]
     locales: list[str] | None = None
+    when: Literal["always", "debt_collector"] = "always"
     message: str | None = None
 
 

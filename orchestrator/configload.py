@@ -7,7 +7,8 @@ where each key and item came from. Loading has three passes:
 1. read each file (or a scenario's inline override) and interpolate ``${ENV}``;
 2. validate each part against its pydantic model (unknown keys, durations, times...);
 3. check what one model cannot see alone: overlapping stages, duplicate ids, unknown
-   channels, adapters and time zones, missing templates, unknown policy profiles.
+   channels, adapters and time zones, missing templates, unknown policy profiles;
+   ``check_config`` also lints the templates the steps name (``orchestrator.lint``).
 
 Nothing is returned unless there is no error; warnings (a gap between stages) ride
 along in ``check_config``.
@@ -415,6 +416,34 @@ def _check_send(
           f"(expected {folder / template}.<locale>.<ext>.j2)")
 
 
+def _lint_steps(c: _Checker, config: Config, templates_dir: Path) -> None:
+    """A step whose template ``outreach templates lint`` rejects is an error at the step's
+    ``template`` line. Each (channel, template) is linted once, and only its own files."""
+    from orchestrator.lint import lint_templates
+
+    sends: list[tuple[tuple[Any, ...], str, str, str]] = [
+        (("stages", s, "steps", n), step.id, step.channel, step.template)
+        for s, stage in enumerate(config.cadences.stages)
+        for n, step in enumerate(stage.steps)
+    ]
+    sends += [(("triggers", n), t.id, t.channel, t.template)
+              for n, t in enumerate(config.cadences.triggers)]
+    done: dict[str, list[Problem]] = {}
+    for base, step_id, channel, template in sends:
+        key = f"{channel}/{template}"
+        if key not in done:
+            if not (templates_dir / channel).is_dir():
+                done[key] = []
+                continue
+            found = lint_templates(templates_dir, config, [key])
+            done[key] = [p for p in found if p.level == "error"
+                         and not p.message.startswith("no template named")]
+        for problem in done[key]:
+            c.add("cadences", (*base, "template"),
+                  f"step {step_id}: template {template!r} fails `outreach templates lint`: "
+                  f"{problem.path}:{problem.line or 1}: {problem.message}")
+
+
 def _check_zone(c: _Checker, part: str, path: tuple[Any, ...], zone: str) -> None:
     try:
         ZoneInfo(zone)
@@ -537,6 +566,7 @@ def _load(
     overrides: Mapping[str, Any] | None,
     override_source: str | None,
     env: Mapping[str, str] | None,
+    lint: bool = False,
 ) -> tuple[Config | None, list[Problem]]:
     problems: list[Problem] = []
     sources = _sources(Path(config_dir), overrides, override_source, problems)
@@ -573,6 +603,10 @@ def _load(
         channels=parts.get("channels", {}),
         creditors=parts.get("creditors", Creditors()),
     )
+    if lint and templates is not None and templates.is_dir():
+        _lint_steps(checker, config, templates)
+        if any(p.level == "error" for p in problems):
+            return None, problems
     return config, problems
 
 
@@ -602,8 +636,11 @@ def check_config(
     *,
     env: Mapping[str, str] | None = None,
 ) -> list[Problem]:
-    """Every problem, errors and warnings, in file then line order (for ``config check``)."""
-    _, problems = _load(config_dir, templates_dir, None, None, env)
+    """Every problem, errors and warnings, in file then line order (for ``config check``).
+
+    With ``templates_dir``, a step whose template fails ``outreach templates lint`` (an
+    error, not a warning) is an error at the step's ``template`` line."""
+    _, problems = _load(config_dir, templates_dir, None, None, env, lint=True)
     return sorted(problems, key=_order)
 
 

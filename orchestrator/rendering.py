@@ -300,6 +300,13 @@ def html_to_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+def _values(locale: str | None, context: Mapping[str, Any]) -> dict[str, Any]:
+    values = dict(context)
+    values.setdefault("locale", locale or DEFAULT_LOCALE)
+    values[_LOCALE_KEY] = locale or values["locale"]
+    return values
+
+
 # --- the renderer --------------------------------------------------------------------------
 
 
@@ -411,6 +418,15 @@ class TemplateRenderer:
             ) from exc
         return " ".join(subject.split())
 
+    def render_file(
+        self, path: Path, locale: str | None, context: Mapping[str, Any]
+    ) -> tuple[str, str | None]:
+        """One file's raw output and rendered subject, without its sibling parts or any
+        clean-up: what ``outreach templates lint`` checks, file by file."""
+        values = _values(locale, context)
+        body, front = self._render_file(path, values)
+        return body, self._render_subject(front, path, values)
+
     def render(
         self, channel: str, name: str, locale: str | None, context: Mapping[str, Any]
     ) -> Rendered:
@@ -425,9 +441,7 @@ class TemplateRenderer:
                 path=str(self.templates_dir / channel / name),
             )
         path, ext, tag = found
-        values = dict(context)
-        values.setdefault("locale", locale or DEFAULT_LOCALE)
-        values[_LOCALE_KEY] = locale or values["locale"]
+        values = _values(locale, context)
         body, front = self._render_file(path, values)
         subject = self._render_subject(front, path, values)
         if ext == "txt":
