@@ -21,7 +21,8 @@ from channels.registry import create_adapter
 from orchestrator.clock import VirtualClock
 from orchestrator.configload import load_config
 from orchestrator.events import ScenarioEvent
-from orchestrator.sample import generate_accounts, generate_events, write_csv
+from orchestrator.records import DecisionRecord
+from orchestrator.sample import SampleEvent, generate_accounts, generate_events, write_csv
 from orchestrator.simulate import Scenario, Simulation
 
 DEMO_START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -82,7 +83,9 @@ def run_demo(
             progress.update(task, completed=min((instant - DEMO_START).total_seconds(), total))
 
         sim = Simulation(scenario, on_progress=on_progress, adapters=adapters)
+        records = []
         for record in sim.run():
+            records.append(record)
             log.write(record.to_json() + "\n")
             by_decision[str(record.decision)] += 1
             if record.reason:
@@ -94,6 +97,8 @@ def run_demo(
         close = getattr(adapter, "close", None)
         if close:
             close()
+    db_url = f"sqlite:///{out_dir / 'outreach.db'}"
+    persist(db_url, out_dir / "portfolio.csv", records, sample_events, sim)
 
     table = Table(title="sends by channel and stage")
     table.add_column("channel stage")
@@ -111,6 +116,56 @@ def run_demo(
         "decisions: "
         + ", ".join(f"{k} {v}" for k, v in sorted(by_decision.items()))
         + f"\nwritten: {out_dir / 'decisions.jsonl'}, {out_dir / 'outbox'}/, "
-        f"{out_dir / 'portfolio.csv'}"
+        f"{out_dir / 'portfolio.csv'}, {out_dir / 'outreach.db'} (SQLite)"
     )
     return {"decisions": by_decision, "reasons": by_reason, "sends": sends}
+
+
+def persist(db_url: str, portfolio_csv: Path, records: list[DecisionRecord],
+            events: list[SampleEvent], sim: Simulation) -> None:
+    """Store the demo as the daemon would have: the portfolio (imported, personal data
+    encrypted with an ephemeral key), every decision, every send, and the facts (promises
+    with their final state, payments, events, opt-outs), so reports run on it."""
+    from orchestrator import db, facts
+    from orchestrator.crypto import DataCipher
+    from orchestrator.importer import import_accounts
+    from orchestrator.models import Decision, OptOut, Send, table_of
+    from orchestrator.store import decision_values
+
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    cipher = DataCipher.ephemeral()
+    import_accounts(engine, portfolio_csv, cipher)
+    with engine.begin() as conn:
+        conn.execute(table_of(Decision).insert(), [decision_values(r) for r in records])
+        sends = [{"message_id": r.message_id, "account_id": r.account, "debtor_id": r.debtor,
+                  "channel": r.channel, "status": "sent", "sent_at": r.time}
+                 for r in records if r.decision == "sent" and r.message_id]
+        if sends:
+            conn.execute(table_of(Send).insert(), sends)
+        payments = 0
+        for event in events:
+            if event.type == "promise":
+                facts.record_promise(conn, account_id=event.account,
+                                     amount=event.data["amount"], due=event.data["due"],
+                                     made_at=event.at)
+            elif event.type == "payment":
+                payments += 1
+                facts.record_payment(conn, account_id=event.account,
+                                     payment_id=f"pay{payments}", amount=event.data["amount"],
+                                     currency=None, paid_at=event.at, source="demo",
+                                     now=event.at)
+            elif event.type in facts.EVENT_TYPES:
+                facts.record_event(conn, account_id=event.account, type_=event.type,
+                                   at=event.at, channel=event.data.get("channel"))
+        for account_id, state in sim.states.items():
+            for channel in sorted(state.opted_out):
+                conn.execute(table_of(OptOut).insert().values(
+                    debtor_id=state.account.debtor_id, account_id=account_id,
+                    channel=channel, source="demo", created_at=sim.clock.now()))
+        from orchestrator.runner import _write_promise_states
+
+        for account_id, state in sim.states.items():
+            if state.promises:
+                _write_promise_states(conn, account_id, state, sim.clock.now())
+    engine.dispose()

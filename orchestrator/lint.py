@@ -204,7 +204,10 @@ class _Linter:
             try:
                 body, subject = self.renderer.render_file(tf.path, tf.lint_locale, context)
             except TemplateError as exc:
-                self.add(exc.path, exc.line, f"{exc.reason} (sample data: {variant.name})")
+                # The static name check may already have said this, at this very line.
+                if not any(p.path == str(exc.path) and p.line == exc.line and p.level == "error"
+                           for p in self.problems):
+                    self.add(exc.path, exc.line, f"{exc.reason} (sample data: {variant.name})")
                 return
             if variant.sparse:
                 continue
@@ -252,7 +255,11 @@ class _Linter:
                      "{{ creditor.name }} does not appear")
 
     def check_forbidden(self, tf: TemplateFile, text: str) -> None:
-        for hit in find(text, self.forbidden):
+        hits = list(find(text, self.forbidden))
+        for hit in hits:
+            if any(hit.matched != other.matched and hit.matched in other.matched
+                   for other in hits):
+                continue  # '通讯录' inside '爆通讯录': one problem, the longer wording
             where = self.locate(tf.path, hit.phrase)
             path, line = where if where else (tf.path, self.body_line(tf.path))
             suffix = "" if where else " (in the rendered text)"
@@ -285,6 +292,12 @@ class _Linter:
         if info.segments <= SMS_WARN_SEGMENTS:
             return
         level = "error" if info.segments > SMS_MAX_SEGMENTS else "warning"
+        # One length problem per template: the longest sample data wins.
+        for earlier in [p for p in self.problems
+                        if p.path == str(tf.path) and p.message.startswith("SMS is ")]:
+            if int(earlier.message.split()[2]) >= info.segments:
+                return
+            self.problems.remove(earlier)
         limit = 134 if info.encoding == "UCS-2" else 306
         self.add(tf.path, self.body_line(tf.path),
                  f"SMS is {info.segments} segments ({info.encoding}, {info.units} characters "
