@@ -204,6 +204,10 @@ class Engine:
             text=rendered.text,
             html=rendered.html,
             locale=account.locale or "en-US",
+            # The same link as the template's: the adapter puts it in List-Unsubscribe.
+            metadata={"unsubscribe_link": unsubscribe_link(
+                self.public_url, self.secret, message_id, now + LINK_LIFETIME)}
+            if occ.channel == "email" else {},
         )
         send = SendRecord(now, occ.channel, account.account_id, account.debtor_id)
         extra = {"message_id": message_id, "to": to}
