@@ -210,6 +210,12 @@ def cjk_font_available() -> bool:
 def write_pdf(html: str, path: Path, *, base_dir: Path) -> Path:
     """Print ``html`` to ``path`` with WeasyPrint. Chinese text needs a CJK font: without
     one the PDF would show empty boxes, so that is an error, never a silent PDF."""
+    print_pdf(html, path, base_dir=base_dir)
+    return path
+
+
+def print_pdf(html: str, path: Path, *, base_dir: Path) -> int:
+    """``write_pdf``, returning the number of pages printed."""
     if _CJK.search(html) and not cjk_font_available():
         raise OutreachError(
             "no font with Chinese characters is installed, so the PDF would show empty "
@@ -224,8 +230,9 @@ def write_pdf(html: str, path: Path, *, base_dir: Path) -> Path:
             "pip install weasyprint, and on Debian apt-get install libpango-1.0-0"
         ) from exc
     path.parent.mkdir(parents=True, exist_ok=True)
-    HTML(string=html, base_url=str(base_dir)).write_pdf(str(path))
-    return path
+    document = HTML(string=html, base_url=str(base_dir)).render()
+    document.write_pdf(str(path))
+    return len(document.pages)
 
 
 @dataclass(frozen=True)

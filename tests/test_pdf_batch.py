@@ -1,0 +1,70 @@
+"""The pdf_batch letter adapter: real PDFs read back with pypdf, and the day's manifest."""
+
+from __future__ import annotations
+
+import csv
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+
+from channels.base import DeliveryStatus, OutboundMessage
+from channels.registry import create_adapter
+from orchestrator.clock import FrozenClock
+from orchestrator.config import ChannelConfig
+from orchestrator.preview import sample_context
+from orchestrator.rendering import TemplateRenderer
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
+
+
+def letter(locale: str, message_id: str) -> tuple[OutboundMessage, dict[str, Any]]:
+    context = sample_context(locale, channel="letter")
+    rendered = TemplateRenderer(ROOT / "templates").render("letter", "demand_letter", locale,
+                                                           context)
+    assert rendered.html is not None
+    message = OutboundMessage(message_id=message_id, channel="letter", account_id="A-SAMPLE",
+                              debtor_id="D-SAMPLE", to="1 Main St, Springfield", locale=locale,
+                              text=rendered.text, html=rendered.html)
+    return message, context
+
+
+def text_of(path: Path) -> str:
+    return "".join(p.extract_text() for p in PdfReader(path).pages).replace("\n", "")
+
+
+@pytest.mark.parametrize(("locale", "amount", "deadline"), [
+    ("en-US", "$1,234.50", "March 16, 2026"),
+    ("zh-CN", "¥1,234.50", "2026年3月16日"),
+])
+def test_each_letter_is_a_pdf_with_its_fields(tmp_path: Path, locale: str, amount: str,
+                                             deadline: str) -> None:
+    adapter = create_adapter("letter", ChannelConfig.model_validate(
+        {"adapter": "pdf_batch", "out_dir": "letters"}), base_dir=tmp_path,
+        clock=FrozenClock(NOW))
+    message, context = letter(locale, "m-1")
+    result = adapter.send(message)
+    assert result.status == DeliveryStatus.queued
+    day = tmp_path / "letters" / "2026-03-06"
+    pdf = day / "m-1.pdf"
+    assert result.provider_id == "2026-03-06/m-1.pdf"
+    text = text_of(pdf).replace(" ", "")
+    for part in (context["debtor"].name, amount, "REF-2026-000123", deadline):
+        assert part.replace(" ", "") in text, part
+    if locale == "zh-CN":
+        assert "催款函" in text
+
+    # The same message again prints nothing new; another one adds a row.
+    adapter.send(message)
+    adapter.send(letter(locale, "m-2")[0])
+    rows = list(csv.DictReader((day / "manifest.csv").open(encoding="utf-8")))
+    assert [r["message_id"] for r in rows] == ["m-1", "m-2"]
+    assert rows[0]["file"] == "m-1.pdf" and rows[0]["mail_to"] == "1 Main St, Springfield"
+    assert int(rows[0]["pages"]) == len(PdfReader(pdf).pages) >= 1
+    assert stat.S_IMODE(pdf.stat().st_mode) == 0o600
+    assert stat.S_IMODE(day.stat().st_mode) == 0o700
+    assert not list(day.glob(".*"))  # no temporary file left behind
