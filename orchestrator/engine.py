@@ -58,6 +58,7 @@ class Outcome:
     send: SendRecord | None = None
     provider_id: str | None = None
     retryable: bool = False  # a transient channel error: the daemon may try again later
+    opt_out: bool = False  # the provider says the recipient opted out (Twilio 21610)
 
 
 class Engine:
@@ -227,7 +228,8 @@ class Engine:
             record = self._record(
                 occ, state, rules, now, DecisionKind.failed, Reason.provider_error, **extra
             )
-            return Outcome(record, retryable=isinstance(exc, TransientChannelError))
+            return Outcome(record, retryable=isinstance(exc, TransientChannelError),
+                           opt_out=bool(getattr(exc, "opt_out", False)))
         record = self._record(
             occ,
             state,

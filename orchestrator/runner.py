@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_exponential_jitter
 
 from channels.base import ChannelAdapter
+from orchestrator import facts
 from orchestrator.config import Config, RetryPolicy, Step, Trigger
 from orchestrator.crypto import DataCipher
 from orchestrator.engine import Engine as DecisionEngine
@@ -653,6 +654,13 @@ class Runner:
                     "b_status": {"sent": "sent", "ambiguous": "ambiguous"}.get(
                         str(o.record.decision), "failed"),
                 } for _, o, m in done])
+            for _, o, _ in done:
+                if o.opt_out:  # the provider refused: the recipient opted out there
+                    owner = by_account.get(o.record.account)
+                    facts.opt_out(conn, debtor_id=o.record.debtor, account_id=o.record.account,
+                                  channel=o.record.channel or "sms",
+                                  contact_index=owner.phone_index if owner else None,
+                                  source="provider", at=now)
             if unsent:
                 conn.execute(occurrence_t.update().where(
                     occurrence_t.c.id.in_([r.id for r, _ in unsent]),

@@ -19,6 +19,7 @@ from orchestrator.models import (
     AccountRow,
     Decision,
     Occurrence,
+    OptOut,
     Payment,
     Promise,
     Send,
@@ -163,3 +164,38 @@ def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp
         decided = conn.execute(sa.select(sa.func.count()).select_from(table_of(Decision))
                                .where(table_of(Decision).c.occurrence_id == first)).scalar_one()
     assert state == "sending" and decided == 0
+
+
+class _OptedOutAtTwilio(SimulatedChannel):
+    """Twilio's reply for a recipient who texted STOP to our number at Twilio: 21610."""
+
+    def send(self, message):  # type: ignore[no-untyped-def]
+        from twilio.base.exceptions import TwilioRestException
+
+        from channels.twilio_sms import twilio_error
+
+        self.refused.append(message.account_id)
+        raise twilio_error(TwilioRestException(400, "/Messages.json", "unsubscribed", 21610))
+
+
+def test_a_provider_opt_out_is_recorded_and_stops_further_texts(
+        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 40)
+    refusing = _OptedOutAtTwilio()
+    refusing.refused = []  # type: ignore[attr-defined]
+    runner.engine.adapters["sms"] = refusing
+    for day in range(3):
+        runner.tick(START + timedelta(days=day, hours=10))
+    refused = refusing.refused  # type: ignore[attr-defined]
+    assert refused, "no SMS was attempted: the test proves nothing"
+    optouts = table_of(OptOut)
+    decisions = table_of(Decision)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(optouts)).all()
+        assert {r.account_id for r in rows} == set(refused)
+        assert {(r.channel, r.source) for r in rows} == {("sms", "provider")}
+        assert all(r.contact_index for r in rows)
+        failed = conn.execute(sa.select(decisions).where(
+            decisions.c.channel == "sms", decisions.c.decision == "failed")).all()
+    # Each account was refused once: after that the opt-out suppresses its texts.
+    assert len(failed) == len(refused) == len(set(refused))
