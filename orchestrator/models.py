@@ -2,9 +2,9 @@
 
 Conventions: money is ``NUMERIC(18, 2)`` read back as ``Decimal``; instants are
 stored in UTC and read back as aware UTC datetimes (``UTCDateTime``); personal
-fields are Fernet tokens in ``*_enc`` columns with HMAC blind indexes in
-``*_index`` columns (see ``orchestrator.crypto``); nothing personal is stored in
-clear. Idempotency lives in unique constraints: one occurrence per
+fields are AES-GCM tokens (older Fernet tokens are still read) in ``*_enc`` columns
+with HMAC blind indexes in ``*_index`` columns (see ``orchestrator.crypto``); nothing
+personal is stored in clear. Idempotency lives in unique constraints: one occurrence per
 (account, step, occurrence_key), one delivery event per provider event key, one
 payment per payment id, one send per message id.
 """
@@ -298,7 +298,7 @@ class AuditLog(SQLModel, table=True):
 
 metadata = SQLModel.metadata
 
-# Columns that hold Fernet tokens, per table: ``keys rotate`` walks exactly these.
+# Columns that hold encrypted tokens, per table: ``keys rotate`` walks exactly these.
 ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {
     "debtor": ("name_enc", "phone_enc", "email_enc"),
     "account": ("name_enc", "phone_enc", "email_enc", "address_line1_enc", "address_line2_enc"),
