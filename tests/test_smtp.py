@@ -146,3 +146,33 @@ def test_no_server_is_transient_and_a_bad_address_permanent(tmp_path: Path) -> N
 def test_unknown_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="hots"):
         adapter(tmp_path, 25, hots="typo")
+
+
+def test_templates_send_test_reaches_a_real_mailbox(smtp_server: tuple[Mailbox, int],
+                                                    tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import _register_all, app
+
+    box, port = smtp_server
+    root = Path(__file__).resolve().parent.parent
+    cfg = tmp_path / "config"
+    shutil.copytree(root / "config", cfg)
+    channels = [line for line in (cfg / "channels.yaml").read_text().splitlines()
+                if not line.startswith("email:")]
+    channels.append(f'email: {{adapter: smtp, host: 127.0.0.1, port: {port}, '
+                    f'starttls: false, from: "Acme <billing@acme.example>"}}')
+    (cfg / "channels.yaml").write_text("\n".join(channels) + "\n")
+    _register_all()
+    result = CliRunner().invoke(app, ["templates", "send-test", "reminder", "--channel", "email",
+                                      "--locale", "zh-CN", "--to", "author@example.com",
+                                      "--config", str(cfg), "--templates", str(root / "templates")])
+    assert result.exit_code == 0, result.output
+    [(_, rcpts, mail, _)] = box.received
+    assert rcpts == ["author@example.com"]
+    subject = str(email.header.make_header(email.header.decode_header(mail["Subject"])))
+    assert "[TEST]" in subject
+    assert {p.get_content_type() for p in mail.walk() if not p.is_multipart()} == {
+        "text/plain", "text/html"}
