@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
@@ -175,3 +176,19 @@ def test_no_clear_contact_in_decision_table(db_url: str, data_keys: str, tmp_pat
     finally:
         engine.dispose()
     assert "+12125550100" not in rows
+
+
+def test_dpd_counts_in_the_debtors_own_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from orchestrator.preview import sample_account
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("OUTREACH_CONFIG", str(root / "config"))
+    monkeypatch.setenv("OUTREACH_TEMPLATES", str(root / "templates"))
+    evening_utc = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)  # already 2 March in Shanghai
+    shanghai = replace(sample_account("zh-CN"), timezone="Asia/Shanghai")
+    new_york = replace(sample_account("en-US"), timezone="America/New_York")
+    assert data._local_today(shanghai, evening_utc) == date(2026, 3, 2)
+    assert data._local_today(new_york, evening_utc) == date(2026, 3, 1)
+    assert data._local_today(None, evening_utc) == date(2026, 3, 1)

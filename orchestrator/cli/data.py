@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -178,13 +178,14 @@ def import_payments_cmd(
 def account_show(
     account_id: str = typer.Argument(..., metavar="ID"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object (CONTRACT §2)"),
-    today: str | None = typer.Option(None, "--today", help="date for DPD (default: UTC today)"),
+    today: str | None = typer.Option(
+        None, "--today", help="date for DPD (default: today in the debtor's time zone)"),
 ) -> None:
     """The account's timeline: stage, promises, payments, decisions and events."""
     from orchestrator.store import account_timeline, load_account
 
     cipher = _cipher()
-    day = datetime.now(UTC).date()
+    day: date | None = None
     if today:
         try:
             day = datetime.fromisoformat(today).date()
@@ -194,6 +195,8 @@ def account_show(
     engine = _engine()
     try:
         with engine.connect() as conn:
+            if day is None:
+                day = _local_today(load_account(conn, cipher, account_id), datetime.now(UTC))
             timeline = account_timeline(conn, cipher, account_id, today=day)
             account = load_account(conn, cipher, account_id) if timeline and not as_json else None
     finally:
@@ -205,6 +208,23 @@ def account_show(
         typer.echo(json.dumps(timeline, ensure_ascii=False))
         return
     _print_timeline(timeline, account)
+
+
+def _local_today(account: Any, now: datetime) -> date:
+    """Today in the account's primary zone (the day DPD counts in), per the configured
+    time-zone policy; UTC when there is no account or the configuration cannot be read."""
+    if account is None:
+        return now.date()
+    from orchestrator.configload import load_config
+    from orchestrator.settings import Settings
+    from orchestrator.zones import candidate_zones
+
+    settings = Settings.from_env()
+    try:
+        policy = load_config(settings.config_dir, settings.templates_dir).policy
+    except OutreachError:
+        return now.date()
+    return now.astimezone(candidate_zones(account, policy.timezone).primary).date()
 
 
 def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
