@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from channels.base import ChannelAdapter, OutboundMessage
 from orchestrator.config import Config
@@ -23,14 +23,12 @@ from orchestrator.errors import (
     TransientChannelError,
 )
 from orchestrator.gate import Allow, Defer, Deny, evaluate
-from orchestrator.links import creditor_pay_url, pay_link, unsubscribe_link
+from orchestrator.links import LINK_LIFETIME, creditor_pay_url, pay_link, unsubscribe_link
 from orchestrator.planner import Occurrence, dpd_on
 from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import Rendered, TemplateRenderer, build_context
 from orchestrator.rules import AccountRules, RuleBook
 from orchestrator.state import AccountState, SendHistory, SendRecord
-
-LINK_LIFETIME = timedelta(days=60)
 
 
 def message_id_for(account_id: str, step_id: str, key: str) -> str:
@@ -135,7 +133,8 @@ class Engine:
         return None
 
     def render(
-        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime, message_id: str
+        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime,
+        message_id: str, unsub: str | None,
     ) -> Rendered:
         account = state.account
         zone = rules.zones.primary
@@ -143,11 +142,6 @@ class Engine:
         creditor = self.config.creditor(account.creditor)
         expires = now + LINK_LIFETIME
         link = pay_link(self.public_url, self.secret, message_id, expires)
-        unsub = (
-            unsubscribe_link(self.public_url, self.secret, message_id, expires)
-            if occ.channel == "email"
-            else None
-        )
         promise = instalment = None
         fire = occ.trigger
         if fire is not None and fire.promise_id is not None:
@@ -184,8 +178,13 @@ class Engine:
         account = state.account
         message_id = message_id_for(account.account_id, occ.step_id, occ.key)
         to = recipient(account, occ.channel)
+        unsub = (
+            unsubscribe_link(self.public_url, self.secret, message_id, now + LINK_LIFETIME)
+            if occ.channel == "email"
+            else None
+        )
         try:
-            rendered = self.render(occ, state, rules, now, message_id)
+            rendered = self.render(occ, state, rules, now, message_id, unsub)
         except OutreachError:
             record = self._record(
                 occ, state, rules, now, DecisionKind.failed, Reason.template_error
@@ -205,10 +204,8 @@ class Engine:
             text=rendered.text,
             html=rendered.html,
             locale=account.locale or "en-US",
-            # The same link as the template's: the adapter puts it in List-Unsubscribe.
-            metadata={"unsubscribe_link": unsubscribe_link(
-                self.public_url, self.secret, message_id, now + LINK_LIFETIME)}
-            if occ.channel == "email" else {},
+            # The template's link, for the adapter's List-Unsubscribe header.
+            metadata={"unsubscribe_link": unsub} if unsub else {},
         )
         send = SendRecord(now, occ.channel, account.account_id, account.debtor_id)
         extra = {"message_id": message_id, "to": to}

@@ -19,12 +19,13 @@ import hmac
 import re
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import quote
 
 PAY = "pay"
 UNSUBSCRIBE = "unsubscribe"
+LINK_LIFETIME = timedelta(days=60)  # how long a message's pay and unsubscribe links work
 
 _KIND_CODES = {PAY: 1, UNSUBSCRIBE: 2}  # 0: the kind's name follows in full
 _HEX_FLAG = 0x80  # the message id is m_<hex>, stored as raw bytes

@@ -23,7 +23,7 @@ from typing import Any
 from orchestrator.config import Config, Creditor
 from orchestrator.domain import Account
 from orchestrator.errors import OutreachError
-from orchestrator.links import pay_link, unsubscribe_link
+from orchestrator.links import LINK_LIFETIME, pay_link, unsubscribe_link
 from orchestrator.planner import dpd_on
 from orchestrator.rendering import Rendered, build_context, locale_chain
 
@@ -31,7 +31,6 @@ SAMPLE_URL = "http://127.0.0.1:8000"
 SAMPLE_SECRET = "preview-only"  # sample links are well-formed but not honoured by a server
 SAMPLE_TODAY = date(2026, 3, 6)
 SAMPLE_MESSAGE_ID = "m_" + "5a" * 12
-LINK_LIFETIME = timedelta(days=60)
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 
 _US_CREDITOR = {

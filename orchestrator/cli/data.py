@@ -195,10 +195,10 @@ def account_show(
     engine = _engine()
     try:
         with engine.connect() as conn:
+            account = load_account(conn, cipher, account_id)
             if day is None:
-                day = _local_today(load_account(conn, cipher, account_id), datetime.now(UTC))
+                day = _local_today(account, datetime.now(UTC))
             timeline = account_timeline(conn, cipher, account_id, today=day)
-            account = load_account(conn, cipher, account_id) if timeline and not as_json else None
     finally:
         engine.dispose()
     if timeline is None:
