@@ -105,6 +105,8 @@ class _Linter:
         self.renderer = TemplateRenderer(self.dir)
         self.env = self.renderer.env
         self.problems: list[Problem] = []
+        # template path -> (segments, its length problem): one per template, the longest
+        self._sms_length: dict[Path, tuple[int, Problem]] = {}
         self.forbidden = phrases(tuple(config.policy.forbidden))
         self._parsed: dict[Path, tuple[Any, list[Path]] | None] = {}
         self._known = set(sample_context("en-US")) | _JINJA_NAMES
@@ -292,17 +294,17 @@ class _Linter:
         if info.segments <= SMS_WARN_SEGMENTS:
             return
         level = "error" if info.segments > SMS_MAX_SEGMENTS else "warning"
-        # One length problem per template: the longest sample data wins.
-        for earlier in [p for p in self.problems
-                        if p.path == str(tf.path) and p.message.startswith("SMS is ")]:
-            if int(earlier.message.split()[2]) >= info.segments:
-                return
-            self.problems.remove(earlier)
+        earlier = self._sms_length.get(tf.path)
+        if earlier is not None:
+            if earlier[0] >= info.segments:
+                return  # one length problem per template: the longest sample data wins
+            self.problems.remove(earlier[1])
         limit = 134 if info.encoding == "UCS-2" else 306
         self.add(tf.path, self.body_line(tf.path),
                  f"SMS is {info.segments} segments ({info.encoding}, {info.units} characters "
                  f"with sample data: {variant.name}); keep it within {SMS_WARN_SEGMENTS} "
                  f"({limit} characters), never over {SMS_MAX_SEGMENTS}", level)
+        self._sms_length[tf.path] = (info.segments, self.problems[-1])
 
     def check_letter(self, tf: TemplateFile, ctx: dict[str, Any], text: str) -> None:
         locale = babel_locale(tf.lint_locale)

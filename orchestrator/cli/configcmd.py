@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from orchestrator.errors import Problem
+
 config_app = typer.Typer(help="Check the configuration directory.", no_args_is_help=True)
 
 
@@ -26,15 +28,19 @@ def check(
     if not config_dir.is_dir():
         typer.echo(f"{config_dir}: error: no such configuration directory", err=True)
         raise typer.Exit(2)
-    problems = check_config(config_dir, templates_dir)
+    report_problems(check_config(config_dir, templates_dir), config_dir)
+
+
+def report_problems(problems: list[Problem], where: Path) -> None:
+    """Print each problem; exit 2 when any is an error, else say OK with the warnings."""
     for problem in problems:
         typer.echo(str(problem))
     errors = sum(1 for p in problems if p.level == "error")
     warnings = len(problems) - errors
     if errors:
-        typer.echo(f"{errors} error(s), {warnings} warning(s) in {config_dir}", err=True)
+        typer.echo(f"{errors} error(s), {warnings} warning(s) in {where}", err=True)
         raise typer.Exit(2)
-    typer.echo(f"{config_dir}: OK ({warnings} warning(s))")
+    typer.echo(f"{where}: OK ({warnings} warning(s))")
 
 
 def register(app: typer.Typer) -> None:

@@ -77,19 +77,13 @@ def lint(
 
     Exit 2 when there is an error; warnings (an SMS over 2 segments) do not fail.
     """
+    from orchestrator.cli.configcmd import report_problems
     from orchestrator.lint import lint_templates
 
     config_dir, templates_dir = _dirs(config, templates)
     cfg = _config(config_dir)
     problems = lint_templates(templates_dir, cfg, names or None, public_url=_public_url())
-    for problem in problems:
-        typer.echo(str(problem))
-    errors = sum(1 for p in problems if p.level == "error")
-    warnings = len(problems) - errors
-    if errors:
-        typer.echo(f"{errors} error(s), {warnings} warning(s) in {templates_dir}", err=True)
-        raise typer.Exit(2)
-    typer.echo(f"{templates_dir}: OK ({warnings} warning(s))")
+    report_problems(problems, templates_dir)
 
 
 def _channels_of(templates_dir: Path, name: str, channel: str | None) -> list[str]:
