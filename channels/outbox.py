@@ -55,6 +55,29 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def require_safe_id(message_id: str) -> None:
+    """Message ids name files: refuse one that is not a plain file name."""
+    if not _SAFE_ID.match(message_id):
+        raise PermanentChannelError(f"message id {message_id!r} is not a safe file name",
+                                    code="bad_id")
+
+
+def resolve_dir(directory: str, base_dir: Path) -> Path:
+    """A folder of channels.yaml, relative to ``base_dir`` unless absolute."""
+    path = Path(directory)
+    return path if path.is_absolute() else base_dir / path
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` in one ``O_APPEND`` write, synced (a journal line)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _render_pdf(html: str, base_dir: Path) -> bytes | None:
     try:
         from weasyprint import HTML  # type: ignore[import-not-found]
@@ -86,19 +109,14 @@ class OutboxChannel:
         cls, channel: str, settings: AdapterSettings, *, base_dir: Path, clock: Clock
     ) -> OutboxChannel:
         assert isinstance(settings, OutboxSettings)
-        directory = Path(settings.dir)
-        if not directory.is_absolute():
-            directory = base_dir / directory
-        return cls(channel, directory, clock, settings.from_, settings.delay)
+        return cls(channel, resolve_dir(settings.dir, base_dir), clock, settings.from_,
+                   settings.delay)
 
     def path_for(self, message: OutboundMessage) -> Path:
         return self.directory / message.channel / f"{message.message_id}.json"
 
     def send(self, message: OutboundMessage) -> SendResult:
-        if not _SAFE_ID.match(message.message_id):
-            raise PermanentChannelError(
-                f"message id {message.message_id!r} is not a safe file name", code="bad_id"
-            )
+        require_safe_id(message.message_id)
         folder = self.directory / message.channel
         provider_id = provider_id_for("OB", message.message_id)
         record: dict[str, Any] = {
@@ -151,13 +169,7 @@ class OutboxChannel:
                                        "debtor", "created_at")}
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / "journal.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                     0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_durably(self.directory / "journal.jsonl", data)
 
     def close(self) -> None:
         return None

@@ -18,15 +18,14 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 from pathlib import Path
 from typing import ClassVar
 
 from channels.base import AdapterSettings, DeliveryStatus, OutboundMessage, SendResult
+from channels.outbox import append_durably, require_safe_id, resolve_dir
 from orchestrator.clock import Clock
 from orchestrator.errors import OutreachError, PermanentChannelError, TransientChannelError
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 MANIFEST_FIELDS = ("message_id", "account_id", "debtor_id", "locale", "pages", "file",
                    "mail_to", "created_at")
 
@@ -49,15 +48,12 @@ class PdfBatchChannel:
         cls, channel: str, settings: AdapterSettings, *, base_dir: Path, clock: Clock
     ) -> PdfBatchChannel:
         assert isinstance(settings, PdfBatchSettings)
-        out_dir = Path(settings.out_dir)
-        return cls(channel, out_dir if out_dir.is_absolute() else base_dir / out_dir, clock)
+        return cls(channel, resolve_dir(settings.out_dir, base_dir), clock)
 
     def send(self, message: OutboundMessage) -> SendResult:
         from orchestrator.preview import print_pdf
 
-        if not _SAFE_ID.match(message.message_id):
-            raise PermanentChannelError(
-                f"message id {message.message_id!r} is not a safe file name", code="bad_id")
+        require_safe_id(message.message_id)
         if message.html is None:
             raise PermanentChannelError("a letter needs an HTML template", code="no_html")
         now = self.clock.now()
@@ -93,12 +89,7 @@ class PdfBatchChannel:
         if not path.exists():
             writer.writeheader()
         writer.writerow(row)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, buffer.getvalue().encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_durably(path, buffer.getvalue().encode("utf-8"))
 
     def close(self) -> None:
         return None

@@ -29,6 +29,7 @@ from pydantic import Field
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from channels.base import AdapterSettings, DeliveryStatus, OutboundMessage, SendResult
 from orchestrator.clock import Clock
@@ -177,7 +178,7 @@ def network_error(exc: requests.exceptions.RequestException) -> TransientChannel
     if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
             exc, requests.exceptions.Timeout):
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
-        if isinstance(reason, ConnectionRefusedError) or "NewConnectionError" in repr(reason):
+        if isinstance(reason, NewConnectionError | ConnectionRefusedError):
             return TransientChannelError(f"Twilio unreachable: {exc}", code="connect")
     return AmbiguousSendError(f"Twilio request may have been sent: {exc}", code="timeout")
 
