@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -71,13 +72,18 @@ STATUS = {
 }
 
 
-class TwilioSmsSettings(AdapterSettings):
-    messaging_service_sid: str | None = None
+class TwilioSettings(AdapterSettings):
+    """What every Twilio adapter takes: credentials, our public URL, the API host."""
+
     account_sid: str | None = None
     auth_token: str | None = None
     public_url: str | None = None
     api_base: str | None = None
     timeout: float = Field(default=15.0, gt=0, le=120)
+
+
+class TwilioSmsSettings(TwilioSettings):
+    messaging_service_sid: str | None = None
 
 
 class _HttpClient(TwilioHttpClient):
@@ -99,22 +105,14 @@ class TwilioSmsChannel:
     kind: ClassVar[str] = "sms"
 
     def __init__(self, channel: str, settings: TwilioSmsSettings, clock: Clock):
-        sid = settings.account_sid or os.environ.get("TWILIO_ACCOUNT_SID")
-        token = settings.auth_token or os.environ.get("TWILIO_AUTH_TOKEN")
-        if not sid or not token:
-            raise ConfigError(f"channel {channel}: Twilio needs TWILIO_ACCOUNT_SID and "
-                              "TWILIO_AUTH_TOKEN (or account_sid and auth_token)")
         if not settings.from_ and not settings.messaging_service_sid:
             raise ConfigError(f"channel {channel}: twilio_sms needs 'from' or "
                               "'messaging_service_sid'")
         self.channel = channel
         self.settings = settings
         self.clock = clock
-        self.public_url = (settings.public_url or os.environ.get("OUTREACH_PUBLIC_URL", ""))
-        self.client = Client(sid, token, http_client=_HttpClient(settings.api_base,
-                                                                 settings.timeout))
-        # The SDK logs every request body (numbers, texts) at INFO: never in our logs.
-        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+        self.public_url = callback_base(settings)
+        self.client = twilio_client(channel, settings)
 
     @classmethod
     def from_config(
@@ -157,12 +155,31 @@ class TwilioSmsChannel:
         return None
 
 
-def twilio_error(exc: TwilioRestException) -> PermanentChannelError | TransientChannelError:
-    """A Twilio error reply as transient or permanent, with Twilio's code."""
+def callback_base(settings: TwilioSettings) -> str:
+    """Where Twilio calls us back: ``public_url``, else ``$OUTREACH_PUBLIC_URL``."""
+    return (settings.public_url or os.environ.get("OUTREACH_PUBLIC_URL", "")).rstrip("/")
+
+
+def twilio_client(channel: str, settings: TwilioSettings) -> Client:
+    """The SDK client for a channel's credentials, pointed at ``api_base`` if set."""
+    sid = settings.account_sid or os.environ.get("TWILIO_ACCOUNT_SID")
+    token = settings.auth_token or os.environ.get("TWILIO_AUTH_TOKEN")
+    if not sid or not token:
+        raise ConfigError(f"channel {channel}: Twilio needs TWILIO_ACCOUNT_SID and "
+                          "TWILIO_AUTH_TOKEN (or account_sid and auth_token)")
+    # The SDK logs every request body (numbers, texts) at INFO: never in our logs.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    return Client(sid, token, http_client=_HttpClient(settings.api_base, settings.timeout))
+
+
+def twilio_error(exc: TwilioRestException, codes: Mapping[int, str] = PERMANENT_CODES
+                 ) -> PermanentChannelError | TransientChannelError:
+    """A Twilio error reply as transient or permanent, with Twilio's code; ``codes`` are
+    the ones no retry can fix, with what they mean."""
     code = int(exc.code) if exc.code is not None else None
     label = f"twilio_{code}" if code is not None else f"http_{exc.status}"
-    if code in PERMANENT_CODES:
-        error = PermanentChannelError(f"Twilio {code}: {PERMANENT_CODES[code]}", code=label)
+    if code is not None and code in codes:
+        error = PermanentChannelError(f"Twilio {code}: {codes[code]}", code=label)
         error.opt_out = code == OPTED_OUT  # type: ignore[attr-defined]
         return error
     if exc.status == 429 or exc.status >= 500:
