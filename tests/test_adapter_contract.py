@@ -1,7 +1,7 @@
 """What every channel adapter promises (channels/base.py), checked on each of them against
-its real counterpart: the outbox and simulated channels, Twilio SMS (a local Twilio-shaped
-server, through the SDK), SMTP (aiosmtpd) and PDF letters; and a third-party adapter
-installed as a package with an ``outreach.channels`` entry point."""
+its real counterpart: the outbox and simulated channels, Twilio SMS and voice (a local
+Twilio-shaped server, through the SDK), SMTP (aiosmtpd) and PDF letters; and a third-party
+adapter installed as a package with an ``outreach.channels`` entry point."""
 
 from __future__ import annotations
 
@@ -56,6 +56,10 @@ def _setups(stack: ExitStack, tmp_path: Path) -> dict[str, tuple[str, dict[str, 
         "twilio_sms": ("sms", {"from": "+15005550006", "api_base": twilio.base,
                                "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN},
                        "+12125550123", INVALID),
+        "twilio_voice": ("voice", {"from": "+15005550006", "api_base": twilio.base,
+                                   "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+                                   "public_url": "https://outreach.example.com"},
+                         "+12125550123", INVALID),
         "smtp": ("email", {"host": "127.0.0.1", "port": port, "starttls": False,
                            "from": "billing@acme.example"}, "pat@example.com",
                  "nobody@example.com"),
@@ -64,7 +68,7 @@ def _setups(stack: ExitStack, tmp_path: Path) -> dict[str, tuple[str, dict[str, 
     }
 
 
-ADAPTERS = ["outbox", "simulated", "twilio_sms", "smtp", "pdf_batch"]
+ADAPTERS = ["outbox", "simulated", "twilio_sms", "twilio_voice", "smtp", "pdf_batch"]
 
 
 @pytest.fixture

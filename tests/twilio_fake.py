@@ -24,12 +24,15 @@ OPTED_OUT = "+15005550004"  # 21610 unsubscribed recipient
 THROTTLED = "+15005550009"  # 429 / 20429
 BROKEN = "+15005550010"  # 500
 HANG = "+15005550011"  # no reply for `hang` seconds
+NO_PERMISSION = "+15005550012"  # 21215: geographic permissions forbid calling it
 
 ERRORS = {
     INVALID: (400, 21211, "The 'To' number +15005550001 is not a valid phone number."),
     OPTED_OUT: (400, 21610, "Attempt to send to unsubscribed recipient"),
     THROTTLED: (429, 20429, "Too Many Requests"),
     BROKEN: (500, 20500, "Internal Server Error"),
+    NO_PERMISSION: (400, 21215, "Account not authorized to call +15005550012. Perhaps you "
+                    "need to enable some international permissions."),
 }
 
 
@@ -63,8 +66,10 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 self.reply(401, {"code": 20003, "message": "Authenticate", "status": 401})
                 return
             length = int(self.headers.get("Content-Length", 0))
-            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-            fake.requests.append({"path": self.path, "form": form})
+            fields = parse_qs(self.rfile.read(length).decode())
+            form = {k: v[0] for k, v in fields.items()}
+            # "fields" keeps repeated ones (StatusCallbackEvent) in full.
+            fake.requests.append({"path": self.path, "form": form, "fields": fields})
             prefix = f"/2010-04-01/Accounts/{ACCOUNT_SID}/"
             if self.path not in (prefix + "Messages.json", prefix + "Calls.json"):
                 self.reply(404, {"code": 20404, "message": "Not found", "status": 404})
@@ -88,6 +93,9 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 body.update({"body": form.get("Body"), "num_segments": "1", "direction":
                              "outbound-api", "messaging_service_sid":
                              form.get("MessagingServiceSid")})
+            else:
+                body.update({"direction": "outbound-api", "answered_by": None,
+                             "parent_call_sid": None, "duration": None, "price": None})
             self.reply(201, body)
 
     return Handler
