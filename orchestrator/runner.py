@@ -500,7 +500,7 @@ class Runner:
                 continue
             account = rep.state.account
             history = histories[account.debtor_id]
-            occ = self._occurrence(occ_row, rep)
+            occ = self.occurrence(occ_row, rep)
             outcome = (self._not_applicable(occ_row, rep, now) if occ is None
                        else self.engine.judge(occ, rep.state, history, now))
             if outcome is None:
@@ -537,7 +537,9 @@ class Runner:
             out[s.debtor_id].add(SendRecord(s.sent_at, s.channel, s.account_id, s.debtor_id))
         return out
 
-    def _occurrence(self, occ_row: Row[Any], rep: Replayed) -> Planned | None:
+    def occurrence(self, occ_row: Row[Any], rep: Replayed) -> Planned | None:
+        """The planned occurrence a stored row stands for, or ``None`` when its step has left
+        the configuration or the event that fired its trigger is gone."""
         step = self.config.step(occ_row.step_id)
         if step is None:
             return None
@@ -597,7 +599,7 @@ class Runner:
                     continue  # another worker holds it
                 rep = replayed[occ_row.account_id]
                 history = histories[owners[occ_row.account_id]]
-                occ = self._occurrence(occ_row, rep)
+                occ = self.occurrence(occ_row, rep)
                 verdict = (self._not_applicable(occ_row, rep, now) if occ is None
                            else self.engine.judge(occ, rep.state, history, now))
                 if verdict is not None:  # a STOP, a payment or another worker's send since

@@ -9,6 +9,10 @@ idempotent (delivery event keys, payment ids, opt-outs).
 
 After a fact arrives the runner re-plans that account at once, so a payment's thank-you
 or a broken promise's follow-up does not wait for the next planning run.
+
+A placed call fetches its TwiML here when answered, and pressing 1 on it texts the person
+their payment link (``orchestrator.voicecall``): the one send the server makes itself,
+through the ``sms`` channel's adapter, recorded as the daemon records its sends.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -39,6 +44,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import DeliveryStatus
+from channels.twilio_voice import call_status
 from orchestrator import facts
 from orchestrator.accounts import parse_account
 from orchestrator.clock import Clock
@@ -50,6 +56,7 @@ from orchestrator.models import Occurrence, Send, table_of
 from orchestrator.runner import Runner
 from orchestrator.settings import Settings
 from orchestrator.store import account_from_row, account_timeline
+from orchestrator.voicecall import VoiceCalls
 
 log = logging.getLogger("outreach.server")
 
@@ -62,13 +69,6 @@ SMS_STATUS = {
     "sent": DeliveryStatus.sent, "delivered": DeliveryStatus.delivered,
     "read": DeliveryStatus.delivered, "undelivered": DeliveryStatus.undelivered,
     "failed": DeliveryStatus.failed, "canceled": DeliveryStatus.canceled,
-}
-CALL_STATUS = {
-    "queued": DeliveryStatus.queued, "initiated": DeliveryStatus.sending,
-    "ringing": DeliveryStatus.ringing, "in-progress": DeliveryStatus.in_progress,
-    "completed": DeliveryStatus.answered, "busy": DeliveryStatus.busy,
-    "no-answer": DeliveryStatus.no_answer, "failed": DeliveryStatus.failed,
-    "canceled": DeliveryStatus.canceled,
 }
 
 
@@ -178,6 +178,8 @@ class Server:
         self.rejections = Counter("outreach_webhook_rejections", "Requests refused, by reason",
                                   ["route", "reason"], registry=self.registry)
         self.registry.register(_DbCollector(db, clock))
+        self.calls = VoiceCalls(tx=self.tx, config=config, cipher=cipher, runner=runner,
+                                public_url=settings.public_url)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -261,9 +263,7 @@ def create_app(server: Server) -> FastAPI:
             status = SMS_STATUS.get(raw)
         else:
             sid, raw = form.get("CallSid"), form.get("CallStatus", "")
-            status = CALL_STATUS.get(raw)
-            if status == DeliveryStatus.answered and answered_by.startswith("machine"):
-                status = DeliveryStatus.machine
+            status = call_status(raw, answered_by)  # the adapter's mapping, machines included
         if not sid or status is None:
             raise server.reject(route, "bad_status", 400, f"unknown status {raw!r}")
         now = server.clock.now()
@@ -300,6 +300,25 @@ def create_app(server: Server) -> FastAPI:
     @app.post("/webhooks/twilio/voice/status", include_in_schema=False)
     async def voice_status(request: Request) -> Response:
         return await status_callback(request, "voice")
+
+    @app.post("/webhooks/twilio/voice/twiml/{message_id}", include_in_schema=False)
+    async def voice_twiml(request: Request, message_id: str) -> Response:
+        form = await server.twilio_form(request, "twilio_voice_twiml")
+        return await server.run(_voice, "twilio_voice_twiml", server.calls.answer,
+                                message_id, form)
+
+    @app.post("/webhooks/twilio/voice/gather/{message_id}", include_in_schema=False)
+    async def voice_gather(request: Request, message_id: str) -> Response:
+        form = await server.twilio_form(request, "twilio_voice_gather")
+        return await server.run(_voice, "twilio_voice_gather", server.calls.press,
+                                message_id, form.get("Digits", ""))
+
+    def _voice(route: str, answer: Callable[[str, Any, datetime], str | None],
+               message_id: str, given: Any) -> Response:
+        twiml = answer(message_id, given, server.clock.now())
+        if twiml is None:
+            raise server.reject(route, "unknown_send", 404, "no such call")
+        return Response(twiml, media_type="application/xml")
 
     @app.post("/webhooks/twilio/sms/inbound", include_in_schema=False)
     async def sms_inbound(request: Request) -> Response:
@@ -560,10 +579,12 @@ def _help(server: Server, row: Any) -> str:
 
 def build_server(settings: Settings | None = None) -> Server:
     """A ``Server`` from the environment (CONTRACT §3) and the configuration directory."""
+    from channels.registry import create_adapter
     from orchestrator import db
     from orchestrator.clock import SystemClock
     from orchestrator.configload import load_config
     from orchestrator.rendering import TemplateRenderer
+    from orchestrator.voicecall import PAY_LINK_CHANNEL
 
     settings = settings or Settings.from_env()
     secret = settings.require("OUTREACH_SECRET_KEY")
@@ -573,7 +594,11 @@ def build_server(settings: Settings | None = None) -> Server:
     engine = db.make_engine(settings.database_url, pool_size=20, max_overflow=20) \
         if settings.database_url.startswith("postgresql") else db.make_engine(settings.database_url)
     clock = SystemClock()
-    runner = Runner(engine, config, TemplateRenderer(settings.templates_dir), {}, cipher,
+    # The server sends one thing itself: the payment-link text a person asks for on a call.
+    sms = config.channels.get(PAY_LINK_CHANNEL)
+    adapters = ({PAY_LINK_CHANNEL: create_adapter(PAY_LINK_CHANNEL, sms, base_dir=Path.cwd(),
+                                                  clock=clock)} if sms is not None else {})
+    runner = Runner(engine, config, TemplateRenderer(settings.templates_dir), adapters, cipher,
                     public_url=settings.public_url, secret=secret, worker="server")
     return Server(db=engine, config=config, cipher=cipher, settings=settings, clock=clock,
                   runner=runner, twilio_token=settings.twilio_auth_token)
