@@ -5,10 +5,10 @@ Nothing spoken is stored: the script is rendered again when Twilio asks for it, 
 send's account, step (its template) and the account's locale, exactly as the engine
 renders it (``Engine.render``), so names and amounts exist only in the reply.
 
-- A machine (``AnsweredBy`` machine_* or fax): the step's ``<template>_voicemail``, a
+- A machine (``AnsweredBy`` machine_*): the step's ``<template>_voicemail``, a
   limited-content message that ``templates lint`` keeps free of any debt, or
   ``<Hangup/>`` when the channel says ``voicemail: hang_up`` (or that template is
-  missing: a machine never hears the full script).
+  missing: a machine never hears the full script). A fax: ``<Hangup/>``.
 - A person, or no verdict: the full script inside a one-digit ``<Gather>``.
 - If the account is suppressed or the contact blocked by the time the call is answered
   (a payment, a dispute or a cease since it was placed), the call hangs up unsaid.
@@ -195,9 +195,9 @@ class VoiceCalls:
                 conn, provider_id=sid, message_id=message_id, status=status,
                 event_key=f"{sid or message_id}:twiml:{answered_by}", at=now,
                 raw={k: v for k, v in form.items() if k in _SAFE_FIELDS})
-        return self._twiml(call, machine, now)
+        return self._twiml(call, answered_by, now)
 
-    def _twiml(self, call: _Call, machine: bool, now: datetime) -> str:
+    def _twiml(self, call: _Call, answered_by: str, now: datetime) -> str:
         occ, state, rules = call.planned, call.rep.state, call.rep.rules
         message_id = call.send.message_id
         if occ is None:
@@ -206,7 +206,8 @@ class VoiceCalls:
         if suppression(occ, state, now, rules) or contact_rule(occ, state):
             log.info("call answered after it stopped applying", extra={"message_id": message_id})
             return hangup_twiml()
-        if machine and call.settings.voicemail == "hang_up":
+        machine = is_machine(answered_by)
+        if machine and (call.settings.voicemail == "hang_up" or answered_by == "fax"):
             return hangup_twiml()
         if machine:
             occ = replace(occ, template=f"{occ.template}_voicemail")

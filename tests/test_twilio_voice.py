@@ -368,6 +368,11 @@ def test_a_machine_gets_the_limited_content_voicemail(
     assert _send_status(live, account) == "machine"
 
 
+def test_a_fax_is_hung_up_on(live: Live) -> None:
+    assert [child.tag for child in live.answer("V1", "fax")] == ["Hangup"]
+    assert _send_status(live, "V1") == "machine"
+
+
 @pytest.mark.parametrize("live", ["hang_up"], indirect=True)
 def test_a_machine_is_hung_up_on_when_configured(live: Live) -> None:
     for answered_by in ("machine_end_silence", "fax"):
