@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install fonts clean
+.PHONY: demo test lint install sysdeps fonts browser clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
-install: $(BIN)/.installed fonts
+install: $(BIN)/.installed sysdeps
+
+# What the system must provide beyond Python packages (Debian packages, apt-get only).
+sysdeps: fonts browser
 
 # A font with Chinese characters for zh-CN letters (PDF): without one they would print
 # as empty boxes, so `outreach templates preview` refuses. HarfBuzz-subset lets WeasyPrint
@@ -30,6 +33,20 @@ fonts:
 	    || echo "warning: could not install fonts-noto-cjk/libharfbuzz-subset0: zh-CN letter PDFs need them"; \
 	else \
 	  echo "warning: no CJK font found (fc-list :lang=zh): zh-CN letter PDFs need one"; \
+	fi
+
+# Chromium, for the test that opens the HTML report in a real browser. Idempotent.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+	  :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing chromium (the HTML report's browser test)"; \
+	  $$SUDO apt-get install -y -q chromium >/dev/null \
+	    || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; } \
+	    || echo "warning: could not install chromium: the report's browser test will fail in CI"; \
+	else \
+	  echo "warning: no chromium: the report's browser test needs one"; \
 	fi
 
 demo: $(BIN)/.installed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import time, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -275,6 +276,9 @@ class ChannelConfig(BaseModel):
     adapter: str
     rate: str | None = None  # e.g. 10/s
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    # What one send costs (an SMS: one segment), for `outreach report`; no currency
+    # conversion is done, so give every channel's cost in the same currency.
+    cost: Decimal | None = Field(default=None, ge=0)
 
     @property
     def options(self) -> dict[str, Any]:

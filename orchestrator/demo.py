@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from channels.registry import create_adapter
 from orchestrator.clock import VirtualClock
+from orchestrator.config import Config
 from orchestrator.configload import load_config
 from orchestrator.events import ScenarioEvent
 from orchestrator.records import DecisionRecord
-from orchestrator.sample import SampleEvent, generate_accounts, generate_events, write_csv
+from orchestrator.report import print_report
+from orchestrator.sample import (
+    SampleEvent,
+    generate_accounts,
+    generate_events,
+    sample_receipts,
+    write_csv,
+)
 from orchestrator.simulate import Scenario, Simulation
 
 DEMO_START = datetime(2026, 3, 2, tzinfo=UTC)
+RECEIPT_DELAY = timedelta(minutes=2)  # a sample delivery receipt's lag behind its send
 
 
 def run_demo(
@@ -36,7 +45,7 @@ def run_demo(
     config_dir: Path = Path("config"),
     templates_dir: Path = Path("templates"),
     console: Console | None = None,
-) -> dict[str, Counter[str]]:
+) -> dict[str, Any]:
     console = console or Console()
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -97,52 +106,96 @@ def run_demo(
         close = getattr(adapter, "close", None)
         if close:
             close()
-    db_url = f"sqlite:///{out_dir / 'outreach.db'}"
-    persist(db_url, out_dir / "portfolio.csv", records, sample_events, sim)
+    db_url = f"sqlite:///{(out_dir / 'outreach.db').resolve()}"
+    persist(db_url, out_dir / "portfolio.csv", records, sample_events, sim,
+            out_dir / "demo.env")
 
-    table = Table(title="sends by channel and stage")
-    table.add_column("channel stage")
-    table.add_column("sends", justify="right")
-    for key, count in sorted(sends.items()):
-        table.add_row(key, str(count))
-    console.print(table)
-    table = Table(title="decisions by reason")
-    table.add_column("decision:reason")
-    table.add_column("count", justify="right")
-    for key, count in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(key, str(count))
-    console.print(table)
+    report = write_report(db_url, config, DEMO_START.date(), (end - timedelta(days=1)).date(),
+                          out_dir / "report.html")
+    print_report(report, console)
     console.print(
         "decisions: "
         + ", ".join(f"{k} {v}" for k, v in sorted(by_decision.items()))
         + f"\nwritten: {out_dir / 'decisions.jsonl'}, {out_dir / 'outbox'}/, "
-        f"{out_dir / 'portfolio.csv'}, {out_dir / 'outreach.db'} (SQLite)"
+        f"{out_dir / 'portfolio.csv'}, {out_dir / 'outreach.db'} (SQLite), "
+        f"{out_dir / 'report.html'}, {out_dir / 'demo.env'}\n"
+        f"explore: set -a; . {out_dir / 'demo.env'}; set +a; "
+        f"outreach account show {records[0].account if records else 'ID'}"
     )
-    return {"decisions": by_decision, "reasons": by_reason, "sends": sends}
+    return {"decisions": by_decision, "reasons": by_reason, "sends": sends,
+            "report": report}
+
+
+def write_report(db_url: str, config: Config, since: date, until: date,
+                 html: Path) -> dict[str, Any]:
+    """The KPI report over the simulated days, also written as HTML."""
+    from orchestrator import db
+    from orchestrator.report import build_report
+    from orchestrator.report_html import render_html
+
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            report = build_report(conn, config, since, until)
+    finally:
+        engine.dispose()
+    html.write_text(render_html(report, title="outreach demo: collections report"),
+                    encoding="utf-8")
+    return report
+
+
+def write_env(path: Path, values: dict[str, str]) -> None:
+    """The demo database's URL and its (sample data's) key, readable by its owner only,
+    so `outreach report` and `outreach account show` can open the demo afterwards."""
+    path.touch(mode=0o600)
+    path.write_text(
+        "# The demo's database and the key of its sample personal data. To explore it:\n"
+        f"#   set -a; . {path}; set +a\n"
+        "#   outreach report; outreach account show C-000002\n"
+        + "".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
 
 
 def persist(db_url: str, portfolio_csv: Path, records: list[DecisionRecord],
-            events: list[SampleEvent], sim: Simulation) -> None:
+            events: list[SampleEvent], sim: Simulation, env_file: Path) -> None:
     """Store the demo as the daemon would have: the portfolio (imported, personal data
     encrypted with an ephemeral key), every decision, every send, and the facts (promises
     with their final state, payments, events, opt-outs), so reports run on it."""
     from orchestrator import db, facts
-    from orchestrator.crypto import DataCipher
+    from orchestrator.crypto import DataCipher, ephemeral_keys
     from orchestrator.importer import import_accounts
-    from orchestrator.models import Decision, OptOut, Send, table_of
+    from orchestrator.models import (
+        AccountEvent,
+        Decision,
+        DeliveryEvent,
+        OptOut,
+        Send,
+        table_of,
+    )
     from orchestrator.store import decision_values
 
     db.upgrade(db_url)
     engine = db.make_engine(db_url)
-    cipher = DataCipher.ephemeral()
+    keys = ephemeral_keys()
+    cipher = DataCipher(keys)
+    write_env(env_file, {"OUTREACH_DATABASE_URL": db_url, "OUTREACH_DATA_KEYS": keys[0]})
     import_accounts(engine, portfolio_csv, cipher)
     with engine.begin() as conn:
         conn.execute(table_of(Decision).insert(), [decision_values(r) for r in records])
+        sent = [r for r in records if r.decision == "sent" and r.message_id]
+        receipts = sample_receipts([(str(r.message_id), r.channel) for r in sent])
         sends = [{"message_id": r.message_id, "account_id": r.account, "debtor_id": r.debtor,
-                  "channel": r.channel, "status": "sent", "sent_at": r.time}
-                 for r in records if r.decision == "sent" and r.message_id]
+                  "channel": r.channel, "status": receipts[str(r.message_id)],
+                  "sent_at": r.time, "status_at": r.time + RECEIPT_DELAY}
+                 for r in sent]
         if sends:
             conn.execute(table_of(Send).insert(), sends)
+            conn.execute(table_of(DeliveryEvent).insert(), [
+                {"provider_event_key": f"demo:{s['message_id']}", "message_id": s["message_id"],
+                 "status": s["status"], "time": s["status_at"]} for s in sends])
+            conn.execute(table_of(AccountEvent).insert(), [
+                {"account_id": s["account_id"], "type": "click", "channel": s["channel"],
+                 "time": s["status_at"], "detail": {"message_id": s["message_id"]}}
+                for s in sends if s["status"] == "clicked"])
         payments = 0
         for event in events:
             if event.type == "promise":

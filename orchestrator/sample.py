@@ -136,6 +136,38 @@ def generate_events(
     return events
 
 
+# Stand-ins for provider callbacks in the demo: how often each channel's sends end in
+# each delivery status (a share per status, in order), and how often a delivered text or
+# email has its payment link followed.
+RECEIPT_SHARES: dict[str, tuple[tuple[str, float], ...]] = {
+    "sms": (("delivered", 0.93), ("undelivered", 0.05), ("failed", 0.02)),
+    "email": (("delivered", 0.62), ("opened", 0.33), ("undelivered", 0.05)),
+    "voice": (("answered", 0.42), ("machine", 0.28), ("no_answer", 0.25), ("busy", 0.05)),
+    "letter": (("delivered", 0.97), ("undelivered", 0.03)),
+}
+CLICK_SHARE = 0.12
+
+
+def sample_receipts(sends: list[tuple[str, str]], *, seed: int = 7) -> dict[str, str]:
+    """A final delivery status for each ``(message_id, channel)`` send, as the demo's
+    providers would have reported it; deterministic for the same sends."""
+    rng = random.Random(seed)
+    found = {}
+    for message_id, channel in sends:
+        shares = RECEIPT_SHARES.get(channel, (("delivered", 1.0),))
+        roll, status = rng.random(), shares[-1][0]
+        for name, share in shares:
+            if roll < share:
+                status = name
+                break
+            roll -= share
+        if channel in ("sms", "email") and status in ("delivered", "opened") \
+                and rng.random() < CLICK_SHARE:
+            status = "clicked"
+        found[message_id] = status
+    return found
+
+
 def write_csv(accounts: list[Account] | Iterator[Account], path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0

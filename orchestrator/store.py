@@ -240,7 +240,8 @@ def account_timeline(
         "dpd": _dpd(row.due_date, today),
         "balance": f"{row.balance:.2f}",
         "promises": [
-            {"amount": f"{p.amount:.2f}", "due": p.due.isoformat(), "state": p.state}
+            {"amount": f"{p.amount:.2f}", "due": p.due.isoformat(), "state": p.state,
+             "made_at": iso_utc(p.made_at)}
             for p in promises
         ],
         "payments": [

@@ -73,6 +73,20 @@ def candidate_zones(account: Account, tz_policy: TimezonePolicy) -> Zones:
     return _combine(tuple(found), tz_policy.default)
 
 
+def place_zones(timezone: str | None, country: str | None, region: str | None,
+                tz_policy: TimezonePolicy) -> Zones:
+    """Zones from the explicit zone and the address only, never the phone: for reports,
+    which read stored accounts without decrypting personal data. The same as
+    ``candidate_zones`` for every account whose explicit zone or address gives one."""
+    found: list[tuple[str, ...]] = []
+    for source in tz_policy.sources:
+        if source == "explicit":
+            found.append(_explicit_zones(timezone))
+        elif source == "address":
+            found.append(address_zones(country, region))
+    return _combine(tuple(found), tz_policy.default)
+
+
 def address_zones(country: str | None, region: str | None) -> tuple[str, ...]:
     """Zone keys of an address, its most likely zone first; ``()`` if none is known."""
     c = (country or "").strip().upper()

@@ -16,7 +16,7 @@ from orchestrator import db, models
 from orchestrator.cli import data
 from orchestrator.crypto import DataCipher
 from orchestrator.records import DecisionKind, DecisionRecord
-from orchestrator.store import record_decision
+from orchestrator.store import account_timeline, record_decision
 
 KEYS = {
     "account_id", "debtor_id", "status", "stage", "dpd", "balance", "promises",
@@ -134,7 +134,8 @@ def test_json_has_exactly_the_contract_keys(db_url: str, data_keys: str, tmp_pat
     shown = json.loads(result.stdout)
     assert set(shown) == KEYS
     assert shown["dpd"] == 10 and shown["balance"] == "250.00" and shown["status"] == "open"
-    assert shown["promises"] == [{"amount": "100.00", "due": "2026-03-12", "state": "pending"}]
+    assert shown["promises"] == [{"amount": "100.00", "due": "2026-03-12", "state": "pending",
+                                  "made_at": "2026-03-02T17:00:00Z"}]
     assert shown["opt_outs"] == ["sms"]
     assert [d["decision"] for d in shown["decisions"]] == ["deferred", "sent"]
     assert "text" not in shown["decisions"][0]
@@ -158,6 +159,27 @@ def test_human_view_masks_contacts(db_url: str, data_keys: str, tmp_path: Path) 
     assert result.exit_code == 0, result.stderr
     assert "+1 212 *** **00" in result.stdout and "j***@example.com" in result.stdout
     assert "+12125550100" not in result.stdout and "Jane" not in result.stdout
+
+
+def test_human_timeline_says_when_and_under_which_rule(
+        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    seed(db_url, data_keys, tmp_path)
+    cipher = DataCipher([data_keys])
+    engine = db.make_engine(db_url)
+    with engine.connect() as conn:
+        timeline = account_timeline(conn, cipher, "A1", today=date(2026, 3, 2))
+    engine.dispose()
+    assert timeline is not None
+    rows = data.timeline_rows(timeline)
+    what = [r[2] for r in rows]
+    # In time order, with the promise (amount, due, state) among the decisions and events.
+    assert what == ["conversation", "deferred", "sent", "delivery", "promise", "opt_out"]
+    sent = rows[2]
+    assert sent[:5] == ("2026-03-02 15:00", "10:00-05:00", "sent", "sms", "M1 / m1-sms / collection")
+    assert "+1 212 *** **00" in sent[5] and sent[6] == "m1"
+    assert rows[4][5] == "100.00 due 2026-03-12: pending"
+    result = invoke(["account", "show", "A1"], db_url, data_keys)
+    assert "m1-sms" in result.stdout and "quiet_hours" in result.stdout
 
 
 def test_unknown_account_exits_2(db_url: str, data_keys: str) -> None:

@@ -134,8 +134,8 @@ def test_unknown_channel_adapter_and_template(cfg: Path) -> None:
 
 
 def test_adapter_options_are_checked(cfg: Path) -> None:
-    replace(cfg / "channels.yaml", "sms:    {adapter: outbox, dir: var/outbox}",
-            "sms:    {adapter: outbox, folder: var/outbox}")
+    replace(cfg / "channels.yaml", "sms:    {adapter: outbox, dir: var/outbox, cost: 0.0079}",
+            "sms:    {adapter: outbox, folder: var/outbox, cost: 0.0079}")
     found = errors(cfg)
     assert any("sms" in e and "folder" in e for e in found), found
 
@@ -208,3 +208,9 @@ def test_cli_config_check(cfg: Path) -> None:
     line = line_of(cfg / "policy.yaml", "max: seven")
     assert f"{cfg / 'policy.yaml'}:{line}:" in bad.stdout
     assert ": error: " in bad.stdout and "max" in bad.stdout
+
+
+def test_a_negative_channel_cost_is_an_error(cfg: Path) -> None:
+    replace(cfg / "channels.yaml", "cost: 0.85", "cost: -0.85")
+    found = errors(cfg)
+    assert any("channels.yaml" in e and "cost" in e for e in found), found

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from rich.console import Console
 
 from orchestrator.demo import run_demo
@@ -34,12 +38,41 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
         stored = set(conn.execute(sa.text("select message_id from send")).scalars())
         assert stored == {r["message_id"] for r in sent}
         assert count("select count(*) from debtor where name_enc is null") == 0
+        # Sample delivery receipts stand in for provider callbacks: every send has one.
+        assert count("select count(*) from delivery_event") == len(sent)
+    # The KPI report over the simulated days, printed and written as HTML.
+    report = summary["report"]
+    assert report["period"] == {"since": "2026-03-02", "until": "2026-03-11"}
+    assert report["total"]["sends"] == len(sent)
+    staged = [r for r in sent if r["stage"]]  # service texts (thanks, reminders) have none
+    assert sum(s["decisions"].get("sent", 0) for s in report["stages"]) == len(staged)
+    assert (out / "report.html").read_text(encoding="utf-8").count("<svg") == 5
     # Personal data is encrypted at rest, in the demo too.
     first = next(csv.DictReader((out / "portfolio.csv").open(encoding="utf-8")))
     stored_bytes = (out / "outreach.db").read_bytes()
     for field in ("name", "phone", "email", "address_line1"):
         assert first[field] and first[field].encode() not in stored_bytes, field
     engine.dispose()
+
+    # demo.env opens the demo database for `account show` (owner-only: it holds a key).
+    env_file = out / "demo.env"
+    assert env_file.stat().st_mode & 0o077 == 0
+    env = dict(os.environ, COLUMNS="160")
+    env.update(line.split("=", 1) for line in env_file.read_text().splitlines()
+               if line and not line.startswith("#"))
+    shown = [r for r in sent if r["channel"] == "sms"][0]
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "account", "show",
+                           shown["account"]], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert shown["step"] in done.stdout and shown["message_id"] in done.stdout
+    assert first["name"] not in done.stdout  # masked
+    env["OUTREACH_DATA_KEYS"] = Fernet.generate_key().decode()
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "account", "show",
+                           shown["account"]], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 2 and "OUTREACH_DATA_KEYS" in done.stderr
+    assert "Traceback" not in done.stderr
 
     # Running it again starts over rather than doubling the rows.
     run_demo(accounts=40, days=10, out_dir=out, config_dir=ROOT / "config",

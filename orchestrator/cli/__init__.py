@@ -18,9 +18,9 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from orchestrator.cli import configcmd, data, engine, runcmd, templatescmd
+    from orchestrator.cli import configcmd, data, engine, reportcmd, runcmd, templatescmd
 
-    for module in (data, configcmd, engine, runcmd, templatescmd):
+    for module in (data, configcmd, engine, runcmd, templatescmd, reportcmd):
         module.register(app)
 
 

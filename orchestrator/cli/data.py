@@ -192,10 +192,17 @@ def account_show(
         except ValueError:
             typer.echo(f"--today: error: not an ISO date: {today!r}", err=True)
             raise typer.Exit(2) from None
+    from orchestrator.crypto import InvalidToken
+
     engine = _engine()
     try:
         with engine.connect() as conn:
-            account = load_account(conn, cipher, account_id)
+            try:
+                account = load_account(conn, cipher, account_id)
+            except InvalidToken:
+                typer.echo("error: this database's personal data was encrypted with a key "
+                           "that OUTREACH_DATA_KEYS does not hold", err=True)
+                raise typer.Exit(2) from None
             if day is None:
                 day = _local_today(account, datetime.now(UTC))
             timeline = account_timeline(conn, cipher, account_id, today=day)
@@ -229,7 +236,6 @@ def _local_today(account: Any, now: datetime) -> date:
 
 def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     from orchestrator.crypto import mask_email, mask_name, mask_phone
 
@@ -249,24 +255,48 @@ def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
         )
     if timeline["opt_outs"]:
         console.print(f"opted out: {', '.join(timeline['opt_outs'])}")
-    table = Table(title="timeline")
-    for column in ("time", "what", "channel", "detail", "message"):
-        table.add_column(column)
-    rows: list[tuple[str, str, str, str, str]] = []
+    # One line per entry (greppable, never wrapped mid-word): UTC time, the debtor's local
+    # time, what happened, channel, the rule (stage / step / kind), detail, message id.
+    console.print("[bold]timeline[/bold] (UTC, debtor's local time, what, channel, "
+                  "stage / step / kind, detail, message)")
+    widths = (16, 11, 10, 7, 0, 0, 0)
+    for row in timeline_rows(timeline):
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        console.print(line.rstrip(), soft_wrap=True, markup=False, highlight=False)
+
+
+def timeline_rows(timeline: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per decision, delivery, click, reply, promise, payment and opt-out, in
+    time order: (UTC time, debtor's local time, what, channel, rule, detail, message)."""
+    def short(iso: str | None) -> str:
+        return (iso or "").replace("T", " ").replace(":00Z", "").replace("Z", "")
+
+    rows: list[tuple[str, int, tuple[str, ...]]] = []
     for d in timeline["decisions"]:
-        detail = " ".join(x for x in (d["step"], d["reason"] or "", d["to"] or "") if x)
-        rows.append((d["time"], d["decision"], d["channel"], detail, d["message_id"] or ""))
+        local = (d["local_time"] or "")[11:16] + (d["local_time"] or "")[19:]
+        rule = " / ".join(x for x in (d["stage"], d["step"], d["kind"]) if x)
+        detail = [d["reason"] or ""]
+        if d["until"]:
+            detail.append(f"until {short(d['until'])}")
+        if d["to"]:
+            detail.append(f"to {d['to']}")
+        rows.append((d["time"], len(rows), (short(d["time"]), local, d["decision"], d["channel"],
+                                            rule, " ".join(x for x in detail if x),
+                                            d["message_id"] or "")))
     for e in timeline["events"]:
-        rows.append(
-            (e["time"], e["type"], e["channel"] or "", e["status"] or "", e["message_id"] or "")
-        )
-    for row in sorted(rows, key=lambda r: r[0] or ""):
-        table.add_row(*row)
-    console.print(table)
+        if e["type"] in ("promise", "payment"):  # shown below with their amounts
+            continue
+        rows.append((e["time"], len(rows), (short(e["time"]), "", e["type"], e["channel"] or "",
+                                            "", e["status"] or "", e["message_id"] or "")))
     for p in timeline["promises"]:
-        console.print(f"promise {p['amount']} due {p['due']}: {p['state']}")
+        if p.get("made_at"):
+            rows.append((p["made_at"], len(rows), (
+                short(p["made_at"]), "", "promise", "", "",
+                f"{p['amount']} due {p['due']}: {p['state']}", "")))
     for p in timeline["payments"]:
-        console.print(f"payment {p['amount']} at {p['paid_at']}")
+        rows.append((p["paid_at"], len(rows), (short(p["paid_at"]), "", "payment", "", "",
+                                               p["amount"], "")))
+    return [row for _, _, row in sorted(rows, key=lambda r: (r[0] or "", r[1]))]
 
 
 @keys_app.command("rotate")

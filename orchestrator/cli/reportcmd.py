@@ -1,0 +1,81 @@
+"""``outreach report``: KPIs by stage and channel (CONTRACT §9) as tables, JSON or HTML."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import typer
+
+from orchestrator.errors import OutreachError
+
+
+def _date(option: str, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        typer.echo(f"{option}: error: not an ISO date (YYYY-MM-DD): {value!r}", err=True)
+        raise typer.Exit(2) from None
+
+
+def report(
+    since: str | None = typer.Option(
+        None, "--since", help="first date (default: the first recorded decision)"),
+    until: str | None = typer.Option(
+        None, "--until", help="last date, inclusive (default: the last recorded decision)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object with every figure"),
+    html: Path | None = typer.Option(None, "--html", help="also write a self-contained HTML "
+                                     "report with charts to this file"),
+) -> None:
+    """KPIs per stage and per channel: contact, promise, kept and recovery rates, costs,
+    opt-outs, complaints and decisions by reason."""
+    from rich.console import Console
+
+    from orchestrator.configload import load_config
+    from orchestrator.db import make_engine
+    from orchestrator.report import activity_span, build_report, print_report
+    from orchestrator.settings import Settings
+
+    first, last = _date("--since", since), _date("--until", until)
+    settings = Settings.from_env()
+    try:
+        config = load_config(settings.config_dir, settings.templates_dir)
+    except OutreachError as exc:
+        from orchestrator.cli.data import _fail
+
+        _fail(exc)
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            span = activity_span(conn)
+            if first is None or last is None:
+                if span is None:
+                    typer.echo("error: no decisions recorded yet: give --since and --until",
+                               err=True)
+                    raise typer.Exit(2)
+                first, last = first or span[0], last or span[1]
+            if last < first:
+                typer.echo(f"--until: error: {last} is before --since {first}", err=True)
+                raise typer.Exit(2)
+            data = build_report(conn, config, first, last)
+    finally:
+        engine.dispose()
+    if html is not None:
+        from orchestrator.report_html import render_html
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_html(data), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False))
+        return
+    console = Console()
+    print_report(data, console)
+    if html is not None:
+        console.print(f"written: {html}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
