@@ -764,9 +764,13 @@ def _settle_statement(states: Sequence[str]) -> sa.Update:
 
 _SETTLE_DUE = _settle_statement(DUE)
 _SETTLE_SENDING = _settle_statement(("sending",))
+# A provider's status callback may land while the batch is still sending (a fast SMS
+# delivery report, a call answered): its status stands, only ``sending`` is settled here.
+_STILL_SENDING = send_t.c.status == "sending"
 _SEND_STATUS = send_t.update().where(send_t.c.message_id == sa.bindparam("b_mid")).values(
-    status=sa.bindparam("b_status"), provider_id=sa.bindparam("b_provider"),
-    status_at=sa.bindparam("b_now"))
+    status=sa.case((_STILL_SENDING, sa.bindparam("b_status")), else_=send_t.c.status),
+    provider_id=sa.func.coalesce(send_t.c.provider_id, sa.bindparam("b_provider")),
+    status_at=sa.case((_STILL_SENDING, sa.bindparam("b_now")), else_=send_t.c.status_at))
 
 
 def _settle_params(occ_id: int, outcome: Outcome, now: datetime) -> dict[str, Any]:

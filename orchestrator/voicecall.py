@@ -9,7 +9,9 @@ renders it (``Engine.render``), so names and amounts exist only in the reply.
   limited-content message that ``templates lint`` keeps free of any debt, or
   ``<Hangup/>`` when the channel says ``voicemail: hang_up`` (or that template is
   missing: a machine never hears the full script). A fax: ``<Hangup/>``.
-- A person, or no verdict: the full script inside a one-digit ``<Gather>``.
+- "unknown" (detection could not tell): the limited-content message, as for a machine,
+  since a voicemail box may be recording; never a hang-up on someone who may be a person.
+- A person, or no detection configured: the full script inside a one-digit ``<Gather>``.
 - If the account is suppressed or the contact blocked by the time the call is answered
   (a payment, a dispute or a cease since it was placed), the call hangs up unsaid.
 
@@ -206,9 +208,13 @@ class VoiceCalls:
         if suppression(occ, state, now, rules) or contact_rule(occ, state):
             log.info("call answered after it stopped applying", extra={"message_id": message_id})
             return hangup_twiml()
-        machine = is_machine(answered_by)
-        if machine and (call.settings.voicemail == "hang_up" or answered_by == "fax"):
+        verdict = (answered_by or "").strip().lower()
+        machine = is_machine(verdict)
+        if machine and (call.settings.voicemail == "hang_up" or verdict == "fax"):
             return hangup_twiml()
+        # Detection could not tell ("unknown"): it may be a voicemail box recording, which
+        # may only hear the limited-content message (Reg F 1006.2(j)), never the debt.
+        machine = machine or verdict == "unknown"
         if machine:
             occ = replace(occ, template=f"{occ.template}_voicemail")
         try:

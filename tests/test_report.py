@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from orchestrator import db
 from orchestrator.configload import load_config

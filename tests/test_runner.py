@@ -199,3 +199,40 @@ def test_a_provider_opt_out_is_recorded_and_stops_further_texts(
             decisions.c.channel == "sms", decisions.c.decision == "failed")).all()
     # Each account was refused once: after that the opt-out suppresses its texts.
     assert len(failed) == len(refused) == len(set(refused))
+
+
+class _ReportsBeforeReturning(SimulatedChannel):
+    """A provider whose delivery report reaches our webhook before its API call returns
+    (the runner settles its batch after that): the report must not be overwritten."""
+
+    engine: sa.Engine
+
+    def send(self, message):  # type: ignore[no-untyped-def]
+        from channels.base import DeliveryStatus
+        from orchestrator import facts
+
+        result = super().send(message)
+        with self.engine.begin() as conn:
+            facts.record_delivery(conn, provider_id=result.provider_id,
+                                  message_id=message.message_id,
+                                  status=DeliveryStatus.delivered,
+                                  event_key=f"early:{message.message_id}",
+                                  at=START + timedelta(hours=10))
+        return result
+
+
+def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
+        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 20)
+    early = _ReportsBeforeReturning()
+    early.engine = engine
+    runner.engine.adapters["sms"] = early
+    for day in range(3):
+        runner.tick(START + timedelta(days=day, hours=10))
+    sends = table_of(Send)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(sends.c.status, sends.c.provider_id)
+                            .where(sends.c.channel == "sms")).all()
+    assert rows, "no SMS was sent: the test proves nothing"
+    assert {r.status for r in rows} == {"delivered"}
+    assert all(r.provider_id for r in rows)

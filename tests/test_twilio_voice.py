@@ -381,9 +381,21 @@ def test_a_machine_is_hung_up_on_when_configured(live: Live) -> None:
     assert live.answer("V2", "human").find("Gather") is not None  # people still hear it
 
 
-def test_no_verdict_is_treated_as_a_person(live: Live) -> None:
-    for answered_by in (None, "unknown"):
-        assert "Pat Doe" in _spoken(live.answer("V1", answered_by))
+def test_no_detection_is_treated_as_a_person(live: Live) -> None:
+    assert "Pat Doe" in _spoken(live.answer("V1", None))
+
+
+def test_an_unknown_verdict_hears_only_the_limited_content_message(live: Live) -> None:
+    twiml = live.answer("V1", "unknown")
+    assert twiml.find("Gather") is None and "$" not in _spoken(twiml)
+    assert _spoken(twiml) == _spoken(live.answer("V1", "machine_end_beep"))
+    assert _spoken(twiml) != _spoken(live.answer("V1", "human"))
+
+
+@pytest.mark.parametrize("live", ["hang_up"], indirect=True)
+def test_an_unknown_verdict_is_not_hung_up_on(live: Live) -> None:
+    twiml = live.answer("V1", "unknown")
+    assert [child.tag for child in twiml] == ["Say", "Hangup"] and _spoken(twiml)
 
 
 def test_an_account_paid_since_the_call_was_placed_hears_nothing(live: Live) -> None:
