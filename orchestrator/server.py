@@ -57,6 +57,7 @@ from orchestrator.runner import Runner
 from orchestrator.settings import Settings
 from orchestrator.store import account_from_row, account_timeline
 from orchestrator.voicecall import VoiceCalls
+from orchestrator.zones import local_date
 
 log = logging.getLogger("outreach.server")
 
@@ -480,11 +481,20 @@ def create_app(server: Server) -> FastAPI:
                                      actor="api")
         return {"account_id": account_id, "result": outcome}
 
+    def _today(conn: Any, account_id: str) -> date:
+        """Today in the debtor's primary zone: the day their DPD counts on."""
+        now = server.clock.now()
+        row = facts.account_row(conn, account_id)
+        if row is None:
+            return now.date()
+        return local_date(account_from_row(row, server.cipher),
+                          server.config.policy.timezone, now)
+
     @app.get("/api/v1/accounts/{account_id}", dependencies=api)
     def get_account(account_id: str) -> Any:
         with server.db.connect() as conn:
             found = account_timeline(conn, server.cipher, account_id,
-                                     today=server.clock.now().date())
+                                     today=_today(conn, account_id))
         if found is None:
             raise HTTPException(404, "unknown account")
         return JSONResponse(jsonable_encoder(_without_personal(found)))
@@ -493,7 +503,7 @@ def create_app(server: Server) -> FastAPI:
     def get_timeline(account_id: str) -> Any:
         with server.db.connect() as conn:
             found = account_timeline(conn, server.cipher, account_id,
-                                     today=server.clock.now().date())
+                                     today=_today(conn, account_id))
         if found is None:
             raise HTTPException(404, "unknown account")
         return JSONResponse(jsonable_encoder({"account_id": account_id,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -35,7 +36,8 @@ from phonenumbers import timezone as phone_tz
 from orchestrator.config import TimezonePolicy
 from orchestrator.domain import Account
 
-__all__ = ["Zones", "address_zones", "candidate_zones", "phone_zones"]
+__all__ = ["Zones", "address_zones", "candidate_zones", "local_date", "phone_zones",
+           "place_zones"]
 
 # China legally runs on Beijing time everywhere; Xinjiang also keeps a local clock.
 _COUNTRY_OVERRIDE: dict[str, tuple[str, ...]] = {"CN": ("Asia/Shanghai",)}
@@ -71,6 +73,11 @@ def candidate_zones(account: Account, tz_policy: TimezonePolicy) -> Zones:
         elif source == "phone":
             found.append(phone_zones(account.phone))
     return _combine(tuple(found), tz_policy.default)
+
+
+def local_date(account: Account, tz_policy: TimezonePolicy, now: datetime) -> date:
+    """The date at ``now`` in the account's primary zone: the day its DPD counts on."""
+    return now.astimezone(candidate_zones(account, tz_policy).primary).date()
 
 
 def place_zones(timezone: str | None, country: str | None, region: str | None,

@@ -315,6 +315,17 @@ def test_api_needs_a_token_and_upserts_with_csv_validation(live: Live) -> None:
     assert big.status_code == 413
 
 
+def test_api_counts_dpd_on_the_debtors_local_date(live: Live) -> None:
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    body = {"name": "Wang Fang", "phone": "+8613800138000", "country": "CN",
+            "timezone": "Asia/Shanghai", "currency": "CNY", "balance": "300.00",
+            "due_date": "2026-03-01", "creditor": "acme"}
+    assert httpx.put(f"{live.url}/api/v1/accounts/Z1", json=body, headers=auth).status_code == 200
+    live.clock.set(datetime(2026, 3, 10, 17, 0, tzinfo=UTC))  # already 03-11 01:00 in Beijing
+    shown = httpx.get(f"{live.url}/api/v1/accounts/Z1", headers=auth).json()
+    assert shown["dpd"] == 10
+
+
 def test_openapi_fuzzing_finds_no_server_error(live: Live) -> None:
     import schemathesis
     from hypothesis import HealthCheck, given, settings

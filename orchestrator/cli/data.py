@@ -224,14 +224,14 @@ def _local_today(account: Any, now: datetime) -> date:
         return now.date()
     from orchestrator.configload import load_config
     from orchestrator.settings import Settings
-    from orchestrator.zones import candidate_zones
+    from orchestrator.zones import local_date
 
     settings = Settings.from_env()
     try:
         policy = load_config(settings.config_dir, settings.templates_dir).policy
     except OutreachError:
         return now.date()
-    return now.astimezone(candidate_zones(account, policy.timezone).primary).date()
+    return local_date(account, policy.timezone, now)
 
 
 def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
