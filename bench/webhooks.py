@@ -1,6 +1,6 @@
 """Webhook benchmark: prints figures, asserts nothing.
 
-    .venv/bin/python bench/webhooks.py [--requests 4000] [--concurrency 50] [--pg]
+    .venv/bin/python bench/webhooks.py [--requests 4000] [--concurrency 50] [--pg] [--workers N]
 
 Starts ``outreach serve`` in its own process on a loopback port (SQLite by default, or a
 fresh PostgreSQL database), creates N sends, then fires N concurrent Twilio status
@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--pg", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="outreach serve --workers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         admin = None
@@ -137,7 +138,8 @@ def main() -> None:
                    OUTREACH_CONFIG=str(ROOT / "config"),
                    OUTREACH_TEMPLATES=str(ROOT / "templates"))
         server = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "serve", "--port", str(port)],
+            [sys.executable, "-m", "orchestrator", "serve", "--port", str(port),
+             "--workers", str(args.workers)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             for _ in range(100):
@@ -164,7 +166,8 @@ def main() -> None:
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
     backend = "postgresql" if args.pg else "sqlite"
-    print(f"webhooks on {backend}: {args.requests} signed status callbacks, concurrency "
+    print(f"webhooks on {backend}, {args.workers} worker(s): {args.requests} signed status "
+          f"callbacks, concurrency "
           f"{args.concurrency}: {args.requests / elapsed:,.0f} requests/s (target >= 500); "
           f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; errors {errors}; stored {stored}, "
           f"lost {args.requests - stored}")

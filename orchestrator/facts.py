@@ -161,6 +161,12 @@ class DeliveryResult:
     status: str | None = None  # the send's status afterwards
 
 
+_SEND_BY_PROVIDER = sa.select(send_t).where(
+    send_t.c.provider_id == sa.bindparam("provider_id")).with_for_update()
+_SEND_BY_MESSAGE = sa.select(send_t).where(
+    send_t.c.message_id == sa.bindparam("message_id")).with_for_update()
+
+
 def record_delivery(
     conn: Connection, *, provider_id: str | None, message_id: str | None,
     status: DeliveryStatus, event_key: str, at: datetime, raw: dict[str, Any] | None = None,
@@ -168,10 +174,12 @@ def record_delivery(
     """A provider's status callback: stored once per ``event_key``; the send's status
     moves forward only (a final status is never downgraded by a late callback)."""
     send = None
+    # Locked (PostgreSQL) so that two callbacks for one send, taken by two server
+    # processes at once, move its status one after the other.
     if provider_id:
-        send = conn.execute(sa.select(send_t).where(send_t.c.provider_id == provider_id)).first()
+        send = conn.execute(_SEND_BY_PROVIDER, {"provider_id": provider_id}).first()
     if send is None and message_id:
-        send = conn.execute(sa.select(send_t).where(send_t.c.message_id == message_id)).first()
+        send = conn.execute(_SEND_BY_MESSAGE, {"message_id": message_id}).first()
     if send is None:
         return DeliveryResult("unknown")
     inserted = conn.execute(

@@ -122,6 +122,8 @@ class _LazyClock:
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
+    workers: int = typer.Option(1, "--workers", min=1, envvar="OUTREACH_SERVE_WORKERS",
+                                help="processes (one per core is a good start)"),
 ) -> None:
     """Webhooks, payment links and the REST API (CONTRACT §8)."""
     import uvicorn
@@ -136,8 +138,15 @@ def serve(
         _fail(exc)
         return
     setup_logging()
-    uvicorn.run(create_app(server), host=host, port=port, log_config=None,
-                proxy_headers=True, server_header=False, access_log=False)
+    options: dict[str, Any] = {"host": host, "port": port, "log_config": None,
+                               "proxy_headers": True, "server_header": False,
+                               "access_log": False}
+    if workers > 1:  # each process builds its own server (checked once above)
+        server.db.dispose()
+        uvicorn.run("orchestrator.server:app_from_env", factory=True, workers=workers,
+                    **options)
+        return
+    uvicorn.run(create_app(server), **options)
 
 
 def register(app: typer.Typer) -> None:
