@@ -10,9 +10,12 @@ import hashlib
 import hmac
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -164,6 +167,67 @@ def test_status_callbacks_are_verified_idempotent_and_never_downgraded(live: Liv
 
     unknown = live.twilio(path, {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"})
     assert unknown.status_code == 404
+
+
+def test_a_burst_of_callbacks_is_stored_once_each_and_ends_at_the_final_status(
+        live: Live) -> None:
+    """Concurrent callbacks share transactions (group commit); each is still its own."""
+    sids = [_send(live, f"A{n:05d}").provider_id for n in range(4)]
+    path = "/webhooks/twilio/sms/status"
+    calls = [{"MessageSid": sid, "MessageStatus": status}
+             for sid in sids for status in ("sent", "delivered", "sent", "delivered")]
+    calls.append({"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered"})  # unknown
+    with ThreadPoolExecutor(len(calls)) as pool:
+        codes = sorted(pool.map(lambda p: live.twilio(path, p).status_code, calls))
+    assert codes == [200] * 16 + [404]
+    assert live.count(DeliveryEvent) == 8  # one 'sent' and one 'delivered' per send
+    assert {_send(live, f"A{n:05d}").status for n in range(4)} == {"delivered"}
+
+
+def test_serve_with_two_worker_processes(db_url: str, tmp_path: Path) -> None:
+    env, _ = setup_db(db_url, tmp_path, 2, cadences=CADENCES)
+    engine = db.make_engine(db_url)
+    sids = [f"SM{n:032d}" for n in range(20)]
+    with engine.begin() as conn:
+        conn.execute(table_of(Send).insert(), [
+            {"message_id": f"m_{n:04d}", "provider_id": sid, "account_id": "A00000",
+             "debtor_id": "D00000", "channel": "sms", "status": "sent", "sent_at": T}
+            for n, sid in enumerate(sids)])
+    sock = _free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "serve", "--port", str(port), "--workers", "2"],
+        env={**env, "OUTREACH_PUBLIC_URL": url, "TWILIO_AUTH_TOKEN": TOKEN},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        path = "/webhooks/twilio/sms/status"
+
+        def post(sid: str) -> int:
+            params = {"MessageSid": sid, "MessageStatus": "delivered"}
+            sig = RequestValidator(TOKEN).compute_signature(url + path, params)
+            return httpx.post(url + path, data=params,
+                              headers={"X-Twilio-Signature": sig}).status_code
+
+        with ThreadPoolExecutor(10) as pool:
+            assert list(pool.map(post, sids + sids)) == [200] * 40
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+    t = table_of(DeliveryEvent)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+        statuses = set(conn.execute(sa.select(table_of(Send).c.status)).scalars())
+    engine.dispose()
+    assert stored == 20, stderr  # each callback once, the replays not at all
+    assert statuses == {"delivered"}
 
 
 def test_voice_conversation_starts_the_call_pause(live: Live) -> None:
