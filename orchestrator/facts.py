@@ -9,6 +9,7 @@ provider's event key, opt-outs by (contact, channel).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -161,6 +162,14 @@ class DeliveryResult:
     status: str | None = None  # the send's status afterwards
 
 
+def _as_delivery_status(status: str) -> DeliveryStatus | None:
+    """A send's stored status as a provider status (``None``: nothing heard yet)."""
+    try:
+        return DeliveryStatus(status)
+    except ValueError:  # sending / ambiguous / failed: the runner's own states
+        return None if status in ("sending", "ambiguous") else DeliveryStatus.failed
+
+
 _SEND_BY_PROVIDER = sa.select(send_t).where(
     send_t.c.provider_id == sa.bindparam("provider_id")).with_for_update()
 _SEND_BY_MESSAGE = sa.select(send_t).where(
@@ -191,12 +200,7 @@ def record_delivery(
     ).first()
     if inserted is None:
         return DeliveryResult("duplicate", send.id, send.account_id, send.status)
-    try:
-        old: DeliveryStatus | None = DeliveryStatus(send.status)
-    except ValueError:  # sending / ambiguous / failed: the runner's own states
-        old = None if send.status in ("sending", "ambiguous", "sent") else DeliveryStatus.failed
-        if send.status == "sent":
-            old = DeliveryStatus.sent
+    old = _as_delivery_status(send.status)
     new_status = send.status
     if send.status == "ambiguous" and status in _WENT_OUT:
         _resolve_ambiguous(conn, send, at)
@@ -207,3 +211,74 @@ def record_delivery(
             values["provider_id"] = provider_id
         conn.execute(send_t.update().where(send_t.c.id == send.id).values(values))
     return DeliveryResult("recorded", send.id, send.account_id, new_status)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One provider status callback, as ``record_delivery`` takes it."""
+
+    provider_id: str | None
+    message_id: str | None
+    status: DeliveryStatus
+    event_key: str
+    at: datetime
+    raw: dict[str, Any] | None = None
+
+
+_SENDS_BY_PROVIDERS = sa.select(send_t).where(
+    send_t.c.provider_id.in_(sa.bindparam("provider_ids", expanding=True))
+).order_by(send_t.c.id).with_for_update()
+_MOVE_SEND = send_t.update().where(send_t.c.id == sa.bindparam("b_id")).values(
+    status=sa.bindparam("b_status"), status_at=sa.bindparam("b_at"))
+
+
+def record_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    """Many status callbacks, with the results ``record_delivery`` would give taking them
+    one after another in this order, in three statements for the usual case (sends found
+    by provider id): their sends, locked in id order; the new events in one insert; the
+    status moves. The rest (a send found only by our message id, an ambiguous send
+    being resolved) go through ``record_delivery`` one by one."""
+    provider_ids = sorted({d.provider_id for d in deliveries if d.provider_id})
+    sends = ({r.provider_id: r for r in conn.execute(
+        _SENDS_BY_PROVIDERS, {"provider_ids": provider_ids})} if provider_ids else {})
+
+    def usual(d: Delivery) -> Row[Any] | None:
+        send = sends.get(d.provider_id) if d.provider_id else None
+        return send if send is not None and send.status != "ambiguous" else None
+
+    first_of_key: dict[str, int] = {}
+    for i, d in enumerate(deliveries):
+        if usual(d) is not None:
+            first_of_key.setdefault(d.event_key, i)
+    inserted: set[str] = set()
+    if first_of_key:
+        rows = [{"provider_event_key": d.event_key, "send_id": send.id,
+                 "message_id": send.message_id, "status": str(d.status), "time": d.at,
+                 "raw": d.raw}
+                for d, send in ((deliveries[i], usual(deliveries[i]))
+                                for i in first_of_key.values()) if send is not None]
+        inserted = set(conn.execute(
+            _insert(conn)(delivery_t).values(rows)
+            .on_conflict_do_nothing(index_elements=["provider_event_key"])
+            .returning(delivery_t.c.provider_event_key)).scalars())
+    status_now = {pid: send.status for pid, send in sends.items()}
+    moves: dict[int, dict[str, Any]] = {}
+    results: list[DeliveryResult] = []
+    for i, d in enumerate(deliveries):
+        send = usual(d)
+        if send is None:
+            results.append(record_delivery(
+                conn, provider_id=d.provider_id, message_id=d.message_id, status=d.status,
+                event_key=d.event_key, at=d.at, raw=d.raw))
+            continue
+        pid = send.provider_id
+        if first_of_key[d.event_key] != i or d.event_key not in inserted:
+            results.append(DeliveryResult("duplicate", send.id, send.account_id, status_now[pid]))
+            continue
+        if can_move(_as_delivery_status(status_now[pid]), d.status):
+            status_now[pid] = str(d.status)
+            moves[send.id] = {"b_id": send.id, "b_status": str(d.status), "b_at": d.at}
+        results.append(DeliveryResult("recorded", send.id, send.account_id, status_now[pid]))
+    if moves:
+        conn.execute(_MOVE_SEND, list(moves.values()))
+    return results

@@ -8,7 +8,9 @@ committed at once; under load the batches grow by themselves. SQLite has one wri
 thread (it has one writer anyway); PostgreSQL a few, so that one batch's round trips
 overlap another's.
 
-Each item is all-or-nothing as before. If one item raises, the whole transaction is
+The caller says how a list of items is written (``run(conn, items) -> results``, one result
+per item, as if each had been written alone in that order): one statement for many items
+where it can, saving round trips as well as commits. Each item is all-or-nothing as before. If one item raises, the whole transaction is
 rolled back and the items are run again one transaction each, so the failing item gets
 its own exception and the others are still stored exactly once. Items are run in the
 order of their ``key`` (stable, so two callbacks for the same send keep their order),
@@ -30,12 +32,12 @@ from sqlalchemy.engine import Connection
 
 log = logging.getLogger("outreach.groupcommit")
 
-Work = Callable[[Connection], Any]
+RunMany = Callable[[Connection, list[Any]], list[Any]]
 
 
 @dataclass
 class _Item:
-    work: Work
+    payload: Any
     key: str
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
@@ -51,11 +53,12 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 class GroupCommit:
-    """Writer threads; ``await submit(work)`` returns ``work(conn)`` once committed."""
+    """Writer threads; ``await submit(item)`` returns the item's result once committed."""
 
-    def __init__(self, tx: Callable[[], AbstractContextManager[Connection]], *,
+    def __init__(self, tx: Callable[[], AbstractContextManager[Connection]], run: RunMany, *,
                  writers: int = 1, limit: int = 100, name: str = "outreach-commit"):
         self._tx = tx
+        self._run_many = run
         self._limit = limit
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._loop, name=f"{name}-{n}", daemon=True)
@@ -63,10 +66,10 @@ class GroupCommit:
         for thread in self._threads:
             thread.start()
 
-    async def submit(self, work: Work, key: str = "") -> Any:
+    async def submit(self, payload: Any, key: str = "") -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Item(work, key, loop, future))
+        self._queue.put(_Item(payload, key, loop, future))
         return await future
 
     def close(self) -> None:
@@ -101,7 +104,7 @@ class GroupCommit:
     def _run(self, batch: list[_Item]) -> None:
         try:
             with self._tx() as conn:
-                results = [item.work(conn) for item in batch]
+                results = self._run_many(conn, [item.payload for item in batch])
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
             if len(batch) > 1:
                 log.info("batch rolled back, retrying its items one by one",

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -159,6 +160,14 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class StatusCallback:
+    kind: str  # sms | voice
+    delivery: facts.Delivery
+    duration: int  # seconds, for calls
+    answered_by: str
+
+
 class Server:
     """Everything a request needs, built once per process."""
 
@@ -183,7 +192,8 @@ class Server:
                                   ["route", "reason"], registry=self.registry)
         self.registry.register(_DbCollector(db, clock))
         # Status callbacks come in bursts: their writes share transactions (groupcommit).
-        self.commits = GroupCommit(self.tx, writers=1 if self._write_lock else 4)
+        self.commits = GroupCommit(self.tx, self.record_statuses,
+                                   writers=1 if self._write_lock else 2)
         self.calls = VoiceCalls(tx=self.tx, config=config, cipher=cipher, runner=runner,
                                 public_url=settings.public_url)
 
@@ -225,6 +235,21 @@ class Server:
         ):
             raise self.reject(route, "bad_signature", 403, "invalid Twilio signature")
         return form
+
+    def record_statuses(self, conn: Connection, callbacks: list[StatusCallback]
+                        ) -> list[facts.DeliveryResult]:
+        """Provider status callbacks (a group commit's batch). An answered call that lasted
+        ``conversation_seconds`` is a conversation: it starts the policy's call pause."""
+        results = facts.record_deliveries(conn, [c.delivery for c in callbacks])
+        for c, result in zip(callbacks, results, strict=True):
+            if (c.kind == "voice" and result.outcome == "recorded" and result.account_id
+                    and c.delivery.status == DeliveryStatus.answered
+                    and c.duration >= self.conversation_seconds):
+                facts.record_event(conn, account_id=result.account_id, type_="conversation",
+                                   at=c.delivery.at, channel="voice",
+                                   detail={"call_sid": c.delivery.provider_id,
+                                           "answered_by": c.answered_by or "human"})
+        return results
 
     def replan(self, account_ids: list[str]) -> None:
         self.runner.plan_accounts(account_ids, self.clock.now())
@@ -278,33 +303,19 @@ def create_app(server: Server) -> FastAPI:
             status = call_status(raw, answered_by)  # the adapter's mapping, machines included
         if not sid or status is None:
             raise server.reject(route, "bad_status", 400, f"unknown status {raw!r}")
-        now = server.clock.now()
         key = f"{sid}:{raw}:{form.get('SequenceNumber', '')}:{form.get('AnsweredBy', '')}"
-        message_id = request.query_params.get("message_id")
-        work = partial(_record_status, kind, form, sid, status, key, message_id,
-                       answered_by, now)
-        result = await server.commits.submit(work, key=sid)
+        delivery = facts.Delivery(
+            provider_id=sid, message_id=request.query_params.get("message_id"),
+            status=status, event_key=key, at=server.clock.now(),
+            raw={k: v for k, v in form.items() if k in _SAFE_FIELDS})
+        callback = StatusCallback(kind, delivery, int(form.get("CallDuration") or 0),
+                                  answered_by)
+        result = await server.commits.submit(callback, key=sid)
         if result.outcome == "unknown":
             raise server.reject(route, "unknown_send", 404, "no such send")
         if result.account_id and kind == "voice":
             await server.run(server.replan, [result.account_id])
         return JSONResponse({"status": result.outcome, "send_status": result.status})
-
-    def _record_status(kind: str, form: dict[str, str], sid: str, status: DeliveryStatus,
-                       key: str, message_id: str | None, answered_by: str, now: datetime,
-                       conn: Connection) -> facts.DeliveryResult:
-        result = facts.record_delivery(
-            conn, provider_id=sid, message_id=message_id,
-            status=status, event_key=key, at=now,
-            raw={k: v for k, v in form.items() if k in _SAFE_FIELDS},
-        )
-        if (kind == "voice" and result.outcome == "recorded"
-                and status == DeliveryStatus.answered and result.account_id
-                and int(form.get("CallDuration") or 0) >= server.conversation_seconds):
-            facts.record_event(conn, account_id=result.account_id, type_="conversation",
-                               at=now, channel="voice",
-                               detail={"call_sid": sid, "answered_by": answered_by or "human"})
-        return result
 
     @app.post("/webhooks/twilio/sms/status", include_in_schema=False)
     async def sms_status(request: Request) -> Response:

@@ -1,17 +1,22 @@
-"""Group commit: items that share a transaction are each still all-or-nothing."""
+"""Group commit: items that share a transaction are each still all-or-nothing, and a\nbatch of status callbacks ends exactly as the same callbacks taken one by one."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Connection, Engine
 
-from orchestrator import db
+from channels.base import DeliveryStatus
+from orchestrator import db, facts
 from orchestrator.groupcommit import GroupCommit
+from orchestrator.models import Debtor, DeliveryEvent, Send, table_of
 
 
 @pytest.fixture
@@ -30,6 +35,10 @@ def _insert(n: int, conn: Connection) -> int:
     return n
 
 
+def _each(conn: Connection, works: list[Callable[[Connection], object]]) -> list[object]:
+    return [work(conn) for work in works]
+
+
 def _stored(engine: Engine) -> list[int]:
     with engine.connect() as conn:
         return [row[0] for row in conn.execute(sa.text("select id from note order by id"))]
@@ -39,7 +48,7 @@ def test_a_failing_item_rolls_back_alone_and_the_rest_commit_once(engine: Engine
     batches: list[int] = []
     gate = threading.Event()
 
-    commits = GroupCommit(engine.begin)
+    commits = GroupCommit(engine.begin, _each)
     original = commits._run
 
     def counting(batch):  # type: ignore[no-untyped-def]
@@ -75,7 +84,7 @@ def test_a_failing_item_rolls_back_alone_and_the_rest_commit_once(engine: Engine
 
 
 def test_a_lone_item_is_committed_without_waiting_for_company(engine: Engine) -> None:
-    commits = GroupCommit(engine.begin)
+    commits = GroupCommit(engine.begin, _each)
 
     async def main() -> int:
         return int(await asyncio.wait_for(commits.submit(lambda c: _insert(1, c)), 5))
@@ -83,3 +92,65 @@ def test_a_lone_item_is_committed_without_waiting_for_company(engine: Engine) ->
     assert asyncio.run(main()) == 1
     commits.close()
     assert _stored(engine) == [1]
+
+
+# --- many status callbacks at once = the same callbacks one after another ------------------
+
+SEND_STATES = ["sending", "sent", "ambiguous", "delivered", "failed"]
+STATUSES = [DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.undelivered,
+            DeliveryStatus.failed, DeliveryStatus.queued, DeliveryStatus.clicked]
+
+
+@pytest.fixture(scope="module")
+def sends_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('deliveries') / 'outreach.db'}"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    at = datetime(2026, 3, 10, 15, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(table_of(Debtor).insert(), [{"id": "D1"}])
+        conn.execute(sa.text(
+            "insert into account (account_id, debtor_id, balance, currency, due_date, status) "
+            "values ('A1', 'D1', 100, 'USD', '2026-01-01', 'open')"))
+        conn.execute(table_of(Send).insert(), [
+            {"message_id": f"m{n}", "provider_id": None if n == 5 else f"SM{n}",
+             "account_id": "A1", "debtor_id": "D1", "channel": "sms",
+             "status": SEND_STATES[n % len(SEND_STATES)], "sent_at": at}
+            for n in range(6)])
+    yield engine
+    engine.dispose()
+
+
+def _state(conn: Connection) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    sends = conn.execute(sa.select(table_of(Send).c.message_id, table_of(Send).c.status,
+                                   table_of(Send).c.provider_id)
+                         .order_by(table_of(Send).c.id)).all()
+    events = conn.execute(sa.select(table_of(DeliveryEvent).c.provider_event_key,
+                                    table_of(DeliveryEvent).c.status)
+                          .order_by(table_of(DeliveryEvent).c.provider_event_key)).all()
+    return [tuple(r) for r in sends], [tuple(r) for r in events]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(STATUSES), st.integers(0, 2)),
+                min_size=1, max_size=12))
+def test_a_batch_of_callbacks_ends_as_if_taken_one_by_one(
+        sends_db: Engine, calls: list[tuple[int, DeliveryStatus, int]]) -> None:
+    at = datetime(2026, 3, 10, 16, tzinfo=UTC)
+    deliveries = [
+        facts.Delivery(provider_id=f"SM{n}", message_id=f"m{n}" if n == 5 else None,
+                       status=status, event_key=f"SM{n}:{status}:{seq}", at=at)
+        for n, status, seq in calls]  # n == 6: no such send; n == 5: found by message id
+    outcomes = []
+    for together in (False, True):
+        with sends_db.connect() as conn, conn.begin() as tx:
+            if together:
+                results = facts.record_deliveries(conn, deliveries)
+            else:
+                results = [facts.record_delivery(
+                    conn, provider_id=d.provider_id, message_id=d.message_id,
+                    status=d.status, event_key=d.event_key, at=d.at) for d in deliveries]
+            outcomes.append((results, _state(conn)))
+            tx.rollback()
+    assert outcomes[1] == outcomes[0]
