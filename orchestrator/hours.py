@@ -214,11 +214,13 @@ def _first_with_offset(zone: ZoneInfo, lo: int, hi: int) -> int:
     return hi
 
 
+@lru_cache(maxsize=65536)
 def local_datetime(d: date, t: time, zone: ZoneInfo) -> datetime:
     """The UTC instant when the wall clock in ``zone`` shows ``t`` on ``d``.
 
     A nonexistent wall time (spring-forward gap) maps to the first instant after the gap;
-    an ambiguous one (fall-back fold) to its first occurrence."""
+    an ambiguous one (fall-back fold) to its first occurrence. Remembered: the gate asks
+    about the same few days, hours and zones for every account."""
     naive = datetime.combine(d, t)
     first = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
     if first.astimezone(zone).replace(tzinfo=None) == naive:

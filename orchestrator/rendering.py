@@ -132,7 +132,14 @@ def money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
     """``{{ account.balance | money(account.currency) }}`` → ``$1,234.50`` / ``¥1,234.50``."""
     if currency is None:
         currency = ctx.get("account").currency if ctx.get("account") is not None else "USD"
-    return format_currency(Decimal(str(amount)), str(currency), locale=_filter_locale(ctx))
+    return _money(str(amount), str(currency), _filter_locale(ctx))
+
+
+@lru_cache(maxsize=8192)
+def _money(amount: str, currency: str, locale: Locale) -> str:
+    """Babel's currency formatting, remembered: an account's balance is written the same
+    way in every message it gets."""
+    return format_currency(Decimal(amount), currency, locale=locale)
 
 
 @pass_context
@@ -213,8 +220,22 @@ def _autoescape(name: str | None) -> bool:
     return name is not None and name.endswith((".html.j2", ".html", ".htm"))
 
 
-def make_environment(root: Path) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, with its per-access safety check remembered by (type, attribute): the
+    answer depends on nothing else, and templates read the same few attributes all day."""
+
+    _safe: dict[tuple[type, str], bool]
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        key = (type(obj), attr)
+        safe = self._safe.get(key)
+        if safe is None:
+            safe = self._safe[key] = super().is_safe_attribute(obj, attr, value)
+        return safe
+
+
+def make_environment(root: Path, *, live: bool = True) -> SandboxedEnvironment:
+    env = _Sandbox(
         loader=_Loader(root),
         undefined=StrictUndefined,
         autoescape=_autoescape,
@@ -222,8 +243,9 @@ def make_environment(root: Path) -> SandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         cache_size=1000,
-        auto_reload=True,
+        auto_reload=live,
     )
+    env._safe = {}
     env.filters["money"] = money_filter
     env.filters["date"] = date_filter
     env.filters["digits"] = digits_filter
@@ -311,14 +333,23 @@ def _values(locale: str | None, context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class TemplateRenderer:
-    """Finds, compiles (once) and renders templates under one directory."""
+    """Finds, compiles (once) and renders templates under one directory.
 
-    def __init__(self, templates_dir: Path | str):
+    ``live`` (previews, lint, the server): an edited file is picked up at its next use.
+    Otherwise (the daemon, which reloads on SIGHUP, and simulate) which file serves a
+    template, and its front matter, are looked up once, not checked on disk at each send.
+    """
+
+    def __init__(self, templates_dir: Path | str, *, live: bool = True):
         self.templates_dir = Path(templates_dir)
-        self.env = make_environment(self.templates_dir)
+        self.live = live
+        self.env = make_environment(self.templates_dir, live=live)
         self._subjects: dict[str, Template] = {}
         self._fronts: dict[Path, tuple[int, FrontMatter]] = {}
         self._names: dict[Path, str] = {}
+        self._found: dict[tuple[str, str, str | None, tuple[str, ...]],
+                          tuple[Path, str, str | None] | None] = {}
+        self._is_file: dict[Path, bool] = {}
 
     def candidates(self, channel: str, name: str, locale: str | None, ext: str) -> list[Path]:
         folder = self.templates_dir / channel
@@ -330,6 +361,16 @@ class TemplateRenderer:
     ) -> tuple[Path, str, str | None] | None:
         """The first existing (path, ext, locale tag) along the fallback chain, trying the
         channel's primary extension first at each level."""
+        if self.live:
+            return self._look(channel, name, locale, exts)
+        key = (channel, name, locale, exts)
+        if key not in self._found:
+            self._found[key] = self._look(channel, name, locale, exts)
+        return self._found[key]
+
+    def _look(
+        self, channel: str, name: str, locale: str | None, exts: tuple[str, ...]
+    ) -> tuple[Path, str, str | None] | None:
         folder = self.templates_dir / channel
         for tag in [*locale_chain(locale), None]:
             suffix = f".{tag}" if tag else ""
@@ -338,6 +379,13 @@ class TemplateRenderer:
                 if path.is_file():
                     return path, ext, tag
         return None
+
+    def _exists(self, path: Path) -> bool:
+        if self.live:
+            return path.is_file()
+        if path not in self._is_file:
+            self._is_file[path] = path.is_file()
+        return self._is_file[path]
 
     def resolve(self, channel: str, name: str, locale: str | None = None) -> Path | None:
         """The file ``render`` would use, or ``None`` (for ``config check``)."""
@@ -348,9 +396,12 @@ class TemplateRenderer:
         return found[0] if found else None
 
     def front_matter(self, path: Path) -> FrontMatter:
-        """The file's front matter, parsed once per version of the file."""
-        stamp = path.stat().st_mtime_ns
+        """The file's front matter, parsed once per version of the file (once, when not
+        ``live``)."""
         cached = self._fronts.get(path)
+        if cached is not None and not self.live:
+            return cached[1]
+        stamp = path.stat().st_mtime_ns
         if cached is not None and cached[0] == stamp:
             return cached[1]
         front = split_front_matter(path.read_text(encoding="utf-8"), str(path))[0]
@@ -448,7 +499,7 @@ class TemplateRenderer:
             return Rendered(subject, _clean_text(body), None, str(path))
         html = body.strip() + "\n"
         text_path = path.with_name(path.name.removesuffix(".html.j2") + ".txt.j2")
-        if channel == "email" and text_path.is_file():
+        if channel == "email" and self._exists(text_path):
             text_body, text_front = self._render_file(text_path, values)
             if subject is None:
                 subject = self._render_subject(text_front, text_path, values)

@@ -69,7 +69,7 @@ class Simulation:
             adapters = {name: self.channel for name in names}
         self.engine = Engine(
             scenario.config,
-            renderer or TemplateRenderer(scenario.templates_dir),
+            renderer or TemplateRenderer(scenario.templates_dir, live=False),
             adapters,
             public_url=SIMULATION_PUBLIC_URL,
             secret=SIMULATION_SECRET,

@@ -182,6 +182,34 @@ def test_compiled_templates_are_cached_and_reloaded_on_change(tmp_path: Path) ->
     assert renderer.render("sms", "x", None, {}).text == "two"
 
 
+def test_a_daemons_renderer_keeps_its_files_until_reloaded(tmp_path: Path) -> None:
+    """Not ``live`` (the daemon, simulate): files are looked up once; SIGHUP builds a new
+    renderer, which sees the edit and a newly added locale."""
+    write(tmp_path, "sms/x.txt.j2", "one")
+    renderer = TemplateRenderer(tmp_path, live=False)
+    assert renderer.render("sms", "x", "zh-CN", {}).text == "one"
+    path = tmp_path / "sms/x.txt.j2"
+    path.write_text("two")
+    stat = path.stat()
+    os.utime(path, (stat.st_atime, stat.st_mtime + 5))
+    write(tmp_path, "sms/x.zh-CN.txt.j2", "三")
+    assert renderer.render("sms", "x", None, {}).text == "one"
+    assert renderer.render("sms", "x", "zh-CN", {}).text == "one"
+    reloaded = TemplateRenderer(tmp_path, live=False)
+    assert reloaded.render("sms", "x", None, {}).text == "two"
+    assert reloaded.render("sms", "x", "zh-CN", {}).text == "三"
+
+
+def test_the_sandbox_still_refuses_after_safe_reads_of_the_same_object(tmp_path: Path) -> None:
+    write(tmp_path, "sms/ok.txt.j2", "{{ debtor.name }}")
+    write(tmp_path, "sms/bad.txt.j2", "{{ debtor._secret }}{{ debtor.__class__ }}")
+    renderer = TemplateRenderer(tmp_path, live=False)
+    for _ in range(3):
+        assert renderer.render("sms", "ok", None, sample_context()).text
+        with pytest.raises(TemplateError):
+            renderer.render("sms", "bad", None, sample_context())
+
+
 # --- filters and front matter ------------------------------------------------------------
 
 

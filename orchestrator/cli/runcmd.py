@@ -41,7 +41,7 @@ def build_runner(
     }
     engine = db.make_engine(settings.database_url)
     workers = int(os.environ.get("OUTREACH_WORKERS") or 1)
-    runner = Runner(engine, config, TemplateRenderer(settings.templates_dir), adapters, cipher,
+    runner = Runner(engine, config, TemplateRenderer(settings.templates_dir, live=False), adapters, cipher,
                     public_url=settings.public_url, secret=secret,
                     worker=worker or default_worker(), workers=workers, stop=stop)
     return runner, clock
