@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import operator
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -495,6 +497,37 @@ def _chunked(
         yield chunk
 
 
+class SeenKeys:
+    """The keys met so far in a file, to report duplicates, kept in a temporary SQLite
+    table on disk rather than in a set: a million-row import holds a few megabytes of
+    page cache, not a million strings. ``first(key, line)`` is the line that had ``key``
+    first, or ``None`` (and ``key`` is now remembered at ``line``)."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="outreach-import-")
+        self._db = sqlite3.connect(Path(self._dir.name) / "seen.db", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID")
+        self._db.execute("BEGIN")
+
+    def first(self, key: str, line: int) -> int | None:
+        if self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (key, line)).rowcount:
+            return None
+        row = self._db.execute("SELECT line FROM seen WHERE key = ?", (key,)).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> SeenKeys:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def import_accounts(
     engine: Engine,
     path: str | Path,
@@ -512,9 +545,8 @@ def import_accounts(
     source = str(path)
     problems = _Problems(source)
     now = (clock or SystemClock()).now().astimezone(UTC)
-    seen: set[str] = set()
     rows = 0
-    with engine.connect() as conn:
+    with engine.connect() as conn, SeenKeys() as seen:
         transaction = conn.begin()
         try:
             writer = _AccountWriter(conn, cipher, now, actor, path.name)
@@ -526,12 +558,11 @@ def import_accounts(
                 if prepared is None:
                     continue
                 account_id = prepared[0]
-                if account_id in seen:
-                    problems.error(
-                        line, "account_id", f"duplicate account_id {account_id!r} in file"
-                    )
+                first = seen.first(account_id, line)
+                if first is not None:
+                    problems.error(line, "account_id", f"duplicate account_id {account_id!r} "
+                                   f"in file (first on line {first})")
                     continue
-                seen.add(account_id)
                 if problems.count:
                     continue  # keep validating, stop writing: nothing will be kept
                 batch.append(prepared)
@@ -614,7 +645,6 @@ def import_payments(
     source = str(path)
     problems = _Problems(source)
     now = (clock or SystemClock()).now().astimezone(UTC)
-    seen: set[str] = set()
     inserted = skipped = rows = 0
 
     def write(conn: Connection, batch: list[tuple[int, dict[str, Any]]]) -> None:
@@ -687,7 +717,7 @@ def import_payments(
                 ],
             )
 
-    with engine.connect() as conn:
+    with engine.connect() as conn, SeenKeys() as seen:
         transaction = conn.begin()
         try:
             batch: list[tuple[int, dict[str, Any]]] = []
@@ -696,14 +726,11 @@ def import_payments(
                 payment = _parse_payment(raw, line, problems)
                 if payment is None:
                     continue
-                if payment["payment_id"] in seen:
-                    problems.error(
-                        line,
-                        "payment_id",
-                        f"duplicate payment_id {payment['payment_id']!r} in file",
-                    )
+                first = seen.first(payment["payment_id"], line)
+                if first is not None:
+                    problems.error(line, "payment_id", f"duplicate payment_id "
+                                   f"{payment['payment_id']!r} in file (first on line {first})")
                     continue
-                seen.add(payment["payment_id"])
                 batch.append((line, payment))
                 if len(batch) >= batch_size:
                     write(conn, batch)

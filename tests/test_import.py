@@ -147,6 +147,18 @@ def test_one_bad_row_rejects_the_file(
     assert count(url, "account") == 0 and count(url, "debtor") == 0
 
 
+def test_a_duplicate_names_the_line_that_had_the_id_first(
+    url: str, data_keys: str, tmp_path: Path
+) -> None:
+    rows = [dict(GOOD, account_id=f"A{i}", phone=f"+1212555010{i}") for i in range(4)]
+    rows[3]["account_id"] = "A1"
+    path = write_rows(tmp_path / "dup.csv", rows)
+    result = run(["import", "accounts", str(path)], url, data_keys)
+    assert result.exit_code == 2
+    assert f"{path}:5: account_id: duplicate account_id 'A1' in file (first on line 3)" in (
+        result.stderr), result.stderr
+
+
 def test_unknown_column_rejects_the_file(url: str, data_keys: str, tmp_path: Path) -> None:
     path = write_rows(tmp_path / "bad.csv", [GOOD], [*ACCOUNT_COLUMNS, "shoe_size"])
     result = run(["import", "accounts", str(path)], url, data_keys)
@@ -352,3 +364,22 @@ def test_every_bad_line_is_reported_even_when_values_repeat(
         assert f"{path}:{line}: phone: invalid phone number '555-01'" in result.stderr
     assert f"{path}:3: balance: balance too large" in result.stderr
     assert count(url, "account") == 0 and count(url, "debtor") == 0
+
+
+def test_a_duplicate_payment_in_the_file_rejects_it(
+    url: str, data_keys: str, tmp_path: Path
+) -> None:
+    path = write_rows(tmp_path / "a.csv", [GOOD])
+    assert run(["import", "accounts", str(path)], url, data_keys).exit_code == 0
+    payments = tmp_path / "p.csv"
+    payments.write_text(
+        "payment_id,account_id,amount,paid_at\n"
+        "P1,A1,50.00,2026-03-01T10:00:00Z\n"
+        "P2,A1,20.00,2026-03-01T10:00:00Z\n"
+        "P1,A1,50.00,2026-03-02T10:00:00Z\n"
+    )
+    result = run(["import", "payments", str(payments)], url, None)
+    assert result.exit_code == 2
+    assert (f"{payments}:4: payment_id: duplicate payment_id 'P1' in file (first on line 2)"
+            in result.stderr), result.stderr
+    assert count(url, "payment") == 0
