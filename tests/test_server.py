@@ -197,10 +197,17 @@ def test_serve_with_two_worker_processes(db_url: str, tmp_path: Path) -> None:
     port = sock.getsockname()[1]
     sock.close()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "serve", "--port", str(port), "--workers", "2"],
-        env={**env, "OUTREACH_PUBLIC_URL": url, "TWILIO_AUTH_TOKEN": TOKEN},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "orchestrator", "serve", "--port", str(port),
+               "--workers", "2"]
+    env = {**env, "OUTREACH_PUBLIC_URL": url, "TWILIO_AUTH_TOKEN": TOKEN}
+    if db_url.startswith("sqlite"):  # one process takes SQLite's writes
+        refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2
+        assert "--workers above 1 needs PostgreSQL" in refused.stderr
+        engine.dispose()
+        return
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(150):
             try:

@@ -123,7 +123,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
     workers: int = typer.Option(1, "--workers", min=1, envvar="OUTREACH_SERVE_WORKERS",
-                                help="processes (one per core is a good start)"),
+                                help="processes, PostgreSQL only (one per core is a good start)"),
 ) -> None:
     """Webhooks, payment links and the REST API (CONTRACT §8)."""
     import uvicorn
@@ -136,6 +136,12 @@ def serve(
         server = build_server()
     except OutreachError as exc:
         _fail(exc)
+        return
+    if workers > 1 and server.db.dialect.name == "sqlite":
+        # One process serialises SQLite's writes and batches them; several would race
+        # between a callback's read and its write.
+        _fail(OutreachError("--workers above 1 needs PostgreSQL: on SQLite one process "
+                            "takes every write (about 1,000 callbacks/s)"))
         return
     setup_logging()
     options: dict[str, Any] = {"host": host, "port": port, "log_config": None,
