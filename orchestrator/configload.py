@@ -530,6 +530,24 @@ def _check_channels(c: _Checker, channels: dict[str, ChannelConfig]) -> None:
             c.add("channels", (name, key), f"{name}: {message}")
 
 
+def _check_pay_link_templates(c: _Checker, channels: dict[str, ChannelConfig],
+                              templates_dir: Path) -> None:
+    """A call's "press 1" texts the payment link with the ``sms`` template named by the
+    voice channel's ``pay_link_template``: it must exist, or the text fails mid-call."""
+    from orchestrator.rendering import TemplateRenderer
+
+    renderer = TemplateRenderer(templates_dir)
+    for name, cfg in channels.items():
+        if cfg.adapter != "twilio_voice":
+            continue
+        template = str(cfg.options.get("pay_link_template", "pay_link"))
+        if renderer.resolve("sms", template, None) is None:
+            key = "pay_link_template" if "pay_link_template" in cfg.options else "adapter"
+            c.add("channels", (name, key),
+                  f"{name}: pay_link_template {template!r}: no sms template of that name "
+                  f"(expected {templates_dir / 'sms' / template}.<locale>.txt.j2)")
+
+
 def _check_creditors(c: _Checker, creditors: Creditors, policy: Policy | None) -> None:
     import phonenumbers
 
@@ -588,6 +606,8 @@ def _load(
     templates = Path(templates_dir) if templates_dir is not None else None
     if channel_cfg is not None:
         _check_channels(checker, channel_cfg)
+        if templates is not None:
+            _check_pay_link_templates(checker, channel_cfg, templates)
     if "cadences" in parts:
         _check_cadences(checker, parts["cadences"], configured, templates)
     if "policy" in parts:

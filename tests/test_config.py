@@ -214,3 +214,24 @@ def test_a_negative_channel_cost_is_an_error(cfg: Path) -> None:
     replace(cfg / "channels.yaml", "cost: 0.85", "cost: -0.85")
     found = errors(cfg)
     assert any("channels.yaml" in e and "cost" in e for e in found), found
+
+
+def test_a_voice_channels_pay_link_template_must_exist(cfg: Path, tmp_path: Path) -> None:
+    """Pressing 1 on a call texts the ``sms`` template named by ``pay_link_template``."""
+    channels = cfg / "channels.yaml"
+    replace(channels, "voice:  {adapter: outbox, dir: var/outbox, cost: 0.014}",
+            'voice:  {adapter: twilio_voice, from: "+15005550006", cost: 0.014}')
+    assert errors(cfg) == []  # the default, sms/pay_link, ships
+    replace(channels, 'from: "+15005550006", cost: 0.014}',
+            'from: "+15005550006", cost: 0.014,\n         pay_link_template: pay_lnk}')
+    found = errors(cfg)
+    line = line_of(channels, "pay_link_template: pay_lnk")
+    assert any(f"{channels}:{line}:" in e and "pay_link_template 'pay_lnk'" in e
+               for e in found), found
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    for path in (templates / "sms").glob("pay_link*"):
+        path.unlink()
+    replace(channels, ",\n         pay_link_template: pay_lnk}", "}")
+    found = errors(cfg, templates)
+    assert any("voice: pay_link_template 'pay_link': no sms template" in e for e in found), found
