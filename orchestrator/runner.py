@@ -290,6 +290,7 @@ class Runner:
         # the morning's backlog late.
         self.not_before = not_before
         self.postgres = db.dialect.name == "postgresql"
+        self.skipped_plans = 0  # rounds left to another worker planning at the time
         self.send_batch = max(1, send_batch)  # sends claimed together: the crash exposure
         self.stop = stop or threading.Event()  # set: finish the current send, then return
         self.pacers = {
@@ -315,8 +316,25 @@ class Runner:
 
     def plan(self, now: datetime) -> int:
         """Insert today's occurrences (local day of each debtor) and those of trigger events
-        that are still live; returns how many were new."""
-        return sum(self._plan_rows(rows, now) for rows in self._account_pages())
+        that are still live; returns how many were new.
+
+        On PostgreSQL one worker plans at a time: the others skip the round (returning 0)
+        rather than replay every account again for nothing (planning is idempotent, so
+        this only saves work). A planner that dies releases the lock with its connection,
+        and the next round is planned by whoever comes first."""
+        if not self.postgres:
+            return sum(self._plan_rows(rows, now) for rows in self._account_pages())
+        with self.db.connect() as lock:
+            if not lock.execute(_PLANNER_LOCK).scalar():
+                lock.rollback()
+                self.skipped_plans += 1
+                return 0
+            lock.commit()  # the session's lock stays; no transaction stays open
+            try:
+                return sum(self._plan_rows(rows, now) for rows in self._account_pages())
+            finally:
+                lock.execute(_PLANNER_UNLOCK)
+                lock.commit()
 
     def plan_accounts(self, account_ids: Iterable[str], now: datetime) -> int:
         """Plan just these accounts now (after a payment, a promise, an event arrived), and
@@ -741,6 +759,9 @@ class Pacer:
 
 
 decision_t = table_of(Decision)
+# Two 32-bit keys: a lock space apart from the debtors' 64-bit keys.
+_PLANNER_LOCK = sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))
+_PLANNER_UNLOCK = sa.select(sa.func.pg_advisory_unlock(0x6F7574, 1))
 _DEBTOR_LOCK = sa.select(sa.func.pg_advisory_xact_lock(
     sa.func.hashtextextended(sa.bindparam("b_debtor", type_=sa.String), 0)))
 

@@ -236,3 +236,31 @@ def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
     assert rows, "no SMS was sent: the test proves nothing"
     assert {r.status for r in rows} == {"delivered"}
     assert all(r.provider_id for r in rows)
+
+
+def test_one_worker_plans_at_a_time_on_postgresql(db_url: str, data_keys: str,
+                                                   tmp_path: Path) -> None:
+    """While another worker holds the planner lock, a round of planning is skipped (it
+    would only replay every account again); once released, this worker plans."""
+    import pytest
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one worker")
+    _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 40)
+    now = START + timedelta(hours=15)
+    occ = table_of(Occurrence)
+
+    def planned() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(occ)).scalar_one())
+
+    other = db.make_engine(db_url)
+    with other.connect() as holder:
+        assert holder.execute(sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))).scalar()
+        assert runner.plan(now) == 0 and planned() == 0
+        assert runner.skipped_plans == 1
+    other.dispose()  # the holder's session ends: its lock goes with it
+    count = runner.plan(now)
+    assert count > 0 and planned() == count
+    assert runner.plan(now) == 0 and runner.skipped_plans == 1  # planned, nothing new
+    engine.dispose()
