@@ -318,15 +318,18 @@ class Runner:
         """Insert today's occurrences (local day of each debtor) and those of trigger events
         that are still live; returns how many were new.
 
-        On PostgreSQL one worker plans at a time: the others skip the round (returning 0)
-        rather than replay every account again for nothing (planning is idempotent, so
-        this only saves work). A planner that dies releases the lock with its connection,
-        and the next round is planned by whoever comes first."""
+        On PostgreSQL one worker plans at a time. The others wait for it to finish and
+        then skip the round (returning 0) rather than replay every account again for
+        nothing: planning is idempotent, so this only saves work, and what they dispatch
+        next is what it planned. A planner that dies releases the lock with its
+        connection; the next round is planned by whoever comes first."""
         if not self.postgres:
             return sum(self._plan_rows(rows, now) for rows in self._account_pages())
         with self.db.connect() as lock:
-            if not lock.execute(_PLANNER_LOCK).scalar():
-                lock.rollback()
+            if not lock.execute(_PLANNER_TRY_LOCK).scalar():
+                lock.execute(_PLANNER_LOCK)  # wait for the round in progress to end
+                lock.execute(_PLANNER_UNLOCK)
+                lock.commit()
                 self.skipped_plans += 1
                 return 0
             lock.commit()  # the session's lock stays; no transaction stays open
@@ -760,7 +763,8 @@ class Pacer:
 
 decision_t = table_of(Decision)
 # Two 32-bit keys: a lock space apart from the debtors' 64-bit keys.
-_PLANNER_LOCK = sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))
+_PLANNER_TRY_LOCK = sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))
+_PLANNER_LOCK = sa.select(sa.func.pg_advisory_lock(0x6F7574, 1))
 _PLANNER_UNLOCK = sa.select(sa.func.pg_advisory_unlock(0x6F7574, 1))
 _DEBTOR_LOCK = sa.select(sa.func.pg_advisory_xact_lock(
     sa.func.hashtextextended(sa.bindparam("b_debtor", type_=sa.String), 0)))

@@ -3,6 +3,7 @@ instants, for the same accounts and facts (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -240,8 +241,8 @@ def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
 
 def test_one_worker_plans_at_a_time_on_postgresql(db_url: str, data_keys: str,
                                                    tmp_path: Path) -> None:
-    """While another worker holds the planner lock, a round of planning is skipped (it
-    would only replay every account again); once released, this worker plans."""
+    """While another worker plans, this one waits for it and then skips the round (it
+    would only replay every account again); on its own, it plans."""
     import pytest
 
     if not db_url.startswith("postgresql"):
@@ -255,11 +256,16 @@ def test_one_worker_plans_at_a_time_on_postgresql(db_url: str, data_keys: str,
             return int(conn.execute(sa.select(sa.func.count()).select_from(occ)).scalar_one())
 
     other = db.make_engine(db_url)
+    results: list[int] = []
     with other.connect() as holder:
         assert holder.execute(sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))).scalar()
-        assert runner.plan(now) == 0 and planned() == 0
-        assert runner.skipped_plans == 1
+        waiting = threading.Thread(target=lambda: results.append(runner.plan(now)))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive() and results == []  # it waits for the other planner
     other.dispose()  # the holder's session ends: its lock goes with it
+    waiting.join(30)
+    assert results == [0] and planned() == 0 and runner.skipped_plans == 1
     count = runner.plan(now)
     assert count > 0 and planned() == count
     assert runner.plan(now) == 0 and runner.skipped_plans == 1  # planned, nothing new
