@@ -242,21 +242,20 @@ def record_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[
     sends = ({r.provider_id: r for r in conn.execute(
         _SENDS_BY_PROVIDERS, {"provider_ids": provider_ids})} if provider_ids else {})
 
-    def usual(d: Delivery) -> Row[Any] | None:
+    usual: list[Row[Any] | None] = []  # the send, when the usual path takes it
+    for d in deliveries:
         send = sends.get(d.provider_id) if d.provider_id else None
-        return send if send is not None and send.status != "ambiguous" else None
-
-    first_of_key: dict[str, int] = {}
-    for i, d in enumerate(deliveries):
-        if usual(d) is not None:
-            first_of_key.setdefault(d.event_key, i)
+        usual.append(send if send is not None and send.status != "ambiguous" else None)
+    first_of_key: dict[str, tuple[int, Row[Any]]] = {}
+    for i, (d, send) in enumerate(zip(deliveries, usual, strict=True)):
+        if send is not None:
+            first_of_key.setdefault(d.event_key, (i, send))
     inserted: set[str] = set()
     if first_of_key:
-        rows = [{"provider_event_key": d.event_key, "send_id": send.id,
-                 "message_id": send.message_id, "status": str(d.status), "time": d.at,
-                 "raw": d.raw}
-                for d, send in ((deliveries[i], usual(deliveries[i]))
-                                for i in first_of_key.values()) if send is not None]
+        rows = [{"provider_event_key": deliveries[i].event_key, "send_id": send.id,
+                 "message_id": send.message_id, "status": str(deliveries[i].status),
+                 "time": deliveries[i].at, "raw": deliveries[i].raw}
+                for i, send in first_of_key.values()]
         inserted = set(conn.execute(
             _insert(conn)(delivery_t).values(rows)
             .on_conflict_do_nothing(index_elements=["provider_event_key"])
@@ -264,15 +263,14 @@ def record_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[
     status_now = {pid: send.status for pid, send in sends.items()}
     moves: dict[int, dict[str, Any]] = {}
     results: list[DeliveryResult] = []
-    for i, d in enumerate(deliveries):
-        send = usual(d)
+    for i, (d, send) in enumerate(zip(deliveries, usual, strict=True)):
         if send is None:
             results.append(record_delivery(
                 conn, provider_id=d.provider_id, message_id=d.message_id, status=d.status,
                 event_key=d.event_key, at=d.at, raw=d.raw))
             continue
         pid = send.provider_id
-        if first_of_key[d.event_key] != i or d.event_key not in inserted:
+        if first_of_key[d.event_key][0] != i or d.event_key not in inserted:
             results.append(DeliveryResult("duplicate", send.id, send.account_id, status_now[pid]))
             continue
         if can_move(_as_delivery_status(status_now[pid]), d.status):
