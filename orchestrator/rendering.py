@@ -224,7 +224,9 @@ class _Sandbox(SandboxedEnvironment):
     """The sandbox, with its per-access safety check remembered by (type, attribute): the
     answer depends on nothing else, and templates read the same few attributes all day."""
 
-    _safe: dict[tuple[type, str], bool]
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self._safe: dict[tuple[type, str], bool] = {}
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         key = (type(obj), attr)
@@ -245,7 +247,6 @@ def make_environment(root: Path, *, live: bool = True) -> SandboxedEnvironment:
         cache_size=1000,
         auto_reload=live,
     )
-    env._safe = {}
     env.filters["money"] = money_filter
     env.filters["date"] = date_filter
     env.filters["digits"] = digits_filter
