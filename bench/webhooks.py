@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from twilio.request_validator import RequestValidator
@@ -31,8 +30,12 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import insert_sends, wait_healthy  # noqa: E402
+
 from orchestrator import db  # noqa: E402
-from orchestrator.models import Debtor, DeliveryEvent, Send, table_of  # noqa: E402
+from orchestrator.models import DeliveryEvent, table_of  # noqa: E402
 
 TOKEN = "bench-twilio-token"
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -50,14 +53,8 @@ def _seed(url: str, n: int) -> list[str]:
     now = datetime.now(UTC)
     sids = [f"SM{uuid.uuid4().hex}" for _ in range(n)]
     with engine.begin() as conn:
-        conn.execute(table_of(Debtor).insert(), [{"id": "D1"}])
-        conn.execute(sa.text(
-            "insert into account (account_id, debtor_id, balance, currency, due_date, status) "
-            "values ('A1', 'D1', 100, 'USD', '2026-01-01', 'open')"))
-        conn.execute(table_of(Send).insert(), [
-            {"message_id": f"m_{i:08d}", "provider_id": sid, "account_id": "A1",
-             "debtor_id": "D1", "channel": "sms", "status": "sent", "sent_at": now}
-            for i, sid in enumerate(sids)])
+        insert_sends(conn, [{"message_id": f"m_{i:08d}", "provider_id": sid, "status": "sent",
+                             "sent_at": now} for i, sid in enumerate(sids)])
     engine.dispose()
     return sids
 
@@ -142,12 +139,7 @@ def main() -> None:
              "--workers", str(args.workers)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(100):
-                try:
-                    if httpx.get(base + "/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            wait_healthy(base)
             t0 = time.perf_counter()
             latencies, errors = asyncio.run(_fire(base, sids, args.concurrency))
             elapsed = time.perf_counter() - t0

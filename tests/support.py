@@ -4,13 +4,19 @@ directory, a CSV of accounts, a migrated database with them imported."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from sqlalchemy.engine import Connection
 
 from orchestrator import db
 from orchestrator.crypto import DataCipher
 from orchestrator.importer import import_accounts
+from orchestrator.models import Debtor, Send, table_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,3 +78,28 @@ def setup_db(db_url: str, tmp_path: Path, n: int, *, per_debtor: int = 1, **conf
     return env, outbox
 
 
+
+
+def insert_sends(conn: Connection, sends: list[dict[str, Any]]) -> None:
+    """Debtor ``D1`` with one account ``A1``, and these SMS sends of it (each row gives
+    ``message_id``, ``provider_id``, ``status`` and ``sent_at``): status callbacks to
+    record, without planning anything."""
+    conn.execute(table_of(Debtor).insert(), [{"id": "D1"}])
+    conn.execute(sa.text(
+        "insert into account (account_id, debtor_id, balance, currency, due_date, status) "
+        "values ('A1', 'D1', 100, 'USD', '2026-01-01', 'open')"))
+    conn.execute(table_of(Send).insert(), [
+        {"account_id": "A1", "debtor_id": "D1", "channel": "sms", **send} for send in sends])
+
+
+def wait_healthy(base_url: str, seconds: float = 15.0) -> None:
+    """Return once ``base_url`` answers ``/healthz`` with 200; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base_url + "/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{base_url} did not answer /healthz within {seconds:.0f} s")

@@ -1,4 +1,5 @@
-"""Group commit: items that share a transaction are each still all-or-nothing, and a\nbatch of status callbacks ends exactly as the same callbacks taken one by one."""
+"""Group commit: items that share a transaction are each still all-or-nothing, and a
+batch of status callbacks ends exactly as the same callbacks taken one by one."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Connection, Engine
+from support import insert_sends
 
 from channels.base import DeliveryStatus
 from orchestrator import db, facts
 from orchestrator.groupcommit import GroupCommit
-from orchestrator.models import Debtor, DeliveryEvent, Send, table_of
+from orchestrator.models import DeliveryEvent, Send, table_of
 
 
 @pytest.fixture
@@ -108,15 +110,9 @@ def sends_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine = db.make_engine(url)
     at = datetime(2026, 3, 10, 15, tzinfo=UTC)
     with engine.begin() as conn:
-        conn.execute(table_of(Debtor).insert(), [{"id": "D1"}])
-        conn.execute(sa.text(
-            "insert into account (account_id, debtor_id, balance, currency, due_date, status) "
-            "values ('A1', 'D1', 100, 'USD', '2026-01-01', 'open')"))
-        conn.execute(table_of(Send).insert(), [
+        insert_sends(conn, [
             {"message_id": f"m{n}", "provider_id": None if n == 5 else f"SM{n}",
-             "account_id": "A1", "debtor_id": "D1", "channel": "sms",
-             "status": SEND_STATES[n % len(SEND_STATES)], "sent_at": at}
-            for n in range(6)])
+             "status": SEND_STATES[n % len(SEND_STATES)], "sent_at": at} for n in range(6)])
     yield engine
     engine.dispose()
 

@@ -26,7 +26,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from support import ROOT, setup_db  # noqa: I001
+from support import ROOT, setup_db, wait_healthy  # noqa: I001
 from twilio.request_validator import RequestValidator
 
 from channels.registry import create_adapter
@@ -209,12 +209,7 @@ def test_serve_with_two_worker_processes(db_url: str, tmp_path: Path) -> None:
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     try:
-        for _ in range(150):
-            try:
-                if httpx.get(url + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(url)
         path = "/webhooks/twilio/sms/status"
 
         def post(sid: str) -> int:
