@@ -279,17 +279,21 @@ def test_rotation_without_the_old_key_changes_nothing(url: str, tmp_path: Path) 
     assert show(url, k1, "A1")["account_id"] == "A1"
 
 
+def import_payments_after_one_account(url: str, keys: str, tmp_path: Path, *lines: str) -> Path:
+    """Import the account ``A1`` (``GOOD``), then write these payment rows under the header."""
+    path = write_rows(tmp_path / "a.csv", [GOOD])
+    assert run(["import", "accounts", str(path)], url, keys).exit_code == 0
+    payments = tmp_path / "p.csv"
+    payments.write_text("".join(f"{line}\n" for line in ["payment_id,account_id,amount,paid_at",
+                                                          *lines]))
+    return payments
+
+
 def test_payments_are_idempotent_and_close_a_paid_account(
     url: str, data_keys: str, tmp_path: Path
 ) -> None:
-    path = write_rows(tmp_path / "a.csv", [GOOD])
-    assert run(["import", "accounts", str(path)], url, data_keys).exit_code == 0
-    payments = tmp_path / "p.csv"
-    payments.write_text(
-        "payment_id,account_id,amount,paid_at\n"
-        "P1,A1,50.00,2026-03-01T10:00:00Z\n"
-        "P2,A1,200.00,2026-03-03\n"
-    )
+    payments = import_payments_after_one_account(
+        url, data_keys, tmp_path, "P1,A1,50.00,2026-03-01T10:00:00Z", "P2,A1,200.00,2026-03-03")
     first = run(["import", "payments", str(payments)], url, None)
     assert first.exit_code == 0, first.stderr
     again = run(["import", "payments", str(payments)], url, None)
@@ -307,14 +311,9 @@ def test_payments_are_idempotent_and_close_a_paid_account(
 def test_payment_for_unknown_account_rejects_the_file(
     url: str, data_keys: str, tmp_path: Path
 ) -> None:
-    path = write_rows(tmp_path / "a.csv", [GOOD])
-    assert run(["import", "accounts", str(path)], url, data_keys).exit_code == 0
-    payments = tmp_path / "p.csv"
-    payments.write_text(
-        "payment_id,account_id,amount,paid_at\n"
-        "P1,A1,50.00,2026-03-01T10:00:00Z\n"
-        "P2,NOPE,20.00,2026-03-01T10:00:00Z\n"
-    )
+    payments = import_payments_after_one_account(
+        url, data_keys, tmp_path, "P1,A1,50.00,2026-03-01T10:00:00Z",
+        "P2,NOPE,20.00,2026-03-01T10:00:00Z")
     result = run(["import", "payments", str(payments)], url, None)
     assert result.exit_code == 2
     assert f"{payments}:3: account_id: unknown account 'NOPE'" in result.stderr
@@ -369,15 +368,9 @@ def test_every_bad_line_is_reported_even_when_values_repeat(
 def test_a_duplicate_payment_in_the_file_rejects_it(
     url: str, data_keys: str, tmp_path: Path
 ) -> None:
-    path = write_rows(tmp_path / "a.csv", [GOOD])
-    assert run(["import", "accounts", str(path)], url, data_keys).exit_code == 0
-    payments = tmp_path / "p.csv"
-    payments.write_text(
-        "payment_id,account_id,amount,paid_at\n"
-        "P1,A1,50.00,2026-03-01T10:00:00Z\n"
-        "P2,A1,20.00,2026-03-01T10:00:00Z\n"
-        "P1,A1,50.00,2026-03-02T10:00:00Z\n"
-    )
+    payments = import_payments_after_one_account(
+        url, data_keys, tmp_path, "P1,A1,50.00,2026-03-01T10:00:00Z",
+        "P2,A1,20.00,2026-03-01T10:00:00Z", "P1,A1,50.00,2026-03-02T10:00:00Z")
     result = run(["import", "payments", str(payments)], url, None)
     assert result.exit_code == 2
     assert (f"{payments}:4: payment_id: duplicate payment_id 'P1' in file (first on line 2)"
