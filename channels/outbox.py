@@ -12,6 +12,14 @@ Every send is also appended, as one JSON line, to ``<dir>/journal.jsonl`` (opene
 ``O_APPEND``, one ``write`` per line): an append-only record in which a message sent
 twice would show twice, which the files named by message id cannot show. ``delay``
 (seconds) makes each send take that long, to stand in for a provider's latency.
+
+Durability comes a batch at a time, as a provider's would: ``sync`` (which the daemon
+calls after each batch of sends, before it records them sent, and ``close`` calls too)
+flushes the journal to disk with one ``fsync``. The files are not synced one by one
+(two ``fsync`` per send held the daemon to a few hundred sends a second): a process
+killed at any point loses nothing, since the kernel keeps what was written; after a
+power cut, the journal is the record of what was handed over, and the daemon has the
+batch that was in flight as ``sending``, which it resolves as ``ambiguous``.
 """
 
 from __future__ import annotations
@@ -19,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,7 +36,7 @@ from pydantic import Field
 from channels.base import AdapterSettings, DeliveryStatus, OutboundMessage, SendResult
 from channels.simulated import provider_id_for
 from orchestrator.clock import Clock
-from orchestrator.errors import PermanentChannelError, TransientChannelError
+from orchestrator.errors import OutreachError, PermanentChannelError, TransientChannelError
 from orchestrator.sms import segments
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -40,18 +47,20 @@ class OutboxSettings(AdapterSettings):
     delay: float = Field(default=0.0, ge=0, le=60)  # seconds per send: a slow provider
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _write_renamed(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, so
+    a reader never sees half a file. One send is written by one process at a time (its
+    message id is claimed), so the process id keeps two writers' temporary names apart."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -68,22 +77,38 @@ def resolve_dir(directory: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def append_durably(path: Path, data: bytes) -> None:
-    """Append ``data`` to ``path`` in one ``O_APPEND`` write, synced (a journal line)."""
+def append_durably(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Append ``data`` to ``path`` in one ``O_APPEND`` write (a journal line); synced
+    when ``durable``."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, data)
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_file(path: Path) -> None:
+    """``fsync`` a file written through other descriptors."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
 def _render_pdf(html: str, base_dir: Path) -> bytes | None:
+    """The letter as PDF bytes, or ``None`` when WeasyPrint cannot be loaded here."""
+    from orchestrator.preview import PrinterUnavailable, render_pdf
+
     try:
-        from weasyprint import HTML  # type: ignore[import-not-found]
-    except ImportError:
+        document = render_pdf(html, base_dir=base_dir)
+    except PrinterUnavailable:
         return None
-    return HTML(string=html, base_url=str(base_dir)).write_pdf()  # type: ignore[no-any-return]
+    except OutreachError as exc:  # Chinese text and no font for it
+        raise PermanentChannelError(str(exc), code="pdf") from exc
+    return document.write_pdf()  # type: ignore[no-any-return]
 
 
 class OutboxChannel:
@@ -103,6 +128,8 @@ class OutboxChannel:
         self.clock = clock
         self.sender = sender
         self.delay = delay
+        self._folders: set[Path] = set()  # made already
+        self._unsynced = False  # journal lines written since the last ``sync``
 
     @classmethod
     def from_config(
@@ -141,20 +168,23 @@ class OutboxChannel:
         if message.metadata:
             record["metadata"] = dict(message.metadata)
         try:
+            if folder not in self._folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                self._folders.add(folder)
             if message.html is not None:
                 html_path = folder / f"{message.message_id}.html"
-                write_atomic(html_path, message.html.encode("utf-8"))
+                _write_renamed(html_path, message.html.encode("utf-8"))
                 record["html"] = str(html_path)
                 if message.channel == "letter" and record["pdf"] is None:
                     pdf = _render_pdf(message.html, folder)
                     if pdf is not None:
                         pdf_path = folder / f"{message.message_id}.pdf"
-                        write_atomic(pdf_path, pdf)
+                        _write_renamed(pdf_path, pdf)
                         record["pdf"] = str(pdf_path)
             if self.delay:
                 time.sleep(self.delay)
             body = json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n"
-            write_atomic(self.path_for(message), body.encode("utf-8"))
+            _write_renamed(self.path_for(message), body.encode("utf-8"))
             self._journal(record)
         except OSError as exc:
             raise TransientChannelError(f"outbox write failed: {exc}", code="io") from exc
@@ -168,8 +198,17 @@ class OutboxChannel:
         line = {k: record[k] for k in ("message_id", "provider_id", "channel", "account",
                                        "debtor", "created_at")}
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        append_durably(self.directory / "journal.jsonl", data)
+        append_durably(self.directory / "journal.jsonl", data, durable=False)
+        self._unsynced = True
+
+    def sync(self) -> None:
+        """Make every send handed over so far durable: one ``fsync`` of the journal."""
+        if self._unsynced:
+            try:
+                sync_file(self.directory / "journal.jsonl")
+            except OSError as exc:
+                raise TransientChannelError(f"outbox sync failed: {exc}", code="io") from exc
+            self._unsynced = False
 
     def close(self) -> None:
-        return None
+        self.sync()

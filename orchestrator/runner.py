@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from collections import Counter, defaultdict
@@ -70,6 +71,8 @@ payment_t = table_of(Payment)
 event_t = table_of(AccountEvent)
 optout_t = table_of(OptOut)
 send_t = table_of(Send)
+
+log = logging.getLogger("outreach.runner")
 
 DUE = ("pending", "deferred")
 _EVENT_TYPES = ("conversation", "complaint", "dispute", "dispute_resolved", "cease")
@@ -483,57 +486,17 @@ class Runner:
 
     def _dispatch_page(self, due: Sequence[Row[Any]], now: datetime, result: TickResult,
                        keep_records: bool) -> None:
-        with self.db.connect() as conn:
-            debtors = {r.debtor_id for r in conn.execute(
-                sa.select(account_t.c.debtor_id).where(
-                    account_t.c.account_id.in_({o.account_id for o in due})))}
-            rows = conn.execute(
-                sa.select(account_t).where(account_t.c.debtor_id.in_(debtors))
-            ).all()
-            replayed = self._replayed(conn, rows, now)
-            histories = self._histories(conn, debtors, now)
-        # Decisions that send nothing are written together at the end of the page (or
-        # before the next sends): if we stop before, their occurrences are still due and
-        # are decided again. Sends go in batches, judged again under the debtors' locks
-        # when claimed (``_send_batch``); a send queued here counts at once for the
-        # judgement of the next occurrences of the same debtor.
-        settled: list[tuple[int, Outcome]] = []
-        queued: list[Row[Any]] = []
-
-        def flush() -> None:
-            nonlocal settled, queued
-            self._settle(settled, now)
-            settled = []
-            for outcome in self._send_batch(queued, now):
-                count(outcome)
-            queued = []
-
-        def count(outcome: Outcome) -> None:
-            result.decisions[str(outcome.record.decision)] += 1
-            if keep_records:
-                result.records.append(outcome.record)
-
-        for occ_row in due:
+        """Decide a leased page a batch at a time. Each batch is claimed, judged under its
+        debtors' locks and sent by ``_send_batch``, which also records what does not go
+        out (deferred, suppressed, blocked...): one replay of each account's facts per
+        batch, and only under the lock, where the judgement counts."""
+        for start in range(0, len(due), self.send_batch):
             if self.stop.is_set():
                 break
-            rep = replayed.get(occ_row.account_id)
-            if rep is None:
-                continue
-            account = rep.state.account
-            history = histories[account.debtor_id]
-            occ = self.occurrence(occ_row, rep)
-            outcome = (self._not_applicable(occ_row, rep, now) if occ is None
-                       else self.engine.judge(occ, rep.state, history, now))
-            if outcome is None:
-                queued.append(occ_row)
-                history.add(SendRecord(now, occ_row.channel, account.account_id,
-                                       account.debtor_id))
-                if len(queued) >= self.send_batch:
-                    flush()
-            else:
-                settled.append((occ_row.id, outcome))
-                count(outcome)
-        flush()
+            for outcome in self._send_batch(due[start:start + self.send_batch], now):
+                result.decisions[str(outcome.record.decision)] += 1
+                if keep_records:
+                    result.records.append(outcome.record)
 
     def _not_applicable(self, occ_row: Row[Any], rep: Replayed, now: datetime) -> Outcome:
         """The step left the configuration, or the event that caused it is gone."""
@@ -600,8 +563,8 @@ class Runner:
                 .where(account_t.c.account_id.in_(ids)))}
             debtors = sorted(set(owners.values()))
             if self.postgres:  # SQLite: the claim below takes the single write lock first
-                for debtor in debtors:  # in order: two workers never wait on each other
-                    conn.execute(_DEBTOR_LOCK, {"b_debtor": debtor})
+                # in one order (sorted): two workers never wait on each other
+                conn.execute(_DEBTOR_LOCKS, {"b_debtors": debtors})
             claimed = {r.id for r in conn.execute(
                 occurrence_t.update().where(
                     occurrence_t.c.id.in_([o.id for o in batch]),
@@ -667,6 +630,7 @@ class Runner:
             if outcome.retryable:
                 outcome = self._retry_or_fail(occ_row, outcome, now)
             done.append((occ_row, outcome, message_id))
+        done = self._synced(done)
         with self.db.begin() as conn:
             if done:
                 conn.execute(decision_t.insert(), [
@@ -694,6 +658,35 @@ class Runner:
                     send_t.c.status == "sending"))
         outcomes.extend(o for _, o, _ in done)
         return outcomes
+
+    def _synced(self, done: list[tuple[Row[Any], Outcome, str]]
+                ) -> list[tuple[Row[Any], Outcome, str]]:
+        """Ask each adapter that took messages in this batch to make them durable (its
+        optional ``sync``: one flush per batch, not one per send) before they are
+        recorded sent. An adapter that cannot leaves them uncertain: ``ambiguous``,
+        counted toward limits and never sent again."""
+        failed: set[str] = set()
+        for channel in sorted({o.record.channel or "" for _, o, _ in done
+                               if o.record.decision == DecisionKind.sent}):
+            sync = getattr(self.engine.adapters.get(channel), "sync", None)
+            if sync is None:
+                continue
+            try:
+                sync()
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the sends are uncertain
+                log.error("adapter sync failed", extra={"channel": channel,
+                                                        "error": type(exc).__name__})
+                failed.add(channel)
+        if not failed:
+            return done
+        return [
+            (r, Outcome(replace(o.record, decision=DecisionKind.ambiguous,
+                                reason=Reason.provider_error),
+                        send=o.send, provider_id=o.provider_id), m)
+            if o.record.decision == DecisionKind.sent and o.record.channel in failed
+            else (r, o, m)
+            for r, o, m in done
+        ]
 
     def _retry_or_fail(self, occ_row: Row[Any], outcome: Outcome, now: datetime) -> Outcome:
         """A transient error: try again later (the gate runs again then), while attempts
@@ -766,8 +759,12 @@ decision_t = table_of(Decision)
 _PLANNER_TRY_LOCK = sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))
 _PLANNER_LOCK = sa.select(sa.func.pg_advisory_lock(0x6F7574, 1))
 _PLANNER_UNLOCK = sa.select(sa.func.pg_advisory_unlock(0x6F7574, 1))
-_DEBTOR_LOCK = sa.select(sa.func.pg_advisory_xact_lock(
-    sa.func.hashtextextended(sa.bindparam("b_debtor", type_=sa.String), 0)))
+# Every debtor of a batch in one statement, in the order given: a function scan returns
+# the array's elements in order (WITH ORDINALITY makes that explicit).
+_DEBTOR_LOCKS = sa.text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(t.debtor, 0)) "
+    "FROM unnest(CAST(:b_debtors AS text[])) WITH ORDINALITY AS t(debtor, n) ORDER BY t.n"
+)
 
 
 def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:

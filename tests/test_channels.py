@@ -188,6 +188,32 @@ def test_outbox_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert json.loads(path.read_text(encoding="utf-8"))["text"] == "third"
 
 
+def test_outbox_syncs_once_per_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sends are written at once and made durable together: ``sync`` (the daemon's call
+    after each batch, and ``close``) is one fsync of the journal, which lists them all."""
+    synced: list[str] = []
+    real_fsync = outbox_module.os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(outbox_module.os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(outbox_module.os, "fsync", fsync)
+    adapter = outbox(tmp_path)
+    for i in range(5):
+        adapter.send(message(message_id=f"m_{i:02d}"))
+    assert synced == []
+    adapter.sync()
+    journal = tmp_path / "ob" / "journal.jsonl"
+    assert synced == [str(journal)]
+    lines = [json.loads(x) for x in journal.read_text(encoding="utf-8").splitlines()]
+    assert [x["message_id"] for x in lines] == [f"m_{i:02d}" for i in range(5)]
+    adapter.sync()  # nothing new: nothing to flush
+    adapter.send(message(message_id="m_05"))
+    adapter.close()
+    assert synced == [str(journal)] * 2
+
+
 def test_outbox_refuses_unsafe_message_ids(tmp_path: Path) -> None:
     with pytest.raises(PermanentChannelError):
         outbox(tmp_path).send(message(message_id="../../etc/passwd"))

@@ -247,3 +247,18 @@ def test_run_once_cli_reports_and_is_idempotent(db_url: str, tmp_path: Path) -> 
     assert second["planned"] == 0 and second["decisions"] == {}
     assert len(journal(outbox)) == 12
     _ = date
+
+
+def test_send_batch_comes_from_the_environment(db_url: str, tmp_path: Path) -> None:
+    env, outbox = setup_db(db_url, tmp_path, 12)
+    args = outreach("run", "--once", "--now", T.isoformat())
+    bad = subprocess.run(args, env=dict(env, OUTREACH_SEND_BATCH="0"), capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2
+    assert "OUTREACH_SEND_BATCH" in bad.stderr and "'0'" in bad.stderr
+    assert journal(outbox) == []  # nothing was sent with a configuration it refused
+    ok = subprocess.run(args, env=dict(env, OUTREACH_SEND_BATCH="5"), capture_output=True,
+                        text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["decisions"] == {"sent": 12}
+    assert len(journal(outbox)) == 12

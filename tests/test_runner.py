@@ -239,6 +239,57 @@ def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
     assert all(r.provider_id for r in rows)
 
 
+class _Syncing(SimulatedChannel):
+    """A provider that makes sends durable a batch at a time (as the outbox does)."""
+
+    def __init__(self, fail: bool = False):
+        super().__init__()
+        self.fail = fail
+        self.calls: list[int] = []  # sends handed over before each sync
+
+    def sync(self) -> None:
+        self.calls.append(len(self.sent))
+        if self.fail:
+            raise OSError("disk gone")
+
+
+def test_sends_are_synced_once_per_batch_before_being_recorded_sent(
+        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 60)
+    runner.send_batch = 4
+    syncing = _Syncing()
+    runner.engine.adapters["sms"] = syncing
+    runner.tick(START + timedelta(hours=15))
+    sent = len(syncing.sent)
+    assert sent > 4, "too few texts to fill two batches: the test proves nothing"
+    assert syncing.calls[-1] == sent  # the last batch was synced too
+    assert all(b - a <= 4 for a, b in zip([0, *syncing.calls], syncing.calls, strict=False))
+    with engine.connect() as conn:
+        statuses = conn.execute(sa.select(table_of(Send).c.status).where(
+            table_of(Send).c.channel == "sms")).scalars().all()
+    assert len(statuses) == sent and set(statuses) == {"sent"}
+
+
+def test_a_failed_sync_leaves_the_batch_ambiguous(
+        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 30)
+    failing = _Syncing(fail=True)
+    runner.engine.adapters["sms"] = failing
+    runner.tick(START + timedelta(hours=15))
+    assert failing.sent, "no SMS was sent: the test proves nothing"
+    decisions, sends = table_of(Decision), table_of(Send)
+    with engine.connect() as conn:
+        sms = conn.execute(sa.select(decisions.c.decision, decisions.c.reason).where(
+            decisions.c.channel == "sms")).all()
+        statuses = conn.execute(sa.select(sends.c.status).where(
+            sends.c.channel == "sms")).scalars().all()
+        others = conn.execute(sa.select(decisions.c.decision).where(
+            decisions.c.channel != "sms", decisions.c.decision == "sent")).scalars().all()
+    assert {(d, r) for d, r in sms if d != "deferred"} == {("ambiguous", "provider_error")}
+    assert len(statuses) == len(failing.sent) and set(statuses) == {"ambiguous"}
+    assert others, "other channels (no sync) are recorded sent as usual"
+
+
 def test_one_worker_plans_at_a_time_on_postgresql(db_url: str, data_keys: str,
                                                    tmp_path: Path) -> None:
     """While another worker plans, this one waits for it and then skips the round (it

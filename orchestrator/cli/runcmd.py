@@ -40,11 +40,23 @@ def build_runner(
         for name, cfg in config.channels.items()
     }
     engine = db.make_engine(settings.database_url)
-    workers = int(os.environ.get("OUTREACH_WORKERS") or 1)
     runner = Runner(engine, config, TemplateRenderer(settings.templates_dir, live=False), adapters, cipher,
                     public_url=settings.public_url, secret=secret,
-                    worker=worker or default_worker(), workers=workers, stop=stop)
+                    worker=worker or default_worker(), workers=positive_env("OUTREACH_WORKERS", 1),
+                    stop=stop, send_batch=positive_env("OUTREACH_SEND_BATCH", 20))
     return runner, clock
+
+
+def positive_env(name: str, default: int) -> int:
+    """A positive whole number from the environment, or ``default`` when unset."""
+    from orchestrator.errors import OutreachError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise OutreachError(f"{name}: error: expected a whole number of at least 1, got {raw!r}")
+    return int(raw)
 
 
 def default_worker() -> str:
