@@ -3,7 +3,8 @@
     .venv/bin/python bench/engine.py [--accounts 5000] [--days 30] [--pass-accounts 100000]
         [--db-accounts 100000,1000000] [--no-pg] [--skip-simulate]
 
-1. simulate: decisions/s for N sample accounts over D days (shipped config and templates).
+1. simulate: decisions/s for N sample accounts over D days (shipped config and templates),
+   in one process and split across processes (``--jobs``; the same output).
 2. daily plan+gate pass, in memory: N accounts planned for one local day and every
    occurrence gated at its planned instant (the pure engine, no database).
 3. daily plan+gate pass on the database (SQLite and PostgreSQL), the daemon's own code
@@ -33,7 +34,7 @@ from orchestrator.gate import evaluate  # noqa: E402
 from orchestrator.planner import plan_day  # noqa: E402
 from orchestrator.rules import RuleBook  # noqa: E402
 from orchestrator.sample import generate_accounts, generate_events  # noqa: E402
-from orchestrator.simulate import Scenario, Simulation  # noqa: E402
+from orchestrator.simulate import Scenario, simulate_lines  # noqa: E402
 from orchestrator.state import AccountState, SendHistory  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -43,7 +44,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_simulate(n: int, days: int) -> None:
+def bench_simulate(n: int, days: int, jobs: list[int]) -> None:
     config = load_config(ROOT / "config", ROOT / "templates")
     accounts = list(generate_accounts(n, today=START.date()))
     events = [
@@ -51,13 +52,15 @@ def bench_simulate(n: int, days: int) -> None:
         for e in generate_events(accounts, start=START, days=days)
     ]
     scenario = Scenario(START, days, config, ROOT / "templates", accounts, events)
-    t0 = time.perf_counter()
-    count = sum(1 for _ in Simulation(scenario).run())
-    elapsed = time.perf_counter() - t0
-    print(
-        f"simulate: {n} accounts x {days} days: {count} decisions in {elapsed:.2f} s "
-        f"= {count / elapsed:,.0f} decisions/s (target >= 5,000); peak RSS {peak_rss_mb():.0f} MB"
-    )
+    for j in jobs:
+        t0 = time.perf_counter()
+        count = sum(1 for _ in simulate_lines(scenario, j))
+        elapsed = time.perf_counter() - t0
+        print(
+            f"simulate --jobs {j}: {n} accounts x {days} days: {count} decisions in "
+            f"{elapsed:.2f} s = {count / elapsed:,.0f} decisions/s (target >= 5,000); "
+            f"peak RSS {peak_rss_mb():.0f} MB (this process)", flush=True
+        )
 
 
 def floor(n: int) -> float:
@@ -230,9 +233,10 @@ def main() -> None:
     parser.add_argument("--db-accounts", default="100000,1000000")
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--skip-simulate", action="store_true")
+    parser.add_argument("--jobs", default="1,2", help="simulate --jobs values to time")
     args = parser.parse_args()
     if not args.skip_simulate:
-        bench_simulate(args.accounts, args.days)
+        bench_simulate(args.accounts, args.days, [int(j) for j in args.jobs.split(",")])
         bench_pass(args.pass_accounts)
     sizes = [int(x) for x in args.db_accounts.split(",") if x.strip()]
     bench_db_pass(sizes, with_pg=not args.no_pg)

@@ -94,9 +94,7 @@ class EventApplier:
         account = state.account
         contact = account.phone if channel in ("sms", "voice") else account.email
         out = []
-        for other in self.sim.states.values():
-            if other.account.debtor_id != account.debtor_id:
-                continue
+        for other in self.sim.by_debtor[account.debtor_id]:
             other_contact = other.account.phone if channel in ("sms", "voice") else other.account.email
             if other is state or (contact and other_contact == contact):
                 out.append(other)

@@ -8,6 +8,7 @@ JSON Lines, byte-identical on every run of the same scenario (CONTRACT §7).
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 from collections import defaultdict
@@ -75,6 +76,7 @@ class Simulation:
             secret=SIMULATION_SECRET,
         )
         self.states: dict[str, AccountState] = {}
+        self.by_debtor: dict[str, list[AccountState]] = defaultdict(list)
         self.histories: dict[str, SendHistory] = defaultdict(SendHistory)
         self._heap: list[tuple[datetime, int, int, Any]] = []
         self._seq = itertools.count()
@@ -83,7 +85,11 @@ class Simulation:
         self.applier = EventApplier(self)
         for account in scenario.accounts:
             rules = self.engine.rules(account)
-            self.states[account.account_id] = AccountState(account, rules.zones)
+            # A copy: payments change the balance and status, and the scenario's own
+            # accounts stay as given (the same scenario runs again to the same result).
+            state = AccountState(copy.copy(account), rules.zones)
+            self.states[account.account_id] = state
+            self.by_debtor[account.debtor_id].append(state)
             day = scenario.start.astimezone(rules.zones.primary).date()
             self.push(scenario.start, _DAY, ("day", account.account_id, day))
         for event in scenario.events:
@@ -145,3 +151,149 @@ class Simulation:
 
 def run_scenario(scenario: Scenario) -> list[DecisionRecord]:
     return list(Simulation(scenario).run())
+
+
+# --- canonical order and parallel runs -----------------------------------------------------
+
+
+def canonical(records: Iterable[DecisionRecord]) -> Iterator[DecisionRecord]:
+    """Decisions of one instant in account order, each account's in the order they were
+    made. The order the engine makes them in is already by time; this fixes the order
+    of ties, so that a run split across processes prints exactly what one process does."""
+    group: list[DecisionRecord] = []
+    for record in records:
+        if group and record.time != group[0].time:
+            group.sort(key=_account_of)
+            yield from group
+            group = []
+        group.append(record)
+    group.sort(key=_account_of)
+    yield from group
+
+
+def _account_of(record: DecisionRecord) -> str:
+    return record.account
+
+
+def partition(scenario: Scenario, parts: int) -> list[Scenario]:
+    """Split a scenario into up to ``parts`` that share nothing: accounts of one debtor, or
+    reached at one phone number or email address, stay together (limits count per
+    debtor; an inbound STOP acts on a number). Events go with their account. A payment
+    with no ``payment_id`` gets the id one run would have given it (``pay<N>``, N its
+    place among all payments), so every part decides what one run decides."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for account in scenario.accounts:
+        root = find("a:" + account.account_id)
+        for key in (f"d:{account.debtor_id or account.account_id}",
+                    f"p:{account.phone}" if account.phone else None,
+                    f"e:{account.email}" if account.email else None):
+            if key is not None:
+                other = find(key)
+                if other != root:
+                    parent[other] = root
+    groups: dict[str, list[Account]] = defaultdict(list)
+    for account in scenario.accounts:
+        groups[find("a:" + account.account_id)].append(account)
+    # Largest groups first, each to the part with the fewest accounts so far.
+    buckets: list[list[Account]] = [[] for _ in range(max(1, min(parts, len(groups))))]
+    for members in sorted(groups.values(), key=lambda g: (-len(g), g[0].account_id)):
+        min(buckets, key=len).extend(members)
+    where = {a.account_id: i for i, bucket in enumerate(buckets) for a in bucket}
+    events: list[list[ScenarioEvent]] = [[] for _ in buckets]
+    order = sorted(range(len(scenario.events)),
+                   key=lambda i: max(scenario.events[i].at, scenario.start))
+    numbered: dict[int, ScenarioEvent] = {}
+    payments = 0
+    for i in order:  # the order one run applies them in (ties: as listed)
+        ev = scenario.events[i]
+        if ev.type == "payment":
+            payments += 1
+            if not ev.data.get("payment_id"):
+                ev = ScenarioEvent(ev.at, ev.account, ev.type,
+                                   {**ev.data, "payment_id": f"pay{payments}"}, ev.line)
+        numbered[i] = ev
+    for i, ev in enumerate(scenario.events):
+        if ev.account in where:
+            events[where[ev.account]].append(numbered[i])
+    return [
+        Scenario(scenario.start, scenario.days, scenario.config, scenario.templates_dir,
+                 bucket, part_events, scenario.source)
+        for bucket, part_events in zip(buckets, events, strict=True)
+    ]
+
+
+_CHUNK = 2000  # lines a worker sends at a time
+
+
+def _keyed_lines(scenario: Scenario) -> Iterator[tuple[float, str, str]]:
+    for record in canonical(Simulation(scenario).run()):
+        yield record.time.timestamp(), record.account, record.to_json()
+
+
+def _worker(scenario: Scenario, conn: Any) -> None:
+    """A child process: run one part, send its lines in chunks, then ``None``."""
+    try:
+        chunk: list[tuple[float, str, str]] = []
+        for item in _keyed_lines(scenario):
+            chunk.append(item)
+            if len(chunk) >= _CHUNK:
+                conn.send(chunk)
+                chunk = []
+        if chunk:
+            conn.send(chunk)
+        conn.send(None)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def _received(conn: Any) -> Iterator[tuple[float, str, str]]:
+    while True:
+        chunk = conn.recv()
+        if chunk is None:
+            return
+        if isinstance(chunk, tuple):
+            raise RuntimeError(f"simulation worker failed: {chunk[1]}")
+        yield from chunk
+
+
+def simulate_lines(scenario: Scenario, jobs: int = 1) -> Iterator[str]:
+    """The scenario's decisions as JSON Lines in canonical order, computed by ``jobs``
+    processes (independent parts of the portfolio, see ``partition``) and merged by
+    (time, account): the same bytes whatever ``jobs`` is."""
+    import multiprocessing as mp
+
+    parts = partition(scenario, jobs) if jobs > 1 else [scenario]
+    if len(parts) == 1:
+        for _, _, line in _keyed_lines(scenario):
+            yield line
+        return
+    methods = mp.get_all_start_methods()
+    ctx: Any = mp.get_context("fork" if "fork" in methods else "spawn")
+    pipes, procs = [], []
+    for part in parts:
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker, args=(part, send), daemon=True)
+        proc.start()
+        send.close()
+        pipes.append(receive)
+        procs.append(proc)
+    try:
+        streams = [_received(conn) for conn in pipes]
+        for _, _, line in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+            yield line
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+        for conn in pipes:
+            conn.close()

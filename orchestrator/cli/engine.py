@@ -26,10 +26,14 @@ def simulate(
     out: Path | None = typer.Option(None, "--out", help="write JSON Lines here (default stdout)"),
     config: Path | None = typer.Option(None, "--config", help="configuration directory"),
     templates: Path | None = typer.Option(None, "--templates", help="template directory"),
+    jobs: int = typer.Option(
+        1, "--jobs", "-j", min=0,
+        help="processes to split the portfolio across (0: one per CPU); same output",
+    ),
 ) -> None:
     """Run the real engine on a virtual clock; print every decision as JSON Lines."""
     from orchestrator.scenario import load_scenario
-    from orchestrator.simulate import Simulation
+    from orchestrator.simulate import simulate_lines
 
     config_dir = config or Path(os.environ.get("OUTREACH_CONFIG") or "config")
     templates_dir = templates or Path(os.environ.get("OUTREACH_TEMPLATES") or "templates")
@@ -43,8 +47,8 @@ def simulate(
         return
     handle = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
-        for record in Simulation(loaded).run():
-            handle.write(record.to_json() + "\n")
+        for line in simulate_lines(loaded, jobs or os.cpu_count() or 1):
+            handle.write(line + "\n")
     finally:
         if out:
             handle.close()
