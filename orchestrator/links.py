@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -53,7 +54,16 @@ def _b64decode(text: str) -> bytes:
 
 
 def _sign(secret: str, payload: bytes) -> bytes:
-    return hmac.new(secret.encode("utf-8"), _DOMAIN + payload, hashlib.sha256).digest()[:_SIG_BYTES]
+    mac = _keyed(secret).copy()
+    mac.update(payload)
+    return mac.digest()[:_SIG_BYTES]
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed(secret: str) -> hmac.HMAC:
+    """The HMAC state after the key and the domain prefix: copied for each token (the
+    key schedule is the costly part, and the secret rarely changes)."""
+    return hmac.new(secret.encode("utf-8"), _DOMAIN, hashlib.sha256)
 
 
 def _encode_kind(kind: str, hex_id: bool) -> bytes:

@@ -145,7 +145,13 @@ def _money(amount: str, currency: str, locale: Locale) -> str:
 @pass_context
 def date_filter(ctx: Context, value: Any, format: str = "medium") -> str:
     """``{{ deadline | date("long") }}`` → ``March 20, 2026`` / ``2026年3月20日``."""
-    return format_date(_as_date(value), format=format, locale=_filter_locale(ctx))
+    return _date(_as_date(value), str(format), _filter_locale(ctx))
+
+
+@lru_cache(maxsize=8192)
+def _date(value: date, format: str, locale: Locale) -> str:
+    """Babel's date formatting, remembered: today, due dates and deadlines repeat."""
+    return format_date(value, format=format, locale=locale)
 
 
 def digits_filter(value: Any) -> str:

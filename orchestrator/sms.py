@@ -28,8 +28,11 @@ class SegmentInfo:
     units: int  # GSM-7 septets or UTF-16 code units
 
 
+GSM7 = GSM7_BASIC | GSM7_EXTENSION
+
+
 def is_gsm7(text: str) -> bool:
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+    return GSM7.issuperset(text)
 
 
 def non_gsm7(text: str) -> list[str]:
@@ -57,7 +60,13 @@ def _pack(sizes: list[int], single: int, multi: int) -> int:
 
 def segments(text: str) -> SegmentInfo:
     if is_gsm7(text):
+        units = len(text) + sum(text.count(ch) for ch in GSM7_EXTENSION)
+        if units <= 160:  # one segment: no need to place each character
+            return SegmentInfo("GSM-7", 1, units)
         sizes = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
-        return SegmentInfo("GSM-7", _pack(sizes, 160, 153), sum(sizes))
+        return SegmentInfo("GSM-7", _pack(sizes, 160, 153), units)
+    units = len(text.encode("utf-16-le")) // 2
+    if units <= 70:
+        return SegmentInfo("UCS-2", 1, units)
     sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
-    return SegmentInfo("UCS-2", _pack(sizes, 70, 67), sum(sizes))
+    return SegmentInfo("UCS-2", _pack(sizes, 70, 67), units)
