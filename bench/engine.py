@@ -9,8 +9,9 @@
    occurrence gated at its planned instant (the pure engine, no database).
 3. daily plan+gate pass on the database (SQLite and PostgreSQL), the daemon's own code
    (``orchestrator.runner``): import N generated accounts, plan the day for all of them,
-   then dispatch hourly for 24 hours (gate, render, outbox write, decision rows), each size
-   in a child process so peak RSS is its own. Beside it, the floor measured in the same
+   then dispatch hourly for 24 hours (gate, render, outbox write, decision rows; letters
+   written as HTML, not printed to PDF), each size in a child process so peak RSS is its
+   own. Beside it, the floor measured in the same
    run on the same database: plain SQL reading the N account rows and writing N rows.
 """
 
@@ -167,7 +168,10 @@ def _db_pass(url: str, n: int, out: object) -> None:
         import_accounts(engine, csv_path, cipher)
         t_import = time.perf_counter() - t0
         clock = VirtualClock(day)
-        outbox = {c: OutboxChannel(c, Path(tmp) / "outbox", clock) for c in config.channels}
+        # Letters as HTML only: printing a PDF (WeasyPrint, ~0.2 s a letter) would be the
+        # whole figure, and it is the letter adapter's work, not the engine's.
+        outbox = {c: OutboxChannel(c, Path(tmp) / "outbox", clock, pdf=False)
+                  for c in config.channels}
         runner = Runner(engine, config, TemplateRenderer(ROOT / "templates"), outbox, cipher,
                         public_url="http://127.0.0.1:8000", secret="bench", batch=1000)
         t0 = time.perf_counter()

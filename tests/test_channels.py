@@ -170,6 +170,17 @@ def test_outbox_email_and_letter_write_html_files(tmp_path: Path) -> None:
         assert Path(letter["pdf"]).read_bytes().startswith(b"%PDF")
 
 
+def test_outbox_letters_as_html_only(tmp_path: Path) -> None:
+    cfg = ChannelConfig.model_validate({"adapter": "outbox", "dir": str(tmp_path / "ob"),
+                                        "pdf": False})
+    adapter = create_adapter("letter", cfg, base_dir=Path("/nowhere"), clock=FrozenClock(NOW))
+    adapter.send(message("letter", "m_cc", to="Jane Doe, 1 Main St", html="<h1>Letter</h1>"))
+    letter = json.loads((tmp_path / "ob/letter/m_cc.json").read_text(encoding="utf-8"))
+    assert letter["pdf"] is None and Path(letter["html"]).is_file()
+    assert sorted(p.name for p in (tmp_path / "ob/letter").iterdir()) == ["m_cc.html",
+                                                                          "m_cc.json"]
+
+
 def test_outbox_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = outbox(tmp_path)
     adapter.send(message(text="first"))
