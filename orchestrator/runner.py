@@ -569,8 +569,7 @@ class Runner:
                 occurrence_t.update().where(
                     occurrence_t.c.id.in_([o.id for o in batch]),
                     occurrence_t.c.state.in_(DUE),
-                ).values(state="sending", claimed_by=self.worker, updated_at=now,
-                         attempts=occurrence_t.c.attempts + 1)
+                ).values(state="sending", claimed_by=self.worker, updated_at=now)
                 .returning(occurrence_t.c.id))}
             rows = conn.execute(sa.select(account_t).where(
                 account_t.c.debtor_id.in_(debtors))).all()
@@ -635,7 +634,8 @@ class Runner:
             if done:
                 conn.execute(decision_t.insert(), [
                     decision_values(o.record, occurrence_id=r.id) for r, o, _ in done])
-                conn.execute(_SETTLE_SENDING, [_settle_params(r.id, o, now) for r, o, _ in done])
+                conn.execute(_SETTLE_ATTEMPTED,
+                             [_settle_params(r.id, o, now) for r, o, _ in done])
                 conn.execute(_SEND_STATUS, [{
                     "b_mid": m, "b_provider": o.provider_id, "b_now": now,
                     "b_status": {"sent": "sent", "ambiguous": "ambiguous"}.get(
@@ -701,15 +701,6 @@ class Runner:
         record = replace(outcome.record, decision=DecisionKind.deferred, until=until)
         return Outcome(record, defer_until=until)
 
-    def _settle(self, settled: list[tuple[int, Outcome]], now: datetime) -> None:
-        """Write decisions that send nothing, and move their occurrences on, in one go."""
-        if not settled:
-            return
-        with self.db.begin() as conn:
-            conn.execute(decision_t.insert(), [
-                decision_values(o.record, occurrence_id=occ_id) for occ_id, o in settled])
-            conn.execute(_SETTLE_DUE, [_settle_params(occ_id, o, now) for occ_id, o in settled])
-
 
 LEASE = timedelta(minutes=5)
 
@@ -772,7 +763,10 @@ def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
     return sa.or_(*(occurrence_t.c.state == sa.literal_column(f"'{s}'") for s in states))
 
 
-def _settle_statement(states: Sequence[str]) -> sa.Update:
+def _settle_statement(states: Sequence[str], *, attempted: bool = False) -> sa.Update:
+    """Move occurrences on from ``states``; ``attempted``: the adapter was called (one
+    more attempt against the retry policy; a deferral by the gate is not one)."""
+    extra = {"attempts": occurrence_t.c.attempts + 1} if attempted else {}
     return occurrence_t.update().where(
         occurrence_t.c.id == sa.bindparam("b_id"), _state_in(states)
     ).values(
@@ -781,11 +775,12 @@ def _settle_statement(states: Sequence[str]) -> sa.Update:
                                          occurrence_t.c.next_attempt_at),
         updated_at=sa.bindparam("b_now"),
         lease_until=None,
+        **extra,
     )
 
 
-_SETTLE_DUE = _settle_statement(DUE)
 _SETTLE_SENDING = _settle_statement(("sending",))
+_SETTLE_ATTEMPTED = _settle_statement(("sending",), attempted=True)
 # A provider's status callback may land while the batch is still sending (a fast SMS
 # delivery report, a call answered): its status stands, only ``sending`` is settled here.
 _STILL_SENDING = send_t.c.status == "sending"

@@ -105,6 +105,29 @@ def test_transient_errors_end_failed_after_the_last_attempt(db_url: str, tmp_pat
     assert channel.attempts.count(mid) == 3
 
 
+def test_a_deferral_does_not_use_up_a_retry_attempt(db_url: str, tmp_path: Path) -> None:
+    """Deferred by a limit first (decided under the claim, like a send), then refused
+    twice by the provider: it still gets its three attempts."""
+    env, _ = setup_db(db_url, tmp_path, 2, per_debtor=2,
+                      limits="[{id: sms-hourly, channels: [sms], max: 1, window: 1h, "
+                             "scope: debtor}]",
+                      retry=", retry: {attempts: 3, backoff: 2m, max_backoff: 10m, "
+                            "jitter: false}")
+    config = load_config(env["OUTREACH_CONFIG"], ROOT / "templates")
+    channel = SimulatedChannel()
+    runner = Runner(db.make_engine(db_url), config, TemplateRenderer(ROOT / "templates"),
+                    {"sms": channel}, DataCipher([env["OUTREACH_DATA_KEYS"]]),
+                    public_url="http://127.0.0.1:8000", secret="s")
+    mid = message_id_for("A00001", "daily-sms", "2026-03-10")
+    channel.fail(mid, TransientChannelError("503"), times=2)
+    for minutes in (0, 60, 62, 66):
+        runner.tick(T + timedelta(minutes=minutes))
+    assert [d for d, _, _ in _decisions(runner, "A00001")] == [
+        "deferred", "deferred", "deferred", "sent"]  # limit, 503, 503, sent
+    assert _decisions(runner, "A00001")[0][1] == "limit:sms-hourly"
+    assert channel.attempts.count(mid) == 3
+
+
 def test_permanent_error_is_not_retried(db_url: str, tmp_path: Path) -> None:
     channel = SimulatedChannel()
     runner = _runner(db_url, tmp_path, channel)
