@@ -242,13 +242,21 @@ def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
 class _Syncing(SimulatedChannel):
     """A provider that makes sends durable a batch at a time (as the outbox does)."""
 
-    def __init__(self, fail: bool = False):
+    def __init__(self, fail: bool = False, engine: sa.Engine | None = None):
         super().__init__()
         self.fail = fail
+        self.engine = engine
         self.calls: list[int] = []  # sends handed over before each sync
+        self.in_flight: list[int] = []  # sends the database had as ``sending`` then
 
     def sync(self) -> None:
         self.calls.append(len(self.sent))
+        if self.engine is not None:
+            with self.engine.connect() as conn:
+                self.in_flight.append(conn.execute(
+                    sa.select(sa.func.count()).select_from(table_of(Send))
+                    .where(table_of(Send).c.status == "sending",
+                           table_of(Send).c.channel == "sms")).scalar_one())
         if self.fail:
             raise OSError("disk gone")
 
@@ -257,13 +265,16 @@ def test_sends_are_synced_once_per_batch_before_being_recorded_sent(
         db_url: str, data_keys: str, tmp_path: Path) -> None:
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 60)
     runner.send_batch = 4
-    syncing = _Syncing()
+    syncing = _Syncing(engine=engine)
     runner.engine.adapters["sms"] = syncing
     runner.tick(START + timedelta(hours=15))
     sent = len(syncing.sent)
     assert sent > 4, "too few texts to fill two batches: the test proves nothing"
     assert syncing.calls[-1] == sent  # the last batch was synced too
-    assert all(b - a <= 4 for a, b in zip([0, *syncing.calls], syncing.calls, strict=False))
+    batches = [b - a for a, b in zip([0, *syncing.calls], syncing.calls, strict=False)]
+    assert all(0 < n <= 4 for n in batches)
+    # each batch was synced while still ``sending``: recorded sent only after
+    assert syncing.in_flight == batches
     with engine.connect() as conn:
         statuses = conn.execute(sa.select(table_of(Send).c.status).where(
             table_of(Send).c.channel == "sms")).scalars().all()
