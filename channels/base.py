@@ -14,6 +14,11 @@ provider, and a ``close``. It is built from its channel's ``channels.yaml`` entr
         def send(self, message: OutboundMessage) -> SendResult: ...
         def close(self) -> None: ...
 
+An adapter may also have a ``sync()``: make every message handed over since the last
+call durable. The daemon calls it once per batch, after the batch's sends and before it
+records them ``sent`` (if it raises, they are recorded ``ambiguous``), so an adapter that
+writes locally can flush once per batch instead of once per message (the outbox does).
+
 ``send`` returns a ``SendResult`` or raises one of the ``ChannelError`` subclasses
 (``TransientChannelError``: retry; ``PermanentChannelError``: do not;
 ``AmbiguousSendError``: it may have gone out, never resend blindly). It never returns
