@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.config import Config
 from orchestrator.domain import Account
@@ -18,6 +21,7 @@ from orchestrator.rendering import (
     TemplateError,
     TemplateMissingError,
     TemplateRenderer,
+    _TextHandler,
     build_context,
     html_to_text,
 )
@@ -277,6 +281,72 @@ def test_html_to_text_keeps_structure_and_links() -> None:
         html_to_text(html)
         == "Hi\n\nPay here (https://x.example/p/1).\n\n- one\n- two\n\nline\nnext"
     )
+
+
+class _StdlibReading(_TextHandler, HTMLParser):
+    """The same handler driven by ``html.parser``: what ``html_to_text`` must equal."""
+
+    def __init__(self) -> None:
+        HTMLParser.__init__(self, convert_charrefs=True)
+        _TextHandler.__init__(self)
+
+
+def _stdlib_text(html: str) -> str:
+    reader = _StdlibReading()
+    reader.feed(html)
+    reader.close()
+    return reader.text()
+
+
+def test_html_to_text_reads_every_shipped_template_as_html_parser_does() -> None:
+    from orchestrator.preview import VARIANTS, sample_context
+
+    templates = ROOT / "templates"
+    renderer = TemplateRenderer(templates)
+    checked = 0
+    for path in sorted(templates.glob("*/*.html.j2")):
+        if path.name.startswith("_"):
+            continue  # layouts, used through the templates that extend them
+        channel, name = path.parent.name, path.name.split(".")[0]
+        for locale in ("en-US", "zh-CN"):
+            for variant in VARIANTS:
+                context = sample_context(locale, variant, channel=channel)
+                html = renderer.render(channel, name, locale, context).html
+                assert html is not None
+                assert html_to_text(html) == _stdlib_text(html), (path, locale, variant)
+                checked += 1
+    assert checked >= 30, checked
+
+
+_TEXT = st.text(alphabet="ab \n\t中é.,", min_size=0, max_size=8).map(
+    lambda t: t.replace("\t", "&amp; ").replace("é", "&nbsp;").replace(",", "&#39;"))
+
+
+def _element(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    tags = st.sampled_from(["p", "div", "span", "strong", "h1", "ul", "li", "table", "tr",
+                            "td", "th", "blockquote", "title", "head", "dt", "dd"])
+    plain = st.builds(lambda t, c: f"<{t}>{c}</{t}>", tags, children)
+    upper = st.builds(lambda t, c: f"<{t.upper()} class='x > y'>{c}</{t.upper()}>", tags,
+                      children)
+    link = st.builds(lambda h, c: f'<a href="{h}" title="t">{c}</a>',
+                     st.sampled_from(["https://pay.example/p/1?a=1&amp;b=2", "mailto:x@y.z",
+                                      "/relative", ""]), children)
+    raw = st.builds(lambda t, c: f"<{t}>p {{x: '</p><b>'}} {c}</{t}>",
+                    st.sampled_from(["style", "script"]), _TEXT)
+    void = st.sampled_from(["<br>", "<br/>", "<br />", "<hr>", "<img src='a.png' alt=\"\">",
+                            '<a href="https://s.example/x"/>',
+                            "<!-- note -->", "<!DOCTYPE html>"])
+    return st.one_of(plain, upper, link, raw, void)
+
+
+_HTML = st.recursive(_TEXT, lambda inner: st.lists(
+    st.one_of(inner, _element(inner)), max_size=4).map("".join), max_leaves=25)
+
+
+@given(_HTML)
+@settings(max_examples=300, deadline=None)
+def test_html_to_text_matches_html_parser_on_generated_html(html: str) -> None:
+    assert html_to_text(html) == _stdlib_text(html)
 
 
 # --- context ------------------------------------------------------------------------------
