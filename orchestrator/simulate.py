@@ -205,6 +205,9 @@ def partition(scenario: Scenario, parts: int) -> list[Scenario]:
     buckets: list[list[Account]] = [[] for _ in range(max(1, min(parts, len(groups))))]
     for members in sorted(groups.values(), key=lambda g: (-len(g), g[0].account_id)):
         min(buckets, key=len).extend(members)
+    place = {a.account_id: i for i, a in enumerate(scenario.accounts)}
+    for bucket in buckets:  # each part keeps the scenario's order of its accounts
+        bucket.sort(key=lambda a: place[a.account_id])
     where = {a.account_id: i for i, bucket in enumerate(buckets) for a in bucket}
     events: list[list[ScenarioEvent]] = [[] for _ in buckets]
     order = sorted(range(len(scenario.events)),
