@@ -186,8 +186,9 @@ def _db_pass(url: str, n: int, out: object) -> None:
                 decisions[k] = decisions.get(k, 0) + v
         t_dispatch = time.perf_counter() - t0
         engine.dispose()
+        peak = _vm_hwm_mb()  # the pass's own peak: the floor below holds all N rows at once
         t_floor = _db_floor(url, n)
-    out.put((t_import, planned, t_plan, t_dispatch, decisions, t_floor, _vm_hwm_mb()))  # type: ignore[attr-defined]
+    out.put((t_import, planned, t_plan, t_dispatch, decisions, t_floor, peak))  # type: ignore[attr-defined]
 
 
 def bench_db_pass(sizes: list[int], with_pg: bool) -> None:
