@@ -39,16 +39,14 @@ def non_gsm7(text: str) -> list[str]:
     """The characters that force UCS-2, in order of first appearance (for lint messages)."""
     seen: dict[str, None] = {}
     for ch in text:
-        if ch not in GSM7_BASIC and ch not in GSM7_EXTENSION:
+        if ch not in GSM7:
             seen.setdefault(ch)
     return list(seen)
 
 
-def _pack(sizes: list[int], single: int, multi: int) -> int:
-    """Segments needed for characters of these unit sizes; a character is never split."""
-    total = sum(sizes)
-    if total <= single:
-        return 1
+def _split(sizes: list[int], multi: int) -> int:
+    """Segments of ``multi`` units needed, once a message is split, for characters of
+    these unit sizes; a character is never split."""
     segments, used = 1, 0
     for size in sizes:
         if used + size > multi:
@@ -64,9 +62,9 @@ def segments(text: str) -> SegmentInfo:
         if units <= 160:  # one segment: no need to place each character
             return SegmentInfo("GSM-7", 1, units)
         sizes = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
-        return SegmentInfo("GSM-7", _pack(sizes, 160, 153), units)
+        return SegmentInfo("GSM-7", _split(sizes, 153), units)
     units = len(text.encode("utf-16-le")) // 2
     if units <= 70:
         return SegmentInfo("UCS-2", 1, units)
     sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
-    return SegmentInfo("UCS-2", _pack(sizes, 70, 67), units)
+    return SegmentInfo("UCS-2", _split(sizes, 67), units)
