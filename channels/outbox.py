@@ -79,13 +79,13 @@ def resolve_dir(directory: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def append_durably(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Append ``data`` to ``path`` in one ``O_APPEND`` write (a journal line); synced
-    when ``durable``."""
+def append_line(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Append ``data`` to ``path`` in one ``O_APPEND`` write (a journal line); ``sync``:
+    on disk before returning."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, data)
-        if durable:
+        if sync:
             os.fsync(fd)
     finally:
         os.close(fd)
@@ -203,7 +203,7 @@ class OutboxChannel:
         line = {k: record[k] for k in ("message_id", "provider_id", "channel", "account",
                                        "debtor", "created_at")}
         data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-        append_durably(self.directory / "journal.jsonl", data, durable=False)
+        append_line(self.directory / "journal.jsonl", data, sync=False)  # see ``sync``
         self._unsynced = True
 
     def sync(self) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from channels.base import AdapterSettings, DeliveryStatus, OutboundMessage, SendResult
-from channels.outbox import append_durably, require_safe_id, resolve_dir
+from channels.outbox import append_line, require_safe_id, resolve_dir
 from orchestrator.clock import Clock
 from orchestrator.errors import OutreachError, PermanentChannelError, TransientChannelError
 
@@ -89,7 +89,7 @@ class PdfBatchChannel:
         if not path.exists():
             writer.writeheader()
         writer.writerow(row)
-        append_durably(path, buffer.getvalue().encode("utf-8"))
+        append_line(path, buffer.getvalue().encode("utf-8"))
 
     def close(self) -> None:
         return None
