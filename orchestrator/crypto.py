@@ -57,6 +57,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from orchestrator.errors import ConfigError, Problem
+from orchestrator.phones import parse_phone
 
 __all__ = [
     "DataCipher",
@@ -308,11 +309,11 @@ def mask_phone(value: str | None) -> str | None:
     """``+12125550100`` → ``+1 212 *** **00``: country code, 3 first and 2 last digits."""
     if not value:
         return None
-    try:
-        number = phonenumbers.parse(value, None)
+    number = parse_phone(value)
+    if number is not None:
         country = f"+{number.country_code}"
         national = phonenumbers.national_significant_number(number)
-    except phonenumbers.NumberParseException:
+    else:
         digits = "".join(ch for ch in value if ch.isdigit())
         country, national = "", digits
     if len(national) <= 5:

@@ -21,6 +21,7 @@ import phonenumbers
 from orchestrator.config import Kind, TriggerEvent
 from orchestrator.hours import is_permitted, next_permitted
 from orchestrator.limiter import limit_free_at, pause_free_at
+from orchestrator.phones import parse_phone
 from orchestrator.planner import Occurrence, current_stage
 from orchestrator.records import DecisionKind, Reason, limit_reason, pause_reason
 from orchestrator.rules import AccountRules
@@ -133,10 +134,8 @@ def contact_rule(occ: Occurrence, state: AccountState) -> str | None:
 
 @lru_cache(maxsize=65536)
 def _valid_phone(phone: str) -> bool:
-    try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(phone, None))
-    except phonenumbers.NumberParseException:
-        return False
+    number = parse_phone(phone)
+    return number is not None and phonenumbers.is_valid_number(number)
 
 
 def timing(

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.accounts import parse_account, parse_decimal, valid_currency
+from orchestrator.bulk import BulkInsert
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.crypto import DataCipher
 from orchestrator.domain import ACCOUNT_COLUMNS, PERSONAL_FIELDS, REQUIRED_ACCOUNT_COLUMNS, Account
@@ -97,7 +98,6 @@ _clear_of = operator.attrgetter(*CLEAR_FIELDS)
 _personal_of = operator.attrgetter(*PERSONAL_FIELDS)
 
 Progress = Callable[[int], None]
-_NOTHING = object()
 
 account_t = table_of(AccountRow)
 debtor_t = table_of(Debtor)
@@ -226,81 +226,6 @@ def _audit(
     }
 
 
-class _BulkInsert:
-    """Plain inserts of many rows into one table, below the per-row cost of Core.
-
-    ``conn.execute(table.insert(), rows)`` runs every value of every row through
-    SQLAlchemy's parameter machinery; at a million rows that costs more than the
-    database itself. Here each column's own bind processor (the same that Core would
-    apply: ``Numeric`` to float and ``Date`` to text on SQLite, ``UTCDateTime``
-    everywhere) is applied once per distinct consecutive value, then the rows go to
-    the driver in one call: ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on
-    PostgreSQL. Both run on the connection's own transaction, so a rollback undoes
-    them like any other statement. Columns left out get their scalar Python default.
-    """
-
-    def __init__(self, conn: Connection, table: sa.Table, columns: Sequence[str]):
-        self.conn = conn
-        dialect = conn.dialect
-        self.columns = tuple(columns)
-        self.extra: tuple[Any, ...] = ()
-        defaults: list[Any] = []
-        missing: list[str] = []
-        for column in table.c:
-            if column.name in self.columns:
-                continue
-            default = column.default
-            if default is not None and getattr(default, "is_scalar", False):
-                missing.append(column.name)
-                defaults.append(default.arg)  # type: ignore[attr-defined]
-        self.all_columns = self.columns + tuple(missing)
-        self.extra = tuple(defaults)
-        self.processors = [
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in self.all_columns
-        ]
-        quote = dialect.identifier_preparer.quote
-        names = ", ".join(quote(name) for name in self.all_columns)
-        self.postgresql = dialect.name == "postgresql"
-        if self.postgresql:
-            self.sql = f"COPY {quote(table.name)} ({names}) FROM STDIN"
-        else:
-            marks = ", ".join("?" for _ in self.all_columns)
-            self.sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"
-            if dialect.paramstyle != "qmark":  # pragma: no cover - SQLite is always qmark
-                raise RuntimeError(f"unexpected paramstyle {dialect.paramstyle}")
-
-    def __call__(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert ``rows``: tuples in the order of ``columns``."""
-        if not rows:
-            return
-        extra = self.extra
-        if extra:
-            rows = [row + extra for row in rows]
-        if any(self.processors):
-            columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-            for i, process in enumerate(self.processors):
-                if process is None:
-                    continue
-                last_in: Any = _NOTHING
-                last_out: Any = None
-                converted = []
-                for value in columns[i]:
-                    if value is not last_in:  # constants (now, defaults) convert once
-                        last_in = value
-                        last_out = None if value is None else process(value)
-                    converted.append(last_out)
-                columns[i] = converted
-            rows = list(zip(*columns, strict=True))
-        if self.postgresql:
-            raw = self.conn.connection.driver_connection
-            with raw.cursor() as cursor, cursor.copy(self.sql) as copy:  # type: ignore[union-attr]
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            self.conn.exec_driver_sql(self.sql, rows)  # type: ignore[arg-type]
-
-
 class _AccountWriter:
     """Upserts one batch of validated accounts (and their debtors) on ``conn``."""
 
@@ -344,8 +269,8 @@ class _AccountWriter:
             )
         )
 
-        self._insert_accounts = _BulkInsert(conn, account_t, ACCOUNT_INSERT)
-        self._insert_debtors = _BulkInsert(conn, debtor_t, DEBTOR_INSERT)
+        self._insert_accounts = BulkInsert(account_t, ACCOUNT_INSERT, conn.dialect)
+        self._insert_debtors = BulkInsert(debtor_t, DEBTOR_INSERT, conn.dialect)
 
     def write(self, batch: list[Prepared]) -> None:
         now = self.now
@@ -397,7 +322,7 @@ class _AccountWriter:
             )
         self._write_debtors(batch)
         if inserts:
-            self._insert_accounts(inserts)
+            self._insert_accounts(self.conn, inserts)
             self.inserted += len(inserts)
         if clear_updates:
             self.conn.execute(self._update_clear, clear_updates)
@@ -436,7 +361,7 @@ class _AccountWriter:
             else:
                 inserts.append((debtor_id, *values, now, now))
         if inserts:
-            self._insert_debtors(inserts)
+            self._insert_debtors(self.conn, inserts)
         if updates:
             self.conn.execute(self._update_debtor, updates)
 

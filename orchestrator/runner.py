@@ -1,10 +1,8 @@
 """The daemon's work on the database: one tick plans due occurrences, then dispatches them.
 
-Facts live in tables: accounts, promises, instalment plans, payments, account events,
-opt-outs and sends. The account state the gate needs is rebuilt from those facts by
-replaying them through the same pure transitions ``simulate`` applies
-(``orchestrator.state``), so a promise is kept or broken, a plan is broken and a trigger
-fires exactly as in a simulation; nothing derived is stored twice.
+The account state the gate needs is rebuilt from the facts in the tables
+(``orchestrator.replay``), the way ``simulate`` builds it, so nothing derived is stored
+twice.
 
 Planning inserts occurrences under the unique key (account, step, occurrence key) with
 "insert, ignore conflicts", so planning twice, or by two workers, plans once. Dispatch
@@ -15,17 +13,13 @@ a crash between the two leaves ``sending`` behind, which is never re-sent blindl
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,16 +33,11 @@ from orchestrator.config import Config, RetryPolicy, Step, Trigger
 from orchestrator.crypto import DataCipher
 from orchestrator.engine import Engine as DecisionEngine
 from orchestrator.engine import Outcome, message_id_for
-from orchestrator.hours import local_day_start
+from orchestrator.inlist import one_of
 from orchestrator.models import (
-    AccountEvent,
     AccountRow,
     Decision,
-    InstalmentPlan,
-    InstalmentRow,
     Occurrence,
-    OptOut,
-    Payment,
     Promise,
     Send,
     UTCDateTime,
@@ -58,195 +47,19 @@ from orchestrator.planner import Occurrence as Planned
 from orchestrator.planner import plan_day, plan_fire
 from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import TemplateRenderer
-from orchestrator.rules import AccountRules
-from orchestrator.state import AccountState, EventRecord, SendHistory, SendRecord, TriggerFire
+from orchestrator.replay import Replayed, load_facts, replay
+from orchestrator.settle import Moved, Settler
+from orchestrator.state import AccountState, SendHistory, SendRecord
 from orchestrator.store import account_from_row, decision_values
 
 account_t = table_of(AccountRow)
 occurrence_t = table_of(Occurrence)
 promise_t = table_of(Promise)
-plan_t = table_of(InstalmentPlan)
-instalment_t = table_of(InstalmentRow)
-payment_t = table_of(Payment)
-event_t = table_of(AccountEvent)
-optout_t = table_of(OptOut)
 send_t = table_of(Send)
 
 log = logging.getLogger("outreach.runner")
 
 DUE = ("pending", "deferred")
-_EVENT_TYPES = ("conversation", "complaint", "dispute", "dispute_resolved", "cease")
-
-
-# --- rebuilding state from facts -----------------------------------------------------------
-
-
-@dataclass
-class Facts:
-    """Every fact about one account that its state depends on."""
-
-    promises: list[Any] = field(default_factory=list)
-    plans: list[tuple[Any, list[Any]]] = field(default_factory=list)
-    payments: list[Any] = field(default_factory=list)
-    events: list[Any] = field(default_factory=list)
-    opt_outs: set[str] = field(default_factory=set)
-
-
-@dataclass
-class Replayed:
-    state: AccountState
-    rules: AccountRules
-    fires: list[TriggerFire]
-
-
-def replay(
-    account_row: Row[Any], cipher: DataCipher, rules_for: Callable[..., AccountRules],
-    facts: Facts, now: datetime,
-) -> Replayed:
-    """The account's state at ``now``, and every trigger event its facts caused.
-
-    Facts are applied in time order, events before deadlines at the same instant (as in
-    ``simulate``); promise and instalment deadlines (end of due date + grace, in the
-    debtor's zone) fall between them.
-    """
-    account = account_from_row(account_row, cipher)
-    current_balance, current_status = account.balance, account.status
-    account.balance = current_balance + sum((p.amount for p in facts.payments), Decimal("0"))
-    account.status = "open"
-    rules = rules_for(account)
-    zone = rules.zones.primary
-    state = AccountState(account, rules.zones)
-    fires: list[TriggerFire] = []
-    seq = itertools.count()
-    items: list[tuple[datetime, int, int, str, Any]] = []
-    for p in facts.promises:
-        items.append((p.made_at, 0, next(seq), "promise", p))
-    for plan, instalments in facts.plans:
-        items.append((plan.created_at, 0, next(seq), "plan", instalments))
-    for pay in facts.payments:
-        items.append((pay.paid_at, 0, next(seq), "payment", pay))
-    for ev in facts.events:
-        items.append((ev.time, 0, next(seq), "event", ev))
-    items.sort()
-    deadlines: list[tuple[datetime, int]] = []
-    actions: dict[int, Callable[[datetime], None]] = {}
-
-    def deadline(when: datetime, action: Callable[[datetime], None]) -> None:
-        key = next(seq)
-        actions[key] = action
-        heapq.heappush(deadlines, (when, key))
-
-    def run_deadlines(until: datetime, inclusive: bool) -> None:
-        while deadlines and (deadlines[0][0] < until or (inclusive and deadlines[0][0] == until)):
-            when, key = heapq.heappop(deadlines)
-            actions.pop(key)(when)
-
-    def break_promise(promise_id: str, at: datetime) -> None:
-        fires.extend(state.break_promise(promise_id, at))
-
-    for when, _, _, kind, item in items:
-        if when > now:
-            break
-        run_deadlines(when, inclusive=False)
-        if kind == "promise":
-            new = state.add_promise(when, item.amount, item.due)
-            fires.extend(new)
-            pid = state.promises[-1].promise_id
-            end = local_day_start(item.due + timedelta(days=1), zone) + rules.promise_grace
-            deadline(max(end, when), partial(break_promise, pid))
-        elif kind == "plan":
-            fires.extend(state.add_plan(when, [(i.due, i.amount) for i in item]))
-            plan = state.plans[-1]
-            for inst in plan.instalments:
-                end = local_day_start(inst.due + timedelta(days=1), zone) + rules.promise_grace
-                check = partial(state.check_plan, plan.plan_id, inst.index)
-                deadline(max(end, when), check)
-        elif kind == "payment":
-            fires.extend(state.add_payment(when, item.amount, item.payment_id))
-        elif kind == "event":
-            _apply_event(state, item)
-    run_deadlines(now, inclusive=True)
-    account.balance = current_balance
-    if current_status == "closed" or current_balance <= 0:
-        account.status = "closed"
-    else:
-        account.status = "open"
-    state.opted_out = set(facts.opt_outs)
-    return Replayed(state, rules, fires)
-
-
-def _apply_event(state: AccountState, ev: Any) -> None:
-    if ev.type in ("conversation", "complaint"):
-        state.events.append(EventRecord(ev.time, ev.type, ev.channel))
-    elif ev.type == "dispute":
-        state.disputed = True
-        state.events.append(EventRecord(ev.time, "dispute", ev.channel))
-    elif ev.type == "dispute_resolved":
-        state.disputed = False
-    elif ev.type == "cease":
-        state.ceased = True
-
-
-def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime) -> dict[str, Facts]:
-    """Facts of these accounts, in a handful of queries whatever their number."""
-    ids = [r.account_id for r in rows]
-    facts = {i: Facts() for i in ids}
-    if not ids:
-        return facts
-    for p in conn.execute(
-        sa.select(promise_t).where(promise_t.c.account_id.in_(ids), promise_t.c.made_at <= now)
-        .order_by(promise_t.c.made_at, promise_t.c.id)
-    ):
-        facts[p.account_id].promises.append(p)
-    plans = conn.execute(
-        sa.select(plan_t).where(plan_t.c.account_id.in_(ids), plan_t.c.created_at <= now)
-        .order_by(plan_t.c.created_at, plan_t.c.id)
-    ).all()
-    if plans:
-        by_plan: dict[int, list[Any]] = defaultdict(list)
-        for inst in conn.execute(
-            sa.select(instalment_t).where(instalment_t.c.plan_id.in_([p.id for p in plans]))
-            .order_by(instalment_t.c.due, instalment_t.c.id)
-        ):
-            by_plan[inst.plan_id].append(inst)
-        for plan in plans:
-            facts[plan.account_id].plans.append((plan, by_plan[plan.id]))
-    for pay in conn.execute(
-        sa.select(payment_t).where(payment_t.c.account_id.in_(ids), payment_t.c.paid_at <= now)
-        .order_by(payment_t.c.paid_at, payment_t.c.id)
-    ):
-        facts[pay.account_id].payments.append(pay)
-    for ev in conn.execute(
-        sa.select(event_t).where(
-            event_t.c.account_id.in_(ids), event_t.c.time <= now,
-            event_t.c.type.in_(_EVENT_TYPES),
-        ).order_by(event_t.c.time, event_t.c.id)
-    ):
-        facts[ev.account_id].events.append(ev)
-    # Opt-outs: of this account, of the debtor as a whole, or of the same phone number.
-    debtors = {r.debtor_id for r in rows}
-    phones = {r.phone_index for r in rows if r.phone_index}
-    emails = {r.email_index for r in rows if r.email_index}
-    active = sa.and_(
-        optout_t.c.created_at <= now,
-        sa.or_(optout_t.c.revoked_at.is_(None), optout_t.c.revoked_at > now),
-    )
-    matches: list[sa.ColumnElement[bool]] = [optout_t.c.account_id.in_(ids)]
-    if phones or emails:
-        matches.append(optout_t.c.contact_index.in_(phones | emails))
-    matches.append(sa.and_(optout_t.c.debtor_id.in_(debtors), optout_t.c.account_id.is_(None),
-                           optout_t.c.contact_index.is_(None)))
-    for o in conn.execute(sa.select(optout_t).where(active, sa.or_(*matches))):
-        for r in rows:
-            if (
-                o.account_id == r.account_id
-                or (o.contact_index is not None
-                    and o.contact_index in (r.phone_index, r.email_index))
-                or (o.account_id is None and o.contact_index is None
-                    and o.debtor_id == r.debtor_id)
-            ):
-                facts[r.account_id].opt_outs.add(o.channel)
-    return facts
 
 
 # --- the runner ----------------------------------------------------------------------------
@@ -303,6 +116,16 @@ class Runner:
             name: Pacer.from_rate(cfg.rate, workers)
             for name, cfg in config.channels.items() if cfg.rate
         }
+        self._lease_statement = _lease_statement(self.postgres)
+        self.settler = Settler(db.dialect)
+        sends = insert(send_t)
+        self._send_insert = sends.on_conflict_do_update(
+            # a retry after a transient error: the same send row, sending again
+            index_elements=["message_id"],
+            set_={"status": "sending", "sent_at": sends.excluded.sent_at,
+                  "status_at": sends.excluded.sent_at},
+            where=send_t.c.status == "failed",
+        ).returning(send_t.c.message_id)
 
     # --- one tick ------------------------------------------------------------------------
 
@@ -420,33 +243,23 @@ class Runner:
                  keep_records: bool = False) -> TickResult:
         """Decide every occurrence due by ``now``, oldest first, a leased page at a time."""
         result = result or TickResult()
-        while not self.stop.is_set():
-            due = self._lease(now)
-            if not due:
-                break
-            self._dispatch_page(due, now, result, keep_records)
+        with self.db.connect() as conn:  # one connection for every transaction of the run
+            while not self.stop.is_set():
+                due = self._lease(conn, now)
+                if not due:
+                    break
+                self._dispatch_page(conn, due, now, result, keep_records)
         return result
 
-    def _lease(self, now: datetime) -> list[Row[Any]]:
+    def _lease(self, conn: Connection, now: datetime) -> list[Row[Any]]:
         """Take a page of due occurrences for this worker (``FOR UPDATE SKIP LOCKED`` on
         PostgreSQL; SQLite has one writer at a time), so two workers never decide the
-        same occurrence. A lease left by a crashed worker lapses after ``LEASE``."""
-        free = sa.or_(occurrence_t.c.lease_until.is_(None), occurrence_t.c.lease_until < now)
-        pick = (
-            sa.select(occurrence_t.c.id)
-            .where(occurrence_t.c.state.in_(DUE), occurrence_t.c.next_attempt_at <= now, free)
-            .order_by(occurrence_t.c.next_attempt_at, occurrence_t.c.id)
-            .limit(self.batch)
-        )
-        if self.postgres:
-            pick = pick.with_for_update(skip_locked=True)
-        with self.db.begin() as conn:
-            rows = conn.execute(
-                occurrence_t.update()
-                .where(occurrence_t.c.id.in_(pick.scalar_subquery()))
-                .values(lease_until=now + LEASE, claimed_by=self.worker)
-                .returning(*occurrence_t.c)
-            ).all()
+        same occurrence. A lease left by a crashed worker lapses after ``LEASE``. Each
+        row comes with its account's ``debtor_id``."""
+        with conn.begin():
+            rows = conn.execute(self._lease_statement, {
+                "b_now": now, "b_until": now + LEASE, "b_worker": self.worker,
+                "b_limit": self.batch}).all()
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
 
     def recover(self, now: datetime, *, stale: timedelta = timedelta(minutes=15)) -> int:
@@ -486,8 +299,8 @@ class Runner:
                              .values(status="ambiguous", status_at=now))
         return len(stuck)
 
-    def _dispatch_page(self, due: Sequence[Row[Any]], now: datetime, result: TickResult,
-                       keep_records: bool) -> None:
+    def _dispatch_page(self, conn: Connection, due: Sequence[Row[Any]], now: datetime,
+                       result: TickResult, keep_records: bool) -> None:
         """Decide a leased page a batch at a time. Each batch is claimed, judged under its
         debtors' locks and sent by ``_send_batch``, which also records what does not go
         out (deferred, suppressed, blocked...): one replay of each account's facts per
@@ -495,7 +308,7 @@ class Runner:
         for start in range(0, len(due), self.send_batch):
             if self.stop.is_set():
                 break
-            for outcome in self._send_batch(due[start:start + self.send_batch], now):
+            for outcome in self._send_batch(conn, due[start:start + self.send_batch], now):
                 result.decisions[str(outcome.record.decision)] += 1
                 if keep_records:
                     result.records.append(outcome.record)
@@ -512,14 +325,8 @@ class Runner:
     def _histories(self, conn: Connection, debtors: Iterable[str], now: datetime
                    ) -> dict[str, SendHistory]:
         out: dict[str, SendHistory] = defaultdict(SendHistory)
-        since = now - self.history_span
-        for s in conn.execute(
-            sa.select(send_t.c.sent_at, send_t.c.channel, send_t.c.account_id,
-                      send_t.c.debtor_id).where(
-                send_t.c.debtor_id.in_(list(debtors)), send_t.c.sent_at > since,
-                send_t.c.sent_at <= now, send_t.c.status != "failed",
-            )
-        ):
+        for s in conn.execute(_HISTORY, {"debtors": list(debtors),
+                                         "since": now - self.history_span, "now": now}):
             out[s.debtor_id].add(SendRecord(s.sent_at, s.channel, s.account_id, s.debtor_id))
         return out
 
@@ -549,7 +356,29 @@ class Runner:
             trigger=fire,
         )
 
-    def _send_batch(self, batch: Sequence[Row[Any]], now: datetime) -> list[Outcome]:
+    def _lock(self, conn: Connection, debtors: Iterable[str]) -> None:
+        """PostgreSQL: transaction-level advisory locks on these debtors, taken in one
+        statement in sorted order, so two workers never wait on each other in a cycle."""
+        conn.execute(_DEBTOR_LOCKS, {"b_debtors": sorted(debtors)})
+
+    def _accounts_locked(self, conn: Connection, debtors: set[str], batch: Sequence[Row[Any]]
+                         ) -> list[Row[Any]]:
+        """Every account of the batch's debtors, under their locks. An account that moved
+        to another debtor since the lease (a re-import) has that debtor locked as well,
+        and its other accounts read with it."""
+        locked = set(debtors)
+        ids = [o.account_id for o in batch]
+        while True:
+            rows = conn.execute(_ACCOUNTS_OF, {"debtors": sorted(locked), "ids": ids}).all()
+            moved = {r.debtor_id for r in rows} - locked
+            if not moved:
+                return list(rows)
+            if self.postgres:
+                self._lock(conn, moved)
+            locked |= moved
+
+    def _send_batch(self, conn: Connection, batch: Sequence[Row[Any]], now: datetime
+                    ) -> list[Outcome]:
         """Claim a batch, judge each again and record ``sending`` in one transaction under
         the debtors' locks (so N workers never exceed a cap); then hand each to its
         adapter; then settle them all. A crash between leaves at most one batch
@@ -558,23 +387,14 @@ class Runner:
             return []
         ready: list[tuple[Row[Any], Planned, Replayed, str]] = []
         outcomes: list[Outcome] = []
-        with self.db.begin() as conn:
-            ids = [o.account_id for o in batch]
-            owners = {r.account_id: r.debtor_id for r in conn.execute(
-                sa.select(account_t.c.account_id, account_t.c.debtor_id)
-                .where(account_t.c.account_id.in_(ids)))}
-            debtors = sorted(set(owners.values()))
-            if self.postgres:  # SQLite: the claim below takes the single write lock first
-                # in one order (sorted): two workers never wait on each other
-                conn.execute(_DEBTOR_LOCKS, {"b_debtors": debtors})
-            claimed = {r.id for r in conn.execute(
-                occurrence_t.update().where(
-                    occurrence_t.c.id.in_([o.id for o in batch]),
-                    occurrence_t.c.state.in_(DUE),
-                ).values(state="sending", claimed_by=self.worker, updated_at=now)
-                .returning(occurrence_t.c.id))}
-            rows = conn.execute(sa.select(account_t).where(
-                account_t.c.debtor_id.in_(debtors))).all()
+        with conn.begin():
+            debtors = {o.debtor_id for o in batch}
+            if self.postgres:  # SQLite: the claim takes the single write lock first
+                self._lock(conn, debtors)
+            claimed = set(conn.execute(_CLAIM, {
+                "ids": [o.id for o in batch], "b_worker": self.worker, "b_now": now}).scalars())
+            rows = self._accounts_locked(conn, debtors, batch)
+            debtors = {r.debtor_id for r in rows}
             replayed = self._replayed(conn, rows, now)
             histories = self._histories(conn, debtors, now)
             by_account = {r.account_id: r for r in rows}
@@ -583,7 +403,7 @@ class Runner:
                 if occ_row.id not in claimed:
                     continue  # another worker holds it
                 rep = replayed[occ_row.account_id]
-                history = histories[owners[occ_row.account_id]]
+                history = histories[rep.state.account.debtor_id]
                 occ = self.occurrence(occ_row, rep)
                 verdict = (self._not_applicable(occ_row, rep, now) if occ is None
                            else self.engine.judge(occ, rep.state, history, now))
@@ -596,28 +416,22 @@ class Runner:
                 ready.append((occ_row, occ, rep,
                               message_id_for(occ.account_id, occ.step_id, occ.key)))
             if refused:
-                conn.execute(decision_t.insert(), [
-                    decision_values(v.record, occurrence_id=i) for i, v in refused])
-                conn.execute(_SETTLE_SENDING, [_settle_params(i, v, now) for i, v in refused])
+                self.settler.decisions(conn, [(i, v.record) for i, v in refused])
+                self.settler.occurrences(conn, [_moved(i, v) for i, v in refused], now,
+                                         attempted=False)
                 outcomes.extend(v for _, v in refused)
             if ready:
-                again = {r.message_id for r in conn.execute(
-                    sa.select(send_t.c.message_id).where(
-                        send_t.c.message_id.in_([m for *_, m in ready]),
-                        send_t.c.status == "failed"))}
-                if again:  # a retry after a transient error: the same send row
-                    conn.execute(send_t.update().where(send_t.c.message_id.in_(again))
-                                 .values(status="sending", sent_at=now, status_at=now))
-                fresh = [(o, m) for o, _, _, m in ready if m not in again]
-                if fresh:
-                    conn.execute(send_t.insert(), [{
-                        "message_id": m, "account_id": o.account_id,
-                        "debtor_id": owners[o.account_id], "channel": o.channel,
-                        "occurrence_id": o.id, "status": "sending", "sent_at": now,
-                        "to_index": (by_account[o.account_id].email_index
-                                     if o.channel == "email"
-                                     else by_account[o.account_id].phone_index),
-                    } for o, m in fresh])
+                written = conn.execute(self._send_insert, [{
+                    "message_id": m, "account_id": o.account_id,
+                    "debtor_id": rep.state.account.debtor_id, "channel": o.channel,
+                    "occurrence_id": o.id, "status": "sending", "sent_at": now,
+                    "status_at": None,
+                    "to_index": (by_account[o.account_id].email_index if o.channel == "email"
+                                 else by_account[o.account_id].phone_index),
+                } for o, _, rep, m in ready]).all()
+                if len(written) != len(ready):  # a send row not failed: never send it again
+                    raise RuntimeError("a claimed occurrence already has a send in progress "
+                                       "or done; nothing of this batch was sent")
         done: list[tuple[Row[Any], Outcome, str]] = []
         unsent: list[tuple[Row[Any], str]] = []
         for occ_row, occ, rep, message_id in ready:
@@ -632,17 +446,14 @@ class Runner:
                 outcome = self._retry_or_fail(occ_row, outcome, now)
             done.append((occ_row, outcome, message_id))
         done = self._synced(done)
-        with self.db.begin() as conn:
+        with conn.begin():
             if done:
-                conn.execute(decision_t.insert(), [
-                    decision_values(o.record, occurrence_id=r.id) for r, o, _ in done])
-                conn.execute(_SETTLE_ATTEMPTED,
-                             [_settle_params(r.id, o, now) for r, o, _ in done])
-                conn.execute(_SEND_STATUS, [{
-                    "b_mid": m, "b_provider": o.provider_id, "b_now": now,
-                    "b_status": {"sent": "sent", "ambiguous": "ambiguous"}.get(
-                        str(o.record.decision), "failed"),
-                } for _, o, m in done])
+                self.settler.decisions(conn, [(r.id, o.record) for r, o, _ in done])
+                self.settler.occurrences(conn, [_moved(r.id, o) for r, o, _ in done], now,
+                                         attempted=True)
+                self.settler.sends(conn, [
+                    (m, _SEND_STATUS_OF.get(str(o.record.decision), "failed"), o.provider_id)
+                    for _, o, m in done], now)
             for _, o, _ in done:
                 if o.opt_out:  # the provider refused: the recipient opted out there
                     owner = by_account.get(o.record.account)
@@ -765,41 +576,54 @@ def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
     return sa.or_(*(occurrence_t.c.state == sa.literal_column(f"'{s}'") for s in states))
 
 
-def _settle_statement(states: Sequence[str], *, attempted: bool = False) -> sa.Update:
-    """Move occurrences on from ``states``; ``attempted``: the adapter was called (one
-    more attempt against the retry policy; a deferral by the gate is not one)."""
-    extra = {"attempts": occurrence_t.c.attempts + 1} if attempted else {}
-    return occurrence_t.update().where(
-        occurrence_t.c.id == sa.bindparam("b_id"), _state_in(states)
-    ).values(
-        state=sa.bindparam("b_state"),
-        next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=UTCDateTime()),
-                                         occurrence_t.c.next_attempt_at),
-        updated_at=sa.bindparam("b_now"),
-        lease_until=None,
-        **extra,
+# A send row's status once its adapter answered (else ``failed``).
+_SEND_STATUS_OF = {"sent": "sent", "ambiguous": "ambiguous"}
+
+
+# Due occurrences not leased (or whose lease lapsed), oldest first, leased to one worker;
+# each comes back with its account's debtor.
+def _lease_statement(postgres: bool) -> sa.Update:
+    now = sa.bindparam("b_now", type_=UTCDateTime())
+    pick = (
+        sa.select(occurrence_t.c.id)
+        .where(_state_in(DUE), occurrence_t.c.next_attempt_at <= now,
+               sa.or_(occurrence_t.c.lease_until.is_(None), occurrence_t.c.lease_until < now))
+        .order_by(occurrence_t.c.next_attempt_at, occurrence_t.c.id)
+        .limit(sa.bindparam("b_limit", type_=sa.Integer()))
     )
+    if postgres:
+        pick = pick.with_for_update(skip_locked=True)
+    debtor = (sa.select(account_t.c.debtor_id)
+              .where(account_t.c.account_id == occurrence_t.c.account_id)
+              .scalar_subquery().label("debtor_id"))
+    return (occurrence_t.update()
+            .where(occurrence_t.c.id.in_(pick.scalar_subquery()))
+            .values(lease_until=sa.bindparam("b_until", type_=UTCDateTime()),
+                    claimed_by=sa.bindparam("b_worker"))
+            .returning(*occurrence_t.c, debtor))
 
 
-_SETTLE_SENDING = _settle_statement(("sending",))
-_SETTLE_ATTEMPTED = _settle_statement(("sending",), attempted=True)
-# A provider's status callback may land while the batch is still sending (a fast SMS
-# delivery report, a call answered): its status stands, only ``sending`` is settled here.
-_STILL_SENDING = send_t.c.status == "sending"
-_SEND_STATUS = send_t.update().where(send_t.c.message_id == sa.bindparam("b_mid")).values(
-    status=sa.case((_STILL_SENDING, sa.bindparam("b_status")), else_=send_t.c.status),
-    provider_id=sa.func.coalesce(send_t.c.provider_id, sa.bindparam("b_provider")),
-    status_at=sa.case((_STILL_SENDING, sa.bindparam("b_now")), else_=send_t.c.status_at))
+_CLAIM = (occurrence_t.update()
+          .where(one_of(occurrence_t.c.id, "ids"), _state_in(DUE))
+          .values(state="sending", claimed_by=sa.bindparam("b_worker"),
+                  updated_at=sa.bindparam("b_now", type_=UTCDateTime()))
+          .returning(occurrence_t.c.id))
+_ACCOUNTS_OF = sa.select(account_t).where(
+    sa.or_(one_of(account_t.c.debtor_id, "debtors"), one_of(account_t.c.account_id, "ids")))
+_HISTORY = sa.select(send_t.c.sent_at, send_t.c.channel, send_t.c.account_id,
+                     send_t.c.debtor_id).where(
+    one_of(send_t.c.debtor_id, "debtors"),
+    send_t.c.sent_at > sa.bindparam("since", type_=UTCDateTime()),
+    send_t.c.sent_at <= sa.bindparam("now", type_=UTCDateTime()),
+    send_t.c.status != "failed",
+)
 
 
-def _settle_params(occ_id: int, outcome: Outcome, now: datetime) -> dict[str, Any]:
-    deferred = outcome.defer_until is not None
-    return {
-        "b_id": occ_id,
-        "b_state": "deferred" if deferred else str(outcome.record.decision),
-        "b_next": outcome.defer_until,
-        "b_now": now,
-    }
+def _moved(occurrence_id: int, outcome: Outcome) -> Moved:
+    """Where an occurrence goes from ``sending``: deferred (due again later) or settled."""
+    if outcome.defer_until is not None:
+        return Moved(occurrence_id, "deferred", outcome.defer_until)
+    return Moved(occurrence_id, str(outcome.record.decision))
 
 
 def _write_promise_states(conn: Connection, account_id: str, state: AccountState,

@@ -50,7 +50,8 @@ from orchestrator.models import Decision, Occurrence, Send, table_of
 from orchestrator.planner import Occurrence as Planned
 from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import digits_filter
-from orchestrator.runner import Replayed, Runner, load_facts, replay
+from orchestrator.replay import Replayed, load_facts, replay
+from orchestrator.runner import Runner
 from orchestrator.store import decision_values
 
 log = logging.getLogger("outreach.voice")

@@ -35,6 +35,7 @@ from phonenumbers import timezone as phone_tz
 
 from orchestrator.config import TimezonePolicy
 from orchestrator.domain import Account
+from orchestrator.phones import parse_phone
 
 __all__ = ["Zones", "address_zones", "candidate_zones", "local_date", "phone_zones",
            "place_zones"]
@@ -215,9 +216,8 @@ def _address_zones(country: str, region: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=65536)
 def _phone_zones(phone: str) -> tuple[str, ...]:
-    try:
-        number = phonenumbers.parse(phone, None)
-    except phonenumbers.NumberParseException:
+    number = parse_phone(phone)
+    if number is None:
         return ()
     if phonenumbers.number_type(number) not in _GEOGRAPHIC:
         return ()

@@ -1,0 +1,258 @@
+"""An account's state rebuilt from the facts in the tables.
+
+Facts live in tables: accounts, promises, instalment plans, payments, account events and
+opt-outs. The state the gate needs is rebuilt from them by replaying them through the
+same pure transitions ``simulate`` applies (``orchestrator.state``), so a promise is
+kept or broken, a plan is broken and a trigger fires exactly as in a simulation;
+nothing derived is stored twice. ``load_facts`` reads the facts of many accounts in a
+fixed handful of statements (each list bound as one parameter, see ``inlist``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from orchestrator.crypto import DataCipher
+from orchestrator.hours import local_day_start
+from orchestrator.inlist import one_of
+from orchestrator.models import (
+    AccountEvent,
+    InstalmentPlan,
+    InstalmentRow,
+    OptOut,
+    Payment,
+    Promise,
+    table_of,
+)
+from orchestrator.rules import AccountRules
+from orchestrator.state import AccountState, EventRecord, TriggerFire
+from orchestrator.store import account_from_row
+
+__all__ = ["Facts", "Replayed", "load_facts", "replay"]
+
+promise_t = table_of(Promise)
+plan_t = table_of(InstalmentPlan)
+instalment_t = table_of(InstalmentRow)
+payment_t = table_of(Payment)
+event_t = table_of(AccountEvent)
+optout_t = table_of(OptOut)
+
+_EVENT_TYPES = ("conversation", "complaint", "dispute", "dispute_resolved", "cease")
+
+
+@dataclass
+class Facts:
+    """Every fact about one account that its state depends on."""
+
+    promises: list[Any] = field(default_factory=list)
+    plans: list[tuple[Any, list[Any]]] = field(default_factory=list)
+    payments: list[Any] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+    opt_outs: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Replayed:
+    state: AccountState
+    rules: AccountRules
+    fires: list[TriggerFire]
+
+
+def replay(
+    account_row: Row[Any], cipher: DataCipher, rules_for: Callable[..., AccountRules],
+    facts: Facts, now: datetime,
+) -> Replayed:
+    """The account's state at ``now``, and every trigger event its facts caused.
+
+    Facts are applied in time order, events before deadlines at the same instant (as in
+    ``simulate``); promise and instalment deadlines (end of due date + grace, in the
+    debtor's zone) fall between them.
+    """
+    account = account_from_row(account_row, cipher)
+    current_balance, current_status = account.balance, account.status
+    account.balance = current_balance + sum((p.amount for p in facts.payments), Decimal("0"))
+    account.status = "open"
+    rules = rules_for(account)
+    zone = rules.zones.primary
+    state = AccountState(account, rules.zones)
+    fires: list[TriggerFire] = []
+    seq = itertools.count()
+    items: list[tuple[datetime, int, int, str, Any]] = []
+    for p in facts.promises:
+        items.append((p.made_at, 0, next(seq), "promise", p))
+    for plan, instalments in facts.plans:
+        items.append((plan.created_at, 0, next(seq), "plan", instalments))
+    for pay in facts.payments:
+        items.append((pay.paid_at, 0, next(seq), "payment", pay))
+    for ev in facts.events:
+        items.append((ev.time, 0, next(seq), "event", ev))
+    items.sort()
+    deadlines: list[tuple[datetime, int]] = []
+    actions: dict[int, Callable[[datetime], None]] = {}
+
+    def deadline(when: datetime, action: Callable[[datetime], None]) -> None:
+        key = next(seq)
+        actions[key] = action
+        heapq.heappush(deadlines, (when, key))
+
+    def run_deadlines(until: datetime, inclusive: bool) -> None:
+        while deadlines and (deadlines[0][0] < until or (inclusive and deadlines[0][0] == until)):
+            when, key = heapq.heappop(deadlines)
+            actions.pop(key)(when)
+
+    def break_promise(promise_id: str, at: datetime) -> None:
+        fires.extend(state.break_promise(promise_id, at))
+
+    for when, _, _, kind, item in items:
+        if when > now:
+            break
+        run_deadlines(when, inclusive=False)
+        if kind == "promise":
+            new = state.add_promise(when, item.amount, item.due)
+            fires.extend(new)
+            pid = state.promises[-1].promise_id
+            end = local_day_start(item.due + timedelta(days=1), zone) + rules.promise_grace
+            deadline(max(end, when), partial(break_promise, pid))
+        elif kind == "plan":
+            fires.extend(state.add_plan(when, [(i.due, i.amount) for i in item]))
+            plan = state.plans[-1]
+            for inst in plan.instalments:
+                end = local_day_start(inst.due + timedelta(days=1), zone) + rules.promise_grace
+                check = partial(state.check_plan, plan.plan_id, inst.index)
+                deadline(max(end, when), check)
+        elif kind == "payment":
+            fires.extend(state.add_payment(when, item.amount, item.payment_id))
+        elif kind == "event":
+            _apply_event(state, item)
+    run_deadlines(now, inclusive=True)
+    account.balance = current_balance
+    if current_status == "closed" or current_balance <= 0:
+        account.status = "closed"
+    else:
+        account.status = "open"
+    state.opted_out = set(facts.opt_outs)
+    return Replayed(state, rules, fires)
+
+
+def _apply_event(state: AccountState, ev: Any) -> None:
+    if ev.type in ("conversation", "complaint"):
+        state.events.append(EventRecord(ev.time, ev.type, ev.channel))
+    elif ev.type == "dispute":
+        state.disputed = True
+        state.events.append(EventRecord(ev.time, "dispute", ev.channel))
+    elif ev.type == "dispute_resolved":
+        state.disputed = False
+    elif ev.type == "cease":
+        state.ceased = True
+
+
+_NOW: sa.BindParameter[datetime] = sa.bindparam("now")
+_PROMISES = (
+    sa.select(promise_t)
+    .where(one_of(promise_t.c.account_id, "ids"), promise_t.c.made_at <= _NOW)
+    .order_by(promise_t.c.made_at, promise_t.c.id)
+)
+_PLANS = (
+    sa.select(plan_t)
+    .where(one_of(plan_t.c.account_id, "ids"), plan_t.c.created_at <= _NOW)
+    .order_by(plan_t.c.created_at, plan_t.c.id)
+)
+_INSTALMENTS = (
+    sa.select(instalment_t)
+    .where(one_of(instalment_t.c.plan_id, "plans"))
+    .order_by(instalment_t.c.due, instalment_t.c.id)
+)
+_PAYMENTS = (
+    sa.select(payment_t)
+    .where(one_of(payment_t.c.account_id, "ids"), payment_t.c.paid_at <= _NOW)
+    .order_by(payment_t.c.paid_at, payment_t.c.id)
+)
+_EVENTS = (
+    sa.select(event_t)
+    .where(one_of(event_t.c.account_id, "ids"), event_t.c.time <= _NOW,
+           event_t.c.type.in_(_EVENT_TYPES))
+    .order_by(event_t.c.time, event_t.c.id)
+)
+# Which of these accounts have facts of each kind: most have none, and then this one
+# statement stands for the four that would read them.
+_KINDS = sa.union_all(*(
+    sa.select(sa.literal(kind).label("kind"), table.c.account_id)
+    .where(one_of(table.c.account_id, "ids"), *condition)
+    .distinct()
+    for kind, table, condition in (
+        ("promise", promise_t, [promise_t.c.made_at <= _NOW]),
+        ("plan", plan_t, [plan_t.c.created_at <= _NOW]),
+        ("payment", payment_t, [payment_t.c.paid_at <= _NOW]),
+        ("event", event_t, [event_t.c.time <= _NOW, event_t.c.type.in_(_EVENT_TYPES)]),
+    )
+))
+# Opt-outs in force: of one of these accounts, of one of their phone numbers or email
+# addresses (blind indexes), or of a whole debtor.
+_OPT_OUTS = sa.select(optout_t.c.channel, optout_t.c.account_id, optout_t.c.contact_index,
+                      optout_t.c.debtor_id).where(
+    optout_t.c.created_at <= _NOW,
+    sa.or_(optout_t.c.revoked_at.is_(None), optout_t.c.revoked_at > _NOW),
+    sa.or_(
+        one_of(optout_t.c.account_id, "ids"),
+        one_of(optout_t.c.contact_index, "contacts"),
+        sa.and_(one_of(optout_t.c.debtor_id, "debtors"), optout_t.c.account_id.is_(None),
+                optout_t.c.contact_index.is_(None)),
+    ),
+)
+
+
+def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime) -> dict[str, Facts]:
+    """Facts of these accounts, in a fixed number of statements whatever their number:
+    two when none of them has a promise, plan, payment or event (the usual case)."""
+    ids = [r.account_id for r in rows]
+    facts = {i: Facts() for i in ids}
+    if not ids:
+        return facts
+    having: dict[str, list[str]] = defaultdict(list)
+    for kind, account_id in conn.execute(_KINDS, {"ids": ids, "now": now}):
+        having[kind].append(account_id)
+    if having["promise"]:
+        for p in conn.execute(_PROMISES, {"ids": having["promise"], "now": now}):
+            facts[p.account_id].promises.append(p)
+    if having["plan"]:
+        plans = conn.execute(_PLANS, {"ids": having["plan"], "now": now}).all()
+        by_plan: dict[int, list[Any]] = defaultdict(list)
+        for inst in conn.execute(_INSTALMENTS, {"plans": [p.id for p in plans]}):
+            by_plan[inst.plan_id].append(inst)
+        for plan in plans:
+            facts[plan.account_id].plans.append((plan, by_plan[plan.id]))
+    if having["payment"]:
+        for pay in conn.execute(_PAYMENTS, {"ids": having["payment"], "now": now}):
+            facts[pay.account_id].payments.append(pay)
+    if having["event"]:
+        for ev in conn.execute(_EVENTS, {"ids": having["event"], "now": now}):
+            facts[ev.account_id].events.append(ev)
+    by_contact: dict[str, list[str]] = defaultdict(list)
+    by_debtor: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        by_debtor[r.debtor_id].append(r.account_id)
+        for index in {r.phone_index, r.email_index} - {None}:
+            by_contact[index].append(r.account_id)
+    opt_outs = conn.execute(_OPT_OUTS, {"ids": ids, "now": now, "contacts": list(by_contact),
+                                        "debtors": list(by_debtor)})
+    for o in opt_outs:
+        if o.account_id in facts:
+            facts[o.account_id].opt_outs.add(o.channel)
+        if o.contact_index is not None:
+            for account_id in by_contact.get(o.contact_index, ()):
+                facts[account_id].opt_outs.add(o.channel)
+        elif o.account_id is None:
+            for account_id in by_debtor.get(o.debtor_id, ()):
+                facts[account_id].opt_outs.add(o.channel)
+    return facts
