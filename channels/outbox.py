@@ -5,29 +5,35 @@ with ``message_id``, ``provider_id``, ``channel``, ``account``, ``to``, ``from``
 ``subject``, ``text``, ``html`` and ``pdf`` (file paths, or null). HTML is written to
 ``<message_id>.html`` beside the JSON; a letter is also printed to ``<message_id>.pdf``
 when WeasyPrint is installed and ``pdf`` is not false (printing takes ~0.2 s a letter),
-else ``pdf`` is null. Every file is written to a
-temporary name and renamed into place, and the JSON last, so a reader never sees a
-half-written send. It lets the product run with no provider account anywhere.
+else ``pdf`` is null. Every file is written to a temporary name and renamed into place,
+and the JSON last, so a reader never sees a half-written send. It lets the product run
+with no provider account anywhere.
 
 Every send is also appended, as one JSON line, to ``<dir>/journal.jsonl`` (opened with
 ``O_APPEND``, one ``write`` per line): an append-only record in which a message sent
 twice would show twice, which the files named by message id cannot show. ``delay``
 (seconds) makes each send take that long, to stand in for a provider's latency.
 
-Durability comes a batch at a time, as a provider's would: ``sync`` (which the daemon
-calls after each batch of sends, before it records them sent, and ``close`` calls too)
-flushes the journal to disk with one ``fsync``. The files are not synced one by one
-(two ``fsync`` per send held the daemon to a few hundred sends a second): a process
-killed at any point loses nothing, since the kernel keeps what was written; after a
-power cut, the journal is the record of what was handed over, and the daemon has the
-batch that was in flight as ``sending``, which it resolves as ``ambiguous``.
+Like a provider, the outbox accepts a message at ``send`` and stores it a moment later:
+its files and journal line are written by a thread of the adapter's own, so that the
+file system's time (creating and renaming files costs more than the rest of a send on
+some disks) overlaps the daemon's next send instead of adding to it. ``sync`` (which
+the daemon calls after each batch of sends, before it records them sent; ``close``
+calls it too) waits until every accepted message is written, then makes the journal
+durable with one ``fsync``; a write that failed makes ``sync`` raise, and the daemon
+records that batch ``ambiguous``. The files are not synced one by one: after a power
+cut the journal is the record of what was handed over, and the daemon has the batch
+that was in flight as ``sending``, which it resolves as ``ambiguous``. Whoever reads
+the files right after sending calls ``sync`` first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -133,8 +139,12 @@ class OutboxChannel:
         self.sender = sender
         self.delay = delay
         self.pdf = pdf
-        self._folders: set[Path] = set()  # made already
+        self._folders: set[Path] = set()  # made already (by the writer)
         self._unsynced = False  # journal lines written since the last ``sync``
+        # accepted messages, written in order by one thread: (folder, files, journal line)
+        self._jobs: queue.Queue[tuple[Path, list[tuple[Path, bytes]], bytes]] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._failure: OSError | None = None  # of a write since the last ``sync``
 
     @classmethod
     def from_config(
@@ -149,6 +159,8 @@ class OutboxChannel:
 
     def send(self, message: OutboundMessage) -> SendResult:
         require_safe_id(message.message_id)
+        if self._failure is not None:  # the writer is failing: accept nothing more now
+            raise TransientChannelError(f"outbox write failed: {self._failure}", code="io")
         folder = self.directory / message.channel
         provider_id = provider_id_for("OB", message.message_id)
         record: dict[str, Any] = {
@@ -172,42 +184,61 @@ class OutboxChannel:
             record["encoding"] = count.encoding
         if message.metadata:
             record["metadata"] = dict(message.metadata)
-        try:
-            if folder not in self._folders:
-                folder.mkdir(parents=True, exist_ok=True)
-                self._folders.add(folder)
-            if message.html is not None:
-                html_path = folder / f"{message.message_id}.html"
-                _write_renamed(html_path, message.html.encode("utf-8"))
-                record["html"] = str(html_path)
-                if message.channel == "letter" and record["pdf"] is None and self.pdf:
-                    pdf = _render_pdf(message.html, folder)
-                    if pdf is not None:
-                        pdf_path = folder / f"{message.message_id}.pdf"
-                        _write_renamed(pdf_path, pdf)
-                        record["pdf"] = str(pdf_path)
-            if self.delay:
-                time.sleep(self.delay)
-            body = json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n"
-            _write_renamed(self.path_for(message), body.encode("utf-8"))
-            self._journal(record)
-        except OSError as exc:
-            raise TransientChannelError(f"outbox write failed: {exc}", code="io") from exc
+        files: list[tuple[Path, bytes]] = []
+        if message.html is not None:
+            html_path = folder / f"{message.message_id}.html"
+            files.append((html_path, message.html.encode("utf-8")))
+            record["html"] = str(html_path)
+            if message.channel == "letter" and record["pdf"] is None and self.pdf:
+                pdf = _render_pdf(message.html, folder)
+                if pdf is not None:
+                    pdf_path = folder / f"{message.message_id}.pdf"
+                    files.append((pdf_path, pdf))
+                    record["pdf"] = str(pdf_path)
+        if self.delay:
+            time.sleep(self.delay)
+        body = json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n"
+        files.append((folder / f"{message.message_id}.json", body.encode("utf-8")))
+        line = {k: record[k] for k in ("message_id", "provider_id", "channel", "account",
+                                       "debtor", "created_at")}
+        journal = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+        self._accept(folder, files, journal)
         return SendResult(
             provider_id=provider_id,
             status=DeliveryStatus.sent,
             segments=count.segments if count else None,
         )
 
-    def _journal(self, record: dict[str, Any]) -> None:
-        line = {k: record[k] for k in ("message_id", "provider_id", "channel", "account",
-                                       "debtor", "created_at")}
-        data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-        append_line(self.directory / "journal.jsonl", data, sync=False)  # see ``sync``
-        self._unsynced = True
+    def _accept(self, folder: Path, files: list[tuple[Path, bytes]], journal: bytes) -> None:
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="outbox-writer",
+                                            daemon=True)
+            self._writer.start()
+        self._jobs.put((folder, files, journal))
+
+    def _write_loop(self) -> None:
+        while True:
+            folder, files, journal = self._jobs.get()
+            try:
+                if folder not in self._folders:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    self._folders.add(folder)
+                for path, data in files:  # the JSON last
+                    _write_renamed(path, data)
+                append_line(self.directory / "journal.jsonl", journal, sync=False)
+                self._unsynced = True
+            except OSError as exc:
+                self._failure = exc
+            finally:
+                self._jobs.task_done()
 
     def sync(self) -> None:
-        """Make every send handed over so far durable: one ``fsync`` of the journal."""
+        """Wait until every message accepted so far is written, then make them durable:
+        one ``fsync`` of the journal. Raises if any of them could not be written."""
+        self._jobs.join()
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise TransientChannelError(f"outbox write failed: {failure}", code="io")
         if self._unsynced:
             try:
                 sync_file(self.directory / "journal.jsonl")

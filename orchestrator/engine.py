@@ -9,8 +9,9 @@ record (and the deferral instant, if any) for the caller to persist.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from channels.base import ChannelAdapter, OutboundMessage
@@ -29,6 +30,8 @@ from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import Rendered, TemplateRenderer, build_context
 from orchestrator.rules import AccountRules, RuleBook
 from orchestrator.state import AccountState, SendHistory, SendRecord
+
+log = logging.getLogger("outreach.engine")
 
 
 def message_id_for(account_id: str, step_id: str, key: str) -> str:
@@ -131,6 +134,34 @@ class Engine:
             return Outcome(record, defer_until=verdict.until)
         assert isinstance(verdict, Allow)
         return None
+
+    def synced(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Ask each adapter that took messages among ``outcomes`` to make them durable
+        (its optional ``sync``: one flush per batch, not one per send) before they are
+        recorded sent. An adapter that cannot leaves them uncertain: ``ambiguous``,
+        counted toward limits and never sent again."""
+        failed: set[str] = set()
+        for channel in sorted({o.record.channel or "" for o in outcomes
+                               if o.record.decision == DecisionKind.sent}):
+            sync = getattr(self.adapters.get(channel), "sync", None)
+            if sync is None:
+                continue
+            try:
+                sync()
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the sends are uncertain
+                log.error("adapter sync failed", extra={"channel": channel,
+                                                        "error": type(exc).__name__})
+                failed.add(channel)
+        if not failed:
+            return outcomes
+        return [
+            Outcome(replace(o.record, decision=DecisionKind.ambiguous,
+                            reason=Reason.provider_error),
+                    send=o.send, provider_id=o.provider_id)
+            if o.record.decision == DecisionKind.sent and o.record.channel in failed
+            else o
+            for o in outcomes
+        ]
 
     def render(
         self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime,

@@ -445,7 +445,8 @@ class Runner:
             if outcome.retryable:
                 outcome = self._retry_or_fail(occ_row, outcome, now)
             done.append((occ_row, outcome, message_id))
-        done = self._synced(done)
+        synced = self.engine.synced([o for _, o, _ in done])
+        done = [(r, o, m) for (r, _, m), o in zip(done, synced, strict=True)]
         with conn.begin():
             if done:
                 self.settler.decisions(conn, [(r.id, o.record) for r, o, _ in done])
@@ -471,35 +472,6 @@ class Runner:
                     send_t.c.status == "sending"))
         outcomes.extend(o for _, o, _ in done)
         return outcomes
-
-    def _synced(self, done: list[tuple[Row[Any], Outcome, str]]
-                ) -> list[tuple[Row[Any], Outcome, str]]:
-        """Ask each adapter that took messages in this batch to make them durable (its
-        optional ``sync``: one flush per batch, not one per send) before they are
-        recorded sent. An adapter that cannot leaves them uncertain: ``ambiguous``,
-        counted toward limits and never sent again."""
-        failed: set[str] = set()
-        for channel in sorted({o.record.channel or "" for _, o, _ in done
-                               if o.record.decision == DecisionKind.sent}):
-            sync = getattr(self.engine.adapters.get(channel), "sync", None)
-            if sync is None:
-                continue
-            try:
-                sync()
-            except Exception as exc:  # noqa: BLE001 - whatever it is, the sends are uncertain
-                log.error("adapter sync failed", extra={"channel": channel,
-                                                        "error": type(exc).__name__})
-                failed.add(channel)
-        if not failed:
-            return done
-        return [
-            (r, Outcome(replace(o.record, decision=DecisionKind.ambiguous,
-                                reason=Reason.provider_error),
-                        send=o.send, provider_id=o.provider_id), m)
-            if o.record.decision == DecisionKind.sent and o.record.channel in failed
-            else (r, o, m)
-            for r, o, m in done
-        ]
 
     def _retry_or_fail(self, occ_row: Row[Any], outcome: Outcome, now: datetime) -> Outcome:
         """A transient error: try again later (the gate runs again then), while attempts

@@ -281,7 +281,7 @@ class VoiceCalls:
                 to_index=call.account.phone_index))
         # Committed as sending: a crash from here on leaves it for recovery (ambiguous),
         # never for a second text.
-        outcome = self.engine.send(occ, rep.state, rep.rules, now)
+        outcome = self.engine.synced([self.engine.send(occ, rep.state, rep.rules, now)])[0]
         with self.tx() as conn:
             self._settle(conn, occ_id, outcome.record, now)
             conn.execute(send_t.update().where(send_t.c.message_id == sms_id).values(

@@ -131,6 +131,7 @@ def outbox(tmp_path: Path) -> OutboxChannel:
 def test_outbox_writes_one_json_file_per_send(tmp_path: Path) -> None:
     adapter = outbox(tmp_path)
     result = adapter.send(message())
+    adapter.sync()  # accepted at ``send``, written by the time ``sync`` returns
     path = tmp_path / "ob/sms/m_0123456789abcdef01234567.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["message_id"] == "m_0123456789abcdef01234567"
@@ -145,8 +146,10 @@ def test_outbox_writes_one_json_file_per_send(tmp_path: Path) -> None:
 
 
 def test_outbox_is_deterministic(tmp_path: Path) -> None:
-    first = outbox(tmp_path / "a").send(message())
-    second = outbox(tmp_path / "b").send(message())
+    a_box, b_box = outbox(tmp_path / "a"), outbox(tmp_path / "b")
+    first, second = a_box.send(message()), b_box.send(message())
+    a_box.sync()
+    b_box.sync()
     assert first == second
     a = (tmp_path / "a/ob/sms/m_0123456789abcdef01234567.json").read_bytes()
     b = (tmp_path / "b/ob/sms/m_0123456789abcdef01234567.json").read_bytes()
@@ -156,10 +159,12 @@ def test_outbox_is_deterministic(tmp_path: Path) -> None:
 def test_outbox_email_and_letter_write_html_files(tmp_path: Path) -> None:
     adapter = outbox(tmp_path)
     adapter.send(message("email", "m_aa", to="jane@example.com", subject="Hi", html="<p>Hé</p>"))
+    adapter.sync()
     data = json.loads((tmp_path / "ob/email/m_aa.json").read_text(encoding="utf-8"))
     assert data["subject"] == "Hi"
     assert Path(data["html"]).read_text(encoding="utf-8") == "<p>Hé</p>"
     adapter.send(message("letter", "m_bb", to="Jane Doe, 1 Main St", html="<h1>Letter</h1>"))
+    adapter.sync()
     letter = json.loads((tmp_path / "ob/letter/m_bb.json").read_text(encoding="utf-8"))
     assert Path(letter["html"]).name == "m_bb.html"
     try:
@@ -175,6 +180,7 @@ def test_outbox_letters_as_html_only(tmp_path: Path) -> None:
                                         "pdf": False})
     adapter = create_adapter("letter", cfg, base_dir=Path("/nowhere"), clock=FrozenClock(NOW))
     adapter.send(message("letter", "m_cc", to="Jane Doe, 1 Main St", html="<h1>Letter</h1>"))
+    adapter.sync()
     letter = json.loads((tmp_path / "ob/letter/m_cc.json").read_text(encoding="utf-8"))
     assert letter["pdf"] is None and Path(letter["html"]).is_file()
     assert sorted(p.name for p in (tmp_path / "ob/letter").iterdir()) == ["m_cc.html",
@@ -182,21 +188,32 @@ def test_outbox_letters_as_html_only(tmp_path: Path) -> None:
 
 
 def test_outbox_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails leaves the old file whole and no temporary file; ``sync``
+    reports it (the daemon then records the batch ambiguous), and until it has, the
+    outbox accepts nothing more."""
     adapter = outbox(tmp_path)
     adapter.send(message(text="first"))
+    adapter.sync()
     path = tmp_path / "ob/sms/m_0123456789abcdef01234567.json"
 
     def crash(src: str, dst: str) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(outbox_module.os, "replace", crash)
+    adapter.send(message(text="second"))  # accepted; its write fails in the writer
+    adapter._jobs.join()
     with pytest.raises(TransientChannelError, match="disk full"):
-        adapter.send(message(text="second"))
+        adapter.send(message(text="refused while the failure is unreported"))
+    with pytest.raises(TransientChannelError, match="disk full"):
+        adapter.sync()
     assert json.loads(path.read_text(encoding="utf-8"))["text"] == "first"  # old file intact
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # temp file removed
     monkeypatch.undo()
     adapter.send(message(text="third"))
+    adapter.sync()
     assert json.loads(path.read_text(encoding="utf-8"))["text"] == "third"
+    journal = (tmp_path / "ob" / "journal.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(journal) == 2  # first and third: the failed send was never journaled
 
 
 def test_outbox_syncs_once_per_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

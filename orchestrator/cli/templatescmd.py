@@ -255,6 +255,9 @@ def send_test(
     try:
         adapter = create_adapter(ch, channel_cfg, base_dir=Path.cwd(), clock=SystemClock())
         result = adapter.send(message)
+        close = getattr(adapter, "close", None)
+        if close is not None:  # written and durable before we say so
+            close()
     except OutreachError as exc:
         typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
