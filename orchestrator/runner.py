@@ -48,7 +48,7 @@ from orchestrator.planner import plan_day, plan_fire
 from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import TemplateRenderer
 from orchestrator.replay import Replayed, load_facts, replay
-from orchestrator.settle import Moved, Settler
+from orchestrator.settle import Moved, Sending, Settler
 from orchestrator.state import AccountState, SendHistory, SendRecord
 from orchestrator.store import account_from_row, decision_values
 
@@ -118,14 +118,6 @@ class Runner:
         }
         self._lease_statement = _lease_statement(self.postgres)
         self.settler = Settler(db.dialect)
-        sends = insert(send_t)
-        self._send_insert = sends.on_conflict_do_update(
-            # a retry after a transient error: the same send row, sending again
-            index_elements=["message_id"],
-            set_={"status": "sending", "sent_at": sends.excluded.sent_at,
-                  "status_at": sends.excluded.sent_at},
-            where=send_t.c.status == "failed",
-        ).returning(send_t.c.message_id)
 
     # --- one tick ------------------------------------------------------------------------
 
@@ -421,15 +413,12 @@ class Runner:
                                          attempted=False)
                 outcomes.extend(v for _, v in refused)
             if ready:
-                written = conn.execute(self._send_insert, [{
-                    "message_id": m, "account_id": o.account_id,
-                    "debtor_id": rep.state.account.debtor_id, "channel": o.channel,
-                    "occurrence_id": o.id, "status": "sending", "sent_at": now,
-                    "status_at": None,
-                    "to_index": (by_account[o.account_id].email_index if o.channel == "email"
-                                 else by_account[o.account_id].phone_index),
-                } for o, _, rep, m in ready]).all()
-                if len(written) != len(ready):  # a send row not failed: never send it again
+                written = self.settler.sending(conn, [Sending(
+                    m, o.account_id, rep.state.account.debtor_id, o.channel, o.id,
+                    by_account[o.account_id].email_index if o.channel == "email"
+                    else by_account[o.account_id].phone_index,
+                ) for o, _, rep, m in ready], now)
+                if written != len(ready):  # a send row not failed: never send it again
                     raise RuntimeError("a claimed occurrence already has a send in progress "
                                        "or done; nothing of this batch was sent")
         done: list[tuple[Row[Any], Outcome, str]] = []

@@ -1,11 +1,12 @@
-"""What a dispatched batch leaves in the tables, a statement per kind of row.
+"""What a dispatched batch writes in the tables, a statement per kind of row.
 
-After a batch the daemon writes a decision row for each occurrence, moves each
-occurrence on from ``sending`` (to sent, deferred, failed...) and gives each send row
-its status and provider id. Sent one row at a time, that is three statements per send;
-here each kind is one statement per batch on PostgreSQL (decisions by ``COPY``, the two
-updates joined to the batch's values passed as arrays) and one ``executemany`` on
-SQLite, which runs in process.
+Before its adapter calls, a batch records a send row ``sending`` for each message;
+after them, a decision row for each occurrence, each occurrence moved on from
+``sending`` (to sent, deferred, failed...) and each send row's status and provider id.
+Sent one row at a time, that is four statements per send; here each kind is one
+statement per batch on PostgreSQL (decisions by ``COPY``, the others joined to the
+batch's values passed as arrays) and one ``executemany`` on SQLite, which runs in
+process.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Dialect
 
 from orchestrator.bulk import BulkInsert
@@ -24,7 +26,7 @@ from orchestrator.models import Decision, Occurrence, Send, UTCDateTime, table_o
 from orchestrator.records import DecisionRecord
 from orchestrator.store import decision_values
 
-__all__ = ["Moved", "Settler"]
+__all__ = ["Moved", "Sending", "Settler"]
 
 decision_t = table_of(Decision)
 occurrence_t = table_of(Occurrence)
@@ -44,12 +46,42 @@ class Moved:
     next: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Sending:
+    """A send about to be handed to its adapter."""
+
+    message_id: str
+    account_id: str
+    debtor_id: str
+    channel: str
+    occurrence_id: int
+    to_index: str | None
+
+
 class Settler:
     """Writes a batch's outcomes on connections of one dialect."""
 
     def __init__(self, dialect: Dialect):
         self.postgres = dialect.name == "postgresql"
         self._decisions = BulkInsert(decision_t, _DECISION_COLUMNS, dialect)
+        self._sending = _sending_sqlite()
+
+    def sending(self, conn: Connection, sends: Sequence[Sending], now: datetime) -> int:
+        """A send row ``sending`` for each, or the same row again after a transient
+        failure (a retry); returns how many were written, which is fewer than given when
+        one of them already has a send row that did not fail (never send that again)."""
+        if not sends:
+            return 0
+        if self.postgres:
+            return len(conn.execute(_SENDING_PG, {
+                "mids": [s.message_id for s in sends], "accounts": [s.account_id for s in sends],
+                "debtors": [s.debtor_id for s in sends], "channels": [s.channel for s in sends],
+                "occurrences": [s.occurrence_id for s in sends],
+                "indexes": [s.to_index for s in sends], "now": now}).all())
+        return len(conn.execute(self._sending, [{
+            "message_id": s.message_id, "account_id": s.account_id, "debtor_id": s.debtor_id,
+            "channel": s.channel, "occurrence_id": s.occurrence_id, "status": "sending",
+            "sent_at": now, "status_at": None, "to_index": s.to_index} for s in sends]).all())
 
     def decisions(self, conn: Connection, records: Sequence[tuple[int | None, DecisionRecord]]
                   ) -> None:
@@ -88,6 +120,29 @@ class Settler:
             conn.execute(_SEND_STATUS, [
                 {"b_mid": m, "b_status": s, "b_provider": p, "b_now": now}
                 for m, s, p in statuses])
+
+
+def _sending_sqlite() -> sa.Insert:
+    sends = sqlite.insert(send_t)
+    return sends.on_conflict_do_update(
+        index_elements=["message_id"],
+        set_={"status": "sending", "sent_at": sends.excluded.sent_at,
+              "status_at": sends.excluded.sent_at},
+        where=send_t.c.status == "failed",
+    ).returning(send_t.c.message_id)
+
+
+_SENDING_PG = sa.text(
+    "INSERT INTO send (message_id, account_id, debtor_id, channel, occurrence_id, status, "
+    "sent_at, to_index) "
+    "SELECT v.mid, v.account, v.debtor, v.channel, v.occurrence, 'sending', :now, v.to_index "
+    "FROM unnest(CAST(:mids AS text[]), CAST(:accounts AS text[]), CAST(:debtors AS text[]), "
+    "CAST(:channels AS text[]), CAST(:occurrences AS bigint[]), CAST(:indexes AS text[])) "
+    "AS v(mid, account, debtor, channel, occurrence, to_index) "
+    "ON CONFLICT (message_id) DO UPDATE SET status = 'sending', sent_at = excluded.sent_at, "
+    "status_at = excluded.sent_at WHERE send.status = 'failed' "
+    "RETURNING send.message_id"
+).bindparams(sa.bindparam("now", type_=UTCDateTime()))
 
 
 def _move(*, attempted: bool) -> sa.Update:

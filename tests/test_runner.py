@@ -167,6 +167,38 @@ def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp
     assert state == "sending" and decided == 0
 
 
+def test_a_send_already_recorded_is_never_sent_again(db_url: str, data_keys: str,
+                                                     tmp_path: Path) -> None:
+    """An occurrence due again whose send row did not fail (it went out, or may have):
+    its batch is refused whole, before any adapter call."""
+    _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 20)
+    instant = START + timedelta(hours=10)
+    runner.plan(instant)
+    runner.dispatch(instant)
+    channel = next(iter(runner.engine.adapters.values()))
+    assert isinstance(channel, SimulatedChannel)
+    sent_before = len(channel.sent)
+    occ, send = table_of(Occurrence), table_of(Send)
+    with engine.begin() as conn:  # made due again, its send row left sent (long ago, so
+        # that no limit counts it and the gate lets it go)
+        first = conn.execute(sa.select(occ.c.id).where(occ.c.state == "sent")
+                             .order_by(occ.c.id).limit(1)).scalar_one()
+        conn.execute(occ.update().where(occ.c.id == first).values(
+            state="pending", next_attempt_at=instant, lease_until=None))
+        conn.execute(send.update().where(send.c.occurrence_id == first).values(
+            sent_at=instant - timedelta(days=400)))
+    try:
+        runner.dispatch(instant)
+    except RuntimeError as exc:
+        assert "already has a send" in str(exc)
+    else:
+        raise AssertionError("the batch was not refused")
+    assert len(channel.sent) == sent_before
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(occ.c.state).where(occ.c.id == first)).scalar_one() \
+            == "pending"
+
+
 class _OptedOutAtTwilio(SimulatedChannel):
     """Twilio's reply for a recipient who texted STOP to our number at Twilio: 21610."""
 
