@@ -1,9 +1,10 @@
 """Dispatch benchmark: prints figures, asserts nothing.
 
     .venv/bin/python bench/dispatch.py [--accounts 10000] [--workers 1,2,4] [--sqlite]
-        [--send-batch 20,100]
+        [--send-batch 100]
 
-For each send batch (``OUTREACH_SEND_BATCH``) and worker count: a fresh PostgreSQL
+For each send batch cap (``OUTREACH_SEND_BATCH``, default 100; the runner claims as many
+as it sends in about a quarter second, at most that) and worker count: a fresh PostgreSQL
 database (or SQLite with --sqlite), N accounts each with one SMS due now, planned once;
 then W ``outreach run --once`` processes start together and dispatch everything to the
 outbox adapter. Prints sends/s overall, per worker, and the per-worker ratio to the
@@ -102,7 +103,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=10000)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--sqlite", action="store_true")
-    parser.add_argument("--send-batch", default="20,100")
+    parser.add_argument("--send-batch", default="100")
     args = parser.parse_args()
     idle = startup()
     print(f"a worker process starts and exits with nothing to do in {idle:.1f} s; "

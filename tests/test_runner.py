@@ -271,6 +271,48 @@ def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
     assert all(r.provider_id for r in rows)
 
 
+class _Slow(SimulatedChannel):
+    """A provider that takes ``seconds`` to answer each message, like a real API."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+
+    def send(self, message):  # type: ignore[no-untyped-def]
+        import time
+
+        time.sleep(self.seconds)
+        return super().send(message)
+
+
+def test_batches_hold_about_a_quarter_second_of_sends(
+        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    """A crash leaves one batch ambiguous, so a batch is sized by the time its sends take:
+    small for a slow provider, up to ``send_batch`` for a fast one."""
+    from orchestrator import runner as runner_module
+
+    _, _, _, runner = _setup(db_url, data_keys, tmp_path, 120)
+    runner.batch, runner.send_batch = 200, 30
+    sizes: list[int] = []
+    real = runner._send_batch
+
+    def record(conn, batch, now):  # type: ignore[no-untyped-def]
+        sizes.append(len(batch))
+        return real(conn, batch, now)
+
+    runner._send_batch = record  # type: ignore[method-assign]
+    by_label = {}
+    for day, (label, adapter) in enumerate((("slow", _Slow(0.06)), ("fast", SimulatedChannel()))):
+        runner.engine.adapters = {c: adapter for c in runner.engine.adapters}
+        sizes.clear()
+        runner.tick(START + timedelta(days=day, hours=15))
+        assert len(adapter.sent) > 20, "too few sends to see the batches: proves nothing"
+        by_label[label] = list(sizes)
+    assert by_label["slow"][0] == runner_module.FIRST_BATCH  # nothing measured yet
+    assert max(by_label["slow"][1:]) <= int(runner_module.SEND_WINDOW / 0.06) + 1
+    assert max(by_label["fast"]) == 30  # the cap, once the pace is known
+
+
 class _Syncing(SimulatedChannel):
     """A provider that makes sends durable a batch at a time (as the outbox does)."""
 

@@ -43,7 +43,7 @@ def build_runner(
     runner = Runner(engine, config, TemplateRenderer(settings.templates_dir, live=False), adapters, cipher,
                     public_url=settings.public_url, secret=secret,
                     worker=worker or default_worker(), workers=positive_env("OUTREACH_WORKERS", 1),
-                    stop=stop, send_batch=positive_env("OUTREACH_SEND_BATCH", 20))
+                    stop=stop, send_batch=positive_env("OUTREACH_SEND_BATCH", 100))
     return runner, clock
 
 
