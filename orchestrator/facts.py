@@ -1,15 +1,16 @@
 """Recording what happened to an account: payments, promises, events, opt-outs, deliveries.
 
-These are the facts the runner replays into account state (``orchestrator.runner``);
+These are the facts the runner replays into account state (``orchestrator.replay``);
 the HTTP server and the REST API write them through here, each in the caller's
 transaction, so a rejected request writes nothing. Every writer is idempotent where the
 outside world repeats itself: payments by ``payment_id``, delivery events by the
-provider's event key, opt-outs by (contact, channel).
+provider's event key, opt-outs by (contact, channel). A fact that can change what is
+planned (a payment, a promise) also marks its account to be planned again (``replan``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Connection, Row
 
 from channels.base import DeliveryStatus, can_move
 from orchestrator.crypto import DataCipher
+from orchestrator.inlist import one_of
 from orchestrator.models import (
     AccountEvent,
     AccountRow,
@@ -41,6 +43,21 @@ send_t = table_of(Send)
 delivery_t = table_of(DeliveryEvent)
 
 EVENT_TYPES = ("conversation", "dispute", "dispute_resolved", "cease", "complaint")
+
+
+# Planned again at the planner's next round; ``plan_seq`` tells a planner that read the
+# account before this change not to mark it planned.
+REPLAN = {"plan_due_at": None, "plan_seq": account_t.c.plan_seq + 1}
+_REPLAN = account_t.update().where(one_of(account_t.c.account_id, "ids")).values(REPLAN)
+
+
+def replan(conn: Connection, account_ids: Iterable[str]) -> None:
+    """These accounts' plans may have changed (a promise, a payment, new account data):
+    the planner's next round replays them. Every writer of such facts calls it, or sets
+    ``REPLAN`` in its own update of the account (the imports do)."""
+    ids = sorted(set(account_ids))
+    if ids:
+        conn.execute(_REPLAN, {"ids": ids})
 
 
 def _insert(conn: Connection) -> Any:
@@ -79,7 +96,7 @@ def record_payment(
     balance = conn.execute(sa.select(account_t.c.balance).where(
         account_t.c.account_id == account_id)).scalar_one()
     left = max(balance - amount, Decimal("0.00"))
-    values: dict[str, Any] = {"balance": left, "updated_at": now}
+    values: dict[str, Any] = {"balance": left, "updated_at": now, **REPLAN}
     if left <= 0:
         values["status"] = "closed"
     conn.execute(account_t.update().where(account_t.c.account_id == account_id).values(values))
@@ -90,6 +107,7 @@ def record_promise(conn: Connection, *, account_id: str, amount: Decimal, due: d
                    made_at: datetime) -> int:
     result = conn.execute(promise_t.insert().values(
         account_id=account_id, amount=amount, due=due, made_at=made_at, state="pending"))
+    replan(conn, [account_id])
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])

@@ -29,6 +29,7 @@ from orchestrator.clock import Clock, SystemClock
 from orchestrator.crypto import DataCipher
 from orchestrator.domain import ACCOUNT_COLUMNS, PERSONAL_FIELDS, REQUIRED_ACCOUNT_COLUMNS, Account
 from orchestrator.errors import InputError, Problem
+from orchestrator.facts import REPLAN
 from orchestrator.models import AccountRow, AuditLog, Debtor, Payment, table_of
 
 __all__ = [
@@ -240,7 +241,7 @@ class _AccountWriter:
         self._update_clear = (
             account_t.update()
             .where(cols.account_id == sa.bindparam("b_account_id"))
-            .values({f: sa.bindparam(f) for f in (*CLEAR_FIELDS, "updated_at")})
+            .values({**{f: sa.bindparam(f) for f in (*CLEAR_FIELDS, "updated_at")}, **REPLAN})
         )
         personal = ("phone_index", "email_index", "personal_digest") + tuple(
             f"{f}_enc" for f in PERSONAL_FIELDS
@@ -248,7 +249,8 @@ class _AccountWriter:
         self._update_full = (
             account_t.update()
             .where(cols.account_id == sa.bindparam("b_account_id"))
-            .values({f: sa.bindparam(f) for f in (*CLEAR_FIELDS, *personal, "updated_at")})
+            .values({**{f: sa.bindparam(f) for f in (*CLEAR_FIELDS, *personal, "updated_at")},
+                     **REPLAN})
         )
         self._update_debtor = (
             debtor_t.update()
@@ -630,6 +632,7 @@ def import_payments(
                         else_=account_t.c.status,
                     ),
                     updated_at=sa.bindparam("updated_at"),
+                    **REPLAN,
                 ),
                 [
                     {

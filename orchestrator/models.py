@@ -116,6 +116,25 @@ class AccountRow(SQLModel, table=True):
     balance_at_stage_entry: Decimal | None = Field(default=None, sa_type=Money())
     created_at: datetime | None = _instant()
     updated_at: datetime | None = _instant()
+    # Planning: the account is planned again at ``plan_due_at`` (the next instant its plan
+    # can change: its next local day, promise or instalment deadline, or dated fact), at
+    # once when NULL. A change of its data or planning facts sets it NULL and counts
+    # ``plan_seq`` (``facts.replan``), so a planner that read the account before the
+    # change does not mark it planned.
+    plan_due_at: datetime | None = _instant(index=True)
+    plan_seq: int = 0
+
+
+class PlannerState(SQLModel, table=True):
+    """The planning configuration the accounts' ``plan_due_at`` were computed under (a
+    digest of cadences, policy and creditors): under another, every account is planned
+    again."""
+
+    __tablename__ = "planner_state"
+
+    id: int = Field(default=1, primary_key=True)
+    config_digest: str
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Promise(SQLModel, table=True):

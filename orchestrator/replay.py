@@ -39,7 +39,7 @@ from orchestrator.rules import AccountRules
 from orchestrator.state import AccountState, EventRecord, TriggerFire
 from orchestrator.store import account_from_row
 
-__all__ = ["Facts", "Replayed", "load_facts", "replay"]
+__all__ = ["Facts", "Replayed", "load_facts", "next_facts", "replay"]
 
 promise_t = table_of(Promise)
 plan_t = table_of(InstalmentPlan)
@@ -67,6 +67,7 @@ class Replayed:
     state: AccountState
     rules: AccountRules
     fires: list[TriggerFire]
+    next_deadline: datetime | None = None  # the first promise or instalment deadline ahead
 
 
 def replay(
@@ -136,13 +137,14 @@ def replay(
         elif kind == "event":
             _apply_event(state, item)
     run_deadlines(now, inclusive=True)
+    next_deadline = deadlines[0][0] if deadlines else None
     account.balance = current_balance
     if current_status == "closed" or current_balance <= 0:
         account.status = "closed"
     else:
         account.status = "open"
     state.opted_out = set(facts.opt_outs)
-    return Replayed(state, rules, fires)
+    return Replayed(state, rules, fires, next_deadline)
 
 
 def _apply_event(state: AccountState, ev: Any) -> None:
@@ -256,3 +258,24 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime) -> dic
             for account_id in by_debtor.get(o.debtor_id, ()):
                 facts[account_id].opt_outs.add(o.channel)
     return facts
+
+
+# The first planning fact dated after ``now`` of each account (a payment or promise
+# recorded ahead of its date): its account's plan changes then.
+_NEXT_FACTS = sa.union_all(*(
+    sa.select(table.c.account_id, sa.func.min(time).label("at"))
+    .where(one_of(table.c.account_id, "ids"), time > _NOW)
+    .group_by(table.c.account_id)
+    for table, time in ((promise_t, promise_t.c.made_at), (plan_t, plan_t.c.created_at),
+                        (payment_t, payment_t.c.paid_at))
+))
+
+
+def next_facts(conn: Connection, ids: Sequence[str], now: datetime) -> dict[str, datetime]:
+    """For each of these accounts that has one, the time of its first promise, plan or
+    payment dated after ``now``."""
+    out: dict[str, datetime] = {}
+    if ids:
+        for account_id, at in conn.execute(_NEXT_FACTS, {"ids": list(ids), "now": now}):
+            out[account_id] = min(at, out.get(account_id, at))
+    return out

@@ -13,6 +13,7 @@ a crash between the two leaves ``sending`` behind, which is never re-sent blindl
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -33,11 +34,13 @@ from orchestrator.config import Config, RetryPolicy, Step, Trigger
 from orchestrator.crypto import DataCipher
 from orchestrator.engine import Engine as DecisionEngine
 from orchestrator.engine import Outcome, message_id_for
+from orchestrator.hours import local_day_start
 from orchestrator.inlist import one_of
 from orchestrator.models import (
     AccountRow,
     Decision,
     Occurrence,
+    PlannerState,
     Promise,
     Send,
     UTCDateTime,
@@ -47,13 +50,14 @@ from orchestrator.planner import Occurrence as Planned
 from orchestrator.planner import plan_day, plan_fire
 from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import TemplateRenderer
-from orchestrator.replay import Replayed, load_facts, replay
+from orchestrator.replay import Replayed, load_facts, next_facts, replay
 from orchestrator.settle import Moved, Sending, Settler
 from orchestrator.state import AccountState, SendHistory, SendRecord
 from orchestrator.store import account_from_row, decision_values
 
 account_t = table_of(AccountRow)
 occurrence_t = table_of(Occurrence)
+planner_t = table_of(PlannerState)
 promise_t = table_of(Promise)
 send_t = table_of(Send)
 
@@ -119,6 +123,7 @@ class Runner:
         }
         self._lease_statement = _lease_statement(self.postgres)
         self.settler = Settler(db.dialect)
+        self.plan_digest = planning_digest(config, not_before)
 
     # --- one tick ------------------------------------------------------------------------
 
@@ -140,13 +145,19 @@ class Runner:
         """Insert today's occurrences (local day of each debtor) and those of trigger events
         that are still live; returns how many were new.
 
+        Only accounts whose plan can have changed are replayed: those due at
+        ``plan_due_at`` (their next local day, promise or instalment deadline, or dated
+        fact) and those whose data or facts changed since (``facts.replan`` set it NULL).
+        Under a planning configuration other than the last round's (a reload, a new
+        release), every account is planned again.
+
         On PostgreSQL one worker plans at a time. The others wait for it to finish and
-        then skip the round (returning 0) rather than replay every account again for
+        then skip the round (returning 0) rather than replay the same accounts again for
         nothing: planning is idempotent, so this only saves work, and what they dispatch
         next is what it planned. A planner that dies releases the lock with its
         connection; the next round is planned by whoever comes first."""
         if not self.postgres:
-            return sum(self._plan_rows(rows, now) for rows in self._account_pages())
+            return self._plan_round(now)
         with self.db.connect() as lock:
             if not lock.execute(_PLANNER_TRY_LOCK).scalar():
                 lock.execute(_PLANNER_LOCK)  # wait for the round in progress to end
@@ -156,10 +167,22 @@ class Runner:
                 return 0
             lock.commit()  # the session's lock stays; no transaction stays open
             try:
-                return sum(self._plan_rows(rows, now) for rows in self._account_pages())
+                return self._plan_round(now)
             finally:
                 lock.execute(_PLANNER_UNLOCK)
                 lock.commit()
+
+    def _plan_round(self, now: datetime) -> int:
+        with self.db.connect() as conn:
+            stored = conn.execute(sa.select(planner_t.c.config_digest)).scalar()
+        every = stored != self.plan_digest
+        planned = sum(self._plan_rows(rows, now) for rows in self._account_pages(now, every))
+        if every:  # from now on, the accounts' plan_due_at hold under this configuration
+            with self.db.begin() as conn:
+                conn.execute(planner_t.delete())
+                conn.execute(planner_t.insert().values(id=1, config_digest=self.plan_digest,
+                                                       updated_at=now))
+        return planned
 
     def plan_accounts(self, account_ids: Iterable[str], now: datetime) -> int:
         """Plan just these accounts now (after a payment, a promise, an event arrived), and
@@ -175,26 +198,33 @@ class Runner:
                    sync_promises: bool = False) -> int:
         with self.db.begin() as conn:
             replayed = self._replayed(conn, rows, now)
+            later = next_facts(conn, [r.account_id for r in rows], now)
             values: list[dict[str, Any]] = []
             for rep in replayed.values():
                 values.extend(self._plan_account(rep, now))
             if sync_promises:
                 for account_id, rep in replayed.items():
                     _write_promise_states(conn, account_id, rep.state, now)
+            self.settler.planned(conn, [
+                (r.account_id, r.plan_seq,
+                 _plan_due(replayed[r.account_id], later.get(r.account_id), now))
+                for r in rows])
             if not values:
                 return 0
             # One statement with a parameter list (not ``.values(rows)``, which is compiled
             # again for every number of rows: 40% of planning went to that).
             return len(conn.execute(self._plan_insert, values).all())
 
-    def _account_pages(self) -> Iterator[list[Row[Any]]]:
+    def _account_pages(self, now: datetime, every: bool) -> Iterator[list[Row[Any]]]:
+        """Pages of the accounts to plan: those due (or all of them), by account id."""
+        query = sa.select(account_t).order_by(account_t.c.account_id).limit(self.batch)
+        if not every:
+            query = query.where(sa.or_(account_t.c.plan_due_at.is_(None),
+                                       account_t.c.plan_due_at <= now))
         after = ""
         while True:
             with self.db.connect() as conn:
-                rows = conn.execute(
-                    sa.select(account_t).where(account_t.c.account_id > after)
-                    .order_by(account_t.c.account_id).limit(self.batch)
-                ).all()
+                rows = conn.execute(query.where(account_t.c.account_id > after)).all()
             if not rows:
                 return
             yield list(rows)
@@ -607,6 +637,21 @@ def _moved(occurrence_id: int, outcome: Outcome) -> Moved:
     if outcome.defer_until is not None:
         return Moved(occurrence_id, "deferred", outcome.defer_until)
     return Moved(occurrence_id, str(outcome.record.decision))
+
+
+def planning_digest(config: Config, not_before: datetime | None) -> str:
+    """What planning depends on besides the accounts and their facts: the cadences, the
+    policy (zones, grace periods), the creditors (their policy profiles) and go-live."""
+    text = config.model_dump_json(include={"cadences", "policy", "creditors"})
+    return hashlib.sha256(f"{text}\x1f{not_before}".encode()).hexdigest()[:32]
+
+
+def _plan_due(rep: Replayed, next_fact: datetime | None, now: datetime) -> datetime:
+    """When this account's plan can next change: its next local day (primary zone), its
+    next promise or instalment deadline, or its next dated fact, whichever comes first."""
+    zone = rep.rules.zones.primary
+    tomorrow = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
+    return min(t for t in (tomorrow, rep.next_deadline, next_fact) if t is not None)
 
 
 def _write_promise_states(conn: Connection, account_id: str, state: AccountState,

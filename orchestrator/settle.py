@@ -1,4 +1,4 @@
-"""What a dispatched batch writes in the tables, a statement per kind of row.
+"""What the runner writes a batch at a time, a statement per kind of row.
 
 Before its adapter calls, a batch records a send row ``sending`` for each message;
 after them, a decision row for each occurrence, each occurrence moved on from
@@ -6,7 +6,7 @@ after them, a decision row for each occurrence, each occurrence moved on from
 Sent one row at a time, that is four statements per send; here each kind is one
 statement per batch on PostgreSQL (decisions by ``COPY``, the others joined to the
 batch's values passed as arrays) and one ``executemany`` on SQLite, which runs in
-process.
+process. A planning page likewise marks when each of its accounts is due again.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Dialect
 
 from orchestrator.bulk import BulkInsert
-from orchestrator.models import Decision, Occurrence, Send, UTCDateTime, table_of
+from orchestrator.models import AccountRow, Decision, Occurrence, Send, UTCDateTime, table_of
 from orchestrator.records import DecisionRecord
 from orchestrator.store import decision_values
 
 __all__ = ["Moved", "Sending", "Settler"]
 
+account_t = table_of(AccountRow)
 decision_t = table_of(Decision)
 occurrence_t = table_of(Occurrence)
 send_t = table_of(Send)
@@ -90,6 +91,21 @@ class Settler:
             self._decisions(conn, [
                 _decision_row(decision_values(r, occurrence_id=i)) for i, r in records])
 
+    def planned(self, conn: Connection, accounts: Sequence[tuple[str, int, datetime]]
+                ) -> None:
+        """Each ``(account id, plan_seq read, next plan due)``: the account is planned
+        until then, unless its data or facts changed since it was read (``plan_seq``
+        moved on: it stays due)."""
+        if not accounts:
+            return
+        if self.postgres:
+            conn.execute(_PLANNED_PG, {"ids": [a for a, _, _ in accounts],
+                                       "seqs": [q for _, q, _ in accounts],
+                                       "dues": [d for _, _, d in accounts]})
+        else:
+            conn.execute(_PLANNED, [{"b_id": a, "b_seq": q, "b_due": d}
+                                    for a, q, d in accounts])
+
     def occurrences(self, conn: Connection, moved: Sequence[Moved], now: datetime, *,
                     attempted: bool) -> None:
         """Move occurrences on from ``sending``; ``attempted``: the adapter was called (one
@@ -143,6 +159,17 @@ _SENDING_PG = sa.text(
     "status_at = excluded.sent_at WHERE send.status = 'failed' "
     "RETURNING send.message_id"
 ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+
+
+_PLANNED = account_t.update().where(
+    account_t.c.account_id == sa.bindparam("b_id"),
+    account_t.c.plan_seq == sa.bindparam("b_seq"),
+).values(plan_due_at=sa.bindparam("b_due", type_=UTCDateTime()))
+_PLANNED_PG = sa.text(
+    "UPDATE account AS a SET plan_due_at = v.due "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:seqs AS bigint[]), "
+    "CAST(:dues AS timestamptz[])) AS v(id, seq, due) "
+    "WHERE a.account_id = v.id AND a.plan_seq = v.seq")
 
 
 def _move(*, attempted: bool) -> sa.Update:

@@ -11,18 +11,15 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from channels.simulated import SimulatedChannel
-from orchestrator import db
+from orchestrator import db, facts
 from orchestrator.configload import load_config
 from orchestrator.crypto import DataCipher
 from orchestrator.importer import import_accounts
 from orchestrator.models import (
-    AccountEvent,
     AccountRow,
     Decision,
     Occurrence,
     OptOut,
-    Payment,
-    Promise,
     Send,
     table_of,
 )
@@ -89,26 +86,18 @@ def test_ticks_decide_what_simulate_decides(db_url: str, data_keys: str, tmp_pat
 
 
 def _apply(engine: sa.Engine, ev, n: int) -> None:  # type: ignore[no-untyped-def]
-    """Record one scenario event as the daemon's inputs would (import, API, webhooks)."""
-    accounts = table_of(AccountRow)
+    """Record one scenario event as the daemon's inputs do (API, webhooks: ``facts``)."""
     with engine.begin() as conn:
         if ev.type == "promise":
-            conn.execute(table_of(Promise).insert().values(
-                account_id=ev.account, amount=ev.data["amount"], due=ev.data["due"],
-                made_at=ev.at))
+            facts.record_promise(conn, account_id=ev.account, amount=ev.data["amount"],
+                                 due=ev.data["due"], made_at=ev.at)
         elif ev.type == "payment":
-            conn.execute(table_of(Payment).insert().values(
-                payment_id=f"pay{n}", account_id=ev.account, amount=ev.data["amount"],
-                paid_at=ev.at, source="test"))
-            row = conn.execute(sa.select(accounts.c.balance).where(
-                accounts.c.account_id == ev.account)).one()
-            balance = max(row.balance - ev.data["amount"], Decimal("0"))
-            conn.execute(accounts.update().where(accounts.c.account_id == ev.account).values(
-                balance=balance, status="closed" if balance <= 0 else "open"))
+            facts.record_payment(conn, account_id=ev.account, payment_id=f"pay{n}",
+                                 amount=ev.data["amount"], currency=None, paid_at=ev.at,
+                                 source="test", now=ev.at)
         else:
-            conn.execute(table_of(AccountEvent).insert().values(
-                account_id=ev.account, type=ev.type, channel=ev.data.get("channel"),
-                time=ev.at))
+            facts.record_event(conn, account_id=ev.account, type_=ev.type, at=ev.at,
+                               channel=ev.data.get("channel"))
 
 
 def test_ticks_with_promises_payments_and_events(
@@ -406,3 +395,59 @@ def test_one_worker_plans_at_a_time_on_postgresql(db_url: str, data_keys: str,
     assert count > 0 and planned() == count
     assert runner.plan(now) == 0 and runner.skipped_plans == 1  # planned, nothing new
     engine.dispose()
+
+
+def test_planning_replays_only_accounts_whose_plan_can_change(
+        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    """A round replays the accounts due (next local day, deadline, dated fact) or changed
+    since (``facts.replan``), not the whole portfolio; another planning configuration
+    replays every account; a change made while a planner held an account keeps it due."""
+    from orchestrator import runner as runner_module
+
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 30)
+    replayed: list[str] = []
+    real = runner_module.replay
+
+    def counting(row, *args, **kwargs):  # type: ignore[no-untyped-def]
+        replayed.append(row.account_id)
+        return real(row, *args, **kwargs)
+
+    runner_module.replay = counting  # type: ignore[assignment]
+    try:
+        instant = START + timedelta(hours=10)
+        runner.plan(instant)
+        assert sorted(replayed) == sorted(a.account_id for a in accounts)  # first round: all
+        replayed.clear()
+        runner.plan(instant + timedelta(minutes=1))
+        assert replayed == []  # nothing can have changed
+        acct = table_of(AccountRow)
+        with engine.connect() as conn:
+            due = dict(conn.execute(sa.select(acct.c.account_id, acct.c.plan_due_at)).all())
+        assert all(d is not None and instant < d <= instant + timedelta(days=1)
+                   for d in due.values())
+        target = accounts[3].account_id
+        with engine.begin() as conn:
+            facts.record_promise(conn, account_id=target, amount=Decimal("10.00"),
+                                 due=date(2026, 3, 20), made_at=instant)
+        runner.plan(instant + timedelta(minutes=2))
+        assert replayed == [target]
+        replayed.clear()
+        earliest = min(due.values())  # the next local midnight of some debtor
+        runner.plan(earliest)
+        assert replayed and all(due[a] <= earliest for a in replayed)
+        replayed.clear()
+        # a change while a planner held the account: it stays due
+        with engine.connect() as conn:
+            seq = conn.execute(sa.select(acct.c.plan_seq).where(
+                acct.c.account_id == target)).scalar_one()
+        with engine.begin() as conn:
+            facts.replan(conn, [target])
+            runner.settler.planned(conn, [(target, seq, instant + timedelta(days=1))])
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(acct.c.plan_due_at).where(
+                acct.c.account_id == target)).scalar_one() is None
+        runner.plan_digest = "another configuration"
+        runner.plan(instant + timedelta(minutes=3))
+        assert sorted(replayed) == sorted(a.account_id for a in accounts)
+    finally:
+        runner_module.replay = real  # type: ignore[assignment]
