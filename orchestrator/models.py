@@ -122,7 +122,7 @@ class AccountRow(SQLModel, table=True):
     # ``plan_seq`` (``facts.replan``), so a planner that read the account before the
     # change does not mark it planned.
     plan_due_at: datetime | None = _instant(index=True)
-    plan_seq: int = 0
+    plan_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class PlannerState(SQLModel, table=True):

@@ -27,8 +27,6 @@ def upgrade() -> None:
                                       server_default="0"))
         batch_op.create_index(batch_op.f("ix_account_plan_due_at"), ["plan_due_at"],
                               unique=False)
-    with op.batch_alter_table("account", schema=None) as batch_op:
-        batch_op.alter_column("plan_seq", server_default=None)
     op.create_table(
         "planner_state",
         sa.Column("id", sa.Integer(), nullable=False),
