@@ -160,44 +160,35 @@ def _apply_event(state: AccountState, ev: Any) -> None:
 
 
 _NOW: sa.BindParameter[datetime] = sa.bindparam("now")
-_PROMISES = (
-    sa.select(promise_t)
-    .where(one_of(promise_t.c.account_id, "ids"), promise_t.c.made_at <= _NOW)
-    .order_by(promise_t.c.made_at, promise_t.c.id)
-)
-_PLANS = (
-    sa.select(plan_t)
-    .where(one_of(plan_t.c.account_id, "ids"), plan_t.c.created_at <= _NOW)
-    .order_by(plan_t.c.created_at, plan_t.c.id)
-)
+# The facts of each kind, by account, that are in force at ``now``: each kind's table,
+# the column that dates a fact, and what else makes it count.
+_KIND_OF: dict[str, tuple[sa.Table, sa.ColumnElement[Any], list[sa.ColumnElement[bool]]]] = {
+    "promise": (promise_t, promise_t.c.made_at, []),
+    "plan": (plan_t, plan_t.c.created_at, []),
+    "payment": (payment_t, payment_t.c.paid_at, []),
+    "event": (event_t, event_t.c.time, [event_t.c.type.in_(_EVENT_TYPES)]),
+}
+
+
+def _dated(table: sa.Table, time: sa.ColumnElement[Any],
+           extra: list[sa.ColumnElement[bool]]) -> list[sa.ColumnElement[bool]]:
+    return [one_of(table.c.account_id, "ids"), time <= _NOW, *extra]
+
+
+# Each kind's facts in time order (as ``replay`` applies them).
+_FACTS = {kind: sa.select(table).where(*_dated(table, time, extra)).order_by(time, table.c.id)
+          for kind, (table, time, extra) in _KIND_OF.items()}
 _INSTALMENTS = (
     sa.select(instalment_t)
     .where(one_of(instalment_t.c.plan_id, "plans"))
     .order_by(instalment_t.c.due, instalment_t.c.id)
 )
-_PAYMENTS = (
-    sa.select(payment_t)
-    .where(one_of(payment_t.c.account_id, "ids"), payment_t.c.paid_at <= _NOW)
-    .order_by(payment_t.c.paid_at, payment_t.c.id)
-)
-_EVENTS = (
-    sa.select(event_t)
-    .where(one_of(event_t.c.account_id, "ids"), event_t.c.time <= _NOW,
-           event_t.c.type.in_(_EVENT_TYPES))
-    .order_by(event_t.c.time, event_t.c.id)
-)
 # Which of these accounts have facts of each kind: most have none, and then this one
 # statement stands for the four that would read them.
 _KINDS = sa.union_all(*(
     sa.select(sa.literal(kind).label("kind"), table.c.account_id)
-    .where(one_of(table.c.account_id, "ids"), *condition)
-    .distinct()
-    for kind, table, condition in (
-        ("promise", promise_t, [promise_t.c.made_at <= _NOW]),
-        ("plan", plan_t, [plan_t.c.created_at <= _NOW]),
-        ("payment", payment_t, [payment_t.c.paid_at <= _NOW]),
-        ("event", event_t, [event_t.c.time <= _NOW, event_t.c.type.in_(_EVENT_TYPES)]),
-    )
+    .where(*_dated(table, time, extra)).distinct()
+    for kind, (table, time, extra) in _KIND_OF.items()
 ))
 # Opt-outs in force: of one of these accounts, of one of their phone numbers or email
 # addresses (blind indexes), or of a whole debtor.
@@ -224,22 +215,25 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime) -> dic
     having: dict[str, list[str]] = defaultdict(list)
     for kind, account_id in conn.execute(_KINDS, {"ids": ids, "now": now}):
         having[kind].append(account_id)
-    if having["promise"]:
-        for p in conn.execute(_PROMISES, {"ids": having["promise"], "now": now}):
-            facts[p.account_id].promises.append(p)
-    if having["plan"]:
-        plans = conn.execute(_PLANS, {"ids": having["plan"], "now": now}).all()
+
+    def of(kind: str) -> list[Any]:
+        if not having[kind]:
+            return []
+        return list(conn.execute(_FACTS[kind], {"ids": having[kind], "now": now}))
+
+    for p in of("promise"):
+        facts[p.account_id].promises.append(p)
+    plans = of("plan")
+    if plans:
         by_plan: dict[int, list[Any]] = defaultdict(list)
         for inst in conn.execute(_INSTALMENTS, {"plans": [p.id for p in plans]}):
             by_plan[inst.plan_id].append(inst)
         for plan in plans:
             facts[plan.account_id].plans.append((plan, by_plan[plan.id]))
-    if having["payment"]:
-        for pay in conn.execute(_PAYMENTS, {"ids": having["payment"], "now": now}):
-            facts[pay.account_id].payments.append(pay)
-    if having["event"]:
-        for ev in conn.execute(_EVENTS, {"ids": having["event"], "now": now}):
-            facts[ev.account_id].events.append(ev)
+    for pay in of("payment"):
+        facts[pay.account_id].payments.append(pay)
+    for ev in of("event"):
+        facts[ev.account_id].events.append(ev)
     by_contact: dict[str, list[str]] = defaultdict(list)
     by_debtor: dict[str, list[str]] = defaultdict(list)
     for r in rows:
@@ -266,8 +260,7 @@ _NEXT_FACTS = sa.union_all(*(
     sa.select(table.c.account_id, sa.func.min(time).label("at"))
     .where(one_of(table.c.account_id, "ids"), time > _NOW)
     .group_by(table.c.account_id)
-    for table, time in ((promise_t, promise_t.c.made_at), (plan_t, plan_t.c.created_at),
-                        (payment_t, payment_t.c.paid_at))
+    for table, time, _ in (_KIND_OF[k] for k in ("promise", "plan", "payment"))
 ))
 
 
