@@ -404,7 +404,9 @@ class Runner:
                          ) -> list[Row[Any]]:
         """Every account of the batch's debtors, under their locks. An account that moved
         to another debtor since the lease (a re-import) has that debtor locked as well,
-        and its other accounts read with it."""
+        and its other accounts read with it. That lock comes after the sorted ones, so two
+        workers may then deadlock: PostgreSQL aborts one, whose lease lapses (``LEASE``)
+        and is taken again. Rare: only a debtor change during dispatch."""
         locked = set(debtors)
         ids = [o.account_id for o in batch]
         while True:
