@@ -51,7 +51,7 @@ from orchestrator.planner import plan_day, plan_fire
 from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import TemplateRenderer
 from orchestrator.replay import Replayed, load_facts, next_facts, replay
-from orchestrator.settle import Moved, Sending, Settler
+from orchestrator.settle import Moved, Sending, Settler, send_status
 from orchestrator.state import AccountState, SendHistory, SendRecord
 from orchestrator.store import account_from_row, decision_values
 
@@ -62,6 +62,8 @@ promise_t = table_of(Promise)
 send_t = table_of(Send)
 
 log = logging.getLogger("outreach.runner")
+
+SEND_BATCH = 100  # default cap of sends claimed together (``OUTREACH_SEND_BATCH``)
 
 DUE = ("pending", "deferred")
 
@@ -94,7 +96,7 @@ class Runner:
         not_before: datetime | None = None,
         workers: int = 1,
         stop: threading.Event | None = None,
-        send_batch: int = 100,
+        send_batch: int = SEND_BATCH,
     ):
         self.db = db
         self.config = config
@@ -494,7 +496,7 @@ class Runner:
                 self.settler.occurrences(conn, [_moved(r.id, o) for r, o, _ in done], now,
                                          attempted=True)
                 self.settler.sends(conn, [
-                    (m, _SEND_STATUS_OF.get(str(o.record.decision), "failed"), o.provider_id)
+                    (m, send_status(str(o.record.decision)), o.provider_id)
                     for _, o, m in done], now)
             for _, o, _ in done:
                 if o.opt_out:  # the provider refused: the recipient opted out there
@@ -589,10 +591,6 @@ _DEBTOR_LOCKS = sa.text(
 def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
     """``state IN (...)`` with inline constants, usable with executemany."""
     return sa.or_(*(occurrence_t.c.state == sa.literal_column(f"'{s}'") for s in states))
-
-
-# A send row's status once its adapter answered (else ``failed``).
-_SEND_STATUS_OF = {"sent": "sent", "ambiguous": "ambiguous"}
 
 
 # Due occurrences not leased (or whose lease lapsed), oldest first, leased to one worker;

@@ -26,7 +26,7 @@ from orchestrator.models import AccountRow, Decision, Occurrence, Send, UTCDateT
 from orchestrator.records import DecisionRecord
 from orchestrator.store import decision_values
 
-__all__ = ["Moved", "Sending", "Settler"]
+__all__ = ["Moved", "Sending", "Settler", "send_status"]
 
 account_t = table_of(AccountRow)
 decision_t = table_of(Decision)
@@ -57,6 +57,12 @@ class Sending:
     channel: str
     occurrence_id: int
     to_index: str | None
+
+
+def send_status(decision: str) -> str:
+    """A send row's status once its adapter answered: ``sent``, ``ambiguous`` (it may have
+    gone out), else ``failed``."""
+    return decision if decision in ("sent", "ambiguous") else "failed"
 
 
 class Settler:

@@ -52,6 +52,7 @@ from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import digits_filter
 from orchestrator.replay import Replayed, load_facts, replay
 from orchestrator.runner import Runner
+from orchestrator.settle import send_status
 from orchestrator.store import decision_values
 
 log = logging.getLogger("outreach.voice")
@@ -285,8 +286,7 @@ class VoiceCalls:
         with self.tx() as conn:
             self._settle(conn, occ_id, outcome.record, now)
             conn.execute(send_t.update().where(send_t.c.message_id == sms_id).values(
-                status={"sent": "sent", "ambiguous": "ambiguous"}.get(
-                    str(outcome.record.decision), "failed"),
+                status=send_status(str(outcome.record.decision)),
                 provider_id=outcome.provider_id, status_at=now))
             if outcome.opt_out:  # Twilio 21610: they texted STOP to that sender there
                 facts.opt_out(conn, debtor_id=account.debtor_id, account_id=account.account_id,

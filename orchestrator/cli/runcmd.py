@@ -26,7 +26,7 @@ def build_runner(
     from orchestrator.configload import load_config
     from orchestrator.crypto import DataCipher
     from orchestrator.rendering import TemplateRenderer
-    from orchestrator.runner import Runner
+    from orchestrator.runner import SEND_BATCH, Runner
     from orchestrator.settings import Settings
 
     settings = Settings.from_env()
@@ -43,7 +43,7 @@ def build_runner(
     runner = Runner(engine, config, TemplateRenderer(settings.templates_dir, live=False), adapters, cipher,
                     public_url=settings.public_url, secret=secret,
                     worker=worker or default_worker(), workers=positive_env("OUTREACH_WORKERS", 1),
-                    stop=stop, send_batch=positive_env("OUTREACH_SEND_BATCH", 100))
+                    stop=stop, send_batch=positive_env("OUTREACH_SEND_BATCH", SEND_BATCH))
     return runner, clock
 
 
