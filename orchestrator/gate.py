@@ -14,14 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-
-import phonenumbers
 
 from orchestrator.config import Kind, TriggerEvent
 from orchestrator.hours import is_permitted, next_permitted
 from orchestrator.limiter import limit_free_at, pause_free_at
-from orchestrator.phones import parse_phone
+from orchestrator.phones import phone_facts
 from orchestrator.planner import Occurrence, current_stage
 from orchestrator.records import DecisionKind, Reason, limit_reason, pause_reason
 from orchestrator.rules import AccountRules
@@ -132,10 +129,9 @@ def contact_rule(occ: Occurrence, state: AccountState) -> str | None:
     return None
 
 
-@lru_cache(maxsize=65536)
 def _valid_phone(phone: str) -> bool:
-    number = parse_phone(phone)
-    return number is not None and phonenumbers.is_valid_number(number)
+    facts = phone_facts(phone)
+    return facts is not None and facts.valid
 
 
 def timing(

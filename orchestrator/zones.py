@@ -28,14 +28,11 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import us
-from phonenumbers import PhoneNumberType
-from phonenumbers import timezone as phone_tz
 
 from orchestrator.config import TimezonePolicy
 from orchestrator.domain import Account
-from orchestrator.phones import parse_phone
+from orchestrator.phones import phone_facts
 
 __all__ = ["Zones", "address_zones", "candidate_zones", "local_date", "phone_zones",
            "place_zones"]
@@ -45,13 +42,6 @@ _COUNTRY_OVERRIDE: dict[str, tuple[str, ...]] = {"CN": ("Asia/Shanghai",)}
 _REGION_ZONES: dict[tuple[str, str], tuple[str, ...]] = {
     ("CN", "XJ"): ("Asia/Shanghai", "Asia/Urumqi"),
     ("CN", "65"): ("Asia/Shanghai", "Asia/Urumqi"),
-}
-# Number types that carry a place (at least the country); toll-free, premium, VoIP, ...
-# numbers carry none.
-_GEOGRAPHIC = {
-    PhoneNumberType.FIXED_LINE,
-    PhoneNumberType.MOBILE,
-    PhoneNumberType.FIXED_LINE_OR_MOBILE,
 }
 
 
@@ -216,15 +206,12 @@ def _address_zones(country: str, region: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=65536)
 def _phone_zones(phone: str) -> tuple[str, ...]:
-    number = parse_phone(phone)
-    if number is None:
-        return ()
-    if phonenumbers.number_type(number) not in _GEOGRAPHIC:
-        return ()
     # A geographic number maps to its area's zones; a mobile number of a country whose
     # mobiles are not geographic maps to the country's zones.
-    keys = phone_tz.time_zones_for_number(number)
-    return _valid(k for k in keys if k != "Etc/Unknown")
+    facts = phone_facts(phone)
+    if facts is None:
+        return ()
+    return _valid(k for k in facts.zones if k != "Etc/Unknown")
 
 
 def _valid(keys: Iterable[str]) -> tuple[str, ...]:

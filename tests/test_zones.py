@@ -6,10 +6,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import timezone as phone_tz
 
 from orchestrator.config import TimezonePolicy
 from orchestrator.domain import Account
+from orchestrator.phones import GEOGRAPHIC, phone_facts
 from orchestrator.zones import Zones, address_zones, candidate_zones, phone_zones
 
 POLICY = TimezonePolicy()  # default America/New_York, sources explicit, address, phone
@@ -162,3 +167,35 @@ def test_results_are_shared_between_accounts() -> None:
         acct(account_id="B", phone="+12125550199", region="CA", country="US"), POLICY
     )
     assert a == b and hash(a) == hash(b)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    country=st.sampled_from([1, 7, 33, 44, 49, 52, 54, 55, 61, 62, 81, 86, 91, 800, 852, 882]),
+    national=st.text(alphabet="0123456789", min_size=4, max_size=13),
+)
+def test_phone_facts_answer_as_phonenumbers_does(country: int, national: str) -> None:
+    """One parse and one type lookup give what ``is_valid_number`` and
+    ``time_zones_for_number`` give (the engine asks each number both)."""
+    text = f"+{country}{national}"
+    facts = phone_facts(text)
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        assert facts is None
+        return
+    assert facts is not None
+    assert facts.valid == phonenumbers.is_valid_number(number)
+    geographic = phonenumbers.number_type(number) in GEOGRAPHIC
+    expected = tuple(phone_tz.time_zones_for_number(number)) if geographic else ()
+    assert facts.zones == expected
+
+
+@pytest.mark.parametrize("text", ["+12125550100", "+8613800138000", "+441632960961",
+                                  "+5215512345678", "+18005550100", "+12125550"])
+def test_phone_facts_of_known_numbers(text: str) -> None:
+    number = phonenumbers.parse(text, None)
+    facts = phone_facts(text)
+    assert facts is not None and facts.valid == phonenumbers.is_valid_number(number)
+    if facts.valid and phonenumbers.number_type(number) in GEOGRAPHIC:
+        assert facts.zones == tuple(phone_tz.time_zones_for_number(number))
