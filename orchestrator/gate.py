@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from orchestrator.config import Kind, TriggerEvent
-from orchestrator.hours import is_permitted, next_permitted
+from orchestrator.hours import first_permitted
 from orchestrator.limiter import limit_free_at, pause_free_at
 from orchestrator.phones import phone_facts
 from orchestrator.planner import Occurrence, current_stage
@@ -151,10 +151,10 @@ def timing(
         # permitted hours and holidays, in every candidate zone
         hours_rule = rules.hours_for(channel)
         holidays = rules.holidays_for(channel)
-        if not is_permitted(t, hours_rule, rules.zones.candidates, holidays):
-            nxt = next_permitted(t, hours_rule, rules.zones.candidates, holidays)
-            if nxt is None:
-                return Deny(DecisionKind.skipped, Reason.never_permitted)
+        nxt = first_permitted(t, hours_rule, rules.zones.candidates, holidays)
+        if nxt is None:
+            return Deny(DecisionKind.skipped, Reason.never_permitted)
+        if nxt != t:
             if first_reason is None:
                 first_reason = rules.closed_reason(t, channel)
             t, moved = nxt, True

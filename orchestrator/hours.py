@@ -39,6 +39,7 @@ __all__ = [
     "HoursRule",
     "effective_hours",
     "is_permitted",
+    "first_permitted",
     "local_datetime",
     "local_day_bounds",
     "local_day_start",
@@ -376,6 +377,24 @@ def next_permitted(
         if latest == t:
             return t
         t = latest
+
+
+@lru_cache(maxsize=65536)
+def first_permitted(
+    instant: datetime,
+    rule: HoursRule,
+    zones: tuple[ZoneInfo, ...],
+    holidays: HolidayCalendar | None = None,
+) -> datetime | None:
+    """``next_permitted`` remembered: ``instant`` itself (in UTC) when a send is permitted
+    then in every zone, else the first instant that is, else None.
+
+    The gate asks this of every occurrence, and most of them ask it at the same few
+    instants (a batch's ``now``, ten o'clock local in a handful of zones) under the same
+    few rules and zone sets, so the answer is kept. The arguments are values (a frozen
+    rule and calendar, a tuple of zones): the same arguments always have the same answer.
+    """
+    return next_permitted(instant, rule, zones, holidays)
 
 
 def _open_until(

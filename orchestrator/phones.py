@@ -60,7 +60,7 @@ def phone_facts(text: str) -> PhoneFacts | None:
     kind = phonenumbers.number_type(number)
     zones: tuple[str, ...] = ()
     if kind in GEOGRAPHIC:
-        if phonenumbers.is_number_type_geographical(kind, number.country_code):
+        if phonenumbers.is_number_type_geographical(kind, number.country_code or 0):
             zones = tuple(phone_tz.time_zones_for_geographical_number(number))
         else:  # a mobile number of a country whose mobiles carry no area: the country's
             zones = tuple(phone_tz.time_zones_for_number(number))
