@@ -93,7 +93,7 @@ def run(n: int, workers: int, sqlite: bool, batch: int) -> tuple[float, int, int
 
 
 def runner_clock_now():  # type: ignore[no-untyped-def]
-    from orchestrator.scenario import parse_instant
+    from orchestrator.clock import parse_instant
 
     return parse_instant(NOW)
 

@@ -6,8 +6,8 @@ one due instant to the next.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 
 
 def utc(dt: datetime) -> datetime:
@@ -15,6 +15,19 @@ def utc(dt: datetime) -> datetime:
     if dt.tzinfo is None:
         raise ValueError(f"naive datetime {dt!r}: every instant must carry its zone")
     return dt.astimezone(UTC)
+
+
+def parse_instant(value: Any) -> datetime:
+    """An instant in UTC from a datetime (naive: UTC), a date (its midnight UTC) or an
+    ISO-8601 string (``--now``, scenario files)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.strip())
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    raise ValueError(f"not an ISO-8601 instant: {value!r}")
 
 
 class Clock(Protocol):

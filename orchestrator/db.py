@@ -12,14 +12,15 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SAWarning
 from sqlmodel import Session, create_engine
+
+if TYPE_CHECKING:  # alembic is imported when migrating, not by every command
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_URL = "sqlite:///var/outreach.db"
@@ -83,6 +84,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
@@ -94,6 +97,8 @@ def upgrade(url: str = DEFAULT_URL, revision: str = "head") -> None:
     """Create or migrate the schema on ``url`` (idempotent)."""
     url = normalize_url(url)
     _ensure_sqlite_dir(url)
+    from alembic import command
+
     engine = make_engine(url)
     try:
         with engine.begin() as connection:

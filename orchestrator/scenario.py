@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from orchestrator.accounts import parse_account
+from orchestrator.clock import parse_instant
 from orchestrator.configload import load_config
 from orchestrator.errors import InputError, Problem
 from orchestrator.events import EVENT_TYPES, ScenarioEvent
@@ -27,17 +28,6 @@ def _line(node: Any, key: str | None = None) -> int | None:
         return int(lc.line) + 1
     except Exception:  # noqa: BLE001 - line numbers are a courtesy
         return None
-
-
-def parse_instant(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str):
-        parsed = datetime.fromisoformat(value.strip())
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    raise ValueError(f"not an ISO-8601 instant: {value!r}")
 
 
 def parse_day(value: Any) -> date:

@@ -66,7 +66,7 @@ def default_worker() -> str:
 
 
 def _parse_now(value: str) -> datetime:
-    from orchestrator.scenario import parse_instant
+    from orchestrator.clock import parse_instant
 
     try:
         return parse_instant(value)
