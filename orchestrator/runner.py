@@ -285,7 +285,8 @@ class Runner:
             rows = conn.execute(self._lease_statement, {
                 "b_now": now, "b_until": now + LEASE, "b_worker": self.worker,
                 "b_limit": self.batch}).all()
-        return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
+        return sorted(rows, key=lambda r: (r.next_attempt_at, r.planned_at, r.account_id,
+                                           r.step_id, r.occurrence_key))
 
     def recover(self, now: datetime, *, stale: timedelta = timedelta(minutes=15)) -> int:
         """On start: sends this worker left ``sending`` (it crashed mid-send), and anyone's
@@ -595,13 +596,23 @@ def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
 
 # Due occurrences not leased (or whose lease lapsed), oldest first, leased to one worker;
 # each comes back with its account's debtor.
+def _due_order(postgres: bool) -> list[sa.ColumnElement[Any]]:
+    """The order in which due occurrences take their turn: by due time, then
+    ``simulate.due_order`` (planned first, then account, step, key), text compared by
+    code point as Python compares it (PostgreSQL's "C" collation; SQLite's default)."""
+    c = occurrence_t.c
+    texts = [c.account_id, c.step_id, c.occurrence_key]
+    return [c.next_attempt_at, c.planned_at,
+            *(t.collate("C") if postgres else t for t in texts)]
+
+
 def _lease_statement(postgres: bool) -> sa.Update:
     now = sa.bindparam("b_now", type_=UTCDateTime())
     pick = (
         sa.select(occurrence_t.c.id)
         .where(_state_in(DUE), occurrence_t.c.next_attempt_at <= now,
                sa.or_(occurrence_t.c.lease_until.is_(None), occurrence_t.c.lease_until < now))
-        .order_by(occurrence_t.c.next_attempt_at, occurrence_t.c.id)
+        .order_by(*_due_order(postgres))
         .limit(sa.bindparam("b_limit", type_=sa.Integer()))
     )
     if postgres:

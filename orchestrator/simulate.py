@@ -39,6 +39,14 @@ SIMULATION_PUBLIC_URL = "http://127.0.0.1:8000"
 _EVENT, _DAY, _DEADLINE, _OCC = 0, 1, 2, 3
 
 
+def due_order(occ: Occurrence) -> tuple[datetime, str, str, str]:
+    """How occurrences due at the same instant take their turn: the one planned first
+    goes first (it has waited longest), then by account, step and key. When a limit has
+    room for one more send, this decides which; the daemon leases in the same order
+    (``runner``), so that it decides what ``simulate`` decides."""
+    return (occ.planned_at, occ.account_id, occ.step_id, occ.key)
+
+
 @dataclass
 class Scenario:
     start: datetime
@@ -78,7 +86,7 @@ class Simulation:
         self.states: dict[str, AccountState] = {}
         self.by_debtor: dict[str, list[AccountState]] = defaultdict(list)
         self.histories: dict[str, SendHistory] = defaultdict(SendHistory)
-        self._heap: list[tuple[datetime, int, int, Any]] = []
+        self._heap: list[tuple[datetime, int, tuple[Any, ...], Any]] = []
         self._seq = itertools.count()
         self._planned: set[tuple[str, str, str]] = set()
         self.on_progress = on_progress
@@ -98,7 +106,10 @@ class Simulation:
     # --- queue -------------------------------------------------------------------------
 
     def push(self, when: datetime, priority: int, item: Any) -> None:
-        heapq.heappush(self._heap, (when, priority, next(self._seq), item))
+        """Queue ``item`` at ``when``; ties by priority, then occurrences in ``due_order``
+        and everything else in the order queued."""
+        order = due_order(item[1]) if priority == _OCC else (next(self._seq),)
+        heapq.heappush(self._heap, (when, priority, order, item))
 
     def schedule(self, occurrences: Iterable[Occurrence]) -> None:
         start = self.scenario.start

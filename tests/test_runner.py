@@ -85,6 +85,26 @@ def test_ticks_decide_what_simulate_decides(db_url: str, data_keys: str, tmp_pat
     assert {s for _, s in ids} == {"sent"}
 
 
+def test_same_instant_turns_are_taken_as_simulate_takes_them(
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
+    """Over two weeks deferrals pile up: a debtor's sends held by hours or a limit fall
+    due at the same instant, and a weekly cap (US-WA, 3 in 7 days per debtor) has room for
+    some of them only. The daemon gives the turns in the same order as ``simulate``
+    (planned first), so the same ones go out."""
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 40)
+    scenario = Scenario(START, 14, config, ROOT / "templates", accounts, [])
+    expected = [_key(r) for r in Simulation(scenario).run()]
+    contested = {r[1] for r in expected if r[5] == "limit:wa-weekly"}
+    assert contested, "no debtor reached the weekly cap: the test proves nothing"
+    for instant in sorted({r[0] for r in expected}):
+        runner.tick(instant)
+    got = _db_decisions(engine)
+    missing = sorted(set(expected) - set(got), key=repr)[:5]
+    extra = sorted(set(got) - set(expected), key=repr)[:5]
+    assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
+
+
 def _apply(engine: sa.Engine, ev, n: int) -> None:  # type: ignore[no-untyped-def]
     """Record one scenario event as the daemon's inputs do (API, webhooks: ``facts``)."""
     with engine.begin() as conn:
