@@ -27,6 +27,8 @@ from orchestrator.models import (
     AccountEvent,
     AccountRow,
     DeliveryEvent,
+    InstalmentPlan,
+    InstalmentRow,
     OptOut,
     Payment,
     Promise,
@@ -37,6 +39,8 @@ from orchestrator.models import (
 account_t = table_of(AccountRow)
 payment_t = table_of(Payment)
 promise_t = table_of(Promise)
+plan_t = table_of(InstalmentPlan)
+instalment_t = table_of(InstalmentRow)
 event_t = table_of(AccountEvent)
 optout_t = table_of(OptOut)
 send_t = table_of(Send)
@@ -111,6 +115,27 @@ def record_promise(conn: Connection, *, account_id: str, amount: Decimal, due: d
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def record_plan(conn: Connection, *, account_id: str,
+                instalments: Sequence[tuple[date, Decimal]], created_at: datetime) -> int:
+    """A payment plan agreed with the debtor: its instalments (due date, amount), in due
+    order. While it is kept only service messages go out (a reminder before each
+    instalment, thanks for each payment); a missed instalment breaks it. Replayed like a
+    scenario's ``plan`` event. Returns the plan's id."""
+    if not instalments:
+        raise ValueError("a plan needs at least one instalment")
+    result = conn.execute(plan_t.insert().values(account_id=account_id, created_at=created_at,
+                                                 state="active"))
+    key = result.inserted_primary_key
+    assert key is not None
+    plan_id = int(key[0])
+    conn.execute(instalment_t.insert(), [
+        {"plan_id": plan_id, "due": due, "amount": amount, "paid": Decimal("0.00"),
+         "state": "pending"}
+        for due, amount in sorted(instalments, key=lambda item: item[0])])
+    replan(conn, [account_id])
+    return plan_id
 
 
 def record_event(conn: Connection, *, account_id: str, type_: str, at: datetime,

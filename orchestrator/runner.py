@@ -39,6 +39,8 @@ from orchestrator.inlist import one_of
 from orchestrator.models import (
     AccountRow,
     Decision,
+    InstalmentPlan,
+    InstalmentRow,
     Occurrence,
     PlannerState,
     Promise,
@@ -59,6 +61,8 @@ account_t = table_of(AccountRow)
 occurrence_t = table_of(Occurrence)
 planner_t = table_of(PlannerState)
 promise_t = table_of(Promise)
+plan_t = table_of(InstalmentPlan)
+instalment_t = table_of(InstalmentRow)
 send_t = table_of(Send)
 
 log = logging.getLogger("outreach.runner")
@@ -207,6 +211,7 @@ class Runner:
             if sync_promises:
                 for account_id, rep in replayed.items():
                     _write_promise_states(conn, account_id, rep.state, now)
+                    _write_plan_states(conn, account_id, rep.state, now)
             self.settler.planned(conn, [
                 (r.account_id, r.plan_seq,
                  _plan_due(replayed[r.account_id], later.get(r.account_id), now))
@@ -674,6 +679,31 @@ def _write_promise_states(conn: Connection, account_id: str, state: AccountState
     for row, promise in zip(rows, state.promises, strict=False):
         conn.execute(promise_t.update().where(promise_t.c.id == row.id).values(
             state=promise.state, kept_at=promise.kept_at, broken_at=promise.broken_at))
+
+
+def _write_plan_states(conn: Connection, account_id: str, state: AccountState,
+                       now: datetime) -> None:
+    """Store what the replay derived of each payment plan (in created order): active,
+    completed (every instalment paid) or broken (one missed), and each instalment's paid
+    amount, so that ``account show`` and the API tell them as the engine sees them."""
+    plans = conn.execute(sa.select(plan_t.c.id).where(
+        plan_t.c.account_id == account_id, plan_t.c.created_at <= now
+    ).order_by(plan_t.c.created_at, plan_t.c.id)).all()
+    for row, plan in zip(plans, state.plans, strict=False):
+        done = all(i.settled for i in plan.instalments)
+        ended = plan.broken_at or (now if done else None)
+        conn.execute(plan_t.update().where(
+            plan_t.c.id == row.id, sa.or_(plan_t.c.state == "active", plan_t.c.ended_at.is_(None))
+        ).values(state="broken" if plan.broken_at else "completed" if done else "active",
+                 ended_at=ended))
+        ids = conn.execute(sa.select(instalment_t.c.id).where(instalment_t.c.plan_id == row.id)
+                           .order_by(instalment_t.c.due, instalment_t.c.id)).scalars().all()
+        for inst_id, inst in zip(ids, plan.instalments, strict=False):
+            conn.execute(instalment_t.update().where(instalment_t.c.id == inst_id).values(
+                paid=min(inst.paid, inst.amount),
+                state="paid" if inst.settled
+                else "missed" if plan.broken_at and inst.due < plan.broken_at.date()
+                else "pending"))
 
 
 def _history_span(config: Config) -> timedelta:

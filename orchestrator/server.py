@@ -135,16 +135,24 @@ class AccountIn(BaseModel):
     segment: str | None = None
 
 
+class InstalmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    due: date
+    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["promise", "payment", "conversation", "dispute", "dispute_resolved", "cease",
-                  "complaint", "opt_out"]
+    type: Literal["promise", "payment", "plan", "conversation", "dispute", "dispute_resolved",
+                  "cease", "complaint", "opt_out"]
     at: datetime | None = None
     amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
     due: date | None = None
     currency: str | None = None
     payment_id: str | None = Field(default=None, max_length=200)
     channel: Literal["sms", "voice", "email", "letter"] | None = None
+    # a payment plan's instalments (``type: plan``)
+    instalments: list[InstalmentIn] | None = Field(default=None, min_length=1, max_length=360)
 
 
 class PaymentIn(BaseModel):
@@ -552,6 +560,11 @@ def create_app(server: Server) -> FastAPI:
                     raise HTTPException(422, "a promise needs an amount and a due date")
                 facts.record_promise(conn, account_id=account_id, amount=event.amount,
                                      due=event.due, made_at=at)
+            elif event.type == "plan":
+                if not event.instalments:
+                    raise HTTPException(422, "a plan needs its instalments (due, amount)")
+                facts.record_plan(conn, account_id=account_id, created_at=at,
+                                  instalments=[(i.due, i.amount) for i in event.instalments])
             elif event.type == "opt_out":
                 if event.channel is None:
                     raise HTTPException(422, "an opt-out needs a channel")

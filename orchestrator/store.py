@@ -19,6 +19,8 @@ from orchestrator.models import (
     AccountRow,
     Decision,
     DeliveryEvent,
+    InstalmentPlan,
+    InstalmentRow,
     OptOut,
     Payment,
     Promise,
@@ -154,6 +156,7 @@ def account_timeline(
     if row is None:
         return None
     promise_t, payment_t = table_of(Promise), table_of(Payment)
+    plan_t, instalment_t = table_of(InstalmentPlan), table_of(InstalmentRow)
     opt_t, event_t = table_of(OptOut), table_of(AccountEvent)
     send_t, delivery_t = table_of(Send), table_of(DeliveryEvent)
 
@@ -162,6 +165,19 @@ def account_timeline(
         .where(promise_t.c.account_id == account_id)
         .order_by(promise_t.c.made_at, promise_t.c.id)
     ).all()
+    plans = conn.execute(
+        sa.select(plan_t)
+        .where(plan_t.c.account_id == account_id)
+        .order_by(plan_t.c.created_at, plan_t.c.id)
+    ).all()
+    instalments: dict[int, list[Any]] = {p.id: [] for p in plans}
+    if plans:
+        for inst in conn.execute(
+            sa.select(instalment_t)
+            .where(instalment_t.c.plan_id.in_(list(instalments)))
+            .order_by(instalment_t.c.due, instalment_t.c.id)
+        ):
+            instalments[inst.plan_id].append(inst)
     payments = conn.execute(
         sa.select(payment_t)
         .where(payment_t.c.account_id == account_id)
@@ -230,9 +246,11 @@ def account_timeline(
         add(p.paid_at, "payment", None, None, None)
     for pr in promises:
         add(pr.made_at, "promise", None, pr.state, None)
+    for pl in plans:
+        add(pl.created_at, "plan", None, pl.state, None)
     events.sort(key=lambda item: (item[0], item[1]))
 
-    return {
+    shown: dict[str, Any] = {
         "account_id": row.account_id,
         "debtor_id": row.debtor_id,
         "status": row.status,
@@ -269,6 +287,17 @@ def account_timeline(
         ],
         "events": [item[2] for item in events],
     }
+    if plans:  # payment plans: shown where there are any (CONTRACT §2 has no such key)
+        shown["plans"] = [
+            {"created_at": iso_utc(p.created_at), "state": p.state,
+             "ended_at": iso_utc(p.ended_at),
+             "instalments": [
+                 {"due": i.due.isoformat(), "amount": f"{i.amount:.2f}",
+                  "paid": f"{i.paid:.2f}", "state": i.state}
+                 for i in instalments[p.id]]}
+            for p in plans
+        ]
+    return shown
 
 
 def rotate_keys(

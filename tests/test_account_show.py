@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
 
-from orchestrator import db, models
+from orchestrator import db, facts, models
 from orchestrator.cli import data
 from orchestrator.crypto import DataCipher
 from orchestrator.records import DecisionKind, DecisionRecord
@@ -180,6 +180,30 @@ def test_human_timeline_says_when_and_under_which_rule(
     assert rows[4][5] == "100.00 due 2026-03-12: pending"
     result = invoke(["account", "show", "A1"], db_url, data_keys)
     assert "m1-sms" in result.stdout and "quiet_hours" in result.stdout
+
+
+def test_a_payment_plan_is_shown_with_its_instalments(
+        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    seed(db_url, data_keys, tmp_path)
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        facts.record_plan(conn, account_id="A1", created_at=datetime(2026, 3, 2, 19, tzinfo=UTC),
+                          instalments=[(date(2026, 3, 20), Decimal("50.00")),
+                                       (date(2026, 4, 20), Decimal("75.50"))])
+    engine.dispose()
+    result = invoke(["account", "show", "A1", "--json"], db_url, data_keys)
+    shown = json.loads(result.stdout)
+    assert set(shown) == KEYS | {"plans"}
+    assert shown["plans"] == [{
+        "created_at": "2026-03-02T19:00:00Z", "state": "active", "ended_at": None,
+        "instalments": [
+            {"due": "2026-03-20", "amount": "50.00", "paid": "0.00", "state": "pending"},
+            {"due": "2026-04-20", "amount": "75.50", "paid": "0.00", "state": "pending"}]}]
+    assert [e["type"] for e in shown["events"]][-1] == "plan"
+    rows = data.timeline_rows(shown)
+    assert rows[-1][2] == "plan" and rows[-1][5] == (
+        "50.00 due 2026-03-20 (pending), 75.50 due 2026-04-20 (pending): active")
+    assert "75.50 due 2026-04-20" in invoke(["account", "show", "A1"], db_url, data_keys).stdout
 
 
 def test_unknown_account_exits_2(db_url: str, data_keys: str) -> None:

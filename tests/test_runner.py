@@ -27,6 +27,7 @@ from orchestrator.rendering import TemplateRenderer
 from orchestrator.runner import Runner
 from orchestrator.sample import generate_accounts, write_csv
 from orchestrator.simulate import SIMULATION_PUBLIC_URL, SIMULATION_SECRET, Scenario, Simulation
+from orchestrator.store import account_timeline
 from orchestrator.testing import event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +116,9 @@ def _apply(engine: sa.Engine, ev, n: int) -> None:  # type: ignore[no-untyped-de
             facts.record_payment(conn, account_id=ev.account, payment_id=f"pay{n}",
                                  amount=ev.data["amount"], currency=None, paid_at=ev.at,
                                  source="test", now=ev.at)
+        elif ev.type == "plan":
+            facts.record_plan(conn, account_id=ev.account, created_at=ev.at, instalments=[
+                (i["due"], i["amount"]) for i in ev.data["instalments"]])
         else:
             facts.record_event(conn, account_id=ev.account, type_=ev.type, at=ev.at,
                                channel=ev.data.get("channel"))
@@ -157,6 +161,61 @@ def test_ticks_with_promises_payments_and_events(
     missing = sorted(set(expected) - set(got), key=repr)[:5]
     extra = sorted(set(got) - set(expected), key=repr)[:5]
     assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
+
+
+def test_payment_plans_recorded_in_the_database_decide_as_simulate(
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
+    """A plan recorded through ``facts`` (as the API records it): reminders two days before
+    each instalment, thanks for each payment, collection held while it is kept, and back
+    to collection once an instalment is missed; the plans' states written back."""
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 24)
+    kept, broken = (x.account_id for x in accounts[:2])
+    events = [
+        event("2026-03-09T16:00:00Z", kept, "plan", instalments=[
+            {"due": "2026-03-12", "amount": "30.00"}, {"due": "2026-03-15", "amount": "30.00"}]),
+        event("2026-03-09T16:30:00Z", broken, "plan", instalments=[
+            {"due": "2026-03-12", "amount": "25.00"}, {"due": "2026-03-16", "amount": "25.00"}]),
+        event("2026-03-12T03:00:00Z", kept, "payment", amount=Decimal("30.00")),
+        event("2026-03-12T04:00:00Z", broken, "payment", amount=Decimal("25.00")),
+        event("2026-03-15T03:00:00Z", kept, "payment", amount=Decimal("30.00")),
+    ]  # ``broken`` never pays its second instalment; both are in China (UTC+8)
+    scenario = Scenario(START, 10, config, ROOT / "templates", accounts, events)
+    expected = [_key(r) for r in Simulation(scenario).run()]
+    reminders = sorted((r[1], r[0].date()) for r in expected
+                       if r[2] == "instalment-reminder" and r[4] == "sent")
+    # one before each instalment (hours and limits may hold one a day), none after
+    assert [d for a, d in reminders if a == kept][0] < date(2026, 3, 12) < \
+        [d for a, d in reminders if a == kept][1] < date(2026, 3, 15), reminders
+    assert [d for a, d in reminders if a == broken][0] < date(2026, 3, 12) < \
+        [d for a, d in reminders if a == broken][1] < date(2026, 3, 16), reminders
+    assert len(reminders) == 4, reminders
+    assert {r[1] for r in expected if r[2] == "thanks" and r[4] == "sent"} >= {kept, broken}
+
+    pending = list(events)
+    payments = 0
+    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
+        while pending and pending[0].at <= instant:
+            ev = pending.pop(0)
+            payments += ev.type == "payment"
+            _apply(engine, ev, payments)
+        runner.tick(instant)
+    got = _db_decisions(engine)
+    missing = sorted(set(expected) - set(got), key=repr)[:5]
+    extra = sorted(set(got) - set(expected), key=repr)[:5]
+    assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
+
+    end = START + timedelta(days=10)
+    runner.plan_accounts([kept, broken], end)
+    with engine.connect() as conn:
+        shown = {a: account_timeline(conn, runner.cipher, a, today=end.date())
+                 for a in (kept, broken)}
+    assert shown[kept] is not None and shown[broken] is not None
+    assert [p["state"] for p in shown[kept]["plans"]] == ["completed"]
+    assert [i["state"] for i in shown[kept]["plans"][0]["instalments"]] == ["paid", "paid"]
+    assert [p["state"] for p in shown[broken]["plans"]] == ["broken"]
+    assert [(i["paid"], i["state"]) for i in shown[broken]["plans"][0]["instalments"]] == [
+        ("25.00", "paid"), ("0.00", "missed")]
 
 
 def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from orchestrator.models import (
     AccountRow,
     Decision,
     DeliveryEvent,
+    InstalmentPlan,
     Payment,
     Send,
     table_of,
@@ -433,6 +434,38 @@ def test_one_click_unsubscribe_stops_email_only(live: Live) -> None:
     pay = pay_link(live.url, live.server.settings.secret_key or "", send.message_id,
                    T + timedelta(days=30))
     assert httpx.post(pay.replace("/p/", "/u/")).status_code == 404  # a pay token is not one
+
+
+def test_api_records_a_payment_plan(live: Live) -> None:
+    """A plan agreed with the debtor, from the CRM: collection held while it is kept, its
+    instalments shown on the account."""
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    url = f"{live.url}/api/v1/accounts/A00003/events"
+    for bad in ({"type": "plan"}, {"type": "plan", "instalments": []},
+                {"type": "plan", "instalments": [{"due": "2026-03-20", "amount": "-5"}]},
+                {"type": "plan", "instalments": [{"due": "2026-03-20"}]},
+                {"type": "plan", "instalments": [{"due": "soon", "amount": "5"}]}):
+        assert httpx.post(url, headers=auth, json=bad).status_code == 422, bad
+    assert httpx.post(f"{live.url}/api/v1/accounts/NOPE/events", headers=auth, json={
+        "type": "plan", "instalments": [{"due": "2026-03-20", "amount": "5"}]}).status_code == 404
+    with live.db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(
+            table_of(InstalmentPlan))).scalar_one() == 0  # refused requests left nothing
+    made = httpx.post(url, headers=auth, json={"type": "plan", "instalments": [
+        {"due": "2026-04-20", "amount": "50.00"}, {"due": "2026-03-20", "amount": "50.00"}]})
+    assert made.status_code == 201, made.text
+    day2 = T + timedelta(days=1)
+    live.clock.set(day2)
+    live.runner.tick(day2)
+    assert _decision(live, "A00003", "daily-sms", "d2") == ("suppressed", "plan_active")
+    assert _decision(live, "A00001", "daily-sms", "d2") == ("sent", None)  # others as usual
+    shown = httpx.get(f"{live.url}/api/v1/accounts/A00003", headers=auth).json()
+    assert [(p["state"], p["ended_at"]) for p in shown["plans"]] == [("active", None)]
+    assert shown["plans"][0]["instalments"] == [
+        {"due": "2026-03-20", "amount": "50.00", "paid": "0.00", "state": "pending"},
+        {"due": "2026-04-20", "amount": "50.00", "paid": "0.00", "state": "pending"}]
+    timeline = httpx.get(f"{live.url}/api/v1/accounts/A00003/timeline", headers=auth).json()
+    assert [e["status"] for e in timeline["events"] if e["type"] == "plan"] == ["active"]
 
 
 def test_api_events_pause_and_suppress(live: Live) -> None:

@@ -266,7 +266,7 @@ def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
 
 
 def timeline_rows(timeline: dict[str, Any]) -> list[tuple[str, ...]]:
-    """One row per decision, delivery, click, reply, promise, payment and opt-out, in
+    """One row per decision, delivery, click, reply, promise, plan, payment and opt-out, in
     time order: (UTC time, debtor's local time, what, channel, rule, detail, message)."""
     def short(iso: str | None) -> str:
         return (iso or "").replace("T", " ").replace(":00Z", "").replace("Z", "")
@@ -284,7 +284,7 @@ def timeline_rows(timeline: dict[str, Any]) -> list[tuple[str, ...]]:
                                             rule, " ".join(x for x in detail if x),
                                             d["message_id"] or "")))
     for e in timeline["events"]:
-        if e["type"] in ("promise", "payment"):  # shown below with their amounts
+        if e["type"] in ("promise", "payment", "plan"):  # shown below with their amounts
             continue
         rows.append((e["time"], len(rows), (short(e["time"]), "", e["type"], e["channel"] or "",
                                             "", e["status"] or "", e["message_id"] or "")))
@@ -293,6 +293,11 @@ def timeline_rows(timeline: dict[str, Any]) -> list[tuple[str, ...]]:
             rows.append((p["made_at"], len(rows), (
                 short(p["made_at"]), "", "promise", "", "",
                 f"{p['amount']} due {p['due']}: {p['state']}", "")))
+    for p in timeline.get("plans", []):
+        dues = ", ".join(f"{i['amount']} due {i['due']} ({i['state']})"
+                         for i in p["instalments"])
+        rows.append((p["created_at"], len(rows), (
+            short(p["created_at"]), "", "plan", "", "", f"{dues}: {p['state']}", "")))
     for p in timeline["payments"]:
         rows.append((p["paid_at"], len(rows), (short(p["paid_at"]), "", "payment", "", "",
                                                p["amount"], "")))
