@@ -25,7 +25,7 @@ from orchestrator.models import (
 )
 from orchestrator.rendering import TemplateRenderer
 from orchestrator.runner import Runner
-from orchestrator.sample import generate_accounts, write_csv
+from orchestrator.sample import generate_accounts, generate_events, write_csv
 from orchestrator.simulate import SIMULATION_PUBLIC_URL, SIMULATION_SECRET, Scenario, Simulation
 from orchestrator.store import account_timeline
 from orchestrator.testing import event
@@ -216,6 +216,37 @@ def test_payment_plans_recorded_in_the_database_decide_as_simulate(
     assert [p["state"] for p in shown[broken]["plans"]] == ["broken"]
     assert [(i["paid"], i["state"]) for i in shown[broken]["plans"][0]["instalments"]] == [
         ("25.00", "paid"), ("0.00", "missed")]
+
+
+def test_three_weeks_of_sample_events_decide_as_simulate(
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
+    """The sample portfolio's mix of events (promises kept and broken, payments, plans,
+    disputes, conversations, ceases) recorded as the daemon's inputs record them, ticked
+    over three weeks: every decision is the one ``simulate`` makes. (A STOP is left out:
+    the daemon answers it in the provider's reply, not as a decision; see test_server.)"""
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 120)
+    days = 21
+    end = START + timedelta(days=days)
+    events = [event(e.at.isoformat(), e.account, e.type, **e.data)
+              for e in generate_events(accounts, start=START, days=days)
+              if e.type != "inbound_sms" and e.at < end]
+    assert {"promise", "payment", "plan", "dispute", "conversation", "cease"} <= {
+        e.type for e in events}
+    scenario = Scenario(START, days, config, ROOT / "templates", accounts, events)
+    expected = [_key(r) for r in Simulation(scenario).run()]
+    pending = list(events)
+    payments = 0
+    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
+        while pending and pending[0].at <= instant:
+            ev = pending.pop(0)
+            payments += ev.type == "payment"
+            _apply(engine, ev, payments)
+        runner.tick(instant)
+    got = _db_decisions(engine)
+    missing = sorted(set(expected) - set(got), key=repr)[:5]
+    extra = sorted(set(got) - set(expected), key=repr)[:5]
+    assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
 
 
 def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp_path: Path) -> None:
