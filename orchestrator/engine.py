@@ -107,23 +107,28 @@ class Engine:
         )
 
     def decide(
-        self, occ: Occurrence, state: AccountState, history: SendHistory, now: datetime
+        self, occ: Occurrence, state: AccountState, history: SendHistory, now: datetime,
+        rules: AccountRules | None = None,
     ) -> Outcome:
-        """Gate, and on ``Allow`` render and send: what ``simulate`` calls per occurrence."""
-        outcome = self.judge(occ, state, history, now)
+        """Gate, and on ``Allow`` render and send: what ``simulate`` calls per occurrence.
+        ``rules``: the account's, when the caller has them already."""
+        rules = rules or self.rules(state.account)
+        outcome = self.judge(occ, state, history, now, rules)
         if outcome is not None:
             return outcome
-        return self.send(occ, state, self.rules(state.account), now)
+        return self.send(occ, state, rules, now)
 
     def judge(
-        self, occ: Occurrence, state: AccountState, history: SendHistory, now: datetime
+        self, occ: Occurrence, state: AccountState, history: SendHistory, now: datetime,
+        rules: AccountRules | None = None,
     ) -> Outcome | None:
         """The gate's verdict as an outcome, or ``None`` when the send may go now.
 
         The daemon calls this and ``send`` separately so that it can record ``sending``
-        durably in between (at-most-once); ``decide`` is the two together.
+        durably in between (at-most-once); ``decide`` is the two together. ``rules``: the
+        account's (``self.rules(state.account)``), when the caller has them already.
         """
-        rules = self.rules(state.account)
+        rules = rules or self.rules(state.account)
         verdict = evaluate(occ, state, history, rules, now)
         if isinstance(verdict, Deny):
             return Outcome(self._record(occ, state, rules, now, verdict.decision, verdict.reason))

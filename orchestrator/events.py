@@ -85,7 +85,7 @@ class EventApplier:
         state.check_plan(plan_id, index, at)
 
     def _fire(self, state: AccountState, fires: list[TriggerFire]) -> None:
-        rules = self.sim.engine.rules(state.account)
+        rules = self.sim.rules[state.account.account_id]
         for fire in fires:
             self.sim.schedule(plan_fire(state, rules, fire))
 
@@ -102,7 +102,7 @@ class EventApplier:
 
     def apply(self, event: ScenarioEvent, now: datetime) -> Iterator[DecisionRecord]:
         state = self.sim.states[event.account]
-        rules = self.sim.engine.rules(state.account)
+        rules = self.sim.rules[event.account]
         zone = rules.zones.primary
         data = event.data
         self.timeline.append((now, event.account, event.type, data))
@@ -173,7 +173,7 @@ class EventApplier:
         """A reply to the person's own text: exempt from hours and limits (§10.17)."""
         target = min(sharing, key=lambda s: s.account.account_id)
         account = target.account
-        rules = self.sim.engine.rules(account)
+        rules = self.sim.rules[account.account_id]
         creditor = self.sim.engine.config.creditor(account.creditor)
         text = texts[_lang(account.locale)].format(
             creditor=creditor.name if creditor else "",

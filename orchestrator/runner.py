@@ -455,7 +455,7 @@ class Runner:
                 history = histories[rep.state.account.debtor_id]
                 occ = self.occurrence(occ_row, rep)
                 verdict = (self._not_applicable(occ_row, rep, now) if occ is None
-                           else self.engine.judge(occ, rep.state, history, now))
+                           else self.engine.judge(occ, rep.state, history, now, rep.rules))
                 if verdict is not None:  # a STOP, a payment or another worker's send since
                     refused.append((occ_row.id, verdict))
                     continue

@@ -29,6 +29,7 @@ from orchestrator.hours import local_day_start
 from orchestrator.planner import Occurrence, plan_day
 from orchestrator.records import DecisionRecord
 from orchestrator.rendering import TemplateRenderer
+from orchestrator.rules import AccountRules
 from orchestrator.state import AccountState, SendHistory
 
 SIMULATION_SECRET = "outreach-simulation-secret"
@@ -91,8 +92,12 @@ class Simulation:
         self._planned: set[tuple[str, str, str]] = set()
         self.on_progress = on_progress
         self.applier = EventApplier(self)
+        # Each account's rules, worked out once: a simulation changes no account's
+        # address, phone or creditor (only its balance and status).
+        self.rules: dict[str, AccountRules] = {}
         for account in scenario.accounts:
             rules = self.engine.rules(account)
+            self.rules[account.account_id] = rules
             # A copy: payments change the balance and status, and the scenario's own
             # accounts stay as given (the same scenario runs again to the same result).
             state = AccountState(copy.copy(account), rules.zones)
@@ -141,7 +146,7 @@ class Simulation:
 
     def _plan_day(self, account_id: str, day: Any) -> None:
         state = self.states[account_id]
-        rules = self.engine.rules(state.account)
+        rules = self.rules[account_id]
         self.schedule(plan_day(state, rules, day))
         nxt = local_day_start(day + timedelta(days=1), rules.zones.primary)
         self.push(nxt, _DAY, ("day", account_id, day + timedelta(days=1)))
@@ -151,7 +156,7 @@ class Simulation:
     def _decide(self, occ: Occurrence, now: datetime) -> Iterator[DecisionRecord]:
         state = self.states[occ.account_id]
         history = self.histories[state.account.debtor_id]
-        outcome = self.engine.decide(occ, state, history, now)
+        outcome = self.engine.decide(occ, state, history, now, self.rules[occ.account_id])
         if outcome.send is not None:
             history.add(outcome.send)
             self.applier.note_send(outcome.record)
