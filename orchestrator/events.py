@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.config import Kind
 from orchestrator.engine import message_id_for
 from orchestrator.hours import local_day_start
-from orchestrator.inbound import InboundKind, classify_inbound
+from orchestrator.inbound import (
+    CONFIRMATION_WINDOW,
+    HELP_REPLY,
+    OPT_OUT_CONFIRMATION,
+    InboundKind,
+    classify_inbound,
+    reply_text,
+)
 from orchestrator.planner import plan_fire
 from orchestrator.records import DecisionKind, DecisionRecord, iso_local
 from orchestrator.state import AccountState, EventRecord, SendRecord, TriggerFire
@@ -40,16 +47,6 @@ EVENT_TYPES = (
     "delivery",
     "click",
 )
-CONFIRMATION_WINDOW = timedelta(minutes=5)
-
-_CONFIRM = {
-    "zh": "您已退订{creditor}的短信，今后不会再收到短信。回复START可重新订阅。",
-    "en": "{creditor}: you are unsubscribed and will receive no more texts. Reply START to resubscribe.",
-}
-_HELP = {
-    "zh": "{creditor}：如需帮助请致电{phone}。回复STOP退订。",
-    "en": "{creditor}: for help call {phone}. Reply STOP to opt out.",
-}
 
 
 @dataclass(frozen=True)
@@ -59,10 +56,6 @@ class ScenarioEvent:
     type: str
     data: dict[str, Any] = field(default_factory=dict)
     line: int | None = None
-
-
-def _lang(locale: str | None) -> str:
-    return "zh" if (locale or "").lower().startswith("zh") else "en"
 
 
 class EventApplier:
@@ -160,25 +153,20 @@ class EventApplier:
                 last = self._last_confirmation.get(phone)
                 if last is None or now - last > CONFIRMATION_WINDOW:
                     self._last_confirmation[phone] = now
-                    yield self._notice(sharing, "opt_out_confirmation", _CONFIRM, now)
+                    yield self._notice(sharing, OPT_OUT_CONFIRMATION, now)
         elif what == InboundKind.opt_in:
             for other in sharing:
                 other.opted_out.discard("sms")
         elif what == InboundKind.help:
-            yield self._notice(sharing, "help_reply", _HELP, now)
+            yield self._notice(sharing, HELP_REPLY, now)
 
-    def _notice(
-        self, sharing: list[AccountState], step: str, texts: dict[str, str], now: datetime
-    ) -> DecisionRecord:
+    def _notice(self, sharing: list[AccountState], step: str, now: datetime) -> DecisionRecord:
         """A reply to the person's own text: exempt from hours and limits (§10.17)."""
         target = min(sharing, key=lambda s: s.account.account_id)
         account = target.account
         rules = self.sim.rules[account.account_id]
-        creditor = self.sim.engine.config.creditor(account.creditor)
-        text = texts[_lang(account.locale)].format(
-            creditor=creditor.name if creditor else "",
-            phone=creditor.phone if creditor else "",
-        )
+        text = reply_text(step, self.sim.engine.config.creditor(account.creditor),
+                          account.locale)
         message_id = message_id_for(account.account_id, step, now.isoformat())
         history = self.sim.histories[account.debtor_id]
         history.add(SendRecord(now, "sms", account.account_id, account.debtor_id))

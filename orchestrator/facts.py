@@ -26,6 +26,7 @@ from orchestrator.inlist import one_of
 from orchestrator.models import (
     AccountEvent,
     AccountRow,
+    Decision,
     DeliveryEvent,
     InstalmentPlan,
     InstalmentRow,
@@ -44,6 +45,7 @@ instalment_t = table_of(InstalmentRow)
 event_t = table_of(AccountEvent)
 optout_t = table_of(OptOut)
 send_t = table_of(Send)
+decision_t = table_of(Decision)
 delivery_t = table_of(DeliveryEvent)
 
 EVENT_TYPES = ("conversation", "dispute", "dispute_resolved", "cease", "complaint")
@@ -136,6 +138,25 @@ def record_plan(conn: Connection, *, account_id: str,
         for due, amount in sorted(instalments, key=lambda item: item[0])])
     replan(conn, [account_id])
     return plan_id
+
+
+def replied_since(conn: Connection, account_ids: Sequence[str], step: str,
+                  since: datetime) -> bool:
+    """Whether a reply of ``step`` (an opt-out confirmation) went to one of these accounts
+    at or after ``since``."""
+    return conn.execute(sa.select(decision_t.c.id).where(
+        one_of(decision_t.c.account_id, "ids"), decision_t.c.step == step,
+        decision_t.c.decision == "sent", decision_t.c.time >= since,
+    ).limit(1), {"ids": list(account_ids)}).first() is not None
+
+
+def record_reply_send(conn: Connection, *, message_id: str, account_id: str, debtor_id: str,
+                      to_index: str | None, at: datetime) -> None:
+    """The send row of a reply to the person's own text (it went out in our answer to
+    the provider's webhook): limits count it like any text."""
+    conn.execute(send_t.insert().values(
+        message_id=message_id, account_id=account_id, debtor_id=debtor_id, channel="sms",
+        status="sent", sent_at=at, status_at=at, to_index=to_index))
 
 
 def record_event(conn: Connection, *, account_id: str, type_: str, at: datetime,

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.config import Creditor
 
 
 class InboundKind(StrEnum):
@@ -66,3 +71,31 @@ def classify_inbound(body: str) -> InboundKind:
     if word in HELP_WORDS:
         return InboundKind.help
     return InboundKind.other
+
+
+# --- the replies to a keyword (CONTRACT §10.7, §10.17) --------------------------------------
+
+OPT_OUT_CONFIRMATION = "opt_out_confirmation"  # the step name each reply is recorded under
+HELP_REPLY = "help_reply"
+# A number gets at most one opt-out confirmation within this window (inclusive).
+CONFIRMATION_WINDOW = timedelta(minutes=5)
+
+_REPLIES = {
+    OPT_OUT_CONFIRMATION: {
+        "zh": "您已退订{creditor}的短信，今后不会再收到短信。回复START可重新订阅。",
+        "en": "{creditor}: you are unsubscribed and will receive no more texts. "
+              "Reply START to resubscribe.",
+    },
+    HELP_REPLY: {
+        "zh": "{creditor}：如需帮助请致电{phone}。回复STOP退订。",
+        "en": "{creditor}: for help call {phone}. Reply STOP to opt out.",
+    },
+}
+
+
+def reply_text(step: str, creditor: Creditor | None, locale: str | None) -> str:
+    """The reply to an opt-out (``OPT_OUT_CONFIRMATION``) or a help request
+    (``HELP_REPLY``), in the account's language (Chinese for ``zh*``, else English)."""
+    lang = "zh" if (locale or "").lower().startswith("zh") else "en"
+    return _REPLIES[step][lang].format(creditor=creditor.name if creditor else "",
+                                       phone=creditor.phone if creditor else "")

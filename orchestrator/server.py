@@ -50,15 +50,24 @@ from channels.twilio_voice import call_status
 from orchestrator import facts
 from orchestrator.accounts import parse_account
 from orchestrator.clock import Clock
-from orchestrator.config import Config
+from orchestrator.config import Config, Kind
 from orchestrator.crypto import DataCipher
+from orchestrator.engine import message_id_for
 from orchestrator.groupcommit import GroupCommit
-from orchestrator.inbound import InboundKind, classify_inbound
+from orchestrator.inbound import (
+    CONFIRMATION_WINDOW,
+    HELP_REPLY,
+    OPT_OUT_CONFIRMATION,
+    InboundKind,
+    classify_inbound,
+    reply_text,
+)
 from orchestrator.links import PAY, UNSUBSCRIBE, creditor_pay_url, read_token
 from orchestrator.models import Occurrence, Send, table_of
+from orchestrator.records import DecisionKind, DecisionRecord, iso_local
 from orchestrator.runner import Runner
 from orchestrator.settings import Settings
-from orchestrator.store import account_from_row, account_timeline
+from orchestrator.store import account_from_row, account_timeline, record_decision
 from orchestrator.voicecall import VoiceCalls
 from orchestrator.zones import local_date
 
@@ -373,13 +382,32 @@ def create_app(server: Server) -> FastAPI:
                     facts.opt_out(conn, debtor_id=debtor, account_id=None, channel="sms",
                                   contact_index=indexes[0] if indexes else None,
                                   source="inbound_sms", at=now)
-                if rows and server.config.policy.opt_out_confirmation:
-                    reply.message(_confirmation(server, rows[0]))
+                if (rows and server.config.policy.opt_out_confirmation
+                        and not facts.replied_since(conn, [r.account_id for r in rows],
+                                                    OPT_OUT_CONFIRMATION,
+                                                    now - CONFIRMATION_WINDOW)):
+                    reply.message(_reply(conn, rows[0], phone, OPT_OUT_CONFIRMATION, now))
             elif what == InboundKind.opt_in:
                 facts.opt_in(conn, contact_indexes=indexes, channel="sms", at=now)
             elif what == InboundKind.help and rows:
-                reply.message(_help(server, rows[0]))
+                reply.message(_reply(conn, rows[0], phone, HELP_REPLY, now))
         return Response(str(reply), media_type="application/xml")
+
+    def _reply(conn: Connection, row: Any, phone: str, step: str, now: datetime) -> str:
+        """The text answering a keyword (§10.17: exempt from hours and limits, as the
+        person asked), recorded as a decision and a send under the lowest account at the
+        number, as ``simulate`` records it; it counts toward limits like any text."""
+        text = reply_text(step, server.config.creditor(row.creditor), row.locale)
+        account = account_from_row(row, server.cipher)
+        zone = server.runner.engine.rules(account).zones.primary
+        message_id = message_id_for(row.account_id, step, now.isoformat())
+        record_decision(conn, DecisionRecord(
+            time=now, local_time=iso_local(now, zone), account=row.account_id,
+            debtor=row.debtor_id, stage=None, step=step, channel="sms", kind=str(Kind.notice),
+            decision=DecisionKind.sent, message_id=message_id, to=phone, text=text))
+        facts.record_reply_send(conn, message_id=message_id, account_id=row.account_id,
+                                debtor_id=row.debtor_id, to_index=row.phone_index, at=now)
+        return text
 
     # --- links -------------------------------------------------------------------------
 
@@ -603,24 +631,6 @@ def _without_personal(found: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in found.items() if k not in ("name", "phone", "email", "address")}
 
 
-def _lang(locale: str | None) -> str:
-    return "zh" if (locale or "").lower().startswith("zh") else "en"
-
-
-def _confirmation(server: Server, row: Any) -> str:
-    creditor = server.config.creditor(row.creditor)
-    name = creditor.name if creditor else ""
-    if _lang(row.locale) == "zh":
-        return f"您已退订{name}的短信，今后不会再收到短信。回复START可重新订阅。"
-    return f"{name}: you are unsubscribed and will receive no more texts. Reply START to resubscribe."
-
-
-def _help(server: Server, row: Any) -> str:
-    creditor = server.config.creditor(row.creditor)
-    name, phone = (creditor.name, creditor.phone) if creditor else ("", "")
-    if _lang(row.locale) == "zh":
-        return f"{name}：如需帮助请致电{phone}。回复STOP退订。"
-    return f"{name}: for help call {phone}. Reply STOP to opt out."
 
 
 def build_server(settings: Settings | None = None) -> Server:

@@ -286,6 +286,38 @@ def test_stop_suppresses_sms_only_until_start(live: Live) -> None:
     assert _decision(live, "A00001", "daily-sms", "d4") == ("sent", None)
 
 
+def test_keyword_replies_are_recorded_and_one_confirmation_goes_per_five_minutes(
+        live: Live) -> None:
+    """CONTRACT §10.17: the opt-out confirmation goes at most once per number within 5
+    minutes (inclusive) and, like the help reply, is recorded (a decision and a send,
+    counted toward limits) under the lowest account at the number."""
+    path = "/webhooks/twilio/sms/inbound"
+    assert "unsubscribed" in live.twilio(path, {"From": "+12122000000", "Body": "STOP"}).text
+    live.clock.set(T + timedelta(minutes=5))
+    again = live.twilio(path, {"From": "+12122000000", "Body": "stop"})
+    assert again.status_code == 200 and "<Message>" not in again.text
+    live.clock.set(T + timedelta(minutes=5, seconds=1))
+    assert "unsubscribed" in live.twilio(path, {"From": "+12122000000", "Body": "STOP"}).text
+    assert "+18005550100" in live.twilio(path, {"From": "+12122000000", "Body": "HELP"}).text
+    decisions, sends = table_of(Decision), table_of(Send)
+    with live.db.connect() as conn:
+        replies = conn.execute(sa.select(
+            decisions.c.step, decisions.c.account_id, decisions.c.kind, decisions.c.decision,
+            decisions.c.to_masked, decisions.c.message_id,
+        ).where(decisions.c.step.in_(["opt_out_confirmation", "help_reply"]))
+          .order_by(decisions.c.time, decisions.c.id)).all()
+        sent = conn.execute(sa.select(sends.c.message_id, sends.c.status, sends.c.channel)
+                            .where(sends.c.message_id.in_([r.message_id for r in replies]))
+                            ).all()
+    assert [(r.step, r.account_id, r.kind, r.decision) for r in replies] == [
+        ("opt_out_confirmation", "A00000", "notice", "sent"),
+        ("opt_out_confirmation", "A00000", "notice", "sent"),
+        ("help_reply", "A00000", "notice", "sent")]
+    assert {r.to_masked for r in replies} == {"+1 212 *** **00"}
+    assert sorted((m, st, ch) for m, st, ch in sent) == sorted(
+        (r.message_id, "sent", "sms") for r in replies)
+
+
 def test_help_answers_with_the_creditor(live: Live) -> None:
     reply = live.twilio("/webhooks/twilio/sms/inbound", {"From": "+12122000000", "Body": "help"})
     assert "Acme Consumer Finance" in reply.text and "+18005550100" in reply.text
