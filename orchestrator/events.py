@@ -83,15 +83,15 @@ class EventApplier:
             self.sim.schedule(plan_fire(state, rules, fire))
 
     def _same_contact(self, state: AccountState, channel: str) -> list[AccountState]:
-        """Every account of the debtor reached at the same number/address."""
+        """Every account reached at the same number (``sms``, ``voice``) or address
+        (``email``), whichever debtor it belongs to, as the daemon's contact-keyed
+        opt-outs reach them; for a letter, or an account without that contact, this one."""
         account = state.account
-        contact = account.phone if channel in ("sms", "voice") else account.email
-        out = []
-        for other in self.sim.by_debtor[account.debtor_id]:
-            other_contact = other.account.phone if channel in ("sms", "voice") else other.account.email
-            if other is state or (contact and other_contact == contact):
-                out.append(other)
-        return out
+        key = (account.phone if channel in ("sms", "voice")
+               else account.email if channel == "email" else None)
+        if not key:
+            return [state]
+        return self.sim.by_contact[key]
 
     def apply(self, event: ScenarioEvent, now: datetime) -> Iterator[DecisionRecord]:
         state = self.sim.states[event.account]

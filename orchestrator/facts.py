@@ -182,6 +182,20 @@ def opt_out(conn: Connection, *, debtor_id: str, account_id: str | None, channel
     return True
 
 
+def opt_out_account(conn: Connection, row: Row[Any], channel: str, *, source: str,
+                    at: datetime) -> bool:
+    """An opt-out asked for on an account (the REST API, an agent): for a text, a call or
+    an email it is the number's or address's, and reaches every account at it whichever
+    debtor it belongs to (as ``simulate`` applies it); a letter's, or one for an account
+    without that contact, reaches that account only."""
+    index = row.email_index if channel == "email" else row.phone_index
+    if channel in ("sms", "voice", "email") and index is not None:
+        return opt_out(conn, debtor_id=row.debtor_id, account_id=None, channel=channel,
+                       contact_index=index, source=source, at=at)
+    return opt_out(conn, debtor_id=row.debtor_id, account_id=row.account_id, channel=channel,
+                   contact_index=None, source=source, at=at)
+
+
 def opt_in(conn: Connection, *, contact_indexes: list[str], channel: str, at: datetime) -> int:
     """Revoke the active opt-outs of these contacts from a channel (START)."""
     if not contact_indexes:

@@ -50,24 +50,15 @@ from channels.twilio_voice import call_status
 from orchestrator import facts
 from orchestrator.accounts import parse_account
 from orchestrator.clock import Clock
-from orchestrator.config import Config, Kind
+from orchestrator.config import Config
 from orchestrator.crypto import DataCipher
-from orchestrator.engine import message_id_for
 from orchestrator.groupcommit import GroupCommit
-from orchestrator.inbound import (
-    CONFIRMATION_WINDOW,
-    HELP_REPLY,
-    OPT_OUT_CONFIRMATION,
-    InboundKind,
-    classify_inbound,
-    reply_text,
-)
+from orchestrator.keywords import handle_inbound
 from orchestrator.links import PAY, UNSUBSCRIBE, creditor_pay_url, read_token
 from orchestrator.models import Occurrence, Send, table_of
-from orchestrator.records import DecisionKind, DecisionRecord, iso_local
 from orchestrator.runner import Runner
 from orchestrator.settings import Settings
-from orchestrator.store import account_from_row, account_timeline, record_decision
+from orchestrator.store import account_from_row, account_timeline
 from orchestrator.voicecall import VoiceCalls
 from orchestrator.zones import local_date
 
@@ -367,47 +358,12 @@ def create_app(server: Server) -> FastAPI:
         return await server.run(_inbound, form.get("From", ""), form.get("Body", ""))
 
     def _inbound(phone: str, body: str) -> Response:
-        now = server.clock.now()
         reply = MessagingResponse()
         with server.tx() as conn:
-            rows = facts.accounts_by_phone(conn, server.cipher, phone)
-            what = classify_inbound(body)
-            indexes = server.cipher.index_candidates(phone, "phone")
-            for row in rows:
-                facts.record_event(conn, account_id=row.account_id, type_="inbound_sms", at=now,
-                                   channel="sms", detail={"kind": str(what),
-                                                          "body": server.cipher.encrypt(body)})
-            if what == InboundKind.opt_out:
-                for debtor in sorted({r.debtor_id for r in rows}):
-                    facts.opt_out(conn, debtor_id=debtor, account_id=None, channel="sms",
-                                  contact_index=indexes[0] if indexes else None,
-                                  source="inbound_sms", at=now)
-                if (rows and server.config.policy.opt_out_confirmation
-                        and not facts.replied_since(conn, [r.account_id for r in rows],
-                                                    OPT_OUT_CONFIRMATION,
-                                                    now - CONFIRMATION_WINDOW)):
-                    reply.message(_reply(conn, rows[0], phone, OPT_OUT_CONFIRMATION, now))
-            elif what == InboundKind.opt_in:
-                facts.opt_in(conn, contact_indexes=indexes, channel="sms", at=now)
-            elif what == InboundKind.help and rows:
-                reply.message(_reply(conn, rows[0], phone, HELP_REPLY, now))
+            for text in handle_inbound(conn, server.runner.engine, server.cipher, phone, body,
+                                       server.clock.now()):
+                reply.message(text)
         return Response(str(reply), media_type="application/xml")
-
-    def _reply(conn: Connection, row: Any, phone: str, step: str, now: datetime) -> str:
-        """The text answering a keyword (§10.17: exempt from hours and limits, as the
-        person asked), recorded as a decision and a send under the lowest account at the
-        number, as ``simulate`` records it; it counts toward limits like any text."""
-        text = reply_text(step, server.config.creditor(row.creditor), row.locale)
-        account = account_from_row(row, server.cipher)
-        zone = server.runner.engine.rules(account).zones.primary
-        message_id = message_id_for(row.account_id, step, now.isoformat())
-        record_decision(conn, DecisionRecord(
-            time=now, local_time=iso_local(now, zone), account=row.account_id,
-            debtor=row.debtor_id, stage=None, step=step, channel="sms", kind=str(Kind.notice),
-            decision=DecisionKind.sent, message_id=message_id, to=phone, text=text))
-        facts.record_reply_send(conn, message_id=message_id, account_id=row.account_id,
-                                debtor_id=row.debtor_id, to_index=row.phone_index, at=now)
-        return text
 
     # --- links -------------------------------------------------------------------------
 
@@ -596,13 +552,7 @@ def create_app(server: Server) -> FastAPI:
             elif event.type == "opt_out":
                 if event.channel is None:
                     raise HTTPException(422, "an opt-out needs a channel")
-                index = row.email_index if event.channel == "email" else row.phone_index
-                if event.channel in ("sms", "email") and index is not None:
-                    facts.opt_out(conn, debtor_id=row.debtor_id, account_id=None,
-                                  channel=event.channel, contact_index=index, source="api", at=at)
-                else:
-                    facts.opt_out(conn, debtor_id=row.debtor_id, account_id=account_id,
-                                  channel=event.channel, contact_index=None, source="api", at=at)
+                facts.opt_out_account(conn, row, event.channel, source="api", at=at)
             else:
                 facts.record_event(conn, account_id=account_id, type_=event.type, at=at,
                                    channel=event.channel)

@@ -85,7 +85,8 @@ class Simulation:
             secret=SIMULATION_SECRET,
         )
         self.states: dict[str, AccountState] = {}
-        self.by_debtor: dict[str, list[AccountState]] = defaultdict(list)
+        # accounts by phone number and by email address (an opt-out reaches them all)
+        self.by_contact: dict[str, list[AccountState]] = defaultdict(list)
         self.histories: dict[str, SendHistory] = defaultdict(SendHistory)
         self._heap: list[tuple[datetime, int, tuple[Any, ...], Any]] = []
         self._seq = itertools.count()
@@ -102,7 +103,9 @@ class Simulation:
             # accounts stay as given (the same scenario runs again to the same result).
             state = AccountState(copy.copy(account), rules.zones)
             self.states[account.account_id] = state
-            self.by_debtor[account.debtor_id].append(state)
+            for contact in (account.phone, account.email):
+                if contact:
+                    self.by_contact[contact].append(state)
             day = scenario.start.astimezone(rules.zones.primary).date()
             self.push(scenario.start, _DAY, ("day", account.account_id, day))
         for event in scenario.events:

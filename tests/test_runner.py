@@ -15,6 +15,7 @@ from orchestrator import db, facts
 from orchestrator.configload import load_config
 from orchestrator.crypto import DataCipher
 from orchestrator.importer import import_accounts
+from orchestrator.keywords import handle_inbound
 from orchestrator.models import (
     AccountRow,
     Decision,
@@ -106,9 +107,9 @@ def test_same_instant_turns_are_taken_as_simulate_takes_them(
     assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
 
 
-def _apply(engine: sa.Engine, ev, n: int) -> None:  # type: ignore[no-untyped-def]
+def _apply(runner: Runner, ev, n: int) -> None:  # type: ignore[no-untyped-def]
     """Record one scenario event as the daemon's inputs do (API, webhooks: ``facts``)."""
-    with engine.begin() as conn:
+    with runner.db.begin() as conn:
         if ev.type == "promise":
             facts.record_promise(conn, account_id=ev.account, amount=ev.data["amount"],
                                  due=ev.data["due"], made_at=ev.at)
@@ -116,6 +117,13 @@ def _apply(engine: sa.Engine, ev, n: int) -> None:  # type: ignore[no-untyped-de
             facts.record_payment(conn, account_id=ev.account, payment_id=f"pay{n}",
                                  amount=ev.data["amount"], currency=None, paid_at=ev.at,
                                  source="test", now=ev.at)
+        elif ev.type == "inbound_sms":  # as ``outreach serve`` takes a text from the number
+            row = facts.account_row(conn, ev.account)
+            handle_inbound(conn, runner.engine, runner.cipher,
+                           runner.cipher.decrypt(row.phone_enc) or "", ev.data["body"], ev.at)
+        elif ev.type == "opt_out":  # as the REST API records one
+            facts.opt_out_account(conn, facts.account_row(conn, ev.account), ev.data["channel"],
+                                  source="api", at=ev.at)
         elif ev.type == "plan":
             facts.record_plan(conn, account_id=ev.account, created_at=ev.at, instalments=[
                 (i["due"], i["amount"]) for i in ev.data["instalments"]])
@@ -155,7 +163,7 @@ def test_ticks_with_promises_payments_and_events(
         while pending and pending[0].at <= instant:
             ev = pending.pop(0)
             payments += ev.type == "payment"
-            _apply(engine, ev, payments)  # payment ids as simulate numbers them: pay1, pay2
+            _apply(runner, ev, payments)  # payment ids as simulate numbers them: pay1, pay2
         runner.tick(instant)
     got = _db_decisions(engine)
     missing = sorted(set(expected) - set(got), key=repr)[:5]
@@ -198,7 +206,7 @@ def test_payment_plans_recorded_in_the_database_decide_as_simulate(
         while pending and pending[0].at <= instant:
             ev = pending.pop(0)
             payments += ev.type == "payment"
-            _apply(engine, ev, payments)
+            _apply(runner, ev, payments)
         runner.tick(instant)
     got = _db_decisions(engine)
     missing = sorted(set(expected) - set(got), key=repr)[:5]
@@ -222,17 +230,16 @@ def test_three_weeks_of_sample_events_decide_as_simulate(
     db_url: str, data_keys: str, tmp_path: Path
 ) -> None:
     """The sample portfolio's mix of events (promises kept and broken, payments, plans,
-    disputes, conversations, ceases) recorded as the daemon's inputs record them, ticked
-    over three weeks: every decision is the one ``simulate`` makes. (A STOP is left out:
-    the daemon answers it in the provider's reply, not as a decision; see test_server.)"""
+    STOPs and their confirmations, disputes, conversations, ceases) recorded as the
+    daemon's inputs record them, ticked over three weeks: every decision is the one
+    ``simulate`` makes."""
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 120)
     days = 21
     end = START + timedelta(days=days)
     events = [event(e.at.isoformat(), e.account, e.type, **e.data)
-              for e in generate_events(accounts, start=START, days=days)
-              if e.type != "inbound_sms" and e.at < end]
-    assert {"promise", "payment", "plan", "dispute", "conversation", "cease"} <= {
-        e.type for e in events}
+              for e in generate_events(accounts, start=START, days=days) if e.at < end]
+    assert {"promise", "payment", "plan", "inbound_sms", "dispute", "conversation",
+            "cease"} <= {e.type for e in events}
     scenario = Scenario(START, days, config, ROOT / "templates", accounts, events)
     expected = [_key(r) for r in Simulation(scenario).run()]
     pending = list(events)
@@ -241,12 +248,43 @@ def test_three_weeks_of_sample_events_decide_as_simulate(
         while pending and pending[0].at <= instant:
             ev = pending.pop(0)
             payments += ev.type == "payment"
-            _apply(engine, ev, payments)
+            _apply(runner, ev, payments)
         runner.tick(instant)
     got = _db_decisions(engine)
     missing = sorted(set(expected) - set(got), key=repr)[:5]
     extra = sorted(set(got) - set(expected), key=repr)[:5]
     assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
+
+
+def test_a_stop_or_an_opt_out_reaches_every_debtor_at_the_number(
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
+    """Two debtors reached at one number (a shared family phone): a STOP from it stops
+    texts to both, and a voice opt-out asked on one account stops calls to the other; in
+    simulate as in the daemon."""
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 12)
+    us = [a for a in accounts if a.country == "US" and a.phone]
+    first, second = us[0], next(a for a in us if a.debtor_id != us[0].debtor_id)
+    second.phone = first.phone  # the same number, another debtor
+    csv = tmp_path / "shared.csv"
+    write_csv(accounts, csv)
+    import_accounts(engine, csv, runner.cipher)
+    events = [event("2026-03-09T20:00:00Z", first.account_id, "inbound_sms", body="STOP"),
+              event("2026-03-09T20:05:00Z", second.account_id, "opt_out", channel="voice")]
+    scenario = Scenario(START, 7, config, ROOT / "templates", accounts, events)
+    expected = [_key(r) for r in Simulation(scenario).run()]
+    after = [r for r in expected if r[0] > events[0].at and r[1] == second.account_id]
+    assert ("sms", "suppressed", "opted_out") in {(r[3], r[4], r[5]) for r in after}, after
+    assert not [r for r in after if r[3] in ("sms", "voice") and r[4] == "sent"], after
+    pending = list(events)
+    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
+        while pending and pending[0].at <= instant:
+            _apply(runner, pending.pop(0), 0)
+        runner.tick(instant)
+    got = _db_decisions(engine)
+    assert sorted(got, key=repr) == sorted(expected, key=repr), (
+        sorted(set(expected) - set(got), key=repr)[:5], sorted(set(got) - set(expected),
+                                                               key=repr)[:5])
 
 
 def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp_path: Path) -> None:
