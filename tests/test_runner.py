@@ -3,11 +3,14 @@ instants, for the same accounts and facts (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from channels.simulated import SimulatedChannel
@@ -285,6 +288,69 @@ def test_a_stop_or_an_opt_out_reaches_every_debtor_at_the_number(
     assert sorted(got, key=repr) == sorted(expected, key=repr), (
         sorted(set(expected) - set(got), key=repr)[:5], sorted(set(got) - set(expected),
                                                                key=repr)[:5])
+
+
+_KINDS = ("promise", "payment", "STOP", "START", "HELP", "dispute", "dispute_resolved",
+          "complaint", "conversation", "cease", "plan", "opt_out")
+
+
+def _random_events(accounts: list[Any], seed: int, days: int) -> list[Any]:
+    """Up to four events an account, of every kind the daemon takes in, at any minute."""
+    rng = random.Random(seed)
+    out = []
+    for a in accounts:
+        for _ in range(rng.randint(0, 4)):
+            at = START + timedelta(minutes=rng.randint(0, days * 24 * 60 - 1))
+            kind, iso, aid = rng.choice(_KINDS), at.isoformat(), a.account_id
+            if kind == "promise":
+                out.append(event(iso, aid, kind, amount=(a.balance / 4).quantize(Decimal("0.01")),
+                                 due=(at + timedelta(days=rng.randint(1, 6))).date().isoformat()))
+            elif kind == "payment":
+                share = a.balance / rng.choice([1, 3, 5])
+                out.append(event(iso, aid, kind, amount=share.quantize(Decimal("0.01"))))
+            elif kind in ("STOP", "START", "HELP"):
+                out.append(event(iso, aid, "inbound_sms", body=kind))
+            elif kind == "plan":
+                first = (at + timedelta(days=2)).date()
+                out.append(event(iso, aid, kind, instalments=[
+                    {"due": (first + timedelta(days=4 * k)).isoformat(), "amount": "20.00"}
+                    for k in range(3)]))
+            elif kind == "opt_out":
+                out.append(event(iso, aid, kind,
+                                 channel=rng.choice(["sms", "voice", "email", "letter"])))
+            elif kind in ("conversation", "complaint"):
+                out.append(event(iso, aid, kind, channel=rng.choice(["voice", "sms"])))
+            else:
+                out.append(event(iso, aid, kind))
+    return sorted(out, key=lambda e: (e.at, e.account))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_event_streams_decide_as_simulate(
+    db_url: str, data_keys: str, tmp_path: Path, seed: int
+) -> None:
+    """Every kind of event the daemon takes in (promises, payments, plans, STOP, START and
+    HELP texts, opt-outs of each channel, disputes and their resolution, complaints,
+    conversations, ceases), at random minutes over two weeks: the daemon decides what
+    ``simulate`` decides."""
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 60)
+    events = _random_events(accounts, seed, 14)
+    scenario = Scenario(START, 14, config, ROOT / "templates", accounts, events)
+    expected = [_key(r) for r in Simulation(scenario).run()]
+    assert {"opted_out", "disputed", "cease", "promise_pending"} <= {
+        str(r[5]) for r in expected}, "too few kinds of decision: the test proves little"
+    pending = list(events)
+    payments = 0
+    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
+        while pending and pending[0].at <= instant:
+            ev = pending.pop(0)
+            payments += ev.type == "payment"
+            _apply(runner, ev, payments)
+        runner.tick(instant)
+    got = _db_decisions(engine)
+    missing = sorted(set(expected) - set(got), key=repr)[:5]
+    extra = sorted(set(got) - set(expected), key=repr)[:5]
+    assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
 
 
 def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp_path: Path) -> None:
