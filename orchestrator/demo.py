@@ -159,7 +159,7 @@ def persist(db_url: str, portfolio_csv: Path, records: list[DecisionRecord],
             events: list[SampleEvent], sim: Simulation, env_file: Path) -> None:
     """Store the demo as the daemon would have: the portfolio (imported, personal data
     encrypted with an ephemeral key), every decision, every send, and the facts (promises
-    with their final state, payments, events, opt-outs), so reports run on it."""
+    and plans with their final state, payments, events, opt-outs), so reports run on it."""
     from orchestrator import db, facts
     from orchestrator.crypto import DataCipher, ephemeral_keys
     from orchestrator.importer import import_accounts
@@ -208,6 +208,10 @@ def persist(db_url: str, portfolio_csv: Path, records: list[DecisionRecord],
                                      payment_id=f"pay{payments}", amount=event.data["amount"],
                                      currency=None, paid_at=event.at, source="demo",
                                      now=event.at)
+            elif event.type == "plan":
+                facts.record_plan(conn, account_id=event.account, created_at=event.at,
+                                  instalments=[(i["due"], i["amount"])
+                                               for i in event.data["instalments"]])
             elif event.type in facts.EVENT_TYPES:
                 facts.record_event(conn, account_id=event.account, type_=event.type,
                                    at=event.at, channel=event.data.get("channel"))
@@ -216,9 +220,11 @@ def persist(db_url: str, portfolio_csv: Path, records: list[DecisionRecord],
                 conn.execute(table_of(OptOut).insert().values(
                     debtor_id=state.account.debtor_id, account_id=account_id,
                     channel=channel, source="demo", created_at=sim.clock.now()))
-        from orchestrator.runner import _write_promise_states
+        from orchestrator.runner import _write_plan_states, _write_promise_states
 
         for account_id, state in sim.states.items():
             if state.promises:
                 _write_promise_states(conn, account_id, state, sim.clock.now())
+            if state.plans:
+                _write_plan_states(conn, account_id, state, sim.clock.now())
     engine.dispose()

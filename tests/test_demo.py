@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from rich.console import Console
 
-from orchestrator.demo import run_demo
+from orchestrator.demo import DEMO_START, run_demo
+from orchestrator.sample import generate_accounts, generate_events
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,14 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
         assert count("select count(*) from debtor where name_enc is null") == 0
         # Sample delivery receipts stand in for provider callbacks: every send has one.
         assert count("select count(*) from delivery_event") == len(sent)
+        # The sample's payment plans, as the API would have recorded them.
+        portfolio = list(generate_accounts(40, today=DEMO_START.date()))
+        plans = [e for e in generate_events(portfolio, start=DEMO_START, days=10)
+                 if e.type == "plan"]
+        assert plans, "no plan in the sample: the check proves nothing"
+        assert count("select count(*) from instalment_plan") == len(plans)
+        assert count("select count(*) from instalment") == sum(
+            len(e.data["instalments"]) for e in plans)
     # The KPI report over the simulated days, printed and written as HTML.
     report = summary["report"]
     assert report["period"] == {"since": "2026-03-02", "until": "2026-03-11"}
