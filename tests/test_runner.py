@@ -102,9 +102,22 @@ def test_same_instant_turns_are_taken_as_simulate_takes_them(
     expected = [_key(r) for r in Simulation(scenario).run()]
     contested = {r[1] for r in expected if r[5] == "limit:wa-weekly"}
     assert contested, "no debtor reached the weekly cap: the test proves nothing"
-    for instant in sorted({r[0] for r in expected}):
+    _assert_ticks_decide(runner, expected, [])
+
+
+def _assert_ticks_decide(runner: Runner, expected: list[tuple], events: list[Any]) -> None:
+    """Record each event when its time comes, as the daemon's inputs do (``_apply``), and
+    tick at every instant ``simulate`` decided or an event arrived: the database then
+    holds exactly the decisions of ``expected``."""
+    pending = list(events)
+    payments = 0
+    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
+        while pending and pending[0].at <= instant:
+            ev = pending.pop(0)
+            payments += ev.type == "payment"
+            _apply(runner, ev, payments)  # payment ids as simulate numbers them: pay1, pay2
         runner.tick(instant)
-    got = _db_decisions(engine)
+    got = _db_decisions(runner.db)
     missing = sorted(set(expected) - set(got), key=repr)[:5]
     extra = sorted(set(got) - set(expected), key=repr)[:5]
     assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
@@ -160,18 +173,7 @@ def test_ticks_with_promises_payments_and_events(
     steps = {r[2] for r in expected if r[4] == "sent"}
     assert {"thanks", "promise-broken"} <= steps, steps
 
-    pending = list(events)
-    payments = 0
-    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
-        while pending and pending[0].at <= instant:
-            ev = pending.pop(0)
-            payments += ev.type == "payment"
-            _apply(runner, ev, payments)  # payment ids as simulate numbers them: pay1, pay2
-        runner.tick(instant)
-    got = _db_decisions(engine)
-    missing = sorted(set(expected) - set(got), key=repr)[:5]
-    extra = sorted(set(got) - set(expected), key=repr)[:5]
-    assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
+    _assert_ticks_decide(runner, expected, events)
 
 
 def test_payment_plans_recorded_in_the_database_decide_as_simulate(
@@ -203,18 +205,7 @@ def test_payment_plans_recorded_in_the_database_decide_as_simulate(
     assert len(reminders) == 4, reminders
     assert {r[1] for r in expected if r[2] == "thanks" and r[4] == "sent"} >= {kept, broken}
 
-    pending = list(events)
-    payments = 0
-    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
-        while pending and pending[0].at <= instant:
-            ev = pending.pop(0)
-            payments += ev.type == "payment"
-            _apply(runner, ev, payments)
-        runner.tick(instant)
-    got = _db_decisions(engine)
-    missing = sorted(set(expected) - set(got), key=repr)[:5]
-    extra = sorted(set(got) - set(expected), key=repr)[:5]
-    assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
+    _assert_ticks_decide(runner, expected, events)
 
     end = START + timedelta(days=10)
     runner.plan_accounts([kept, broken], end)
@@ -245,18 +236,7 @@ def test_three_weeks_of_sample_events_decide_as_simulate(
             "cease"} <= {e.type for e in events}
     scenario = Scenario(START, days, config, ROOT / "templates", accounts, events)
     expected = [_key(r) for r in Simulation(scenario).run()]
-    pending = list(events)
-    payments = 0
-    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
-        while pending and pending[0].at <= instant:
-            ev = pending.pop(0)
-            payments += ev.type == "payment"
-            _apply(runner, ev, payments)
-        runner.tick(instant)
-    got = _db_decisions(engine)
-    missing = sorted(set(expected) - set(got), key=repr)[:5]
-    extra = sorted(set(got) - set(expected), key=repr)[:5]
-    assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
+    _assert_ticks_decide(runner, expected, events)
 
 
 def test_a_stop_or_an_opt_out_reaches_every_debtor_at_the_number(
@@ -279,15 +259,7 @@ def test_a_stop_or_an_opt_out_reaches_every_debtor_at_the_number(
     after = [r for r in expected if r[0] > events[0].at and r[1] == second.account_id]
     assert ("sms", "suppressed", "opted_out") in {(r[3], r[4], r[5]) for r in after}, after
     assert not [r for r in after if r[3] in ("sms", "voice") and r[4] == "sent"], after
-    pending = list(events)
-    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
-        while pending and pending[0].at <= instant:
-            _apply(runner, pending.pop(0), 0)
-        runner.tick(instant)
-    got = _db_decisions(engine)
-    assert sorted(got, key=repr) == sorted(expected, key=repr), (
-        sorted(set(expected) - set(got), key=repr)[:5], sorted(set(got) - set(expected),
-                                                               key=repr)[:5])
+    _assert_ticks_decide(runner, expected, events)
 
 
 _KINDS = ("promise", "payment", "STOP", "START", "HELP", "dispute", "dispute_resolved",
@@ -339,18 +311,7 @@ def test_random_event_streams_decide_as_simulate(
     expected = [_key(r) for r in Simulation(scenario).run()]
     assert {"opted_out", "disputed", "cease", "promise_pending"} <= {
         str(r[5]) for r in expected}, "too few kinds of decision: the test proves little"
-    pending = list(events)
-    payments = 0
-    for instant in sorted({r[0] for r in expected} | {x.at for x in events}):
-        while pending and pending[0].at <= instant:
-            ev = pending.pop(0)
-            payments += ev.type == "payment"
-            _apply(runner, ev, payments)
-        runner.tick(instant)
-    got = _db_decisions(engine)
-    missing = sorted(set(expected) - set(got), key=repr)[:5]
-    extra = sorted(set(got) - set(expected), key=repr)[:5]
-    assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
+    _assert_ticks_decide(runner, expected, events)
 
 
 def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp_path: Path) -> None:
