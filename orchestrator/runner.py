@@ -599,8 +599,6 @@ def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
     return sa.or_(*(occurrence_t.c.state == sa.literal_column(f"'{s}'") for s in states))
 
 
-# Due occurrences not leased (or whose lease lapsed), oldest first, leased to one worker;
-# each comes back with its account's debtor.
 def _due_order(postgres: bool) -> list[sa.ColumnElement[Any]]:
     """The order in which due occurrences take their turn: by due time, then
     ``simulate.due_order`` (planned first, then account, step, key), text compared by
@@ -611,6 +609,8 @@ def _due_order(postgres: bool) -> list[sa.ColumnElement[Any]]:
             *(t.collate("C") if postgres else t for t in texts)]
 
 
+# Due occurrences not leased (or whose lease lapsed), in their turn (``_due_order``),
+# leased to one worker; each comes back with its account's debtor.
 def _lease_statement(postgres: bool) -> sa.Update:
     now = sa.bindparam("b_now", type_=UTCDateTime())
     pick = (
