@@ -157,7 +157,7 @@ def test_ambiguous_error_is_never_retried(db_url: str, tmp_path: Path) -> None:
 
 def test_sigkill_twenty_times_sends_each_at_most_once(db_url: str, tmp_path: Path) -> None:
     n = 2000
-    env, outbox = setup_db(db_url, tmp_path, n, delay=0.004)
+    env, outbox = setup_db(db_url, tmp_path, n, delay=0.006)
     args = outreach("run", "--once", "--now", T.isoformat(), "--worker-id", "crashy")
     rng = random.Random(5)
     kills = 0

@@ -455,7 +455,10 @@ def test_pressing_1_after_stop_sends_no_text(live: Live) -> None:
     assert live.texts() == []
     [decision] = _decisions(live, "V1")
     assert (decision.decision, decision.reason) == ("suppressed", "opted_out")
-    assert live.rows(Send, account_id="V1", channel="sms") == []
+    # the one text recorded is the answer to the STOP (its confirmation), no payment link
+    [confirmation] = live.rows(Decision, account_id="V1", step="opt_out_confirmation")
+    assert [s.message_id for s in live.rows(Send, account_id="V1", channel="sms")] == [
+        confirmation.message_id]
 
 
 def test_pressing_1_without_sms_consent_sends_no_text(live: Live) -> None:
