@@ -379,7 +379,7 @@ def next_permitted(
         t = latest
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)  # a few hundred distinct questions a day; the daemon's ``now`` moves
 def first_permitted(
     instant: datetime,
     rule: HoursRule,
