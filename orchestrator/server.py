@@ -581,8 +581,6 @@ def _without_personal(found: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in found.items() if k not in ("name", "phone", "email", "address")}
 
 
-
-
 def build_server(settings: Settings | None = None) -> Server:
     """A ``Server`` from the environment (CONTRACT §3) and the configuration directory."""
     from channels.registry import create_adapter

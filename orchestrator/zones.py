@@ -204,7 +204,6 @@ def _address_zones(country: str, region: str) -> tuple[str, ...]:
     return _valid(_country_table().get(country, ()))
 
 
-@lru_cache(maxsize=65536)
 def _phone_zones(phone: str) -> tuple[str, ...]:
     # A geographic number maps to its area's zones; a mobile number of a country whose
     # mobiles are not geographic maps to the country's zones.
