@@ -309,8 +309,11 @@ def mask_phone(value: str | None) -> str | None:
     """``+12125550100`` → ``+1 212 *** **00``: country code, 3 first and 2 last digits."""
     if not value:
         return None
-    number = parse_phone(value)
-    if number is not None:
+    split = _split_e164(value)
+    number = parse_phone(value) if split is None else None
+    if split is not None:
+        country, national = split
+    elif number is not None:
         country = f"+{number.country_code}"
         national = phonenumbers.national_significant_number(number)
     else:
@@ -322,6 +325,21 @@ def mask_phone(value: str | None) -> str | None:
     head, rest = national[:3], national[3:]
     hidden = "*" * (len(rest) - 2) + rest[-2:]
     return f"{country} {head} {hidden[:3]} {hidden[3:]}".strip()
+
+
+def _split_e164(value: str) -> tuple[str, str] | None:
+    """``+CCNNN...`` as ``("+CC", "NNN...")`` without parsing (a decision record masks its
+    number at every send): country codes are prefix-free, so the first one to three digits
+    that name one are it. ``None`` for anything else, which ``phonenumbers`` parses."""
+    if not _E164.fullmatch(value):
+        return None
+    for size in (1, 2, 3):
+        if int(value[1:1 + size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return value[:1 + size], value[1 + size:]
+    return None
+
+
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def mask_email(value: str | None) -> str | None:

@@ -491,6 +491,12 @@ class TemplateRenderer:
         try:
             front = self.front_matter(path)
             template = self.env.get_template(self._template_name(path))
+            if type(template.globals) is not dict:
+                # Jinja chains a template's globals to the environment's, and walks the
+                # chain twice at every render (a fifth of an SMS's rendering); nothing
+                # changes the environment's globals once it is made, so a plain copy
+                # reads the same.
+                template.globals = dict(template.globals)
             return template.render(context), front
         except TemplateError:
             raise
@@ -528,6 +534,7 @@ class TemplateRenderer:
             template = self._subjects.get(key)
             if template is None:
                 template = self.env.from_string(front.subject)
+                template.globals = dict(template.globals)  # as in ``_render_file``
                 self._subjects[key] = template
             subject = template.render(context)
         except UndefinedError as exc:

@@ -61,10 +61,14 @@ def segments(text: str) -> SegmentInfo:
         units = len(text) + sum(text.count(ch) for ch in GSM7_EXTENSION)
         if units <= 160:  # one segment: no need to place each character
             return SegmentInfo("GSM-7", 1, units)
+        if units == len(text):  # no two-unit character: every split is 153 characters
+            return SegmentInfo("GSM-7", -(-units // 153), units)
         sizes = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
         return SegmentInfo("GSM-7", _split(sizes, 153), units)
     units = len(text.encode("utf-16-le")) // 2
     if units <= 70:
         return SegmentInfo("UCS-2", 1, units)
+    if units == len(text):
+        return SegmentInfo("UCS-2", -(-units // 67), units)
     sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
     return SegmentInfo("UCS-2", _split(sizes, 67), units)

@@ -242,6 +242,21 @@ def test_outbox_syncs_once_per_batch(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert synced == [str(journal)] * 2
 
 
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(),
+                     st.floats(allow_nan=False))
+
+
+@given(st.dictionaries(st.text(), _scalars, max_size=8),
+       st.dictionaries(st.text(), st.lists(_scalars, max_size=3), max_size=2))
+def test_outbox_json_is_laid_out_as_json_indents_it(flat: dict[str, object],
+                                                    nested: dict[str, object]) -> None:
+    """The outbox's fast layout of a message file is ``json.dumps(indent=2)``'s, byte for
+    byte, nested values or not."""
+    for record in (flat, {**flat, **nested}):
+        expected = json.dumps(record, ensure_ascii=False, indent=2) + "\n"
+        assert outbox_module.pretty_json(record) == expected
+
+
 def test_outbox_refuses_unsafe_message_ids(tmp_path: Path) -> None:
     with pytest.raises(PermanentChannelError):
         outbox(tmp_path).send(message(message_id="../../etc/passwd"))
@@ -365,3 +380,19 @@ def test_creditor_pay_url() -> None:
 def test_segments(text: str, encoding: str, count: int, units: int) -> None:
     info = segments(text)
     assert (info.encoding, info.segments, info.units) == (encoding, count, units)
+
+
+@given(st.text(alphabet="ab€{中😀", max_size=400))
+def test_segment_count_places_every_character(text: str) -> None:
+    """The count without placing characters one by one (no two-unit character) agrees
+    with placing them: a two-unit character is never split across segments."""
+    from orchestrator.sms import GSM7_EXTENSION, _split, is_gsm7
+
+    info = segments(text)
+    if is_gsm7(text):
+        sizes, multi = [2 if ch in GSM7_EXTENSION else 1 for ch in text], 153
+    else:
+        sizes, multi = [2 if ord(ch) > 0xFFFF else 1 for ch in text], 67
+    assert info.units == sum(sizes)
+    assert info.segments == (1 if info.units <= multi + (7 if multi == 153 else 3)
+                             else _split(sizes, multi))

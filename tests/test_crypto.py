@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import phonenumbers
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from phonenumbers import PhoneNumberType
 
 from orchestrator.crypto import (
     DataCipher,
@@ -92,3 +96,23 @@ def test_tokens_are_randomised_and_tamper_evident() -> None:
     for bad in (flipped, "o2.", "o2.!!", "o2." + a[3:20], "garbage", "é"):
         with pytest.raises(InvalidToken):
             cipher.decrypt(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
+       kind=st.sampled_from([PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE]),
+       tail=st.integers(0, 99))
+def test_mask_phone_reads_e164_as_phonenumbers_does(region: str, kind: int, tail: int) -> None:
+    """The masking shortcut (country code by prefix, no parse) splits every valid E.164
+    number where ``phonenumbers`` does."""
+    example = phonenumbers.example_number_for_type(region, kind)
+    assume(example is not None)
+    assert example is not None
+    national = phonenumbers.national_significant_number(example)
+    example.national_number = int(national[:-2] + f"{tail:02d}")
+    assume(phonenumbers.is_valid_number(example))
+    e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+    number = phonenumbers.parse(e164, None)
+    head = phonenumbers.national_significant_number(number)
+    assert mask_phone(e164) == mask_phone(f"+{number.country_code} {head}")
+    assert mask_phone(e164).split()[0] == f"+{number.country_code}"
