@@ -150,11 +150,16 @@ class OutboxChannel:
         self.delay = delay
         self.pdf = pdf
         self._folders: set[Path] = set()  # made already (by the writer)
-        self._unsynced = False  # journal lines written since the last ``sync``
-        # accepted messages, written in order by one thread: (folder, files, journal line)
-        self._jobs: queue.Queue[tuple[Path, list[tuple[Path, bytes]], bytes]] = queue.Queue()
+        # Accepted messages are numbered 1, 2, ... and written in that order by one thread:
+        # (number, folder, files, journal line).
+        self._jobs: queue.Queue[tuple[int, Path, list[tuple[Path, bytes]], bytes]] = (
+            queue.Queue())
         self._writer: threading.Thread | None = None
-        self._failure: OSError | None = None  # of a write since the last ``sync``
+        self._accepted = 0  # the last number handed to the writer
+        self._done = threading.Condition()  # guards the three below
+        self._written = 0  # the last number the writer finished (written or failed)
+        self._durable = 0  # journal fsynced through this number
+        self._failures: list[tuple[int, OSError]] = []  # writes failed, not yet reported
 
     @classmethod
     def from_config(
@@ -169,8 +174,9 @@ class OutboxChannel:
 
     def send(self, message: OutboundMessage) -> SendResult:
         require_safe_id(message.message_id)
-        if self._failure is not None:  # the writer is failing: accept nothing more now
-            raise TransientChannelError(f"outbox write failed: {self._failure}", code="io")
+        if self._failures:  # the writer is failing: accept nothing more now
+            raise TransientChannelError(f"outbox write failed: {self._failures[0][1]}",
+                                        code="io")
         folder = self.directory / message.channel
         provider_id = provider_id_for("OB", message.message_id)
         record: dict[str, Any] = {
@@ -224,11 +230,13 @@ class OutboxChannel:
             self._writer = threading.Thread(target=self._write_loop, name="outbox-writer",
                                             daemon=True)
             self._writer.start()
-        self._jobs.put((folder, files, journal))
+        self._accepted += 1
+        self._jobs.put((self._accepted, folder, files, journal))
 
     def _write_loop(self) -> None:
         while True:
-            folder, files, journal = self._jobs.get()
+            number, folder, files, journal = self._jobs.get()
+            failure = None
             try:
                 if folder not in self._folders:
                     folder.mkdir(parents=True, exist_ok=True)
@@ -236,25 +244,41 @@ class OutboxChannel:
                 for path, data in files:  # the JSON last
                     _write_renamed(path, data)
                 append_line(self.directory / "journal.jsonl", journal, sync=False)
-                self._unsynced = True
             except OSError as exc:
-                self._failure = exc
+                failure = exc
             finally:
+                with self._done:
+                    if failure is not None:
+                        self._failures.append((number, failure))
+                    self._written = number
+                    self._done.notify_all()
                 self._jobs.task_done()
 
-    def sync(self) -> None:
-        """Wait until every message accepted so far is written, then make them durable:
-        one ``fsync`` of the journal. Raises if any of them could not be written."""
-        self._jobs.join()
-        failure, self._failure = self._failure, None
-        if failure is not None:
-            raise TransientChannelError(f"outbox write failed: {failure}", code="io")
-        if self._unsynced:
+    def mark(self) -> int:
+        """Where ``sync`` should wait up to for the messages accepted so far: a later
+        ``sync(mark)`` (from another thread, say) does not wait for messages accepted
+        after this call, nor answer for them."""
+        return self._accepted
+
+    def sync(self, upto: int | None = None) -> None:
+        """Wait until every message accepted so far (or up to ``mark()``'s ``upto``) is
+        written, then make them durable: one ``fsync`` of the journal. Raises if any of
+        them could not be written."""
+        target = self._accepted if upto is None else upto
+        with self._done:
+            self._done.wait_for(lambda: self._written >= target)
+            failed = [exc for number, exc in self._failures if number <= target]
+            self._failures = [(n, exc) for n, exc in self._failures if n > target]
+            durable, written = self._durable, self._written
+        if failed:
+            raise TransientChannelError(f"outbox write failed: {failed[0]}", code="io")
+        if durable < target:
             try:
-                sync_file(self.directory / "journal.jsonl")
+                sync_file(self.directory / "journal.jsonl")  # every line written so far
             except OSError as exc:
                 raise TransientChannelError(f"outbox sync failed: {exc}", code="io") from exc
-            self._unsynced = False
+            with self._done:
+                self._durable = max(self._durable, written)
 
     def close(self) -> None:
         self.sync()

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from channels.base import ChannelAdapter, OutboundMessage
 from orchestrator.config import Config
@@ -140,10 +141,22 @@ class Engine:
         assert isinstance(verdict, Allow)
         return None
 
-    def synced(self, outcomes: list[Outcome]) -> list[Outcome]:
+    def marks(self) -> dict[str, Any]:
+        """Each adapter's ``mark()`` (those that have one): where a later ``synced`` of the
+        messages sent so far waits up to, whatever is sent in between."""
+        out = {}
+        for channel, adapter in self.adapters.items():
+            mark = getattr(adapter, "mark", None)
+            if mark is not None:
+                out[channel] = mark()
+        return out
+
+    def synced(self, outcomes: list[Outcome], marks: Mapping[str, Any] | None = None
+               ) -> list[Outcome]:
         """Ask each adapter that took messages among ``outcomes`` to make them durable
         (its optional ``sync``: one flush per batch, not one per send) before they are
-        recorded sent. An adapter that cannot leaves them uncertain: ``ambiguous``,
+        recorded sent; up to its mark in ``marks`` if given (``marks()`` just after
+        they were sent). An adapter that cannot leaves them uncertain: ``ambiguous``,
         counted toward limits and never sent again."""
         failed: set[str] = set()
         for channel in sorted({o.record.channel or "" for o in outcomes
@@ -152,7 +165,10 @@ class Engine:
             if sync is None:
                 continue
             try:
-                sync()
+                if marks is not None and channel in marks:
+                    sync(marks[channel])
+                else:
+                    sync()
             except Exception as exc:  # noqa: BLE001 - whatever it is, the sends are uncertain
                 log.error("adapter sync failed", extra={"channel": channel,
                                                         "error": type(exc).__name__})

@@ -18,7 +18,8 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -273,12 +274,17 @@ class Runner:
                  keep_records: bool = False) -> TickResult:
         """Decide every occurrence due by ``now``, oldest first, a leased page at a time."""
         result = result or TickResult()
-        with self.db.connect() as conn:  # one connection for every transaction of the run
-            while not self.stop.is_set():
-                due = self._lease(conn, now)
-                if not due:
-                    break
-                self._dispatch_page(conn, due, now, result, keep_records)
+        recorder = _Recorder(self.db, self._settle) if self.postgres else None
+        try:
+            with self.db.connect() as conn:  # one connection for every transaction of the run
+                while not self.stop.is_set():
+                    due = self._lease(conn, now)
+                    if not due:
+                        break
+                    self._dispatch_page(conn, due, now, result, keep_records, recorder)
+        finally:
+            if recorder is not None:
+                _count(result, recorder.close(), keep_records)
         return result
 
     def _lease(self, conn: Connection, now: datetime) -> list[Row[Any]]:
@@ -331,26 +337,35 @@ class Runner:
         return len(stuck)
 
     def _dispatch_page(self, conn: Connection, due: Sequence[Row[Any]], now: datetime,
-                       result: TickResult, keep_records: bool) -> None:
+                       result: TickResult, keep_records: bool,
+                       recorder: _Recorder | None = None) -> None:
         """Decide a leased page a batch at a time. Each batch is claimed, judged under its
         debtors' locks and sent by ``_send_batch``, which also records what does not go
         out (deferred, suppressed, blocked...): one replay of each account's facts per
-        batch, and only under the lock, where the judgement counts."""
+        batch, and only under the lock, where the judgement counts. Then ``_settle``
+        records what was sent: on PostgreSQL by ``recorder``, on its own connection while
+        the next batch is claimed and sent, unless the batch holds a provider's opt-out
+        (the next judgement must see it) or sends given back on stopping."""
         start = 0
         while start < len(due) and not self.stop.is_set():
             size = self.batch_size()
-            for outcome in self._send_batch(conn, due[start:start + size], now):
-                result.decisions[str(outcome.record.decision)] += 1
-                if keep_records:
-                    result.records.append(outcome.record)
+            handed = self._send_batch(conn, due[start:start + size], now)
+            if recorder is None:
+                outcomes = self._settle(conn, handed, now)
+            elif handed.opt_outs or handed.unsent:
+                outcomes = recorder.wait() + self._settle(conn, handed, now)
+            else:
+                outcomes = recorder.submit(handed, now)
+            _count(result, outcomes, keep_records)
             start += size
 
     def batch_size(self) -> int:
         """How many occurrences to claim together: as many as the last batch sent in about
         ``SEND_WINDOW`` seconds, at most ``send_batch`` (``OUTREACH_SEND_BATCH``).
 
-        A crash mid-batch leaves the whole batch ``sending``, which recovery records
-        ``ambiguous`` and never sends again, so the batch is the crash exposure; every
+        A crash mid-batch leaves the whole batch ``sending`` (and the one before, if it
+        was still being recorded), which recovery records ``ambiguous`` and never sends
+        again, so the batch is the crash exposure; every
         batch also costs a dozen statements and two commits. Sized by time, the exposure
         stays about a quarter of a second of sends whatever the provider: up to
         ``send_batch`` for the outbox, which answers in a fraction of a millisecond, one
@@ -427,13 +442,14 @@ class Runner:
             locked |= moved
 
     def _send_batch(self, conn: Connection, batch: Sequence[Row[Any]], now: datetime
-                    ) -> list[Outcome]:
+                    ) -> _Handed:
         """Claim a batch, judge each again and record ``sending`` in one transaction under
-        the debtors' locks (so N workers never exceed a cap); then hand each to its
-        adapter; then settle them all. A crash between leaves at most one batch
-        ``sending``, which recovery turns into ``ambiguous``: never sent twice."""
+        the debtors' locks (so N workers never exceed a cap), with what does not go out;
+        then hand each to its adapter. ``_settle`` records how that went. A crash between
+        leaves the batch ``sending``, which recovery turns into ``ambiguous``: never sent
+        twice."""
         if not batch:
-            return []
+            return _Handed([], [], [], {}, {})
         ready: list[tuple[Row[Any], Planned, Replayed, str]] = []
         outcomes: list[Outcome] = []
         with conn.begin():
@@ -494,7 +510,14 @@ class Runner:
             done.append((occ_row, outcome, message_id))
         if done:
             self.pace = (time.monotonic() - started) / len(done)
-        synced = self.engine.synced([o for _, o, _ in done])
+        return _Handed(outcomes, done, unsent, by_account, self.engine.marks())
+
+    def _settle(self, conn: Connection, handed: _Handed, now: datetime) -> list[Outcome]:
+        """Record a sent batch once its adapters made it durable: decisions, occurrences,
+        sends, a provider's opt-outs, and sends given back (stopping) pending again.
+        Returns the batch's outcomes, those refused at the claim first."""
+        done, unsent, by_account = handed.done, handed.unsent, handed.by_account
+        synced = self.engine.synced([o for _, o, _ in done], handed.marks)
         done = [(r, o, m) for (r, _, m), o in zip(done, synced, strict=True)]
         with conn.begin():
             if done:
@@ -519,8 +542,7 @@ class Runner:
                 conn.execute(send_t.delete().where(
                     send_t.c.message_id.in_([m for _, m in unsent]),
                     send_t.c.status == "sending"))
-        outcomes.extend(o for _, o, _ in done)
-        return outcomes
+        return [*handed.refused, *(o for _, o, _ in done)]
 
     def _retry_or_fail(self, occ_row: Row[Any], outcome: Outcome, now: datetime) -> Outcome:
         """A transient error: try again later (the gate runs again then), while attempts
@@ -534,6 +556,73 @@ class Runner:
         until = now + retry_wait(cfg.retry, attempt)
         record = replace(outcome.record, decision=DecisionKind.deferred, until=until)
         return Outcome(record, defer_until=until)
+
+
+@dataclass
+class _Handed:
+    """A batch handed to its adapters, to be recorded (``Runner._settle``)."""
+
+    refused: list[Outcome]  # judged at the claim not to go out, recorded already
+    done: list[tuple[Row[Any], Outcome, str]]  # (occurrence, outcome, message id)
+    unsent: list[tuple[Row[Any], str]]  # claimed, not handed over: stopping
+    by_account: dict[str, Row[Any]]
+    marks: dict[str, Any]  # the adapters' ``mark()`` just after the last send
+
+    @property
+    def opt_outs(self) -> bool:
+        return any(o.opt_out for _, o, _ in self.done)
+
+
+class _Recorder:
+    """Records sent batches (``Runner._settle``) one at a time, in order, in a thread and
+    on a connection of its own, while the dispatcher claims and sends the next batch:
+    PostgreSQL's work on one batch overlaps Python's on the next (about a third of a
+    send's time on one worker).
+
+    The next claim does not need this batch's record: its sends count toward limits from
+    ``sending`` on (a send that failed counts until it is recorded failed: a cap may
+    hold one batch longer, never less), and its occurrences are no longer due."""
+
+    def __init__(self, db: Engine,
+                 settle: Callable[[Connection, _Handed, datetime], list[Outcome]]):
+        self._db = db
+        self._settle = settle
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-record")
+        self._conn: Connection | None = None
+        self._pending: Future[list[Outcome]] | None = None
+
+    def _record(self, handed: _Handed, now: datetime) -> list[Outcome]:
+        if self._conn is None:
+            self._conn = self._db.connect()
+        return self._settle(self._conn, handed, now)
+
+    def wait(self) -> list[Outcome]:
+        """The outcomes of the batch being recorded, once it is ([] if none); raises what
+        recording it raised."""
+        pending, self._pending = self._pending, None
+        return [] if pending is None else pending.result()
+
+    def submit(self, handed: _Handed, now: datetime) -> list[Outcome]:
+        """Record ``handed`` once the batch before it is; returns that batch's outcomes."""
+        earlier = self.wait()
+        self._pending = self._pool.submit(self._record, handed, now)
+        return earlier
+
+    def close(self) -> list[Outcome]:
+        """Wait for the last batch; returns its outcomes."""
+        try:
+            return self.wait()
+        finally:
+            if self._conn is not None:
+                self._pool.submit(self._conn.close).result()
+            self._pool.shutdown()
+
+
+def _count(result: TickResult, outcomes: Iterable[Outcome], keep_records: bool) -> None:
+    for outcome in outcomes:
+        result.decisions[str(outcome.record.decision)] += 1
+        if keep_records:
+            result.records.append(outcome.record)
 
 
 LEASE = timedelta(minutes=5)

@@ -216,6 +216,27 @@ def test_outbox_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert len(journal) == 2  # first and third: the failed send was never journaled
 
 
+def test_outbox_sync_up_to_a_mark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sync(mark)`` answers for the messages accepted before ``mark()`` only: a failed
+    write after it is reported by the next ``sync`` that covers it, not lost."""
+    adapter = outbox(tmp_path)
+    adapter.send(message(message_id="m_first"))
+    first = adapter.mark()
+    adapter._jobs.join()
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(outbox_module.os, "replace", crash)
+    adapter.send(message(message_id="m_second"))
+    adapter._jobs.join()
+    adapter.sync(first)  # the first is written: nothing to report for it
+    assert "m_first" in (tmp_path / "ob" / "journal.jsonl").read_text(encoding="utf-8")
+    with pytest.raises(TransientChannelError, match="disk full"):
+        adapter.sync()
+    adapter.sync()  # reported once
+
+
 def test_outbox_syncs_once_per_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Sends are written at once and made durable together: ``sync`` (the daemon's call
     after each batch, and ``close``) is one fsync of the journal, which lists them all."""
