@@ -55,6 +55,9 @@ class OutboxSettings(AdapterSettings):
     pdf: bool = True  # print letters to PDF (false: their HTML only)
 
 
+WRITE_GROUP = 256  # most messages the writer takes from its queue at a time
+
+
 def _write_renamed(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, so
     a reader never sees half a file. One send is written by one process at a time (its
@@ -234,24 +237,38 @@ class OutboxChannel:
         self._jobs.put((self._accepted, folder, files, journal))
 
     def _write_loop(self) -> None:
+        """Write what was accepted, in order: each message's files, then the journal lines
+        of all those waiting, in one append (one write where there were one per message)."""
         while True:
-            number, folder, files, journal = self._jobs.get()
-            failure = None
-            try:
-                if folder not in self._folders:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    self._folders.add(folder)
-                for path, data in files:  # the JSON last
-                    _write_renamed(path, data)
-                append_line(self.directory / "journal.jsonl", journal, sync=False)
-            except OSError as exc:
-                failure = exc
-            finally:
-                with self._done:
-                    if failure is not None:
-                        self._failures.append((number, failure))
-                    self._written = number
-                    self._done.notify_all()
+            jobs = [self._jobs.get()]
+            while len(jobs) < WRITE_GROUP:
+                try:
+                    jobs.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            lines: list[bytes] = []
+            failures: list[tuple[int, OSError]] = []
+            for number, folder, files, journal in jobs:
+                try:
+                    if folder not in self._folders:
+                        folder.mkdir(parents=True, exist_ok=True)
+                        self._folders.add(folder)
+                    for path, data in files:  # the JSON last
+                        _write_renamed(path, data)
+                    lines.append(journal)
+                except OSError as exc:
+                    failures.append((number, exc))
+            if lines:
+                try:
+                    append_line(self.directory / "journal.jsonl", b"".join(lines), sync=False)
+                except OSError as exc:  # none of them is journaled: all failed
+                    written = {n for n, _ in failures}
+                    failures = [(n, exc) for n, _, _, _ in jobs if n not in written] + failures
+            with self._done:
+                self._failures.extend(sorted(failures, key=lambda f: f[0]))
+                self._written = jobs[-1][0]
+                self._done.notify_all()
+            for _ in jobs:
                 self._jobs.task_done()
 
     def mark(self) -> int:
