@@ -116,3 +116,20 @@ def test_mask_phone_reads_e164_as_phonenumbers_does(region: str, kind: int, tail
     head = phonenumbers.national_significant_number(number)
     assert mask_phone(e164) == mask_phone(f"+{number.country_code} {head}")
     assert mask_phone(e164).split()[0] == f"+{number.country_code}"
+
+
+def test_digest_and_index_are_stable_keyed_hmacs() -> None:
+    """Stored digests and blind indexes must not change between releases (a re-import
+    compares digests; an inbound text finds its debtor by index): both are HMAC-SHA256
+    under the index key, of a fixed layout."""
+    import base64
+    import hashlib
+    import hmac
+
+    cipher = DataCipher(ephemeral_keys())
+    key = cipher.index_key
+    layout = b"".join(len(raw).to_bytes(4, "big") + raw for raw in (b"\x01a", b"\x00", b"\x01\xe4\xb8\xad"))
+    expected = hmac.new(key, b"outreach digest v1" + layout, hashlib.sha256).digest()[:18]
+    assert cipher.digest(["a", None, "中"]) == base64.urlsafe_b64encode(expected).decode()
+    assert cipher.index("+1 212 555 0100") == hmac.new(
+        key, b"phone:+12125550100", hashlib.sha256).hexdigest()
