@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -67,6 +67,8 @@ instalment_t = table_of(InstalmentRow)
 send_t = table_of(Send)
 
 log = logging.getLogger("outreach.runner")
+
+T = TypeVar("T")
 
 SEND_BATCH = 100  # default cap of sends claimed together (``OUTREACH_SEND_BATCH``)
 
@@ -277,11 +279,15 @@ class Runner:
         recorder = _Recorder(self.db, self._settle) if self.postgres else None
         try:
             with self.db.connect() as conn:  # one connection for every transaction of the run
-                while not self.stop.is_set():
-                    due = self._lease(conn, now)
-                    if not due:
-                        break
+                due = self._lease(conn, now)
+                while due and not self.stop.is_set():
+                    # PostgreSQL: the next page is leased while this one is sent. Its rows
+                    # come after this page's in turn (these are leased, and what this page
+                    # defers is due later), so the order is the one page by page.
+                    ahead = (recorder.run(lambda c: self._lease(c, now))
+                             if recorder is not None else None)
                     self._dispatch_page(conn, due, now, result, keep_records, recorder)
+                    due = ahead.result() if ahead is not None else self._lease(conn, now)
         finally:
             if recorder is not None:
                 _count(result, recorder.close(), keep_records)
@@ -591,10 +597,17 @@ class _Recorder:
         self._conn: Connection | None = None
         self._pending: Future[list[Outcome]] | None = None
 
-    def _record(self, handed: _Handed, now: datetime) -> list[Outcome]:
+    def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self._db.connect()
-        return self._settle(self._conn, handed, now)
+        return self._conn
+
+    def _record(self, handed: _Handed, now: datetime) -> list[Outcome]:
+        return self._settle(self._connection(), handed, now)
+
+    def run(self, work: Callable[[Connection], T]) -> Future[T]:
+        """``work`` on this thread's connection, after what was submitted before."""
+        return self._pool.submit(lambda: work(self._connection()))
 
     def wait(self) -> list[Outcome]:
         """The outcomes of the batch being recorded, once it is ([] if none); raises what
