@@ -29,6 +29,7 @@ the files right after sending calls ``sync`` first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -58,20 +59,22 @@ class OutboxSettings(AdapterSettings):
 WRITE_GROUP = 256  # most messages the writer takes from its queue at a time
 
 
-def _write_renamed(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename, so
-    a reader never sees half a file. One send is written by one process at a time (its
-    message id is claimed), so the process id keeps two writers' temporary names apart."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_renamed(folder: str, name: str, data: bytes) -> None:
+    """Write ``data`` to ``folder/name`` via a temporary file in the same folder and a
+    rename, so a reader never sees half a file. One send is written by one process at a
+    time (its message id is claimed), so the process id keeps two writers' temporary
+    names apart. (Plain strings, not ``Path``: this runs for every file of every send.)"""
+    tmp = f"{folder}/.{name}.{os.getpid()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, data)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        os.replace(tmp, f"{folder}/{name}")
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
@@ -98,7 +101,7 @@ def resolve_dir(directory: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def append_line(path: Path, data: bytes, *, sync: bool = True) -> None:
+def append_line(path: Path | str, data: bytes, *, sync: bool = True) -> None:
     """Append ``data`` to ``path`` in one ``O_APPEND`` write (a journal line); ``sync``:
     on disk before returning."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -110,7 +113,7 @@ def append_line(path: Path, data: bytes, *, sync: bool = True) -> None:
         os.close(fd)
 
 
-def sync_file(path: Path) -> None:
+def sync_file(path: Path | str) -> None:
     """``fsync`` a file written through other descriptors."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -152,10 +155,12 @@ class OutboxChannel:
         self.sender = sender
         self.delay = delay
         self.pdf = pdf
-        self._folders: set[Path] = set()  # made already (by the writer)
+        self._folders: set[str] = set()  # made already (by the writer)
+        self._folder_of: dict[str, str] = {}  # channel -> its folder, as a string
+        self._journal = str(directory / "journal.jsonl")
         # Accepted messages are numbered 1, 2, ... and written in that order by one thread:
         # (number, folder, files, journal line).
-        self._jobs: queue.Queue[tuple[int, Path, list[tuple[Path, bytes]], bytes]] = (
+        self._jobs: queue.Queue[tuple[int, str, list[tuple[str, bytes]], bytes]] = (
             queue.Queue())
         self._writer: threading.Thread | None = None
         self._accepted = 0  # the last number handed to the writer
@@ -180,7 +185,9 @@ class OutboxChannel:
         if self._failures:  # the writer is failing: accept nothing more now
             raise TransientChannelError(f"outbox write failed: {self._failures[0][1]}",
                                         code="io")
-        folder = self.directory / message.channel
+        folder = self._folder_of.get(message.channel)
+        if folder is None:
+            folder = self._folder_of[message.channel] = str(self.directory / message.channel)
         provider_id = provider_id_for("OB", message.message_id)
         record: dict[str, Any] = {
             "message_id": message.message_id,
@@ -203,21 +210,19 @@ class OutboxChannel:
             record["encoding"] = count.encoding
         if message.metadata:
             record["metadata"] = dict(message.metadata)
-        files: list[tuple[Path, bytes]] = []
+        files: list[tuple[str, bytes]] = []  # (name in the folder, content)
         if message.html is not None:
-            html_path = folder / f"{message.message_id}.html"
-            files.append((html_path, message.html.encode("utf-8")))
-            record["html"] = str(html_path)
+            files.append((f"{message.message_id}.html", message.html.encode("utf-8")))
+            record["html"] = f"{folder}/{message.message_id}.html"
             if message.channel == "letter" and record["pdf"] is None and self.pdf:
-                pdf = _render_pdf(message.html, folder)
+                pdf = _render_pdf(message.html, Path(folder))
                 if pdf is not None:
-                    pdf_path = folder / f"{message.message_id}.pdf"
-                    files.append((pdf_path, pdf))
-                    record["pdf"] = str(pdf_path)
+                    files.append((f"{message.message_id}.pdf", pdf))
+                    record["pdf"] = f"{folder}/{message.message_id}.pdf"
         if self.delay:
             time.sleep(self.delay)
         body = pretty_json(record)
-        files.append((folder / f"{message.message_id}.json", body.encode("utf-8")))
+        files.append((f"{message.message_id}.json", body.encode("utf-8")))
         line = {k: record[k] for k in ("message_id", "provider_id", "channel", "account",
                                        "debtor", "created_at")}
         journal = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
@@ -228,7 +233,7 @@ class OutboxChannel:
             segments=count.segments if count else None,
         )
 
-    def _accept(self, folder: Path, files: list[tuple[Path, bytes]], journal: bytes) -> None:
+    def _accept(self, folder: str, files: list[tuple[str, bytes]], journal: bytes) -> None:
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, name="outbox-writer",
                                             daemon=True)
@@ -251,16 +256,16 @@ class OutboxChannel:
             for number, folder, files, journal in jobs:
                 try:
                     if folder not in self._folders:
-                        folder.mkdir(parents=True, exist_ok=True)
+                        os.makedirs(folder, exist_ok=True)
                         self._folders.add(folder)
-                    for path, data in files:  # the JSON last
-                        _write_renamed(path, data)
+                    for name, data in files:  # the JSON last
+                        _write_renamed(folder, name, data)
                     lines.append(journal)
                 except OSError as exc:
                     failures.append((number, exc))
             if lines:
                 try:
-                    append_line(self.directory / "journal.jsonl", b"".join(lines), sync=False)
+                    append_line(self._journal, b"".join(lines), sync=False)
                 except OSError as exc:  # none of them is journaled: all failed
                     written = {n for n, _ in failures}
                     failures = [(n, exc) for n, _, _, _ in jobs if n not in written] + failures
@@ -291,7 +296,7 @@ class OutboxChannel:
             raise TransientChannelError(f"outbox write failed: {failed[0]}", code="io")
         if durable < target:
             try:
-                sync_file(self.directory / "journal.jsonl")  # every line written so far
+                sync_file(self._journal)  # every line written so far
             except OSError as exc:
                 raise TransientChannelError(f"outbox sync failed: {exc}", code="io") from exc
             with self._done:
