@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -478,22 +479,26 @@ def test_batches_hold_about_a_quarter_second_of_sends(
 
 
 class _Syncing(SimulatedChannel):
-    """A provider that makes sends durable a batch at a time (as the outbox does)."""
+    """A provider that makes sends durable a batch at a time, up to a mark (as the outbox
+    does: on PostgreSQL a batch is synced and recorded while the next one is sent)."""
 
     def __init__(self, fail: bool = False, engine: sa.Engine | None = None):
         super().__init__()
         self.fail = fail
         self.engine = engine
-        self.calls: list[int] = []  # sends handed over before each sync
-        self.in_flight: list[int] = []  # sends the database had as ``sending`` then
+        self.calls: list[int] = []  # sends made durable by each sync (its mark)
+        self.recorded: list[int] = []  # sends the database had recorded sent then
 
-    def sync(self) -> None:
-        self.calls.append(len(self.sent))
+    def mark(self) -> int:
+        return len(self.sent)
+
+    def sync(self, upto: int | None = None) -> None:
+        self.calls.append(len(self.sent) if upto is None else upto)
         if self.engine is not None:
             with self.engine.connect() as conn:
-                self.in_flight.append(conn.execute(
+                self.recorded.append(conn.execute(
                     sa.select(sa.func.count()).select_from(table_of(Send))
-                    .where(table_of(Send).c.status == "sending",
+                    .where(table_of(Send).c.status == "sent",
                            table_of(Send).c.channel == "sms")).scalar_one())
         if self.fail:
             raise OSError("disk gone")
@@ -511,8 +516,8 @@ def test_sends_are_synced_once_per_batch_before_being_recorded_sent(
     assert syncing.calls[-1] == sent  # the last batch was synced too
     batches = [b - a for a, b in zip([0, *syncing.calls], syncing.calls, strict=False)]
     assert all(0 < n <= 4 for n in batches)
-    # each batch was synced while still ``sending``: recorded sent only after
-    assert syncing.in_flight == batches
+    # each batch was synced before it was recorded sent, and after every batch before it
+    assert syncing.recorded == [0, *syncing.calls[:-1]]
     with engine.connect() as conn:
         statuses = conn.execute(sa.select(table_of(Send).c.status).where(
             table_of(Send).c.channel == "sms")).scalars().all()
@@ -537,6 +542,47 @@ def test_a_failed_sync_leaves_the_batch_ambiguous(
     assert {(d, r) for d, r in sms if d != "deferred"} == {("ambiguous", "provider_error")}
     assert len(statuses) == len(failing.sent) and set(statuses) == {"ambiguous"}
     assert others, "other channels (no sync) are recorded sent as usual"
+
+
+def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
+        db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recording a sent batch fails (on PostgreSQL that happens in the recorder's thread,
+    while the next batch goes out): dispatch stops with the error, the batch stays
+    ``sending``, the next start records it ambiguous, and the next tick sends it no
+    more."""
+    config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 60)
+    runner.send_batch = 4
+    channel = runner.engine.adapters["sms"]
+    assert isinstance(channel, SimulatedChannel)
+    real = runner.settler.sends
+    calls = []
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("database gone")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(runner.settler, "sends", failing)
+    instant = START + timedelta(hours=15)
+    with pytest.raises(RuntimeError, match="database gone"):
+        runner.tick(instant)
+    handed = len(channel.sent)
+    assert handed > 4, "the failure came before a second batch: the test proves nothing"
+    monkeypatch.undo()
+    sends = table_of(Send)
+    with engine.connect() as conn:
+        stuck = set(conn.execute(sa.select(sends.c.message_id).where(
+            sends.c.status == "sending")).scalars())
+    assert stuck and stuck <= {m.message_id for m in channel.sent}
+    assert runner.recover(instant) == len(stuck)
+    runner.tick(instant)
+    again = Counter(m.message_id for m in channel.sent)
+    assert all(again[m] == 1 for m in stuck)  # never handed over twice
+    with engine.connect() as conn:
+        states = dict(conn.execute(sa.select(sends.c.message_id, sends.c.status).where(
+            sends.c.message_id.in_(stuck))).all())
+    assert set(states.values()) == {"ambiguous"}
 
 
 def test_one_worker_plans_at_a_time_on_postgresql(db_url: str, data_keys: str,
