@@ -371,8 +371,8 @@ class Runner:
 
         A crash mid-batch leaves the whole batch ``sending`` (and the one before, if it
         was still being recorded), which recovery records ``ambiguous`` and never sends
-        again, so the batch is the crash exposure; every
-        batch also costs a dozen statements and two commits. Sized by time, the exposure
+        again, so the batch is the crash exposure; every batch also costs a dozen
+        statements and two commits. Sized by time, the exposure
         stays about a quarter of a second of sends whatever the provider: up to
         ``send_batch`` for the outbox, which answers in a fraction of a millisecond, one
         or two for an API that takes 200 ms a message, whose own latency dwarfs the
@@ -582,8 +582,7 @@ class _Handed:
 class _Recorder:
     """Records sent batches (``Runner._settle``) one at a time, in order, in a thread and
     on a connection of its own, while the dispatcher claims and sends the next batch:
-    PostgreSQL's work on one batch overlaps Python's on the next (about a third of a
-    send's time on one worker).
+    PostgreSQL's work on one batch overlaps Python's on the next.
 
     The next claim does not need this batch's record: its sends count toward limits from
     ``sending`` on (a send that failed counts until it is recorded failed: a cap may
