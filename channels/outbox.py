@@ -267,8 +267,8 @@ class OutboxChannel:
                 try:
                     append_line(self._journal, b"".join(lines), sync=False)
                 except OSError as exc:  # none of them is journaled: all failed
-                    written = {n for n, _ in failures}
-                    failures = [(n, exc) for n, _, _, _ in jobs if n not in written] + failures
+                    failed = {n for n, _ in failures}
+                    failures += [(n, exc) for n, _, _, _ in jobs if n not in failed]
             with self._done:
                 self._failures.extend(sorted(failures, key=lambda f: f[0]))
                 self._written = jobs[-1][0]

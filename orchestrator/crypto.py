@@ -310,15 +310,11 @@ def mask_phone(value: str | None) -> str | None:
     if not value:
         return None
     split = _split_e164(value)
-    number = parse_phone(value) if split is None else None
-    if split is not None:
-        country, national = split
-    elif number is not None:
-        country = f"+{number.country_code}"
-        national = phonenumbers.national_significant_number(number)
-    else:
-        digits = "".join(ch for ch in value if ch.isdigit())
-        country, national = "", digits
+    if split is None:
+        number = parse_phone(value)
+        if number is not None:
+            split = f"+{number.country_code}", phonenumbers.national_significant_number(number)
+    country, national = split or ("", "".join(ch for ch in value if ch.isdigit()))
     if len(national) <= 5:
         masked = "*" * max(len(national) - 2, 0) + national[-2:]
         return f"{country} {masked}".strip()

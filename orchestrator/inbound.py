@@ -93,9 +93,14 @@ _REPLIES = {
 }
 
 
+def language(locale: str | None) -> str:
+    """The language of our texts and voice prompts to an account: ``zh`` for a ``zh*``
+    locale, else ``en``."""
+    return "zh" if (locale or "").lower().startswith("zh") else "en"
+
+
 def reply_text(step: str, creditor: Creditor | None, locale: str | None) -> str:
     """The reply to an opt-out (``OPT_OUT_CONFIRMATION``) or a help request
     (``HELP_REPLY``), in the account's language (Chinese for ``zh*``, else English)."""
-    lang = "zh" if (locale or "").lower().startswith("zh") else "en"
-    return _REPLIES[step][lang].format(creditor=creditor.name if creditor else "",
+    return _REPLIES[step][language(locale)].format(creditor=creditor.name if creditor else "",
                                        phone=creditor.phone if creditor else "")

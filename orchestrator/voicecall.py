@@ -46,6 +46,7 @@ from orchestrator.crypto import DataCipher
 from orchestrator.engine import message_id_for
 from orchestrator.errors import OutreachError
 from orchestrator.gate import contact_rule, suppression
+from orchestrator.inbound import language
 from orchestrator.models import Decision, Occurrence, Send, table_of
 from orchestrator.planner import Occurrence as Planned
 from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
@@ -87,10 +88,6 @@ PHRASES: Mapping[str, Mapping[str, str]] = {
         "goodbye": "感谢您的接听，再见。",
     },
 }
-
-
-def _lang(locale: str | None) -> str:
-    return "zh" if (locale or "").lower().startswith("zh") else "en"
 
 
 # --- TwiML ---------------------------------------------------------------------------------
@@ -238,7 +235,7 @@ class VoiceCalls:
             call = self._call(conn, message_id, now)
         if call is None:
             return None
-        lang = _lang(call.rep.state.account.locale)
+        lang = language(call.rep.state.account.locale)
         phrase = self._text_pay_link(call, now) if digits.strip() == "1" else "goodbye"
         creditor = self.config.creditor(call.rep.state.account.creditor)
         text = PHRASES[lang][phrase].format(phone=digits_filter(creditor.phone if creditor
