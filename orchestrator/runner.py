@@ -36,7 +36,7 @@ from orchestrator.crypto import DataCipher
 from orchestrator.engine import Engine as DecisionEngine
 from orchestrator.engine import Outcome, message_id_for
 from orchestrator.hours import local_day_start
-from orchestrator.inlist import one_of
+from orchestrator.inlist import one_of, pg_array
 from orchestrator.models import (
     AccountRow,
     Decision,
@@ -427,7 +427,7 @@ class Runner:
     def _lock(self, conn: Connection, debtors: Iterable[str]) -> None:
         """PostgreSQL: transaction-level advisory locks on these debtors, taken in one
         statement in sorted order, so two workers never wait on each other in a cycle."""
-        conn.execute(_DEBTOR_LOCKS, {"b_debtors": sorted(debtors)})
+        conn.execute(_DEBTOR_LOCKS, {"b_debtors": pg_array(sorted(debtors))})
 
     def _accounts_locked(self, conn: Connection, debtors: set[str], batch: Sequence[Row[Any]]
                          ) -> list[Row[Any]]:
@@ -527,12 +527,11 @@ class Runner:
         done = [(r, o, m) for (r, _, m), o in zip(done, synced, strict=True)]
         with conn.begin():
             if done:
-                self.settler.decisions(conn, [(r.id, o.record) for r, o, _ in done])
-                self.settler.occurrences(conn, [_moved(r.id, o) for r, o, _ in done], now,
-                                         attempted=True)
-                self.settler.sends(conn, [
-                    (m, send_status(str(o.record.decision)), o.provider_id)
-                    for _, o, m in done], now)
+                self.settler.settled(
+                    conn, [(r.id, o.record) for r, o, _ in done],
+                    [_moved(r.id, o) for r, o, _ in done],
+                    [(m, send_status(str(o.record.decision)), o.provider_id) for _, o, m in done],
+                    now)
             for _, o, _ in done:
                 if o.opt_out:  # the provider refused: the recipient opted out there
                     owner = by_account.get(o.record.account)
@@ -586,7 +585,13 @@ class _Recorder:
 
     The next claim does not need this batch's record: its sends count toward limits from
     ``sending`` on (a send that failed counts until it is recorded failed: a cap may
-    hold one batch longer, never less), and its occurrences are no longer due."""
+    hold one batch longer, never less), and its occurrences are no longer due.
+
+    Its connection is in autocommit: what it runs is one statement each (a lease, a
+    batch's record: ``Settler.settled``), each its own transaction, with no ``BEGIN``
+    and ``COMMIT`` round trips around it. A batch whose record takes more than one
+    statement (a provider's opt-out, sends given back) is recorded by the dispatcher,
+    never here."""
 
     def __init__(self, db: Engine,
                  settle: Callable[[Connection, _Handed, datetime], list[Outcome]]):
@@ -598,7 +603,7 @@ class _Recorder:
 
     def _connection(self) -> Connection:
         if self._conn is None:
-            self._conn = self._db.connect()
+            self._conn = self._db.connect().execution_options(isolation_level="AUTOCOMMIT")
         return self._conn
 
     def _record(self, handed: _Handed, now: datetime) -> list[Outcome]:
@@ -616,6 +621,9 @@ class _Recorder:
 
     def submit(self, handed: _Handed, now: datetime) -> list[Outcome]:
         """Record ``handed`` once the batch before it is; returns that batch's outcomes."""
+        if handed.opt_outs or handed.unsent:
+            raise ValueError("a batch with opt-outs or unsent sends is recorded in one "
+                             "transaction by the dispatcher")
         earlier = self.wait()
         self._pending = self._pool.submit(self._record, handed, now)
         return earlier

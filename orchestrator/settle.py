@@ -5,7 +5,7 @@ after them, a decision row for each occurrence, each occurrence moved on from
 ``sending`` (to sent, deferred, failed...) and each send row's status and provider id.
 Sent one row at a time, that is four statements per send; here each kind is one
 statement per batch on PostgreSQL (decisions by ``COPY``, the others joined to the
-batch's values passed as arrays) and one ``executemany`` on SQLite, which runs in
+batch's values passed as arrays, each as one string: ``inlist.pg_array``) and one ``executemany`` on SQLite, which runs in
 process. A planning page likewise marks when each of its accounts is due again.
 """
 
@@ -22,6 +22,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Dialect
 
 from orchestrator.bulk import BulkInsert
+from orchestrator.inlist import pg_array
 from orchestrator.models import AccountRow, Decision, Occurrence, Send, UTCDateTime, table_of
 from orchestrator.records import DecisionRecord
 from orchestrator.store import decision_values
@@ -72,6 +73,7 @@ class Settler:
         self.postgres = dialect.name == "postgresql"
         self._decisions = BulkInsert(decision_t, _DECISION_COLUMNS, dialect)
         self._sending = _sending_sqlite()
+        self._settled_pg = _settled_pg(dialect) if self.postgres else None
 
     def sending(self, conn: Connection, sends: Sequence[Sending], now: datetime) -> int:
         """A send row ``sending`` for each, or the same row again after a transient
@@ -81,10 +83,12 @@ class Settler:
             return 0
         if self.postgres:
             return len(conn.execute(_SENDING_PG, {
-                "mids": [s.message_id for s in sends], "accounts": [s.account_id for s in sends],
-                "debtors": [s.debtor_id for s in sends], "channels": [s.channel for s in sends],
-                "occurrences": [s.occurrence_id for s in sends],
-                "indexes": [s.to_index for s in sends], "now": now}).all())
+                "mids": pg_array(s.message_id for s in sends),
+                "accounts": pg_array(s.account_id for s in sends),
+                "debtors": pg_array(s.debtor_id for s in sends),
+                "channels": pg_array(s.channel for s in sends),
+                "occurrences": pg_array(s.occurrence_id for s in sends),
+                "indexes": pg_array(s.to_index for s in sends), "now": now}).all())
         return len(conn.execute(self._sending, [{
             "message_id": s.message_id, "account_id": s.account_id, "debtor_id": s.debtor_id,
             "channel": s.channel, "occurrence_id": s.occurrence_id, "status": "sending",
@@ -97,6 +101,30 @@ class Settler:
             self._decisions(conn, [
                 _decision_row(decision_values(r, occurrence_id=i)) for i, r in records])
 
+    def settled(self, conn: Connection, records: Sequence[tuple[int, DecisionRecord]],
+                moved: Sequence[Moved], statuses: Sequence[tuple[str, str, str | None]],
+                now: datetime) -> None:
+        """A sent batch: ``decisions``, ``occurrences`` (attempted) and ``sends`` together.
+        On PostgreSQL that is one statement, so one round trip where there were three
+        and, on a connection in autocommit, its own transaction: a daemon's recorder
+        thread waits for the interpreter lock after every round trip, and waited more
+        than the database worked."""
+        if self._settled_pg is None:
+            self.decisions(conn, records)
+            self.occurrences(conn, moved, now, attempted=True)
+            self.sends(conn, statuses, now)
+            return
+        if not (records or moved or statuses):
+            return
+        rows = [_decision_row(decision_values(r, occurrence_id=i)) for i, r in records]
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(_DECISION_COLUMNS)
+        params: dict[str, Any] = {
+            f"d_{name}": pg_array(column)
+            for name, column in zip(_DECISION_COLUMNS, columns, strict=True)}
+        params.update(_moved_params(moved, now))
+        params.update(_status_params(statuses, now))
+        conn.execute(self._settled_pg, params)
+
     def planned(self, conn: Connection, accounts: Sequence[tuple[str, int, datetime]]
                 ) -> None:
         """Each ``(account id, plan_seq read, next plan due)``: the account is planned
@@ -105,9 +133,9 @@ class Settler:
         if not accounts:
             return
         if self.postgres:
-            conn.execute(_PLANNED_PG, {"ids": [a for a, _, _ in accounts],
-                                       "seqs": [q for _, q, _ in accounts],
-                                       "dues": [d for _, _, d in accounts]})
+            conn.execute(_PLANNED_PG, {"ids": pg_array(a for a, _, _ in accounts),
+                                       "seqs": pg_array(q for _, q, _ in accounts),
+                                       "dues": pg_array(d for _, _, d in accounts)})
         else:
             conn.execute(_PLANNED, [{"b_id": a, "b_seq": q, "b_due": d}
                                     for a, q, d in accounts])
@@ -119,9 +147,7 @@ class Settler:
         if not moved:
             return
         if self.postgres:
-            conn.execute(_MOVE_PG_ATTEMPTED if attempted else _MOVE_PG, {
-                "ids": [m.occurrence_id for m in moved], "states": [m.state for m in moved],
-                "nexts": [m.next for m in moved], "now": now})
+            conn.execute(_MOVE_PG_ATTEMPTED if attempted else _MOVE_PG, _moved_params(moved, now))
         else:
             conn.execute(_MOVE_ATTEMPTED if attempted else _MOVE, [
                 {"b_id": m.occurrence_id, "b_state": m.state, "b_next": m.next, "b_now": now}
@@ -135,13 +161,24 @@ class Settler:
         if not statuses:
             return
         if self.postgres:
-            conn.execute(_SEND_STATUS_PG, {
-                "mids": [m for m, _, _ in statuses], "statuses": [s for _, s, _ in statuses],
-                "providers": [p for _, _, p in statuses], "now": now})
+            conn.execute(_SEND_STATUS_PG, _status_params(statuses, now))
         else:
             conn.execute(_SEND_STATUS, [
                 {"b_mid": m, "b_status": s, "b_provider": p, "b_now": now}
                 for m, s, p in statuses])
+
+
+def _moved_params(moved: Sequence[Moved], now: datetime) -> dict[str, Any]:
+    return {"ids": pg_array(m.occurrence_id for m in moved),
+            "states": pg_array(m.state for m in moved),
+            "nexts": pg_array(m.next for m in moved), "now": now}
+
+
+def _status_params(statuses: Sequence[tuple[str, str, str | None]], now: datetime
+                   ) -> dict[str, Any]:
+    return {"mids": pg_array(m for m, _, _ in statuses),
+            "statuses": pg_array(s for _, s, _ in statuses),
+            "providers": pg_array(p for _, _, p in statuses), "now": now}
 
 
 def _sending_sqlite() -> sa.Insert:
@@ -193,16 +230,21 @@ def _move(*, attempted: bool) -> sa.Update:
     )
 
 
-def _move_pg(*, attempted: bool) -> sa.TextClause:
+def _move_pg_sql(*, attempted: bool) -> str:
     attempts = ", attempts = o.attempts + 1" if attempted else ""
-    return sa.text(
+    return (
         "UPDATE occurrence AS o SET state = v.state, "
         "next_attempt_at = coalesce(v.next, o.next_attempt_at), updated_at = :now, "
         f"lease_until = NULL{attempts} "
         "FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), "
         "CAST(:nexts AS timestamptz[])) AS v(id, state, next) "
         "WHERE o.id = v.id AND o.state = 'sending'"
-    ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+    )
+
+
+def _move_pg(*, attempted: bool) -> sa.TextClause:
+    return sa.text(_move_pg_sql(attempted=attempted)).bindparams(
+        sa.bindparam("now", type_=UTCDateTime()))
 
 
 _MOVE = _move(attempted=False)
@@ -215,7 +257,7 @@ _SEND_STATUS = send_t.update().where(send_t.c.message_id == sa.bindparam("b_mid"
     status=sa.case((_STILL_SENDING, sa.bindparam("b_status")), else_=send_t.c.status),
     provider_id=sa.func.coalesce(send_t.c.provider_id, sa.bindparam("b_provider")),
     status_at=sa.case((_STILL_SENDING, sa.bindparam("b_now")), else_=send_t.c.status_at))
-_SEND_STATUS_PG = sa.text(
+_SEND_STATUS_PG_SQL = (
     "UPDATE send AS s SET "
     "status = CASE WHEN s.status = 'sending' THEN v.status ELSE s.status END, "
     "provider_id = coalesce(s.provider_id, v.provider), "
@@ -223,4 +265,21 @@ _SEND_STATUS_PG = sa.text(
     "FROM unnest(CAST(:mids AS text[]), CAST(:statuses AS text[]), "
     "CAST(:providers AS text[])) AS v(mid, status, provider) "
     "WHERE s.message_id = v.mid"
-).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+)
+_SEND_STATUS_PG = sa.text(_SEND_STATUS_PG_SQL).bindparams(
+    sa.bindparam("now", type_=UTCDateTime()))
+
+
+def _settled_pg(dialect: Dialect) -> sa.TextClause:
+    """``Settler.settled`` on PostgreSQL: the decision rows (each column an array), then
+    the occurrences and the sends, as data-modifying ``WITH`` parts of one statement
+    (PostgreSQL runs each of them once, whether or not anything reads it)."""
+    array_of = {name: dialect.type_compiler_instance.process(decision_t.c[name].type) + "[]"
+                for name in _DECISION_COLUMNS}
+    columns = ", ".join(_DECISION_COLUMNS)
+    arrays = ", ".join(f"CAST(:d_{name} AS {array_of[name]})" for name in _DECISION_COLUMNS)
+    return sa.text(
+        f"WITH decided AS (INSERT INTO decision ({columns}) SELECT * FROM unnest({arrays})), "
+        f"moved AS ({_move_pg_sql(attempted=True)}) "
+        f"{_SEND_STATUS_PG_SQL}"
+    ).bindparams(sa.bindparam("now", type_=UTCDateTime()))

@@ -3,11 +3,14 @@ PostgreSQL, for text and integer columns, with empty and one-element lists."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.inlist import one_of
+from orchestrator.inlist import one_of, pg_array
 
 metadata = sa.MetaData()
 item = sa.Table("inlist_item", metadata, sa.Column("id", sa.Integer, primary_key=True),
@@ -15,7 +18,15 @@ item = sa.Table("inlist_item", metadata, sa.Column("id", sa.Integer, primary_key
 BY_KEY = sa.select(item.c.id).where(one_of(item.c.key, "keys")).order_by(item.c.id)
 BY_ID = sa.select(item.c.key).where(one_of(item.c.id, "ids"), item.c.key.is_not(None)
                                     ).order_by(item.c.id)
-KEYS = ["a", "b", "O'Brien", "ü", "42", "", "a b"]
+KEYS = ["a", "b", "O'Brien", "ü", "42", "", "a b", 'say "hi"', "back\\slash", "{x,y}", "NULL"]
+
+# Text PostgreSQL stores (no NUL), with what an array literal must escape or quote:
+# quotes, backslashes, braces, commas, spaces, the word NULL.
+_texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                 max_size=12) | st.sampled_from(['"', "\\", "{}", "a,b", " x ", "NULL", ""])
+_instants = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
+                         timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)),
+                                                    timezone(timedelta(hours=5, minutes=30))]))
 
 
 def test_one_of_matches_in_on_both_backends(db_url: str) -> None:
@@ -26,7 +37,7 @@ def test_one_of_matches_in_on_both_backends(db_url: str) -> None:
                      + [{"id": 99, "key": None}])
 
     @settings(max_examples=40, deadline=None)
-    @given(st.lists(st.sampled_from([*KEYS, "zz"]), max_size=6),
+    @given(st.lists(st.sampled_from([*KEYS, "zz"]) | _texts, max_size=6),
            st.lists(st.integers(min_value=-1, max_value=100), max_size=6))
     def check(keys: list[str], ids: list[int]) -> None:
         with engine.connect() as conn:
@@ -40,3 +51,37 @@ def test_one_of_matches_in_on_both_backends(db_url: str) -> None:
     # the whole list is one parameter: one SQL text, whatever its length
     assert list(BY_KEY.compile(dialect=engine.dialect).params) == ["keys"]
     engine.dispose()
+
+
+def test_pg_array_is_read_back_as_the_values_it_was_given(db_url: str) -> None:
+    """``pg_array`` stands for the driver's own list adaptation: PostgreSQL must read its
+    text back as the very values, NULLs included, for each array type the runner casts to."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL array text")
+    engine = sa.create_engine(db_url)
+    read = {kind: sa.text(f"SELECT CAST(:p AS {kind}[])") for kind in
+            ("text", "bigint", "timestamptz", "boolean")}
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.none() | _texts, max_size=8),
+           st.lists(st.none() | st.integers(-2**63, 2**63 - 1), max_size=8),
+           st.lists(st.none() | _instants, max_size=8),
+           st.lists(st.none() | st.booleans(), max_size=4))
+    def check(texts: list[str | None], ints: list[int | None],
+              instants: list[datetime | None], flags: list[bool | None]) -> None:
+        with engine.connect() as conn:
+            assert conn.execute(read["text"], {"p": pg_array(texts)}).scalar() == texts
+            assert conn.execute(read["bigint"], {"p": pg_array(ints)}).scalar() == ints
+            assert conn.execute(read["timestamptz"], {"p": pg_array(instants)}).scalar() == [
+                None if i is None else i.astimezone(UTC) for i in instants]
+            assert conn.execute(read["boolean"], {"p": pg_array(flags)}).scalar() == flags
+
+    check()
+    engine.dispose()
+
+
+def test_pg_array_refuses_what_it_cannot_write() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        pg_array([datetime(2026, 1, 1)])
+    with pytest.raises(TypeError, match="float"):
+        pg_array([1.5])

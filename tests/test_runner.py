@@ -18,6 +18,8 @@ from channels.simulated import SimulatedChannel
 from orchestrator import db, facts
 from orchestrator.configload import load_config
 from orchestrator.crypto import DataCipher
+from orchestrator.engine import message_id_for
+from orchestrator.errors import AmbiguousSendError, PermanentChannelError, TransientChannelError
 from orchestrator.importer import import_accounts
 from orchestrator.keywords import handle_inbound
 from orchestrator.models import (
@@ -31,8 +33,9 @@ from orchestrator.models import (
 from orchestrator.rendering import TemplateRenderer
 from orchestrator.runner import Runner
 from orchestrator.sample import generate_accounts, generate_events, write_csv
+from orchestrator.settle import send_status
 from orchestrator.simulate import SIMULATION_PUBLIC_URL, SIMULATION_SECRET, Scenario, Simulation
-from orchestrator.store import account_timeline
+from orchestrator.store import account_timeline, decision_values
 from orchestrator.testing import event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -315,6 +318,53 @@ def test_random_event_streams_decide_as_simulate(
     _assert_ticks_decide(runner, expected, events)
 
 
+def test_a_batch_is_recorded_field_for_field(db_url: str, data_keys: str,
+                                              tmp_path: Path) -> None:
+    """What recording a sent batch writes (on PostgreSQL one statement, each column an
+    array) is every field of each decision record; each send takes its status and
+    provider id, each occurrence its state and one more attempt; a transient failure is
+    due again at its ``until``."""
+    _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 100)
+    instant = START + timedelta(hours=15)
+    runner.plan(instant)
+    occ, sends, decisions = table_of(Occurrence), table_of(Send), table_of(Decision)
+    with engine.connect() as conn:
+        due = conn.execute(sa.select(occ.c.account_id, occ.c.step_id, occ.c.occurrence_key)
+                           .where(occ.c.next_attempt_at <= instant, occ.c.channel == "sms")
+                           .order_by(occ.c.id)).all()
+    assert len(due) >= 6, "too few texts due: the test proves nothing"
+    channel = runner.engine.adapters["sms"]
+    assert isinstance(channel, SimulatedChannel)
+    ids = [message_id_for(*row) for row in due]
+    channel.fail(ids[0], TransientChannelError("429"), times=1)
+    channel.fail(ids[1], AmbiguousSendError("timeout"))
+    channel.fail(ids[2], PermanentChannelError("invalid number"))
+    records = runner.dispatch(instant, keep_records=True).records
+    kinds = Counter(str(r.decision) for r in records)
+    assert kinds["sent"] >= 3 and kinds["ambiguous"] == 1 and kinds["failed"] == 1
+    assert kinds["deferred"] >= 1  # the transient failure, due again later
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(decisions)).all()
+        occurrences = {r.id: r for r in conn.execute(sa.select(occ))}
+        by_message = {r.message_id: r for r in conn.execute(sa.select(sends))}
+    columns = [c for c in decisions.c.keys() if c not in ("id", "occurrence_id")]
+    assert sorted((tuple(getattr(r, c) for c in columns) for r in rows), key=repr) == sorted(
+        (tuple(decision_values(r)[c] for c in columns) for r in records), key=repr)
+    for row in rows:
+        owner = occurrences[row.occurrence_id]
+        assert (owner.account_id, owner.step_id) == (row.account_id, row.step)
+        if row.message_id is None:
+            continue
+        send = by_message[row.message_id]
+        if row.decision == "deferred":  # a transient failure: failed now, tried again then
+            assert send.status == "failed" and owner.next_attempt_at == row.until
+            assert owner.state == "deferred" and owner.attempts == 1
+        else:
+            assert send.status == send_status(row.decision) and owner.state == row.decision
+            assert owner.attempts == 1 and owner.lease_until is None
+        assert send.provider_id is not None or row.decision != "sent"
+
+
 def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp_path: Path) -> None:
     _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 20)
     instant = START + timedelta(hours=10)
@@ -554,7 +604,7 @@ def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
     runner.send_batch = 4
     channel = runner.engine.adapters["sms"]
     assert isinstance(channel, SimulatedChannel)
-    real = runner.settler.sends
+    real = runner.settler.settled
     calls = []
 
     def failing(*args: Any, **kwargs: Any) -> None:
@@ -563,7 +613,7 @@ def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
             raise RuntimeError("database gone")
         real(*args, **kwargs)
 
-    monkeypatch.setattr(runner.settler, "sends", failing)
+    monkeypatch.setattr(runner.settler, "settled", failing)
     instant = START + timedelta(hours=15)
     with pytest.raises(RuntimeError, match="database gone"):
         runner.tick(instant)
