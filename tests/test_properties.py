@@ -185,7 +185,8 @@ def check_invariants(steps, accounts, events, records: list[DecisionRecord]) -> 
         for e in events:
             if e.at > r.time:
                 break
-            same_number = by_id[e.account].phone == acct.phone and by_id[e.account].debtor_id == acct.debtor_id
+            # a STOP or START acts on the number, whichever debtor's account it came in on
+            same_number = by_id[e.account].phone == acct.phone
             if e.type == "inbound_sms" and same_number:
                 state["stop"] = e.data["body"] == "STOP"
             if e.account != r.account:
