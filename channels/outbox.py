@@ -15,33 +15,39 @@ twice would show twice, which the files named by message id cannot show. ``delay
 (seconds) makes each send take that long, to stand in for a provider's latency.
 
 Like a provider, the outbox accepts a message at ``send`` and stores it a moment later:
-its files and journal line are written by a thread of the adapter's own, so that the
-file system's time (creating and renaming files costs more than the rest of a send on
-some disks) overlaps the daemon's next send instead of adding to it. ``sync`` (which
-the daemon calls after each batch of sends, before it records them sent; ``close``
-calls it too) waits until every accepted message is written, then makes the journal
-durable with one ``fsync``; a write that failed makes ``sync`` raise, and the daemon
-records that batch ``ambiguous``. The files are not synced one by one: after a power
-cut the journal is the record of what was handed over, and the daemon has the batch
-that was in flight as ``sending``, which it resolves as ``ambiguous``. Whoever reads
-the files right after sending calls ``sync`` first.
+its files and journal line are written by a process of its own (``outbox_writer``), so
+that the file system's time (creating and renaming files costs more than the rest of a
+send on some disks) overlaps the daemon's next send instead of adding to it, on another
+core and without waiting for the daemon's interpreter lock. ``sync`` (which the daemon
+calls after each batch of sends, before it records them sent; ``close`` calls it too)
+waits until every accepted message is written, then makes the journal durable with one
+``fsync``; a write that failed, or a writer that stopped, makes ``sync`` raise, and the
+daemon records that batch ``ambiguous``. The files are not synced one by one: after a
+power cut the journal is the record of what was handed over, and the daemon has the
+batch that was in flight as ``sending``, which it resolves as ``ambiguous``. Whoever
+reads the files right after sending calls ``sync`` first. A daemon that is killed
+leaves its writer to finish what it was given, then exit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
+import marshal
 import queue
 import re
+import subprocess
+import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from channels.base import AdapterSettings, DeliveryStatus, OutboundMessage, SendResult
+from channels.outbox_writer import append_line, frame, sync_file
 from channels.simulated import provider_id_for
 from orchestrator.clock import Clock
 from orchestrator.errors import OutreachError, PermanentChannelError, TransientChannelError
@@ -56,26 +62,10 @@ class OutboxSettings(AdapterSettings):
     pdf: bool = True  # print letters to PDF (false: their HTML only)
 
 
-WRITE_GROUP = 256  # most messages the writer takes from its queue at a time
+WRITE_GROUP = 256  # most messages sent to the writer in one frame
 
-
-def _write_renamed(folder: str, name: str, data: bytes) -> None:
-    """Write ``data`` to ``folder/name`` via a temporary file in the same folder and a
-    rename, so a reader never sees half a file. One send is written by one process at a
-    time (its message id is claimed), so the process id keeps two writers' temporary
-    names apart. (Plain strings, not ``Path``: this runs for every file of every send.)"""
-    tmp = f"{folder}/.{name}.{os.getpid()}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, f"{folder}/{name}")
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+__all__ = ["OutboxChannel", "OutboxSettings", "append_line", "pretty_json", "require_safe_id",
+           "resolve_dir", "sync_file"]
 
 
 def pretty_json(record: dict[str, Any]) -> str:
@@ -101,27 +91,6 @@ def resolve_dir(directory: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def append_line(path: Path | str, data: bytes, *, sync: bool = True) -> None:
-    """Append ``data`` to ``path`` in one ``O_APPEND`` write (a journal line); ``sync``:
-    on disk before returning."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, data)
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def sync_file(path: Path | str) -> None:
-    """``fsync`` a file written through other descriptors."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _render_pdf(html: str, base_dir: Path) -> bytes | None:
     """The letter as PDF bytes, or ``None`` when WeasyPrint cannot be loaded here."""
     from orchestrator.preview import PrinterUnavailable, render_pdf
@@ -133,6 +102,125 @@ def _render_pdf(html: str, base_dir: Path) -> bytes | None:
     except OutreachError as exc:  # Chinese text and no font for it
         raise PermanentChannelError(str(exc), code="pdf") from exc
     return document.write_pdf()  # type: ignore[no-any-return]
+
+
+class _Sync:
+    """A sync request in the writer's queue: answered once everything before it is."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: str | None = None
+
+
+_CLOSE = object()  # the writer's queue: stop after what came before
+
+
+class _WriterProcess:
+    """The parent's side of one ``outbox_writer`` process: a queue of accepted messages,
+    and a thread that passes them to the process in frames of up to ``WRITE_GROUP`` (one
+    system call where the writing takes four a message) and brings its sync replies
+    back. State learnt from the replies is guarded by ``lock``."""
+
+    def __init__(self, journal: str):
+        script = str(Path(__file__).with_name("outbox_writer.py"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", script, journal],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.lock = threading.Lock()
+        self.durable = 0  # the journal is fsynced through this message number
+        self.failures: list[tuple[int, str]] = []  # (number, reason), not yet reported
+        self.syncs = 0  # the writer's fsyncs of the journal, so far
+        self.broken: str | None = None  # the process stopped or its pipe failed
+        self.thread = threading.Thread(target=self._feed, name="outbox-writer", daemon=True)
+        self.thread.start()
+
+    def _feed(self) -> None:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None
+        carry: Any = None
+        try:
+            while True:
+                item = self.queue.get() if carry is None else carry
+                carry = None
+                if item is _CLOSE:
+                    return
+                if isinstance(item, _Sync):
+                    stdin.write(frame(b"S"))
+                    stdin.flush()
+                    self._answer(item, stdout)
+                    continue
+                group = [item]
+                while len(group) < WRITE_GROUP:
+                    try:
+                        nxt = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(nxt, tuple):
+                        group.append(nxt)
+                    else:
+                        carry = nxt
+                        break
+                stdin.write(frame(b"W", marshal.dumps(group)))
+                stdin.flush()
+        except (OSError, ValueError, EOFError) as exc:
+            with self.lock:
+                self.broken = f"outbox writer stopped: {exc or type(exc).__name__}"
+            if isinstance(carry, _Sync):
+                carry.error = self.broken
+                carry.done.set()
+            while True:  # answer whoever waits; nothing more is written
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Sync):
+                    item.error = self.broken
+                    item.done.set()
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()  # the writer ends once it has written what it was given
+
+    def _answer(self, request: _Sync, stdout: Any) -> None:
+        head = stdout.read(8)
+        body = stdout.read(int.from_bytes(head, "little")) if len(head) == 8 else b""
+        if not body:
+            request.error = "outbox writer stopped"
+            request.done.set()
+            raise EOFError("the outbox writer exited")
+        _, durable, failures, syncs, error = marshal.loads(body)
+        with self.lock:
+            self.durable = max(self.durable, durable)
+            self.failures.extend(failures)
+            self.syncs = syncs
+        request.error = error and f"outbox sync failed: {error}"
+        request.done.set()
+
+    def sync(self, target: int) -> None:
+        """Wait until the messages numbered up to ``target`` are written and the journal
+        is durable; raise ``TransientChannelError`` for a failed one among them."""
+        with self.lock:
+            if (self.durable >= target and self.broken is None
+                    and not any(n <= target for n, _ in self.failures)):
+                return
+        request = _Sync()
+        self.queue.put(request)
+        request.done.wait()
+        with self.lock:
+            failed = [reason for n, reason in self.failures if n <= target]
+            self.failures = [(n, r) for n, r in self.failures if n > target]
+        if failed:
+            raise TransientChannelError(f"outbox write failed: {failed[0]}", code="io")
+        if request.error:
+            raise TransientChannelError(request.error, code="io")
+
+    def close(self) -> None:
+        """Let the writer finish what it was given, and wait for it to exit."""
+        self.queue.put(_CLOSE)
+        self.thread.join()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 class OutboxChannel:
@@ -155,19 +243,12 @@ class OutboxChannel:
         self.sender = sender
         self.delay = delay
         self.pdf = pdf
-        self._folders: set[str] = set()  # made already (by the writer)
         self._folder_of: dict[str, str] = {}  # channel -> its folder, as a string
         self._journal = str(directory / "journal.jsonl")
-        # Accepted messages are numbered 1, 2, ... and written in that order by one thread:
-        # (number, folder, files, journal line).
-        self._jobs: queue.Queue[tuple[int, str, list[tuple[str, bytes]], bytes]] = (
-            queue.Queue())
-        self._writer: threading.Thread | None = None
-        self._accepted = 0  # the last number handed to the writer
-        self._done = threading.Condition()  # guards the three below
-        self._written = 0  # the last number the writer finished (written or failed)
-        self._durable = 0  # journal fsynced through this number
-        self._failures: list[tuple[int, OSError]] = []  # writes failed, not yet reported
+        # Accepted messages are numbered 1, 2, ... and written in that order.
+        self._accepted = 0
+        self._writer: _WriterProcess | None = None
+        self._finalizer: weakref.finalize | None = None
 
     @classmethod
     def from_config(
@@ -182,9 +263,11 @@ class OutboxChannel:
 
     def send(self, message: OutboundMessage) -> SendResult:
         require_safe_id(message.message_id)
-        if self._failures:  # the writer is failing: accept nothing more now
-            raise TransientChannelError(f"outbox write failed: {self._failures[0][1]}",
-                                        code="io")
+        writer = self._writer
+        if writer is not None and (writer.failures or writer.broken):
+            # failing: accept nothing more until a ``sync`` has reported it
+            raise TransientChannelError(
+                f"outbox write failed: {writer.broken or writer.failures[0][1]}", code="io")
         folder = self._folder_of.get(message.channel)
         if folder is None:
             folder = self._folder_of[message.channel] = str(self.directory / message.channel)
@@ -235,46 +318,16 @@ class OutboxChannel:
 
     def _accept(self, folder: str, files: list[tuple[str, bytes]], journal: bytes) -> None:
         if self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, name="outbox-writer",
-                                            daemon=True)
-            self._writer.start()
+            self._writer = _WriterProcess(self._journal)
+            self._finalizer = weakref.finalize(self, self._writer.close)
         self._accepted += 1
-        self._jobs.put((self._accepted, folder, files, journal))
+        self._writer.queue.put((self._accepted, folder, files, journal))
 
-    def _write_loop(self) -> None:
-        """Write what was accepted, in order: each message's files, then the journal lines
-        of all those waiting, in one append (one write where there were one per message)."""
-        while True:
-            jobs = [self._jobs.get()]
-            while len(jobs) < WRITE_GROUP:
-                try:
-                    jobs.append(self._jobs.get_nowait())
-                except queue.Empty:
-                    break
-            lines: list[bytes] = []
-            failures: list[tuple[int, OSError]] = []
-            for number, folder, files, journal in jobs:
-                try:
-                    if folder not in self._folders:
-                        os.makedirs(folder, exist_ok=True)
-                        self._folders.add(folder)
-                    for name, data in files:  # the JSON last
-                        _write_renamed(folder, name, data)
-                    lines.append(journal)
-                except OSError as exc:
-                    failures.append((number, exc))
-            if lines:
-                try:
-                    append_line(self._journal, b"".join(lines), sync=False)
-                except OSError as exc:  # none of them is journaled: all failed
-                    failed = {n for n, _ in failures}
-                    failures += [(n, exc) for n, _, _, _ in jobs if n not in failed]
-            with self._done:
-                self._failures.extend(sorted(failures, key=lambda f: f[0]))
-                self._written = jobs[-1][0]
-                self._done.notify_all()
-            for _ in jobs:
-                self._jobs.task_done()
+    @property
+    def journal_syncs(self) -> int:
+        """How many times the writer made the journal durable (``fsync``), as of the last
+        ``sync``."""
+        return self._writer.syncs if self._writer is not None else 0
 
     def mark(self) -> int:
         """Where ``sync`` should wait up to for the messages accepted so far: a later
@@ -285,22 +338,24 @@ class OutboxChannel:
     def sync(self, upto: int | None = None) -> None:
         """Wait until every message accepted so far (or up to ``mark()``'s ``upto``) is
         written, then make them durable: one ``fsync`` of the journal. Raises if any of
-        them could not be written."""
-        target = self._accepted if upto is None else upto
-        with self._done:
-            self._done.wait_for(lambda: self._written >= target)
-            failed = [exc for number, exc in self._failures if number <= target]
-            self._failures = [(n, exc) for n, exc in self._failures if n > target]
-            durable, written = self._durable, self._written
-        if failed:
-            raise TransientChannelError(f"outbox write failed: {failed[0]}", code="io")
-        if durable < target:
-            try:
-                sync_file(self._journal)  # every line written so far
-            except OSError as exc:
-                raise TransientChannelError(f"outbox sync failed: {exc}", code="io") from exc
-            with self._done:
-                self._durable = max(self._durable, written)
+        them could not be written, or the writer stopped (the next ``send`` then starts
+        a new one)."""
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            writer.sync(self._accepted if upto is None else upto)
+        except TransientChannelError:
+            if writer.broken and self._writer is writer:  # reported: start afresh
+                self._writer = None
+                if self._finalizer is not None:
+                    self._finalizer()
+            raise
 
     def close(self) -> None:
-        self.sync()
+        try:
+            self.sync()
+        finally:
+            if self._finalizer is not None:
+                self._finalizer()  # the writer finishes and exits
+            self._writer = None

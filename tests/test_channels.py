@@ -4,6 +4,9 @@ links; SMS segment counting."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,6 +44,8 @@ from orchestrator.sms import segments
 
 NOW = datetime(2026, 3, 2, 15, tzinfo=UTC)
 D = DeliveryStatus
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def message(channel: str = "sms", message_id: str = "m_0123456789abcdef01234567", **kw: object):
@@ -187,80 +192,148 @@ def test_outbox_letters_as_html_only(tmp_path: Path) -> None:
                                                                           "m_cc.json"]
 
 
-def test_outbox_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A write that fails leaves the old file whole and no temporary file; ``sync``
-    reports it (the daemon then records the batch ambiguous), and until it has, the
-    outbox accepts nothing more."""
+def _unwritable(adapter: OutboxChannel, message_id: str, channel: str = "sms") -> None:
+    """Make ``message_id``'s JSON file impossible to write, even for root: a directory
+    (not empty) stands where the file must be renamed to."""
+    (adapter.directory / channel / f"{message_id}.json" / "x").mkdir(parents=True)
+
+
+def test_outbox_write_is_atomic(tmp_path: Path) -> None:
+    """A write that fails leaves no temporary file and the files already written whole;
+    ``sync`` reports it (the daemon then records the batch ambiguous), once."""
     adapter = outbox(tmp_path)
     adapter.send(message(text="first"))
     adapter.sync()
     path = tmp_path / "ob/sms/m_0123456789abcdef01234567.json"
-
-    def crash(src: str, dst: str) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(outbox_module.os, "replace", crash)
-    adapter.send(message(text="second"))  # accepted; its write fails in the writer
-    adapter._jobs.join()
-    with pytest.raises(TransientChannelError, match="disk full"):
-        adapter.send(message(text="refused while the failure is unreported"))
-    with pytest.raises(TransientChannelError, match="disk full"):
+    _unwritable(adapter, "m_bad")
+    adapter.send(message(message_id="m_bad", text="second"))  # accepted; its write fails
+    with pytest.raises(TransientChannelError, match="Is a directory"):
         adapter.sync()
-    assert json.loads(path.read_text(encoding="utf-8"))["text"] == "first"  # old file intact
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # temp file removed
-    monkeypatch.undo()
+    assert json.loads(path.read_text(encoding="utf-8"))["text"] == "first"  # intact
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(["m_bad.json", path.name])
     adapter.send(message(text="third"))
-    adapter.sync()
+    adapter.sync()  # reported once; the outbox writes again
     assert json.loads(path.read_text(encoding="utf-8"))["text"] == "third"
     journal = (tmp_path / "ob" / "journal.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(journal) == 2  # first and third: the failed send was never journaled
 
 
-def test_outbox_sync_up_to_a_mark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outbox_refuses_sends_while_a_failure_is_unreported(tmp_path: Path) -> None:
+    """Once the writer has told of a failed write that no ``sync`` has reported yet (a
+    sync up to an earlier mark learnt of it), the outbox accepts nothing more until one
+    has."""
+    adapter = outbox(tmp_path)
+    adapter.send(message(message_id="m_first"))
+    first = adapter.mark()
+    _unwritable(adapter, "m_bad")
+    adapter.send(message(message_id="m_bad"))
+    adapter.sync(first)  # the writer answers for both, the failure is after the mark
+    with pytest.raises(TransientChannelError, match="Is a directory"):
+        adapter.send(message(message_id="m_refused"))
+    with pytest.raises(TransientChannelError, match="Is a directory"):
+        adapter.sync()
+    adapter.send(message(message_id="m_after"))
+    adapter.sync()
+    journal = (tmp_path / "ob" / "journal.jsonl").read_text(encoding="utf-8")
+    assert "m_after" in journal and "m_refused" not in journal and "m_bad" not in journal
+
+
+def test_outbox_sync_up_to_a_mark(tmp_path: Path) -> None:
     """``sync(mark)`` answers for the messages accepted before ``mark()`` only: a failed
     write after it is reported by the next ``sync`` that covers it, not lost."""
     adapter = outbox(tmp_path)
     adapter.send(message(message_id="m_first"))
     first = adapter.mark()
-    adapter._jobs.join()
-
-    def crash(src: str, dst: str) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(outbox_module.os, "replace", crash)
+    adapter.sync(first)
+    _unwritable(adapter, "m_second")
     adapter.send(message(message_id="m_second"))
-    adapter._jobs.join()
-    adapter.sync(first)  # the first is written: nothing to report for it
+    second = adapter.mark()
+    adapter.sync(first)  # written already: nothing to report, nothing to wait for
     assert "m_first" in (tmp_path / "ob" / "journal.jsonl").read_text(encoding="utf-8")
-    with pytest.raises(TransientChannelError, match="disk full"):
-        adapter.sync()
-    adapter.sync()  # reported once
+    adapter.send(message(message_id="m_third"))
+    with pytest.raises(TransientChannelError, match="Is a directory"):
+        adapter.sync(second)
+    adapter.sync()  # reported once: the third is written
+    journal = (tmp_path / "ob" / "journal.jsonl").read_text(encoding="utf-8")
+    assert "m_third" in journal and "m_second" not in journal
 
 
-def test_outbox_syncs_once_per_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outbox_syncs_once_per_batch(tmp_path: Path) -> None:
     """Sends are written at once and made durable together: ``sync`` (the daemon's call
     after each batch, and ``close``) is one fsync of the journal, which lists them all."""
-    synced: list[str] = []
-    real_fsync = outbox_module.os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(outbox_module.os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(outbox_module.os, "fsync", fsync)
     adapter = outbox(tmp_path)
     for i in range(5):
         adapter.send(message(message_id=f"m_{i:02d}"))
-    assert synced == []
     adapter.sync()
+    assert adapter.journal_syncs == 1  # one for the five, none while they were written
     journal = tmp_path / "ob" / "journal.jsonl"
-    assert synced == [str(journal)]
     lines = [json.loads(x) for x in journal.read_text(encoding="utf-8").splitlines()]
     assert [x["message_id"] for x in lines] == [f"m_{i:02d}" for i in range(5)]
     adapter.sync()  # nothing new: nothing to flush
+    assert adapter.journal_syncs == 1
     adapter.send(message(message_id="m_05"))
+    adapter.sync()
+    assert adapter.journal_syncs == 2
+
+
+def test_outbox_writer_that_stops_fails_its_batch_and_is_started_again(tmp_path: Path) -> None:
+    """The writer process dies (killed): the sync that covers what it was given raises
+    (the daemon records those sends ambiguous), and the next send starts a new one."""
+    adapter = outbox(tmp_path)
+    adapter.send(message(message_id="m_first"))
+    adapter.sync()
+    writer = adapter._writer
+    assert writer is not None
+    writer.proc.kill()
+    writer.proc.wait()
+    adapter.send(message(message_id="m_lost"))
+    with pytest.raises(TransientChannelError, match="writer stopped"):
+        adapter.sync()
+    adapter.send(message(message_id="m_next"))
+    adapter.sync()
+    assert adapter._writer is not writer
+    journal = (tmp_path / "ob" / "journal.jsonl").read_text(encoding="utf-8")
+    assert "m_first" in journal and "m_next" in journal and "m_lost" not in journal
     adapter.close()
-    assert synced == [str(journal)] * 2
+
+
+def test_outbox_writer_finishes_its_work_when_its_daemon_is_killed(tmp_path: Path) -> None:
+    """A daemon killed mid-batch leaves its writer to write what it had accepted, then
+    exit: nothing accepted is half-written, and no writer process stays behind."""
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from pathlib import Path\n"
+        "from channels.outbox import OutboxChannel\n"
+        "from channels.base import OutboundMessage\n"
+        "from orchestrator.clock import SystemClock\n"
+        f"box = OutboxChannel('sms', Path({str(tmp_path / 'ob')!r}), SystemClock())\n"
+        "def send(i):\n"
+        "    box.send(OutboundMessage(message_id=f'm_{i:04d}', channel='sms', account_id='A',"
+        " debtor_id='D', to='+12125550100', text='x' * 2000, locale='en-US'))\n"
+        "for i in range(300):\n"
+        "    send(i)\n"
+        "box.sync()\n"
+        "for i in range(300, 900):\n"
+        "    send(i)\n"
+        "print(box._writer.proc.pid, flush=True)\n"
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == -9, done.stderr
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists(), "the writer outlived its daemon"
+    journal = (tmp_path / "ob" / "journal.jsonl").read_text(encoding="utf-8").splitlines()
+    files = sorted(p.name for p in (tmp_path / "ob" / "sms").iterdir())
+    assert len(files) >= 300  # what was synced, and whatever the writer had been given
+    assert files == [f"m_{i:04d}.json" for i in range(len(files))]  # in order, whole
+    assert len(journal) == len(files)
+    for name in files:
+        assert json.loads((tmp_path / "ob" / "sms" / name).read_text(encoding="utf-8"))
 
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(),
