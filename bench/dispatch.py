@@ -10,6 +10,11 @@ then W ``outreach run --once`` processes start together and dispatch everything 
 outbox adapter. Prints sends/s overall, per worker, and the per-worker ratio to the
 single worker (1.0 = perfect scaling), with the outbox journal checked for duplicates.
 The time includes each process's start (imports, configuration).
+
+Every run's files are deleted at the end, not between runs: ext4 passes over inodes freed
+in the last minutes when it allocates new ones, so deleting one run's 10,000 outbox files
+made the next run's file creation up to ten times slower (the same code measured 1,500
+to 2,300 sends/s depending on what the run before it had deleted).
 """
 
 from __future__ import annotations
@@ -51,45 +56,44 @@ def startup() -> float:
         return min(times)
 
 
-def run(n: int, workers: int, sqlite: bool, batch: int) -> tuple[float, int, int]:
-    with tempfile.TemporaryDirectory() as tmp:
-        admin = None
-        if sqlite:
-            url = f"sqlite:///{tmp}/bench.db"
-        else:
-            name = f"outreach_bench_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-            url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-        try:
-            env, outbox = setup_db(url, Path(tmp), n)
-            base = [sys.executable, "-m", "orchestrator", "run", "--once", "--now", NOW]
-            # plan first (one process), so the figure is dispatch alone
-            from orchestrator import db
-            from orchestrator.cli.runcmd import build_runner
+def run(n: int, workers: int, sqlite: bool, batch: int, tmp: str
+        ) -> tuple[float, int, int]:
+    """One run in ``tmp``, whose files stay until every run is done (see above)."""
+    admin = None
+    if sqlite:
+        url = f"sqlite:///{tmp}/bench.db"
+    else:
+        name = f"outreach_bench_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        env, outbox = setup_db(url, Path(tmp), n)
+        base = [sys.executable, "-m", "orchestrator", "run", "--once", "--now", NOW]
+        # plan first (one process), so the figure is dispatch alone
+        from orchestrator.cli.runcmd import build_runner
 
-            env["OUTREACH_SEND_BATCH"] = str(batch)
-            os.environ.update(env)
-            runner, _ = build_runner(worker="planner")
-            runner.plan(runner_clock_now())
-            runner.db.dispose()
-            t0 = time.perf_counter()
-            procs = [subprocess.Popen([*base, "--worker-id", f"w{i}"], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                     for i in range(workers)]
-            for p in procs:
-                p.communicate(timeout=1800)
-            elapsed = time.perf_counter() - t0
-            lines = [json.loads(x) for x in (outbox / "journal.jsonl").read_text().splitlines()]
-            dupes = sum(c - 1 for c in Counter(x["message_id"] for x in lines).values())
-            _ = db
-            return elapsed, len(lines), dupes
-        finally:
-            if admin is not None:
-                with admin.connect() as conn:
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
+        env["OUTREACH_SEND_BATCH"] = str(batch)
+        os.environ.update(env)
+        runner, _ = build_runner(worker="planner")
+        runner.plan(runner_clock_now())
+        runner.db.dispose()
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([*base, "--worker-id", f"w{i}"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for i in range(workers)]
+        for p in procs:
+            p.communicate(timeout=1800)
+        elapsed = time.perf_counter() - t0
+        lines = [json.loads(x) for x in (outbox / "journal.jsonl").read_text().splitlines()]
+        dupes = sum(c - 1 for c in Counter(x["message_id"] for x in lines).values())
+        return elapsed, len(lines), dupes
+    finally:
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
 
 
 def runner_clock_now():  # type: ignore[no-untyped-def]
@@ -108,10 +112,19 @@ def main() -> None:
     idle = startup()
     print(f"a worker process starts and exits with nothing to do in {idle:.1f} s; "
           f"'excluding start' below subtracts it", flush=True)
+    with tempfile.TemporaryDirectory() as root:
+        measure(args, idle, root)
+
+
+def measure(args: argparse.Namespace, idle: float, root: str) -> None:
+    runs = 0
     for batch in [int(x) for x in args.send_batch.split(",")]:
         single = None
         for w in [int(x) for x in args.workers.split(",")]:
-            elapsed, sent, dupes = run(args.accounts, w, args.sqlite, batch)
+            runs += 1
+            tmp = os.path.join(root, f"run{runs}")
+            os.mkdir(tmp)
+            elapsed, sent, dupes = run(args.accounts, w, args.sqlite, batch, tmp)
             rate = sent / elapsed
             single = single or rate
             working = sent / max(elapsed - idle, 1e-9)
