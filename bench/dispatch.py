@@ -26,19 +26,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
-
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support import setup_db  # noqa: E402
+from support import scratch_database, setup_db  # noqa: E402
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 NOW = "2026-03-10T15:00:00+00:00"
 
 
@@ -59,16 +55,7 @@ def startup() -> float:
 def run(n: int, workers: int, sqlite: bool, batch: int, tmp: str
         ) -> tuple[float, int, int]:
     """One run in ``tmp``, whose files stay until every run is done (see above)."""
-    admin = None
-    if sqlite:
-        url = f"sqlite:///{tmp}/bench.db"
-    else:
-        name = f"outreach_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_database(tmp, not sqlite) as url:
         env, outbox = setup_db(url, Path(tmp), n)
         base = [sys.executable, "-m", "orchestrator", "run", "--once", "--now", NOW]
         # plan first (one process), so the figure is dispatch alone
@@ -89,11 +76,6 @@ def run(n: int, workers: int, sqlite: bool, batch: int, tmp: str
         lines = [json.loads(x) for x in (outbox / "journal.jsonl").read_text().splitlines()]
         dupes = sum(c - 1 for c in Counter(x["message_id"] for x in lines).values())
         return elapsed, len(lines), dupes
-    finally:
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 def runner_clock_now():  # type: ignore[no-untyped-def]

@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import scratch_database  # noqa: E402
 
 from orchestrator.configload import load_config  # noqa: E402
 from orchestrator.events import ScenarioEvent  # noqa: E402
@@ -110,7 +113,6 @@ def bench_pass(n: int) -> None:
     )
 
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def _vm_hwm_mb() -> float:
@@ -194,32 +196,17 @@ def _db_pass(url: str, n: int, out: object) -> None:
 
 def bench_db_pass(sizes: list[int], with_pg: bool) -> None:
     import multiprocessing as mp
-    import uuid
-
-    import sqlalchemy as sa
 
     for n in sizes:
         backends = ["sqlite"] + (["postgresql"] if with_pg else [])
         for backend in backends:
-            with tempfile.TemporaryDirectory() as tmp:
-                if backend == "sqlite":
-                    url = f"sqlite:///{tmp}/bench.db"
-                    admin = None
-                else:
-                    name = f"outreach_bench_{uuid.uuid4().hex[:8]}"
-                    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-                    with admin.connect() as conn:
-                        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-                    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+            with tempfile.TemporaryDirectory() as tmp, \
+                    scratch_database(tmp, backend == "postgresql") as url:
                 queue: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
                 proc = mp.get_context("spawn").Process(target=_db_pass, args=(url, n, queue))
                 proc.start()
                 t_import, planned, t_plan, t_dispatch, decisions, t_floor, rss = queue.get()
                 proc.join()
-                if admin is not None:
-                    with admin.connect() as conn:
-                        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                    admin.dispose()
             total = t_plan + t_dispatch
             made = sum(decisions.values())
             print(

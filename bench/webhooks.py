@@ -32,13 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support import insert_sends, wait_healthy  # noqa: E402
+from support import insert_sends, scratch_database, wait_healthy  # noqa: E402
 
 from orchestrator import db  # noqa: E402
 from orchestrator.models import DeliveryEvent, table_of  # noqa: E402
 
 TOKEN = "bench-twilio-token"
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def _port() -> int:
@@ -116,16 +115,7 @@ def main() -> None:
     parser.add_argument("--pg", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="outreach serve --workers")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        admin = None
-        if args.pg:
-            name = f"outreach_bench_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-            url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-        else:
-            url = f"sqlite:///{tmp}/bench.db"
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(tmp, args.pg) as url:
         sids = _seed(url, args.requests)
         port = _port()
         base = f"http://127.0.0.1:{port}"
@@ -151,9 +141,6 @@ def main() -> None:
             stored = conn.execute(sa.select(sa.func.count()).select_from(
                 table_of(DeliveryEvent))).scalar_one()
         engine.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     latencies.sort()
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,28 @@ from orchestrator.importer import import_accounts
 from orchestrator.models import Debtor, Send, table_of
 
 ROOT = Path(__file__).resolve().parent.parent
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def scratch_database(tmp: str | Path, postgresql: bool) -> Iterator[str]:
+    """The URL of an empty database for one run: SQLite in ``tmp``, or a new PostgreSQL
+    database on the local server, dropped afterwards (the benchmarks' scratch space)."""
+    if not postgresql:
+        yield f"sqlite:///{tmp}/bench.db"
+        return
+    name = f"outreach_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
 
 CADENCES = """
 stages:
