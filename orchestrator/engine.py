@@ -225,10 +225,14 @@ class Engine:
         return self.renderer.render(occ.channel, occ.template, locale, context)
 
     def send(
-        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime
+        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime,
+        message_id: str | None = None,
     ) -> Outcome:
+        """Render and hand to the channel's adapter. ``message_id``: the occurrence's
+        (``message_id_for``), when the caller has it already."""
         account = state.account
-        message_id = message_id_for(account.account_id, occ.step_id, occ.key)
+        if message_id is None:
+            message_id = message_id_for(account.account_id, occ.step_id, occ.key)
         to = recipient(account, occ.channel)
         unsub = (
             unsubscribe_link(self.public_url, self.secret, message_id, now + LINK_LIFETIME)

@@ -599,15 +599,23 @@ def _ns(value: Any, *names: str) -> SimpleNamespace | None:
     return SimpleNamespace(**{n: getattr(value, n, None) for n in names})
 
 
+@lru_cache(maxsize=256)
+def _creditor_fields(creditor: Creditor) -> dict[str, Any]:
+    """A creditor's own fields as templates see them, but its pay URL (the account's).
+    Creditors are frozen: the same one always reads the same. (Callers copy it.)"""
+    fields = creditor.model_dump()
+    fields["letter_deadline"] = str(creditor.letter_deadline)
+    del fields["pay_url"]
+    return fields
+
+
 def _creditor(creditor: Creditor | None, account: Account, key: str | None) -> SimpleNamespace:
     if creditor is None:
         fields: dict[str, Any] = {name: None for name in Creditor.model_fields}
         fields.update(name="", phone="", bank_account="", pay_url="", debt_collector=False)
         return SimpleNamespace(key=key, **fields)
-    fields = creditor.model_dump()
-    fields["letter_deadline"] = str(creditor.letter_deadline)
-    fields["pay_url"] = creditor_pay_url(creditor, account) or ""
-    return SimpleNamespace(key=key, **fields)
+    return SimpleNamespace(key=key, **_creditor_fields(creditor),
+                           pay_url=creditor_pay_url(creditor, account) or "")
 
 
 def build_context(

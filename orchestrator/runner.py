@@ -510,7 +510,7 @@ class Runner:
             pacer = self.pacers.get(occ.channel)
             if pacer is not None:
                 pacer.wait()
-            outcome = self.engine.send(occ, rep.state, rep.rules, now)
+            outcome = self.engine.send(occ, rep.state, rep.rules, now, message_id)
             if outcome.retryable:
                 outcome = self._retry_or_fail(occ_row, outcome, now)
             done.append((occ_row, outcome, message_id))
