@@ -31,6 +31,7 @@ from orchestrator.domain import ACCOUNT_COLUMNS, PERSONAL_FIELDS, REQUIRED_ACCOU
 from orchestrator.errors import InputError, Problem
 from orchestrator.facts import REPLAN
 from orchestrator.models import AccountRow, AuditLog, Debtor, Payment, table_of
+from orchestrator.zones import phone_zones_text
 
 __all__ = [
     "ImportResult",
@@ -66,7 +67,7 @@ CLEAR_FIELDS = (
 )
 
 ENCRYPTED_FIELDS = tuple(f"{f}_enc" for f in PERSONAL_FIELDS)
-INDEX_FIELDS = ("phone_index", "email_index", "personal_digest")
+INDEX_FIELDS = ("phone_index", "email_index", "personal_digest", "phone_zones")
 # Column order of the bulk inserts (``_AccountWriter`` builds tuples in this order).
 ACCOUNT_INSERT = (
     "account_id",
@@ -92,7 +93,7 @@ DEBTOR_INSERT = (
 CHUNK_ROWS = 1000  # rows validated and prepared together
 
 # (account_id, clear values in CLEAR_FIELDS order, tokens in PERSONAL_FIELDS order,
-#  (phone_index, email_index, account digest), debtor digest)
+#  (phone_index, email_index, account digest, phone zones), debtor digest)
 Prepared = tuple[str, tuple[Any, ...], tuple[str | None, ...], tuple[Any, ...], str]
 
 _clear_of = operator.attrgetter(*CLEAR_FIELDS)
@@ -243,9 +244,7 @@ class _AccountWriter:
             .where(cols.account_id == sa.bindparam("b_account_id"))
             .values({**{f: sa.bindparam(f) for f in (*CLEAR_FIELDS, "updated_at")}, **REPLAN})
         )
-        personal = ("phone_index", "email_index", "personal_digest") + tuple(
-            f"{f}_enc" for f in PERSONAL_FIELDS
-        )
+        personal = INDEX_FIELDS + tuple(f"{f}_enc" for f in PERSONAL_FIELDS)
         self._update_full = (
             account_t.update()
             .where(cols.account_id == sa.bindparam("b_account_id"))
@@ -380,7 +379,8 @@ def prepare_account(cipher: DataCipher, account: Account) -> Prepared:
         account.account_id,
         _clear_of(account),
         tuple(encrypt(value) for value in personal),
-        (index(account.phone, "phone"), index(account.email, "email"), cipher.digest(personal)),
+        (index(account.phone, "phone"), index(account.email, "email"), cipher.digest(personal),
+         phone_zones_text(account.phone)),  # found now: the number was just parsed
         cipher.digest(personal[:3]),  # name, phone, email: the debtor's
     )
 

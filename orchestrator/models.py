@@ -101,6 +101,7 @@ class AccountRow(SQLModel, table=True):
     email_type: str | None = None
     name_enc: str | None = Field(default=None, sa_type=sa.Text)
     phone_enc: str | None = Field(default=None, sa_type=sa.Text)
+    phone_zones: str | None = Field(default=None, sa_type=sa.Text)  # zones.phone_zones_text
     email_enc: str | None = Field(default=None, sa_type=sa.Text)
     address_line1_enc: str | None = Field(default=None, sa_type=sa.Text)
     address_line2_enc: str | None = Field(default=None, sa_type=sa.Text)

@@ -28,6 +28,7 @@ from orchestrator.models import (
     table_of,
 )
 from orchestrator.records import DecisionRecord, iso_utc
+from orchestrator.zones import stored_phone_zones
 
 __all__ = [
     "account_from_row",
@@ -72,6 +73,7 @@ def account_from_row(row: Row[Any] | Any, cipher: DataCipher) -> Account:
         segment=row.segment,
         status=row.status,
         created_at=row.created_at,
+        phone_zones=stored_phone_zones(row.phone_zones),
     )
 
 

@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import us
 
 from orchestrator.config import TimezonePolicy
@@ -35,7 +36,7 @@ from orchestrator.domain import Account
 from orchestrator.phones import phone_facts
 
 __all__ = ["Zones", "address_zones", "candidate_zones", "local_date", "phone_zones",
-           "place_zones"]
+           "phone_zones_text", "place_zones", "stored_phone_zones"]
 
 # China legally runs on Beijing time everywhere; Xinjiang also keeps a local clock.
 _COUNTRY_OVERRIDE: dict[str, tuple[str, ...]] = {"CN": ("Asia/Shanghai",)}
@@ -62,8 +63,26 @@ def candidate_zones(account: Account, tz_policy: TimezonePolicy) -> Zones:
         elif source == "address":
             found.append(address_zones(account.country, account.region))
         elif source == "phone":
-            found.append(phone_zones(account.phone))
+            known = account.phone_zones
+            found.append(phone_zones(account.phone) if known is None else known)
     return _combine(tuple(found), tz_policy.default)
+
+
+def phone_zones_text(phone: str | None) -> str:
+    """``phone_zones(phone)`` as the account row stores them (``phone_zones``): the
+    phonenumbers release they come from, then the keys. A release with other data makes
+    them unknown again, so they are read afresh from the number, never trusted stale."""
+    return " ".join((_PHONE_DATA, *phone_zones(phone)))
+
+
+def stored_phone_zones(text: str | None) -> tuple[str, ...] | None:
+    """The keys ``phone_zones_text`` stored, or None when there are none or they come
+    from another phonenumbers release. Importing a number is the only way a row's phone
+    changes, and it writes both together."""
+    if not text:
+        return None
+    release, *keys = text.split(" ")
+    return tuple(keys) if release == _PHONE_DATA else None
 
 
 def local_date(account: Account, tz_policy: TimezonePolicy, now: datetime) -> date:
@@ -102,6 +121,8 @@ def phone_zones(phone: str | None) -> tuple[str, ...]:
 
 
 # --- internals ---------------------------------------------------------------------------
+
+_PHONE_DATA = f"phonenumbers-{phonenumbers.__version__}"
 
 
 @lru_cache(maxsize=1024)

@@ -376,3 +376,50 @@ def test_a_duplicate_payment_in_the_file_rejects_it(
     assert (f"{payments}:4: payment_id: duplicate payment_id 'P1' in file (first on line 2)"
             in result.stderr), result.stderr
     assert count(url, "payment") == 0
+
+
+def test_phone_zones_are_stored_at_import_and_read_as_the_number_gives_them(
+    url: str, data_keys: str, tmp_path: Path
+) -> None:
+    """The import stores each phone's zones, so that the daemon need not parse every
+    number again: read back they are what the number gives, for every sample account
+    (US, Chinese, mobile, landline); a changed phone stores its new zones; zones stored
+    under another phonenumbers release are read from the number again."""
+    from orchestrator.config import TimezonePolicy
+    from orchestrator.crypto import DataCipher
+    from orchestrator.importer import import_accounts
+    from orchestrator.store import load_account
+    from orchestrator.zones import candidate_zones, phone_zones
+
+    accounts = list(generate_accounts(120, today=date(2026, 3, 2), seed=11))
+    path = tmp_path / "a.csv"
+    write_csv(accounts, path)
+    engine = db.make_engine(url)
+    cipher = DataCipher([data_keys])
+    policy = TimezonePolicy(sources=["phone", "address", "explicit"], default="UTC")
+    try:
+        import_accounts(engine, path, cipher)
+        with engine.connect() as conn:
+            loaded = [load_account(conn, cipher, a.account_id) for a in accounts]
+        assert all(a is not None for a in loaded)
+        zoned = [a for a in loaded if a is not None and a.phone_zones]
+        assert len(zoned) > 60, "few numbers have zones: the test proves little"
+        for got, want in zip(loaded, accounts, strict=True):
+            assert got is not None and got.phone_zones == phone_zones(want.phone)
+            assert candidate_zones(got, policy) == candidate_zones(want, policy)
+
+        moved = dict(GOOD, phone="+8613800138000")  # New York to Beijing
+        write_rows(tmp_path / "b.csv", [GOOD])
+        import_accounts(engine, tmp_path / "b.csv", cipher)
+        write_rows(tmp_path / "c.csv", [moved])
+        import_accounts(engine, tmp_path / "c.csv", cipher)
+        with engine.begin() as conn:
+            a1 = load_account(conn, cipher, "A1")
+            assert a1 is not None and a1.phone_zones == ("Asia/Shanghai",)
+            conn.execute(sa.text("UPDATE account SET phone_zones = 'phonenumbers-0.0 Etc/UTC' "
+                                 "WHERE account_id = 'A1'"))
+            a1 = load_account(conn, cipher, "A1")
+        assert a1 is not None and a1.phone_zones is None
+        assert candidate_zones(a1, policy).primary.key == "Asia/Shanghai"
+    finally:
+        engine.dispose()
