@@ -66,8 +66,9 @@ class Account:
     segment: str | None = None
     status: str = "open"  # open | closed
     created_at: datetime | None = None
-    # The phone's zone keys as stored at import (``zones.stored_phone_zones``); None: not
-    # known here, ``zones`` reads them from the number. Not an account's own data.
+    # The phone's zone keys as stored at import (``zones.stored_phone_zones``), which also
+    # says the import found the number valid under this phonenumbers release; None: not
+    # known here, the number is parsed for both. Not an account's own data.
     phone_zones: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -116,7 +116,9 @@ def contact_rule(occ: Occurrence, state: AccountState) -> str | None:
     if channel in ("sms", "voice"):
         if not account.phone:
             return Reason.no_contact
-        if not _valid_phone(account.phone):
+        # Zones stored at import mean the import found the number valid, under this
+        # phonenumbers release (``zones.stored_phone_zones``): no need to parse it again.
+        if account.phone_zones is None and not _valid_phone(account.phone):
             return Reason.invalid_contact
     elif channel == "email":
         if not account.email:

@@ -78,7 +78,9 @@ def phone_zones_text(phone: str | None) -> str:
 def stored_phone_zones(text: str | None) -> tuple[str, ...] | None:
     """The keys ``phone_zones_text`` stored, or None when there are none or they come
     from another phonenumbers release. Importing a number is the only way a row's phone
-    changes, and it writes both together."""
+    changes, and it writes both together; it stores valid numbers only, so keys read
+    here (even none) also say the number is valid under this release (the gate relies
+    on it)."""
     if not text:
         return None
     release, *keys = text.split(" ")

@@ -199,3 +199,31 @@ def test_phone_facts_of_known_numbers(text: str) -> None:
     assert facts is not None and facts.valid == phonenumbers.is_valid_number(number)
     if facts.valid and phonenumbers.number_type(number) in GEOGRAPHIC:
         assert facts.zones == tuple(phone_tz.time_zones_for_number(number))
+
+
+def test_an_invalid_number_is_blocked_unless_the_import_found_it_valid() -> None:
+    """The gate blocks a text to a number that is no valid number (``invalid_contact``).
+    Zones stored at import stand for the import's own check, under the same phonenumbers
+    release (only valid numbers are imported): the gate does not parse the number again."""
+    from types import SimpleNamespace
+
+    from orchestrator.gate import contact_rule
+    from orchestrator.records import Reason
+    from orchestrator.state import AccountState
+    from orchestrator.zones import phone_zones_text, stored_phone_zones
+
+    policy = TimezonePolicy()
+    text = SimpleNamespace(channel="sms")
+    bad = Account("A1", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1), phone="+1555",
+                  country="US")
+    assert contact_rule(text, AccountState(bad, candidate_zones(bad, policy))) == (  # type: ignore[arg-type]
+        Reason.invalid_contact)
+    good = Account("A2", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1),
+                   phone="+12125550100", country="US")
+    assert contact_rule(text, AccountState(good, candidate_zones(good, policy))) is None  # type: ignore[arg-type]
+    imported = Account("A2", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1),
+                       phone="+12125550100", country="US",
+                       phone_zones=stored_phone_zones(phone_zones_text("+12125550100")))
+    assert imported.phone_zones == ("America/New_York",)
+    assert contact_rule(text, AccountState(imported, candidate_zones(imported, policy))) is None  # type: ignore[arg-type]
+    assert candidate_zones(imported, policy) == candidate_zones(good, policy)
