@@ -183,17 +183,9 @@ _INSTALMENTS = (
     .where(one_of(instalment_t.c.plan_id, "plans"))
     .order_by(instalment_t.c.due, instalment_t.c.id)
 )
-# Which of these accounts have facts of each kind: most have none, and then this one
-# statement stands for the four that would read them.
-_KINDS = sa.union_all(*(
-    sa.select(sa.literal(kind).label("kind"), table.c.account_id)
-    .where(*_dated(table, time, extra)).distinct()
-    for kind, (table, time, extra) in _KIND_OF.items()
-))
 # Opt-outs in force: of one of these accounts, of one of their phone numbers or email
 # addresses (blind indexes), or of a whole debtor.
-_OPT_OUTS = sa.select(optout_t.c.channel, optout_t.c.account_id, optout_t.c.contact_index,
-                      optout_t.c.debtor_id).where(
+_OPT_OUTS_IN_FORCE = [
     optout_t.c.created_at <= _NOW,
     sa.or_(optout_t.c.revoked_at.is_(None), optout_t.c.revoked_at > _NOW),
     sa.or_(
@@ -202,19 +194,42 @@ _OPT_OUTS = sa.select(optout_t.c.channel, optout_t.c.account_id, optout_t.c.cont
         sa.and_(one_of(optout_t.c.debtor_id, "debtors"), optout_t.c.account_id.is_(None),
                 optout_t.c.contact_index.is_(None)),
     ),
+]
+# In one statement: which of these accounts have facts of each kind (most have none, and
+# then this stands for the four statements that would read them), and the opt-outs in
+# force (kind ``opt_out``, with their channel, contact index and debtor).
+_NONE = sa.null()
+_HEADS = sa.union_all(
+    *(sa.select(sa.literal(kind).label("kind"), table.c.account_id,
+                _NONE.label("channel"), _NONE.label("contact_index"), _NONE.label("debtor_id"))
+      .where(*_dated(table, time, extra)).distinct()
+      for kind, (table, time, extra) in _KIND_OF.items()),
+    sa.select(sa.literal("opt_out"), optout_t.c.account_id, optout_t.c.channel,
+              optout_t.c.contact_index, optout_t.c.debtor_id).where(*_OPT_OUTS_IN_FORCE),
 )
 
 
 def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime) -> dict[str, Facts]:
     """Facts of these accounts, in a fixed number of statements whatever their number:
-    two when none of them has a promise, plan, payment or event (the usual case)."""
+    one when none of them has a promise, plan, payment or event (the usual case)."""
     ids = [r.account_id for r in rows]
     facts = {i: Facts() for i in ids}
     if not ids:
         return facts
+    by_contact: dict[str, list[str]] = defaultdict(list)
+    by_debtor: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        by_debtor[r.debtor_id].append(r.account_id)
+        for index in {r.phone_index, r.email_index} - {None}:
+            by_contact[index].append(r.account_id)
     having: dict[str, list[str]] = defaultdict(list)
-    for kind, account_id in conn.execute(_KINDS, {"ids": ids, "now": now}):
-        having[kind].append(account_id)
+    opt_outs = []
+    for head in conn.execute(_HEADS, {"ids": ids, "now": now, "contacts": list(by_contact),
+                                      "debtors": list(by_debtor)}):
+        if head.kind == "opt_out":
+            opt_outs.append(head)
+        else:
+            having[head.kind].append(head.account_id)
 
     def of(kind: str) -> list[Any]:
         if not having[kind]:
@@ -234,14 +249,6 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime) -> dic
         facts[pay.account_id].payments.append(pay)
     for ev in of("event"):
         facts[ev.account_id].events.append(ev)
-    by_contact: dict[str, list[str]] = defaultdict(list)
-    by_debtor: dict[str, list[str]] = defaultdict(list)
-    for r in rows:
-        by_debtor[r.debtor_id].append(r.account_id)
-        for index in {r.phone_index, r.email_index} - {None}:
-            by_contact[index].append(r.account_id)
-    opt_outs = conn.execute(_OPT_OUTS, {"ids": ids, "now": now, "contacts": list(by_contact),
-                                        "debtors": list(by_debtor)})
     for o in opt_outs:
         if o.account_id in facts:
             facts[o.account_id].opt_outs.add(o.channel)
