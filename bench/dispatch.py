@@ -14,7 +14,10 @@ The time includes each process's start (imports, configuration).
 Every run's files are deleted at the end, not between runs: ext4 passes over inodes freed
 in the last minutes when it allocates new ones, so deleting one run's 10,000 outbox files
 made the next run's file creation up to ten times slower (the same code measured 1,500
-to 2,300 sends/s depending on what the run before it had deleted).
+to 2,300 sends/s depending on what the run before it had deleted). For the same reason a
+first, single-worker run warms up (the file system after whatever ran before, such as
+the last benchmark's clean-up, and PostgreSQL): it is printed, not counted
+(``--no-warm-up`` skips it).
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--sqlite", action="store_true")
     parser.add_argument("--send-batch", default="100")
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false")
     args = parser.parse_args()
     idle = startup()
     print(f"a worker process starts and exits with nothing to do in {idle:.1f} s; "
@@ -100,6 +104,12 @@ def main() -> None:
 
 def measure(args: argparse.Namespace, idle: float, root: str) -> None:
     runs = 0
+    if args.warm_up:
+        os.mkdir(os.path.join(root, "warm-up"))
+        elapsed, sent, _ = run(args.accounts, 1, args.sqlite, int(args.send_batch.split(",")[0]),
+                               os.path.join(root, "warm-up"))
+        print(f"warm-up (not counted): 1 worker: {sent:,} sends in {elapsed:.1f} s = "
+              f"{sent / elapsed:,.0f} sends/s", flush=True)
     for batch in [int(x) for x in args.send_batch.split(",")]:
         single = None
         for w in [int(x) for x in args.workers.split(",")]:
