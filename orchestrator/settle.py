@@ -5,8 +5,10 @@ after them, a decision row for each occurrence, each occurrence moved on from
 ``sending`` (to sent, deferred, failed...) and each send row's status and provider id.
 Sent one row at a time, that is four statements per send; here each kind is one
 statement per batch on PostgreSQL (decisions by ``COPY``, the others joined to the
-batch's values passed as arrays, each as one string: ``inlist.pg_array``) and one ``executemany`` on SQLite, which runs in
-process. A planning page likewise marks when each of its accounts is due again.
+batch's values passed as arrays, each array as one string: ``inlist.pg_array``), and
+what a sent batch writes after its adapter calls is one statement in all
+(``Settler.settled``); on SQLite, which runs in process, one ``executemany`` per kind.
+A planning page likewise marks when each of its accounts is due again.
 """
 
 from __future__ import annotations
