@@ -22,6 +22,8 @@ import phonenumbers
 
 from orchestrator.domain import ACCOUNT_COLUMNS, REQUIRED_ACCOUNT_COLUMNS, Account
 from orchestrator.errors import Problem
+from orchestrator.phones import number_facts
+from orchestrator.zones import number_zones
 
 __all__ = [
     "format_input_problem",
@@ -142,18 +144,23 @@ def _cached_date(text: str) -> date | str:
 
 
 @lru_cache(maxsize=32768)
-def _cached_phone(phone: str, region: str | None) -> tuple[str | None, str | None]:
-    """``(E.164, None)`` for a valid number, else ``(None, error message)``.
+def _cached_phone(phone: str, region: str | None
+                  ) -> tuple[str | None, tuple[str, ...] | None, str | None]:
+    """``(E.164, zone keys, None)`` for a valid number, else ``(None, None, error
+    message)``.
 
-    ``phonenumbers`` is by far the slowest validator: one ``parse`` and one
-    ``is_valid_number`` per distinct ``(number, region)``."""
+    ``phonenumbers`` is by far the slowest validator: one ``parse`` and one type lookup
+    per distinct ``(number, region)``, which give its validity and its zones together
+    (the import stores them: ``zones.phone_zones_text``)."""
     try:
         number = phonenumbers.parse(phone, region)
     except phonenumbers.NumberParseException as exc:
-        return None, f"invalid phone number {phone!r}: {exc}"
-    if phonenumbers.is_valid_number(number):
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
-    return None, f"invalid phone number {phone!r}"
+        return None, None, f"invalid phone number {phone!r}: {exc}"
+    facts = number_facts(number)
+    if facts.valid:
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return e164, number_zones(facts), None
+    return None, None, f"invalid phone number {phone!r}"
 
 
 _CENT = Decimal("0.01")
@@ -204,8 +211,9 @@ def parse_account(
             country = None
 
     phone = values["phone"]
+    phone_zones = None
     if phone is not None:
-        phone, problem = _cached_phone(phone, country)
+        phone, phone_zones, problem = _cached_phone(phone, country)
         if problem is not None:
             err("phone", problem)
 
@@ -309,5 +317,6 @@ def parse_account(
         consent_voice=consents["consent_voice"],
         consent_email=consents["consent_email"],
         segment=values["segment"],
+        phone_zones=phone_zones,  # found with the check of the number
     )
     return account, []

@@ -66,9 +66,10 @@ class Account:
     segment: str | None = None
     status: str = "open"  # open | closed
     created_at: datetime | None = None
-    # The phone's zone keys as stored at import (``zones.stored_phone_zones``), which also
-    # says the import found the number valid under this phonenumbers release; None: not
-    # known here, the number is parsed for both. Not an account's own data.
+    # The phone's zone keys, found when the number was checked (``parse_account``) and
+    # stored at import (``zones.stored_phone_zones``), which also says the number is valid
+    # under this phonenumbers release; None: not known here, the number is parsed for
+    # both. Not an account's own data.
     phone_zones: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

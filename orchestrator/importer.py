@@ -380,7 +380,7 @@ def prepare_account(cipher: DataCipher, account: Account) -> Prepared:
         _clear_of(account),
         tuple(encrypt(value) for value in personal),
         (index(account.phone, "phone"), index(account.email, "email"), cipher.digest(personal),
-         phone_zones_text(account.phone)),  # found now: the number was just parsed
+         phone_zones_text(account)),  # found with the check of the number
         cipher.digest(personal[:3]),  # name, phone, email: the debtor's
     )
 

@@ -17,7 +17,7 @@ import phonenumbers
 from phonenumbers import PhoneNumber, PhoneNumberType
 from phonenumbers import timezone as phone_tz
 
-__all__ = ["GEOGRAPHIC", "PhoneFacts", "parse_phone", "phone_facts"]
+__all__ = ["GEOGRAPHIC", "PhoneFacts", "number_facts", "parse_phone", "phone_facts"]
 
 # Number types that carry a place (at least the country); toll-free, premium, VoIP, ...
 # numbers carry none.
@@ -53,8 +53,11 @@ def phone_facts(text: str) -> PhoneFacts | None:
     """Validity and zones of ``text`` (E.164), from one parse and one type lookup;
     ``None`` if it is no number at all."""
     number = parse_phone(text)
-    if number is None:
-        return None
+    return None if number is None else number_facts(number)
+
+
+def number_facts(number: PhoneNumber) -> PhoneFacts:
+    """Validity and zones of a parsed number, from one type lookup."""
     # ``is_valid_number`` is "the type is known": both look up the number's region,
     # then match its national number against that region's patterns.
     kind = phonenumbers.number_type(number)

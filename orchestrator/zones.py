@@ -33,10 +33,11 @@ import us
 
 from orchestrator.config import TimezonePolicy
 from orchestrator.domain import Account
-from orchestrator.phones import phone_facts
+from orchestrator.phones import PhoneFacts, phone_facts
 
-__all__ = ["Zones", "address_zones", "candidate_zones", "local_date", "phone_zones",
-           "phone_zones_text", "place_zones", "stored_phone_zones"]
+__all__ = ["Zones", "account_phone_zones", "address_zones", "candidate_zones", "local_date",
+           "number_zones", "phone_zones", "phone_zones_text", "place_zones",
+           "stored_phone_zones"]
 
 # China legally runs on Beijing time everywhere; Xinjiang also keeps a local clock.
 _COUNTRY_OVERRIDE: dict[str, tuple[str, ...]] = {"CN": ("Asia/Shanghai",)}
@@ -63,16 +64,22 @@ def candidate_zones(account: Account, tz_policy: TimezonePolicy) -> Zones:
         elif source == "address":
             found.append(address_zones(account.country, account.region))
         elif source == "phone":
-            known = account.phone_zones
-            found.append(phone_zones(account.phone) if known is None else known)
+            found.append(account_phone_zones(account))
     return _combine(tuple(found), tz_policy.default)
 
 
-def phone_zones_text(phone: str | None) -> str:
-    """``phone_zones(phone)`` as the account row stores them (``phone_zones``): the
+def account_phone_zones(account: Account) -> tuple[str, ...]:
+    """Zone keys of the account's phone: those it carries (found when its number was
+    checked, at import or in the file it came from), else read from the number."""
+    known = account.phone_zones
+    return phone_zones(account.phone) if known is None else known
+
+
+def phone_zones_text(account: Account) -> str:
+    """``account_phone_zones`` as the account row stores them (``phone_zones``): the
     phonenumbers release they come from, then the keys. A release with other data makes
     them unknown again, so they are read afresh from the number, never trusted stale."""
-    return " ".join((_PHONE_DATA, *phone_zones(phone)))
+    return " ".join((_PHONE_DATA, *account_phone_zones(account)))
 
 
 def stored_phone_zones(text: str | None) -> tuple[str, ...] | None:
@@ -228,9 +235,13 @@ def _address_zones(country: str, region: str) -> tuple[str, ...]:
 
 
 def _phone_zones(phone: str) -> tuple[str, ...]:
-    # A geographic number maps to its area's zones; a mobile number of a country whose
-    # mobiles are not geographic maps to the country's zones.
-    facts = phone_facts(phone)
+    return number_zones(phone_facts(phone))
+
+
+def number_zones(facts: PhoneFacts | None) -> tuple[str, ...]:
+    """Zone keys of a number, from its ``phone_facts``: a geographic number maps to its
+    area's zones; a mobile number of a country whose mobiles are not geographic maps to
+    the country's zones."""
     if facts is None:
         return ()
     return _valid(k for k in facts.zones if k != "Etc/Unknown")

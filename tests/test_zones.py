@@ -223,7 +223,7 @@ def test_an_invalid_number_is_blocked_unless_the_import_found_it_valid() -> None
     assert contact_rule(text, AccountState(good, candidate_zones(good, policy))) is None  # type: ignore[arg-type]
     imported = Account("A2", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1),
                        phone="+12125550100", country="US",
-                       phone_zones=stored_phone_zones(phone_zones_text("+12125550100")))
+                       phone_zones=stored_phone_zones(phone_zones_text(good)))
     assert imported.phone_zones == ("America/New_York",)
     assert contact_rule(text, AccountState(imported, candidate_zones(imported, policy))) is None  # type: ignore[arg-type]
     assert candidate_zones(imported, policy) == candidate_zones(good, policy)
