@@ -58,13 +58,7 @@ def pg_array(values: Iterable[Any]) -> str:
     booleans, aware datetimes, ``None`` for NULL), for a parameter the statement casts to
     the array type it means (``CAST(:p AS text[])``). Every text element is quoted, so
     none can be read as NULL, split at a comma or lose its spaces."""
-    parts = []
-    for value in values:  # text inline: most elements are ids, a call each would show
-        if type(value) is str:
-            parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
-        else:
-            parts.append(_element(value))
-    return "{" + ",".join(parts) + "}"
+    return "{" + ",".join(map(_element, values)) + "}"
 
 
 class ValueList(sa.TypeDecorator[list[Any]]):
