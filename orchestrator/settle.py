@@ -37,6 +37,7 @@ occurrence_t = table_of(Occurrence)
 send_t = table_of(Send)
 
 _DECISION_COLUMNS = tuple(c.name for c in decision_t.c if c.name != "id")
+_DECISION_PARAMS = tuple(f"d_{name}" for name in _DECISION_COLUMNS)  # _settled_pg's
 _decision_row = operator.itemgetter(*_DECISION_COLUMNS)
 
 
@@ -84,13 +85,10 @@ class Settler:
         if not sends:
             return 0
         if self.postgres:
-            return len(conn.execute(_SENDING_PG, {
-                "mids": pg_array(s.message_id for s in sends),
-                "accounts": pg_array(s.account_id for s in sends),
-                "debtors": pg_array(s.debtor_id for s in sends),
-                "channels": pg_array(s.channel for s in sends),
-                "occurrences": pg_array(s.occurrence_id for s in sends),
-                "indexes": pg_array(s.to_index for s in sends), "now": now}).all())
+            return len(conn.execute(_SENDING_PG, {**_arrays(
+                ("mids", "accounts", "debtors", "channels", "occurrences", "indexes"),
+                [(s.message_id, s.account_id, s.debtor_id, s.channel, s.occurrence_id,
+                  s.to_index) for s in sends]), "now": now}).all())
         return len(conn.execute(self._sending, [{
             "message_id": s.message_id, "account_id": s.account_id, "debtor_id": s.debtor_id,
             "channel": s.channel, "occurrence_id": s.occurrence_id, "status": "sending",
@@ -118,11 +116,8 @@ class Settler:
             return
         if not (records or moved or statuses):
             return
-        rows = [_decision_row(decision_values(r, occurrence_id=i)) for i, r in records]
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(_DECISION_COLUMNS)
-        params: dict[str, Any] = {
-            f"d_{name}": pg_array(column)
-            for name, column in zip(_DECISION_COLUMNS, columns, strict=True)}
+        params = _arrays(_DECISION_PARAMS, [
+            _decision_row(decision_values(r, occurrence_id=i)) for i, r in records])
         params.update(_moved_params(moved, now))
         params.update(_status_params(statuses, now))
         conn.execute(self._settled_pg, params)
@@ -135,9 +130,7 @@ class Settler:
         if not accounts:
             return
         if self.postgres:
-            conn.execute(_PLANNED_PG, {"ids": pg_array(a for a, _, _ in accounts),
-                                       "seqs": pg_array(q for _, q, _ in accounts),
-                                       "dues": pg_array(d for _, _, d in accounts)})
+            conn.execute(_PLANNED_PG, _arrays(("ids", "seqs", "dues"), accounts))
         else:
             conn.execute(_PLANNED, [{"b_id": a, "b_seq": q, "b_due": d}
                                     for a, q, d in accounts])
@@ -170,17 +163,21 @@ class Settler:
                 for m, s, p in statuses])
 
 
+def _arrays(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Rows of values as one array parameter per column (``inlist.pg_array``), named
+    ``names`` in order: what the PostgreSQL statements here ``unnest``."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return {name: pg_array(column) for name, column in zip(names, columns, strict=True)}
+
+
 def _moved_params(moved: Sequence[Moved], now: datetime) -> dict[str, Any]:
-    return {"ids": pg_array(m.occurrence_id for m in moved),
-            "states": pg_array(m.state for m in moved),
-            "nexts": pg_array(m.next for m in moved), "now": now}
+    return {**_arrays(("ids", "states", "nexts"),
+                      [(m.occurrence_id, m.state, m.next) for m in moved]), "now": now}
 
 
 def _status_params(statuses: Sequence[tuple[str, str, str | None]], now: datetime
                    ) -> dict[str, Any]:
-    return {"mids": pg_array(m for m, _, _ in statuses),
-            "statuses": pg_array(s for _, s, _ in statuses),
-            "providers": pg_array(p for _, _, p in statuses), "now": now}
+    return {**_arrays(("mids", "statuses", "providers"), statuses), "now": now}
 
 
 def _sending_sqlite() -> sa.Insert:
@@ -279,7 +276,8 @@ def _settled_pg(dialect: Dialect) -> sa.TextClause:
     array_of = {name: dialect.type_compiler_instance.process(decision_t.c[name].type) + "[]"
                 for name in _DECISION_COLUMNS}
     columns = ", ".join(_DECISION_COLUMNS)
-    arrays = ", ".join(f"CAST(:d_{name} AS {array_of[name]})" for name in _DECISION_COLUMNS)
+    arrays = ", ".join(f"CAST(:{param} AS {array_of[name]})"
+                       for name, param in zip(_DECISION_COLUMNS, _DECISION_PARAMS, strict=True))
     return sa.text(
         f"WITH decided AS (INSERT INTO decision ({columns}) SELECT * FROM unnest({arrays})), "
         f"moved AS ({_move_pg_sql(attempted=True)}) "
