@@ -47,7 +47,7 @@ import hmac
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import phonenumbers
 from cryptography.exceptions import InvalidTag
@@ -200,11 +200,6 @@ class DataCipher:
         self._digest_mac = hmac.new(self.index_key, b"outreach digest v1", hashlib.sha256)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> DataCipher:
-        keys = [k for k in (env.get("OUTREACH_DATA_KEYS") or "").split(",") if k.strip()]
-        return cls(keys, index_secret=env.get("OUTREACH_INDEX_KEY") or None)
-
-    @classmethod
     def ephemeral(cls) -> DataCipher:
         return cls(ephemeral_keys())
 
@@ -281,6 +276,23 @@ class DataCipher:
         mac = self._index_mac.copy()
         mac.update(f"{kind}:{normalised}".encode())
         return mac.hexdigest()
+
+    @property
+    def rotating(self) -> bool:
+        """Whether a contact's facts may carry its index under more than one key: data keys
+        rotating without ``OUTREACH_INDEX_KEY``, until ``keys rotate`` has run and the old
+        key is dropped."""
+        return len(self._candidate_keys) > 1
+
+    def contact_indexes(self, token: str | None, stored: str | None, kind: str) -> list[str]:
+        """Every index under which a fact about this stored contact (``token``, indexed
+        ``stored``) may have been written: the stored one and, while keys rotate, the
+        contact's index under every configured key. An opt-out written under the new key
+        still reaches an account indexed under the old one, and the other way round."""
+        if not self.rotating or token is None:
+            return [stored] if stored else []
+        found = self.index_candidates(self.decrypt(token), kind)
+        return [stored, *(i for i in found if i != stored)] if stored else found
 
     def index_candidates(self, value: str | None, kind: str = "phone") -> list[str]:
         """The index of ``value`` under every configured key, current key first."""

@@ -209,9 +209,12 @@ _HEADS = sa.union_all(
 )
 
 
-def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime) -> dict[str, Facts]:
+def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime,
+               cipher: DataCipher) -> dict[str, Facts]:
     """Facts of these accounts, in a fixed number of statements whatever their number:
-    one when none of them has a promise, plan, payment or event (the usual case)."""
+    one when none of them has a promise, plan, payment or event (the usual case).
+    Opt-outs of a contact are matched under every index the contact may have while keys
+    rotate (``DataCipher.contact_indexes``)."""
     ids = [r.account_id for r in rows]
     facts = {i: Facts() for i in ids}
     if not ids:
@@ -220,7 +223,9 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime) -> dic
     by_debtor: dict[str, list[str]] = defaultdict(list)
     for r in rows:
         by_debtor[r.debtor_id].append(r.account_id)
-        for index in {r.phone_index, r.email_index} - {None}:
+        indexes = {*cipher.contact_indexes(r.phone_enc, r.phone_index, "phone"),
+                   *cipher.contact_indexes(r.email_enc, r.email_index, "email")}
+        for index in indexes:
             by_contact[index].append(r.account_id)
     having: dict[str, list[str]] = defaultdict(list)
     opt_outs = []

@@ -145,7 +145,7 @@ class Runner:
 
     def _replayed(self, conn: Connection, rows: Sequence[Row[Any]], now: datetime
                   ) -> dict[str, Replayed]:
-        facts = load_facts(conn, rows, now)
+        facts = load_facts(conn, rows, now, self.cipher)
         rules_for = self.engine.rules
         return {r.account_id: replay(r, self.cipher, rules_for, facts[r.account_id], now)
                 for r in rows}

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from orchestrator.crypto import DataCipher
 
 
 def _split(value: str | None) -> list[str]:
@@ -20,6 +24,7 @@ class Settings:
     templates_dir: Path = Path("templates")
     secret_key: str | None = None
     data_keys: list[str] = field(default_factory=list)
+    index_key: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     api_tokens: list[str] = field(default_factory=list)
     payment_webhook_secret: str | None = None
@@ -35,6 +40,7 @@ class Settings:
             templates_dir=Path(env.get("OUTREACH_TEMPLATES") or "templates"),
             secret_key=env.get("OUTREACH_SECRET_KEY") or None,
             data_keys=_split(env.get("OUTREACH_DATA_KEYS")),
+            index_key=env.get("OUTREACH_INDEX_KEY") or None,
             public_url=(env.get("OUTREACH_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             api_tokens=_split(env.get("OUTREACH_API_TOKENS")),
             payment_webhook_secret=env.get("OUTREACH_PAYMENT_WEBHOOK_SECRET") or None,
@@ -54,3 +60,13 @@ class Settings:
                 [Problem("environment", None, None, f"{name} is not set", field=name)]
             )
         return value
+
+    def cipher(self) -> DataCipher:
+        """The personal-data cipher: every command that reads or writes personal data
+        builds it here, so all of them agree on the blind-index key (a lookup under one
+        key would miss a fact stored under another: an inbound STOP that matches no
+        account)."""
+        from orchestrator.crypto import DataCipher
+
+        self.require("OUTREACH_DATA_KEYS")
+        return DataCipher(self.data_keys, index_secret=self.index_key)

@@ -168,7 +168,7 @@ class VoiceCalls:
         if account is None:
             return None
         rep = replay(account, self.cipher, self.engine.rules,
-                     load_facts(conn, [account], now)[account.account_id], now)
+                     load_facts(conn, [account], now, self.cipher)[account.account_id], now)
         planned = None
         if send.occurrence_id is not None:
             occ_row = conn.execute(sa.select(occurrence_t).where(

@@ -24,15 +24,13 @@ def build_runner(
     from orchestrator import db
     from orchestrator.clock import FrozenClock, SystemClock
     from orchestrator.configload import load_config
-    from orchestrator.crypto import DataCipher
     from orchestrator.rendering import TemplateRenderer
     from orchestrator.runner import SEND_BATCH, Runner
     from orchestrator.settings import Settings
 
     settings = Settings.from_env()
     secret = settings.require("OUTREACH_SECRET_KEY")
-    settings.require("OUTREACH_DATA_KEYS")
-    cipher = DataCipher(settings.data_keys)
+    cipher = settings.cipher()
     config = load_config(settings.config_dir, settings.templates_dir)
     clock = FrozenClock(now_fixed) if now_fixed is not None else SystemClock()
     adapters = {

@@ -101,12 +101,12 @@ def _channels_of(templates_dir: Path, name: str, channel: str | None) -> list[st
 
 
 def _load_account(account_id: str) -> Any:
-    from orchestrator.crypto import DataCipher
     from orchestrator.db import make_engine
+    from orchestrator.settings import Settings
     from orchestrator.store import load_account
 
     try:
-        cipher = DataCipher.from_env(os.environ)
+        cipher = Settings.from_env().cipher()
     except OutreachError as exc:
         _fail(exc)
     engine = make_engine(os.environ.get("OUTREACH_DATABASE_URL") or "sqlite:///var/outreach.db")
