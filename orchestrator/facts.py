@@ -28,6 +28,7 @@ from orchestrator.models import (
     AccountRow,
     Decision,
     DeliveryEvent,
+    InboundMessage,
     InstalmentPlan,
     InstalmentRow,
     OptOut,
@@ -47,6 +48,7 @@ optout_t = table_of(OptOut)
 send_t = table_of(Send)
 decision_t = table_of(Decision)
 delivery_t = table_of(DeliveryEvent)
+inbound_t = table_of(InboundMessage)
 
 EVENT_TYPES = ("conversation", "dispute", "dispute_resolved", "cease", "complaint")
 
@@ -163,6 +165,17 @@ def record_event(conn: Connection, *, account_id: str, type_: str, at: datetime,
                  channel: str | None = None, detail: dict[str, Any] | None = None) -> None:
     conn.execute(event_t.insert().values(account_id=account_id, type=type_, channel=channel,
                                          time=at, detail=detail))
+
+
+def first_inbound(conn: Connection, *, provider_id: str, channel: str, at: datetime) -> bool:
+    """Note a provider's inbound message id; ``False`` if it was noted before (a repeat
+    that must change nothing)."""
+    inserted = conn.execute(
+        _insert(conn)(inbound_t).values(provider_id=provider_id, channel=channel,
+                                        received_at=at)
+        .on_conflict_do_nothing(index_elements=["provider_id"]).returning(inbound_t.c.id)
+    ).first()
+    return inserted is not None
 
 
 def opt_out(conn: Connection, *, debtor_id: str, account_id: str | None, channel: str,

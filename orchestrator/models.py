@@ -6,7 +6,7 @@ fields are AES-GCM tokens (older Fernet tokens are still read) in ``*_enc`` colu
 with HMAC blind indexes in ``*_index`` columns (see ``orchestrator.crypto``); nothing
 personal is stored in clear. Idempotency lives in unique constraints: one occurrence per
 (account, step, occurrence_key), one delivery event per provider event key, one
-payment per payment id, one send per message id.
+payment per payment id, one send per message id, one inbound message per provider id.
 """
 
 from __future__ import annotations
@@ -288,6 +288,18 @@ class OptOut(SQLModel, table=True):
     source: str | None = None  # inbound_sms | unsubscribe | api | import | simulate
     created_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = _instant()
+
+
+class InboundMessage(SQLModel, table=True):
+    """A provider's inbound message (Twilio ``MessageSid``), once: a captured and replayed
+    START after a later STOP, or a HELP sent again, finds its id here and changes nothing."""
+
+    __tablename__ = "inbound_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str = Field(unique=True)
+    channel: str
+    received_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class AccountEvent(SQLModel, table=True):

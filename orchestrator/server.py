@@ -355,13 +355,17 @@ def create_app(server: Server) -> FastAPI:
     @app.post("/webhooks/twilio/sms/inbound", include_in_schema=False)
     async def sms_inbound(request: Request) -> Response:
         form = await server.twilio_form(request, "twilio_sms_inbound")
-        return await server.run(_inbound, form.get("From", ""), form.get("Body", ""))
+        sid = form.get("MessageSid", "")
+        if not sid:  # Twilio always sends one: without it a repeat could not be told
+            raise server.reject("twilio_sms_inbound", "no_message_sid", 400,
+                                "MessageSid is missing")
+        return await server.run(_inbound, sid, form.get("From", ""), form.get("Body", ""))
 
-    def _inbound(phone: str, body: str) -> Response:
+    def _inbound(sid: str, phone: str, body: str) -> Response:
         reply = MessagingResponse()
         with server.tx() as conn:
             for text in handle_inbound(conn, server.runner.engine, server.cipher, phone, body,
-                                       server.clock.now()):
+                                       server.clock.now(), message_sid=sid):
                 reply.message(text)
         return Response(str(reply), media_type="application/xml")
 
@@ -592,8 +596,7 @@ def build_server(settings: Settings | None = None) -> Server:
 
     settings = settings or Settings.from_env()
     secret = settings.require("OUTREACH_SECRET_KEY")
-    settings.require("OUTREACH_DATA_KEYS")
-    cipher = DataCipher(settings.data_keys)
+    cipher = settings.cipher()
     config = load_config(settings.config_dir, settings.templates_dir)
     engine = db.make_engine(settings.database_url, pool_size=20, max_overflow=20) \
         if settings.database_url.startswith("postgresql") else db.make_engine(settings.database_url)

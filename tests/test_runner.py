@@ -3,6 +3,7 @@ instants, for the same accounts and facts (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 from collections import Counter
@@ -140,7 +141,8 @@ def _apply(runner: Runner, ev, n: int) -> None:  # type: ignore[no-untyped-def]
         elif ev.type == "inbound_sms":  # as ``outreach serve`` takes a text from the number
             row = facts.account_row(conn, ev.account)
             handle_inbound(conn, runner.engine, runner.cipher,
-                           runner.cipher.decrypt(row.phone_enc) or "", ev.data["body"], ev.at)
+                           runner.cipher.decrypt(row.phone_enc) or "", ev.data["body"], ev.at,
+                           message_sid="SM" + hashlib.md5(repr(ev).encode()).hexdigest())
         elif ev.type == "opt_out":  # as the REST API records one
             facts.opt_out_account(conn, facts.account_row(conn, ev.account), ev.data["channel"],
                                   source="api", at=ev.at)

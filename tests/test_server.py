@@ -75,12 +75,21 @@ class Live:
     clock: VirtualClock
     server: Server
     cipher: DataCipher
+    texts: int = 0
 
     def twilio(self, path: str, params: dict[str, str], *, signature: str | None = None
                ) -> httpx.Response:
         sig = RequestValidator(TOKEN).compute_signature(self.url + path, params)
         headers = {"X-Twilio-Signature": sig if signature is None else signature}
         return httpx.post(self.url + path, data=params, headers=headers)
+
+    def text(self, phone: str, body: str, *, sid: str | None = None) -> httpx.Response:
+        """An inbound text from ``phone``, as Twilio posts it (a fresh MessageSid unless
+        ``sid`` repeats one)."""
+        self.texts += 1
+        sid = sid or f"SM{self.texts:032d}"
+        return self.twilio("/webhooks/twilio/sms/inbound",
+                           {"From": phone, "Body": body, "MessageSid": sid})
 
     def count(self, model: Any, **where: Any) -> int:
         t = table_of(model)
@@ -263,7 +272,7 @@ def _decision(live: Live, account: str, step: str, day: str) -> tuple[str, str |
 
 def test_stop_suppresses_sms_only_until_start(live: Live) -> None:
     path = "/webhooks/twilio/sms/inbound"
-    stop = live.twilio(path, {"From": "+12122000000", "Body": "  Stop "})
+    stop = live.text("+12122000000", "  Stop ")
     assert stop.status_code == 200 and "unsubscribed" in stop.text  # one confirmation
     day2 = T + timedelta(days=1)
     live.clock.set(day2)
@@ -272,7 +281,7 @@ def test_stop_suppresses_sms_only_until_start(live: Live) -> None:
     assert _decision(live, "A00000", "daily-email", "d2") == ("sent", None)  # email unaffected
     assert _decision(live, "A00001", "daily-sms", "d2") == ("sent", None)  # another number
 
-    start = live.twilio(path, {"From": "+12122000000", "Body": "START"})
+    start = live.text("+12122000000", "START")
     assert start.status_code == 200
     day3 = T + timedelta(days=2)
     live.clock.set(day3)
@@ -291,14 +300,13 @@ def test_keyword_replies_are_recorded_and_one_confirmation_goes_per_five_minutes
     """CONTRACT §10.17: the opt-out confirmation goes at most once per number within 5
     minutes (inclusive) and, like the help reply, is recorded (a decision and a send,
     counted toward limits) under the lowest account at the number."""
-    path = "/webhooks/twilio/sms/inbound"
-    assert "unsubscribed" in live.twilio(path, {"From": "+12122000000", "Body": "STOP"}).text
+    assert "unsubscribed" in live.text("+12122000000", "STOP").text
     live.clock.set(T + timedelta(minutes=5))
-    again = live.twilio(path, {"From": "+12122000000", "Body": "stop"})
+    again = live.text("+12122000000", "stop")
     assert again.status_code == 200 and "<Message>" not in again.text
     live.clock.set(T + timedelta(minutes=5, seconds=1))
-    assert "unsubscribed" in live.twilio(path, {"From": "+12122000000", "Body": "STOP"}).text
-    assert "+18005550100" in live.twilio(path, {"From": "+12122000000", "Body": "HELP"}).text
+    assert "unsubscribed" in live.text("+12122000000", "STOP").text
+    assert "+18005550100" in live.text("+12122000000", "HELP").text
     decisions, sends = table_of(Decision), table_of(Send)
     with live.db.connect() as conn:
         replies = conn.execute(sa.select(
@@ -319,7 +327,7 @@ def test_keyword_replies_are_recorded_and_one_confirmation_goes_per_five_minutes
 
 
 def test_help_answers_with_the_creditor(live: Live) -> None:
-    reply = live.twilio("/webhooks/twilio/sms/inbound", {"From": "+12122000000", "Body": "help"})
+    reply = live.text("+12122000000", "help")
     assert "Acme Consumer Finance" in reply.text and "+18005550100" in reply.text
 
 

@@ -447,7 +447,8 @@ def test_pressing_1_in_chinese(live: Live) -> None:
 
 
 def test_pressing_1_after_stop_sends_no_text(live: Live) -> None:
-    stop = live.post("/webhooks/twilio/sms/inbound", {"From": PHONES["V1"], "Body": "STOP"})
+    stop = live.post("/webhooks/twilio/sms/inbound", {"From": PHONES["V1"], "Body": "STOP",
+                                                      "MessageSid": "SM" + "5" * 32})
     assert stop.status_code == 200
     twiml = live.press("V1", "1")
     spoken = _spoken(twiml)
