@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from datetime import time, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
 
 CHANNELS = ("sms", "voice", "email", "letter")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -240,6 +248,27 @@ class ContentRule(Strict):
     message: str | None = None
 
 
+# Channels that reach a person through an automated system (texts, prerecorded calls):
+# what an opt-out stops under ``opt_out_scope: automated`` (the FCC's revoke-all rule).
+AUTOMATED_CHANNELS = frozenset({"sms", "voice"})
+
+
+def _default_revocation_phrases() -> dict[str, list[str]]:
+    """Sentences in which people ask not to be contacted; matched inside any text that is
+    not a keyword (``orchestrator.inbound``). Ops extend them in ``policy.yaml``."""
+    return {
+        "en": ["stop calling", "stop texting", "stop messaging", "stop contacting",
+               "stop sending", "dont call", "do not call", "dont text", "do not text",
+               "dont contact", "do not contact", "dont message", "do not message",
+               "no more calls", "no more texts", "no more messages", "remove me",
+               "remove my number", "take me off", "leave me alone", "opt me out",
+               "unsubscribe me", "cease and desist"],
+        "zh": ["不要再打", "别再打", "不要打电话", "别打电话", "不要给我打", "别给我打",
+               "不要再发", "别再发", "不要发短信", "别发短信", "不要再联系", "别再联系",
+               "不要联系我", "别联系我", "退订", "取消订阅", "拒收"],
+    }
+
+
 class Policy(Strict):
     timezone: TimezonePolicy = Field(default_factory=TimezonePolicy)
     preferred_time: TimeOfDay = time(10, 0)
@@ -253,6 +282,28 @@ class Policy(Strict):
     content: list[ContentRule] = Field(default_factory=list)
     forbidden: list[str] = Field(default_factory=list)  # extra forbidden phrases for lint
     opt_out_confirmation: bool = True
+    # What an SMS opt-out (STOP) stops: ``sms`` only, or ``automated``: texts and
+    # prerecorded calls alike, and a voice opt-out texts too (revoke-all). Counsel decides.
+    opt_out_scope: Literal["sms", "automated"] = "sms"
+    revocation_phrases: dict[str, list[str]] = Field(default_factory=_default_revocation_phrases)
+
+    @field_validator("revocation_phrases")
+    @classmethod
+    def _over_the_built_in_lists(cls, given: dict[str, list[str]]) -> dict[str, list[str]]:
+        """A language given in ``policy.yaml`` replaces that language's built-in list;
+        the other languages keep theirs (``[]`` switches one off)."""
+        return {**_default_revocation_phrases(), **given}
+
+    def opt_out_channels(self, channel: str) -> frozenset[str]:
+        """The channels an opt-out of ``channel`` stops."""
+        if self.opt_out_scope == "automated" and channel in AUTOMATED_CHANNELS:
+            return AUTOMATED_CHANNELS
+        return frozenset({channel})
+
+    @cached_property
+    def revocations(self) -> tuple[str, ...]:
+        """Every language's revocation phrases, for ``classify_inbound``."""
+        return tuple(p for phrases in self.revocation_phrases.values() for p in phrases)
 
 
 # --- channels.yaml -----------------------------------------------------------------------

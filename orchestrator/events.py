@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.config import Kind
+from orchestrator.config import AUTOMATED_CHANNELS, Kind
 from orchestrator.engine import message_id_for
 from orchestrator.hours import local_day_start
 from orchestrator.inbound import (
@@ -63,7 +63,6 @@ class EventApplier:
         self.sim = sim
         self._payments = 0
         self._last_confirmation: dict[str, datetime] = {}
-        self._opted_out_at: dict[str, datetime] = {}
         self.timeline: list[tuple[datetime, str, str, dict[str, Any]]] = []
         self._latest: dict[tuple[str, str], DecisionRecord] = {}
 
@@ -142,21 +141,23 @@ class EventApplier:
             yield from self._inbound(state, str(data.get("body", "")), now)
 
     def _inbound(self, state: AccountState, body: str, now: datetime) -> Iterator[DecisionRecord]:
-        what = classify_inbound(body)
+        policy = self.sim.engine.config.policy
+        what = classify_inbound(body, policy.revocations)
         sharing = self._same_contact(state, "sms")
         phone = state.account.phone or ""
-        if what == InboundKind.opt_out:
+        if what in (InboundKind.opt_out, InboundKind.revocation):
+            # In their own words, the person may mean calls or texts: both stop.
+            stopped = AUTOMATED_CHANNELS if what == InboundKind.revocation else {"sms"}
             for other in sharing:
-                other.opted_out.add("sms")
-            self._opted_out_at[phone] = now
-            if self.sim.engine.config.policy.opt_out_confirmation:
+                other.opted_out.update(stopped)
+            if policy.opt_out_confirmation:
                 last = self._last_confirmation.get(phone)
                 if last is None or now - last > CONFIRMATION_WINDOW:
                     self._last_confirmation[phone] = now
                     yield self._notice(sharing, OPT_OUT_CONFIRMATION, now)
         elif what == InboundKind.opt_in:
             for other in sharing:
-                other.opted_out.discard("sms")
+                other.opted_out.difference_update(policy.opt_out_channels("sms"))
         elif what == InboundKind.help:
             yield self._notice(sharing, HELP_REPLY, now)
 

@@ -87,7 +87,8 @@ def suppression(occ: Occurrence, state: AccountState, now: datetime, rules: Acco
         return Reason.paid
     if state.ceased and kind != Kind.notice:
         return Reason.cease
-    if occ.channel in state.opted_out:
+    if state.opted_out and not state.opted_out.isdisjoint(
+            rules.config.policy.opt_out_channels(occ.channel)):
         return Reason.opted_out
     if not collection:
         return None

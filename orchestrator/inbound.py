@@ -1,17 +1,27 @@
-"""Inbound SMS keywords (CONTRACT §10.7): opt-out, opt-in, help, or anything else.
+"""Inbound SMS keywords (CONTRACT §10.7): opt-out, opt-in, help, a revocation in the
+person's own words, or anything else.
 
 The whole message is the keyword: case does not matter, and spaces and punctuation
-around it are ignored ("  Stop! " opts out; "Stop texting me" is a reply, not a
-keyword). ``OPT OUT`` may also be written ``opt-out`` or ``opt_out``. The Chinese
-退订 and its usual abbreviation ``TD`` opt out too (an extension).
+around it are ignored ("  Stop! " opts out; "STOP 2" is not a keyword). ``OPT OUT`` may
+also be written ``opt-out`` or ``opt_out``. The Chinese 退订 and its usual abbreviation
+``TD`` opt out too (an extension).
+
+A person may also revoke consent in a sentence ("please stop calling me", 不要再打了).
+The policy's ``revocation_phrases`` (per language) are looked for anywhere in a text
+that is not a keyword: Latin-script phrases as whole words ("don't" and "dont" alike),
+Chinese ones as they stand. Such a text is a ``revocation``: it stops every automated
+channel at that number (``orchestrator.keywords``). Everything else is ``other``, kept on
+the timeline for people to read.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,6 +32,7 @@ class InboundKind(StrEnum):
     opt_out = "opt_out"
     opt_in = "opt_in"
     help = "help"
+    revocation = "revocation"  # "stop calling me": an opt-out in the person's own words
     other = "other"
 
 
@@ -62,7 +73,9 @@ def normalize(body: str) -> str:
     return _INNER_SEPARATORS.sub(" ", text[start:end])
 
 
-def classify_inbound(body: str) -> InboundKind:
+def classify_inbound(body: str, phrases: Iterable[str] = ()) -> InboundKind:
+    """The keyword a whole message is, else a revocation if one of ``phrases`` (the
+    policy's ``revocation_phrases``) is in it, else ``other``."""
     word = normalize(body)
     if word in OPT_OUT_WORDS:
         return InboundKind.opt_out
@@ -70,7 +83,36 @@ def classify_inbound(body: str) -> InboundKind:
         return InboundKind.opt_in
     if word in HELP_WORDS:
         return InboundKind.help
+    phrases = tuple(phrases)
+    if phrases and revocation_pattern(phrases).search(_fold(body)):
+        return InboundKind.revocation
     return InboundKind.other
+
+
+_APOSTROPHES = re.compile(r"['‘’ʼ`´]")
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def _fold(text: str) -> str:
+    """Full-width forms folded, case folded, apostrophes dropped ("don't" = "dont"), every
+    run of spaces and punctuation one space: what phrases are matched in."""
+    text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", text).casefold())
+    return " " + _NON_WORD.sub(" ", text).strip() + " "
+
+
+@lru_cache(maxsize=16)
+def revocation_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for every phrase: an ASCII phrase must stand as whole words (so
+    "td" is not found in "outstanding"); a Chinese one is found anywhere (Chinese has no
+    spaces between words)."""
+    parts = []
+    for phrase in phrases:
+        folded = _fold(phrase).strip()
+        if not folded:
+            continue
+        escaped = re.escape(folded)
+        parts.append(f" {escaped} " if folded.isascii() else escaped)
+    return re.compile("|".join(parts) if parts else r"(?!)")  # (?!) matches nothing
 
 
 # --- the replies to a keyword (CONTRACT §10.7, §10.17) --------------------------------------

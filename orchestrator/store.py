@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
-from orchestrator.crypto import DataCipher, mask_phone
+from orchestrator.crypto import DataCipher, InvalidToken, mask_phone
 from orchestrator.domain import Account
 from orchestrator.models import (
     ENCRYPTED_COLUMNS,
@@ -150,6 +150,14 @@ def _dpd(due: date, today: date) -> int:
     return (today - due).days
 
 
+def _readable(cipher: DataCipher, token: str) -> str | None:
+    """A stored text in clear, or ``None`` if no configured key opens it."""
+    try:
+        return cipher.decrypt(token)
+    except InvalidToken:
+        return None
+
+
 def account_timeline(
     conn: Connection, cipher: DataCipher, account_id: str, *, today: date
 ) -> dict[str, Any] | None:
@@ -195,7 +203,9 @@ def account_timeline(
         )
         .order_by(opt_t.c.created_at, opt_t.c.id)
     ).all()
-    contact = {"sms": row.phone_index, "voice": row.phone_index, "email": row.email_index}
+    phones = cipher.contact_indexes(row.phone_enc, row.phone_index, "phone")
+    contact = {"sms": phones, "voice": phones,
+               "email": cipher.contact_indexes(row.email_enc, row.email_index, "email")}
     opt_outs = sorted(
         {
             o.channel
@@ -204,7 +214,7 @@ def account_timeline(
             and (
                 o.contact_index is None
                 or o.account_id == account_id
-                or o.contact_index == contact.get(o.channel)
+                or o.contact_index in contact.get(o.channel, ())
             )
         }
     )
@@ -239,7 +249,11 @@ def account_timeline(
         add(d.time, "delivery", d.channel, d.status, d.message_id)
     for e in conn.execute(sa.select(event_t).where(event_t.c.account_id == account_id)):
         detail = e.detail or {}
-        add(e.time, e.type, e.channel, detail.get("status"), detail.get("message_id"))
+        add(e.time, e.type, e.channel, detail.get("status") or detail.get("kind"),
+            detail.get("message_id"))
+        if e.type == "inbound_sms" and detail.get("body"):
+            # The person's own words, for people to read (what was not a keyword above all).
+            events[-1][2]["text"] = _readable(cipher, detail["body"])
     for o in opt_rows:
         add(o.created_at, "opt_out", o.channel, None, None)
         if o.revoked_at is not None:

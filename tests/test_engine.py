@@ -182,6 +182,32 @@ def test_stop_and_start(templates: Path) -> None:
     assert len(confirmations) == 1 and confirmations[0].kind == "notice"
 
 
+@pytest.mark.parametrize(("scope", "body", "calls_stopped"), [
+    ("sms", "STOP", False), ("automated", "STOP", True),
+    ("sms", "please stop calling me", True), ("sms", "别再打电话了", True),
+    ("sms", "I will pay on Friday", False)])
+def test_what_an_inbound_text_stops(templates: Path, scope: str, body: str,
+                                    calls_stopped: bool) -> None:
+    """``simulate`` reads an inbound text as the server does: STOP stops calls too under
+    ``opt_out_scope: automated``; a revocation in the person's own words stops texts and
+    calls whatever the scope; anything else stops nothing. START undoes a STOP."""
+    stages = [{"id": "M1", "dpd": [1, 60], "steps": [
+        {"id": "sms", "channel": "sms", "template": "reminder", "every": "1d", "at": "10:00"},
+        {"id": "call", "channel": "voice", "template": "reminder", "every": "1d",
+         "at": "12:00"}]}]
+    events = [event("2026-03-03T18:00:00Z", "A1", "inbound_sms", body=body),
+              event("2026-03-05T18:00:00Z", "A1", "inbound_sms", body="START")]
+    config = make_config(stages=stages, policy={"hours": HOURS, "opt_out_scope": scope})
+    records = simulate(config, [account()], events, start="2026-03-02T00:00:00Z", days=6,
+                       templates=templates)
+    texted, called = local_days(sent(records, "sms")), local_days(sent(records, "call"))
+    stopped = body != "I will pay on Friday"
+    assert (date(2026, 3, 4) not in texted) == stopped
+    assert (date(2026, 3, 4) not in called) == calls_stopped
+    if body == "STOP":  # START restores what STOP stopped
+        assert date(2026, 3, 6) in texted and date(2026, 3, 6) in called
+
+
 def test_dispute_and_resolution(templates: Path) -> None:
     events = [event("2026-03-03T18:00:00Z", "A1", "dispute"),
               event("2026-03-05T18:00:00Z", "A1", "dispute_resolved")]

@@ -53,10 +53,10 @@ def _fail(exc: OutreachError) -> NoReturn:
 
 
 def _cipher() -> Any:
-    from orchestrator.crypto import DataCipher
+    from orchestrator.settings import Settings
 
     try:
-        return DataCipher.from_env(os.environ)
+        return Settings.from_env().cipher()
     except ConfigError as exc:
         _fail(exc)
 
@@ -286,8 +286,9 @@ def timeline_rows(timeline: dict[str, Any]) -> list[tuple[str, ...]]:
     for e in timeline["events"]:
         if e["type"] in ("promise", "payment", "plan"):  # shown below with their amounts
             continue
+        said = " ".join(x for x in (e["status"], e.get("text") and repr(e["text"])) if x)
         rows.append((e["time"], len(rows), (short(e["time"]), "", e["type"], e["channel"] or "",
-                                            "", e["status"] or "", e["message_id"] or "")))
+                                            "", said, e["message_id"] or "")))
     for p in timeline["promises"]:
         if p.get("made_at"):
             rows.append((p["made_at"], len(rows), (
