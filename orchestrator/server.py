@@ -164,6 +164,23 @@ class PaymentIn(BaseModel):
     paid_at: datetime
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time equality of two header values. Starlette decodes header bytes as
+    latin-1, and ``hmac.compare_digest`` refuses non-ASCII text (a TypeError, a 500):
+    compare their UTF-8 bytes instead, so a stray byte is just a wrong credential."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"),
+                               expected.encode("utf-8", "replace"))
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (RFC 6750); the scheme is matched
+    case-insensitively (RFC 7235). A bare token or another scheme is no credential: a
+    token pasted without its scheme must not work by accident in one place only."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -431,7 +448,7 @@ def create_app(server: Server) -> FastAPI:
             raise server.reject("payments", "not_configured", 401, "payment webhook disabled")
         expected = "sha256=" + hmac.new(secret.encode(), stamp.encode() + b"." + body,
                                         hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, given):
+        if not same_secret(expected, given):
             raise server.reject("payments", "bad_signature", 401, "invalid signature")
         try:
             sent_at = datetime.fromtimestamp(int(stamp), UTC)
@@ -468,9 +485,8 @@ def create_app(server: Server) -> FastAPI:
     # --- REST API ----------------------------------------------------------------------
 
     def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
-        token = (authorization or "").removeprefix("Bearer ").strip()
-        if not token or not any(hmac.compare_digest(token, t)
-                                for t in server.settings.api_tokens):
+        token = bearer_token(authorization)
+        if not token or not any(same_secret(token, t) for t in server.settings.api_tokens):
             raise server.reject("api", "bad_token", 401, "invalid or missing bearer token")
         return token
 
