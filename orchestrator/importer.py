@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from orchestrator.accounts import parse_account, parse_decimal, valid_currency
+from orchestrator.accounts import parse_account, parse_decimal, text_problem, valid_currency
 from orchestrator.bulk import BulkInsert
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.crypto import DataCipher
@@ -44,6 +44,8 @@ BATCH_SIZE = 5000
 MAX_PROBLEMS = 1000
 PAYMENT_COLUMNS = ("payment_id", "account_id", "amount", "paid_at", "currency")
 REQUIRED_PAYMENT_COLUMNS = ("payment_id", "account_id", "amount", "paid_at")
+PAYMENT_MAX_LENGTH = {"payment_id": 200, "account_id": 100, "amount": 40, "paid_at": 40,
+                      "currency": 10}  # as the payment webhook bounds them
 
 # Clear columns that an import sets; compared one by one on re-import.
 CLEAR_FIELDS = (
@@ -694,8 +696,15 @@ def import_payments(
 def _parse_payment(raw: dict[str, str], line: int, problems: _Problems) -> dict[str, Any] | None:
     before = problems.count
     values = {k: (v or "").strip() for k, v in raw.items()}
+    bad = set()
+    for column, text in values.items():
+        problem = text_problem(text, PAYMENT_MAX_LENGTH[column])
+        if problem is not None:
+            problems.error(line, column, problem)
+            bad.add(column)
+            values[column] = ""  # reported once
     for column in REQUIRED_PAYMENT_COLUMNS:
-        if not values.get(column):
+        if not values.get(column) and column not in bad:
             problems.error(line, column, "required value is missing")
     amount: Decimal | None = None
     if values.get("amount"):

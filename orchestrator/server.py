@@ -36,11 +36,13 @@ from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -48,7 +50,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from channels.base import DeliveryStatus
 from channels.twilio_voice import call_status
 from orchestrator import facts
-from orchestrator.accounts import parse_account
+from orchestrator.accounts import CONTROL, MAX_LENGTH, parse_account
 from orchestrator.clock import Clock
 from orchestrator.config import Config
 from orchestrator.crypto import DataCipher
@@ -107,32 +109,52 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def _plain_text(value: str) -> str:
+    """A text field of a request: no control characters (``accounts.CONTROL``)."""
+    found = CONTROL.search(value)
+    if found is not None:
+        raise ValueError(f"control character U+{ord(found.group()):04X} is not allowed")
+    return value
+
+
+def _bounded(field: str) -> Any:
+    return Field(default=None, max_length=MAX_LENGTH[field])
+
+
+# Text of a request body or path: bounded, and no control characters (a NUL is a 500 on
+# PostgreSQL, the others corrupt letters, manifests and logs).
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+AccountId = Annotated[str, PathParam(min_length=1, max_length=MAX_LENGTH["account_id"]),
+                      AfterValidator(_plain_text)]
+
+
 class AccountIn(BaseModel):
-    """An account as the CSV has it (CONTRACT §5); the same validation applies."""
+    """An account as the CSV has it (CONTRACT §5); the same validation applies
+    (``parse_account``: control characters, formats), and the same length bounds."""
 
     model_config = ConfigDict(extra="forbid")
-    debtor_id: str | None = None
-    name: str = Field(min_length=1, max_length=200)
-    phone: str | None = None
-    email: str | None = None
-    address_line1: str | None = None
-    address_line2: str | None = None
-    city: str | None = None
-    region: str | None = None
-    postal_code: str | None = None
-    country: str | None = None
-    timezone: str | None = None
-    locale: str | None = None
+    debtor_id: str | None = _bounded("debtor_id")
+    name: str = Field(min_length=1, max_length=MAX_LENGTH["name"])
+    phone: str | None = _bounded("phone")
+    email: str | None = _bounded("email")
+    address_line1: str | None = _bounded("address_line1")
+    address_line2: str | None = _bounded("address_line2")
+    city: str | None = _bounded("city")
+    region: str | None = _bounded("region")
+    postal_code: str | None = _bounded("postal_code")
+    country: str | None = _bounded("country")
+    timezone: str | None = _bounded("timezone")
+    locale: str | None = _bounded("locale")
     email_type: Literal["personal", "work"] | None = None
     currency: str = Field(min_length=3, max_length=3)
     balance: Decimal
     due_date: date
-    creditor: str | None = None
-    reference: str | None = None
+    creditor: str | None = _bounded("creditor")
+    reference: str | None = _bounded("reference")
     consent_sms: bool | None = None
     consent_voice: bool | None = None
     consent_email: bool | None = None
-    segment: str | None = None
+    segment: str | None = _bounded("segment")
 
 
 class InstalmentIn(BaseModel):
@@ -148,8 +170,8 @@ class EventIn(BaseModel):
     at: datetime | None = None
     amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
     due: date | None = None
-    currency: str | None = None
-    payment_id: str | None = Field(default=None, max_length=200)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    payment_id: PlainText | None = Field(default=None, max_length=200)
     channel: Literal["sms", "voice", "email", "letter"] | None = None
     # a payment plan's instalments (``type: plan``)
     instalments: list[InstalmentIn] | None = Field(default=None, min_length=1, max_length=360)
@@ -157,8 +179,8 @@ class EventIn(BaseModel):
 
 class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    event_id: str = Field(min_length=1, max_length=200)
-    account_id: str = Field(min_length=1, max_length=200)
+    event_id: PlainText = Field(min_length=1, max_length=200)
+    account_id: PlainText = Field(min_length=1, max_length=MAX_LENGTH["account_id"])
     amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
     currency: str = Field(min_length=3, max_length=3)
     paid_at: datetime
@@ -313,6 +335,14 @@ def create_app(server: Server) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def _json_errors(_: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, without echoing the input: it may be personal data, megabytes, or
+        text that cannot even be encoded (a lone surrogate made the default a 500)."""
+        return JSONResponse({"detail": [
+            {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": str(e.get("msg"))}
+            for e in exc.errors()]}, status_code=422)
 
     # --- Twilio ------------------------------------------------------------------------
 
@@ -493,7 +523,7 @@ def create_app(server: Server) -> FastAPI:
     api = [Depends(bearer)]
 
     @app.put("/api/v1/accounts/{account_id}", dependencies=api, status_code=200)
-    def put_account(account_id: str, body: AccountIn) -> dict[str, Any]:
+    def put_account(account_id: AccountId, body: AccountIn) -> dict[str, Any]:
         raw = {k: ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v))
                for k, v in body.model_dump().items()}
         raw = {k: v for k, v in raw.items() if v != ""}
@@ -522,7 +552,7 @@ def create_app(server: Server) -> FastAPI:
                           server.config.policy.timezone, now)
 
     @app.get("/api/v1/accounts/{account_id}", dependencies=api)
-    def get_account(account_id: str) -> Any:
+    def get_account(account_id: AccountId) -> Any:
         with server.db.connect() as conn:
             found = account_timeline(conn, server.cipher, account_id,
                                      today=_today(conn, account_id))
@@ -531,7 +561,7 @@ def create_app(server: Server) -> FastAPI:
         return JSONResponse(jsonable_encoder(_without_personal(found)))
 
     @app.get("/api/v1/accounts/{account_id}/timeline", dependencies=api)
-    def get_timeline(account_id: str) -> Any:
+    def get_timeline(account_id: AccountId) -> Any:
         with server.db.connect() as conn:
             found = account_timeline(conn, server.cipher, account_id,
                                      today=_today(conn, account_id))
@@ -542,7 +572,7 @@ def create_app(server: Server) -> FastAPI:
                                               "events": found.get("events", [])}))
 
     @app.post("/api/v1/accounts/{account_id}/events", dependencies=api, status_code=201)
-    def post_event(account_id: str, event: EventIn) -> Any:
+    def post_event(account_id: AccountId, event: EventIn) -> Any:
         now = server.clock.now()
         at = min(_aware(event.at), now) if event.at else now
         if event.type == "payment":

@@ -8,7 +8,7 @@ import json
 import httpx
 from test_server import API_TOKEN, PAY_SECRET, Live, T, live  # noqa: F401
 
-from orchestrator.models import DeliveryEvent, Payment
+from orchestrator.models import AccountRow, DeliveryEvent, Payment
 
 
 def test_non_ascii_credentials_are_refused_with_401_not_500(live: Live) -> None:  # noqa: F811
@@ -41,3 +41,40 @@ def test_api_token_needs_the_bearer_scheme_in_any_case(live: Live) -> None:  # n
         assert httpx.get(url, headers={"Authorization": value}).status_code == 401, value
     for value in (f"Bearer {API_TOKEN}", f"bearer {API_TOKEN}", f"BEARER  {API_TOKEN}"):
         assert httpx.get(url, headers={"Authorization": value}).status_code == 200, value
+
+
+ACCOUNT = {"name": "Lee Chen", "phone": "+12125550123", "country": "US", "region": "NY",
+           "currency": "USD", "balance": "300.00", "due_date": "2026-02-01", "creditor": "acme"}
+TEXT_FIELDS = ("debtor_id", "name", "email", "address_line1", "address_line2", "city",
+               "region", "postal_code", "timezone", "locale", "creditor", "reference",
+               "segment", "phone", "country")
+
+
+def test_account_text_fields_refuse_control_characters_and_huge_values(
+        live: Live) -> None:  # noqa: F811
+    """A NUL in a name was stored (PostgreSQL then fails on it: a 500 later); every text
+    field had no length bound. Each is now a 422 naming the field, and nothing is
+    written."""
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    url = f"{live.url}/api/v1/accounts/N1"
+    for field in TEXT_FIELDS:
+        for bad in ("Lee\x00Chen", "Lee\x1bChen", "Lee\u2028Chen", "x" * 10_000):
+            got = httpx.put(url, json={**ACCOUNT, field: bad}, headers=auth)
+            assert got.status_code == 422, (field, repr(bad)[:20], got.status_code, got.text)
+            assert field in got.text, (field, got.text)
+    lone = '{"name": "Lee \\ud800", "currency": "USD", "balance": "1", "due_date": "2026-01-01"}'
+    got = httpx.put(url, content=lone, headers={**auth, "Content-Type": "application/json"})
+    assert got.status_code == 422, got.text
+    for account_id in ("N%00", "N%1B", "N" * 300):
+        got = httpx.put(f"{live.url}/api/v1/accounts/{account_id}", json=ACCOUNT, headers=auth)
+        assert got.status_code == 422, (account_id, got.text)
+        got = httpx.get(f"{live.url}/api/v1/accounts/{account_id}", headers=auth)
+        assert got.status_code in (404, 422), (account_id, got.text)
+        got = httpx.post(f"{live.url}/api/v1/accounts/{account_id}/events", headers=auth,
+                         json={"type": "dispute"})
+        assert got.status_code in (404, 422), (account_id, got.text)
+    assert live.count(AccountRow, account_id="N1") == 0
+    event = httpx.post(f"{live.url}/api/v1/accounts/A00001/events", headers=auth, json={
+        "type": "payment", "amount": "5.00", "payment_id": "p\x001"})
+    assert event.status_code == 422, event.text
+    assert httpx.put(url, json={**ACCOUNT, "name": "Lee Chen\t"}, headers=auth).status_code == 200
