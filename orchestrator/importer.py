@@ -9,8 +9,10 @@ without decrypting what is stored.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import operator
+import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -173,20 +175,24 @@ def _row_lists(
     """``(line, fields)`` for each data row, the header (stripped) put in ``header_out``
     before the first; header problems are raised at once."""
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        handle = path.open("rb")
     except OSError as exc:
         problems.error(None, None, f"cannot read file: {exc.strerror or exc}")
         problems.raise_if_any()
         return
     with handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(_text_lines(handle))
         try:
             header = next(reader)
         except StopIteration:
             problems.error(1, None, "empty file: a header row is required")
             problems.raise_if_any()
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except _NotUtf8 as exc:
+            problems.error(exc.line, None, exc.message)
+            problems.raise_if_any()
+            return
+        except csv.Error as exc:
             problems.error(1, None, f"unreadable CSV: {exc}")
             problems.raise_if_any()
             return
@@ -213,8 +219,39 @@ def _row_lists(
                     problems.error(line, None, f"expected {width} fields, found {len(row)}")
                     continue
                 yield line, row
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except _NotUtf8 as exc:
+            problems.error(exc.line, None, exc.message)
+        except csv.Error as exc:
             problems.error(reader.line_num, None, f"unreadable CSV: {exc}")
+
+
+class _NotUtf8(ValueError):
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _text_lines(handle: BinaryIO) -> Iterator[str]:
+    """The file's lines as text, each decoded on its own: a byte that is not UTF-8 is
+    reported on its real line (a text-mode file decodes 8 KB ahead, so the error came up
+    on whatever line was being parsed, often the header). A UTF-8 byte order mark is
+    dropped; line ends are kept and a lone ``\\r`` ends a line, as ``newline=""`` does."""
+    count = 0
+    for raw in handle:
+        try:
+            text = raw.decode("utf-8-sig" if count == 0 else "utf-8")
+        except UnicodeDecodeError as exc:
+            start = exc.start + (3 if count == 0 and raw.startswith(codecs.BOM_UTF8) else 0)
+            raise _NotUtf8(count + 1, f"byte 0x{raw[start]:02x} at byte {start + 1} is not "
+                           "UTF-8 (save the file as UTF-8)") from None
+        pieces = _LINE.findall(text) if "\r" in text[:-2] else (text,)
+        for piece in pieces:
+            count += 1
+            yield piece
 
 
 def _audit(

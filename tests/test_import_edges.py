@@ -46,3 +46,26 @@ def test_a_control_character_in_a_payment_rejects_the_file(
     assert result.exit_code == 2
     assert f"{payments}:3: payment_id: control character U+0000" in result.stderr, result.stderr
     assert count(url, "payment") == 0
+
+
+@pytest.mark.parametrize("bad_line", [2, 3, 400])
+def test_a_byte_that_is_not_utf8_is_reported_on_its_own_line(
+        url: str, data_keys: str, tmp_path: Path, bad_line: int) -> None:  # noqa: F811
+    """A text-mode file decodes 8 KB ahead: a latin-1 'é' on line 2 was reported on line 1
+    (the header being parsed), one on line 400 on some line before it."""
+    rows = [dict(GOOD, account_id=f"A{i}", phone="") for i in range(bad_line + 10)]
+    rows[bad_line - 2]["name"] = "Ren\u00e9 Dupont"
+    path = write_rows(tmp_path / "latin1.csv", rows)
+    path.write_bytes(path.read_bytes().replace("Ren\u00e9".encode(), b"Ren\xe9"))
+    result = run(["import", "accounts", str(path)], url, data_keys)
+    assert result.exit_code == 2
+    at = len(f"{rows[bad_line - 2]['account_id']},D1,Ren") + 1
+    assert f"{path}:{bad_line}: byte 0xe9 at byte {at} is not UTF-8" in result.stderr, (
+        result.stderr)
+    assert "Traceback" not in result.stderr
+    assert count(url, "account") == 0
+    with_bom = tmp_path / "bom.csv"  # a UTF-8 byte order mark (Excel's "CSV UTF-8") is fine
+    with_bom.write_bytes(b"\xef\xbb\xbf" + write_rows(tmp_path / "ok.csv", rows[:3]).read_bytes()
+                         .replace(b"\r\n", b"\r"))
+    assert run(["import", "accounts", str(with_bom)], url, data_keys).exit_code == 0
+    assert count(url, "account") == 3
