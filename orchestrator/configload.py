@@ -39,6 +39,7 @@ from orchestrator.config import (
     Stage,
 )
 from orchestrator.errors import ConfigError, Problem
+from orchestrator.yamlsafe import check_aliases
 
 PARTS = ("cadences", "policy", "channels", "creditors")
 REQUIRED = ("cadences", "channels")  # policy and creditors have safe defaults
@@ -120,6 +121,10 @@ def _read_yaml(path: Path, problems: list[Problem]) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         problems.append(Problem(str(path), None, None, f"cannot read: {exc.strerror or exc}"))
+        return None
+    bomb = check_aliases(text)
+    if bomb is not None:
+        problems.append(Problem(str(path), bomb.line, bomb.column, bomb.message))
         return None
     try:
         doc = YAML(typ="rt").load(text)
