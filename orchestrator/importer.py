@@ -29,6 +29,7 @@ from orchestrator.accounts import parse_account, parse_decimal, text_problem, va
 from orchestrator.bulk import BulkInsert
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.crypto import DataCipher
+from orchestrator.csvsafe import unquote_cell
 from orchestrator.domain import ACCOUNT_COLUMNS, PERSONAL_FIELDS, REQUIRED_ACCOUNT_COLUMNS, Account
 from orchestrator.errors import InputError, Problem
 from orchestrator.facts import REPLAN
@@ -218,6 +219,8 @@ def _row_lists(
                 if len(row) != width:
                     problems.error(line, None, f"expected {width} fields, found {len(row)}")
                     continue
+                if "'" in "".join(row):  # rare: a cell quoted against formulas (csvsafe)
+                    row = [unquote_cell(cell) for cell in row]
                 yield line, row
         except _NotUtf8 as exc:
             problems.error(exc.line, None, exc.message)
