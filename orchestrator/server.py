@@ -52,11 +52,19 @@ from channels.twilio_voice import call_status
 from orchestrator import facts
 from orchestrator.accounts import CONTROL, MAX_LENGTH, parse_account
 from orchestrator.clock import Clock
-from orchestrator.config import Config
+from orchestrator.config import Config, Creditor
 from orchestrator.crypto import DataCipher
 from orchestrator.groupcommit import GroupCommit
 from orchestrator.keywords import handle_inbound
-from orchestrator.links import PAY, UNSUBSCRIBE, creditor_pay_url, read_token
+from orchestrator.linkpages import PayHelp, not_found_page, pay_help_page, unsubscribe_too_old_page
+from orchestrator.links import (
+    PAY,
+    UNSUBSCRIBE,
+    TokenData,
+    creditor_pay_url,
+    is_preview_agent,
+    open_token,
+)
 from orchestrator.models import Occurrence, Send, table_of
 from orchestrator.runner import Runner
 from orchestrator.settings import Settings
@@ -184,6 +192,13 @@ class PaymentIn(BaseModel):
     amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
     currency: str = Field(min_length=3, max_length=3)
     paid_at: datetime
+
+
+def _link_for_a_browser(request: Request) -> bool:
+    """A person's browser following a ``/p/`` or ``/u/`` link gets HTML pages; scripts and
+    API clients keep JSON."""
+    return (request.url.path.startswith(("/p/", "/u/"))
+            and "text/html" in request.headers.get("accept", ""))
 
 
 def same_secret(given: str, expected: str) -> bool:
@@ -333,7 +348,9 @@ def create_app(server: Server) -> FastAPI:
     app.add_middleware(BodyLimit)
 
     @app.exception_handler(HTTPException)
-    async def _json_errors(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _json_errors(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and _link_for_a_browser(request):
+            return HTMLResponse(not_found_page(), status_code=404)
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
@@ -414,8 +431,10 @@ def create_app(server: Server) -> FastAPI:
 
     # --- links -------------------------------------------------------------------------
 
-    def _send_of(token: str, kind: str) -> Any:
-        data = read_token(server.settings.secret_key or "", token, server.clock.now())
+    def _link(token: str, kind: str) -> tuple[TokenData, Any]:
+        """A link we signed, expired or not, and its send; a forged or unknown one is a
+        404 that records nothing."""
+        data = open_token(server.settings.secret_key or "", token)
         if data is None or data.kind != kind:
             raise server.reject(f"link_{kind}", "bad_token", 404, "not found")
         with server.db.connect() as conn:
@@ -423,30 +442,60 @@ def create_app(server: Server) -> FastAPI:
                 table_of(Send).c.message_id == data.message_id)).first()
         if send is None:
             raise server.reject(f"link_{kind}", "unknown_send", 404, "not found")
-        return send
+        return data, send
 
-    @app.get("/p/{token}", include_in_schema=False)
-    def pay_redirect(token: str) -> Response:
-        send = _send_of(token, PAY)
+    def _account_of(conn: Connection, send: Any) -> tuple[Any, Creditor | None]:
+        row = facts.account_row(conn, send.account_id)
+        assert row is not None  # a send's account is never deleted (foreign key)
+        account = account_from_row(row, server.cipher)
+        return account, server.config.creditor(account.creditor)
+
+    @app.api_route("/p/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+    def pay_redirect(token: str, request: Request) -> Response:
+        """To the creditor's pay page. Only a person's GET of a live link is a click: a
+        HEAD or a link previewer is answered the same without recording; an expired link
+        still leads to the pay page (or where to pay and whom to call)."""
+        data, send = _link(token, PAY)
         now = server.clock.now()
-        with server.tx() as conn:
-            row = facts.account_row(conn, send.account_id)
-            assert row is not None
-            account = account_from_row(row, server.cipher)
-            creditor = server.config.creditor(account.creditor)
-            target = creditor_pay_url(creditor, account) if creditor else None
-            if not target:
-                raise server.reject("link_pay", "no_pay_url", 404, "not found")
-            facts.record_event(conn, account_id=send.account_id, type_="click", at=now,
-                               channel=send.channel, detail={"message_id": send.message_id})
-            facts.record_delivery(conn, provider_id=None, message_id=send.message_id,
-                                  status=DeliveryStatus.clicked,
-                                  event_key=f"click:{send.message_id}:{now.isoformat()}", at=now)
-        return RedirectResponse(target, status_code=302)
+        counts = (request.method == "GET" and not data.expired(now)
+                  and not is_preview_agent(request.headers.get("user-agent")))
+        with server.tx() if counts else server.db.connect() as conn:
+            account, creditor = _account_of(conn, send)
+            if counts:
+                _record_click(conn, send, now)
+        target = creditor_pay_url(creditor, account) if creditor else None
+        if target:
+            return RedirectResponse(target, status_code=302)
+        reference = account.reference or account.account_id
+        return HTMLResponse(pay_help_page(account.locale, PayHelp(
+            creditor, reference, expired=data.expired(now))))
 
-    @app.get("/u/{token}", include_in_schema=False)
+    def _record_click(conn: Connection, send: Any, now: datetime) -> None:
+        """Every click is an event; the first of a message is also its ``clicked``
+        delivery status, the one the report's click rate counts."""
+        first = facts.record_delivery(conn, provider_id=None, message_id=send.message_id,
+                                      status=DeliveryStatus.clicked,
+                                      event_key=f"click:{send.message_id}", at=now)
+        facts.record_event(conn, account_id=send.account_id, type_="click", at=now,
+                           channel=send.channel,
+                           detail={"message_id": send.message_id,
+                                   "first": first.outcome == "recorded"})
+
+    def _unsubscribe_link(token: str) -> tuple[Any, Response | None]:
+        """The send of an unsubscribe link, and the page to answer instead when the link
+        is past ``UNSUBSCRIBE_GRACE`` (410: nothing is recorded)."""
+        data, send = _link(token, UNSUBSCRIBE)
+        if data.honoured(server.clock.now()):
+            return send, None
+        with server.db.connect() as conn:
+            account, creditor = _account_of(conn, send)
+        return send, HTMLResponse(unsubscribe_too_old_page(account.locale, creditor), 410)
+
+    @app.api_route("/u/{token}", methods=["GET", "HEAD"], include_in_schema=False)
     def unsubscribe_page(token: str) -> Response:
-        _send_of(token, UNSUBSCRIBE)
+        _, too_old = _unsubscribe_link(token)
+        if too_old is not None:
+            return too_old
         safe = html.escape(token, quote=True)
         return HTMLResponse(
             "<!doctype html><html lang=en><meta charset=utf-8><title>Unsubscribe</title>"
@@ -456,7 +505,9 @@ def create_app(server: Server) -> FastAPI:
 
     @app.post("/u/{token}", include_in_schema=False)
     def unsubscribe(token: str) -> Response:
-        send = _send_of(token, UNSUBSCRIBE)
+        send, too_old = _unsubscribe_link(token)
+        if too_old is not None:
+            return too_old
         now = server.clock.now()
         with server.tx() as conn:
             row = facts.account_row(conn, send.account_id)
