@@ -691,7 +691,7 @@ def build_server(settings: Settings | None = None) -> Server:
     secret = settings.require("OUTREACH_SECRET_KEY")
     settings.require("OUTREACH_DATA_KEYS")
     cipher = DataCipher(settings.data_keys)
-    config = load_config(settings.config_dir, settings.templates_dir)
+    config = load_config(settings.config_dir, settings.templates_dir, deployment=True)
     engine = db.make_engine(settings.database_url, pool_size=20, max_overflow=20) \
         if settings.database_url.startswith("postgresql") else db.make_engine(settings.database_url)
     clock = SystemClock()
