@@ -54,6 +54,7 @@ from orchestrator.accounts import CONTROL, MAX_LENGTH, parse_account
 from orchestrator.clock import Clock
 from orchestrator.config import Config, Creditor
 from orchestrator.crypto import DataCipher
+from orchestrator.db import schema_problem
 from orchestrator.groupcommit import GroupCommit
 from orchestrator.keywords import handle_inbound
 from orchestrator.linkpages import PayHelp, not_found_page, pay_help_page, unsubscribe_too_old_page
@@ -657,10 +658,28 @@ def create_app(server: Server) -> FastAPI:
         return {"account_id": account_id, "type": event.type, "at": at.isoformat()}
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        with server.db.connect() as conn:
-            conn.execute(sa.text("select 1"))
-        return {"status": "ok"}
+    def healthz() -> Response:
+        """Liveness with the database: the process answers, the database answers, and
+        its schema is the one this release needs (else 503 and why)."""
+        return _health()
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        """Readiness (CONTRACT §11): send traffic here only on 200. The same checks as
+        ``/healthz``: every request needs the database and its schema."""
+        return _health()
+
+    def _health() -> Response:
+        try:
+            with server.db.connect() as conn:
+                conn.execute(sa.text("select 1"))
+                problem = schema_problem(conn)
+        except sa.exc.SQLAlchemyError as exc:  # the class only: messages may hold hosts
+            problem = f"database unreachable ({type(exc).__name__})"
+        if problem is not None:
+            log.warning("unhealthy", extra={"reason": problem})
+            return JSONResponse({"status": "unavailable", "reason": problem}, 503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
