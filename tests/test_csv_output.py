@@ -55,6 +55,7 @@ def test_the_letter_manifest_never_holds_a_formula(db_url: str, tmp_path: Path) 
     env = {"PATH": "/usr/bin:/bin", "OUTREACH_DATABASE_URL": db_url,
            "OUTREACH_DATA_KEYS": Fernet.generate_key().decode(),
            "OUTREACH_SECRET_KEY": TEST_SECRET, "OUTREACH_CONFIG": str(config),
+           "OUTREACH_PUBLIC_URL": "https://outreach.example.com",  # letters reach people
            "OUTREACH_TEMPLATES": str(ROOT / "templates")}
     for step in (("db", "upgrade"), ("import", "accounts", str(accounts)),
                  ("run", "--once", "--now", T.isoformat())):
