@@ -120,7 +120,7 @@ def main() -> None:
         port = _port()
         base = f"http://127.0.0.1:{port}"
         env = dict(os.environ, OUTREACH_DATABASE_URL=url, OUTREACH_PUBLIC_URL=base,
-                   OUTREACH_SECRET_KEY="bench", TWILIO_AUTH_TOKEN=TOKEN,
+                   OUTREACH_SECRET_KEY="bench-secret-for-links-0123456789abcdef", TWILIO_AUTH_TOKEN=TOKEN,
                    OUTREACH_DATA_KEYS=Fernet.generate_key().decode(),
                    OUTREACH_CONFIG=str(ROOT / "config"),
                    OUTREACH_TEMPLATES=str(ROOT / "templates"))

@@ -10,12 +10,12 @@ The folder holds what will be posted (names and addresses in clear, as on the en
 so it is created readable by its owner only (0700, files 0600). A Chinese letter without
 a CJK font installed fails permanently rather than print empty boxes. Sending the same
 message id twice prints it once: the PDF is named by message id and the manifest gets
-one row per PDF.
+one row per PDF. Its cells are written by ``orchestrator.csvsafe``: a name such as
+``=HYPERLINK(...)`` is quoted, never a formula in the vendor's spreadsheet.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import ClassVar
 from channels.base import AdapterSettings, DeliveryStatus, OutboundMessage, SendResult
 from channels.outbox import append_line, require_safe_id, resolve_dir
 from orchestrator.clock import Clock
+from orchestrator.csvsafe import SafeWriter
 from orchestrator.errors import OutreachError, PermanentChannelError, TransientChannelError
 
 MANIFEST_FIELDS = ("message_id", "account_id", "debtor_id", "locale", "pages", "file",
@@ -85,10 +86,10 @@ class PdfBatchChannel:
     def _manifest(self, day: Path, row: dict[str, object]) -> None:
         path = day / "manifest.csv"
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, lineterminator="\r\n")
+        writer = SafeWriter(buffer, lineterminator="\r\n")  # names are not formulas
         if not path.exists():
-            writer.writeheader()
-        writer.writerow(row)
+            writer.writerow(MANIFEST_FIELDS)
+        writer.writerow(row[field] for field in MANIFEST_FIELDS)
         append_line(path, buffer.getvalue().encode("utf-8"))
 
     def close(self) -> None:

@@ -26,6 +26,8 @@ from orchestrator.phones import number_facts
 from orchestrator.zones import number_zones
 
 __all__ = [
+    "CONTROL",
+    "MAX_LENGTH",
     "format_input_problem",
     "parse_account",
     "parse_bool",
@@ -38,6 +40,20 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f"}
 _KNOWN = frozenset(ACCOUNT_COLUMNS)
+
+# The longest value each column takes, from the CSV and the API alike: far above any real
+# one, low enough that one row cannot carry megabytes into every table, letter and log.
+MAX_LENGTH: dict[str, int] = {
+    "account_id": 100, "debtor_id": 100, "name": 200, "phone": 40, "email": 254,
+    "address_line1": 200, "address_line2": 200, "city": 100, "region": 100,
+    "postal_code": 20, "country": 10, "timezone": 64, "locale": 35, "email_type": 10,
+    "currency": 10, "balance": 40, "due_date": 40, "creditor": 100, "reference": 100,
+    "consent_sms": 10, "consent_voice": 10, "consent_email": 10, "segment": 100,
+}
+# Never part of a name, an address or an id: C0 and C1 controls and DEL (PostgreSQL
+# refuses a NUL outright; the rest break CSV manifests, letters and log lines), the line
+# and paragraph separators, and lone surrogates (which cannot even be encoded to UTF-8).
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def format_input_problem(problem: Problem) -> str:
@@ -168,6 +184,36 @@ _TOO_LARGE = Decimal("1e16")
 _CONSENTS = ("consent_sms", "consent_voice", "consent_email")
 
 
+def text_problem(text: str, limit: int) -> str | None:
+    """Why ``text`` cannot be stored (too long, or a control character), else ``None``.
+    The message never quotes the value: it may be personal data, or megabytes."""
+    if len(text) > limit:
+        return f"too long: {len(text)} characters (at most {limit})"
+    found = CONTROL.search(text)
+    if found is not None:
+        return f"control character U+{ord(found.group()):04X} is not allowed"
+    return None
+
+
+def _bad_texts(values: Mapping[str, str | None]) -> dict[str, str]:
+    """``{column: message}`` for the values ``text_problem`` refuses. Every import row
+    passes here: one search over all the values together and a length test each settle
+    the usual case (about 2 us a row); a column is looked at alone only when something
+    is wrong."""
+    if CONTROL.search("".join(filter(None, values.values()))) is None:
+        for column, text in values.items():
+            if text and len(text) > MAX_LENGTH[column]:
+                break
+        else:
+            return {}
+    bad = {}
+    for column, text in values.items():
+        problem = None if text is None else text_problem(text, MAX_LENGTH[column])
+        if problem is not None:
+            bad[column] = problem
+    return bad
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -199,8 +245,12 @@ def parse_account(
             values[column] = raw.strip() or None
         else:
             values[column] = _text(raw)
+    bad = _bad_texts(values)
+    for column, message in bad.items():
+        err(column, message)
+        values[column] = None  # reported once: no second message quoting it
     for column in REQUIRED_ACCOUNT_COLUMNS:
-        if values[column] is None:
+        if values[column] is None and column not in bad:
             err(column, "required value is missing")
 
     country = values["country"]
@@ -284,6 +334,8 @@ def parse_account(
 
     consents: dict[str, bool | None] = {}
     for column in _CONSENTS:
+        if column in bad:
+            continue
         try:
             consents[column] = parse_bool(get(column))
         except ValueError as exc:

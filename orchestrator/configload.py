@@ -39,6 +39,7 @@ from orchestrator.config import (
     Stage,
 )
 from orchestrator.errors import ConfigError, Problem
+from orchestrator.yamlsafe import check_aliases
 
 PARTS = ("cadences", "policy", "channels", "creditors")
 REQUIRED = ("cadences", "channels")  # policy and creditors have safe defaults
@@ -120,6 +121,10 @@ def _read_yaml(path: Path, problems: list[Problem]) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         problems.append(Problem(str(path), None, None, f"cannot read: {exc.strerror or exc}"))
+        return None
+    bomb = check_aliases(text)
+    if bomb is not None:
+        problems.append(Problem(str(path), bomb.line, bomb.column, bomb.message))
         return None
     try:
         doc = YAML(typ="rt").load(text)
@@ -548,6 +553,26 @@ def _check_pay_link_templates(c: _Checker, channels: dict[str, ChannelConfig],
                   f"(expected {templates_dir / 'sms' / template}.<locale>.txt.j2)")
 
 
+def _check_deployment(c: _Checker, channels: dict[str, ChannelConfig],
+                      env: Mapping[str, str]) -> None:
+    """What the environment must give channels that reach people (``deployment``): a
+    public https ``OUTREACH_PUBLIC_URL`` (reported once, at the first such channel) and
+    each provider's credentials, at the channel's line."""
+    from orchestrator.deployment import credential_problems, public_url_problem, reaches_people
+
+    real = [(name, cfg) for name, cfg in channels.items() if reaches_people(cfg.adapter)]
+    if real:
+        problem = public_url_problem(env.get("OUTREACH_PUBLIC_URL"))
+        if problem is not None:
+            name, cfg = real[0]
+            c.add("channels", (name, "adapter"), f"{name}: adapter {cfg.adapter} reaches "
+                  f"real people, but {problem}")
+    for name, cfg in real:
+        for key, message in credential_problems(cfg.adapter, cfg.options, env):
+            c.add("channels", (name, key if key in cfg.options else "adapter"),
+                  f"{name}: {message}")
+
+
 def _check_creditors(c: _Checker, creditors: Creditors, policy: Policy | None) -> None:
     import phonenumbers
 
@@ -585,6 +610,7 @@ def _load(
     override_source: str | None,
     env: Mapping[str, str] | None,
     lint: bool = False,
+    deployment: bool = False,
 ) -> tuple[Config | None, list[Problem]]:
     problems: list[Problem] = []
     sources = _sources(Path(config_dir), overrides, override_source, problems)
@@ -606,6 +632,8 @@ def _load(
     templates = Path(templates_dir) if templates_dir is not None else None
     if channel_cfg is not None:
         _check_channels(checker, channel_cfg)
+        if deployment:
+            _check_deployment(checker, channel_cfg, environ)
         if templates is not None:
             _check_pay_link_templates(checker, channel_cfg, templates)
     if "cadences" in parts:
@@ -637,14 +665,18 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
     override_source: str | None = None,
     env: Mapping[str, str] | None = None,
+    deployment: bool = False,
 ) -> Config:
     """The checked configuration; ``ConfigError`` lists every error found (not warnings).
 
     ``overrides`` replaces whole parts (a mapping, or a directory path holding that part's
     file), as a simulation scenario's ``config:`` does; ``override_source`` names the file
     those mappings came from. With ``templates_dir``, every step's template must exist.
+    With ``deployment`` (``run``, ``serve``), channels that reach people must also have
+    what the environment owes them (``orchestrator.deployment``).
     """
-    config, problems = _load(config_dir, templates_dir, overrides, override_source, env)
+    config, problems = _load(config_dir, templates_dir, overrides, override_source, env,
+                             deployment=deployment)
     if config is None:
         raise ConfigError([p for p in problems if p.level == "error"])
     return config
@@ -655,12 +687,15 @@ def check_config(
     templates_dir: Path | str | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    deployment: bool = False,
 ) -> list[Problem]:
     """Every problem, errors and warnings, in file then line order (for ``config check``).
 
     With ``templates_dir``, a step whose template fails ``outreach templates lint`` (an
-    error, not a warning) is an error at the step's ``template`` line."""
-    _, problems = _load(config_dir, templates_dir, None, None, env, lint=True)
+    error, not a warning) is an error at the step's ``template`` line. ``deployment`` adds
+    the checks of the environment that ``run`` and ``serve`` make (``load_config``)."""
+    _, problems = _load(config_dir, templates_dir, None, None, env, lint=True,
+                        deployment=deployment)
     return sorted(problems, key=_order)
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SAWarning
 from sqlmodel import Session, create_engine
 
@@ -118,3 +119,27 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+@lru_cache(maxsize=1)
+def schema_heads() -> frozenset[str]:
+    """The migration revisions this release expects the schema to be at (its heads)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config(DEFAULT_URL)).get_heads())
+
+
+def schema_problem(connection: Connection) -> str | None:
+    """Why the schema on ``connection`` is not the one this release needs (never
+    upgraded, behind, or ahead of it), else ``None``. A server on an empty database
+    answered its health check and then failed every request."""
+    from alembic.runtime.migration import MigrationContext
+
+    current = set(MigrationContext.configure(connection).get_current_heads())
+    expected = schema_heads()
+    if current == expected:
+        return None
+    if not current:
+        return "database schema missing: run `outreach db upgrade`"
+    return (f"database schema at {', '.join(sorted(current))}, this release needs "
+            f"{', '.join(sorted(expected))}: run `outreach db upgrade`")

@@ -9,8 +9,10 @@ without decrypting what is stored.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import operator
+import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -18,15 +20,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from orchestrator.accounts import parse_account, parse_decimal, valid_currency
+from orchestrator.accounts import parse_account, parse_decimal, text_problem, valid_currency
 from orchestrator.bulk import BulkInsert
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.crypto import DataCipher
+from orchestrator.csvsafe import unquote_cell
 from orchestrator.domain import ACCOUNT_COLUMNS, PERSONAL_FIELDS, REQUIRED_ACCOUNT_COLUMNS, Account
 from orchestrator.errors import InputError, Problem
 from orchestrator.facts import REPLAN
@@ -44,6 +47,8 @@ BATCH_SIZE = 5000
 MAX_PROBLEMS = 1000
 PAYMENT_COLUMNS = ("payment_id", "account_id", "amount", "paid_at", "currency")
 REQUIRED_PAYMENT_COLUMNS = ("payment_id", "account_id", "amount", "paid_at")
+PAYMENT_MAX_LENGTH = {"payment_id": 200, "account_id": 100, "amount": 40, "paid_at": 40,
+                      "currency": 10}  # as the payment webhook bounds them
 
 # Clear columns that an import sets; compared one by one on re-import.
 CLEAR_FIELDS = (
@@ -171,20 +176,24 @@ def _row_lists(
     """``(line, fields)`` for each data row, the header (stripped) put in ``header_out``
     before the first; header problems are raised at once."""
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        handle = path.open("rb")
     except OSError as exc:
         problems.error(None, None, f"cannot read file: {exc.strerror or exc}")
         problems.raise_if_any()
         return
     with handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(_text_lines(handle))
         try:
             header = next(reader)
         except StopIteration:
             problems.error(1, None, "empty file: a header row is required")
             problems.raise_if_any()
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except _NotUtf8 as exc:
+            problems.error(exc.line, None, exc.message)
+            problems.raise_if_any()
+            return
+        except csv.Error as exc:
             problems.error(1, None, f"unreadable CSV: {exc}")
             problems.raise_if_any()
             return
@@ -210,9 +219,42 @@ def _row_lists(
                 if len(row) != width:
                     problems.error(line, None, f"expected {width} fields, found {len(row)}")
                     continue
+                if "'" in "".join(row):  # rare: a cell quoted against formulas (csvsafe)
+                    row = [unquote_cell(cell) for cell in row]
                 yield line, row
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except _NotUtf8 as exc:
+            problems.error(exc.line, None, exc.message)
+        except csv.Error as exc:
             problems.error(reader.line_num, None, f"unreadable CSV: {exc}")
+
+
+class _NotUtf8(ValueError):
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _text_lines(handle: BinaryIO) -> Iterator[str]:
+    """The file's lines as text, each decoded on its own: a byte that is not UTF-8 is
+    reported on its real line (a text-mode file decodes 8 KB ahead, so the error came up
+    on whatever line was being parsed, often the header). A UTF-8 byte order mark is
+    dropped; line ends are kept and a lone ``\\r`` ends a line, as ``newline=""`` does."""
+    count = 0
+    for raw in handle:
+        try:
+            text = raw.decode("utf-8-sig" if count == 0 else "utf-8")
+        except UnicodeDecodeError as exc:
+            start = exc.start + (3 if count == 0 and raw.startswith(codecs.BOM_UTF8) else 0)
+            raise _NotUtf8(count + 1, f"byte 0x{raw[start]:02x} at byte {start + 1} is not "
+                           "UTF-8 (save the file as UTF-8)") from None
+        pieces = _LINE.findall(text) if "\r" in text[:-2] else (text,)
+        for piece in pieces:
+            count += 1
+            yield piece
 
 
 def _audit(
@@ -694,8 +736,15 @@ def import_payments(
 def _parse_payment(raw: dict[str, str], line: int, problems: _Problems) -> dict[str, Any] | None:
     before = problems.count
     values = {k: (v or "").strip() for k, v in raw.items()}
+    bad = set()
+    for column, text in values.items():
+        problem = text_problem(text, PAYMENT_MAX_LENGTH[column])
+        if problem is not None:
+            problems.error(line, column, problem)
+            bad.add(column)
+            values[column] = ""  # reported once
     for column in REQUIRED_PAYMENT_COLUMNS:
-        if not values.get(column):
+        if not values.get(column) and column not in bad:
             problems.error(line, column, "required value is missing")
     amount: Decimal | None = None
     if values.get("amount"):

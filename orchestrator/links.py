@@ -7,6 +7,11 @@ HMAC-SHA256 under ``OUTREACH_SECRET_KEY``. It is compact because it travels in S
 one byte, a message id of the engine's ``m_<hex>`` form as raw bytes, and the
 signature truncated to 96 bits (forging one still takes ~2^96 guesses). Everything is
 urlsafe base64 without padding: an engine link token is 36 characters.
+
+Expiry, explicitly: a pay link counts clicks until ``LINK_LIFETIME`` after its send;
+an unsubscribe link works until ``UNSUBSCRIBE_GRACE`` after that (``TokenData.honoured``).
+Link previewers (chat apps, mail scanners) fetch links too: ``PREVIEW_AGENTS`` names
+them, and they are redirected without a click being recorded.
 The same inputs always give the same token, so ``simulate`` output is reproducible.
 """
 
@@ -26,7 +31,12 @@ from urllib.parse import quote
 
 PAY = "pay"
 UNSUBSCRIBE = "unsubscribe"
-LINK_LIFETIME = timedelta(days=60)  # how long a message's pay and unsubscribe links work
+# How long a message's links work. A pay link past it still leads somewhere useful (the
+# creditor's pay page, or where to pay and whom to call) but no longer counts as a click.
+LINK_LIFETIME = timedelta(days=60)
+# An unsubscribe link is honoured this long after its expiry, so 425 days after the
+# email: CAN-SPAM asks for 30, and an old email in a mailbox must still let a person out.
+UNSUBSCRIBE_GRACE = timedelta(days=365)
 
 _KIND_CODES = {PAY: 1, UNSUBSCRIBE: 2}  # 0: the kind's name follows in full
 _HEX_FLAG = 0x80  # the message id is m_<hex>, stored as raw bytes
@@ -43,6 +53,15 @@ class TokenData:
     message_id: str
     kind: str
     expires_at: datetime
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def honoured(self, now: datetime) -> bool:
+        """Whether the link still does what it was sent for: an unsubscribe link until
+        ``UNSUBSCRIBE_GRACE`` after its expiry, any other until its expiry."""
+        grace = UNSUBSCRIBE_GRACE if self.kind == UNSUBSCRIBE else timedelta(0)
+        return now < self.expires_at + grace
 
 
 def _b64encode(raw: bytes) -> str:
@@ -91,6 +110,14 @@ def make_token(secret: str, message_id: str, kind: str, expires_at: datetime) ->
 
 def read_token(secret: str, token: str, now: datetime) -> TokenData | None:
     """The token's data if it is genuine and unexpired, else ``None`` (never raises)."""
+    data = open_token(secret, token)
+    return None if data is None or data.expired(now) else data
+
+
+def open_token(secret: str, token: str) -> TokenData | None:
+    """The token's data if we signed it, expired or not, else ``None`` (never raises):
+    the server tells a forged link (404, nothing recorded) from an old one (still useful
+    to the person who has it)."""
     if not secret or not token or len(token) > 1024:
         return None
     try:
@@ -114,10 +141,10 @@ def read_token(secret: str, token: str, now: datetime) -> TokenData | None:
         message_id = "m_" + rest.hex() if head & _HEX_FLAG else rest.decode("utf-8")
     except (IndexError, KeyError, UnicodeDecodeError, struct.error):
         return None
-    expires_at = datetime.fromtimestamp(day * _DAY, UTC)
-    if now >= expires_at or not message_id or not kind:
+    if not message_id or not kind:
         return None
-    return TokenData(message_id=message_id, kind=kind, expires_at=expires_at)
+    return TokenData(message_id=message_id, kind=kind,
+                     expires_at=datetime.fromtimestamp(day * _DAY, UTC))
 
 
 def pay_link(public_url: str, secret: str, message_id: str, expires_at: datetime) -> str:
@@ -152,3 +179,23 @@ def creditor_pay_url(creditor: _HasPayUrl, account: _HasReference) -> str | None
         return None
     reference = account.reference or account.account_id
     return creditor.pay_url.replace("{reference}", quote(reference, safe=""))
+
+
+# User-Agent fragments of link previewers and crawlers: they fetch a link when it is
+# pasted or received, before (or instead of) the person. Matched case-insensitively
+# anywhere in the header. The one list; ``is_preview_agent`` is the one test. Only agents
+# that fetch on their own belong here, not apps whose in-app browser names itself in its
+# User-Agent (Line, Viber, WeChat): there a person clicked.
+PREVIEW_AGENTS = (
+    "Slackbot", "facebookexternalhit", "Facebot", "Twitterbot", "WhatsApp", "TelegramBot",
+    "LinkedInBot", "Discordbot", "SkypeUriPreview", "Googlebot", "Google-PageRenderer",
+    "bingbot", "BingPreview", "Applebot", "Pinterestbot", "redditbot", "Embedly",
+    "Iframely", "vkShare", "YandexBot", "Baiduspider", "DuckDuckBot", "MicrosoftPreview",
+    "KakaoTalk-scrap",
+)
+_PREVIEW = re.compile("|".join(re.escape(agent) for agent in PREVIEW_AGENTS), re.IGNORECASE)
+
+
+def is_preview_agent(user_agent: str | None) -> bool:
+    """Whether a request comes from a link previewer, not a person (``PREVIEW_AGENTS``)."""
+    return bool(user_agent) and _PREVIEW.search(user_agent or "") is not None

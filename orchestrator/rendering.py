@@ -39,6 +39,7 @@ from orchestrator.config import Config, Creditor
 from orchestrator.domain import Account
 from orchestrator.errors import OutreachError, Problem
 from orchestrator.links import creditor_pay_url
+from orchestrator.yamlsafe import check_aliases
 
 DEFAULT_LOCALE = "en-US"
 EXTENSIONS: Mapping[str, tuple[str, ...]] = {
@@ -168,6 +169,10 @@ def split_front_matter(source: str, path: str = "<template>") -> tuple[FrontMatt
     if not m:
         return FrontMatter(), source, 0
     block = m.group(1) or ""
+    bomb = check_aliases(block)
+    if bomb is not None:
+        raise TemplateError(f"invalid front matter: {bomb.message}", path=path,
+                            line=bomb.line + 1)
     try:
         data = YAML(typ="safe", pure=True).load(block) if block.strip() else {}
     except YAMLError as exc:

@@ -6,7 +6,6 @@ numbers use the fictional 555-01xx range in the US and test ranges in China.
 
 from __future__ import annotations
 
-import csv
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from orchestrator.csvsafe import SafeWriter
 from orchestrator.domain import ACCOUNT_COLUMNS, Account
 
 # (region, city, area code, postal code)
@@ -172,7 +172,7 @@ def write_csv(accounts: list[Account] | Iterator[Account], path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = SafeWriter(handle)  # an import-format file: `outreach import` unquotes
         writer.writerow(ACCOUNT_COLUMNS)
         for account in accounts:
             row = []

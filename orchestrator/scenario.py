@@ -16,6 +16,7 @@ from orchestrator.configload import load_config
 from orchestrator.errors import InputError, Problem
 from orchestrator.events import EVENT_TYPES, ScenarioEvent
 from orchestrator.simulate import Scenario
+from orchestrator.yamlsafe import check_aliases
 
 
 def _line(node: Any, key: str | None = None) -> int | None:
@@ -66,7 +67,11 @@ def _event_data(raw: dict[str, Any], kind: str) -> dict[str, Any]:
 def load_scenario(path: Path, *, config_dir: Path, templates_dir: Path | None = None) -> Scenario:
     source = str(path)
     try:
-        doc = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        bomb = check_aliases(text)
+        if bomb is not None:
+            raise InputError([Problem(source, bomb.line, bomb.column, bomb.message)])
+        doc = YAML(typ="rt").load(text)
     except (OSError, YAMLError) as exc:
         raise InputError([Problem(source, None, None, f"cannot read scenario: {exc}")]) from exc
     if not isinstance(doc, dict):

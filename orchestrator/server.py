@@ -36,11 +36,13 @@ from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -48,13 +50,22 @@ from twilio.twiml.messaging_response import MessagingResponse
 from channels.base import DeliveryStatus
 from channels.twilio_voice import call_status
 from orchestrator import facts
-from orchestrator.accounts import parse_account
+from orchestrator.accounts import CONTROL, MAX_LENGTH, parse_account
 from orchestrator.clock import Clock
-from orchestrator.config import Config
+from orchestrator.config import Config, Creditor
 from orchestrator.crypto import DataCipher
+from orchestrator.db import schema_problem
 from orchestrator.groupcommit import GroupCommit
 from orchestrator.keywords import handle_inbound
-from orchestrator.links import PAY, UNSUBSCRIBE, creditor_pay_url, read_token
+from orchestrator.linkpages import PayHelp, not_found_page, pay_help_page, unsubscribe_too_old_page
+from orchestrator.links import (
+    PAY,
+    UNSUBSCRIBE,
+    TokenData,
+    creditor_pay_url,
+    is_preview_agent,
+    open_token,
+)
 from orchestrator.models import Occurrence, Send, table_of
 from orchestrator.runner import Runner
 from orchestrator.settings import Settings
@@ -107,32 +118,52 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+def _plain_text(value: str) -> str:
+    """A text field of a request: no control characters (``accounts.CONTROL``)."""
+    found = CONTROL.search(value)
+    if found is not None:
+        raise ValueError(f"control character U+{ord(found.group()):04X} is not allowed")
+    return value
+
+
+def _bounded(field: str) -> Any:
+    return Field(default=None, max_length=MAX_LENGTH[field])
+
+
+# Text of a request body or path: bounded, and no control characters (a NUL is a 500 on
+# PostgreSQL, the others corrupt letters, manifests and logs).
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+AccountId = Annotated[str, PathParam(min_length=1, max_length=MAX_LENGTH["account_id"]),
+                      AfterValidator(_plain_text)]
+
+
 class AccountIn(BaseModel):
-    """An account as the CSV has it (CONTRACT §5); the same validation applies."""
+    """An account as the CSV has it (CONTRACT §5); the same validation applies
+    (``parse_account``: control characters, formats), and the same length bounds."""
 
     model_config = ConfigDict(extra="forbid")
-    debtor_id: str | None = None
-    name: str = Field(min_length=1, max_length=200)
-    phone: str | None = None
-    email: str | None = None
-    address_line1: str | None = None
-    address_line2: str | None = None
-    city: str | None = None
-    region: str | None = None
-    postal_code: str | None = None
-    country: str | None = None
-    timezone: str | None = None
-    locale: str | None = None
+    debtor_id: str | None = _bounded("debtor_id")
+    name: str = Field(min_length=1, max_length=MAX_LENGTH["name"])
+    phone: str | None = _bounded("phone")
+    email: str | None = _bounded("email")
+    address_line1: str | None = _bounded("address_line1")
+    address_line2: str | None = _bounded("address_line2")
+    city: str | None = _bounded("city")
+    region: str | None = _bounded("region")
+    postal_code: str | None = _bounded("postal_code")
+    country: str | None = _bounded("country")
+    timezone: str | None = _bounded("timezone")
+    locale: str | None = _bounded("locale")
     email_type: Literal["personal", "work"] | None = None
     currency: str = Field(min_length=3, max_length=3)
     balance: Decimal
     due_date: date
-    creditor: str | None = None
-    reference: str | None = None
+    creditor: str | None = _bounded("creditor")
+    reference: str | None = _bounded("reference")
     consent_sms: bool | None = None
     consent_voice: bool | None = None
     consent_email: bool | None = None
-    segment: str | None = None
+    segment: str | None = _bounded("segment")
 
 
 class InstalmentIn(BaseModel):
@@ -148,8 +179,8 @@ class EventIn(BaseModel):
     at: datetime | None = None
     amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
     due: date | None = None
-    currency: str | None = None
-    payment_id: str | None = Field(default=None, max_length=200)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    payment_id: PlainText | None = Field(default=None, max_length=200)
     channel: Literal["sms", "voice", "email", "letter"] | None = None
     # a payment plan's instalments (``type: plan``)
     instalments: list[InstalmentIn] | None = Field(default=None, min_length=1, max_length=360)
@@ -157,11 +188,35 @@ class EventIn(BaseModel):
 
 class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    event_id: str = Field(min_length=1, max_length=200)
-    account_id: str = Field(min_length=1, max_length=200)
+    event_id: PlainText = Field(min_length=1, max_length=200)
+    account_id: PlainText = Field(min_length=1, max_length=MAX_LENGTH["account_id"])
     amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
     currency: str = Field(min_length=3, max_length=3)
     paid_at: datetime
+
+
+def _link_for_a_browser(request: Request) -> bool:
+    """A person's browser following a ``/p/`` or ``/u/`` link gets HTML pages; scripts and
+    API clients keep JSON."""
+    return (request.url.path.startswith(("/p/", "/u/"))
+            and "text/html" in request.headers.get("accept", ""))
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time equality of two header values. Starlette decodes header bytes as
+    latin-1, and ``hmac.compare_digest`` refuses non-ASCII text (a TypeError, a 500):
+    compare their UTF-8 bytes instead, so a stray byte is just a wrong credential."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"),
+                               expected.encode("utf-8", "replace"))
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (RFC 6750); the scheme is matched
+    case-insensitively (RFC 7235). A bare token or another scheme is no credential: a
+    token pasted without its scheme must not work by accident in one place only."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def _aware(value: datetime) -> datetime:
@@ -294,8 +349,18 @@ def create_app(server: Server) -> FastAPI:
     app.add_middleware(BodyLimit)
 
     @app.exception_handler(HTTPException)
-    async def _json_errors(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _json_errors(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and _link_for_a_browser(request):
+            return HTMLResponse(not_found_page(), status_code=404)
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, without echoing the input: it may be personal data, megabytes, or
+        text that cannot even be encoded (a lone surrogate made the default a 500)."""
+        return JSONResponse({"detail": [
+            {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": str(e.get("msg"))}
+            for e in exc.errors()]}, status_code=422)
 
     # --- Twilio ------------------------------------------------------------------------
 
@@ -371,8 +436,10 @@ def create_app(server: Server) -> FastAPI:
 
     # --- links -------------------------------------------------------------------------
 
-    def _send_of(token: str, kind: str) -> Any:
-        data = read_token(server.settings.secret_key or "", token, server.clock.now())
+    def _link(token: str, kind: str) -> tuple[TokenData, Any]:
+        """A link we signed, expired or not, and its send; a forged or unknown one is a
+        404 that records nothing."""
+        data = open_token(server.settings.secret_key or "", token)
         if data is None or data.kind != kind:
             raise server.reject(f"link_{kind}", "bad_token", 404, "not found")
         with server.db.connect() as conn:
@@ -380,30 +447,60 @@ def create_app(server: Server) -> FastAPI:
                 table_of(Send).c.message_id == data.message_id)).first()
         if send is None:
             raise server.reject(f"link_{kind}", "unknown_send", 404, "not found")
-        return send
+        return data, send
 
-    @app.get("/p/{token}", include_in_schema=False)
-    def pay_redirect(token: str) -> Response:
-        send = _send_of(token, PAY)
+    def _account_of(conn: Connection, send: Any) -> tuple[Any, Creditor | None]:
+        row = facts.account_row(conn, send.account_id)
+        assert row is not None  # a send's account is never deleted (foreign key)
+        account = account_from_row(row, server.cipher)
+        return account, server.config.creditor(account.creditor)
+
+    @app.api_route("/p/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+    def pay_redirect(token: str, request: Request) -> Response:
+        """To the creditor's pay page. Only a person's GET of a live link is a click: a
+        HEAD or a link previewer is answered the same without recording; an expired link
+        still leads to the pay page (or where to pay and whom to call)."""
+        data, send = _link(token, PAY)
         now = server.clock.now()
-        with server.tx() as conn:
-            row = facts.account_row(conn, send.account_id)
-            assert row is not None
-            account = account_from_row(row, server.cipher)
-            creditor = server.config.creditor(account.creditor)
-            target = creditor_pay_url(creditor, account) if creditor else None
-            if not target:
-                raise server.reject("link_pay", "no_pay_url", 404, "not found")
-            facts.record_event(conn, account_id=send.account_id, type_="click", at=now,
-                               channel=send.channel, detail={"message_id": send.message_id})
-            facts.record_delivery(conn, provider_id=None, message_id=send.message_id,
-                                  status=DeliveryStatus.clicked,
-                                  event_key=f"click:{send.message_id}:{now.isoformat()}", at=now)
-        return RedirectResponse(target, status_code=302)
+        counts = (request.method == "GET" and not data.expired(now)
+                  and not is_preview_agent(request.headers.get("user-agent")))
+        with server.tx() if counts else server.db.connect() as conn:
+            account, creditor = _account_of(conn, send)
+            if counts:
+                _record_click(conn, send, now)
+        target = creditor_pay_url(creditor, account) if creditor else None
+        if target:
+            return RedirectResponse(target, status_code=302)
+        reference = account.reference or account.account_id
+        return HTMLResponse(pay_help_page(account.locale, PayHelp(
+            creditor, reference, expired=data.expired(now))))
 
-    @app.get("/u/{token}", include_in_schema=False)
+    def _record_click(conn: Connection, send: Any, now: datetime) -> None:
+        """Every click is an event; the first of a message is also its ``clicked``
+        delivery status, the one the report's click rate counts."""
+        first = facts.record_delivery(conn, provider_id=None, message_id=send.message_id,
+                                      status=DeliveryStatus.clicked,
+                                      event_key=f"click:{send.message_id}", at=now)
+        facts.record_event(conn, account_id=send.account_id, type_="click", at=now,
+                           channel=send.channel,
+                           detail={"message_id": send.message_id,
+                                   "first": first.outcome == "recorded"})
+
+    def _unsubscribe_link(token: str) -> tuple[Any, Response | None]:
+        """The send of an unsubscribe link, and the page to answer instead when the link
+        is past ``UNSUBSCRIBE_GRACE`` (410: nothing is recorded)."""
+        data, send = _link(token, UNSUBSCRIBE)
+        if data.honoured(server.clock.now()):
+            return send, None
+        with server.db.connect() as conn:
+            account, creditor = _account_of(conn, send)
+        return send, HTMLResponse(unsubscribe_too_old_page(account.locale, creditor), 410)
+
+    @app.api_route("/u/{token}", methods=["GET", "HEAD"], include_in_schema=False)
     def unsubscribe_page(token: str) -> Response:
-        _send_of(token, UNSUBSCRIBE)
+        _, too_old = _unsubscribe_link(token)
+        if too_old is not None:
+            return too_old
         safe = html.escape(token, quote=True)
         return HTMLResponse(
             "<!doctype html><html lang=en><meta charset=utf-8><title>Unsubscribe</title>"
@@ -413,7 +510,9 @@ def create_app(server: Server) -> FastAPI:
 
     @app.post("/u/{token}", include_in_schema=False)
     def unsubscribe(token: str) -> Response:
-        send = _send_of(token, UNSUBSCRIBE)
+        send, too_old = _unsubscribe_link(token)
+        if too_old is not None:
+            return too_old
         now = server.clock.now()
         with server.tx() as conn:
             row = facts.account_row(conn, send.account_id)
@@ -435,7 +534,7 @@ def create_app(server: Server) -> FastAPI:
             raise server.reject("payments", "not_configured", 401, "payment webhook disabled")
         expected = "sha256=" + hmac.new(secret.encode(), stamp.encode() + b"." + body,
                                         hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, given):
+        if not same_secret(expected, given):
             raise server.reject("payments", "bad_signature", 401, "invalid signature")
         try:
             sent_at = datetime.fromtimestamp(int(stamp), UTC)
@@ -472,16 +571,15 @@ def create_app(server: Server) -> FastAPI:
     # --- REST API ----------------------------------------------------------------------
 
     def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
-        token = (authorization or "").removeprefix("Bearer ").strip()
-        if not token or not any(hmac.compare_digest(token, t)
-                                for t in server.settings.api_tokens):
+        token = bearer_token(authorization)
+        if not token or not any(same_secret(token, t) for t in server.settings.api_tokens):
             raise server.reject("api", "bad_token", 401, "invalid or missing bearer token")
         return token
 
     api = [Depends(bearer)]
 
     @app.put("/api/v1/accounts/{account_id}", dependencies=api, status_code=200)
-    def put_account(account_id: str, body: AccountIn) -> dict[str, Any]:
+    def put_account(account_id: AccountId, body: AccountIn) -> dict[str, Any]:
         raw = {k: ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v))
                for k, v in body.model_dump().items()}
         raw = {k: v for k, v in raw.items() if v != ""}
@@ -510,7 +608,7 @@ def create_app(server: Server) -> FastAPI:
                           server.config.policy.timezone, now)
 
     @app.get("/api/v1/accounts/{account_id}", dependencies=api)
-    def get_account(account_id: str) -> Any:
+    def get_account(account_id: AccountId) -> Any:
         with server.db.connect() as conn:
             found = account_timeline(conn, server.cipher, account_id,
                                      today=_today(conn, account_id))
@@ -519,7 +617,7 @@ def create_app(server: Server) -> FastAPI:
         return JSONResponse(jsonable_encoder(_without_personal(found)))
 
     @app.get("/api/v1/accounts/{account_id}/timeline", dependencies=api)
-    def get_timeline(account_id: str) -> Any:
+    def get_timeline(account_id: AccountId) -> Any:
         with server.db.connect() as conn:
             found = account_timeline(conn, server.cipher, account_id,
                                      today=_today(conn, account_id))
@@ -530,7 +628,7 @@ def create_app(server: Server) -> FastAPI:
                                               "events": found.get("events", [])}))
 
     @app.post("/api/v1/accounts/{account_id}/events", dependencies=api, status_code=201)
-    def post_event(account_id: str, event: EventIn) -> Any:
+    def post_event(account_id: AccountId, event: EventIn) -> Any:
         now = server.clock.now()
         at = min(_aware(event.at), now) if event.at else now
         if event.type == "payment":
@@ -564,10 +662,28 @@ def create_app(server: Server) -> FastAPI:
         return {"account_id": account_id, "type": event.type, "at": at.isoformat()}
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        with server.db.connect() as conn:
-            conn.execute(sa.text("select 1"))
-        return {"status": "ok"}
+    def healthz() -> Response:
+        """Liveness with the database: the process answers, the database answers, and
+        its schema is the one this release needs (else 503 and why)."""
+        return _health()
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        """Readiness (CONTRACT §11): send traffic here only on 200. The same checks as
+        ``/healthz``: every request needs the database and its schema."""
+        return _health()
+
+    def _health() -> Response:
+        try:
+            with server.db.connect() as conn:
+                conn.execute(sa.text("select 1"))
+                problem = schema_problem(conn)
+        except sa.exc.SQLAlchemyError as exc:  # the class only: messages may hold hosts
+            problem = f"database unreachable ({type(exc).__name__})"
+        if problem is not None:
+            log.warning("unhealthy", extra={"reason": problem})
+            return JSONResponse({"status": "unavailable", "reason": problem}, 503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -597,7 +713,7 @@ def build_server(settings: Settings | None = None) -> Server:
     settings = settings or Settings.from_env()
     secret = settings.require("OUTREACH_SECRET_KEY")
     cipher = settings.cipher()
-    config = load_config(settings.config_dir, settings.templates_dir)
+    config = load_config(settings.config_dir, settings.templates_dir, deployment=True)
     engine = db.make_engine(settings.database_url, pool_size=20, max_overflow=20) \
         if settings.database_url.startswith("postgresql") else db.make_engine(settings.database_url)
     clock = SystemClock()

@@ -12,6 +12,10 @@ from orchestrator.errors import ConfigError, Problem
 if TYPE_CHECKING:
     from orchestrator.crypto import DataCipher
 
+# HMAC-SHA256 keys shorter than the hash add no strength an attacker must overcome, and a
+# short one can be guessed offline from any link (RFC 2104 §3, NIST SP 800-107 §5.3.4).
+MIN_SECRET_BYTES = 32
+
 
 def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
@@ -59,6 +63,12 @@ class Settings:
             raise ConfigError(
                 [Problem("environment", None, None, f"{name} is not set", field=name)]
             )
+        if name == "OUTREACH_SECRET_KEY" and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError([Problem(
+                "environment", None, None,
+                f"{name} is {len(value.encode())} bytes long: it signs every payment and "
+                f"unsubscribe link, use at least {MIN_SECRET_BYTES} random bytes (e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')", field=name)])
         return value
 
     def cipher(self) -> DataCipher:

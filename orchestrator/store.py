@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
+from channels.base import DeliveryStatus, can_move
 from orchestrator.crypto import DataCipher, InvalidToken, mask_phone
 from orchestrator.domain import Account
 from orchestrator.models import (
@@ -146,6 +147,33 @@ def _mask_any(to: str | None) -> str | None:
     return "***"  # a postal address or anything else: never stored
 
 
+def forward_deliveries(conn: Connection, account_id: str) -> list[Any]:
+    """The account's delivery events that moved their send forward, in the order they
+    came (CONTRACT §10.13). A callback that would move a send back (a late ``sent`` after
+    ``delivered``) is acknowledged and stored for audit, but it changed nothing: shown
+    among the others it would read as if the message had gone back in flight."""
+    send_t, delivery_t = table_of(Send), table_of(DeliveryEvent)
+    rows = conn.execute(
+        sa.select(delivery_t.c.send_id, delivery_t.c.time, delivery_t.c.status,
+                  send_t.c.channel, send_t.c.message_id)
+        .join(send_t, delivery_t.c.send_id == send_t.c.id)
+        .where(send_t.c.account_id == account_id)
+        .order_by(delivery_t.c.send_id, delivery_t.c.id)
+    ).all()
+    reached: dict[int, DeliveryStatus | None] = {}
+    kept: list[Any] = []
+    for row in rows:
+        try:
+            status = DeliveryStatus(row.status)
+        except ValueError:  # not a provider status: shown as it is
+            kept.append(row)
+            continue
+        if can_move(reached.get(row.send_id), status):
+            reached[row.send_id] = status
+            kept.append(row)
+    return kept
+
+
 def _dpd(due: date, today: date) -> int:
     return (today - due).days
 
@@ -168,7 +196,6 @@ def account_timeline(
     promise_t, payment_t = table_of(Promise), table_of(Payment)
     plan_t, instalment_t = table_of(InstalmentPlan), table_of(InstalmentRow)
     opt_t, event_t = table_of(OptOut), table_of(AccountEvent)
-    send_t, delivery_t = table_of(Send), table_of(DeliveryEvent)
 
     promises = conn.execute(
         sa.select(promise_t)
@@ -241,11 +268,7 @@ def account_timeline(
             )
         )
 
-    for d in conn.execute(
-        sa.select(delivery_t.c.time, delivery_t.c.status, send_t.c.channel, send_t.c.message_id)
-        .join(send_t, delivery_t.c.send_id == send_t.c.id)
-        .where(send_t.c.account_id == account_id)
-    ):
+    for d in forward_deliveries(conn, account_id):
         add(d.time, "delivery", d.channel, d.status, d.message_id)
     for e in conn.execute(sa.select(event_t).where(event_t.c.account_id == account_id)):
         detail = e.detail or {}

@@ -23,6 +23,9 @@ from orchestrator.models import Debtor, Send, table_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# OUTREACH_SECRET_KEY of the tests: at least 32 bytes, as `run` and `serve` require.
+TEST_SECRET = "test-secret-for-links-0123456789abcdef"
+
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -98,7 +101,7 @@ def setup_db(db_url: str, tmp_path: Path, n: int, *, per_debtor: int = 1, **conf
                     DataCipher([keys]))
     engine.dispose()
     env = dict(os.environ, OUTREACH_DATABASE_URL=db_url, OUTREACH_DATA_KEYS=keys,
-               OUTREACH_SECRET_KEY="test-secret", OUTREACH_CONFIG=str(config_dir),
+               OUTREACH_SECRET_KEY=TEST_SECRET, OUTREACH_CONFIG=str(config_dir),
                OUTREACH_TEMPLATES=str(ROOT / "templates"))
     return env, outbox
 

@@ -283,7 +283,7 @@ def live(request: pytest.FixtureRequest, db_url: str, tmp_path: Path,
     import_accounts(engine, tmp_path / "accounts.csv", cipher)
     settings = Settings.from_env({
         "OUTREACH_DATABASE_URL": db_url, "OUTREACH_DATA_KEYS": keys,
-        "OUTREACH_SECRET_KEY": "test-secret", "OUTREACH_CONFIG": str(config_dir),
+        "OUTREACH_SECRET_KEY": "test-secret-for-links-0123456789abcdef", "OUTREACH_CONFIG": str(config_dir),
         "OUTREACH_TEMPLATES": str(ROOT / "templates"), "OUTREACH_PUBLIC_URL": url,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN})
     config = load_config(settings.config_dir, settings.templates_dir)

@@ -17,7 +17,8 @@ def check(
     config: Path | None = typer.Option(None, "--config", help="configuration directory"),
     templates: Path | None = typer.Option(None, "--templates", help="template directory"),
 ) -> None:
-    """Validate every config file and every template a step names.
+    """Validate every config file and every template a step names, and what the
+    environment must give channels that reach people (OUTREACH_PUBLIC_URL, credentials).
 
     Prints ``PATH:LINE:COL: error: MESSAGE`` per problem (warnings too); exits 2 on any error.
     """
@@ -28,7 +29,7 @@ def check(
     if not config_dir.is_dir():
         typer.echo(f"{config_dir}: error: no such configuration directory", err=True)
         raise typer.Exit(2)
-    report_problems(check_config(config_dir, templates_dir), config_dir)
+    report_problems(check_config(config_dir, templates_dir, deployment=True), config_dir)
 
 
 def report_problems(problems: list[Problem], where: Path) -> None:

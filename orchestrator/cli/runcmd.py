@@ -31,7 +31,7 @@ def build_runner(
     settings = Settings.from_env()
     secret = settings.require("OUTREACH_SECRET_KEY")
     cipher = settings.cipher()
-    config = load_config(settings.config_dir, settings.templates_dir)
+    config = load_config(settings.config_dir, settings.templates_dir, deployment=True)
     clock = FrozenClock(now_fixed) if now_fixed is not None else SystemClock()
     adapters = {
         name: create_adapter(name, cfg, base_dir=Path.cwd(), clock=clock)

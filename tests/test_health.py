@@ -1,0 +1,80 @@
+"""``/healthz`` and ``/readyz`` on a real server (SQLite and PostgreSQL): 200 only when the
+database answers and its schema is at the release's migration head."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import uvicorn
+from cryptography.fernet import Fernet
+from support import ROOT, TEST_SECRET, write_config  # noqa: I001 - tests/support.py
+from test_server import T, _free_socket
+
+from orchestrator import db
+from orchestrator.clock import VirtualClock
+from orchestrator.configload import load_config
+from orchestrator.crypto import DataCipher
+from orchestrator.rendering import TemplateRenderer
+from orchestrator.runner import Runner
+from orchestrator.server import Server, create_app
+from orchestrator.settings import Settings
+
+
+@contextmanager
+def serving(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """A real server on ``db_url``, whatever state that database is in."""
+    config_dir = write_config(tmp_path / "config", outbox=tmp_path / "outbox")
+    settings = Settings.from_env({"OUTREACH_DATABASE_URL": db_url,
+                                  "OUTREACH_DATA_KEYS": Fernet.generate_key().decode(),
+                                  "OUTREACH_SECRET_KEY": TEST_SECRET,
+                                  "OUTREACH_CONFIG": str(config_dir)})
+    config = load_config(config_dir, ROOT / "templates")
+    cipher, engine = DataCipher(settings.data_keys), db.make_engine(db_url)
+    runner = Runner(engine, config, TemplateRenderer(ROOT / "templates"), {}, cipher,
+                    public_url="https://o.example.com", secret=TEST_SECRET)
+    server = Server(db=engine, config=config, cipher=cipher, settings=settings,
+                    clock=VirtualClock(T), runner=runner)
+    sock = _free_socket()
+    uv = uvicorn.Server(uvicorn.Config(create_app(server), log_config=None, lifespan="off"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not uv.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+def probes(url: str) -> list[tuple[int, dict]]:
+    return [(r.status_code, r.json()) for r in (httpx.get(url + p) for p in ("/healthz",
+                                                                            "/readyz"))]
+
+
+def test_health_needs_the_database_at_the_migration_head(db_url: str, tmp_path: Path) -> None:
+    """On a database with no tables /healthz said 200 while /metrics failed."""
+    with serving(db_url, tmp_path) as url:
+        missing = {"status": "unavailable",
+                   "reason": "database schema missing: run `outreach db upgrade`"}
+        assert probes(url) == [(503, missing), (503, missing)]
+        db.upgrade(db_url, "0003")
+        behind = probes(url)
+        assert [code for code, _ in behind] == [503, 503]
+        assert "database schema at 0003" in behind[0][1]["reason"], behind
+        db.upgrade(db_url)
+        assert probes(url) == [(200, {"status": "ok"})] * 2
+        assert httpx.get(url + "/metrics").status_code == 200
+
+
+def test_health_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    unreachable = "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2"
+    with serving(unreachable, tmp_path) as url:
+        assert probes(url) == [(503, {"status": "unavailable",
+                                      "reason": "database unreachable (OperationalError)"})] * 2
