@@ -65,7 +65,7 @@ class EventApplier:
         self._last_confirmation: dict[str, datetime] = {}
         self._opted_out_at: dict[str, datetime] = {}
         self.timeline: list[tuple[datetime, str, str, dict[str, Any]]] = []
-        self._latest: dict[tuple[str, str], DecisionRecord] = {}
+        self._latest: dict[tuple[str, str | None], DecisionRecord] = {}
 
     def note_send(self, record: DecisionRecord) -> None:
         self._latest[(record.account, record.channel)] = record

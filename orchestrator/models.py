@@ -227,8 +227,8 @@ class Decision(SQLModel, table=True):
     debtor_id: str
     stage: str | None = None
     step: str
-    channel: str
-    kind: str
+    channel: str | None  # None: no channel applies (an account that could not be planned)
+    kind: str | None
     decision: str
     reason: str | None = None
     until: datetime | None = _instant()
