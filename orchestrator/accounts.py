@@ -20,6 +20,7 @@ import babel
 import babel.numbers
 import phonenumbers
 
+from orchestrator.bounds import due_date_problem
 from orchestrator.domain import ACCOUNT_COLUMNS, REQUIRED_ACCOUNT_COLUMNS, Account
 from orchestrator.errors import Problem
 from orchestrator.phones import number_facts
@@ -259,6 +260,10 @@ def parse_account(
                 due = parse_iso_date(raw_due)
             except ValueError as exc:
                 err("due_date", str(exc))
+        out_of_range = due_date_problem(due) if due is not None else None
+        if out_of_range is not None:  # the planner's date arithmetic stays in range
+            err("due_date", out_of_range)
+            due = None
 
     currency = values["currency"]
     if currency is not None:

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.accounts import parse_account, parse_decimal, valid_currency
+from orchestrator.bounds import FUTURE_LEEWAY, instant_problem
 from orchestrator.bulk import BulkInsert
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.crypto import DataCipher
@@ -651,7 +652,7 @@ def import_payments(
             batch: list[tuple[int, dict[str, Any]]] = []
             for line, raw in _rows(path, PAYMENT_COLUMNS, REQUIRED_PAYMENT_COLUMNS, problems):
                 rows += 1
-                payment = _parse_payment(raw, line, problems)
+                payment = _parse_payment(raw, line, problems, now)
                 if payment is None:
                     continue
                 first = seen.first(payment["payment_id"], line)
@@ -691,7 +692,8 @@ def import_payments(
     return PaymentImportResult(inserted, skipped, dry_run)
 
 
-def _parse_payment(raw: dict[str, str], line: int, problems: _Problems) -> dict[str, Any] | None:
+def _parse_payment(raw: dict[str, str], line: int, problems: _Problems, now: datetime
+                   ) -> dict[str, Any] | None:
     before = problems.count
     values = {k: (v or "").strip() for k, v in raw.items()}
     for column in REQUIRED_PAYMENT_COLUMNS:
@@ -714,6 +716,10 @@ def _parse_payment(raw: dict[str, str], line: int, problems: _Problems) -> dict[
             paid_at = parse_instant(values["paid_at"])
         except ValueError as exc:
             problems.error(line, "paid_at", str(exc))
+        else:
+            out_of_range = instant_problem(paid_at, now + FUTURE_LEEWAY)
+            if out_of_range is not None:
+                problems.error(line, "paid_at", out_of_range)
     currency = (values.get("currency") or "").upper() or None
     if currency and not valid_currency(currency):
         problems.error(line, "currency", f"unknown currency {values['currency']!r} (ISO 4217)")

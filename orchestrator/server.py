@@ -41,7 +41,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -49,6 +49,7 @@ from channels.base import DeliveryStatus
 from channels.twilio_voice import call_status
 from orchestrator import facts
 from orchestrator.accounts import parse_account
+from orchestrator.bounds import FUTURE_LEEWAY, instant_problem, plan_problem, promise_problem
 from orchestrator.clock import Clock
 from orchestrator.config import Config
 from orchestrator.crypto import DataCipher
@@ -56,6 +57,7 @@ from orchestrator.groupcommit import GroupCommit
 from orchestrator.keywords import handle_inbound
 from orchestrator.links import PAY, UNSUBSCRIBE, creditor_pay_url, read_token
 from orchestrator.models import Occurrence, Send, table_of
+from orchestrator.rules import AccountRules
 from orchestrator.runner import Runner
 from orchestrator.settings import Settings
 from orchestrator.store import account_from_row, account_timeline
@@ -260,7 +262,19 @@ class Server:
         return results
 
     def replan(self, account_ids: list[str]) -> None:
-        self.runner.plan_accounts(account_ids, self.clock.now())
+        """Plan these accounts now that their new facts are committed. Never raises: the
+        request has succeeded, and must not answer 500 after its commit; the planner's
+        next round plans them anyway (the write marked them due)."""
+        try:
+            self.runner.plan_accounts(account_ids, self.clock.now())
+        except Exception as exc:  # noqa: BLE001 - see above
+            log.warning("planning after a request failed; the next round plans it",
+                        extra={"account_id": ",".join(account_ids),
+                               "error": type(exc).__name__})
+
+    def rules(self, row: Row[Any]) -> AccountRules:
+        """The rules of an account row: its zones, its promise and plan bounds."""
+        return self.runner.engine.rules(account_from_row(row, self.cipher))
 
 
 class _DbCollector:
@@ -443,27 +457,39 @@ def create_app(server: Server) -> FastAPI:
             payment = PaymentIn.model_validate_json(body)
         except ValueError as exc:
             raise server.reject("payments", "invalid", 422, f"invalid payment: {exc}") from None
-        return await server.run(
-            _record_payment, payment.account_id, payment.event_id, payment.amount,
-            payment.currency, _aware(payment.paid_at), "webhook")
+        paid_at = _aware(payment.paid_at)
+        out_of_range = instant_problem(paid_at, server.clock.now() + FUTURE_LEEWAY)
+        if out_of_range is not None:
+            raise server.reject("payments", "invalid", 422, f"paid_at: {out_of_range}")
+        return await server.run(_webhook_payment, payment, paid_at)
 
-    def _record_payment(account_id: str, payment_id: str, amount: Decimal, currency: str | None,
-                        paid_at: datetime, source: str) -> Response:
+    def _webhook_payment(payment: PaymentIn, paid_at: datetime) -> Response:
         now = server.clock.now()
         with server.tx() as conn:
-            row = facts.account_row(conn, account_id)
+            row = facts.account_row(conn, payment.account_id)
             if row is None:
                 raise server.reject("payments", "unknown_account", 404, "unknown account")
-            if currency is not None and currency.upper() != row.currency:
-                raise server.reject("payments", "currency", 422,
-                                    f"currency {currency} does not match the account's")
-            new = facts.record_payment(conn, account_id=account_id, payment_id=payment_id,
-                                       amount=amount, currency=row.currency,
-                                       paid_at=min(paid_at, now), source=source, now=now)
+            problem = _currency_problem(row, payment.currency)
+            if problem is not None:
+                raise server.reject("payments", "currency", 422, problem)
+            new = _write_payment(conn, row, payment.event_id, payment.amount, paid_at,
+                                 "webhook", now)
         if new:
-            server.replan([account_id])
-        return JSONResponse({"status": "recorded" if new else "duplicate"},
-                            status_code=200 if not new else 201)
+            server.replan([payment.account_id])
+            return JSONResponse({"status": "recorded"}, status_code=201)
+        return JSONResponse({"status": "duplicate", "duplicate": True})  # CONTRACT §10.14
+
+    def _currency_problem(row: Row[Any], currency: str | None) -> str | None:
+        if currency is not None and currency.upper() != row.currency:
+            return f"currency {currency} does not match the account's"
+        return None
+
+    def _write_payment(conn: Connection, row: Row[Any], payment_id: str, amount: Decimal,
+                       paid_at: datetime, source: str, now: datetime) -> bool:
+        """Record a payment checked already; ``False``: its id was recorded before."""
+        return facts.record_payment(conn, account_id=row.account_id, payment_id=payment_id,
+                                    amount=amount, currency=row.currency,
+                                    paid_at=min(paid_at, now), source=source, now=now)
 
     # --- REST API ----------------------------------------------------------------------
 
@@ -527,37 +553,79 @@ def create_app(server: Server) -> FastAPI:
 
     @app.post("/api/v1/accounts/{account_id}/events", dependencies=api, status_code=201)
     def post_event(account_id: str, event: EventIn) -> Any:
+        """Every check (the instant, the account, the policy's promise and plan bounds)
+        comes before the transaction writes: a refusal leaves nothing behind, and nothing
+        after the commit can turn the answer into an error."""
         now = server.clock.now()
-        at = min(_aware(event.at), now) if event.at else now
-        if event.type == "payment":
-            if event.amount is None:
-                raise HTTPException(422, "a payment needs an amount")
-            payment_id = event.payment_id or f"api:{account_id}:{at.isoformat()}"
-            return _record_payment(account_id, payment_id, event.amount, event.currency, at,
-                                   "api")
+        at = now
+        if event.at is not None:
+            out_of_range = instant_problem(_aware(event.at), now + FUTURE_LEEWAY)
+            if out_of_range is not None:
+                raise HTTPException(422, f"at: {out_of_range}")
+            at = min(_aware(event.at), now)
         with server.tx() as conn:
             row = facts.account_row(conn, account_id)
             if row is None:
                 raise HTTPException(404, "unknown account")
-            if event.type == "promise":
-                if event.amount is None or event.due is None:
-                    raise HTTPException(422, "a promise needs an amount and a due date")
-                facts.record_promise(conn, account_id=account_id, amount=event.amount,
-                                     due=event.due, made_at=at)
-            elif event.type == "plan":
-                if not event.instalments:
-                    raise HTTPException(422, "a plan needs its instalments (due, amount)")
-                facts.record_plan(conn, account_id=account_id, created_at=at,
-                                  instalments=[(i.due, i.amount) for i in event.instalments])
-            elif event.type == "opt_out":
-                if event.channel is None:
-                    raise HTTPException(422, "an opt-out needs a channel")
-                facts.opt_out_account(conn, row, event.channel, source="api", at=at)
-            else:
-                facts.record_event(conn, account_id=account_id, type_=event.type, at=at,
-                                   channel=event.channel)
-        server.replan([account_id])
-        return {"account_id": account_id, "type": event.type, "at": at.isoformat()}
+            problem = _event_problem(row, event, at)
+            if problem is not None:
+                raise HTTPException(422, problem)
+            status, answer = _write_event(conn, row, event, at, now)
+        if status == 201:
+            server.replan([account_id])
+        return JSONResponse(answer, status_code=status)
+
+    def _event_problem(row: Row[Any], event: EventIn, at: datetime) -> str | None:
+        """Why this event cannot be recorded on this account, if it cannot."""
+        if event.type == "payment":
+            if event.amount is None:
+                return "a payment needs an amount"
+            return _currency_problem(row, event.currency)
+        if event.type == "promise":
+            if event.amount is None or event.due is None:
+                return "a promise needs an amount and a due date"
+            rules = server.rules(row)
+            return promise_problem(rules.promise_bounds, amount=event.amount, due=event.due,
+                                   made_on=at.astimezone(rules.zones.primary).date(),
+                                   balance=row.balance)
+        if event.type == "plan":
+            if not event.instalments:
+                return "a plan needs its instalments (due, amount)"
+            rules = server.rules(row)
+            return plan_problem(rules.plan_bounds,
+                                instalments=[(i.due, i.amount) for i in event.instalments],
+                                made_on=at.astimezone(rules.zones.primary).date(),
+                                balance=row.balance)
+        if event.type == "opt_out" and event.channel is None:
+            return "an opt-out needs a channel"
+        return None
+
+    def _write_event(conn: Connection, row: Row[Any], event: EventIn, at: datetime,
+                     now: datetime) -> tuple[int, dict[str, Any]]:
+        """Record a checked event: the answer's status and body."""
+        account_id = row.account_id
+        answer = {"account_id": account_id, "type": event.type, "at": at.isoformat()}
+        if event.type == "payment":
+            assert event.amount is not None
+            payment_id = event.payment_id or f"api:{account_id}:{at.isoformat()}"
+            if not _write_payment(conn, row, payment_id, event.amount, at, "api", now):
+                return 200, {**answer, "status": "duplicate"}
+            return 201, {**answer, "status": "recorded"}
+        if event.type == "promise":
+            assert event.amount is not None and event.due is not None
+            facts.record_promise(conn, account_id=account_id, amount=event.amount,
+                                 due=event.due, made_at=at)
+        elif event.type == "plan":
+            assert event.instalments
+            facts.record_plan(conn, account_id=account_id, created_at=at,
+                              instalments=[(i.due, i.amount) for i in event.instalments])
+        elif event.type == "opt_out":
+            assert event.channel is not None
+            facts.opt_out_account(conn, row, event.channel, source="api", at=at)
+        else:
+            facts.record_event(conn, account_id=account_id, type_=event.type, at=at,
+                               channel=event.channel)
+        return 201, answer
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

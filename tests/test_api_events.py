@@ -1,0 +1,240 @@
+"""What the REST API and the payment webhook take: sane instants and dates, promises and
+plans within the policy's bounds (the shipped ``config/policy.yaml``, with its CN
+overlay), refused with the reason and nothing written (SQLite and PostgreSQL).
+
+The app is the real one (``create_app``) over HTTP in process (Starlette's
+``TestClient``), on the shipped configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+from fastapi.testclient import TestClient
+
+from orchestrator import db
+from orchestrator.clock import VirtualClock
+from orchestrator.configload import load_config
+from orchestrator.crypto import DataCipher
+from orchestrator.importer import import_accounts
+from orchestrator.models import (
+    AccountEvent,
+    Decision,
+    InstalmentPlan,
+    Payment,
+    Promise,
+    table_of,
+)
+from orchestrator.rendering import TemplateRenderer
+from orchestrator.runner import Runner
+from orchestrator.server import Server, create_app
+from orchestrator.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York, 23:00 in Shanghai
+TOKEN = "api-token"
+PAY_SECRET = "payment-secret"
+ACCOUNTS = """account_id,name,phone,city,region,country,timezone,currency,balance,due_date,creditor
+US1,Pat Doe,+12125550100,New York,NY,US,,USD,1000.00,2026-02-01,acme
+US2,Lee Chen,+12125550101,New York,NY,US,,USD,20.00,2026-02-01,acme
+CN1,Wang Fang,+8613800138000,Beijing,,CN,Asia/Shanghai,CNY,5000.00,2026-02-01,huaxia
+"""
+
+
+@dataclass
+class Api:
+    client: TestClient
+    db: sa.Engine
+    clock: VirtualClock
+
+    def event(self, account: str, body: dict[str, Any], *, key: str | None = "new",
+              headers: dict[str, str] | None = None) -> Any:
+        """POST an event; ``key="new"`` sends a fresh ``Idempotency-Key``, ``None`` none."""
+        sent = {"Authorization": f"Bearer {TOKEN}", **(headers or {})}
+        if key is not None:
+            sent["Idempotency-Key"] = uuid.uuid4().hex if key == "new" else key
+        return self.client.post(f"/api/v1/accounts/{account}/events", json=body,
+                                headers=sent)
+
+    def webhook(self, body: dict[str, Any]) -> Any:
+        raw = json.dumps(body).encode()
+        stamp = str(int(self.clock.now().timestamp()))
+        sig = hmac.new(PAY_SECRET.encode(), stamp.encode() + b"." + raw,
+                       hashlib.sha256).hexdigest()
+        return self.client.post("/webhooks/payments", content=raw, headers={
+            "Content-Type": "application/json", "X-Outreach-Timestamp": stamp,
+            "X-Outreach-Signature": f"sha256={sig}"})
+
+    def count(self, model: Any) -> int:
+        with self.db.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(
+                table_of(model))).scalar_one())
+
+    def written(self) -> dict[str, int]:
+        return {m.__name__: self.count(m)
+                for m in (Promise, InstalmentPlan, Payment, AccountEvent)}
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    keys = Fernet.generate_key().decode()
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    cipher = DataCipher([keys])
+    (tmp_path / "a.csv").write_text(ACCOUNTS)
+    import_accounts(engine, tmp_path / "a.csv", cipher)
+    settings = Settings.from_env({
+        "OUTREACH_DATABASE_URL": db_url, "OUTREACH_DATA_KEYS": keys,
+        "OUTREACH_SECRET_KEY": "s", "OUTREACH_API_TOKENS": TOKEN,
+        "OUTREACH_PAYMENT_WEBHOOK_SECRET": PAY_SECRET})
+    config = load_config(ROOT / "config", ROOT / "templates")
+    clock = VirtualClock(T)
+    runner = Runner(engine, config, TemplateRenderer(ROOT / "templates"), {}, cipher,
+                    public_url=settings.public_url, secret="s")
+    server = Server(db=engine, config=config, cipher=cipher, settings=settings, clock=clock,
+                    runner=runner)
+    with TestClient(create_app(server), raise_server_exceptions=False) as client:
+        yield Api(client, engine, clock)
+    engine.dispose()
+
+
+def refused(response: Any, *words: str) -> bool:
+    """A 422 whose reason names every one of ``words``."""
+    return response.status_code == 422 and all(w in response.text for w in words)
+
+
+def days(n: int) -> str:
+    return (T.date() + timedelta(days=n)).isoformat()
+
+
+# --- item 5: instants and dates out of range -----------------------------------------------
+
+
+def test_out_of_range_instants_and_dates_are_refused_before_anything_is_written(
+        api: Api) -> None:
+    year_one, far = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"
+    for at in (year_one, "1969-12-31T23:59:59Z", far, (T + timedelta(days=2)).isoformat()):
+        for body in ({"type": "payment", "amount": "5.00"}, {"type": "dispute"},
+                     {"type": "promise", "amount": "100.00", "due": days(5)}):
+            answer = api.event("US1", {**body, "at": at})
+            assert refused(answer, "at:"), (body, at, answer.text)
+    for paid_at in (year_one, far):
+        answer = api.webhook({"event_id": f"ev-{paid_at}", "account_id": "US1",
+                              "amount": "5.00", "currency": "USD", "paid_at": paid_at})
+        assert refused(answer, "paid_at"), answer.text
+    account = {"name": "Ann Lee", "currency": "USD", "balance": "10.00", "country": "US"}
+    for due in ("0001-01-01", "1899-12-31", "2101-01-01", "9999-12-31"):
+        answer = api.client.put("/api/v1/accounts/N1", json={**account, "due_date": due},
+                                headers={"Authorization": f"Bearer {TOKEN}"})
+        assert refused(answer, "due_date"), answer.text
+    assert api.written() == {"Promise": 0, "InstalmentPlan": 0, "Payment": 0,
+                             "AccountEvent": 0}
+    assert api.client.get("/api/v1/accounts/N1",
+                          headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
+    # at the edges of the range they are taken
+    assert api.event("US1", {"type": "dispute", "at": "1970-01-01T00:00:00Z"}).status_code == 201
+    late = api.webhook({"event_id": "ev-late", "account_id": "US1", "amount": "5.00",
+                        "currency": "USD", "paid_at": (T + timedelta(hours=23)).isoformat()})
+    assert late.status_code == 201, late.text
+
+
+def test_an_event_on_an_account_with_bad_data_stored_still_answers_its_success(
+        api: Api) -> None:
+    """The account is planned again after the commit; its stored promise due 0001-01-01
+    (written by SQL, past the checks) fails that planning: recorded ``bad_data``, and the
+    answer stays the success it was when the transaction committed, not a 500."""
+    with api.db.begin() as conn:
+        conn.execute(table_of(Promise).insert().values(
+            account_id="US1", amount=5, due=date(1, 1, 1), made_at=T - timedelta(days=1),
+            state="pending"))
+    answer = api.event("US1", {"type": "payment", "amount": "5.00", "payment_id": "P-1"})
+    assert answer.status_code == 201, answer.text
+    decisions = table_of(Decision)
+    with api.db.connect() as conn:
+        rows = conn.execute(sa.select(decisions.c.account_id, decisions.c.decision,
+                                      decisions.c.reason)).all()
+    assert [tuple(r) for r in rows] == [("US1", "failed", "bad_data")]
+    assert api.count(Payment) == 1
+
+
+# --- item 6: promise and plan bounds -------------------------------------------------------
+
+
+def test_a_promise_is_due_from_the_day_it_is_made_to_max_days_ahead(api: Api) -> None:
+    """US: 30 days. The day counts in the debtor's zone: 17:00 UTC is already the next day
+    in Shanghai."""
+    api.clock.set(T + timedelta(hours=2))
+    for due in ("0001-01-01", days(-1)):
+        assert refused(api.event("US1", {"type": "promise", "amount": "100.00", "due": due}),
+                       "before the day it is made")
+    for due in (days(31), "2062-03-10", "9999-12-31"):
+        assert refused(api.event("US1", {"type": "promise", "amount": "100.00", "due": due}),
+                       "more than 30 days", "max_days_ahead")
+    assert api.count(Promise) == 0
+    assert api.event("US1", {"type": "promise", "amount": "100.00", "due": days(0)}
+                     ).status_code == 201
+    assert api.event("US1", {"type": "promise", "amount": "100.00", "due": days(30)}
+                     ).status_code == 201
+    assert refused(api.event("CN1", {"type": "promise", "amount": "600.00", "due": days(0)}),
+                   "before the day it is made")  # already 03-11 in Shanghai
+    assert api.event("CN1", {"type": "promise", "amount": "600.00", "due": days(31)}
+                     ).status_code == 201  # 30 days from 03-11: the base bound, kept by CN
+
+
+def test_a_promise_reaches_the_minimum_amount_and_share_or_pays_everything(api: Api) -> None:
+    """US: at least 25.00 and 2% of the balance; CN (overlay): 100.00 and 10%; a promise
+    of the whole balance always."""
+    due = days(7)
+    assert refused(api.event("US1", {"type": "promise", "amount": "24.99", "due": due}),
+                   "less than 25.00", "min_amount")
+    assert refused(api.event("CN1", {"type": "promise", "amount": "499.99", "due": due}),
+                   "less than 500.00", "min_share_of_balance")  # 10% of 5000.00
+    assert refused(api.event("US2", {"type": "promise", "amount": "19.99", "due": due}),
+                   "does not pay the whole balance")
+    assert api.count(Promise) == 0
+    for account, amount in (("US1", "25.00"), ("CN1", "500.00"), ("US2", "20.00")):
+        answer = api.event(account, {"type": "promise", "amount": amount, "due": due})
+        assert answer.status_code == 201, (account, answer.text)
+    assert api.count(Promise) == 3
+
+
+def test_plan_bounds(api: Api) -> None:
+    """At most 60 instalments, at most 35 days from the agreement to the first and between
+    two, each at least 25.00 (CN: 100.00) but a last one paying the rest."""
+    def plan(*items: tuple[int, str]) -> list[dict[str, str]]:
+        return [{"due": days(d), "amount": a} for d, a in items]
+
+    monthly = [(30 * (k + 1), "16.00") for k in range(61)]
+    cases = [
+        (plan(*[(d, "30.00") for d, _ in monthly]), "61 instalments", "max_instalments"),
+        (plan((36, "500.00")), "36 days after the day the plan is agreed", "max_days_between"),
+        (plan((10, "500.00"), (46, "500.00")), "36 days after the instalment before it",
+         "max_days_between"),
+        (plan((-1, "500.00")), "before the day the plan is agreed"),
+        (plan((10, "24.99"), (40, "975.01")), "less than 25.00", "min_instalment"),
+        (plan((10, "500.00"), (40, "5.00")), "less than 25.00", "min_instalment"),
+        ([{"due": "9999-12-31", "amount": "1000.00"}], "max_days_between"),
+    ]
+    for instalments, *words in cases:
+        assert refused(api.event("US1", {"type": "plan", "instalments": instalments}),
+                       *words), words
+    assert refused(api.event("CN1", {"type": "plan", "instalments": plan((10, "99.00"),
+                                                                          (40, "4901.00"))}),
+                   "less than 100.00")
+    assert api.count(InstalmentPlan) == 0
+    for instalments in (plan((35, "500.00"), (70, "495.00"), (100, "5.00")),  # the rest
+                        plan(*[(d, "25.00") for d, _ in monthly[:60]])):
+        answer = api.event("US1", {"type": "plan", "instalments": instalments})
+        assert answer.status_code == 201, answer.text
+    assert api.count(InstalmentPlan) == 2
