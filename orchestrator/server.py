@@ -47,7 +47,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import DeliveryStatus
 from channels.twilio_voice import call_status
-from orchestrator import facts
+from orchestrator import facts, idempotency
 from orchestrator.accounts import parse_account
 from orchestrator.bounds import FUTURE_LEEWAY, instant_problem, plan_problem, promise_problem
 from orchestrator.clock import Clock
@@ -143,6 +143,11 @@ class InstalmentIn(BaseModel):
     amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
 
 
+# An idempotency key or payment id: printable, as an HTTP header can carry it.
+KEY_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+KEYED = ("payment", "promise", "plan")  # events a retry must not record twice
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["promise", "payment", "plan", "conversation", "dispute", "dispute_resolved",
@@ -151,7 +156,10 @@ class EventIn(BaseModel):
     amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
     due: date | None = None
     currency: str | None = None
-    payment_id: str | None = Field(default=None, max_length=200)
+    payment_id: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=KEY_PATTERN,
+        description="the payment's own id: recorded once (its idempotency key when no "
+                    "Idempotency-Key header is sent)")
     channel: Literal["sms", "voice", "email", "letter"] | None = None
     # a payment plan's instalments (``type: plan``)
     instalments: list[InstalmentIn] | None = Field(default=None, min_length=1, max_length=360)
@@ -552,28 +560,89 @@ def create_app(server: Server) -> FastAPI:
                                               "events": found.get("events", [])}))
 
     @app.post("/api/v1/accounts/{account_id}/events", dependencies=api, status_code=201)
-    def post_event(account_id: str, event: EventIn) -> Any:
-        """Every check (the instant, the account, the policy's promise and plan bounds)
-        comes before the transaction writes: a refusal leaves nothing behind, and nothing
-        after the commit can turn the answer into an error."""
+    def post_event(
+        account_id: str, event: EventIn,
+        idempotency_key: Annotated[str | None, Header(
+            min_length=1, max_length=200, pattern=KEY_PATTERN,
+            description="unique to this request (a UUID). A repeat with the same key gets "
+                        "the first answer again (status and body) and records nothing; the "
+                        "same key with another request is refused (422). Required for a "
+                        "payment (or its payment_id), a promise and a plan.")] = None,
+    ) -> Any:
+        """Record what was agreed with the debtor. Every check (the key, the instant, the
+        account, the policy's promise and plan bounds) comes before the transaction
+        writes: a refusal leaves nothing behind, and nothing after the commit can turn
+        the answer into an error."""
         now = server.clock.now()
-        at = now
-        if event.at is not None:
-            out_of_range = instant_problem(_aware(event.at), now + FUTURE_LEEWAY)
-            if out_of_range is not None:
-                raise HTTPException(422, f"at: {out_of_range}")
-            at = min(_aware(event.at), now)
+        key = _request_key(event, idempotency_key)
+        at = _event_at(event, now)
+        fingerprint = idempotency.fingerprint(account_id, event)
+        try:
+            status, answer, new = _record_once(account_id, event, key, fingerprint, at, now)
+        except sa.exc.IntegrityError:  # the same key, committed by a request racing this one
+            first = _first_answer(key)
+            if first is None:
+                raise
+            (status, answer), new = _repeat(first, fingerprint), False
+        if new:
+            server.replan([account_id])
+        return JSONResponse(answer, status_code=status)
+
+    def _request_key(event: EventIn, header: str | None) -> str | None:
+        """The request's idempotency key: its header, else a payment's own id. A payment,
+        promise or plan must have one: a retry must not record it twice."""
+        if header is not None:
+            return header
+        if event.type == "payment" and event.payment_id:
+            return f"payment_id:{event.payment_id}"
+        if event.type in KEYED:
+            either = " or a payment_id" if event.type == "payment" else ""
+            raise HTTPException(422, f"a {event.type} needs an Idempotency-Key header{either}, "
+                                     f"so that a retry cannot record it twice")
+        return None
+
+    def _event_at(event: EventIn, now: datetime) -> datetime:
+        """When the event happened: ``at`` (not later than now), else now."""
+        if event.at is None:
+            return now
+        out_of_range = instant_problem(_aware(event.at), now + FUTURE_LEEWAY)
+        if out_of_range is not None:
+            raise HTTPException(422, f"at: {out_of_range}")
+        return min(_aware(event.at), now)
+
+    def _record_once(account_id: str, event: EventIn, key: str | None, fingerprint: str,
+                     at: datetime, now: datetime) -> tuple[int, dict[str, Any], bool]:
+        """The answer, and whether this request wrote: the first answer again for a key
+        recorded before; else the event checked and written, with its answer under its
+        key, in one transaction."""
         with server.tx() as conn:
+            first = idempotency.first_answer(conn, key) if key is not None else None
+            if first is not None:
+                return (*_repeat(first, fingerprint), False)
             row = facts.account_row(conn, account_id)
             if row is None:
                 raise HTTPException(404, "unknown account")
             problem = _event_problem(row, event, at)
             if problem is not None:
                 raise HTTPException(422, problem)
-            status, answer = _write_event(conn, row, event, at, now)
-        if status == 201:
-            server.replan([account_id])
-        return JSONResponse(answer, status_code=status)
+            status, answer = _write_event(conn, row, event, key, at, now)
+            if key is not None:
+                idempotency.remember(conn, key=key, account_id=account_id,
+                                     fingerprint=fingerprint, answer=(status, answer), now=now)
+        return status, answer, status == 201
+
+    def _first_answer(key: str | None) -> idempotency.Answer | None:
+        if key is None:
+            return None
+        with server.db.connect() as conn:
+            return idempotency.first_answer(conn, key)
+
+    def _repeat(first: idempotency.Answer, fingerprint: str) -> tuple[int, dict[str, Any]]:
+        """A repeat's answer: the first one, if it is the same request (as Stripe does)."""
+        if first.fingerprint != fingerprint:
+            raise HTTPException(422, "this Idempotency-Key (or payment_id) came before with "
+                                     "another request: a new request needs a new key")
+        return first.status, first.body
 
     def _event_problem(row: Row[Any], event: EventIn, at: datetime) -> str | None:
         """Why this event cannot be recorded on this account, if it cannot."""
@@ -600,14 +669,15 @@ def create_app(server: Server) -> FastAPI:
             return "an opt-out needs a channel"
         return None
 
-    def _write_event(conn: Connection, row: Row[Any], event: EventIn, at: datetime,
-                     now: datetime) -> tuple[int, dict[str, Any]]:
+    def _write_event(conn: Connection, row: Row[Any], event: EventIn, key: str | None,
+                     at: datetime, now: datetime) -> tuple[int, dict[str, Any]]:
         """Record a checked event: the answer's status and body."""
         account_id = row.account_id
         answer = {"account_id": account_id, "type": event.type, "at": at.isoformat()}
         if event.type == "payment":
-            assert event.amount is not None
-            payment_id = event.payment_id or f"api:{account_id}:{at.isoformat()}"
+            assert event.amount is not None and key is not None
+            payment_id = event.payment_id or f"api:{key}"  # a retry: the same payment
+            answer["payment_id"] = payment_id
             if not _write_payment(conn, row, payment_id, event.amount, at, "api", now):
                 return 200, {**answer, "status": "duplicate"}
             return 201, {**answer, "status": "recorded"}

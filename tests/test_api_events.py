@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +26,14 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
-from orchestrator import db
+from orchestrator import db, facts
 from orchestrator.clock import VirtualClock
 from orchestrator.configload import load_config
 from orchestrator.crypto import DataCipher
 from orchestrator.importer import import_accounts
 from orchestrator.models import (
     AccountEvent,
+    AccountRow,
     Decision,
     InstalmentPlan,
     Payment,
@@ -57,6 +61,7 @@ class Api:
     client: TestClient
     db: sa.Engine
     clock: VirtualClock
+    runner: Runner
 
     def event(self, account: str, body: dict[str, Any], *, key: str | None = "new",
               headers: dict[str, str] | None = None) -> Any:
@@ -105,7 +110,7 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
     server = Server(db=engine, config=config, cipher=cipher, settings=settings, clock=clock,
                     runner=runner)
     with TestClient(create_app(server), raise_server_exceptions=False) as client:
-        yield Api(client, engine, clock)
+        yield Api(client, engine, clock, runner)
     engine.dispose()
 
 
@@ -238,3 +243,105 @@ def test_plan_bounds(api: Api) -> None:
         answer = api.event("US1", {"type": "plan", "instalments": instalments})
         assert answer.status_code == 201, answer.text
     assert api.count(InstalmentPlan) == 2
+
+
+# --- item 7: idempotency keys --------------------------------------------------------------
+
+
+def balance(api: Api, account: str) -> Decimal:
+    accounts = table_of(AccountRow)
+    with api.db.connect() as conn:
+        return Decimal(conn.execute(sa.select(accounts.c.balance).where(
+            accounts.c.account_id == account)).scalar_one())
+
+
+def test_payments_promises_and_plans_need_a_key(api: Api) -> None:
+    assert refused(api.event("US1", {"type": "payment", "amount": "5.00"}, key=None),
+                   "Idempotency-Key", "payment_id")
+    assert refused(api.event("US1", {"type": "promise", "amount": "100.00", "due": days(5)},
+                             key=None), "a promise needs an Idempotency-Key")
+    assert refused(api.event("US1", {"type": "plan", "instalments": [
+        {"due": days(5), "amount": "1000.00"}]}, key=None), "a plan needs an Idempotency-Key")
+    for blank in ("", "a\x01b", "x" * 201):
+        assert api.event("US1", {"type": "payment", "amount": "5.00"},
+                         key=blank).status_code == 422, blank
+    assert api.written() == {"Promise": 0, "InstalmentPlan": 0, "Payment": 0,
+                             "AccountEvent": 0}
+    assert api.event("US1", {"type": "dispute"}, key=None).status_code == 201  # as before
+    operation = api.client.get("/openapi.json").json()["paths"][
+        "/api/v1/accounts/{account_id}/events"]["post"]
+    header = next(p for p in operation["parameters"] if p["name"] == "idempotency-key")
+    assert header["in"] == "header" and "first answer" in header["description"]
+
+
+@pytest.mark.parametrize("body, key", [
+    ({"type": "payment", "amount": "40.00"}, "pay-1"),
+    ({"type": "payment", "amount": "40.00", "payment_id": "P-1"}, None),
+    ({"type": "payment", "amount": "40.00", "payment_id": "P-1"}, "pay-1"),
+    ({"type": "promise", "amount": "100.00", "due": days(5)}, "promise-1"),
+    ({"type": "plan", "instalments": [{"due": days(5), "amount": "500.00"},
+                                      {"due": days(35), "amount": "500.00"}]}, "plan-1"),
+    ({"type": "dispute"}, "dispute-1"),
+])
+def test_a_repeat_gets_the_first_answer_and_writes_nothing(
+        api: Api, body: dict[str, Any], key: str | None) -> None:
+    first = api.event("US1", body, key=key)
+    assert first.status_code == 201, first.text
+    written = api.written()
+    api.clock.set(T + timedelta(seconds=30))  # a retry, later: the answer is the first one
+    same = {**body, "amount": body["amount"] + "0"} if "amount" in body else body  # 40.000
+    for again in (body, same):
+        repeat = api.event("US1", again, key=key)
+        assert (repeat.status_code, repeat.content) == (first.status_code, first.content)
+    assert api.written() == written
+    assert sum(written.values()) == 1
+    assert balance(api, "US1") == (Decimal("960.00") if body["type"] == "payment"
+                                   else Decimal("1000.00"))
+
+
+def test_the_same_key_with_another_request_is_refused(api: Api) -> None:
+    promise = {"type": "promise", "amount": "100.00", "due": days(5)}
+    assert api.event("US1", promise, key="k").status_code == 201
+    for account, other in (("US1", {**promise, "amount": "101.00"}), ("US2", promise),
+                           ("US1", {"type": "dispute"}),
+                           ("US1", {"type": "payment", "amount": "100.00"})):
+        assert refused(api.event(account, other, key="k"), "another request"), (account, other)
+    assert api.event("US1", {"type": "payment", "amount": "5.00", "payment_id": "P-9"},
+                     key=None).status_code == 201
+    assert refused(api.event("US1", {"type": "payment", "amount": "6.00", "payment_id": "P-9"},
+                             key=None), "another request")
+    assert api.written() == {"Promise": 1, "InstalmentPlan": 0, "Payment": 1,
+                             "AccountEvent": 0}
+    assert balance(api, "US1") == Decimal("995.00")
+
+
+def test_two_payments_in_the_same_second_are_both_recorded(api: Api) -> None:
+    """Their ids were the account and the second: the second payment was lost."""
+    answers = [api.event("US1", {"type": "payment", "amount": "30.00"}) for _ in range(2)]
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].json()["payment_id"] != answers[1].json()["payment_id"]
+    assert api.count(Payment) == 2 and balance(api, "US1") == Decimal("940.00")
+
+
+def test_racing_repeats_record_once_and_all_get_the_first_answer(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight copies of one payment sent at once (a client retrying on its own timeout):
+    one is recorded; the key's unique constraint hands the others the stored answer. On
+    PostgreSQL all eight are held inside their transactions, past the look-up of the key,
+    until every one is there (SQLite takes one writer at a time)."""
+    postgres = api.db.dialect.name == "postgresql"
+    together = threading.Barrier(8 if postgres else 1, timeout=10)
+    real = facts.record_payment
+
+    def record_payment(*args: Any, **kwargs: Any) -> bool:
+        together.wait()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(facts, "record_payment", record_payment)
+    body = {"type": "payment", "amount": "25.00"}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: api.event("US1", body, key="race"), range(8)))
+    assert {(a.status_code, a.content) for a in answers} == {
+        (answers[0].status_code, answers[0].content)}
+    assert answers[0].status_code == 201, answers[0].text
+    assert api.count(Payment) == 1 and balance(api, "US1") == Decimal("975.00")
