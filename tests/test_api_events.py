@@ -25,6 +25,8 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orchestrator import db, facts
 from orchestrator.clock import VirtualClock
@@ -345,3 +347,72 @@ def test_racing_repeats_record_once_and_all_get_the_first_answer(
         (answers[0].status_code, answers[0].content)}
     assert answers[0].status_code == 201, answers[0].text
     assert api.count(Payment) == 1 and balance(api, "US1") == Decimal("975.00")
+
+
+# --- property: random bad events never stop anyone ---------------------------------------
+
+_NEAR = st.dates(min_value=T.date() - timedelta(days=60), max_value=T.date() + timedelta(days=90))
+_DATES = st.one_of(_NEAR, st.dates(), st.sampled_from([date.min, date.max]))
+_AMOUNTS = st.one_of(
+    st.decimals(min_value=Decimal("0.01"), max_value=Decimal("2000"), places=2).map(str),
+    st.sampled_from(["0", "-5.00", "0.001", "99999999999999.99", "1e400", "NaN", "0.01"]))
+_INSTANTS = st.one_of(
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
+    st.sampled_from(["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"]))
+_EVENTS = st.one_of(
+    st.fixed_dictionaries({"type": st.just("promise"), "amount": _AMOUNTS, "due": _DATES},
+                          optional={"at": _INSTANTS}),
+    st.fixed_dictionaries({"type": st.just("plan"), "instalments": st.lists(
+        st.fixed_dictionaries({"due": _DATES, "amount": _AMOUNTS}), max_size=4)},
+        optional={"at": _INSTANTS}),
+    st.fixed_dictionaries({"type": st.just("payment"), "amount": _AMOUNTS},
+                          optional={"at": _INSTANTS, "payment_id": st.text(max_size=4)}),
+)
+_POSTS = st.lists(st.tuples(st.sampled_from(["US1", "US2", "CN1", "NOPE"]), _EVENTS,
+                            st.one_of(st.none(), st.sampled_from(["k1", "k2"]),
+                                      st.uuids().map(str))), min_size=1, max_size=4)
+_WEBHOOKS = st.lists(st.fixed_dictionaries({
+    "event_id": st.uuids().map(str), "account_id": st.sampled_from(["US1", "CN1"]),
+    "amount": _AMOUNTS, "currency": st.sampled_from(["USD", "CNY"]), "paid_at": _INSTANTS}),
+    max_size=2)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value
+
+
+def test_random_bad_events_through_the_api_never_stop_planning(api: Api) -> None:
+    """Promises, plans and payments with extreme dates, instants and amounts, through the
+    REST API and the payment webhook: every answer is an answer (never a 5xx), and the
+    next tick plans every account (none recorded ``bad_data``: nothing bad got in)."""
+    accounts = table_of(AccountRow)
+    decisions = table_of(Decision)
+    day = [0]
+
+    @settings(max_examples=40, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(posts=_POSTS, webhooks=_WEBHOOKS)
+    def check(posts: list[tuple[str, dict[str, Any], str | None]],
+              webhooks: list[dict[str, Any]]) -> None:
+        day[0] += 1
+        now = T + timedelta(days=day[0])
+        api.clock.set(now)
+        answers = [api.event(account, _json(body), key=key) for account, body, key in posts]
+        answers += [api.webhook(body) for body in webhooks]
+        for answer in answers:
+            assert answer.status_code in (200, 201, 404, 422), answer.text
+        api.runner.tick(now)
+        with api.db.connect() as conn:
+            due = conn.execute(sa.select(accounts.c.account_id, accounts.c.plan_due_at)).all()
+            bad = conn.execute(sa.select(decisions.c.account_id).where(
+                decisions.c.reason == "bad_data")).all()
+        assert all(at is not None and at > now for _, at in due), due
+        assert bad == []
+
+    check()
