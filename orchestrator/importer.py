@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from orchestrator.accounts import parse_account, parse_decimal, valid_currency
 from orchestrator.bounds import FUTURE_LEEWAY, instant_problem
 from orchestrator.bulk import BulkInsert
-from orchestrator.clock import Clock, SystemClock
+from orchestrator.clock import Clock, SystemClock, to_utc
 from orchestrator.crypto import DataCipher
 from orchestrator.domain import ACCOUNT_COLUMNS, PERSONAL_FIELDS, REQUIRED_ACCOUNT_COLUMNS, Account
 from orchestrator.errors import InputError, Problem
@@ -549,9 +549,7 @@ def parse_instant(value: Any) -> datetime:
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"expected an ISO-8601 date-time, got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return to_utc(moment)
 
 
 def import_payments(

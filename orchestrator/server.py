@@ -50,7 +50,7 @@ from channels.twilio_voice import call_status
 from orchestrator import facts, idempotency
 from orchestrator.accounts import parse_account
 from orchestrator.bounds import FUTURE_LEEWAY, instant_problem, plan_problem, promise_problem
-from orchestrator.clock import Clock
+from orchestrator.clock import Clock, to_utc
 from orchestrator.config import Config
 from orchestrator.crypto import DataCipher
 from orchestrator.groupcommit import GroupCommit
@@ -174,8 +174,17 @@ class PaymentIn(BaseModel):
     paid_at: datetime
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def _instant(value: datetime, now: datetime, name: str) -> datetime:
+    """An instant sent to us (an event's ``at``, a ``paid_at``), in UTC, or 422 with the
+    reason if it is out of range (``bounds.instant_problem``)."""
+    try:
+        at = to_utc(value)
+    except ValueError as exc:
+        raise HTTPException(422, f"{name}: {exc}") from None
+    problem = instant_problem(at, now + FUTURE_LEEWAY)
+    if problem is not None:
+        raise HTTPException(422, f"{name}: {problem}")
+    return at
 
 
 @dataclass(frozen=True)
@@ -465,10 +474,10 @@ def create_app(server: Server) -> FastAPI:
             payment = PaymentIn.model_validate_json(body)
         except ValueError as exc:
             raise server.reject("payments", "invalid", 422, f"invalid payment: {exc}") from None
-        paid_at = _aware(payment.paid_at)
-        out_of_range = instant_problem(paid_at, server.clock.now() + FUTURE_LEEWAY)
-        if out_of_range is not None:
-            raise server.reject("payments", "invalid", 422, f"paid_at: {out_of_range}")
+        try:
+            paid_at = _instant(payment.paid_at, server.clock.now(), "paid_at")
+        except HTTPException as exc:
+            raise server.reject("payments", "invalid", 422, str(exc.detail)) from None
         return await server.run(_webhook_payment, payment, paid_at)
 
     def _webhook_payment(payment: PaymentIn, paid_at: datetime) -> Response:
@@ -605,10 +614,7 @@ def create_app(server: Server) -> FastAPI:
         """When the event happened: ``at`` (not later than now), else now."""
         if event.at is None:
             return now
-        out_of_range = instant_problem(_aware(event.at), now + FUTURE_LEEWAY)
-        if out_of_range is not None:
-            raise HTTPException(422, f"at: {out_of_range}")
-        return min(_aware(event.at), now)
+        return min(_instant(event.at, now, "at"), now)
 
     def _record_once(account_id: str, event: EventIn, key: str | None, fingerprint: str,
                      at: datetime, now: datetime) -> tuple[int, dict[str, Any], bool]:

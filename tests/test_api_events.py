@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -131,12 +131,13 @@ def days(n: int) -> str:
 def test_out_of_range_instants_and_dates_are_refused_before_anything_is_written(
         api: Api) -> None:
     year_one, far = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"
-    for at in (year_one, "1969-12-31T23:59:59Z", far, (T + timedelta(days=2)).isoformat()):
+    for at in (year_one, "1969-12-31T23:59:59Z", far, (T + timedelta(days=2)).isoformat(),
+               "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):  # no UTC instant
         for body in ({"type": "payment", "amount": "5.00"}, {"type": "dispute"},
                      {"type": "promise", "amount": "100.00", "due": days(5)}):
             answer = api.event("US1", {**body, "at": at})
             assert refused(answer, "at:"), (body, at, answer.text)
-    for paid_at in (year_one, far):
+    for paid_at in (year_one, far, "0001-01-01T00:00:00+05:00"):
         answer = api.webhook({"event_id": f"ev-{paid_at}", "account_id": "US1",
                               "amount": "5.00", "currency": "USD", "paid_at": paid_at})
         assert refused(answer, "paid_at"), answer.text
@@ -357,7 +358,9 @@ _AMOUNTS = st.one_of(
     st.decimals(min_value=Decimal("0.01"), max_value=Decimal("2000"), places=2).map(str),
     st.sampled_from(["0", "-5.00", "0.001", "99999999999999.99", "1e400", "NaN", "0.01"]))
 _INSTANTS = st.one_of(
-    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)),
+                                            timezone(timedelta(hours=-12))])
+                 ).map(lambda d: d.isoformat()),
     st.sampled_from(["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"]))
 _EVENTS = st.one_of(
     st.fixed_dictionaries({"type": st.just("promise"), "amount": _AMOUNTS, "due": _DATES},

@@ -323,7 +323,8 @@ def test_payment_for_unknown_account_rejects_the_file(
     assert show(url, data_keys, "A1")["balance"] == "250.00"
 
 
-@pytest.mark.parametrize("paid_at", ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
+@pytest.mark.parametrize("paid_at", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+05:00",
+                                     "1969-12-31T23:59:59Z",
                                      "9999-12-31", "2100-01-01T00:00:00Z"])
 def test_a_payment_out_of_range_rejects_the_file(
     url: str, data_keys: str, tmp_path: Path, paid_at: str
