@@ -20,7 +20,7 @@ import babel
 import babel.numbers
 import phonenumbers
 
-from orchestrator.bounds import due_date_problem
+from orchestrator.bounds import AMOUNT_LIMIT, due_date_problem
 from orchestrator.domain import ACCOUNT_COLUMNS, REQUIRED_ACCOUNT_COLUMNS, Account
 from orchestrator.errors import Problem
 from orchestrator.phones import number_facts
@@ -165,7 +165,6 @@ def _cached_phone(phone: str, region: str | None
 
 
 _CENT = Decimal("0.01")
-_TOO_LARGE = Decimal("1e16")
 _CONSENTS = ("consent_sms", "consent_voice", "consent_email")
 
 
@@ -235,7 +234,7 @@ def parse_account(
             if balance < 0:
                 err("balance", f"balance must not be negative, got {values['balance']}")
                 balance = None
-            elif balance >= _TOO_LARGE:  # before quantize, which fails on huge values
+            elif balance >= AMOUNT_LIMIT:  # before quantize, which fails on huge values
                 err("balance", f"balance too large: {values['balance']}")
                 balance = None
             elif balance != balance.quantize(_CENT):

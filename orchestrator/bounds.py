@@ -18,6 +18,7 @@ from decimal import ROUND_UP, Decimal
 from orchestrator.config import PlanBounds, PromiseBounds
 
 __all__ = [
+    "AMOUNT_LIMIT",
     "EARLIEST_DUE_DATE",
     "EARLIEST_INSTANT",
     "FUTURE_LEEWAY",
@@ -38,6 +39,8 @@ LATEST_DATE = date(2100, 12, 31)
 EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_INSTANT = datetime(2100, 12, 31, 23, 59, 59, tzinfo=UTC)
 FUTURE_LEEWAY = timedelta(days=1)
+# Money is NUMERIC(18, 2): an amount or balance must stay below 10^16.
+AMOUNT_LIMIT = Decimal("1e16")
 _CENT = Decimal("0.01")
 
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.accounts import parse_account, parse_decimal, valid_currency
-from orchestrator.bounds import FUTURE_LEEWAY, instant_problem
+from orchestrator.bounds import AMOUNT_LIMIT, FUTURE_LEEWAY, instant_problem
 from orchestrator.bulk import BulkInsert
 from orchestrator.clock import Clock, SystemClock, to_utc
 from orchestrator.crypto import DataCipher
@@ -706,6 +706,8 @@ def _parse_payment(raw: dict[str, str], line: int, problems: _Problems, now: dat
         else:
             if amount <= 0:
                 problems.error(line, "amount", f"amount must be positive, got {values['amount']}")
+            elif amount >= AMOUNT_LIMIT:  # before quantize, which fails on huge values
+                problems.error(line, "amount", f"amount too large: {values['amount']}")
             elif amount != amount.quantize(Decimal("0.01")):
                 problems.error(line, "amount", f"more than 2 decimal places: {values['amount']}")
     paid_at: datetime | None = None

@@ -340,6 +340,18 @@ def test_a_payment_out_of_range_rejects_the_file(
     assert count(url, "payment") == 0
 
 
+def test_a_payment_too_large_to_store_rejects_the_file(
+    url: str, data_keys: str, tmp_path: Path
+) -> None:
+    """Money is NUMERIC(18, 2): PostgreSQL refused the row mid-import with a traceback."""
+    payments = import_payments_after_one_account(
+        url, data_keys, tmp_path, "P1,A1,99999999999999999999.99,2026-03-01T10:00:00Z")
+    result = run(["import", "payments", str(payments)], url, None)
+    assert result.exit_code == 2
+    assert f"{payments}:2: amount: amount too large" in result.stderr, result.stderr
+    assert count(url, "payment") == 0
+
+
 def test_many_rows_over_several_batches_then_an_unchanged_reimport(
     url: str, data_keys: str, tmp_path: Path
 ) -> None:
