@@ -189,7 +189,7 @@ def test_run_once_with_a_promise_due_in_year_one(db_url: str, tmp_path: Path) ->
     engine.dispose()
     assert sorted(tuple(r) for r in rows) == sorted(
         [(a, "sent", None) for a in GOOD] + [(BAD, "failed", "bad_data")])
-    logs = [json.loads(line) for line in done.stderr.splitlines()]
+    logs = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert [(x["account_id"], x["error"], x["phase"]) for x in logs] == [
         (BAD, "OverflowError", "plan")]
     assert "Traceback" not in done.stderr and "Pat Doe" not in done.stderr
