@@ -20,6 +20,7 @@ import babel
 import babel.numbers
 import phonenumbers
 
+from orchestrator.bounds import AMOUNT_LIMIT, due_date_problem
 from orchestrator.domain import ACCOUNT_COLUMNS, REQUIRED_ACCOUNT_COLUMNS, Account
 from orchestrator.errors import Problem
 from orchestrator.phones import number_facts
@@ -180,7 +181,6 @@ def _cached_phone(phone: str, region: str | None
 
 
 _CENT = Decimal("0.01")
-_TOO_LARGE = Decimal("1e16")
 _CONSENTS = ("consent_sms", "consent_voice", "consent_email")
 
 
@@ -284,7 +284,7 @@ def parse_account(
             if balance < 0:
                 err("balance", f"balance must not be negative, got {values['balance']}")
                 balance = None
-            elif balance >= _TOO_LARGE:  # before quantize, which fails on huge values
+            elif balance >= AMOUNT_LIMIT:  # before quantize, which fails on huge values
                 err("balance", f"balance too large: {values['balance']}")
                 balance = None
             elif balance != balance.quantize(_CENT):
@@ -309,6 +309,10 @@ def parse_account(
                 due = parse_iso_date(raw_due)
             except ValueError as exc:
                 err("due_date", str(exc))
+        out_of_range = due_date_problem(due) if due is not None else None
+        if out_of_range is not None:  # the planner's date arithmetic stays in range
+            err("due_date", out_of_range)
+            due = None
 
     currency = values["currency"]
     if currency is not None:

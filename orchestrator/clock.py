@@ -17,16 +17,27 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
+def to_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (a naive one is taken as UTC). ``ValueError`` where UTC has no
+    such instant (year 1 east of Greenwich, year 9999 west of it): Python's
+    ``OverflowError`` would otherwise escape the checks of whoever sent it."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is out of range") from None
+
+
 def parse_instant(value: Any) -> datetime:
     """An instant in UTC from a datetime (naive: UTC), a date (its midnight UTC) or an
     ISO-8601 string (``--now``, scenario files)."""
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return to_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str):
-        parsed = datetime.fromisoformat(value.strip())
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return to_utc(datetime.fromisoformat(value.strip()))
     raise ValueError(f"not an ISO-8601 instant: {value!r}")
 
 

@@ -204,14 +204,47 @@ class Pause(Strict):
     days: int = Field(ge=1)
 
 
+class PromiseBounds(Strict):
+    """What a promise to pay may be: the REST API (422) and scenario files refuse any
+    other, with the bound it breaks. A pending promise suppresses collection, so without
+    bounds a $1 promise due in 2062 silenced an account for 36 years.
+
+    ``max_days_ahead``: the due date at most this many days after the day the promise is
+    made (the debtor's local day), and not before it. ``min_amount`` (in the account's
+    currency) and ``min_share_of_balance`` (0.02 is 2% of the balance when it is made):
+    the amount must reach both, unless it pays the whole balance."""
+
+    max_days_ahead: int = Field(default=30, ge=0, le=3660)
+    min_amount: Decimal | None = Field(default=None, ge=0)
+    min_share_of_balance: Decimal | None = Field(default=None, ge=0, le=1)
+
+
+class PlanBounds(Strict):
+    """What a payment plan may be (refused as promises are, with the bound it breaks).
+
+    ``max_instalments``: how many. ``max_days_between``: the longest wait from the day the
+    plan is agreed to its first instalment, and between two instalments (a month is at
+    most 31 days; a little more lets a due date move off a weekend). ``min_instalment`` (in
+    the account's currency): each instalment at least this, except a last one that pays
+    the rest of the balance."""
+
+    max_instalments: int = Field(default=60, ge=1, le=360)
+    max_days_between: int = Field(default=35, ge=1, le=366)
+    min_instalment: Decimal | None = Field(default=None, ge=0)
+
+
 class Overlay(Strict):
     """Extra rules for a jurisdiction or a policy profile: limits and pauses accumulate,
-    hours intersect, holidays add."""
+    hours intersect, holidays add. Promise and plan bounds are terms, not protections:
+    each key an overlay gives replaces the policy's (a country's own currency and
+    practice), in the order the overlays apply (country, region, creditor profile)."""
 
     hours: dict[str, HoursSpec] | None = None
     limits: list[Limit] = Field(default_factory=list)
     pauses: list[Pause] = Field(default_factory=list)
     holidays: HolidayRule | None = None
+    promises: PromiseBounds | None = None
+    plans: PlanBounds | None = None
 
 
 ZoneSource = Literal["explicit", "address", "phone"]
@@ -279,6 +312,8 @@ class Policy(Strict):
     jurisdictions: dict[str, Overlay] = Field(default_factory=dict)
     profiles: dict[str, Overlay] = Field(default_factory=dict)  # chosen per creditor
     suppression: Suppression = Field(default_factory=Suppression)
+    promises: PromiseBounds = Field(default_factory=PromiseBounds)
+    plans: PlanBounds = Field(default_factory=PlanBounds)
     content: list[ContentRule] = Field(default_factory=list)
     forbidden: list[str] = Field(default_factory=list)  # extra forbidden phrases for lint
     opt_out_confirmation: bool = True

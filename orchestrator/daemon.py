@@ -50,7 +50,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and known id fields."""
 
     FIELDS = ("account_id", "message_id", "occurrence_id", "decision", "reason", "worker",
-              "planned", "decisions", "errors", "channel", "error")
+              "planned", "decisions", "errors", "channel", "error", "phase", "where")
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {

@@ -182,7 +182,7 @@ def persist(db_url: str, portfolio_csv: Path, records: list[DecisionRecord],
     with engine.begin() as conn:
         conn.execute(table_of(Decision).insert(), [decision_values(r) for r in records])
         sent = [r for r in records if r.decision == "sent" and r.message_id]
-        receipts = sample_receipts([(str(r.message_id), r.channel) for r in sent])
+        receipts = sample_receipts([(str(r.message_id), r.channel or "") for r in sent])
         sends = [{"message_id": r.message_id, "account_id": r.account, "debtor_id": r.debtor,
                   "channel": r.channel, "status": receipts[str(r.message_id)],
                   "sent_at": r.time, "status_at": r.time + RECEIPT_DELAY}

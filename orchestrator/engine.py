@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.base import ChannelAdapter, OutboundMessage
+from orchestrator.baddata import is_bad_data, note
 from orchestrator.config import Config
 from orchestrator.domain import Account
 from orchestrator.errors import (
@@ -246,6 +247,12 @@ class Engine:
                 occ, state, rules, now, DecisionKind.failed, Reason.template_error
             )
             return Outcome(record)
+        except Exception as exc:  # the account's values, not the template (``baddata``)
+            if not is_bad_data(exc):
+                raise
+            note(account.account_id, exc, "render")
+            return Outcome(self._record(occ, state, rules, now, DecisionKind.failed,
+                                        Reason.bad_data))
         adapter = self.adapters.get(occ.channel)
         channel_cfg = self.config.channels.get(occ.channel)
         sender = str(channel_cfg.options.get("from", "")) if channel_cfg else ""

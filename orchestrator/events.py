@@ -64,7 +64,7 @@ class EventApplier:
         self._payments = 0
         self._last_confirmation: dict[str, datetime] = {}
         self.timeline: list[tuple[datetime, str, str, dict[str, Any]]] = []
-        self._latest: dict[tuple[str, str], DecisionRecord] = {}
+        self._latest: dict[tuple[str, str | None], DecisionRecord] = {}
 
     def note_send(self, record: DecisionRecord) -> None:
         self._latest[(record.account, record.channel)] = record

@@ -26,8 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.accounts import parse_account, parse_decimal, text_problem, valid_currency
+from orchestrator.bounds import AMOUNT_LIMIT, FUTURE_LEEWAY, instant_problem
 from orchestrator.bulk import BulkInsert
-from orchestrator.clock import Clock, SystemClock
+from orchestrator.clock import Clock, SystemClock, to_utc
 from orchestrator.crypto import DataCipher
 from orchestrator.csvsafe import unquote_cell
 from orchestrator.domain import ACCOUNT_COLUMNS, PERSONAL_FIELDS, REQUIRED_ACCOUNT_COLUMNS, Account
@@ -590,9 +591,7 @@ def parse_instant(value: Any) -> datetime:
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"expected an ISO-8601 date-time, got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return to_utc(moment)
 
 
 def import_payments(
@@ -693,7 +692,7 @@ def import_payments(
             batch: list[tuple[int, dict[str, Any]]] = []
             for line, raw in _rows(path, PAYMENT_COLUMNS, REQUIRED_PAYMENT_COLUMNS, problems):
                 rows += 1
-                payment = _parse_payment(raw, line, problems)
+                payment = _parse_payment(raw, line, problems, now)
                 if payment is None:
                     continue
                 first = seen.first(payment["payment_id"], line)
@@ -733,7 +732,8 @@ def import_payments(
     return PaymentImportResult(inserted, skipped, dry_run)
 
 
-def _parse_payment(raw: dict[str, str], line: int, problems: _Problems) -> dict[str, Any] | None:
+def _parse_payment(raw: dict[str, str], line: int, problems: _Problems, now: datetime
+                   ) -> dict[str, Any] | None:
     before = problems.count
     values = {k: (v or "").strip() for k, v in raw.items()}
     bad = set()
@@ -755,6 +755,8 @@ def _parse_payment(raw: dict[str, str], line: int, problems: _Problems) -> dict[
         else:
             if amount <= 0:
                 problems.error(line, "amount", f"amount must be positive, got {values['amount']}")
+            elif amount >= AMOUNT_LIMIT:  # before quantize, which fails on huge values
+                problems.error(line, "amount", f"amount too large: {values['amount']}")
             elif amount != amount.quantize(Decimal("0.01")):
                 problems.error(line, "amount", f"more than 2 decimal places: {values['amount']}")
     paid_at: datetime | None = None
@@ -763,6 +765,10 @@ def _parse_payment(raw: dict[str, str], line: int, problems: _Problems) -> dict[
             paid_at = parse_instant(values["paid_at"])
         except ValueError as exc:
             problems.error(line, "paid_at", str(exc))
+        else:
+            out_of_range = instant_problem(paid_at, now + FUTURE_LEEWAY)
+            if out_of_range is not None:
+                problems.error(line, "paid_at", out_of_range)
     currency = (values.get("currency") or "").upper() or None
     if currency and not valid_currency(currency):
         problems.error(line, "currency", f"unknown currency {values['currency']!r} (ISO 4217)")

@@ -227,8 +227,8 @@ class Decision(SQLModel, table=True):
     debtor_id: str
     stage: str | None = None
     step: str
-    channel: str
-    kind: str
+    channel: str | None  # None: no channel applies (an account that could not be planned)
+    kind: str | None
     decision: str
     reason: str | None = None
     until: datetime | None = _instant()
@@ -314,6 +314,22 @@ class AccountEvent(SQLModel, table=True):
     channel: str | None = None
     time: datetime = Field(sa_type=UTCDateTime)
     detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """The first answer to an API request sent with a key (its ``Idempotency-Key``, or a
+    payment's ``payment_id``): a repeat of the request gets it again and writes nothing;
+    the same key with another request (``fingerprint``) is refused."""
+
+    __tablename__ = "idempotency_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    account_id: str = Field(foreign_key="account.account_id", index=True)
+    fingerprint: str  # orchestrator.idempotency.fingerprint of the request
+    status_code: int
+    response: dict[str, Any] = Field(sa_type=sa.JSON)
+    created_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class AuditLog(SQLModel, table=True):

@@ -45,6 +45,7 @@ class Reason(StrEnum):
     interrupted = "interrupted"  # the worker stopped mid-send: it may or may not have gone
     template_error = "template_error"
     never_permitted = "never_permitted"
+    bad_data = "bad_data"  # the account's data cannot be replayed, planned or rendered
 
 
 def limit_reason(limit_id: str) -> str:
@@ -92,8 +93,8 @@ class DecisionRecord:
     debtor: str
     stage: str | None
     step: str
-    channel: str
-    kind: str
+    channel: str | None  # None: no channel applies (an account that could not be planned)
+    kind: str | None
     decision: DecisionKind
     reason: str | None = None
     until: datetime | None = None

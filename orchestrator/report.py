@@ -250,8 +250,9 @@ def build_report(conn: Connection, config: Config, since: date, until: date) -> 
         daily[day_key][decision] += count
         if decision == "sent":
             daily[day_key][f"sent:{channel}"] += count
-    tried = conn.execute(
-        sa.select(d.c.channel, d.c.account_id).where(in_period).distinct())
+    tried = conn.execute(  # a decision with no channel (bad_data) tried none
+        sa.select(d.c.channel, d.c.account_id)
+        .where(in_period, d.c.channel.is_not(None)).distinct())
     for channel, account_id in tried:
         by_channel.setdefault(channel, Group(channel)).accounts.add(account_id)
 

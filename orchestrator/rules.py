@@ -10,8 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import cached_property
+from typing import TypeVar
 
-from orchestrator.config import Cadences, Config, HolidayRule, Limit, Overlay, Pause
+from orchestrator.config import (
+    Cadences,
+    Config,
+    HolidayRule,
+    Limit,
+    Overlay,
+    Pause,
+    PlanBounds,
+    PromiseBounds,
+)
 from orchestrator.domain import Account
 from orchestrator.hours import HolidayCalendar, HoursRule, effective_hours
 from orchestrator.records import Reason
@@ -43,6 +53,16 @@ class AccountRules:
     @cached_property
     def promise_grace(self) -> timedelta:
         return self.config.policy.suppression.promise_grace.delta
+
+    @cached_property
+    def promise_bounds(self) -> PromiseBounds:
+        """The policy's promise bounds, each key an overlay gives replacing the policy's."""
+        return _overridden(self.config.policy.promises, [o.promises for o in self.overlays])
+
+    @cached_property
+    def plan_bounds(self) -> PlanBounds:
+        """The policy's plan bounds, each key an overlay gives replacing the policy's."""
+        return _overridden(self.config.policy.plans, [o.plans for o in self.overlays])
 
     @cached_property
     def limits(self) -> list[Limit]:
@@ -84,6 +104,18 @@ class AccountRules:
                 if calendar.is_holiday(t.astimezone(zone).date()):
                     return Reason.holiday
         return Reason.quiet_hours
+
+
+_Terms = TypeVar("_Terms", PromiseBounds, PlanBounds)
+
+
+def _overridden(base: _Terms, overrides: list[_Terms | None]) -> _Terms:
+    """``base`` with the keys each override sets (in its file) replaced, in order."""
+    for override in overrides:
+        if override is not None:
+            base = base.model_copy(
+                update={key: getattr(override, key) for key in override.model_fields_set})
+    return base
 
 
 class RuleBook:

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +32,7 @@ from tenacity import RetryCallState, Retrying, wait_exponential, wait_exponentia
 
 from channels.base import ChannelAdapter
 from orchestrator import facts
+from orchestrator.baddata import is_bad_data, note, planning_failed
 from orchestrator.config import Config, RetryPolicy, Step, Trigger
 from orchestrator.crypto import DataCipher
 from orchestrator.engine import Engine as DecisionEngine
@@ -53,7 +55,7 @@ from orchestrator.planner import Occurrence as Planned
 from orchestrator.planner import plan_day, plan_fire
 from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import TemplateRenderer
-from orchestrator.replay import Replayed, load_facts, next_facts, replay
+from orchestrator.replay import Facts, Replayed, load_facts, next_facts, replay
 from orchestrator.settle import Moved, Sending, Settler, send_status
 from orchestrator.state import AccountState, SendHistory, SendRecord
 from orchestrator.store import account_from_row, decision_values
@@ -73,6 +75,9 @@ T = TypeVar("T")
 SEND_BATCH = 100  # default cap of sends claimed together (``OUTREACH_SEND_BATCH``)
 
 DUE = ("pending", "deferred")
+# An account that could not be planned (bad data) is tried again this much later, unless
+# its data or facts change first: recorded once a day, not at every round.
+BAD_DATA_RETRY = timedelta(days=1)
 
 
 # --- the runner ----------------------------------------------------------------------------
@@ -133,6 +138,9 @@ class Runner:
         self._lease_statement = _lease_statement(self.postgres)
         self.settler = Settler(db.dialect)
         self.plan_digest = planning_digest(config, not_before)
+        # Where a decision of bad data tells local time: the account's zones may be what
+        # could not be worked out.
+        self.default_zone = ZoneInfo(config.policy.timezone.default)
 
     # --- one tick ------------------------------------------------------------------------
 
@@ -144,11 +152,42 @@ class Runner:
         return result
 
     def _replayed(self, conn: Connection, rows: Sequence[Row[Any]], now: datetime
-                  ) -> dict[str, Replayed]:
-        facts = load_facts(conn, rows, now, self.cipher)
+                  ) -> tuple[dict[str, Replayed], dict[str, Exception]]:
+        """Each account's state at ``now``, and apart, the accounts whose facts could not
+        be read or replayed (bad data: ``baddata``), with their errors: they fail alone."""
+        bad: dict[str, Exception] = {}
+        loaded = self._load_facts(conn, rows, now, bad)
         rules_for = self.engine.rules
-        return {r.account_id: replay(r, self.cipher, rules_for, facts[r.account_id], now)
-                for r in rows}
+        replayed: dict[str, Replayed] = {}
+        for r in rows:
+            if r.account_id in bad:
+                continue
+            try:
+                replayed[r.account_id] = replay(r, self.cipher, rules_for,
+                                                loaded[r.account_id], now)
+            except Exception as exc:
+                if not is_bad_data(exc):
+                    raise
+                bad[r.account_id] = exc
+        return replayed, bad
+
+    def _load_facts(self, conn: Connection, rows: Sequence[Row[Any]], now: datetime,
+                    bad: dict[str, Exception]) -> dict[str, Facts]:
+        """The facts of these accounts in one read, as usual; when that read fails on a
+        value (SQLite hands back whatever was written, a date that is none), one account
+        at a time, so that only the account with that value fails (into ``bad``)."""
+        try:
+            return load_facts(conn, rows, now, self.cipher)
+        except Exception as exc:
+            if not is_bad_data(exc):
+                raise
+            if len(rows) == 1:
+                bad[rows[0].account_id] = exc
+                return {}
+        loaded: dict[str, Facts] = {}
+        for row in rows:
+            loaded.update(self._load_facts(conn, [row], now, bad))
+        return loaded
 
     def plan(self, now: datetime) -> int:
         """Insert today's occurrences (local day of each debtor) and those of trigger events
@@ -205,25 +244,60 @@ class Runner:
 
     def _plan_rows(self, rows: list[Row[Any]], now: datetime, *,
                    sync_promises: bool = False) -> int:
+        """Plan a page of accounts in one transaction. An account whose data cannot be
+        replayed or planned is recorded ``failed`` (``bad_data``) and tried again a day
+        later; the others are planned as if it were not there."""
         with self.db.begin() as conn:
-            replayed = self._replayed(conn, rows, now)
+            replayed, bad = self._replayed(conn, rows, now)
             later = next_facts(conn, [r.account_id for r in rows], now)
-            values: list[dict[str, Any]] = []
-            for rep in replayed.values():
-                values.extend(self._plan_account(rep, now))
+            values, due = self._plan_each(replayed, later, bad, now)
             if sync_promises:
                 for account_id, rep in replayed.items():
-                    _write_promise_states(conn, account_id, rep.state, now)
-                    _write_plan_states(conn, account_id, rep.state, now)
-            self.settler.planned(conn, [
-                (r.account_id, r.plan_seq,
-                 _plan_due(replayed[r.account_id], later.get(r.account_id), now))
-                for r in rows])
+                    if account_id not in bad:
+                        _write_promise_states(conn, account_id, rep.state, now)
+                        _write_plan_states(conn, account_id, rep.state, now)
+            self.settler.planned(conn, [(r.account_id, r.plan_seq, due[r.account_id])
+                                        for r in rows])
+            self._record_unplanned(conn, rows, bad, now)
             if not values:
                 return 0
             # One statement with a parameter list (not ``.values(rows)``, which is compiled
             # again for every number of rows: 40% of planning went to that).
             return len(conn.execute(self._plan_insert, values).all())
+
+    def _plan_each(self, replayed: dict[str, Replayed], later: dict[str, datetime],
+                   bad: dict[str, Exception], now: datetime
+                   ) -> tuple[list[dict[str, Any]], dict[str, datetime]]:
+        """The occurrences to insert, and when each account is planned again. An account
+        whose planning raises joins ``bad``: nothing of it is planned, and it is due again
+        in ``BAD_DATA_RETRY`` (not at every round), or at once when its data changes."""
+        values: list[dict[str, Any]] = []
+        due: dict[str, datetime] = {}
+        for account_id, rep in replayed.items():
+            try:
+                planned = list(self._plan_account(rep, now))
+                due[account_id] = _plan_due(rep, later.get(account_id), now)
+            except Exception as exc:
+                if not is_bad_data(exc):
+                    raise
+                bad[account_id] = exc
+                continue
+            values.extend(planned)
+        for account_id in bad:
+            due[account_id] = now + BAD_DATA_RETRY
+        return values, due
+
+    def _record_unplanned(self, conn: Connection, rows: Sequence[Row[Any]],
+                          bad: dict[str, Exception], now: datetime) -> None:
+        """A ``failed`` decision (``bad_data``) and a log line for each account of the page
+        that could not be planned."""
+        if not bad:
+            return
+        debtors = {r.account_id: r.debtor_id for r in rows}
+        for account_id in sorted(bad):
+            note(account_id, bad[account_id], "plan")
+        self.settler.decisions(conn, [
+            (None, planning_failed(a, debtors[a], now, self.default_zone)) for a in sorted(bad)])
 
     def _account_pages(self, now: datetime, every: bool) -> Iterator[list[Row[Any]]]:
         """Pages of the accounts to plan: those due (or all of them), by account id."""
@@ -456,7 +530,6 @@ class Runner:
         twice."""
         if not batch:
             return _Handed([], [], [], {}, {})
-        ready: list[tuple[Row[Any], Planned, Replayed, str]] = []
         outcomes: list[Outcome] = []
         with conn.begin():
             debtors = {o.debtor_id for o in batch}
@@ -465,27 +538,13 @@ class Runner:
             claimed = set(conn.execute(_CLAIM, {
                 "ids": [o.id for o in batch], "b_worker": self.worker, "b_now": now}).scalars())
             rows = self._accounts_locked(conn, debtors, batch)
-            debtors = {r.debtor_id for r in rows}
-            replayed = self._replayed(conn, rows, now)
-            histories = self._histories(conn, debtors, now)
+            replayed, bad = self._replayed(conn, rows, now)
+            for account_id in sorted(bad):
+                note(account_id, bad[account_id], "dispatch")
+            histories = self._histories(conn, {r.debtor_id for r in rows}, now)
             by_account = {r.account_id: r for r in rows}
-            refused: list[tuple[int, Outcome]] = []
-            for occ_row in batch:
-                if occ_row.id not in claimed:
-                    continue  # another worker holds it
-                rep = replayed[occ_row.account_id]
-                history = histories[rep.state.account.debtor_id]
-                occ = self.occurrence(occ_row, rep)
-                verdict = (self._not_applicable(occ_row, rep, now) if occ is None
-                           else self.engine.judge(occ, rep.state, history, now, rep.rules))
-                if verdict is not None:  # a STOP, a payment or another worker's send since
-                    refused.append((occ_row.id, verdict))
-                    continue
-                assert occ is not None
-                account = rep.state.account
-                history.add(SendRecord(now, occ.channel, account.account_id, account.debtor_id))
-                ready.append((occ_row, occ, rep,
-                              message_id_for(occ.account_id, occ.step_id, occ.key)))
+            ready, refused = self._judge_batch(  # rows of another worker's claim left out
+                [o for o in batch if o.id in claimed], replayed, histories, now)
             if refused:
                 self.settler.decisions(conn, [(i, v.record) for i, v in refused])
                 self.settler.occurrences(conn, [_moved(i, v) for i, v in refused], now,
@@ -517,6 +576,57 @@ class Runner:
         if done:
             self.pace = (time.monotonic() - started) / len(done)
         return _Handed(outcomes, done, unsent, by_account, self.engine.marks())
+
+    def _judge_batch(self, batch: Sequence[Row[Any]], replayed: dict[str, Replayed],
+                     histories: dict[str, SendHistory], now: datetime,
+                     ) -> tuple[list[tuple[Row[Any], Planned, Replayed, str]],
+                                list[tuple[int, Outcome]]]:
+        """Judge each claimed occurrence under its debtor's lock: those that may go now
+        (with their message ids), and the verdicts of those that may not. An occurrence
+        of an account whose facts could not be replayed, or that cannot be judged, fails
+        alone (``bad_data``): the rest of the batch goes on."""
+        ready: list[tuple[Row[Any], Planned, Replayed, str]] = []
+        refused: list[tuple[int, Outcome]] = []
+        for occ_row in batch:
+            rep = replayed.get(occ_row.account_id)
+            if rep is None:  # its replay failed (logged once for the batch)
+                refused.append((occ_row.id, self._bad_data(occ_row, now)))
+                continue
+            account = rep.state.account
+            history = histories[account.debtor_id]
+            try:
+                occ, verdict = self._judge(occ_row, rep, history, now)
+            except Exception as exc:
+                if not is_bad_data(exc):
+                    raise
+                note(occ_row.account_id, exc, "judge")
+                refused.append((occ_row.id, self._bad_data(occ_row, now)))
+                continue
+            if verdict is not None:  # a STOP, a payment or another worker's send since
+                refused.append((occ_row.id, verdict))
+                continue
+            assert occ is not None
+            history.add(SendRecord(now, occ.channel, account.account_id, account.debtor_id))
+            ready.append((occ_row, occ, rep, message_id_for(occ.account_id, occ.step_id, occ.key)))
+        return ready, refused
+
+    def _judge(self, occ_row: Row[Any], rep: Replayed, history: SendHistory, now: datetime
+               ) -> tuple[Planned | None, Outcome | None]:
+        """The occurrence a row stands for and the gate's verdict on it (``None``: it may go
+        now); skipped when its step or the event behind it is gone."""
+        occ = self.occurrence(occ_row, rep)
+        if occ is None:
+            return None, self._not_applicable(occ_row, rep, now)
+        return occ, self.engine.judge(occ, rep.state, history, now, rep.rules)
+
+    def _bad_data(self, occ_row: Row[Any], now: datetime) -> Outcome:
+        """An occurrence whose account's data cannot be replayed or judged: ``failed`` with
+        reason ``bad_data``, settled (never retried)."""
+        return Outcome(DecisionRecord(
+            time=now, local_time=iso_local(now, self.default_zone), account=occ_row.account_id,
+            debtor=occ_row.debtor_id, stage=occ_row.stage, step=occ_row.step_id,
+            channel=occ_row.channel, kind=occ_row.kind, decision=DecisionKind.failed,
+            reason=Reason.bad_data))
 
     def _settle(self, conn: Connection, handed: _Handed, now: datetime) -> list[Outcome]:
         """Record a sent batch once its adapters made it durable: decisions, occurrences,

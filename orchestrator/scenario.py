@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -11,12 +11,24 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from orchestrator.accounts import parse_account
+from orchestrator.bounds import (
+    EARLIEST_INSTANT,
+    LATEST_INSTANT,
+    instant_problem,
+    plan_problem,
+    promise_problem,
+)
 from orchestrator.clock import parse_instant
+from orchestrator.config import Config
 from orchestrator.configload import load_config
+from orchestrator.domain import Account
 from orchestrator.errors import InputError, Problem
 from orchestrator.events import EVENT_TYPES, ScenarioEvent
+from orchestrator.rules import RuleBook
 from orchestrator.simulate import Scenario
 from orchestrator.yamlsafe import check_aliases
+
+MAX_DAYS = 36600  # a century: the virtual clock's arithmetic stays in range
 
 
 def _line(node: Any, key: str | None = None) -> int | None:
@@ -64,6 +76,38 @@ def _event_data(raw: dict[str, Any], kind: str) -> dict[str, Any]:
     return data
 
 
+def _event_problems(source: str, events: list[ScenarioEvent], accounts: list[Account],
+                    config: Config) -> list[Problem]:
+    """Events the REST API would refuse, which therefore cannot happen in a simulation
+    either: an instant out of range (whose date arithmetic would overflow), a promise or
+    plan outside the policy's bounds (``orchestrator.bounds``), the balance then being
+    the account's less the scenario's payments before the event."""
+    book = RuleBook(config)
+    by_id = {a.account_id: a for a in accounts}
+    balance = {a.account_id: a.balance for a in accounts}
+    found: list[Problem] = []
+    for event in sorted(events, key=lambda e: e.at):
+        problem = instant_problem(event.at, LATEST_INSTANT)
+        if problem is None and event.type in ("promise", "plan"):
+            rules = book.for_account(by_id[event.account])
+            made_on = event.at.astimezone(rules.zones.primary).date()
+            problem = (promise_problem(rules.promise_bounds, amount=event.data["amount"],
+                                       due=event.data["due"], made_on=made_on,
+                                       balance=balance[event.account])
+                       if event.type == "promise" else
+                       plan_problem(rules.plan_bounds, made_on=made_on,
+                                    instalments=[(i["due"], i["amount"])
+                                                 for i in event.data["instalments"]],
+                                    balance=balance[event.account]))
+        elif problem is None and event.type == "payment":
+            left = balance[event.account] - event.data["amount"]
+            balance[event.account] = max(left, Decimal("0.00"))
+        if problem is not None:
+            found.append(Problem(source, event.line, None, f"bad {event.type} event: {problem}",
+                                 field=event.type))
+    return found
+
+
 def load_scenario(path: Path, *, config_dir: Path, templates_dir: Path | None = None) -> Scenario:
     source = str(path)
     try:
@@ -89,10 +133,14 @@ def load_scenario(path: Path, *, config_dir: Path, templates_dir: Path | None = 
         start = parse_instant(doc["start"])
     except (KeyError, ValueError) as exc:
         err(doc, "start", f"start: {exc}")
-        start = datetime(1970, 1, 1, tzinfo=UTC)
+        start = EARLIEST_INSTANT
+    out_of_range = instant_problem(start, LATEST_INSTANT)
+    if out_of_range is not None:
+        err(doc, "start", f"start: {out_of_range}")
+        start = EARLIEST_INSTANT
     days = doc.get("days", 30)
-    if not isinstance(days, int) or days < 0:
-        err(doc, "days", "days: expected a whole number of days")
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= MAX_DAYS:
+        err(doc, "days", f"days: expected a whole number of days from 0 to {MAX_DAYS}")
         days = 0
 
     overrides = doc.get("config") or {}
@@ -149,6 +197,8 @@ def load_scenario(path: Path, *, config_dir: Path, templates_dir: Path | None = 
             continue
         events.append(ScenarioEvent(at, str(raw["account"]), kind, data, _line(item)))
 
+    if config is not None:
+        problems.extend(_event_problems(source, events, accounts, config))
     errors = [p for p in problems if p.level == "error"]
     if errors or config is None:
         raise InputError(errors or problems)

@@ -43,15 +43,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import DeliveryStatus
 from channels.twilio_voice import call_status
-from orchestrator import facts
+from orchestrator import facts, idempotency
 from orchestrator.accounts import CONTROL, MAX_LENGTH, parse_account
-from orchestrator.clock import Clock
+from orchestrator.bounds import FUTURE_LEEWAY, instant_problem, plan_problem, promise_problem
+from orchestrator.clock import Clock, to_utc
 from orchestrator.config import Config, Creditor
 from orchestrator.crypto import DataCipher
 from orchestrator.db import schema_problem
@@ -67,6 +68,7 @@ from orchestrator.links import (
     open_token,
 )
 from orchestrator.models import Occurrence, Send, table_of
+from orchestrator.rules import AccountRules
 from orchestrator.runner import Runner
 from orchestrator.settings import Settings
 from orchestrator.store import account_from_row, account_timeline
@@ -172,6 +174,11 @@ class InstalmentIn(BaseModel):
     amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
 
 
+# An idempotency key or payment id: printable, as an HTTP header can carry it.
+KEY_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+KEYED = ("payment", "promise", "plan")  # events a retry must not record twice
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["promise", "payment", "plan", "conversation", "dispute", "dispute_resolved",
@@ -180,7 +187,10 @@ class EventIn(BaseModel):
     amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
     due: date | None = None
     currency: str | None = Field(default=None, min_length=3, max_length=3)
-    payment_id: PlainText | None = Field(default=None, max_length=200)
+    payment_id: PlainText | None = Field(
+        default=None, min_length=1, max_length=200, pattern=KEY_PATTERN,
+        description="the payment's own id: recorded once (its idempotency key when no "
+                    "Idempotency-Key header is sent)")
     channel: Literal["sms", "voice", "email", "letter"] | None = None
     # a payment plan's instalments (``type: plan``)
     instalments: list[InstalmentIn] | None = Field(default=None, min_length=1, max_length=360)
@@ -221,6 +231,19 @@ def bearer_token(authorization: str | None) -> str | None:
 
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _instant(value: datetime, now: datetime, name: str) -> datetime:
+    """An instant sent to us (an event's ``at``, a ``paid_at``), in UTC, or 422 with the
+    reason if it is out of range (``bounds.instant_problem``)."""
+    try:
+        at = to_utc(value)
+    except ValueError as exc:
+        raise HTTPException(422, f"{name}: {exc}") from None
+    problem = instant_problem(at, now + FUTURE_LEEWAY)
+    if problem is not None:
+        raise HTTPException(422, f"{name}: {problem}")
+    return at
 
 
 @dataclass(frozen=True)
@@ -315,7 +338,19 @@ class Server:
         return results
 
     def replan(self, account_ids: list[str]) -> None:
-        self.runner.plan_accounts(account_ids, self.clock.now())
+        """Plan these accounts now that their new facts are committed. Never raises: the
+        request has succeeded, and must not answer 500 after its commit; the planner's
+        next round plans them anyway (the write marked them due)."""
+        try:
+            self.runner.plan_accounts(account_ids, self.clock.now())
+        except Exception as exc:  # noqa: BLE001 - see above
+            log.warning("planning after a request failed; the next round plans it",
+                        extra={"account_id": ",".join(account_ids),
+                               "error": type(exc).__name__})
+
+    def rules(self, row: Row[Any]) -> AccountRules:
+        """The rules of an account row: its zones, its promise and plan bounds."""
+        return self.runner.engine.rules(account_from_row(row, self.cipher))
 
 
 class _DbCollector:
@@ -546,27 +581,39 @@ def create_app(server: Server) -> FastAPI:
             payment = PaymentIn.model_validate_json(body)
         except ValueError as exc:
             raise server.reject("payments", "invalid", 422, f"invalid payment: {exc}") from None
-        return await server.run(
-            _record_payment, payment.account_id, payment.event_id, payment.amount,
-            payment.currency, _aware(payment.paid_at), "webhook")
+        try:
+            paid_at = _instant(payment.paid_at, server.clock.now(), "paid_at")
+        except HTTPException as exc:
+            raise server.reject("payments", "invalid", 422, str(exc.detail)) from None
+        return await server.run(_webhook_payment, payment, paid_at)
 
-    def _record_payment(account_id: str, payment_id: str, amount: Decimal, currency: str | None,
-                        paid_at: datetime, source: str) -> Response:
+    def _webhook_payment(payment: PaymentIn, paid_at: datetime) -> Response:
         now = server.clock.now()
         with server.tx() as conn:
-            row = facts.account_row(conn, account_id)
+            row = facts.account_row(conn, payment.account_id)
             if row is None:
                 raise server.reject("payments", "unknown_account", 404, "unknown account")
-            if currency is not None and currency.upper() != row.currency:
-                raise server.reject("payments", "currency", 422,
-                                    f"currency {currency} does not match the account's")
-            new = facts.record_payment(conn, account_id=account_id, payment_id=payment_id,
-                                       amount=amount, currency=row.currency,
-                                       paid_at=min(paid_at, now), source=source, now=now)
+            problem = _currency_problem(row, payment.currency)
+            if problem is not None:
+                raise server.reject("payments", "currency", 422, problem)
+            new = _write_payment(conn, row, payment.event_id, payment.amount, paid_at,
+                                 "webhook", now)
         if new:
-            server.replan([account_id])
-        return JSONResponse({"status": "recorded" if new else "duplicate"},
-                            status_code=200 if not new else 201)
+            server.replan([payment.account_id])
+            return JSONResponse({"status": "recorded"}, status_code=201)
+        return JSONResponse({"status": "duplicate", "duplicate": True})  # CONTRACT §10.14
+
+    def _currency_problem(row: Row[Any], currency: str | None) -> str | None:
+        if currency is not None and currency.upper() != row.currency:
+            return f"currency {currency} does not match the account's"
+        return None
+
+    def _write_payment(conn: Connection, row: Row[Any], payment_id: str, amount: Decimal,
+                       paid_at: datetime, source: str, now: datetime) -> bool:
+        """Record a payment checked already; ``False``: its id was recorded before."""
+        return facts.record_payment(conn, account_id=row.account_id, payment_id=payment_id,
+                                    amount=amount, currency=row.currency,
+                                    paid_at=min(paid_at, now), source=source, now=now)
 
     # --- REST API ----------------------------------------------------------------------
 
@@ -628,38 +675,139 @@ def create_app(server: Server) -> FastAPI:
                                               "events": found.get("events", [])}))
 
     @app.post("/api/v1/accounts/{account_id}/events", dependencies=api, status_code=201)
-    def post_event(account_id: AccountId, event: EventIn) -> Any:
+    def post_event(
+        account_id: AccountId, event: EventIn,
+        idempotency_key: Annotated[str | None, Header(
+            min_length=1, max_length=200, pattern=KEY_PATTERN,
+            description="unique to this request (a UUID). A repeat with the same key gets "
+                        "the first answer again (status and body) and records nothing; the "
+                        "same key with another request is refused (422). Required for a "
+                        "payment (or its payment_id), a promise and a plan.")] = None,
+    ) -> Any:
+        """Record what was agreed with the debtor. Every check (the key, the instant, the
+        account, the policy's promise and plan bounds) comes before the transaction
+        writes: a refusal leaves nothing behind, and nothing after the commit can turn
+        the answer into an error."""
         now = server.clock.now()
-        at = min(_aware(event.at), now) if event.at else now
-        if event.type == "payment":
-            if event.amount is None:
-                raise HTTPException(422, "a payment needs an amount")
-            payment_id = event.payment_id or f"api:{account_id}:{at.isoformat()}"
-            return _record_payment(account_id, payment_id, event.amount, event.currency, at,
-                                   "api")
+        key = _request_key(event, idempotency_key)
+        at = _event_at(event, now)
+        fingerprint = idempotency.fingerprint(account_id, event)
+        try:
+            status, answer, new = _record_once(account_id, event, key, fingerprint, at, now)
+        except sa.exc.IntegrityError:  # the same key, committed by a request racing this one
+            first = _first_answer(key)
+            if first is None:
+                raise
+            (status, answer), new = _repeat(first, fingerprint), False
+        if new:
+            server.replan([account_id])
+        return JSONResponse(answer, status_code=status)
+
+    def _request_key(event: EventIn, header: str | None) -> str | None:
+        """The request's idempotency key: its header, else a payment's own id. A payment,
+        promise or plan must have one: a retry must not record it twice."""
+        if header is not None:
+            return header
+        if event.type == "payment" and event.payment_id:
+            return f"payment_id:{event.payment_id}"
+        if event.type in KEYED:
+            either = " or a payment_id" if event.type == "payment" else ""
+            raise HTTPException(422, f"a {event.type} needs an Idempotency-Key header{either}, "
+                                     f"so that a retry cannot record it twice")
+        return None
+
+    def _event_at(event: EventIn, now: datetime) -> datetime:
+        """When the event happened: ``at`` (not later than now), else now."""
+        if event.at is None:
+            return now
+        return min(_instant(event.at, now, "at"), now)
+
+    def _record_once(account_id: str, event: EventIn, key: str | None, fingerprint: str,
+                     at: datetime, now: datetime) -> tuple[int, dict[str, Any], bool]:
+        """The answer, and whether this request wrote: the first answer again for a key
+        recorded before; else the event checked and written, with its answer under its
+        key, in one transaction."""
         with server.tx() as conn:
+            first = idempotency.first_answer(conn, key) if key is not None else None
+            if first is not None:
+                return (*_repeat(first, fingerprint), False)
             row = facts.account_row(conn, account_id)
             if row is None:
                 raise HTTPException(404, "unknown account")
-            if event.type == "promise":
-                if event.amount is None or event.due is None:
-                    raise HTTPException(422, "a promise needs an amount and a due date")
-                facts.record_promise(conn, account_id=account_id, amount=event.amount,
-                                     due=event.due, made_at=at)
-            elif event.type == "plan":
-                if not event.instalments:
-                    raise HTTPException(422, "a plan needs its instalments (due, amount)")
-                facts.record_plan(conn, account_id=account_id, created_at=at,
-                                  instalments=[(i.due, i.amount) for i in event.instalments])
-            elif event.type == "opt_out":
-                if event.channel is None:
-                    raise HTTPException(422, "an opt-out needs a channel")
-                facts.opt_out_account(conn, row, event.channel, source="api", at=at)
-            else:
-                facts.record_event(conn, account_id=account_id, type_=event.type, at=at,
-                                   channel=event.channel)
-        server.replan([account_id])
-        return {"account_id": account_id, "type": event.type, "at": at.isoformat()}
+            problem = _event_problem(row, event, at)
+            if problem is not None:
+                raise HTTPException(422, problem)
+            status, answer = _write_event(conn, row, event, key, at, now)
+            if key is not None:
+                idempotency.remember(conn, key=key, account_id=account_id,
+                                     fingerprint=fingerprint, answer=(status, answer), now=now)
+        return status, answer, status == 201
+
+    def _first_answer(key: str | None) -> idempotency.Answer | None:
+        if key is None:
+            return None
+        with server.db.connect() as conn:
+            return idempotency.first_answer(conn, key)
+
+    def _repeat(first: idempotency.Answer, fingerprint: str) -> tuple[int, dict[str, Any]]:
+        """A repeat's answer: the first one, if it is the same request (as Stripe does)."""
+        if first.fingerprint != fingerprint:
+            raise HTTPException(422, "this Idempotency-Key (or payment_id) came before with "
+                                     "another request: a new request needs a new key")
+        return first.status, first.body
+
+    def _event_problem(row: Row[Any], event: EventIn, at: datetime) -> str | None:
+        """Why this event cannot be recorded on this account, if it cannot."""
+        if event.type == "payment":
+            if event.amount is None:
+                return "a payment needs an amount"
+            return _currency_problem(row, event.currency)
+        if event.type == "promise":
+            if event.amount is None or event.due is None:
+                return "a promise needs an amount and a due date"
+            rules = server.rules(row)
+            return promise_problem(rules.promise_bounds, amount=event.amount, due=event.due,
+                                   made_on=at.astimezone(rules.zones.primary).date(),
+                                   balance=row.balance)
+        if event.type == "plan":
+            if not event.instalments:
+                return "a plan needs its instalments (due, amount)"
+            rules = server.rules(row)
+            return plan_problem(rules.plan_bounds,
+                                instalments=[(i.due, i.amount) for i in event.instalments],
+                                made_on=at.astimezone(rules.zones.primary).date(),
+                                balance=row.balance)
+        if event.type == "opt_out" and event.channel is None:
+            return "an opt-out needs a channel"
+        return None
+
+    def _write_event(conn: Connection, row: Row[Any], event: EventIn, key: str | None,
+                     at: datetime, now: datetime) -> tuple[int, dict[str, Any]]:
+        """Record a checked event: the answer's status and body."""
+        account_id = row.account_id
+        answer = {"account_id": account_id, "type": event.type, "at": at.isoformat()}
+        if event.type == "payment":
+            assert event.amount is not None and key is not None
+            payment_id = event.payment_id or f"api:{key}"  # a retry: the same payment
+            answer["payment_id"] = payment_id
+            if not _write_payment(conn, row, payment_id, event.amount, at, "api", now):
+                return 200, {**answer, "status": "duplicate"}
+            return 201, {**answer, "status": "recorded"}
+        if event.type == "promise":
+            assert event.amount is not None and event.due is not None
+            facts.record_promise(conn, account_id=account_id, amount=event.amount,
+                                 due=event.due, made_at=at)
+        elif event.type == "plan":
+            assert event.instalments
+            facts.record_plan(conn, account_id=account_id, created_at=at,
+                              instalments=[(i.due, i.amount) for i in event.instalments])
+        elif event.type == "opt_out":
+            assert event.channel is not None
+            facts.opt_out_account(conn, row, event.channel, source="api", at=at)
+        else:
+            facts.record_event(conn, account_id=account_id, type_=event.type, at=at,
+                               channel=event.channel)
+        return 201, answer
 
     @app.get("/healthz")
     def healthz() -> Response:

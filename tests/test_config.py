@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -235,3 +237,42 @@ def test_a_voice_channels_pay_link_template_must_exist(cfg: Path, tmp_path: Path
     replace(channels, ",\n         pay_link_template: pay_lnk}", "}")
     found = errors(cfg, templates)
     assert any("voice: pay_link_template 'pay_link': no sms template" in e for e in found), found
+
+
+def test_promise_and_plan_bounds_are_checked_at_their_lines(cfg: Path) -> None:
+    path = cfg / "policy.yaml"
+    replace(path, "max_days_ahead: 30", "max_days_ahead: -1")
+    replace(path, 'min_share_of_balance: "0.02"', 'min_share_of_balance: "1.5"')
+    replace(path, "max_instalments: 60", "max_instalment: 60")
+    replace(path, 'plans: {min_instalment: "100.00"}', 'plans: {min_instalment: "lots"}')
+    found = errors(cfg)
+    for needle, words in (("max_days_ahead: -1", "greater than or equal to 0"),
+                          ('"1.5"', "less than or equal to 1"),
+                          ("max_instalment: 60", "did you mean 'max_instalments'"),
+                          ('min_instalment: "lots"', "plans.min_instalment: Input should be a valid decimal")):
+        line = line_of(path, needle)
+        assert any(e.startswith(f"{path}:{line}:") and words in e for e in found), (
+            needle, found)
+
+
+def test_an_overlay_replaces_only_the_bounds_it_gives() -> None:
+    from orchestrator.domain import Account
+    from orchestrator.rules import RuleBook
+
+    config = load_config(ROOT / "config", ROOT / "templates")
+    book = RuleBook(config)
+
+    def account(country: str, zone: str) -> Account:
+        return Account(account_id="A", debtor_id="D", name="N", currency="USD",
+                       balance=Decimal("1.00"), due_date=date(2026, 1, 1), country=country,
+                       timezone=zone)
+
+    us = book.for_account(account("US", "America/New_York"))
+    cn = book.for_account(account("CN", "Asia/Shanghai"))
+    assert (us.promise_bounds.min_amount, us.promise_bounds.min_share_of_balance) == (
+        Decimal("25.00"), Decimal("0.02"))
+    assert (cn.promise_bounds.min_amount, cn.promise_bounds.min_share_of_balance) == (
+        Decimal("100.00"), Decimal("0.10"))
+    assert cn.promise_bounds.max_days_ahead == us.promise_bounds.max_days_ahead == 30
+    assert (cn.plan_bounds.min_instalment, cn.plan_bounds.max_instalments) == (
+        Decimal("100.00"), 60)

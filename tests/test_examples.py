@@ -112,3 +112,34 @@ def test_every_record_has_every_key() -> None:
 
     for record in simulate("promise_kept.yaml"):
         assert tuple(record) == RECORD_KEYS
+
+
+def test_events_the_api_would_refuse_are_errors_at_their_lines(tmp_path: Path) -> None:
+    """A promise or plan outside the policy's bounds, or an event at an instant out of
+    range, cannot happen through the API, so not in a simulation either: each is an
+    error at its line (exit 2), not a crash nor 36 years of silence."""
+    text = (VENDORED / "promise_kept.yaml").read_text()
+    events = text[text.index("events:"):]
+    bad = events + "\n".join([
+        '  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: promise, amount: "1.00", '
+        'due: 2062-04-17}',
+        '  - {at: 0001-01-01T00:00:00Z, account: A-1001, type: payment, amount: "5.00"}',
+        '  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: plan, instalments: '
+        '[{due: 9999-12-31, amount: "5.00"}]}',
+        '  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: promise, amount: "10.00", '
+        'due: 0001-01-01}', ""])
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(text.replace(events, bad))
+    lines = scenario.read_text().splitlines()
+    _register_all()
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--config",
+                                      str(ROOT / "config"), "--templates",
+                                      str(ROOT / "templates")])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    for needle, words in (("2062-04-17", "max_days_ahead"), ("0001-01-01T", "before 1970"),
+                          ("9999-12-31", "max_days_between"),
+                          ("due: 0001-01-01", "before the day it is made")):
+        line = next(n for n, text in enumerate(lines, start=1) if needle in text)
+        assert any(out.startswith(f"{scenario}:{line}:") and words in out
+                   for out in result.stderr.splitlines()), (needle, result.stderr)

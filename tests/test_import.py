@@ -124,6 +124,8 @@ def test_dry_run_writes_nothing(url: str, data_keys: str, tmp_path: Path) -> Non
 BAD_ROWS = [
     ("phone", {"phone": "555-01"}),
     ("due_date", {"due_date": "2026-02-30"}),
+    ("due_date", {"due_date": "0001-01-01"}),  # the planner's date arithmetic overflowed
+    ("due_date", {"due_date": "9999-12-31"}),
     ("balance", {"balance": "-5.00"}),
     ("balance", {"balance": "lots"}),
     ("currency", {"currency": "XXQ"}),
@@ -319,6 +321,35 @@ def test_payment_for_unknown_account_rejects_the_file(
     assert f"{payments}:3: account_id: unknown account 'NOPE'" in result.stderr
     assert count(url, "payment") == 0
     assert show(url, data_keys, "A1")["balance"] == "250.00"
+
+
+@pytest.mark.parametrize("paid_at", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+05:00",
+                                     "1969-12-31T23:59:59Z",
+                                     "9999-12-31", "2100-01-01T00:00:00Z"])
+def test_a_payment_out_of_range_rejects_the_file(
+    url: str, data_keys: str, tmp_path: Path, paid_at: str
+) -> None:
+    """Before 1970 or more than a day ahead of the clock: a date the engine cannot
+    reckon with, or a payment not yet made."""
+    payments = import_payments_after_one_account(
+        url, data_keys, tmp_path, "P1,A1,50.00,2026-03-01T10:00:00Z", f"P2,A1,20.00,{paid_at}")
+    result = run(["import", "payments", str(payments)], url, None)
+    assert result.exit_code == 2, result.stdout
+    assert f"{payments}:3: paid_at: " in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert count(url, "payment") == 0
+
+
+def test_a_payment_too_large_to_store_rejects_the_file(
+    url: str, data_keys: str, tmp_path: Path
+) -> None:
+    """Money is NUMERIC(18, 2): PostgreSQL refused the row mid-import with a traceback."""
+    payments = import_payments_after_one_account(
+        url, data_keys, tmp_path, "P1,A1,99999999999999999999.99,2026-03-01T10:00:00Z")
+    result = run(["import", "payments", str(payments)], url, None)
+    assert result.exit_code == 2
+    assert f"{payments}:2: amount: amount too large" in result.stderr, result.stderr
+    assert count(url, "payment") == 0
 
 
 def test_many_rows_over_several_batches_then_an_unchanged_reimport(

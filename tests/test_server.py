@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -392,6 +393,11 @@ def test_pay_link_records_a_click_and_redirects(live: Live) -> None:
 # --- API -----------------------------------------------------------------------------------
 
 
+def keyed(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` with a fresh ``Idempotency-Key`` (payments, promises and plans need one)."""
+    return {**headers, "Idempotency-Key": uuid.uuid4().hex}
+
+
 def test_api_needs_a_token_and_upserts_with_csv_validation(live: Live) -> None:
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
     body = {"name": "Lee Chen", "phone": "+12125550123", "country": "US", "region": "NY",
@@ -409,7 +415,7 @@ def test_api_needs_a_token_and_upserts_with_csv_validation(live: Live) -> None:
     assert shown["account_id"] == "N1" and shown["status"] == "open"
     assert "Lee Chen" not in json.dumps(shown)
 
-    promise = httpx.post(f"{live.url}/api/v1/accounts/N1/events", headers=auth,
+    promise = httpx.post(f"{live.url}/api/v1/accounts/N1/events", headers=keyed(auth),
                          json={"type": "promise", "amount": "100.00", "due": "2026-03-20"})
     assert promise.status_code == 201
     shown = httpx.get(f"{live.url}/api/v1/accounts/N1", headers=auth).json()
@@ -485,13 +491,13 @@ def test_api_records_a_payment_plan(live: Live) -> None:
                 {"type": "plan", "instalments": [{"due": "2026-03-20", "amount": "-5"}]},
                 {"type": "plan", "instalments": [{"due": "2026-03-20"}]},
                 {"type": "plan", "instalments": [{"due": "soon", "amount": "5"}]}):
-        assert httpx.post(url, headers=auth, json=bad).status_code == 422, bad
-    assert httpx.post(f"{live.url}/api/v1/accounts/NOPE/events", headers=auth, json={
+        assert httpx.post(url, headers=keyed(auth), json=bad).status_code == 422, bad
+    assert httpx.post(f"{live.url}/api/v1/accounts/NOPE/events", headers=keyed(auth), json={
         "type": "plan", "instalments": [{"due": "2026-03-20", "amount": "5"}]}).status_code == 404
     with live.db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(
             table_of(InstalmentPlan))).scalar_one() == 0  # refused requests left nothing
-    made = httpx.post(url, headers=auth, json={"type": "plan", "instalments": [
+    made = httpx.post(url, headers=keyed(auth), json={"type": "plan", "instalments": [
         {"due": "2026-04-20", "amount": "50.00"}, {"due": "2026-03-20", "amount": "50.00"}]})
     assert made.status_code == 201, made.text
     day2 = T + timedelta(days=1)

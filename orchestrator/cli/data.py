@@ -280,7 +280,7 @@ def timeline_rows(timeline: dict[str, Any]) -> list[tuple[str, ...]]:
             detail.append(f"until {short(d['until'])}")
         if d["to"]:
             detail.append(f"to {d['to']}")
-        rows.append((d["time"], len(rows), (short(d["time"]), local, d["decision"], d["channel"],
+        rows.append((d["time"], len(rows), (short(d["time"]), local, d["decision"], d["channel"] or "",
                                             rule, " ".join(x for x in detail if x),
                                             d["message_id"] or "")))
     for e in timeline["events"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -87,6 +88,9 @@ def run(
 
     instant = _parse_now(now) if now else None
     if once:
+        from orchestrator.daemon import setup_logging
+
+        setup_logging(logging.WARNING)  # what needs telling (bad data), as JSON lines
         try:
             runner, clock = build_runner(now_fixed=instant, worker=worker)
         except OutreachError as exc:
