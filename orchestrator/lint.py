@@ -53,7 +53,7 @@ SMS_MAX_SEGMENTS = 4
 DEFAULT_LINT_LOCALE = "en-US"
 SENDER_CHANNELS = ("sms", "email", "voice")  # must name the creditor
 _JINJA_NAMES = {"self", "super", "loop", "varargs", "kwargs", "caller", "range", "dict",
-                "lipsum", "cycler", "joiner", "namespace"}
+                "cycler", "joiner", "namespace"}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ template lint rejects."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -321,3 +324,55 @@ def test_config_check_fails_when_a_step_names_a_template_lint_rejects(tmp_path: 
                                       "--templates", str(templates)])
     assert result.exit_code == 2
     assert f"{cfg / 'cadences.yaml'}:{line}:" in result.stdout
+
+
+# --- templates that would stall the daemon ------------------------------------------------
+
+
+def _outreach(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """The real command in a process of its own, and how long it took: what its user
+    sees, a traceback included if there is one."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "orchestrator", *args],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return result, time.monotonic() - started
+
+
+def _library_with(tmp_path: Path, rel: str, extra: str) -> tuple[Path, Path, Path]:
+    """A copy of the shipped configuration and templates, with ``extra`` at the end of
+    the last line of template ``rel``: (config, templates, the edited file)."""
+    cfg, templates = tmp_path / "config", tmp_path / "templates"
+    shutil.copytree(ROOT / "config", cfg)
+    shutil.copytree(ROOT / "templates", templates)
+    bad = templates / rel
+    bad.write_text(bad.read_text(encoding="utf-8").rstrip("\n") + extra + "\n",
+                   encoding="utf-8")
+    return cfg, templates, bad
+
+
+def test_a_huge_power_is_a_lint_error_at_its_line_quickly(tmp_path: Path) -> None:
+    """``{{ 9 ** 9999999 }}`` took 19 s and ended in a traceback through Jinja's constant
+    folding; now lint names the file and line at once and exits 2."""
+    cfg, templates, bad = _library_with(tmp_path, "sms/reminder.en-US.txt.j2",
+                                        " {{ 9 ** 9999999 }}")
+    line = len(bad.read_text(encoding="utf-8").splitlines())
+    result, seconds = _outreach("templates", "lint", "--config", str(cfg),
+                                "--templates", str(templates))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{bad}:{line}: error: 9 ** 9999999 would have about" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert seconds < 10, seconds  # with the interpreter's start; it was 19 s and more
+
+
+def test_config_check_reports_a_huge_power_without_a_traceback(tmp_path: Path) -> None:
+    cfg, templates, bad = _library_with(tmp_path, "sms/reminder.en-US.txt.j2",
+                                        " {{ 9 ** 9999999 }}")
+    line = len(bad.read_text(encoding="utf-8").splitlines())
+    result, seconds = _outreach("config", "check", "--config", str(cfg),
+                                "--templates", str(templates))
+    assert result.returncode == 2, result.stdout + result.stderr
+    step_line = line_of(cfg / "cadences.yaml", "template: reminder,")
+    assert f"{cfg / 'cadences.yaml'}:{step_line}:" in result.stdout
+    assert f"{bad}:{line}: 9 ** 9999999 would have about" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert seconds < 10, seconds
