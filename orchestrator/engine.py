@@ -280,6 +280,7 @@ class Engine:
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html,
+            templates_dir=self.renderer.templates_dir,
             locale=account.locale or "en-US",
             # The template's link, for the adapter's List-Unsubscribe header.
             metadata={"unsubscribe_link": unsub} if unsub else {},
