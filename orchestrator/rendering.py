@@ -41,7 +41,7 @@ from orchestrator.config import Config, Creditor
 from orchestrator.domain import Account
 from orchestrator.errors import OutreachError, Problem
 from orchestrator.links import creditor_pay_url
-from orchestrator.sandbox import MAX_SOURCE, BoundedSandbox, TemplateLimitError
+from orchestrator.sandbox import MAX_DIGITS, MAX_SOURCE, BoundedSandbox, TemplateLimitError
 from orchestrator.sandbox import render as bounded_render
 
 DEFAULT_LOCALE = "en-US"
@@ -215,17 +215,7 @@ class _Loader(BaseLoader):
             path = self.root / path
         if not path.resolve().is_relative_to(self.root):
             raise TemplateNotFound(template)
-        try:
-            info = path.stat()
-            if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read for ever
-                raise TemplateNotFound(template)
-            if info.st_size > MAX_SOURCE:
-                raise TemplateError(f"the file is larger than {MAX_SOURCE // 1024} KB",
-                                    path=str(path))
-            source = path.read_text(encoding="utf-8")
-            mtime = info.st_mtime
-        except OSError as exc:
-            raise TemplateNotFound(template) from exc
+        source, mtime = _read_source(path, template)
         _, body, lines = split_front_matter(source, template)
         if lines:
             body = "{#" + "\n" * (lines - 1) + "-#}\n" + body
@@ -237,6 +227,32 @@ class _Loader(BaseLoader):
                 return False
 
         return body, str(path), uptodate
+
+
+_LONG_NUMBER = re.compile(rf"\d{{{MAX_DIGITS + 1},}}")
+
+
+def _read_source(path: Path, template: str) -> tuple[str, float]:
+    """A template file's text and time, if it can be a template: a regular file (a FIFO
+    would block the read for ever), of at most ``MAX_SOURCE`` bytes, with no number longer
+    than the sandbox computes (Python refuses to read one of 4,300 digits, which Jinja
+    would report without a line)."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise TemplateNotFound(template)
+        if info.st_size > MAX_SOURCE:
+            raise TemplateError(f"the file is larger than {MAX_SOURCE // 1024} KB",
+                                path=str(path))
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateNotFound(template) from exc
+    number = _LONG_NUMBER.search(source)
+    if number is not None:
+        raise TemplateError(
+            f"a number of {len(number.group()):,} digits is too large; the most is "
+            f"{MAX_DIGITS:,}", path=str(path), line=source.count("\n", 0, number.start()) + 1)
+    return source, info.st_mtime
 
 
 def _autoescape(name: str | None) -> bool:

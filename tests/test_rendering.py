@@ -236,6 +236,11 @@ HOSTILE = {
     "a wide method": ("{{ 'x'.ljust(9999999) }}", "9,999,999"),
     "a wide format": ("{{ '%09999999d' % 1 }}", "9999999"),
     "text.format": ("{{ '{:>9999999}'.format(1) }}", "not available"),
+    "a number literal": ("{{ 1" + "0" * 5000 + " }}", "5,001 digits"),
+    "endless recursion": ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+                          "calls itself without end"),
+    "including itself twice": ("{% include 'sms/x.txt.j2' %}{% include 'sms/x.txt.j2' %}",
+                               "includes or calls itself"),
     "nested lists": ("{% set a = ['x' * 100000] * 9 %}{% set b = [a, a, a, a, a, a, a, a, a] %}"
                      "{{ [b, b, b, b, b, b, b, b, b] | length }}", "characters long"),
 }
