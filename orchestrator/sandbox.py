@@ -1,4 +1,4 @@
-"""The template sandbox: what a template may do, and how much (docs/templates.md §3a).
+"""The template sandbox: what a template may do, and how much (docs/templates.md §5).
 
 Template authors are not programmers, and a template runs inside the daemon, between
 claiming a batch and sending it. So a template can neither reach outside (Jinja's
