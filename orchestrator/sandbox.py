@@ -372,27 +372,34 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     a long result from short ones (``'x' | center(10**9)``), and whose result is
     ``checked``. Jinja's markers (``pass_context``...) are kept by ``wraps``."""
     before = _FILTER_BOUNDS.get(name)
+    bind = _binder(func) if before is not None else None
 
     @wraps(func)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         _tick()
-        if before is not None:
-            args, kwargs = _bound(func, before, args, kwargs)
+        if bind is not None and before is not None:
+            skip, bound = bind(args, kwargs)
+            before(bound.arguments)
+            args, kwargs = (*args[:skip], *bound.args), bound.kwargs
         return checked(func(*args, **kwargs))
 
     return bounded
 
 
-def _bound(func: Callable[..., Any], before: Callable[[dict[str, Any]], None],
-           args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], Any]:
-    """``before`` on a filter's arguments by name, as its own function names them: Jinja
+def _binder(func: Callable[..., Any]
+            ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[int, inspect.BoundArguments]]:
+    """Binds a filter's arguments to the names its own function gives them: Jinja
     registers some filters through a wrapper that takes one more argument first (the
-    evaluation context) than the function it calls."""
+    evaluation context) than the function it calls, which is skipped."""
     target = inspect.unwrap(func)
     skip = (_PassArg.from_obj(func) is not None) - (_PassArg.from_obj(target) is not None)
-    bound = inspect.signature(target).bind(*args[skip:], **kwargs)
-    before(bound.arguments)
-    return (*args[:skip], *bound.args), bound.kwargs
+    signature = inspect.signature(target)
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]
+             ) -> tuple[int, inspect.BoundArguments]:
+        return skip, signature.bind(*args[skip:], **kwargs)
+
+    return bind
 
 
 def _counted_test(func: Callable[..., Any]) -> Callable[..., Any]:
