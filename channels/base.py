@@ -133,6 +133,10 @@ class OutboundMessage:
     text: str
     html: str | None = None
     pdf_path: Path | None = None
+    # The template directory: the only files a letter's HTML may load when it is printed
+    # (images, fonts), its relative URLs starting from ``<templates_dir>/<channel>/``;
+    # ``None``: no file at all (``data:`` URLs still work).
+    templates_dir: Path | None = None
     locale: str = "en-US"
     metadata: Mapping[str, Any] = field(default_factory=dict)
 

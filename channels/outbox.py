@@ -91,12 +91,15 @@ def resolve_dir(directory: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def _render_pdf(html: str, base_dir: Path) -> bytes | None:
-    """The letter as PDF bytes, or ``None`` when WeasyPrint cannot be loaded here."""
+def _render_pdf(message: OutboundMessage) -> bytes | None:
+    """The letter as PDF bytes, or ``None`` when WeasyPrint cannot be loaded here. It
+    loads files from its template directory only (``OutboundMessage.templates_dir``)."""
     from orchestrator.preview import PrinterUnavailable, render_pdf
 
+    assert message.html is not None
     try:
-        document = render_pdf(html, base_dir=base_dir)
+        document = render_pdf(message.html, templates_dir=message.templates_dir,
+                              channel=message.channel)
     except PrinterUnavailable:
         return None
     except OutreachError as exc:  # Chinese text and no font for it
@@ -298,7 +301,7 @@ class OutboxChannel:
             files.append((f"{message.message_id}.html", message.html.encode("utf-8")))
             record["html"] = f"{folder}/{message.message_id}.html"
             if message.channel == "letter" and record["pdf"] is None and self.pdf:
-                pdf = _render_pdf(message.html, Path(folder))
+                pdf = _render_pdf(message)
                 if pdf is not None:
                     files.append((f"{message.message_id}.pdf", pdf))
                     record["pdf"] = f"{folder}/{message.message_id}.pdf"

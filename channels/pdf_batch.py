@@ -68,7 +68,8 @@ class PdfBatchChannel:
             self.out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             day.mkdir(mode=0o700, exist_ok=True)
             tmp = day / f".{pdf_path.name}.printing"
-            pages = print_pdf(message.html, tmp, base_dir=day)
+            pages = print_pdf(message.html, tmp, templates_dir=message.templates_dir,
+                              channel=message.channel)
             os.chmod(tmp, 0o600)
             os.replace(tmp, pdf_path)
             self._manifest(day, {

@@ -1,9 +1,11 @@
 """One decision, end to end: gate → render → adapter → decision record.
 
-``Engine.decide`` is what the daemon's dispatcher and ``simulate`` both call for a due
-occurrence. It asks the gate, and only on ``Allow`` renders the template and hands the
-message to the channel's adapter. It records nothing itself: it returns the decision
-record (and the deferral instant, if any) for the caller to persist.
+``Engine.decide`` is what ``simulate`` calls for a due occurrence. It asks the gate
+(``judge``), and only on ``Allow`` renders the template (``prepare``) and hands the
+message to the channel's adapter (``deliver``); the daemon calls the three itself, so
+that it renders before it records a send ``sending``. It records nothing itself: it
+returns the decision record (and the deferral instant, if any) for the caller to
+persist. A template that fails to render fails its own send (``render_error``), no other.
 """
 
 from __future__ import annotations
@@ -229,12 +231,26 @@ class Engine:
         self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime,
         message_id: str | None = None,
     ) -> Outcome:
-        """Render and hand to the channel's adapter. ``message_id``: the occurrence's
-        (``message_id_for``), when the caller has it already."""
+        """Render and hand to the channel's adapter (``prepare``, then ``deliver``).
+        ``message_id``: the occurrence's (``message_id_for``), when the caller has it
+        already."""
+        prepared = self.prepare(occ, state, rules, now, message_id)
+        if isinstance(prepared, Outcome):
+            return prepared
+        return self.deliver(occ, state, rules, now, prepared)
+
+    def prepare(
+        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime,
+        message_id: str | None = None,
+    ) -> OutboundMessage | Outcome:
+        """The message for an occurrence the gate allowed, rendered; or, when its template
+        fails (a mistake, or a bound of the sandbox passed), the outcome ``failed`` with
+        reason ``render_error``, which concerns this send only. The daemon calls it
+        before it records the send ``sending``: a template that fails never leaves a
+        send in doubt."""
         account = state.account
         if message_id is None:
             message_id = message_id_for(account.account_id, occ.step_id, occ.key)
-        to = recipient(account, occ.channel)
         unsub = (
             unsubscribe_link(self.public_url, self.secret, message_id, now + LINK_LIFETIME)
             if occ.channel == "email"
@@ -242,36 +258,50 @@ class Engine:
         )
         try:
             rendered = self.render(occ, state, rules, now, message_id, unsub)
-        except OutreachError:
-            record = self._record(
-                occ, state, rules, now, DecisionKind.failed, Reason.template_error
-            )
-            return Outcome(record)
+        except OutreachError as exc:
+            # Where, not what: the message may quote the debtor's data.
+            where = f"{getattr(exc, 'path', '?')}:{getattr(exc, 'line', None) or 1}"
+            log.warning("template failed to render", extra={
+                "account_id": account.account_id, "message_id": message_id,
+                "reason": str(Reason.render_error), "error": where})
+            return Outcome(self._record(occ, state, rules, now, DecisionKind.failed,
+                                        Reason.render_error))
         except Exception as exc:  # the account's values, not the template (``baddata``)
             if not is_bad_data(exc):
                 raise
             note(account.account_id, exc, "render")
             return Outcome(self._record(occ, state, rules, now, DecisionKind.failed,
                                         Reason.bad_data))
-        adapter = self.adapters.get(occ.channel)
+        return self._message(occ, account, message_id, rendered, unsub)
+
+    def _message(self, occ: Occurrence, account: Account, message_id: str,
+                 rendered: Rendered, unsub: str | None) -> OutboundMessage:
         channel_cfg = self.config.channels.get(occ.channel)
-        sender = str(channel_cfg.options.get("from", "")) if channel_cfg else ""
-        message = OutboundMessage(
+        return OutboundMessage(
             message_id=message_id,
             channel=occ.channel,
             account_id=account.account_id,
             debtor_id=account.debtor_id,
-            to=to or "",
-            from_=sender,
+            to=recipient(account, occ.channel) or "",
+            from_=str(channel_cfg.options.get("from", "")) if channel_cfg else "",
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html,
+            templates_dir=self.renderer.templates_dir,
             locale=account.locale or "en-US",
             # The template's link, for the adapter's List-Unsubscribe header.
             metadata={"unsubscribe_link": unsub} if unsub else {},
         )
+
+    def deliver(
+        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime,
+        message: OutboundMessage,
+    ) -> Outcome:
+        """Hand a prepared message to its channel's adapter: the outcome, sent or not."""
+        account = state.account
         send = SendRecord(now, occ.channel, account.account_id, account.debtor_id)
-        extra = {"message_id": message_id, "to": to}
+        extra = {"message_id": message.message_id, "to": recipient(account, occ.channel)}
+        adapter = self.adapters.get(occ.channel)
         if adapter is None:
             record = self._record(
                 occ, state, rules, now, DecisionKind.failed, Reason.provider_error, **extra
@@ -290,17 +320,8 @@ class Engine:
             )
             return Outcome(record, retryable=isinstance(exc, TransientChannelError),
                            opt_out=bool(getattr(exc, "opt_out", False)))
-        record = self._record(
-            occ,
-            state,
-            rules,
-            now,
-            DecisionKind.sent,
-            None,
-            subject=rendered.subject,
-            text=rendered.text,
-            **extra,
-        )
+        record = self._record(occ, state, rules, now, DecisionKind.sent, None,
+                              subject=message.subject, text=message.text, **extra)
         return Outcome(record, send=send, provider_id=getattr(result, "provider_id", None))
 
 

@@ -18,9 +18,10 @@ VOID = frozenset(
 _JINJA = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)
 
 
-def neutralise_jinja(source: str) -> str:
-    """The source with every ``{{ }}``, ``{% %}`` and ``{# #}`` blanked, lines kept."""
-    return _JINJA.sub(lambda m: "\n" * m.group(0).count("\n"), source)
+def neutralise_jinja(source: str, mark: str = "") -> str:
+    """The source with every ``{{ }}``, ``{% %}`` and ``{# #}`` blanked (or replaced by
+    ``mark``, to tell where template code was), lines kept."""
+    return _JINJA.sub(lambda m: mark + "\n" * m.group(0).count("\n"), source)
 
 
 class _Checker(HTMLParser):

@@ -12,7 +12,10 @@ collector, and with every optional field empty. The rendered text is then checke
   person is identified (its first paragraph);
 - SMS length in segments: a warning over 2, an error over 4;
 - letters: debtor name, amount, reference, deadline, contact and complaint channel,
-  bank account or payment link;
+  bank account or payment link; and every URL the printer would fetch (an image, a
+  font, a stylesheet, an attachment) a file under the template directory or a ``data:``
+  URL, as the printer allows (``orchestrator.assets``): never another file, nor the
+  network;
 - HTML (emails and letters) must be well formed.
 
 Problems name the file and line: the line of the source where a phrase or a broken tag
@@ -21,6 +24,7 @@ is written when it can be found, else the first line after the front matter.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +35,7 @@ from babel.numbers import format_currency
 from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
+from orchestrator.assets import missing, refusal, resource_urls
 from orchestrator.config import Config, ContentRule
 from orchestrator.errors import Problem
 from orchestrator.htmlcheck import html_links, html_problems, neutralise_jinja
@@ -52,8 +57,9 @@ SMS_WARN_SEGMENTS = 2
 SMS_MAX_SEGMENTS = 4
 DEFAULT_LINT_LOCALE = "en-US"
 SENDER_CHANNELS = ("sms", "email", "voice")  # must name the creditor
+_CODE = "\x00"  # where template code was, in a source scanned for URLs
 _JINJA_NAMES = {"self", "super", "loop", "varargs", "kwargs", "caller", "range", "dict",
-                "lipsum", "cycler", "joiner", "namespace"}
+                "cycler", "joiner", "namespace"}
 
 
 @dataclass(frozen=True)
@@ -236,6 +242,7 @@ class _Linter:
             self.check_sms(tf, variant, text)
         if tf.channel == "letter":
             self.check_letter(tf, ctx, checked_with_links)
+            self.check_urls(tf, body)
 
     def check_content(self, tf: TemplateFile, variant: Variant, text: str) -> None:
         folded = text.casefold()
@@ -328,6 +335,41 @@ class _Linter:
         for what, values in required:
             if not any(v and str(v) in text for v in values):
                 self.add(tf.path, self.body_line(tf.path), f"letter is missing {what}")
+
+    def check_urls(self, tf: TemplateFile, html: str) -> None:
+        """What the printer would fetch for a letter, reported where it is written; a URL
+        made by template code (``src="{{ ... }}"``) is judged as rendered with the sample
+        data, and reported at the line whose pattern it matches."""
+        written: set[str] = set()
+        made: list[tuple[Path, int, re.Pattern[str]]] = []
+        for source in self.sources(tf.path):
+            text = neutralise_jinja(source.read_text(encoding="utf-8"), _CODE)
+            for line, url in resource_urls(text):
+                if _CODE in url:
+                    parts = (re.escape(p) for p in url.split(_CODE))
+                    made.append((source, line, re.compile(".*".join(parts), re.S)))
+                else:
+                    written.add(url)
+                    self.check_url(tf, source, line, url)
+        for _, url in resource_urls(html):
+            if url not in written:
+                source, line = next(((s, n) for s, n, p in made if p.fullmatch(url)),
+                                    (tf.path, self.body_line(tf.path)))
+                self.check_url(tf, source, line, url, " (as rendered with the sample data)")
+
+    def check_url(self, tf: TemplateFile, path: Path, line: int, url: str, made: str = ""
+                  ) -> None:
+        root = self.dir.resolve()
+        base = root / tf.channel
+        why = refusal(url, base, root)
+        if why is not None:
+            self.add(path, line, f"the printer would not load {url!r}{made}: {why}; a "
+                     "letter may load only files under the template directory (by a "
+                     "relative path) and data: URLs")
+            return
+        absent = missing(url, base)
+        if absent is not None:
+            self.add(path, line, f"{url!r}{made}: no such file {absent}", "warning")
 
     def check_html(self, tf: TemplateFile, html: str) -> None:
         if not html_problems(html):

@@ -229,10 +229,12 @@ def _font_config() -> Any:
     return config
 
 
-def render_pdf(html: str, *, base_dir: Path) -> Any:
-    """Lay ``html`` out with WeasyPrint: a document to ``write_pdf``. Chinese text needs
-    a CJK font: without one the PDF would show empty boxes, so that is an error, never a
-    silent PDF."""
+def render_pdf(html: str, *, templates_dir: Path | None, channel: str = "letter") -> Any:
+    """Lay ``html`` out with WeasyPrint: a document to ``write_pdf``. It may load files
+    under ``templates_dir`` only (its relative URLs start from ``<templates_dir>/<channel>/``)
+    and ``data:`` URLs: never another file, nor the network (``orchestrator.assets``).
+    Chinese text needs a CJK font: without one the PDF would show empty boxes, so that is
+    an error, never a silent PDF."""
     if _CJK.search(html) and not cjk_font_available():
         raise OutreachError(
             "no font with Chinese characters is installed, so the PDF would show empty "
@@ -246,18 +248,25 @@ def render_pdf(html: str, *, base_dir: Path) -> Any:
             f"cannot print PDFs: WeasyPrint is unavailable ({exc}); "
             "pip install weasyprint, and on Debian apt-get install libpango-1.0-0"
         ) from exc
-    return HTML(string=html, base_url=str(base_dir)).render(font_config=_font_config())
+    from orchestrator.assets import url_fetcher
+
+    root = templates_dir.resolve() if templates_dir is not None else None
+    base = (root / channel).as_uri() + "/" if root is not None else None
+    return HTML(string=html, base_url=base, url_fetcher=url_fetcher(root)).render(
+        font_config=_font_config())
 
 
-def write_pdf(html: str, path: Path, *, base_dir: Path) -> Path:
+def write_pdf(html: str, path: Path, *, templates_dir: Path | None,
+              channel: str = "letter") -> Path:
     """Print ``html`` to ``path`` (``render_pdf``)."""
-    print_pdf(html, path, base_dir=base_dir)
+    print_pdf(html, path, templates_dir=templates_dir, channel=channel)
     return path
 
 
-def print_pdf(html: str, path: Path, *, base_dir: Path) -> int:
+def print_pdf(html: str, path: Path, *, templates_dir: Path | None,
+              channel: str = "letter") -> int:
     """``write_pdf``, returning the number of pages printed."""
-    document = render_pdf(html, base_dir=base_dir)
+    document = render_pdf(html, templates_dir=templates_dir, channel=channel)
     path.parent.mkdir(parents=True, exist_ok=True)
     document.write_pdf(str(path))
     return len(document.pages)
@@ -281,5 +290,6 @@ def write_preview(
     html_path.write_text(page, encoding="utf-8")
     pdf_path = None
     if channel == "letter":
-        pdf_path = write_pdf(page, out_dir / f"{stem}.pdf", base_dir=templates_dir / channel)
+        pdf_path = write_pdf(page, out_dir / f"{stem}.pdf", templates_dir=templates_dir,
+                             channel=channel)
     return PreviewFiles(html_path, pdf_path)

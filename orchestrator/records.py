@@ -43,7 +43,7 @@ class Reason(StrEnum):
     not_applicable = "not_applicable"
     provider_error = "provider_error"
     interrupted = "interrupted"  # the worker stopped mid-send: it may or may not have gone
-    template_error = "template_error"
+    render_error = "render_error"  # the template failed for this send (CONTRACT §11)
     never_permitted = "never_permitted"
     bad_data = "bad_data"  # the account's data cannot be replayed, planned or rendered
 

@@ -3,9 +3,11 @@
 ``templates/<channel>/<name>.<locale>.<ext>.j2`` is looked up for the locale
 (``zh-CN``), then its language (``zh``), then ``<name>.<ext>.j2``. A template may open
 with YAML front matter between ``---`` lines (``subject``, ``description``,
-``variables``); the subject is itself a template. Templates run in Jinja's sandbox
-with ``StrictUndefined``: a misspelt variable is an error naming the file and line,
-never an empty gap in a message to a debtor. HTML templates are autoescaped.
+``variables``); the subject is itself a template. Templates run in a bounded sandbox
+(``orchestrator.sandbox``: no files or network, and limits on text, numbers, loops and
+time, so a template cannot stall the daemon) with ``StrictUndefined``: a misspelt
+variable, like a bound passed, is an error naming the file and line, never an empty gap
+in a message to a debtor. HTML templates are autoescaped.
 
 Rendering is pure: the caller passes the context (``build_context``) and the locale;
 the ``money`` and ``date`` filters format with Babel in that locale.
@@ -14,6 +16,7 @@ the ``money`` and ``date`` filters format with Babel in that locale.
 from __future__ import annotations
 
 import re
+import stat
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +34,6 @@ from babel.numbers import format_currency
 from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, pass_context
 from jinja2.exceptions import TemplateSyntaxError, UndefinedError
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -39,6 +41,8 @@ from orchestrator.config import Config, Creditor
 from orchestrator.domain import Account
 from orchestrator.errors import OutreachError, Problem
 from orchestrator.links import creditor_pay_url
+from orchestrator.sandbox import MAX_DIGITS, MAX_SOURCE, BoundedSandbox, TemplateLimitError
+from orchestrator.sandbox import render as bounded_render
 from orchestrator.yamlsafe import check_aliases
 
 DEFAULT_LOCALE = "en-US"
@@ -50,6 +54,9 @@ EXTENSIONS: Mapping[str, tuple[str, ...]] = {
 }
 _FALLBACK_EXTENSIONS = ("txt", "html")
 _LOCALE_KEY = "__outreach_locale__"  # the render's locale, read by the filters
+# Longer arguments of the money and date filters are formatted without being remembered:
+# a template could otherwise fill the caches with a long text each time.
+_CACHED_KEY = 64
 _FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 
 
@@ -133,7 +140,9 @@ def money_filter(ctx: Context, amount: Any, currency: str | None = None) -> str:
     """``{{ account.balance | money(account.currency) }}`` → ``$1,234.50`` / ``¥1,234.50``."""
     if currency is None:
         currency = ctx.get("account").currency if ctx.get("account") is not None else "USD"
-    return _money(str(amount), str(currency), _filter_locale(ctx))
+    amount, currency = str(amount), str(currency)
+    money = _money if len(amount) + len(currency) <= _CACHED_KEY else _money.__wrapped__
+    return money(amount, currency, _filter_locale(ctx))
 
 
 @lru_cache(maxsize=8192)
@@ -146,7 +155,9 @@ def _money(amount: str, currency: str, locale: Locale) -> str:
 @pass_context
 def date_filter(ctx: Context, value: Any, format: str = "medium") -> str:
     """``{{ deadline | date("long") }}`` → ``March 20, 2026`` / ``2026年3月20日``."""
-    return _date(_as_date(value), str(format), _filter_locale(ctx))
+    format = str(format)
+    formatted = _date if len(format) <= _CACHED_KEY else _date.__wrapped__
+    return formatted(_as_date(value), format, _filter_locale(ctx))
 
 
 @lru_cache(maxsize=8192)
@@ -209,11 +220,7 @@ class _Loader(BaseLoader):
             path = self.root / path
         if not path.resolve().is_relative_to(self.root):
             raise TemplateNotFound(template)
-        try:
-            source = path.read_text(encoding="utf-8")
-            mtime = path.stat().st_mtime
-        except OSError as exc:
-            raise TemplateNotFound(template) from exc
+        source, mtime = _read_source(path, template)
         _, body, lines = split_front_matter(source, template)
         if lines:
             body = "{#" + "\n" * (lines - 1) + "-#}\n" + body
@@ -227,28 +234,38 @@ class _Loader(BaseLoader):
         return body, str(path), uptodate
 
 
+_LONG_NUMBER = re.compile(rf"\d{{{MAX_DIGITS + 1},}}")
+
+
+def _read_source(path: Path, template: str) -> tuple[str, float]:
+    """A template file's text and time, if it can be a template: a regular file (a FIFO
+    would block the read for ever), of at most ``MAX_SOURCE`` bytes, with no number longer
+    than the sandbox computes (Python refuses to read one of 4,300 digits, which Jinja
+    would report without a line)."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise TemplateNotFound(template)
+        if info.st_size > MAX_SOURCE:
+            raise TemplateError(f"the file is larger than {MAX_SOURCE // 1024} KB",
+                                path=str(path))
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateNotFound(template) from exc
+    number = _LONG_NUMBER.search(source)
+    if number is not None:
+        raise TemplateError(
+            f"a number of {len(number.group()):,} digits is too large; the most is "
+            f"{MAX_DIGITS:,}", path=str(path), line=source.count("\n", 0, number.start()) + 1)
+    return source, info.st_mtime
+
+
 def _autoescape(name: str | None) -> bool:
     return name is not None and name.endswith((".html.j2", ".html", ".htm"))
 
 
-class _Sandbox(SandboxedEnvironment):
-    """The sandbox, with its per-access safety check remembered by (type, attribute): the
-    answer depends on nothing else, and templates read the same few attributes all day."""
-
-    def __init__(self, **options: Any):
-        super().__init__(**options)
-        self._safe: dict[tuple[type, str], bool] = {}
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        key = (type(obj), attr)
-        safe = self._safe.get(key)
-        if safe is None:
-            safe = self._safe[key] = super().is_safe_attribute(obj, attr, value)
-        return safe
-
-
-def make_environment(root: Path, *, live: bool = True) -> SandboxedEnvironment:
-    env = _Sandbox(
+def make_environment(root: Path, *, live: bool = True) -> BoundedSandbox:
+    env = BoundedSandbox(
         loader=_Loader(root),
         undefined=StrictUndefined,
         autoescape=_autoescape,
@@ -267,6 +284,17 @@ def make_environment(root: Path, *, live: bool = True) -> SandboxedEnvironment:
 def _clean_text(text: str) -> str:
     lines = [line.rstrip() for line in text.strip().splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def _describe(exc: BaseException) -> str:
+    """A render error in words: the sandbox's own say what bound was passed."""
+    if isinstance(exc, UndefinedError):
+        return f"undefined variable: {exc.message}"
+    if isinstance(exc, TemplateLimitError):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "the template includes or calls itself without end"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _error_location(exc: BaseException) -> tuple[str | None, int | None]:
@@ -502,7 +530,7 @@ class TemplateRenderer:
                 # changes the environment's globals once it is made, so a plain copy
                 # reads the same.
                 template.globals = dict(template.globals)
-            return template.render(context), front
+            return bounded_render(template, context), front
         except TemplateError:
             raise
         except TemplateSyntaxError as exc:
@@ -511,12 +539,8 @@ class TemplateRenderer:
                 f"syntax error: {exc.message}", path=where, line=exc.lineno
             ) from exc
         except Exception as exc:  # undefined, a filter failed, or the sandbox refused
-            what = (
-                f"undefined variable: {exc.message}"
-                if isinstance(exc, UndefinedError)
-                else f"{type(exc).__name__}: {exc}"
-            )
             filename, line = _error_location(exc)
+            what = _describe(exc)
             raise TemplateError(what, path=self._shown(filename, shown), line=line) from exc
 
     def _shown(self, filename: str | None, default: str) -> str:
@@ -541,14 +565,14 @@ class TemplateRenderer:
                 template = self.env.from_string(front.subject)
                 template.globals = dict(template.globals)  # as in ``_render_file``
                 self._subjects[key] = template
-            subject = template.render(context)
+            subject = bounded_render(template, context)
         except UndefinedError as exc:
             raise TemplateError(
                 f"front matter subject: undefined variable: {exc.message}", path=str(path), line=2
             ) from exc
         except Exception as exc:
             raise TemplateError(
-                f"front matter subject: {type(exc).__name__}: {exc}", path=str(path), line=2
+                f"front matter subject: {_describe(exc)}", path=str(path), line=2
             ) from exc
         return " ".join(subject.split())
 

@@ -7,8 +7,10 @@ twice.
 Planning inserts occurrences under the unique key (account, step, occurrence key) with
 "insert, ignore conflicts", so planning twice, or by two workers, plans once. Dispatch
 takes due occurrences, asks the gate (``Engine.judge``, the gate ``simulate`` uses),
-records ``sending`` and commits *before* calling the adapter, then records the outcome:
-a crash between the two leaves ``sending`` behind, which is never re-sent blindly.
+renders what may go (``Engine.prepare``: a template that fails is that send's own
+``render_error``), records ``sending`` and commits *before* calling the adapter, then
+records the outcome: a crash between the two leaves ``sending`` behind, which is never
+re-sent blindly.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_exponential_jitter
 
-from channels.base import ChannelAdapter
+from channels.base import ChannelAdapter, OutboundMessage
 from orchestrator import facts
 from orchestrator.baddata import is_bad_data, note, planning_failed
 from orchestrator.config import Config, RetryPolicy, Step, Trigger
@@ -523,14 +525,15 @@ class Runner:
 
     def _send_batch(self, conn: Connection, batch: Sequence[Row[Any]], now: datetime
                     ) -> _Handed:
-        """Claim a batch, judge each again and record ``sending`` in one transaction under
-        the debtors' locks (so N workers never exceed a cap), with what does not go out;
-        then hand each to its adapter. ``_settle`` records how that went. A crash between
-        leaves the batch ``sending``, which recovery turns into ``ambiguous``: never sent
-        twice."""
+        """Claim a batch, judge each again and render what may go, and record ``sending``
+        in one transaction under the debtors' locks (so N workers never exceed a cap),
+        with what does not go out; then hand each to its adapter. ``_settle`` records how
+        that went. A crash between leaves the batch ``sending``, which recovery turns
+        into ``ambiguous``: never sent twice. Rendering comes before ``sending``: a
+        template that fails (or runs past the sandbox's bounds) fails its own sends,
+        ``render_error``, never left in doubt, and the rest of the batch goes out."""
         if not batch:
             return _Handed([], [], [], {}, {})
-        outcomes: list[Outcome] = []
         with conn.begin():
             debtors = {o.debtor_id for o in batch}
             if self.postgres:  # SQLite: the claim takes the single write lock first
@@ -543,72 +546,97 @@ class Runner:
                 note(account_id, bad[account_id], "dispatch")
             histories = self._histories(conn, {r.debtor_id for r in rows}, now)
             by_account = {r.account_id: r for r in rows}
-            ready, refused = self._judge_batch(  # rows of another worker's claim left out
-                [o for o in batch if o.id in claimed], replayed, histories, now)
-            if refused:
-                self.settler.decisions(conn, [(i, v.record) for i, v in refused])
-                self.settler.occurrences(conn, [_moved(i, v) for i, v in refused], now,
-                                         attempted=False)
-                outcomes.extend(v for _, v in refused)
-            if ready:
-                written = self.settler.sending(conn, [Sending(
-                    m, o.account_id, rep.state.account.debtor_id, o.channel, o.id,
-                    by_account[o.account_id].email_index if o.channel == "email"
-                    else by_account[o.account_id].phone_index,
-                ) for o, _, rep, m in ready], now)
-                if written != len(ready):  # a send row not failed: never send it again
-                    raise RuntimeError("a claimed occurrence already has a send in progress "
-                                       "or done; nothing of this batch was sent")
-        done: list[tuple[Row[Any], Outcome, str]] = []
-        unsent: list[tuple[Row[Any], str]] = []
-        started = time.monotonic()  # real time, not the engine's clock: the exposure is real
-        for occ_row, occ, rep, message_id in ready:
-            if self.stop.is_set():  # stopping: give back what was not handed over yet
-                unsent.append((occ_row, message_id))
-                continue
-            pacer = self.pacers.get(occ.channel)
-            if pacer is not None:
-                pacer.wait()
-            outcome = self.engine.send(occ, rep.state, rep.rules, now, message_id)
-            if outcome.retryable:
-                outcome = self._retry_or_fail(occ_row, outcome, now)
-            done.append((occ_row, outcome, message_id))
-        if done:
-            self.pace = (time.monotonic() - started) / len(done)
-        return _Handed(outcomes, done, unsent, by_account, self.engine.marks())
+            ready, refused = self._prepare(
+                [o for o in batch if o.id in claimed],  # the others: another worker's
+                replayed, histories, now)
+            self._record_refused(conn, refused, now)
+            self._record_sending(conn, ready, by_account, now)
+        done, unsent = self._hand_over(ready, now)
+        return _Handed([v for _, v in refused], done, unsent, by_account,
+                       self.engine.marks())
 
-    def _judge_batch(self, batch: Sequence[Row[Any]], replayed: dict[str, Replayed],
-                     histories: dict[str, SendHistory], now: datetime,
-                     ) -> tuple[list[tuple[Row[Any], Planned, Replayed, str]],
-                                list[tuple[int, Outcome]]]:
-        """Judge each claimed occurrence under its debtor's lock: those that may go now
-        (with their message ids), and the verdicts of those that may not. An occurrence
-        of an account whose facts could not be replayed, or that cannot be judged, fails
-        alone (``bad_data``): the rest of the batch goes on."""
-        ready: list[tuple[Row[Any], Planned, Replayed, str]] = []
+    def _prepare(self, batch: Sequence[Row[Any]], replayed: Mapping[str, Replayed],
+                 histories: Mapping[str, SendHistory], now: datetime
+                 ) -> tuple[list[_Ready], list[tuple[int, Outcome]]]:
+        """Each claimed occurrence judged under the lock and, if it may go, rendered:
+        (ready to send, refused with their outcome). A send that will go counts toward
+        the limits of the ones after it in the batch; one refused or failed does not. An
+        occurrence of an account whose facts could not be replayed, or that cannot be
+        judged, fails alone (``bad_data``): the rest of the batch goes on."""
+        ready: list[_Ready] = []
         refused: list[tuple[int, Outcome]] = []
         for occ_row in batch:
             rep = replayed.get(occ_row.account_id)
             if rep is None:  # its replay failed (logged once for the batch)
                 refused.append((occ_row.id, self._bad_data(occ_row, now)))
                 continue
-            account = rep.state.account
-            history = histories[account.debtor_id]
+            history = histories[rep.state.account.debtor_id]
             try:
-                occ, verdict = self._judge(occ_row, rep, history, now)
+                occ, outcome = self._judge(occ_row, rep, history, now)
             except Exception as exc:
                 if not is_bad_data(exc):
                     raise
                 note(occ_row.account_id, exc, "judge")
                 refused.append((occ_row.id, self._bad_data(occ_row, now)))
                 continue
-            if verdict is not None:  # a STOP, a payment or another worker's send since
-                refused.append((occ_row.id, verdict))
-                continue
-            assert occ is not None
-            history.add(SendRecord(now, occ.channel, account.account_id, account.debtor_id))
-            ready.append((occ_row, occ, rep, message_id_for(occ.account_id, occ.step_id, occ.key)))
+            if outcome is None:  # allowed: render it now, before it is recorded sending
+                assert occ is not None
+                message_id = message_id_for(occ.account_id, occ.step_id, occ.key)
+                prepared = self.engine.prepare(occ, rep.state, rep.rules, now, message_id)
+                if isinstance(prepared, OutboundMessage):
+                    account = rep.state.account
+                    history.add(SendRecord(now, occ.channel, account.account_id,
+                                           account.debtor_id))
+                    ready.append(_Ready(occ_row, occ, rep, prepared))
+                    continue
+                outcome = prepared  # its template failed
+            # A STOP, a payment or another worker's send since, or a template that failed.
+            refused.append((occ_row.id, outcome))
         return ready, refused
+
+    def _record_refused(self, conn: Connection, refused: Sequence[tuple[int, Outcome]],
+                        now: datetime) -> None:
+        """What does not go out, recorded with the claim: decided, no adapter called."""
+        if refused:
+            self.settler.decisions(conn, [(i, v.record) for i, v in refused])
+            self.settler.occurrences(conn, [_moved(i, v) for i, v in refused], now,
+                                     attempted=False)
+
+    def _record_sending(self, conn: Connection, ready: Sequence[_Ready],
+                        by_account: Mapping[str, Row[Any]], now: datetime) -> None:
+        """A send row ``sending`` for each message about to be handed over."""
+        if not ready:
+            return
+        written = self.settler.sending(conn, [Sending(
+            r.message.message_id, r.occ.account_id, r.rep.state.account.debtor_id,
+            r.occ.channel, r.row.id,
+            by_account[r.occ.account_id].email_index if r.occ.channel == "email"
+            else by_account[r.occ.account_id].phone_index,
+        ) for r in ready], now)
+        if written != len(ready):  # a send row not failed: never send it again
+            raise RuntimeError("a claimed occurrence already has a send in progress "
+                               "or done; nothing of this batch was sent")
+
+    def _hand_over(self, ready: Sequence[_Ready], now: datetime
+                   ) -> tuple[list[tuple[Row[Any], Outcome, str]], list[tuple[Row[Any], str]]]:
+        """Each rendered message to its adapter, paced: (done, given back on stopping)."""
+        done: list[tuple[Row[Any], Outcome, str]] = []
+        unsent: list[tuple[Row[Any], str]] = []
+        started = time.monotonic()  # real time, not the engine's clock: the exposure is real
+        for r in ready:
+            if self.stop.is_set():  # stopping: give back what was not handed over yet
+                unsent.append((r.row, r.message.message_id))
+                continue
+            pacer = self.pacers.get(r.occ.channel)
+            if pacer is not None:
+                pacer.wait()
+            outcome = self.engine.deliver(r.occ, r.rep.state, r.rep.rules, now, r.message)
+            if outcome.retryable:
+                outcome = self._retry_or_fail(r.row, outcome, now)
+            done.append((r.row, outcome, r.message.message_id))
+        if done:
+            self.pace = (time.monotonic() - started) / len(done)
+        return done, unsent
 
     def _judge(self, occ_row: Row[Any], rep: Replayed, history: SendHistory, now: datetime
                ) -> tuple[Planned | None, Outcome | None]:
@@ -671,6 +699,16 @@ class Runner:
         until = now + retry_wait(cfg.retry, attempt)
         record = replace(outcome.record, decision=DecisionKind.deferred, until=until)
         return Outcome(record, defer_until=until)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A claimed occurrence, judged and rendered, about to be handed to its adapter."""
+
+    row: Row[Any]
+    occ: Planned
+    rep: Replayed
+    message: OutboundMessage
 
 
 @dataclass

@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from twilio.twiml.voice_response import VoiceResponse
 
-from channels.base import DeliveryStatus
+from channels.base import DeliveryStatus, OutboundMessage
 from channels.twilio_voice import TwilioVoiceSettings, Voice, is_machine
 from orchestrator import facts
 from orchestrator.config import Config, Kind
@@ -271,6 +271,12 @@ class VoiceCalls:
                     decision=decision, reason=reason)
                 self._settle(conn, occ_id, record, now)
                 return "opted_out" if reason == Reason.opted_out else "not_sent"
+            # Rendered before it is recorded sending: a template that fails is a failed
+            # text (render_error), never one left in doubt.
+            message = self.engine.prepare(occ, rep.state, rep.rules, now, sms_id)
+            if not isinstance(message, OutboundMessage):
+                self._settle(conn, occ_id, message.record, now)
+                return "failed"
             conn.execute(occurrence_t.update().where(occurrence_t.c.id == occ_id).values(
                 state="sending", attempts=1, updated_at=now))
             conn.execute(send_t.insert().values(
@@ -279,7 +285,8 @@ class VoiceCalls:
                 to_index=call.account.phone_index))
         # Committed as sending: a crash from here on leaves it for recovery (ambiguous),
         # never for a second text.
-        outcome = self.engine.synced([self.engine.send(occ, rep.state, rep.rules, now)])[0]
+        outcome = self.engine.synced(
+            [self.engine.deliver(occ, rep.state, rep.rules, now, message)])[0]
         with self.tx() as conn:
             self._settle(conn, occ_id, outcome.record, now)
             conn.execute(send_t.update().where(send_t.c.message_id == sms_id).values(

@@ -4,8 +4,13 @@ directory, a CSV of accounts, a migrated database with them imported."""
 from __future__ import annotations
 
 import os
+import shutil
+import socketserver
+import struct
+import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,3 +136,51 @@ def wait_healthy(base_url: str, seconds: float = 15.0) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{base_url} did not answer /healthz within {seconds:.0f} s")
+
+
+# --- letters that try to reach outside ------------------------------------------------------
+
+LAYOUT = "letter/_letter.en-US.html.j2"  # the en-US letters' shared layout
+
+
+def letter_library(templates: Path, *, head: str = "", body: str = "") -> Path:
+    """A copy of the shipped templates in ``templates``, whose en-US letter layout has
+    ``head`` after its ``<meta charset>`` line and ``body`` after its letterhead's first
+    line (each a line of its own); returns the layout's path."""
+    shutil.copytree(ROOT / "templates", templates)
+    layout = templates / LAYOUT
+    text = layout.read_text(encoding="utf-8")
+    text = text.replace('<meta charset="utf-8">\n', f'<meta charset="utf-8">\n{head}\n', 1)
+    text = text.replace('<div class="letterhead">\n', f'<div class="letterhead">\n{body}\n', 1)
+    layout.write_text(text, encoding="utf-8")
+    return layout
+
+
+def tiny_png() -> bytes:
+    """A valid 2x2 red PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@contextmanager
+def listener() -> Iterator[tuple[int, list[str]]]:
+    """A TCP port on 127.0.0.1 that records every connection made to it: (port, what
+    each connection sent first)."""
+    hits: list[str] = []
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            hits.append(self.request.recv(200).decode("latin-1"))
+
+    server = socketserver.TCPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], hits
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from orchestrator.configload import load_config
 from orchestrator.crypto import DataCipher
 from orchestrator.engine import message_id_for
 from orchestrator.errors import AmbiguousSendError, PermanentChannelError, TransientChannelError
-from orchestrator.models import Decision, Occurrence, table_of
+from orchestrator.models import Decision, Occurrence, Send, table_of
 from orchestrator.rendering import TemplateRenderer
 from orchestrator.runner import Runner
 
@@ -285,3 +286,59 @@ def test_send_batch_comes_from_the_environment(db_url: str, tmp_path: Path) -> N
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["decisions"] == {"sent": 12}
     assert len(journal(outbox)) == 12
+
+
+# --- a template that cannot render ---------------------------------------------------------
+
+TWO_STEPS = """
+stages:
+  - id: M1
+    dpd: [1, 400]
+    steps:
+      - {id: good, channel: sms, template: reminder, every: 1d, at: "10:00", expires: 3d}
+      - {id: bad, channel: sms, template: hostile, every: 1d, at: "10:00", expires: 3d}
+"""
+
+
+def test_a_hostile_template_fails_its_own_sends_and_the_others_go_out(
+    db_url: str, tmp_path: Path
+) -> None:
+    """One step's template would loop ten billion times. Its sends are rendered before
+    the batch is recorded ``sending``, so each fails on its own (``render_error``): none
+    is ever ``sending`` or ``ambiguous``, none reaches the outbox, and the other step's
+    sends of the same batches go out. (Before, the daemon recorded the batch ``sending``
+    and then hung rendering it.)"""
+    env, outbox = setup_db(db_url, tmp_path, 6, cadences=TWO_STEPS)
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "sms" / "hostile.txt.j2").write_text(
+        "{{ creditor.name }}: {% for a in range(100000) %}{% for b in range(100000) %}x"
+        "{% endfor %}{% endfor %} Reply STOP to opt out.", encoding="utf-8")
+    env["OUTREACH_TEMPLATES"] = str(templates)
+    result = subprocess.run(outreach("run", "--once", "--now", T.isoformat()), env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["decisions"] == {"failed": 6, "sent": 6}
+    engine = db.make_engine(db_url)
+    occ, dec, send = table_of(Occurrence), table_of(Decision), table_of(Send)
+    with engine.connect() as conn:
+        by_step = dict(conn.execute(sa.select(occ.c.step_id, sa.func.array_agg(occ.c.state)
+                                              if IS_PG else sa.func.group_concat(occ.c.state))
+                                    .group_by(occ.c.step_id)).all())
+        bad = conn.execute(sa.select(dec.c.decision, dec.c.reason, dec.c.message_id)
+                           .where(dec.c.step == "bad")).all()
+        good_ids = set(conn.execute(sa.select(dec.c.message_id).where(
+            dec.c.step == "good", dec.c.decision == "sent")).scalars())
+        sends = conn.execute(sa.select(send.c.message_id, send.c.status)).all()
+    engine.dispose()
+    assert _states(by_step["bad"]) == {"failed"} and _states(by_step["good"]) == {"sent"}
+    assert [tuple(r) for r in bad] == [("failed", "render_error", None)] * 6
+    assert len(good_ids) == 6
+    assert {m for m, _ in sends} == good_ids  # never a send row: never recorded sending
+    assert {s for _, s in sends} == {"sent"}
+    assert {entry["message_id"] for entry in journal(outbox)} == good_ids
+
+
+def _states(value: object) -> set[str]:
+    """An aggregate of states: a PostgreSQL array, or SQLite's comma-joined text."""
+    return set(value) if isinstance(value, list) else set(str(value).split(","))

@@ -305,3 +305,20 @@ def test_expired_when_deferred_beyond_expiry(templates: Path) -> None:
     for first in days:
         assert len([d for d in days if first <= d < first + timedelta(days=7)]) <= 2
     assert any(r.decision == "skipped" and r.reason == "expired" for r in records)
+
+
+def test_a_template_that_fails_fails_only_its_own_sends(templates: Path) -> None:
+    """``simulate`` records a template that cannot render (here it would compute a
+    number of nine million digits) as ``failed`` / ``render_error`` (CONTRACT §11), send
+    by send, while the other step of the same account goes out."""
+    (templates / "sms" / "hostile.txt.j2").write_text("{{ 9 ** 9999999 }}", encoding="utf-8")
+    stages = [{"id": "M1", "dpd": [1, 60], "steps": [
+        {"id": "good", "channel": "sms", "template": "reminder", "every": "1d", "at": "10:00"},
+        {"id": "bad", "channel": "sms", "template": "hostile", "every": "1d", "at": "10:00"}]}]
+    records = simulate(make_config(stages=stages, policy={"hours": HOURS}), [account()],
+                       start="2026-03-02T00:00:00Z", days=3, templates=templates)
+    bad = [r for r in records if r.step == "bad"]
+    assert len(bad) == 3
+    assert {(str(r.decision), r.reason, r.message_id) for r in bad} == {
+        ("failed", "render_error", None)}
+    assert len(sent(records, "good")) == 3

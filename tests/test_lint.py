@@ -5,9 +5,13 @@ template lint rejects."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from support import letter_library, tiny_png  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
@@ -321,3 +325,116 @@ def test_config_check_fails_when_a_step_names_a_template_lint_rejects(tmp_path: 
                                       "--templates", str(templates)])
     assert result.exit_code == 2
     assert f"{cfg / 'cadences.yaml'}:{line}:" in result.stdout
+
+
+# --- templates that would stall the daemon ------------------------------------------------
+
+
+def _outreach(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """The real command in a process of its own, and how long it took: what its user
+    sees, a traceback included if there is one."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "orchestrator", *args],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return result, time.monotonic() - started
+
+
+def _library_with(tmp_path: Path, rel: str, extra: str) -> tuple[Path, Path, Path]:
+    """A copy of the shipped configuration and templates, with ``extra`` at the end of
+    the last line of template ``rel``: (config, templates, the edited file)."""
+    cfg, templates = tmp_path / "config", tmp_path / "templates"
+    shutil.copytree(ROOT / "config", cfg)
+    shutil.copytree(ROOT / "templates", templates)
+    bad = templates / rel
+    bad.write_text(bad.read_text(encoding="utf-8").rstrip("\n") + extra + "\n",
+                   encoding="utf-8")
+    return cfg, templates, bad
+
+
+def test_a_huge_power_is_a_lint_error_at_its_line_quickly(tmp_path: Path) -> None:
+    """``{{ 9 ** 9999999 }}`` took 19 s and ended in a traceback through Jinja's constant
+    folding; now lint names the file and line at once and exits 2."""
+    cfg, templates, bad = _library_with(tmp_path, "sms/reminder.en-US.txt.j2",
+                                        " {{ 9 ** 9999999 }}")
+    line = len(bad.read_text(encoding="utf-8").splitlines())
+    result, seconds = _outreach("templates", "lint", "--config", str(cfg),
+                                "--templates", str(templates))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{bad}:{line}: error: 9 ** 9999999 would have about" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert seconds < 10, seconds  # with the interpreter's start; it was 19 s and more
+
+
+def test_config_check_reports_a_huge_power_without_a_traceback(tmp_path: Path) -> None:
+    cfg, templates, bad = _library_with(tmp_path, "sms/reminder.en-US.txt.j2",
+                                        " {{ 9 ** 9999999 }}")
+    line = len(bad.read_text(encoding="utf-8").splitlines())
+    result, seconds = _outreach("config", "check", "--config", str(cfg),
+                                "--templates", str(templates))
+    assert result.returncode == 2, result.stdout + result.stderr
+    step_line = line_of(cfg / "cadences.yaml", "template: reminder,")
+    assert f"{cfg / 'cadences.yaml'}:{step_line}:" in result.stdout
+    assert f"{bad}:{line}: 9 ** 9999999 would have about" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert seconds < 10, seconds
+
+
+# --- what a letter may load when it is printed -------------------------------------------
+
+
+def test_a_letter_that_loads_a_file_or_the_network_is_an_error_at_its_line(
+    tmp_path: Path
+) -> None:
+    """The printer fetched every URL of a letter: an attachment of the daemon's own
+    environment (its keys) and an image from the network passed lint. Now each is an
+    error where it is written; files under the template directory and data: URLs pass."""
+    templates = tmp_path / "templates"
+    layout = letter_library(
+        templates, head='<link rel="attachment" href="file:///proc/self/environ">',
+        body='<img src="http://127.0.0.1:9/logo.png" alt=""><img src="logo.png" alt="">'
+             '<img src="data:image/png;base64,iVBORw0KGgo=" alt="">')
+    (templates / "letter" / "logo.png").write_bytes(tiny_png())
+    problems = lint_templates(templates, CONFIG, ["letter/demand_letter"])
+    found = {(p.path, p.line, p.level) for p in problems}
+    assert found == {(str(layout), line_of(layout, "environ"), "error"),
+                     (str(layout), line_of(layout, "127.0.0.1:9"), "error")}, problems
+    environ = next(p for p in problems if "environ" in p.message)
+    assert "'file:///proc/self/environ'" in environ.message
+    assert "outside the template directory" in environ.message
+
+    _register_all()
+    result = CliRunner().invoke(app, ["templates", "lint", "--config", str(ROOT / "config"),
+                                      "--templates", str(templates)])
+    assert result.exit_code == 2
+    assert f"{layout}:{line_of(layout, 'environ')}: error: the printer would not load" \
+        in result.stdout
+    assert f"{layout}:{line_of(layout, '127.0.0.1:9')}: error:" in result.stdout
+
+
+@pytest.mark.parametrize(("written", "why"), [
+    ('<link rel="stylesheet" href="../../secret.css">', "outside the template directory"),
+    ('<style>@import "https://fonts.example.com/a.css";</style>', "on the network"),
+    ("<style>@font-face { font-family: X; src: url(ftp://example.com/x.ttf); }</style>",
+     "on the network"),
+    ('<div style="background: url(\'file:///etc/passwd\')"></div>', "outside the template"),
+    ('<a rel="attachment" href="//example.com/x.bin">x</a>', "another host"),
+    ('<img src="{{ creditor.pay_url }}.png" alt="">', "as rendered with the sample data"),
+])
+def test_every_kind_of_url_the_printer_fetches_is_checked(tmp_path: Path, written: str,
+                                                          why: str) -> None:
+    templates = tmp_path / "templates"
+    layout = letter_library(templates, body=written)
+    problem = only(lint_templates(templates, CONFIG, ["letter/demand_letter"]))
+    assert (problem.path, problem.line) == (str(layout), line_of(layout, written[:12]))
+    assert why in problem.message, problem.message
+
+
+def test_a_link_in_the_template_directory_to_a_file_outside_is_refused(tmp_path: Path) -> None:
+    """A symbolic link is followed before it is judged: it cannot lead outside."""
+    templates = tmp_path / "templates"
+    layout = letter_library(templates, head='<link rel="attachment" href="notes.txt">')
+    (tmp_path / "secret.txt").write_text("s3cret", encoding="utf-8")
+    (templates / "letter" / "notes.txt").symlink_to(tmp_path / "secret.txt")
+    problem = only(lint_templates(templates, CONFIG, ["letter/demand_letter"]))
+    assert (problem.path, problem.line) == (str(layout), line_of(layout, "notes.txt"))
+    assert "outside the template directory" in problem.message

@@ -3,10 +3,14 @@ languages, with Babel's money and dates."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
+from support import letter_library  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
@@ -50,3 +54,25 @@ def test_sms_preview_prints_the_text(tmp_path: Path) -> None:
                             "--locale", "zh-CN")
     assert ".pdf" not in files
     assert "退订" in stdout
+
+
+def test_a_letter_cannot_put_the_environment_in_its_pdf(tmp_path: Path) -> None:
+    """``<link rel="attachment" href="file:///proc/self/environ">`` embedded the daemon's
+    environment, its keys with it, in the PDF. The printer loads no file outside the
+    template directory now: the letter is printed without it."""
+    templates = tmp_path / "templates"
+    letter_library(templates, head='<link rel="attachment" href="file:///proc/self/environ">')
+    marker = "marker-5f0c1e-not-for-the-printer"
+    env = dict(os.environ, OUTREACH_DATA_KEYS=marker)  # in the printing process's environ
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "templates", "preview", "demand_letter",
+         "--channel", "letter", "--locale", "en-US", "--out", str(tmp_path / "out"),
+         "--config", str(ROOT / "config"), "--templates", str(templates)],
+        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    pdf = tmp_path / "out" / "letter-demand_letter.en-US.pdf"
+    reader = PdfReader(pdf)
+    assert dict(reader.attachments) == {}
+    assert marker.encode() not in pdf.read_bytes()
+    assert "REF-2026-000123" in pdf_text(pdf)  # and the letter itself is there

@@ -4,6 +4,7 @@ the shipped template library in en-US and zh-CN."""
 from __future__ import annotations
 
 import os
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -212,6 +213,91 @@ def test_the_sandbox_still_refuses_after_safe_reads_of_the_same_object(tmp_path:
         assert renderer.render("sms", "ok", None, sample_context()).text
         with pytest.raises(TemplateError):
             renderer.render("sms", "bad", None, sample_context())
+
+
+# Templates that would stall the daemon: each is stopped quickly, at its line (line 2:
+# the first line is plain text), with what was too much in words.
+HOSTILE = {
+    "power": ("{{ 9 ** 9999999 }}", "digits"),  # 19 s, then a traceback at compile time
+    "nested ranges": ("{% for a in range(100000) %}{% for b in range(100000) %}x"
+                      "{% endfor %}{% endfor %}", "range() of 100,000 numbers"),
+    "loops in loops": ("{% for a in range(10000) %}{% for b in range(10000) %}"
+                       "{% endfor %}{% endfor %}", "too much work"),
+    "loops over a text": ("{% set s = 'x' * 1000 %}{% for a in s %}{% for b in s %}"
+                          "{% for c in s %}{% endfor %}{% endfor %}{% endfor %}", "too much work"),
+    "repeated text": ("{{ 'x' * 50000000 }}", "50,000,000 characters"),
+    "text doubled in a loop": ("{% set ns = namespace(s='x') %}{% for i in range(22) %}"
+                               "{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "characters long"),
+    "copies in a block": ("{% set s = 'x' * 500000 %}{% set b %}{% for i in range(20) %}"
+                          "{{ s ~ i }}{% endfor %}{% endset %}", "printed more than"),
+    "calls doubling": ("{% macro m(n) %}{% if n %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}"
+                       "{% endmacro %}{{ m(60) }}", "too much work"),
+    "a wide filter": ("{{ 'x' | center(9999999) }}", "9,999,999"),
+    "a wide method": ("{{ 'x'.ljust(9999999) }}", "9,999,999"),
+    "a wide format": ("{{ '%09999999d' % 1 }}", "9999999"),
+    "text.format": ("{{ '{:>9999999}'.format(1) }}", "not available"),
+    "a number literal": ("{{ 1" + "0" * 5000 + " }}", "5,001 digits"),
+    "endless recursion": ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+                          "calls itself without end"),
+    "including itself twice": ("{% include 'sms/x.txt.j2' %}{% include 'sms/x.txt.j2' %}",
+                               "includes or calls itself"),
+    "nested lists": ("{% set a = ['x' * 100000] * 9 %}{% set b = [a, a, a, a, a, a, a, a, a] %}"
+                     "{{ [b, b, b, b, b, b, b, b, b] | length }}", "characters long"),
+}
+
+
+def _render_within(seconds: float, render: Any) -> BaseException | None:
+    """What ``render()`` raised, or ``None``; fails if it runs longer than ``seconds``
+    (in a thread: a template that loops for ever must fail the test, not hang it)."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            render()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still rendering after {seconds} s"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_template_cannot_stall_the_renderer(tmp_path: Path, name: str) -> None:
+    source, words = HOSTILE[name]
+    write(tmp_path, "sms/x.txt.j2", "Plain text first.\n" + source + "\n")
+    renderer = TemplateRenderer(tmp_path, live=False)
+    error = _render_within(5, lambda: renderer.render("sms", "x", "en-US", sample_context()))
+    assert isinstance(error, TemplateError), repr(error)
+    assert error.line == 2 and words in error.reason, str(error)
+    assert "Traceback" not in str(error)
+
+
+def test_the_bounds_leave_room_for_real_templates(tmp_path: Path) -> None:
+    """What a template author may do: loops, arithmetic, lists, short repeats."""
+    write(tmp_path, "sms/x.txt.j2",
+          "{% set ns = namespace(total=0) %}{% for i in range(5000) %}"
+          "{% set ns.total = ns.total + i %}{% endfor %}{{ ns.total }} {{ 2 ** 100 }} "
+          "{{ account.balance * 2 }} {{ 'ab' * 3 }} {{ [1, 2, 3] | join(', ') }} "
+          "{{ debtor.address_lines | join('; ') }} {{ '%05.1f' % 3.14159 }} "
+          "{{ '-' * 60 }}{% for a in range(100) %}{% for b in range(100) %}{% endfor %}"
+          "{% endfor %}{{ debtor.name.upper() }}")
+    text = TemplateRenderer(tmp_path).render("sms", "x", "en-US", sample_context()).text
+    assert text.startswith(f"12497500 {2 ** 100} 2469.00 ababab 1, 2, 3 1 Main Street; ")
+    assert "003.1 " + "-" * 60 + "JANE DOE" in text
+
+
+def test_a_long_message_is_stopped_at_the_line_that_prints_it(tmp_path: Path) -> None:
+    write(tmp_path, "letter/x.html.j2",
+          "<p>Dear {{ debtor.name }},</p>\n{% for i in range(9000) %}\n"
+          "{{ '<p>' ~ 'x' * 900 ~ '</p>' }}\n{% endfor %}")
+    with pytest.raises(TemplateError) as caught:
+        TemplateRenderer(tmp_path).render("letter", "x", "en-US", sample_context())
+    assert caught.value.line == 3 and "the message would be" in caught.value.reason
 
 
 # --- filters and front matter ------------------------------------------------------------

@@ -249,6 +249,7 @@ def send_test(
         subject=f"[TEST] {rendered.subject}" if rendered.subject else None,
         text=rendered.text,
         html=rendered.html,
+        templates_dir=templates_dir,
         locale=used,
         metadata={"test": True, "template": f"{ch}/{name}"},
     )
