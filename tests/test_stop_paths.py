@@ -277,3 +277,23 @@ def test_a_reply_that_is_no_keyword_stops_nothing_and_is_kept_to_read(
     assert (said["status"], said["text"]) == ("other", "I lost my job, can we talk?")
     person = product.cli("account", "show", "A00000").stdout
     assert "I lost my job, can we talk?" in person
+
+
+def test_setting_an_index_key_on_an_existing_database_keeps_the_stops(
+        db_url: str, tmp_path: Path) -> None:
+    """The README's way to adopt ``OUTREACH_INDEX_KEY`` later: set it, ``keys rotate``
+    (every index recomputed, the opt-outs moved with them), start again."""
+    product = _product(db_url, tmp_path, keys=_key())
+    with product.serve() as url:
+        product.text(url, "STOP")
+    before = product.phone_index("A00000")
+    product.env["OUTREACH_INDEX_KEY"] = "a long index secret " * 3
+    product.cli("keys", "rotate")
+    assert product.phone_index("A00000") != before
+    product.run_once(1)
+    assert product.decided("A00000", "daily-sms", 1) == ("suppressed", "opted_out")
+    assert product.decided("A00001", "daily-sms", 1) == ("sent", None)
+    with product.serve() as url:  # and a STOP after it finds the person under the new key
+        product.text(url, "STOP", phone="+12122000037")
+    product.run_once(2)
+    assert product.decided("A00001", "daily-sms", 2) == ("suppressed", "opted_out")
