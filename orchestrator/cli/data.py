@@ -62,29 +62,30 @@ def _cipher() -> Any:
 
 
 def _engine() -> Any:
-    from orchestrator.db import make_engine
+    """An engine on a database with this release's schema (else exit 2, saying so)."""
+    from orchestrator.db import open_database
 
-    return make_engine(_database_url())
-
-
-def _runtime_error(exc: Exception) -> NoReturn:
-    typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-    raise typer.Exit(1)
+    return open_database(_database_url())
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema on OUTREACH_DATABASE_URL (needs no keys)."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import DBAPIError
 
-    from orchestrator.db import current_revision, upgrade
+    from orchestrator.db import URL_VARIABLE, current_revision, display_url, failure_reason, upgrade
 
     url = _database_url()
     try:
         upgrade(url)
-        typer.echo(f"database at revision {current_revision(url)}")
-    except SQLAlchemyError as exc:
-        _runtime_error(exc)
+    except DBAPIError as exc:
+        if exc.statement is None:  # could not connect: the root group says so
+            raise
+        # Not "run db upgrade", which the root group would infer from the old revision.
+        typer.echo(f"{URL_VARIABLE}: error: the migration failed on the database at "
+                   f"{display_url(url)}: {failure_reason(exc, url)}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"database at revision {current_revision(url)}")
 
 
 class _Progress:
