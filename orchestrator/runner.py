@@ -50,11 +50,11 @@ from orchestrator.models import (
     table_of,
 )
 from orchestrator.planner import Occurrence as Planned
-from orchestrator.planner import plan_day, plan_fire
+from orchestrator.planner import StageMark, plan_day, plan_fire, stage_mark
 from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import TemplateRenderer
 from orchestrator.replay import Replayed, load_facts, next_facts, replay
-from orchestrator.settle import Moved, Sending, Settler, send_status
+from orchestrator.settle import Moved, PlannedAccount, Sending, Settler, send_status
 from orchestrator.state import AccountState, SendHistory, SendRecord
 from orchestrator.store import account_from_row, decision_values
 
@@ -216,8 +216,7 @@ class Runner:
                     _write_promise_states(conn, account_id, rep.state, now)
                     _write_plan_states(conn, account_id, rep.state, now)
             self.settler.planned(conn, [
-                (r.account_id, r.plan_seq,
-                 _plan_due(replayed[r.account_id], later.get(r.account_id), now))
+                _planned(r, replayed[r.account_id], later.get(r.account_id), now)
                 for r in rows])
             if not values:
                 return 0
@@ -777,6 +776,25 @@ def _plan_due(rep: Replayed, next_fact: datetime | None, now: datetime) -> datet
     zone = rep.rules.zones.primary
     tomorrow = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
     return min(t for t in (tomorrow, rep.next_deadline, next_fact) if t is not None)
+
+
+def _planned(row: Row[Any], rep: Replayed, next_fact: datetime | None, now: datetime
+             ) -> PlannedAccount:
+    """What planning writes back to the account: when it is due again, and its stage
+    (``planner.stage_mark``) if it moved."""
+    mark = stage_mark(rep.state, rep.rules, now)
+    moved = mark is not None and _moved_stage(row, mark)
+    return PlannedAccount(row.account_id, row.plan_seq, _plan_due(rep, next_fact, now),
+                          mark if moved else None)
+
+
+def _moved_stage(row: Row[Any], mark: StageMark) -> bool:
+    """Whether the stored stage is not ``mark``'s. The same stage entered the same day
+    keeps the balance stored at entry: a later import may have changed the balance
+    (fees added), not what it was then."""
+    if mark.stage != row.stage or mark.entered_at != row.stage_entered_at:
+        return True
+    return mark.stage is not None and row.balance_at_stage_entry is None
 
 
 def _write_promise_states(conn: Connection, account_id: str, state: AccountState,

@@ -246,7 +246,7 @@ def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
         f"{mask_name(account.name) if account else ''}"
     )
     console.print(
-        f"status {timeline['status']}  stage {timeline['stage'] or '-'}  "
+        f"status {timeline['status']}  stage {_stage_text(timeline)}  "
         f"DPD {timeline['dpd']}  balance {timeline['balance']} {account.currency if account else ''}"
     )
     if account:
@@ -264,6 +264,16 @@ def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
     for row in timeline_rows(timeline):
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         console.print(line.rstrip(), soft_wrap=True, markup=False, highlight=False)
+
+
+def _stage_text(timeline: dict[str, Any]) -> str:
+    """``M2 (since 2026-03-23 04:00 UTC, balance then 200.00)``, or ``-`` before the
+    account's first planning (the stage is what planning last found)."""
+    if not timeline["stage"]:
+        return "-"
+    since = (timeline.get("stage_entered_at") or "").replace("T", " ").replace(":00Z", " UTC")
+    then = timeline.get("balance_at_stage_entry")
+    return f"{timeline['stage']} (since {since}" + (f", balance then {then})" if then else ")")
 
 
 def timeline_rows(timeline: dict[str, Any]) -> list[tuple[str, ...]]:
