@@ -109,3 +109,9 @@ def test_the_balance_at_entry_stays_what_it_was_at_entry(cli: Cli) -> None:
     shown = cli.show("A1")
     assert shown["balance"] == "400.00"
     assert stage_of(shown) == ("open", "M2", "2026-03-23T04:00:00Z", "250.00")
+    # The recovery rate divides by it: A1 250.00 and A2 80.00 (not 400.00 + 30.00 paid).
+    report = json.loads(cli("report", "--json", "--since", "2026-03-23",
+                            "--until", "2026-03-25"))
+    m2 = next(s for s in report["stages"] if s["stage"] == "M2")
+    assert m2["balance_at_entry"] == {"USD": "330.00"}
+    assert m2["recovered"] == {"USD": "30.00"}
