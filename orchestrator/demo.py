@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -227,4 +228,22 @@ def persist(db_url: str, portfolio_csv: Path, records: list[DecisionRecord],
                 _write_promise_states(conn, account_id, state, sim.clock.now())
             if state.plans:
                 _write_plan_states(conn, account_id, state, sim.clock.now())
+        _write_stages(conn, sim)
     engine.dispose()
+
+
+def _write_stages(conn: Any, sim: Simulation) -> None:
+    """Each account's stage at the end of the run, as the daemon's planning stores it
+    (``planner.stage_mark``), so ``account show`` on the demo tells it."""
+    from orchestrator.models import AccountRow, table_of
+    from orchestrator.planner import stage_mark
+
+    account_t = table_of(AccountRow)
+    marks = [(account_id, stage_mark(state, sim.rules[account_id], sim.clock.now()))
+             for account_id, state in sim.states.items()]
+    rows = [{"b_id": account_id, "stage": m.stage, "stage_entered_at": m.entered_at,
+             "balance_at_stage_entry": m.balance_at_entry}
+            for account_id, m in marks if m is not None]
+    if rows:
+        conn.execute(account_t.update().where(account_t.c.account_id == sa.bindparam("b_id")),
+                     rows)

@@ -166,7 +166,11 @@ class _Linter:
         return self._parsed[path]
 
     def check_names(self, path: Path, ast: Any) -> None:
-        unknown = meta.find_undeclared_variables(ast) - self._known
+        try:
+            unknown = meta.find_undeclared_variables(ast) - self._known
+        except TemplateSyntaxError as exc:  # an unknown filter or test: found by compiling
+            self.add(path, exc.lineno, str(exc.message))
+            return
         reported: set[str] = set()
         for node in ast.find_all(nodes.Name):
             if node.name in unknown and node.name not in reported:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from orchestrator.config import Kind, Stage, Step, Trigger, TriggerEvent
-from orchestrator.hours import local_datetime
+from orchestrator.hours import local_datetime, local_day_start
 
 if TYPE_CHECKING:
     from orchestrator.rules import AccountRules
@@ -48,6 +49,36 @@ def dpd_on(due_date: date, local_day: date) -> int:
 def current_stage(state: AccountState, rules: AccountRules, now: datetime) -> Stage | None:
     day = now.astimezone(rules.zones.primary).date()
     return rules.cadences.stage_for(dpd_on(state.account.due_date, day))
+
+
+@dataclass(frozen=True)
+class StageMark:
+    """Where an account stands in the cadences, as ``account show`` and reports tell it."""
+
+    stage: str | None
+    entered_at: datetime | None  # the first instant of the stage's first local day
+    balance_at_entry: Decimal | None
+
+
+def stage_mark(state: AccountState, rules: AccountRules, now: datetime) -> StageMark | None:
+    """The account's stage on its local day at ``now``, entered at the start of the day
+    its DPD reached the stage's lower bound, with the balance it had then: today's plus
+    what was paid since (payments are what moves a balance between imports). A closed
+    account stays in the stage it closed in (its last payment's); ``None`` when that is
+    unknown (closed with no payment: imported paid)."""
+    if state.closed:
+        if not state.payments:
+            return None
+        now = max(at for at, _ in state.payments)
+    stage = current_stage(state, rules, now)
+    if stage is None:
+        return StageMark(None, None, None)
+    entered = local_day_start(state.account.due_date + timedelta(days=stage.dpd[0]),
+                              rules.zones.primary)
+    balance = state.account.balance
+    if state.payments:  # most accounts have none: no generator to run
+        balance += sum((amount for at, amount in state.payments if at >= entered), Decimal(0))
+    return StageMark(stage.id, entered, balance)
 
 
 def _step_fires(step: Step, stage: Stage, dpd: int) -> bool:

@@ -14,8 +14,10 @@ denominator so anyone can check it by hand. The definitions (docs/report.md):
 - **click rate**: sends whose payment link was followed / delivered sends.
 - **promise rate**: accounts that made a promise / accounts; **kept rate**: kept /
   (kept + broken) promises made in the period (pending ones are not yet counted).
-- **recovery rate**: amount paid in the stage / balance at stage entry (the balance
-  then: today's balance plus every payment since), per currency, never summed across.
+- **recovery rate**: amount paid in the stage / balance at stage entry, per currency,
+  never summed across. For the stage an account is in, the balance planning stored when
+  it entered it; for the stages before, today's balance plus every payment since (a
+  balance changed by a later import, fees added, skews only these).
 - **roll rate**: accounts that entered the next stage in the period / accounts.
 - Per channel, **contact rate** is over the accounts the channel was tried on, and
   promises (with their kept rate) go to the channel of the last touch before them.
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -152,6 +154,8 @@ class _Account:
     currency: str
     zone: ZoneInfo
     closed_on: date | None
+    stage: str | None = None  # as planning last found it
+    balance_at_stage_entry: Decimal | None = None
 
 
 def _window(since: date, until: date) -> tuple[datetime, datetime]:
@@ -194,7 +198,7 @@ def build_report(conn: Connection, config: Config, since: date, until: date) -> 
             group.accounts.add(acc.account_id)
             entry = datetime.combine(acc.due + timedelta(days=stage.dpd[0]), time(),
                                      acc.zone)
-            balance = acc.balance + sum((a for t, a in paid if t >= entry), Decimal(0))
+            balance = _balance_at_entry(acc, stage, entry, paid)
             group.at_entry[acc.currency] += balance
             if acc.account_id not in total.accounts:
                 total.accounts.add(acc.account_id)
@@ -371,6 +375,15 @@ def _day(conn: Connection, column: Any) -> Any:
     return sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), column), sa.Date)
 
 
+def _balance_at_entry(acc: _Account, stage: Stage, entry: datetime,
+                      paid: Iterable[tuple[datetime, Decimal]]) -> Decimal:
+    """The balance when the account entered ``stage``: as stored at entry for the stage
+    planning last found it in; else rebuilt from today's balance and the payments since."""
+    if acc.stage == stage.id and acc.balance_at_stage_entry is not None:
+        return acc.balance_at_stage_entry
+    return acc.balance + sum((a for t, a in paid if t >= entry), Decimal(0))
+
+
 def _load_accounts(conn: Connection, policy: Any) -> dict[str, _Account]:
     a, p = table_of(AccountRow), table_of(Payment)
     last_paid = dict(conn.execute(
@@ -378,14 +391,16 @@ def _load_accounts(conn: Connection, policy: Any) -> dict[str, _Account]:
     found = {}
     for row in conn.execute(sa.select(
             a.c.account_id, a.c.due_date, a.c.balance, a.c.currency, a.c.status,
-            a.c.timezone, a.c.country, a.c.region, a.c.updated_at)):
+            a.c.timezone, a.c.country, a.c.region, a.c.updated_at, a.c.stage,
+            a.c.balance_at_stage_entry)):
         zone = place_zones(row.timezone, row.country, row.region, policy).primary
         closed_on = None
         if row.status == "closed":
             when = _aware(last_paid.get(row.account_id) or row.updated_at)
             closed_on = when.astimezone(zone).date() if when else None
         found[row.account_id] = _Account(row.account_id, row.due_date, row.balance,
-                                         row.currency, zone, closed_on)
+                                         row.currency, zone, closed_on, row.stage,
+                                         row.balance_at_stage_entry)
     return found
 
 

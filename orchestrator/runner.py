@@ -54,11 +54,11 @@ from orchestrator.models import (
     table_of,
 )
 from orchestrator.planner import Occurrence as Planned
-from orchestrator.planner import plan_day, plan_fire
+from orchestrator.planner import StageMark, plan_day, plan_fire, stage_mark
 from orchestrator.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.rendering import TemplateRenderer
 from orchestrator.replay import Facts, Replayed, load_facts, next_facts, replay
-from orchestrator.settle import Moved, Sending, Settler, send_status
+from orchestrator.settle import Moved, PlannedAccount, Sending, Settler, send_status
 from orchestrator.state import AccountState, SendHistory, SendRecord
 from orchestrator.store import account_from_row, decision_values
 
@@ -252,14 +252,16 @@ class Runner:
         with self.db.begin() as conn:
             replayed, bad = self._replayed(conn, rows, now)
             later = next_facts(conn, [r.account_id for r in rows], now)
-            values, due = self._plan_each(replayed, later, bad, now)
+            values, due, marks = self._plan_each(replayed, later, bad, now)
             if sync_promises:
                 for account_id, rep in replayed.items():
                     if account_id not in bad:
                         _write_promise_states(conn, account_id, rep.state, now)
                         _write_plan_states(conn, account_id, rep.state, now)
-            self.settler.planned(conn, [(r.account_id, r.plan_seq, due[r.account_id])
-                                        for r in rows])
+            self.settler.planned(conn, [
+                PlannedAccount(r.account_id, r.plan_seq, due[r.account_id],
+                               _moved_to(r, marks.get(r.account_id)))
+                for r in rows])
             self._record_unplanned(conn, rows, bad, now)
             if not values:
                 return 0
@@ -269,16 +271,20 @@ class Runner:
 
     def _plan_each(self, replayed: dict[str, Replayed], later: dict[str, datetime],
                    bad: dict[str, Exception], now: datetime
-                   ) -> tuple[list[dict[str, Any]], dict[str, datetime]]:
-        """The occurrences to insert, and when each account is planned again. An account
-        whose planning raises joins ``bad``: nothing of it is planned, and it is due again
-        in ``BAD_DATA_RETRY`` (not at every round), or at once when its data changes."""
+                   ) -> tuple[list[dict[str, Any]], dict[str, datetime],
+                              dict[str, StageMark | None]]:
+        """The occurrences to insert, when each account is planned again, and the stage
+        each is in (``planner.stage_mark``). An account whose planning raises joins
+        ``bad``: nothing of it is planned, and it is due again in ``BAD_DATA_RETRY`` (not
+        at every round), or at once when its data changes."""
         values: list[dict[str, Any]] = []
         due: dict[str, datetime] = {}
+        marks: dict[str, StageMark | None] = {}
         for account_id, rep in replayed.items():
             try:
                 planned = list(self._plan_account(rep, now))
                 due[account_id] = _plan_due(rep, later.get(account_id), now)
+                marks[account_id] = stage_mark(rep.state, rep.rules, now)
             except Exception as exc:
                 if not is_bad_data(exc):
                     raise
@@ -287,7 +293,8 @@ class Runner:
             values.extend(planned)
         for account_id in bad:
             due[account_id] = now + BAD_DATA_RETRY
-        return values, due
+            marks.pop(account_id, None)
+        return values, due, marks
 
     def _record_unplanned(self, conn: Connection, rows: Sequence[Row[Any]],
                           bad: dict[str, Exception], now: datetime) -> None:
@@ -925,6 +932,21 @@ def _plan_due(rep: Replayed, next_fact: datetime | None, now: datetime) -> datet
     zone = rep.rules.zones.primary
     tomorrow = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
     return min(t for t in (tomorrow, rep.next_deadline, next_fact) if t is not None)
+
+
+def _moved_to(row: Row[Any], mark: StageMark | None) -> StageMark | None:
+    """The stage planning writes back to the account (``planner.stage_mark``), if it
+    moved; ``None`` leaves the stored one."""
+    return mark if mark is not None and _moved_stage(row, mark) else None
+
+
+def _moved_stage(row: Row[Any], mark: StageMark) -> bool:
+    """Whether the stored stage is not ``mark``'s. The same stage entered the same day
+    keeps the balance stored at entry: a later import may have changed the balance
+    (fees added), not what it was then."""
+    if mark.stage != row.stage or mark.entered_at != row.stage_entered_at:
+        return True
+    return mark.stage is not None and row.balance_at_stage_entry is None
 
 
 def _write_promise_states(conn: Connection, account_id: str, state: AccountState,

@@ -817,7 +817,7 @@ def create_app(server: Server) -> FastAPI:
 
     @app.get("/readyz")
     def readyz() -> Response:
-        """Readiness (CONTRACT §11): send traffic here only on 200. The same checks as
+        """Readiness: send traffic here only on 200. The same checks as
         ``/healthz``: every request needs the database and its schema."""
         return _health()
 
@@ -825,7 +825,8 @@ def create_app(server: Server) -> FastAPI:
         try:
             with server.db.connect() as conn:
                 conn.execute(sa.text("select 1"))
-                problem = schema_problem(conn)
+                schema = schema_problem(conn)
+            problem = None if schema is None else f"the database {schema}"
         except sa.exc.SQLAlchemyError as exc:  # the class only: messages may hold hosts
             problem = f"database unreachable ({type(exc).__name__})"
         if problem is not None:

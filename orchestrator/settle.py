@@ -8,7 +8,8 @@ statement per batch on PostgreSQL (decisions by ``COPY``, the others joined to t
 batch's values passed as arrays, each array as one string: ``inlist.pg_array``), and
 what a sent batch writes after its adapter calls is one statement in all
 (``Settler.settled``); on SQLite, which runs in process, one ``executemany`` per kind.
-A planning page likewise marks when each of its accounts is due again.
+A planning page likewise marks, in one statement, when each of its accounts is due
+again and, for those that moved, which stage they are in (``PlannedAccount``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from sqlalchemy.engine import Connection, Dialect
 from orchestrator.bulk import BulkInsert
 from orchestrator.inlist import pg_array
 from orchestrator.models import AccountRow, Decision, Occurrence, Send, UTCDateTime, table_of
+from orchestrator.planner import StageMark
 from orchestrator.records import DecisionRecord
 from orchestrator.store import decision_values
 
-__all__ = ["Moved", "Sending", "Settler", "send_status"]
+__all__ = ["Moved", "PlannedAccount", "Sending", "Settler", "send_status"]
 
 account_t = table_of(AccountRow)
 decision_t = table_of(Decision)
@@ -49,6 +51,18 @@ class Moved:
     occurrence_id: int
     state: str
     next: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PlannedAccount:
+    """One account planned: due again at ``due`` unless its data or facts changed since
+    it was read (``plan_seq`` moved on); ``stage``: the stage it moved to (what
+    ``account show`` and reports tell), ``None`` when it stays where it was."""
+
+    account_id: str
+    plan_seq: int
+    due: datetime
+    stage: StageMark | None = None
 
 
 @dataclass(frozen=True)
@@ -122,18 +136,14 @@ class Settler:
         params.update(_status_params(statuses, now))
         conn.execute(self._settled_pg, params)
 
-    def planned(self, conn: Connection, accounts: Sequence[tuple[str, int, datetime]]
-                ) -> None:
-        """Each ``(account id, plan_seq read, next plan due)``: the account is planned
-        until then, unless its data or facts changed since it was read (``plan_seq``
-        moved on: it stays due)."""
-        if not accounts:
-            return
-        if self.postgres:
-            conn.execute(_PLANNED_PG, _arrays(("ids", "seqs", "dues"), accounts))
-        else:
-            conn.execute(_PLANNED, [{"b_id": a, "b_seq": q, "b_due": d}
-                                    for a, q, d in accounts])
+    def planned(self, conn: Connection, accounts: Sequence[PlannedAccount]) -> None:
+        """Each account is planned until its ``due``, and in the stage it moved to,
+        unless its data or facts changed since it was read (``plan_seq`` moved on: it
+        stays due, its stage is written at its next planning). The stage rides on the
+        update that was there anyway (no statement more per page) and is written only
+        for the accounts that moved (most days, none of a page)."""
+        if accounts:
+            (_planned_pg if self.postgres else _planned_sqlite)(conn, accounts)
 
     def occurrences(self, conn: Connection, moved: Sequence[Moved], now: datetime, *,
                     attempted: bool) -> None:
@@ -161,6 +171,31 @@ class Settler:
             conn.execute(_SEND_STATUS, [
                 {"b_mid": m, "b_status": s, "b_provider": p, "b_now": now}
                 for m, s, p in statuses])
+
+
+def _planned_pg(conn: Connection, accounts: Sequence[PlannedAccount]) -> None:
+    """One statement: the page's due times, joined to the stages of those that moved."""
+    params = _arrays(("ids", "seqs", "dues"),
+                     [(p.account_id, p.plan_seq, p.due) for p in accounts])
+    moved = [(p.account_id, p.stage.stage, p.stage.entered_at, p.stage.balance_at_entry)
+             for p in accounts if p.stage is not None]
+    if moved:
+        params.update(_arrays(("moved", "stages", "entered", "balances"), moved))
+    conn.execute(_STAGED_PG if moved else _PLANNED_PG, params)
+
+
+def _planned_sqlite(conn: Connection, accounts: Sequence[PlannedAccount]) -> None:
+    """SQLite runs in process: an ``executemany`` for the accounts that stayed in their
+    stage, one for those that moved."""
+    stayed = [{"b_id": p.account_id, "b_seq": p.plan_seq, "b_due": p.due}
+              for p in accounts if p.stage is None]
+    moved = [{"b_id": p.account_id, "b_seq": p.plan_seq, "b_due": p.due,
+              "b_stage": p.stage.stage, "b_entered": p.stage.entered_at,
+              "b_balance": p.stage.balance_at_entry}
+             for p in accounts if p.stage is not None]
+    for statement, rows in ((_PLANNED, stayed), (_STAGED, moved)):
+        if rows:
+            conn.execute(statement, rows)
 
 
 def _arrays(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
@@ -207,10 +242,28 @@ _PLANNED = account_t.update().where(
     account_t.c.account_id == sa.bindparam("b_id"),
     account_t.c.plan_seq == sa.bindparam("b_seq"),
 ).values(plan_due_at=sa.bindparam("b_due", type_=UTCDateTime()))
+_STAGED = _PLANNED.values(
+    stage=sa.bindparam("b_stage", type_=sa.String()),
+    stage_entered_at=sa.bindparam("b_entered", type_=UTCDateTime()),
+    balance_at_stage_entry=sa.bindparam("b_balance", type_=account_t.c.balance.type))
 _PLANNED_PG = sa.text(
     "UPDATE account AS a SET plan_due_at = v.due "
     "FROM unnest(CAST(:ids AS text[]), CAST(:seqs AS bigint[]), "
     "CAST(:dues AS timestamptz[])) AS v(id, seq, due) "
+    "WHERE a.account_id = v.id AND a.plan_seq = v.seq")
+# Every account of the page gets its due time; those that moved (the second arrays, on a
+# given day a few of a page, joined by id) their stage too.
+_STAGED_PG = sa.text(
+    "UPDATE account AS a SET plan_due_at = v.due, "
+    "stage = CASE WHEN m.id IS NULL THEN a.stage ELSE m.stage END, "
+    "stage_entered_at = CASE WHEN m.id IS NULL THEN a.stage_entered_at ELSE m.entered END, "
+    "balance_at_stage_entry = CASE WHEN m.id IS NULL THEN a.balance_at_stage_entry "
+    "ELSE m.balance END "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:seqs AS bigint[]), "
+    "CAST(:dues AS timestamptz[])) AS v(id, seq, due) "
+    "LEFT JOIN unnest(CAST(:moved AS text[]), CAST(:stages AS text[]), "
+    "CAST(:entered AS timestamptz[]), CAST(:balances AS numeric[])) "
+    "AS m(id, stage, entered, balance) ON m.id = v.id "
     "WHERE a.account_id = v.id AND a.plan_seq = v.seq")
 
 

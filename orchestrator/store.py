@@ -326,6 +326,10 @@ def account_timeline(
         ],
         "events": [item[2] for item in events],
     }
+    if row.stage is not None:  # since when, and owing what then (not CONTRACT §2 keys)
+        shown["stage_entered_at"] = iso_utc(row.stage_entered_at)
+        shown["balance_at_stage_entry"] = (None if row.balance_at_stage_entry is None
+                                           else f"{row.balance_at_stage_entry:.2f}")
     if plans:  # payment plans: shown where there are any (CONTRACT §2 has no such key)
         shown["plans"] = [
             {"created_at": iso_utc(p.created_at), "state": p.state,

@@ -133,3 +133,14 @@ def test_idempotency_constraints(db_url: str) -> None:
             )
     finally:
         engine.dispose()
+
+
+def test_known_revisions_are_alembics_chain_of_migrations() -> None:
+    """``db.known_revisions`` reads the migration files itself (Alembic's import is slow
+    for every command): it must find the chain Alembic finds, head last."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(db.alembic_config("sqlite://"))
+    chain = tuple(s.revision for s in script.walk_revisions())[::-1]
+    assert db.known_revisions() == chain
+    assert chain[-1] == script.get_current_head()

@@ -49,6 +49,13 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
         assert count("select count(*) from instalment_plan") == len(plans)
         assert count("select count(*) from instalment") == sum(
             len(e.data["instalments"]) for e in plans)
+        # Each account's stage as the daemon's planning stores it (the sample has every
+        # stage), with when it was entered and the balance then.
+        stages = dict(conn.execute(sa.text(
+            "select stage, count(*) from account where stage is not null group by stage")).all())
+        assert len(stages) >= 3, stages
+        assert count("select count(*) from account where stage is not null and "
+                     "(stage_entered_at is null or balance_at_stage_entry < balance)") == 0
     # The KPI report over the simulated days, printed and written as HTML.
     report = summary["report"]
     assert report["period"] == {"since": "2026-03-02", "until": "2026-03-11"}
@@ -75,6 +82,12 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
                           cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert shown["step"] in done.stdout and shown["message_id"] in done.stdout
+    engine = sa.create_engine(f"sqlite:///{out / 'outreach.db'}")
+    with engine.connect() as conn:
+        stage = conn.execute(sa.text("select stage from account where account_id = :a"),
+                             {"a": shown["account"]}).scalar_one()
+    engine.dispose()
+    assert f" stage {stage} (since 2026-" in done.stdout if stage else " stage - " in done.stdout
     assert first["name"] not in done.stdout  # masked
     env["OUTREACH_DATA_KEYS"] = Fernet.generate_key().decode()
     done = subprocess.run([sys.executable, "-m", "orchestrator", "account", "show",

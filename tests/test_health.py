@@ -53,6 +53,9 @@ def serving(db_url: str, tmp_path: Path) -> Iterator[str]:
         engine.dispose()
 
 
+HEAD = db.known_revisions()[-1]
+
+
 def probes(url: str) -> list[tuple[int, dict]]:
     return [(r.status_code, r.json()) for r in (httpx.get(url + p) for p in ("/healthz",
                                                                             "/readyz"))]
@@ -62,12 +65,13 @@ def test_health_needs_the_database_at_the_migration_head(db_url: str, tmp_path: 
     """On a database with no tables /healthz said 200 while /metrics failed."""
     with serving(db_url, tmp_path) as url:
         missing = {"status": "unavailable",
-                   "reason": "database schema missing: run `outreach db upgrade`"}
+                   "reason": f"the database has no schema (expected revision {HEAD}): "
+                             "run `outreach db upgrade`"}
         assert probes(url) == [(503, missing), (503, missing)]
         db.upgrade(db_url, "0003")
         behind = probes(url)
         assert [code for code, _ in behind] == [503, 503]
-        assert "database schema at 0003" in behind[0][1]["reason"], behind
+        assert f"is at revision 0003, expected {HEAD}" in behind[0][1]["reason"], behind
         db.upgrade(db_url)
         assert probes(url) == [(200, {"status": "ok"})] * 2
         assert httpx.get(url + "/metrics").status_code == 200

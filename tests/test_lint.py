@@ -112,6 +112,48 @@ def test_syntax_error(tmp_path: Path) -> None:
     assert "syntax error" in problem.message
 
 
+def test_unknown_filter_is_reported_at_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "sms/hi.txt.j2",
+                 FRONT + GOOD_SMS + "\n{{ account.balance | monney(account.currency) }}")
+    problem = only(lint(tmp_path))
+    assert (problem.path, problem.line) == (str(path), 5)
+    assert "No filter named 'monney'" in problem.message
+
+
+def _one_short_report(result: object, code: int) -> str:
+    """The CLI's whole output, after checking it is the exit code given, no traceback and
+    a few lines at most: what an operator reads."""
+    output = str(result.output)  # type: ignore[attr-defined]
+    assert result.exit_code == code, output  # type: ignore[attr-defined]
+    assert isinstance(result.exception, (SystemExit, type(None))), output  # type: ignore[attr-defined]
+    assert "Traceback" not in output and len(output.strip().splitlines()) <= 4, output
+    return output
+
+
+@pytest.mark.parametrize(("body", "line", "message"), [
+    ("{{ account.balance | monney(account.currency) }}", 5, "No filter named 'monney'"),
+    ("{% if pay_link %}\n{{ pay_link }", 6, "syntax error: unexpected '}'"),
+])
+def test_cli_lint_and_config_check_report_a_broken_template_as_file_line(
+        tmp_path: Path, body: str, line: int, message: str) -> None:
+    """An unknown filter or a syntax error: ``FILE:LINE: error: message``, exit 2, no
+    traceback, in ``templates lint`` and in ``config check`` (at the step's template)."""
+    cfg, templates = tmp_path / "config", tmp_path / "templates"
+    shutil.copytree(ROOT / "config", cfg)
+    shutil.copytree(ROOT / "templates", templates)
+    bad = write(templates, "sms/reminder.en-US.txt.j2", FRONT + GOOD_SMS + "\n" + body)
+    _register_all()
+    runner = CliRunner()
+    linted = runner.invoke(app, ["templates", "lint", "reminder", "--config", str(cfg),
+                                 "--templates", str(templates)])
+    assert f"{bad}:{line}: error: {message}" in _one_short_report(linted, 2)
+    checked = runner.invoke(app, ["config", "check", "--config", str(cfg),
+                                  "--templates", str(templates)])
+    step_line = line_of(cfg / "cadences.yaml", "template: reminder")
+    out = _one_short_report(checked, 2)
+    assert f"{cfg / 'cadences.yaml'}:{step_line}:" in out and f"{bad}:{line}: " in out
+
+
 def test_required_content_from_policy_rules(tmp_path: Path) -> None:
     path = write(tmp_path, "sms/hi.txt.j2", FRONT + GOOD_SMS.replace(" Reply STOP to opt out.", ""))
     problem = only(lint(tmp_path))

@@ -31,10 +31,11 @@ from orchestrator.models import (
     Send,
     table_of,
 )
+from orchestrator.planner import StageMark
 from orchestrator.rendering import TemplateRenderer
 from orchestrator.runner import Runner
 from orchestrator.sample import generate_accounts, generate_events, write_csv
-from orchestrator.settle import send_status
+from orchestrator.settle import PlannedAccount, send_status
 from orchestrator.simulate import SIMULATION_PUBLIC_URL, SIMULATION_SECRET, Scenario, Simulation
 from orchestrator.store import account_timeline, decision_values
 from orchestrator.testing import event
@@ -715,10 +716,13 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
                 acct.c.account_id == target)).scalar_one()
         with engine.begin() as conn:
             facts.replan(conn, [target])
-            runner.settler.planned(conn, [(target, seq, instant + timedelta(days=1))])
+            runner.settler.planned(conn, [PlannedAccount(
+                target, seq, instant + timedelta(days=1),
+                StageMark("not-written", instant, Decimal("1.00")))])
         with engine.connect() as conn:
-            assert conn.execute(sa.select(acct.c.plan_due_at).where(
-                acct.c.account_id == target)).scalar_one() is None
+            due_at, stage = conn.execute(sa.select(acct.c.plan_due_at, acct.c.stage).where(
+                acct.c.account_id == target)).one()
+        assert due_at is None and stage != "not-written"
         runner.plan_digest = "another configuration"
         runner.plan(instant + timedelta(minutes=3))
         assert sorted(replayed) == sorted(a.account_id for a in accounts)

@@ -1,14 +1,19 @@
 """The ``outreach`` command line (CONTRACT §2): parse, call one service function, print.
 
 Each command group lives in its own module with a ``register(app)`` function.
-Exit codes: 0 success, 1 runtime failure, 2 bad usage, configuration or input.
+Exit codes: 0 success, 1 runtime failure, 2 bad usage, configuration or input; what
+the commands share (the database URL, its schema, reaching it) is said in one line by
+the root group (``failures.OperatorErrors``), never as a traceback.
 """
 
 from __future__ import annotations
 
 import typer
 
+from orchestrator.cli.failures import OperatorErrors
+
 app = typer.Typer(
+    cls=OperatorErrors,
     name="outreach",
     help="Compliant debt-collection outreach.",
     no_args_is_help=True,

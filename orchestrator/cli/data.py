@@ -62,29 +62,30 @@ def _cipher() -> Any:
 
 
 def _engine() -> Any:
-    from orchestrator.db import make_engine
+    """An engine on a database with this release's schema (else exit 2, saying so)."""
+    from orchestrator.db import open_database
 
-    return make_engine(_database_url())
-
-
-def _runtime_error(exc: Exception) -> NoReturn:
-    typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-    raise typer.Exit(1)
+    return open_database(_database_url())
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema on OUTREACH_DATABASE_URL (needs no keys)."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import DBAPIError
 
-    from orchestrator.db import current_revision, upgrade
+    from orchestrator.db import URL_VARIABLE, current_revision, display_url, failure_reason, upgrade
 
     url = _database_url()
     try:
         upgrade(url)
-        typer.echo(f"database at revision {current_revision(url)}")
-    except SQLAlchemyError as exc:
-        _runtime_error(exc)
+    except DBAPIError as exc:
+        if exc.statement is None:  # could not connect: the root group says so
+            raise
+        # Not "run db upgrade", which the root group would infer from the old revision.
+        typer.echo(f"{URL_VARIABLE}: error: the migration failed on the database at "
+                   f"{display_url(url)}: {failure_reason(exc, url)}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"database at revision {current_revision(url)}")
 
 
 class _Progress:
@@ -245,7 +246,7 @@ def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
         f"{mask_name(account.name) if account else ''}"
     )
     console.print(
-        f"status {timeline['status']}  stage {timeline['stage'] or '-'}  "
+        f"status {timeline['status']}  stage {_stage_text(timeline)}  "
         f"DPD {timeline['dpd']}  balance {timeline['balance']} {account.currency if account else ''}"
     )
     if account:
@@ -263,6 +264,16 @@ def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
     for row in timeline_rows(timeline):
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         console.print(line.rstrip(), soft_wrap=True, markup=False, highlight=False)
+
+
+def _stage_text(timeline: dict[str, Any]) -> str:
+    """``M2 (since 2026-03-23 04:00 UTC, balance then 200.00)``, or ``-`` before the
+    account's first planning (the stage is what planning last found)."""
+    if not timeline["stage"]:
+        return "-"
+    since = (timeline.get("stage_entered_at") or "").replace("T", " ").replace(":00Z", " UTC")
+    then = timeline.get("balance_at_stage_entry")
+    return f"{timeline['stage']} (since {since}" + (f", balance then {then})" if then else ")")
 
 
 def timeline_rows(timeline: dict[str, Any]) -> list[tuple[str, ...]]:

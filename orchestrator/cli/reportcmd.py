@@ -35,7 +35,7 @@ def report(
     from rich.console import Console
 
     from orchestrator.configload import load_config
-    from orchestrator.db import make_engine
+    from orchestrator.db import open_database
     from orchestrator.report import activity_span, build_report, print_report
     from orchestrator.settings import Settings
 
@@ -47,7 +47,7 @@ def report(
         from orchestrator.cli.data import _fail
 
         _fail(exc)
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings.database_url)
     try:
         with engine.connect() as conn:
             span = activity_span(conn)

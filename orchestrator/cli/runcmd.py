@@ -64,6 +64,15 @@ def default_worker() -> str:
     return os.environ.get("OUTREACH_WORKER_ID") or socket.gethostname()
 
 
+def require_schema() -> None:
+    """Refuse to start on a database without this release's schema (exit 2, saying so),
+    before any adapter starts: not a traceback at the first table missing."""
+    from orchestrator import db
+    from orchestrator.settings import Settings
+
+    db.open_database(Settings.from_env().database_url).dispose()
+
+
 def _parse_now(value: str) -> datetime:
     from orchestrator.clock import parse_instant
 
@@ -87,6 +96,7 @@ def run(
     from orchestrator.cli.engine import _fail
 
     instant = _parse_now(now) if now else None
+    require_schema()
     if once:
         from orchestrator.daemon import setup_logging
 
@@ -146,6 +156,7 @@ def serve(
     from orchestrator.daemon import setup_logging
     from orchestrator.server import build_server, create_app
 
+    require_schema()
     try:
         server = build_server()
     except OutreachError as exc:

@@ -101,7 +101,7 @@ def _channels_of(templates_dir: Path, name: str, channel: str | None) -> list[st
 
 
 def _load_account(account_id: str) -> Any:
-    from orchestrator.db import make_engine
+    from orchestrator.db import open_database
     from orchestrator.settings import Settings
     from orchestrator.store import load_account
 
@@ -109,7 +109,7 @@ def _load_account(account_id: str) -> Any:
         cipher = Settings.from_env().cipher()
     except OutreachError as exc:
         _fail(exc)
-    engine = make_engine(os.environ.get("OUTREACH_DATABASE_URL") or "sqlite:///var/outreach.db")
+    engine = open_database(os.environ.get("OUTREACH_DATABASE_URL") or "sqlite:///var/outreach.db")
     try:
         with engine.connect() as conn:
             account = load_account(conn, cipher, account_id)
