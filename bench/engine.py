@@ -8,7 +8,7 @@
 2. daily plan+gate pass, in memory: N accounts planned for one local day and every
    occurrence gated at its planned instant (the pure engine, no database).
 3. daily plan+gate pass on the database (SQLite and PostgreSQL), the daemon's own code
-   (``orchestrator.runner``): import N generated accounts, plan the day for all of them,
+   (``orchestrator.dispatch.runner``): import N generated accounts, plan the day for all of them,
    then dispatch hourly for 24 hours (gate, render, outbox write, decision rows; letters
    written as HTML, not printed to PDF), each size in a child process so peak RSS is its
    own. Beside it, the floor measured in the same
@@ -32,14 +32,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support import scratch_database  # noqa: E402
 
-from orchestrator.configload import load_config  # noqa: E402
-from orchestrator.events import ScenarioEvent  # noqa: E402
-from orchestrator.gate import evaluate  # noqa: E402
-from orchestrator.planner import plan_day  # noqa: E402
-from orchestrator.rules import RuleBook  # noqa: E402
-from orchestrator.sample import generate_accounts, generate_events  # noqa: E402
-from orchestrator.simulate import Scenario, simulate_lines  # noqa: E402
-from orchestrator.state import AccountState, SendHistory  # noqa: E402
+from orchestrator.config.loading import load_config  # noqa: E402
+from orchestrator.core.gate import evaluate  # noqa: E402
+from orchestrator.core.planner import plan_day  # noqa: E402
+from orchestrator.core.rules import RuleBook  # noqa: E402
+from orchestrator.core.state import AccountState, SendHistory  # noqa: E402
+from orchestrator.simulation.events import ScenarioEvent  # noqa: E402
+from orchestrator.simulation.sample import generate_accounts, generate_events  # noqa: E402
+from orchestrator.simulation.simulate import Scenario, simulate_lines  # noqa: E402
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -150,14 +150,14 @@ def _db_floor(url: str, n: int) -> float:
 
 def _db_pass(url: str, n: int, out: object) -> None:
     """Child process: import N accounts, then one day of the daemon's plan + dispatch."""
-    from channels.outbox import OutboxChannel
-    from orchestrator import db
+    from channels.outbox.adapter import OutboxChannel
     from orchestrator.clock import VirtualClock
-    from orchestrator.crypto import DataCipher
-    from orchestrator.importer import import_accounts
-    from orchestrator.rendering import TemplateRenderer
-    from orchestrator.runner import Runner
-    from orchestrator.sample import write_csv
+    from orchestrator.content.rendering import TemplateRenderer
+    from orchestrator.core.crypto import DataCipher
+    from orchestrator.dispatch.runner import Runner
+    from orchestrator.ingest.importer import import_accounts
+    from orchestrator.simulation.sample import write_csv
+    from orchestrator.store import db
 
     day = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)  # local midnight in New York
     config = load_config(ROOT / "config", ROOT / "templates")

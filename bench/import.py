@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/import.py [--rows 100000,1000000] [--pg URL] [--no-pg]
 
-For each size, generates a sample CSV (orchestrator.sample), then imports it into a
+For each size, generates a sample CSV (orchestrator.simulation.sample), then imports it into a
 fresh SQLite database and a fresh PostgreSQL database, each in its own child process
 so peak RSS (VmHWM) is per run. Beside it, the floor: plain sqlite3 reading the same
 CSV with the csv module and executemany-ing the rows into a table of the same columns,
@@ -60,9 +60,9 @@ def _floor(csv_path: str, db_path: str, out: mp.Queue) -> None:  # type: ignore[
 
 
 def _import(csv_path: str, url: str, keys: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
-    from orchestrator import db
-    from orchestrator.crypto import DataCipher
-    from orchestrator.importer import import_accounts
+    from orchestrator.core.crypto import DataCipher
+    from orchestrator.ingest.importer import import_accounts
+    from orchestrator.store import db
 
     db.upgrade(url)
     engine = db.make_engine(url)
@@ -79,7 +79,7 @@ def _schema_floor(db_path: str, out: mp.Queue) -> None:  # type: ignore[type-arg
     """The rows the import wrote (``db_path``, encrypted, indexed), written again with
     plain sqlite3 executemany into a fresh database of the same schema: what the schema
     alone costs, with no parsing, validation or encryption."""
-    from orchestrator import db
+    from orchestrator.store import db
 
     src = sqlite3.connect(db_path)
     tables = ("debtor", "account")
@@ -116,7 +116,7 @@ def main() -> None:
 
     from cryptography.fernet import Fernet
 
-    from orchestrator.sample import generate_accounts, write_csv
+    from orchestrator.simulation.sample import generate_accounts, write_csv
 
     keys = Fernet.generate_key().decode()
     for n in (int(x) for x in args.rows.split(",")):

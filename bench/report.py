@@ -26,8 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator import db  # noqa: E402
-from orchestrator.configload import load_config  # noqa: E402
-from orchestrator.models import (  # noqa: E402
+from orchestrator.config.loading import load_config  # noqa: E402
+from orchestrator.reporting.html import render_html  # noqa: E402
+from orchestrator.reporting.kpis import build_report  # noqa: E402
+from orchestrator.store.tables import (  # noqa: E402
     AccountEvent,
     AccountRow,
     Debtor,
@@ -38,8 +40,6 @@ from orchestrator.models import (  # noqa: E402
     Send,
     table_of,
 )
-from orchestrator.report import build_report  # noqa: E402
-from orchestrator.report_html import render_html  # noqa: E402
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = 30

@@ -10,7 +10,7 @@ The folder holds what will be posted (names and addresses in clear, as on the en
 so it is created readable by its owner only (0700, files 0600). A Chinese letter without
 a CJK font installed fails permanently rather than print empty boxes. Sending the same
 message id twice prints it once: the PDF is named by message id and the manifest gets
-one row per PDF. Its cells are written by ``orchestrator.csvsafe``: a name such as
+one row per PDF. Its cells are written by ``orchestrator.core.csvsafe``: a name such as
 ``=HYPERLINK(...)`` is quoted, never a formula in the vendor's spreadsheet.
 """
 
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from channels.base import AdapterSettings, DeliveryStatus, OutboundMessage, SendResult
-from channels.outbox import append_line, require_safe_id, resolve_dir
+from channels.outbox.adapter import append_line, require_safe_id, resolve_dir
 from orchestrator.clock import Clock
-from orchestrator.csvsafe import SafeWriter
+from orchestrator.core.csvsafe import SafeWriter
 from orchestrator.errors import OutreachError, PermanentChannelError, TransientChannelError
 
 MANIFEST_FIELDS = ("message_id", "account_id", "debtor_id", "locale", "pages", "file",
@@ -52,7 +52,7 @@ class PdfBatchChannel:
         return cls(channel, resolve_dir(settings.out_dir, base_dir), clock)
 
     def send(self, message: OutboundMessage) -> SendResult:
-        from orchestrator.preview import print_pdf
+        from channels.pdf import print_pdf
 
         require_safe_id(message.message_id)
         if message.html is None:

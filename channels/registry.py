@@ -22,26 +22,22 @@ from pydantic import ValidationError
 
 from channels.base import AdapterSettings, ChannelAdapter
 from orchestrator.clock import Clock
-from orchestrator.config import ChannelConfig
-from orchestrator.errors import ConfigError, Problem
+from orchestrator.config.models import ChannelConfig
+from orchestrator.errors import ConfigError, Problem, UnknownAdapterError
 
 ENTRY_POINT_GROUP = "outreach.channels"
 
 # name → module that defines it; the class is found by its ``name`` (or ``ADAPTER``).
 BUILTIN: Mapping[str, str] = {
-    "outbox": "channels.outbox",
+    "outbox": "channels.outbox.adapter",
     "simulated": "channels.simulated",
-    "twilio_sms": "channels.twilio_sms",
-    "twilio_voice": "channels.twilio_voice",
+    "twilio_sms": "channels.twilio.sms",
+    "twilio_voice": "channels.twilio.voice",
     "smtp": "channels.smtp",
     "pdf_batch": "channels.pdf_batch",
 }
 
 _registered: dict[str, type] = {}
-
-
-class UnknownAdapterError(ConfigError):
-    """No adapter of that name is registered, built in or installed."""
 
 
 def register(adapter_cls: type, name: str | None = None) -> type:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from channels.base import AdapterSettings, DeliveryStatus, OutboundMessage, SendResult
+from channels.segments import segments
 from orchestrator.clock import Clock
 from orchestrator.errors import ChannelError
-from orchestrator.sms import segments
 
 _PREFIX = {"sms": "SM", "voice": "CA", "email": "EM", "letter": "LT"}
 

@@ -2,7 +2,11 @@
 
     OutreachError
     ├── ConfigError          bad configuration; carries every Problem found
+    │   └── UnknownAdapterError   a channel names an adapter nobody provides
     ├── InputError           bad input file or request; carries every Problem found
+    ├── TemplateError        a template is malformed or failed to render (file, line)
+    │   └── TemplateMissingError  no file for the channel, name and locale
+    ├── PrinterUnavailable   WeasyPrint (or pango/cairo) cannot be loaded here
     └── ChannelError         an adapter could not deliver
         ├── TransientChannelError   retry (429, 5xx, 4xx SMTP)
         ├── PermanentChannelError   do not retry (invalid number, 5xx SMTP)
@@ -56,6 +60,33 @@ class ConfigError(_ProblemsError):
 
 class InputError(_ProblemsError):
     """An input file, scenario or request is invalid."""
+
+
+class UnknownAdapterError(ConfigError):
+    """No adapter of that name is registered, built in or installed."""
+
+
+class TemplateError(OutreachError):
+    """A template is missing, malformed, or failed to render; names the file and line."""
+
+    def __init__(self, message: str, *, path: str, line: int | None = None):
+        self.path = path
+        self.line = line
+        self.reason = message
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+    @property
+    def problem(self) -> Problem:
+        return Problem(path=self.path, line=self.line, column=None, message=self.reason)
+
+
+class TemplateMissingError(TemplateError):
+    """No file matches the channel, name and locale (nor any fallback)."""
+
+
+class PrinterUnavailable(OutreachError):
+    """WeasyPrint (or the pango and cairo it needs) cannot be loaded here."""
 
 
 class ChannelError(OutreachError):

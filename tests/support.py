@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import Connection
 
-from orchestrator import db
-from orchestrator.crypto import DataCipher
-from orchestrator.importer import import_accounts
-from orchestrator.models import Debtor, Send, table_of
+from orchestrator.core.crypto import DataCipher
+from orchestrator.ingest.importer import import_accounts
+from orchestrator.store import db
+from orchestrator.store.tables import Debtor, Send, table_of
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,11 +12,12 @@ import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
 
-from orchestrator import db, facts, models
 from orchestrator.cli import data
-from orchestrator.crypto import DataCipher
-from orchestrator.records import DecisionKind, DecisionRecord
-from orchestrator.store import account_timeline, record_decision
+from orchestrator.core.crypto import DataCipher
+from orchestrator.core.records import DecisionKind, DecisionRecord
+from orchestrator.store import db, facts
+from orchestrator.store import tables as models
+from orchestrator.store.accounts import account_timeline, record_decision
 
 KEYS = {
     "account_id", "debtor_id", "status", "stage", "dpd", "balance", "promises",
@@ -227,7 +228,7 @@ def test_no_clear_contact_in_decision_table(db_url: str, data_keys: str, tmp_pat
 def test_dpd_counts_in_the_debtors_own_day(monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
-    from orchestrator.preview import sample_account
+    from orchestrator.content.preview import sample_account
 
     root = Path(__file__).resolve().parent.parent
     monkeypatch.setenv("OUTREACH_CONFIG", str(root / "config"))

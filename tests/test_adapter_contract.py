@@ -21,8 +21,8 @@ from channels import registry
 from channels.base import ChannelAdapter, DeliveryStatus, OutboundMessage, SendResult
 from channels.registry import adapter_class, adapter_names, create_adapter
 from orchestrator.clock import FrozenClock
-from orchestrator.config import ChannelConfig
-from orchestrator.configload import load_config
+from orchestrator.config.loading import load_config
+from orchestrator.config.models import ChannelConfig
 from orchestrator.errors import ConfigError, PermanentChannelError
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -28,12 +28,15 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator import db, facts
 from orchestrator.clock import VirtualClock
-from orchestrator.configload import load_config
-from orchestrator.crypto import DataCipher
-from orchestrator.importer import import_accounts
-from orchestrator.models import (
+from orchestrator.config.loading import load_config
+from orchestrator.config.settings import Settings
+from orchestrator.content.rendering import TemplateRenderer
+from orchestrator.core.crypto import DataCipher
+from orchestrator.dispatch.runner import Runner
+from orchestrator.ingest.importer import import_accounts
+from orchestrator.store import db, facts
+from orchestrator.store.tables import (
     AccountEvent,
     AccountRow,
     Decision,
@@ -42,10 +45,7 @@ from orchestrator.models import (
     Promise,
     table_of,
 )
-from orchestrator.rendering import TemplateRenderer
-from orchestrator.runner import Runner
-from orchestrator.server import Server, create_app
-from orchestrator.settings import Settings
+from orchestrator.web.app import Server, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York, 23:00 in Shanghai

@@ -21,13 +21,13 @@ import sqlalchemy as sa
 from support import ROOT, setup_db  # noqa: I001 - tests/support.py
 
 from channels.registry import create_adapter
-from orchestrator import db, facts
 from orchestrator.clock import VirtualClock
-from orchestrator.configload import load_config
-from orchestrator.crypto import DataCipher
-from orchestrator.models import Decision, Occurrence, Send, table_of
-from orchestrator.rendering import TemplateRenderer
-from orchestrator.runner import Runner
+from orchestrator.config.loading import load_config
+from orchestrator.content.rendering import TemplateRenderer
+from orchestrator.core.crypto import DataCipher
+from orchestrator.dispatch.runner import Runner
+from orchestrator.store import db, facts
+from orchestrator.store.tables import Decision, Occurrence, Send, table_of
 
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York
 BAD = "A00002"

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels import outbox as outbox_module
 from channels.base import ChannelAdapter, DeliveryStatus, OutboundMessage, can_move
-from channels.outbox import OutboxChannel
+from channels.outbox import adapter as outbox_module
+from channels.outbox.adapter import OutboxChannel
 from channels.registry import (
     UnknownAdapterError,
     adapter_class,
@@ -24,23 +24,23 @@ from channels.registry import (
     create_adapter,
     validate_channel_options,
 )
+from channels.segments import segments
 from channels.simulated import SimulatedChannel
 from orchestrator.clock import FrozenClock
-from orchestrator.config import ChannelConfig
-from orchestrator.errors import (
-    AmbiguousSendError,
-    ConfigError,
-    PermanentChannelError,
-    TransientChannelError,
-)
-from orchestrator.links import (
+from orchestrator.config.models import ChannelConfig
+from orchestrator.core.links import (
     creditor_pay_url,
     make_token,
     pay_link,
     read_token,
     unsubscribe_link,
 )
-from orchestrator.sms import segments
+from orchestrator.errors import (
+    AmbiguousSendError,
+    ConfigError,
+    PermanentChannelError,
+    TransientChannelError,
+)
 
 NOW = datetime(2026, 3, 2, 15, tzinfo=UTC)
 D = DeliveryStatus
@@ -304,7 +304,7 @@ def test_outbox_writer_finishes_its_work_when_its_daemon_is_killed(tmp_path: Pat
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "from pathlib import Path\n"
-        "from channels.outbox import OutboxChannel\n"
+        "from channels.outbox.adapter import OutboxChannel\n"
         "from channels.base import OutboundMessage\n"
         "from orchestrator.clock import SystemClock\n"
         f"box = OutboxChannel('sms', Path({str(tmp_path / 'ob')!r}), SystemClock())\n"
@@ -439,8 +439,8 @@ def test_links() -> None:
 
 
 def test_creditor_pay_url() -> None:
-    from orchestrator.config import Creditor
-    from orchestrator.domain import Account
+    from orchestrator.config.models import Creditor
+    from orchestrator.core.account import Account
 
     creditor = Creditor(name="Acme", phone="+1", pay_url="https://pay.example.com/{reference}")
     account = Account("A1", "Jane", "USD", 1, NOW.date(), reference="R 1/2")  # type: ignore[arg-type]
@@ -480,7 +480,7 @@ def test_segments(text: str, encoding: str, count: int, units: int) -> None:
 def test_segment_count_places_every_character(text: str) -> None:
     """The count without placing characters one by one (no two-unit character) agrees
     with placing them: a two-unit character is never split across segments."""
-    from orchestrator.sms import GSM7_EXTENSION, _split, is_gsm7
+    from channels.segments import GSM7_EXTENSION, _split, is_gsm7
 
     info = segments(text)
     if is_gsm7(text):

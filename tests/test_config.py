@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
-from orchestrator.config import Duration
-from orchestrator.configload import check_config, load_config
+from orchestrator.config.loading import check_config, load_config
+from orchestrator.config.models import Duration
 from orchestrator.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,8 +256,8 @@ def test_promise_and_plan_bounds_are_checked_at_their_lines(cfg: Path) -> None:
 
 
 def test_an_overlay_replaces_only_the_bounds_it_gives() -> None:
-    from orchestrator.domain import Account
-    from orchestrator.rules import RuleBook
+    from orchestrator.core.account import Account
+    from orchestrator.core.rules import RuleBook
 
     config = load_config(ROOT / "config", ROOT / "templates")
     book = RuleBook(config)

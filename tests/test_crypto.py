@@ -7,7 +7,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberType
 
-from orchestrator.crypto import (
+from orchestrator.core.crypto import (
     DataCipher,
     ephemeral_keys,
     mask_email,

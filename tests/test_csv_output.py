@@ -1,4 +1,4 @@
-"""Every CSV the product writes is safe to open in a spreadsheet (``orchestrator.csvsafe``):
+"""Every CSV the product writes is safe to open in a spreadsheet (``orchestrator.core.csvsafe``):
 the print vendor's letter manifest, written by the real daemon, and the import-format
 portfolio, read back by the real ``outreach import``."""
 
@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from support import CREDITORS, ROOT, TEST_SECRET  # noqa: I001 - tests/support.py
 
-from orchestrator import db
-from orchestrator.crypto import DataCipher
-from orchestrator.domain import ACCOUNT_COLUMNS
-from orchestrator.models import AccountRow, table_of
-from orchestrator.sample import generate_accounts, write_csv
+from orchestrator.core.account import ACCOUNT_COLUMNS
+from orchestrator.core.crypto import DataCipher
+from orchestrator.simulation.sample import generate_accounts, write_csv
+from orchestrator.store import db
+from orchestrator.store.tables import AccountRow, table_of
 
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 NAME = '=HYPERLINK("http://evil.example/","Pay here")'

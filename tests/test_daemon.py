@@ -24,14 +24,14 @@ import sqlalchemy as sa
 from support import setup_db  # noqa: I001 - tests/support.py
 
 from channels.simulated import SimulatedChannel
-from orchestrator import db
-from orchestrator.configload import load_config
-from orchestrator.crypto import DataCipher
-from orchestrator.engine import message_id_for
+from orchestrator.config.loading import load_config
+from orchestrator.content.rendering import TemplateRenderer
+from orchestrator.core.crypto import DataCipher
+from orchestrator.dispatch.decider import message_id_for
+from orchestrator.dispatch.runner import Runner
 from orchestrator.errors import AmbiguousSendError, PermanentChannelError, TransientChannelError
-from orchestrator.models import Decision, Occurrence, Send, table_of
-from orchestrator.rendering import TemplateRenderer
-from orchestrator.runner import Runner
+from orchestrator.store import db
+from orchestrator.store.tables import Decision, Occurrence, Send, table_of
 
 ROOT = Path(__file__).resolve().parent.parent
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from orchestrator import db, models
+from orchestrator.store import db
+from orchestrator.store import tables as models
 
 
 def test_upgrade_is_idempotent_and_reaches_head(db_url: str) -> None:

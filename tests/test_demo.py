@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from rich.console import Console
 
-from orchestrator.demo import DEMO_START, run_demo
-from orchestrator.sample import generate_accounts, generate_events
+from orchestrator.simulation.demo import DEMO_START, run_demo
+from orchestrator.simulation.sample import generate_accounts, generate_events
 
 ROOT = Path(__file__).resolve().parent.parent
 

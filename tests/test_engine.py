@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from orchestrator.records import DecisionRecord
+from orchestrator.core.records import DecisionRecord
 from orchestrator.testing import account, event, make_config, minimal_templates, simulate
 
 NY = ZoneInfo("America/New_York")

@@ -108,7 +108,7 @@ def test_output_is_byte_identical(name: str) -> None:
 
 
 def test_every_record_has_every_key() -> None:
-    from orchestrator.records import RECORD_KEYS
+    from orchestrator.core.records import RECORD_KEYS
 
     for record in simulate("promise_kept.yaml"):
         assert tuple(record) == RECORD_KEYS

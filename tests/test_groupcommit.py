@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 from support import insert_sends
 
 from channels.base import DeliveryStatus
-from orchestrator import db, facts
-from orchestrator.groupcommit import GroupCommit
-from orchestrator.models import DeliveryEvent, Send, table_of
+from orchestrator.store import db, facts
+from orchestrator.store.groupcommit import GroupCommit
+from orchestrator.store.tables import DeliveryEvent, Send, table_of
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ from cryptography.fernet import Fernet
 from support import ROOT, TEST_SECRET, write_config  # noqa: I001 - tests/support.py
 from test_server import T, _free_socket
 
-from orchestrator import db
 from orchestrator.clock import VirtualClock
-from orchestrator.configload import load_config
-from orchestrator.crypto import DataCipher
-from orchestrator.rendering import TemplateRenderer
-from orchestrator.runner import Runner
-from orchestrator.server import Server, create_app
-from orchestrator.settings import Settings
+from orchestrator.config.loading import load_config
+from orchestrator.config.settings import Settings
+from orchestrator.content.rendering import TemplateRenderer
+from orchestrator.core.crypto import DataCipher
+from orchestrator.dispatch.runner import Runner
+from orchestrator.store import db
+from orchestrator.web.app import Server, create_app
 
 
 @contextmanager

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.config import HolidayRule, Overlay, Policy
-from orchestrator.hours import (
+from orchestrator.config.models import HolidayRule, Overlay, Policy
+from orchestrator.core.hours import (
     DAY,
     HolidayCalendar,
     HoursRule,

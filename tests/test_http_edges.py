@@ -8,7 +8,7 @@ import json
 import httpx
 from test_server import API_TOKEN, PAY_SECRET, Live, T, live  # noqa: F401
 
-from orchestrator.models import AccountRow, DeliveryEvent, Payment
+from orchestrator.store.tables import AccountRow, DeliveryEvent, Payment
 
 
 def test_non_ascii_credentials_are_refused_with_401_not_500(live: Live) -> None:  # noqa: F811

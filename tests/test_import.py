@@ -16,10 +16,11 @@ import typer
 from cryptography.fernet import Fernet
 from typer.testing import CliRunner
 
-from orchestrator import db, models
 from orchestrator.cli import data
-from orchestrator.domain import ACCOUNT_COLUMNS
-from orchestrator.sample import generate_accounts, write_csv
+from orchestrator.core.account import ACCOUNT_COLUMNS
+from orchestrator.simulation.sample import generate_accounts, write_csv
+from orchestrator.store import db
+from orchestrator.store import tables as models
 
 GOOD = {
     "account_id": "A1",
@@ -181,9 +182,9 @@ def test_missing_required_column_rejects_the_file(url: str, data_keys: str, tmp_
 def test_bad_row_after_a_full_batch_rolls_everything_back(
     url: str, data_keys: str, tmp_path: Path
 ) -> None:
-    from orchestrator.crypto import DataCipher
+    from orchestrator.core.crypto import DataCipher
     from orchestrator.errors import InputError
-    from orchestrator.importer import import_accounts
+    from orchestrator.ingest.importer import import_accounts
 
     rows = [dict(GOOD, account_id=f"A{i}", phone="") for i in range(25)]
     rows[-1]["balance"] = "x"
@@ -248,8 +249,8 @@ def test_key_rotation(url: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert show(url, k2, "A1") == before
 
-    from orchestrator.crypto import DataCipher
-    from orchestrator.store import load_account
+    from orchestrator.core.crypto import DataCipher
+    from orchestrator.store.accounts import load_account
 
     cipher = DataCipher([k2])
     engine = db.make_engine(url)
@@ -355,9 +356,9 @@ def test_a_payment_too_large_to_store_rejects_the_file(
 def test_many_rows_over_several_batches_then_an_unchanged_reimport(
     url: str, data_keys: str, tmp_path: Path
 ) -> None:
-    from orchestrator.crypto import DataCipher
-    from orchestrator.importer import import_accounts
-    from orchestrator.store import load_account
+    from orchestrator.core.crypto import DataCipher
+    from orchestrator.ingest.importer import import_accounts
+    from orchestrator.store.accounts import load_account
 
     path = tmp_path / "many.csv"
     write_csv(generate_accounts(230, today=date(2026, 3, 2)), path)
@@ -416,11 +417,11 @@ def test_phone_zones_are_stored_at_import_and_read_as_the_number_gives_them(
     number again: read back they are what the number gives, for every sample account
     (US, Chinese, mobile, landline); a changed phone stores its new zones; zones stored
     under another phonenumbers release are read from the number again."""
-    from orchestrator.config import TimezonePolicy
-    from orchestrator.crypto import DataCipher
-    from orchestrator.importer import import_accounts
-    from orchestrator.store import load_account
-    from orchestrator.zones import candidate_zones, phone_zones
+    from orchestrator.config.models import TimezonePolicy
+    from orchestrator.core.crypto import DataCipher
+    from orchestrator.core.zones import candidate_zones, phone_zones
+    from orchestrator.ingest.importer import import_accounts
+    from orchestrator.store.accounts import load_account
 
     accounts = list(generate_accounts(120, today=date(2026, 3, 2), seed=11))
     path = tmp_path / "a.csv"

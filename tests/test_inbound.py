@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.inbound import (
+from orchestrator.core.keywords import (
     HELP_WORDS,
     OPT_IN_WORDS,
     OPT_OUT_WORDS,

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.inlist import one_of, pg_array
+from orchestrator.store.inlist import one_of, pg_array
 
 metadata = sa.MetaData()
 item = sa.Table("inlist_item", metadata, sa.Column("id", sa.Integer, primary_key=True),

@@ -13,15 +13,15 @@ import pytest
 import sqlalchemy as sa
 from test_server import API_TOKEN, Live, T, _send, live  # noqa: F401 - `live`: a fixture
 
-from orchestrator.configload import load_config
-from orchestrator.links import (
+from orchestrator.config.loading import load_config
+from orchestrator.core.links import (
     LINK_LIFETIME,
     PREVIEW_AGENTS,
     UNSUBSCRIBE_GRACE,
     pay_link,
     unsubscribe_link,
 )
-from orchestrator.models import AccountEvent, AccountRow, DeliveryEvent, OptOut, table_of
+from orchestrator.store.tables import AccountEvent, AccountRow, DeliveryEvent, OptOut, table_of
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Safari/604.1",
            "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}

@@ -15,11 +15,11 @@ from support import letter_library, tiny_png  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
-from orchestrator.config import Config
-from orchestrator.configload import check_config, load_config
+from orchestrator.config.loading import check_config, load_config
+from orchestrator.config.models import Config
+from orchestrator.content.htmlcheck import html_problems
+from orchestrator.content.template_lint import lint_templates
 from orchestrator.errors import Problem
-from orchestrator.htmlcheck import html_problems
-from orchestrator.lint import lint_templates
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load_config(ROOT / "config")

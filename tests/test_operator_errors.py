@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from typer.testing import CliRunner
 
-from orchestrator import db
 from orchestrator.cli import _register_all, app
+from orchestrator.store import db
 
 ROOT = Path(__file__).resolve().parent.parent
 _KEY = Fernet.generate_key().decode()

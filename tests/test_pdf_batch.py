@@ -14,12 +14,12 @@ from pypdf import PdfReader
 from support import letter_library, listener, tiny_png  # noqa: I001 - tests/support.py
 
 from channels.base import DeliveryStatus, OutboundMessage
-from channels.outbox import OutboxChannel
+from channels.outbox.adapter import OutboxChannel
 from channels.registry import create_adapter
 from orchestrator.clock import FrozenClock
-from orchestrator.config import ChannelConfig
-from orchestrator.preview import sample_context
-from orchestrator.rendering import TemplateRenderer
+from orchestrator.config.models import ChannelConfig
+from orchestrator.content.preview import sample_context
+from orchestrator.content.rendering import TemplateRenderer
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)

@@ -16,9 +16,9 @@ import holidays as holidays_lib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.records import DecisionRecord
+from orchestrator.core.records import DecisionRecord
+from orchestrator.core.zones import candidate_zones
 from orchestrator.testing import account, event, make_config, minimal_templates, simulate
-from orchestrator.zones import candidate_zones
 
 CHANNELS = ["sms", "voice", "email", "letter"]
 TEMPLATE = {"sms": "reminder", "voice": "reminder", "email": "reminder", "letter": "reminder_letter"}

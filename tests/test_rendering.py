@@ -15,10 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.config import Config
-from orchestrator.domain import Account
-from orchestrator.links import pay_link, unsubscribe_link
-from orchestrator.rendering import (
+from channels.segments import segments
+from orchestrator.config.models import Config
+from orchestrator.content.rendering import (
     TemplateError,
     TemplateMissingError,
     TemplateRenderer,
@@ -26,7 +25,8 @@ from orchestrator.rendering import (
     build_context,
     html_to_text,
 )
-from orchestrator.sms import segments
+from orchestrator.core.account import Account
+from orchestrator.core.links import pay_link, unsubscribe_link
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -385,7 +385,7 @@ def _stdlib_text(html: str) -> str:
 
 
 def test_html_to_text_reads_every_shipped_template_as_html_parser_does() -> None:
-    from orchestrator.preview import VARIANTS, sample_context
+    from orchestrator.content.preview import VARIANTS, sample_context
 
     templates = ROOT / "templates"
     renderer = TemplateRenderer(templates)

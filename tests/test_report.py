@@ -30,9 +30,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator import db
-from orchestrator.configload import load_config
-from orchestrator.models import (
+from orchestrator.config.loading import load_config
+from orchestrator.reporting.html import render_html
+from orchestrator.reporting.kpis import build_report
+from orchestrator.store import db
+from orchestrator.store.tables import (
     AccountEvent,
     AccountRow,
     Debtor,
@@ -43,8 +45,6 @@ from orchestrator.models import (
     Send,
     table_of,
 )
-from orchestrator.report import build_report
-from orchestrator.report_html import render_html
 
 ROOT = Path(__file__).resolve().parent.parent
 SINCE, UNTIL = date(2026, 3, 1), date(2026, 3, 10)

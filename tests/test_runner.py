@@ -16,14 +16,25 @@ import pytest
 import sqlalchemy as sa
 
 from channels.simulated import SimulatedChannel
-from orchestrator import db, facts
-from orchestrator.configload import load_config
-from orchestrator.crypto import DataCipher
-from orchestrator.engine import message_id_for
+from orchestrator.config.loading import load_config
+from orchestrator.content.rendering import TemplateRenderer
+from orchestrator.core.crypto import DataCipher
+from orchestrator.core.planner import StageMark
+from orchestrator.dispatch.decider import message_id_for
+from orchestrator.dispatch.runner import Runner
+from orchestrator.dispatch.settle import PlannedAccount, send_status
 from orchestrator.errors import AmbiguousSendError, PermanentChannelError, TransientChannelError
-from orchestrator.importer import import_accounts
-from orchestrator.keywords import handle_inbound
-from orchestrator.models import (
+from orchestrator.ingest.importer import import_accounts
+from orchestrator.simulation.sample import generate_accounts, generate_events, write_csv
+from orchestrator.simulation.simulate import (
+    SIMULATION_PUBLIC_URL,
+    SIMULATION_SECRET,
+    Scenario,
+    Simulation,
+)
+from orchestrator.store import db, facts
+from orchestrator.store.accounts import account_timeline, decision_values
+from orchestrator.store.tables import (
     AccountRow,
     Decision,
     Occurrence,
@@ -31,14 +42,8 @@ from orchestrator.models import (
     Send,
     table_of,
 )
-from orchestrator.planner import StageMark
-from orchestrator.rendering import TemplateRenderer
-from orchestrator.runner import Runner
-from orchestrator.sample import generate_accounts, generate_events, write_csv
-from orchestrator.settle import PlannedAccount, send_status
-from orchestrator.simulate import SIMULATION_PUBLIC_URL, SIMULATION_SECRET, Scenario, Simulation
-from orchestrator.store import account_timeline, decision_values
 from orchestrator.testing import event
+from orchestrator.web.inbound import handle_inbound
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)
@@ -423,7 +428,7 @@ class _OptedOutAtTwilio(SimulatedChannel):
     def send(self, message):  # type: ignore[no-untyped-def]
         from twilio.base.exceptions import TwilioRestException
 
-        from channels.twilio_sms import twilio_error
+        from channels.twilio.sms import twilio_error
 
         self.refused.append(message.account_id)
         raise twilio_error(TwilioRestException(400, "/Messages.json", "unsubscribed", 21610))
@@ -460,7 +465,7 @@ class _ReportsBeforeReturning(SimulatedChannel):
 
     def send(self, message):  # type: ignore[no-untyped-def]
         from channels.base import DeliveryStatus
-        from orchestrator import facts
+        from orchestrator.store import facts
 
         result = super().send(message)
         with self.engine.begin() as conn:
@@ -507,7 +512,7 @@ def test_batches_hold_about_a_quarter_second_of_sends(
         db_url: str, data_keys: str, tmp_path: Path) -> None:
     """A crash leaves one batch ambiguous, so a batch is sized by the time its sends take:
     small for a slow provider, up to ``send_batch`` for a fast one."""
-    from orchestrator import runner as runner_module
+    from orchestrator.dispatch import runner as runner_module
 
     _, _, _, runner = _setup(db_url, data_keys, tmp_path, 120)
     runner.batch, runner.send_batch = 200, 30
@@ -676,7 +681,7 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
     """A round replays the accounts due (next local day, deadline, dated fact) or changed
     since (``facts.replan``), not the whole portfolio; another planning configuration
     replays every account; a change made while a planner held an account keeps it due."""
-    from orchestrator import runner as runner_module
+    from orchestrator.dispatch import runner as runner_module
 
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 30)
     replayed: list[str] = []

@@ -31,12 +31,15 @@ from support import ROOT, setup_db, wait_healthy  # noqa: I001
 from twilio.request_validator import RequestValidator
 
 from channels.registry import create_adapter
-from orchestrator import db
 from orchestrator.clock import VirtualClock
-from orchestrator.configload import load_config
-from orchestrator.crypto import DataCipher
-from orchestrator.links import pay_link
-from orchestrator.models import (
+from orchestrator.config.loading import load_config
+from orchestrator.config.settings import Settings
+from orchestrator.content.rendering import TemplateRenderer
+from orchestrator.core.crypto import DataCipher
+from orchestrator.core.links import pay_link
+from orchestrator.dispatch.runner import Runner
+from orchestrator.store import db
+from orchestrator.store.tables import (
     AccountEvent,
     AccountRow,
     Decision,
@@ -46,10 +49,7 @@ from orchestrator.models import (
     Send,
     table_of,
 )
-from orchestrator.rendering import TemplateRenderer
-from orchestrator.runner import Runner
-from orchestrator.server import Server, create_app
-from orchestrator.settings import Settings
+from orchestrator.web.app import Server, create_app
 
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York
 TOKEN = "twilio-auth-token"
@@ -462,7 +462,7 @@ def test_openapi_fuzzing_finds_no_server_error(live: Live) -> None:
 
 
 def test_one_click_unsubscribe_stops_email_only(live: Live) -> None:
-    from orchestrator.links import unsubscribe_link
+    from orchestrator.core.links import unsubscribe_link
 
     send = _send(live, "A00001", "email")
     link = unsubscribe_link(live.url, live.server.settings.secret_key or "", send.message_id,

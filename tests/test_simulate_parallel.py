@@ -10,10 +10,16 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
-from orchestrator.configload import load_config
-from orchestrator.events import ScenarioEvent
-from orchestrator.sample import generate_accounts, generate_events
-from orchestrator.simulate import Scenario, Simulation, canonical, partition, simulate_lines
+from orchestrator.config.loading import load_config
+from orchestrator.simulation.events import ScenarioEvent
+from orchestrator.simulation.sample import generate_accounts, generate_events
+from orchestrator.simulation.simulate import (
+    Scenario,
+    Simulation,
+    canonical,
+    partition,
+    simulate_lines,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 2, tzinfo=UTC)

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from channels.base import DeliveryStatus, OutboundMessage
 from channels.registry import create_adapter
 from orchestrator.clock import FrozenClock
-from orchestrator.config import ChannelConfig
+from orchestrator.config.models import ChannelConfig
 from orchestrator.errors import PermanentChannelError, TransientChannelError
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -14,8 +14,8 @@ from cryptography.fernet import Fernet
 from support import TEST_SECRET, write_config
 from typer.testing import CliRunner
 
-from orchestrator import db
 from orchestrator.cli import _register_all, app
+from orchestrator.store import db
 
 ROOT = Path(__file__).resolve().parent.parent
 CADENCES = """

@@ -28,9 +28,9 @@ from support import ROOT, wait_healthy, write_accounts, write_config  # noqa: I0
 from twilio.request_validator import RequestValidator
 from typer.testing import CliRunner
 
-from orchestrator import db
 from orchestrator.cli import _register_all, app
-from orchestrator.models import AccountRow, Decision, table_of
+from orchestrator.store import db
+from orchestrator.store.tables import AccountRow, Decision, table_of
 
 TOKEN = "twilio-auth-token"
 PHONE = "+12122000000"  # A00000's number (tests/support.write_accounts)

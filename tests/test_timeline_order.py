@@ -12,7 +12,7 @@ from test_server import API_TOKEN, Live, _send, live  # noqa: F401
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
-from orchestrator.models import DeliveryEvent
+from orchestrator.store.tables import DeliveryEvent
 
 PATH = "/webhooks/twilio/sms/status"
 

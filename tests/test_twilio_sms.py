@@ -24,7 +24,7 @@ from twilio_fake import (  # noqa: I001 - tests/twilio_fake.py
 from channels.base import DeliveryStatus, OutboundMessage
 from channels.registry import create_adapter
 from orchestrator.clock import FrozenClock
-from orchestrator.config import ChannelConfig
+from orchestrator.config.models import ChannelConfig
 from orchestrator.errors import (
     AmbiguousSendError,
     ConfigError,

@@ -38,24 +38,24 @@ from twilio_fake import (  # noqa: I001 - tests/twilio_fake.py
 
 from channels.base import DeliveryStatus, OutboundMessage
 from channels.registry import create_adapter
-from channels.twilio_voice import CALL_STATUS, call_status
-from orchestrator import db, facts
+from channels.twilio.voice import CALL_STATUS, call_status
 from orchestrator.clock import FrozenClock, VirtualClock
-from orchestrator.config import ChannelConfig
-from orchestrator.configload import load_config
-from orchestrator.crypto import DataCipher
+from orchestrator.config.loading import load_config
+from orchestrator.config.models import ChannelConfig
+from orchestrator.config.settings import Settings
+from orchestrator.content.rendering import TemplateRenderer
+from orchestrator.core.crypto import DataCipher
+from orchestrator.dispatch.runner import Runner
 from orchestrator.errors import (
     AmbiguousSendError,
     ConfigError,
     PermanentChannelError,
     TransientChannelError,
 )
-from orchestrator.importer import import_accounts
-from orchestrator.models import AccountEvent, Decision, DeliveryEvent, Send, table_of
-from orchestrator.rendering import TemplateRenderer
-from orchestrator.runner import Runner
-from orchestrator.server import Server, create_app
-from orchestrator.settings import Settings
+from orchestrator.ingest.importer import import_accounts
+from orchestrator.store import db, facts
+from orchestrator.store.tables import AccountEvent, Decision, DeliveryEvent, Send, table_of
+from orchestrator.web.app import Server, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

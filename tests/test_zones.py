@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import timezone as phone_tz
 
-from orchestrator.config import TimezonePolicy
-from orchestrator.domain import Account
-from orchestrator.phones import GEOGRAPHIC, phone_facts
-from orchestrator.zones import Zones, address_zones, candidate_zones, phone_zones
+from orchestrator.config.models import TimezonePolicy
+from orchestrator.core.account import Account
+from orchestrator.core.phones import GEOGRAPHIC, phone_facts
+from orchestrator.core.zones import Zones, address_zones, candidate_zones, phone_zones
 
 POLICY = TimezonePolicy()  # default America/New_York, sources explicit, address, phone
 
@@ -207,10 +207,10 @@ def test_an_invalid_number_is_blocked_unless_the_import_found_it_valid() -> None
     release (only valid numbers are imported): the gate does not parse the number again."""
     from types import SimpleNamespace
 
-    from orchestrator.gate import contact_rule
-    from orchestrator.records import Reason
-    from orchestrator.state import AccountState
-    from orchestrator.zones import phone_zones_text, stored_phone_zones
+    from orchestrator.core.gate import contact_rule
+    from orchestrator.core.records import Reason
+    from orchestrator.core.state import AccountState
+    from orchestrator.core.zones import phone_zones_text, stored_phone_zones
 
     policy = TimezonePolicy()
     text = SimpleNamespace(channel="sms")

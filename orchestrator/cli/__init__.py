@@ -23,7 +23,8 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from orchestrator.cli import configcmd, data, engine, reportcmd, runcmd, templatescmd
+    from orchestrator.cli import configcmd, data, reportcmd, runcmd, templatescmd
+    from orchestrator.cli import simcmd as engine
 
     for module in (data, configcmd, engine, runcmd, templatescmd, reportcmd):
         module.register(app)

@@ -22,7 +22,7 @@ def check(
 
     Prints ``PATH:LINE:COL: error: MESSAGE`` per problem (warnings too); exits 2 on any error.
     """
-    from orchestrator.configload import check_config
+    from orchestrator.config.loading import check_config
 
     config_dir = config or Path(os.environ.get("OUTREACH_CONFIG") or "config")
     templates_dir = templates or Path(os.environ.get("OUTREACH_TEMPLATES") or "templates")

@@ -36,7 +36,7 @@ def _database_url() -> str:
 
 
 def _fail(exc: OutreachError) -> NoReturn:
-    from orchestrator.accounts import format_input_problem
+    from orchestrator.ingest.validation import format_input_problem
 
     problems = getattr(exc, "problems", None)
     if isinstance(exc, InputError) and problems:
@@ -53,7 +53,7 @@ def _fail(exc: OutreachError) -> NoReturn:
 
 
 def _cipher() -> Any:
-    from orchestrator.settings import Settings
+    from orchestrator.config.settings import Settings
 
     try:
         return Settings.from_env().cipher()
@@ -63,7 +63,7 @@ def _cipher() -> Any:
 
 def _engine() -> Any:
     """An engine on a database with this release's schema (else exit 2, saying so)."""
-    from orchestrator.db import open_database
+    from orchestrator.store.db import open_database
 
     return open_database(_database_url())
 
@@ -73,7 +73,13 @@ def db_upgrade() -> None:
     """Create or migrate the schema on OUTREACH_DATABASE_URL (needs no keys)."""
     from sqlalchemy.exc import DBAPIError
 
-    from orchestrator.db import URL_VARIABLE, current_revision, display_url, failure_reason, upgrade
+    from orchestrator.store.db import (
+        URL_VARIABLE,
+        current_revision,
+        display_url,
+        failure_reason,
+        upgrade,
+    )
 
     url = _database_url()
     try:
@@ -135,7 +141,7 @@ def import_accounts_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and count; write nothing"),
 ) -> None:
     """Upsert accounts by account_id; one bad row rejects the whole file."""
-    from orchestrator.importer import import_accounts
+    from orchestrator.ingest.importer import import_accounts
 
     cipher = _cipher()
     engine = _engine()
@@ -161,7 +167,7 @@ def import_payments_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and count; write nothing"),
 ) -> None:
     """Record payments; idempotent by payment_id."""
-    from orchestrator.importer import import_payments
+    from orchestrator.ingest.importer import import_payments
 
     engine = _engine()
     try:
@@ -183,7 +189,7 @@ def account_show(
         None, "--today", help="date for DPD (default: today in the debtor's time zone)"),
 ) -> None:
     """The account's timeline: stage, promises, payments, decisions and events."""
-    from orchestrator.store import account_timeline, load_account
+    from orchestrator.store.accounts import account_timeline, load_account
 
     cipher = _cipher()
     day: date | None = None
@@ -193,7 +199,7 @@ def account_show(
         except ValueError:
             typer.echo(f"--today: error: not an ISO date: {today!r}", err=True)
             raise typer.Exit(2) from None
-    from orchestrator.crypto import InvalidToken
+    from orchestrator.core.crypto import InvalidToken
 
     engine = _engine()
     try:
@@ -223,9 +229,9 @@ def _local_today(account: Any, now: datetime) -> date:
     time-zone policy; UTC when there is no account or the configuration cannot be read."""
     if account is None:
         return now.date()
-    from orchestrator.configload import load_config
-    from orchestrator.settings import Settings
-    from orchestrator.zones import local_date
+    from orchestrator.config.loading import load_config
+    from orchestrator.config.settings import Settings
+    from orchestrator.core.zones import local_date
 
     settings = Settings.from_env()
     try:
@@ -238,7 +244,7 @@ def _local_today(account: Any, now: datetime) -> date:
 def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
     from rich.console import Console
 
-    from orchestrator.crypto import mask_email, mask_name, mask_phone
+    from orchestrator.core.crypto import mask_email, mask_name, mask_phone
 
     console = Console()
     console.print(
@@ -322,7 +328,7 @@ def keys_rotate() -> None:
     every blind index. Afterwards the older keys may be dropped."""
     from cryptography.fernet import InvalidToken
 
-    from orchestrator.store import rotate_keys
+    from orchestrator.store.accounts import rotate_keys
 
     cipher = _cipher()
     engine = _engine()

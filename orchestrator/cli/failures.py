@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperGroup
 
+from orchestrator.config.settings import Settings
 from orchestrator.errors import ConfigError, InputError, OutreachError
-from orchestrator.settings import Settings
 
 if TYPE_CHECKING:  # SQLAlchemy is imported by the commands that use a database, not here
     from sqlalchemy.exc import DBAPIError
@@ -59,7 +59,7 @@ def explain(exc: BaseException, url: str) -> tuple[int, list[str]] | None:
 def _url_problem(url: str) -> tuple[int, list[str]] | None:
     """The URL's own problem (``db.parse_url``); ``None`` if the URL is fine (the
     argument error was about something else)."""
-    from orchestrator import db
+    from orchestrator.store import db
 
     try:
         db.parse_url(url)
@@ -87,7 +87,7 @@ def _database_failure(exc: DBAPIError, url: str) -> tuple[int, list[str]] | None
 
 def _runtime(url: str, what: str, exc: BaseException) -> tuple[int, list[str]]:
     """Exit 1 and ``OUTREACH_DATABASE_URL: error: WHAT URL: reason`` (no password)."""
-    from orchestrator import db
+    from orchestrator.store import db
 
     return 1, [f"{db.URL_VARIABLE}: error: {what} {db.display_url(url)}: "
                f"{db.failure_reason(exc, url)}"]
@@ -97,7 +97,7 @@ def _schema_problem(url: str) -> tuple[int, list[str]] | None:
     """A statement failed: was it for want of the schema (a table or column missing)?"""
     from sqlalchemy.exc import DBAPIError
 
-    from orchestrator import db
+    from orchestrator.store import db
 
     try:
         engine = db.make_engine(url)

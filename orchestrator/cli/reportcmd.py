@@ -34,10 +34,10 @@ def report(
     opt-outs, complaints and decisions by reason."""
     from rich.console import Console
 
-    from orchestrator.configload import load_config
-    from orchestrator.db import open_database
-    from orchestrator.report import activity_span, build_report, print_report
-    from orchestrator.settings import Settings
+    from orchestrator.config.loading import load_config
+    from orchestrator.config.settings import Settings
+    from orchestrator.reporting.kpis import activity_span, build_report, print_report
+    from orchestrator.store.db import open_database
 
     first, last = _date("--since", since), _date("--until", until)
     settings = Settings.from_env()
@@ -64,7 +64,7 @@ def report(
     finally:
         engine.dispose()
     if html is not None:
-        from orchestrator.report_html import render_html
+        from orchestrator.reporting.html import render_html
 
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(render_html(data), encoding="utf-8")

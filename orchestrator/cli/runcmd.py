@@ -22,12 +22,12 @@ def build_runner(
 ) -> tuple[Any, Any]:
     """A ``Runner`` and its clock, from the environment (CONTRACT §3) and the config."""
     from channels.registry import create_adapter
-    from orchestrator import db
     from orchestrator.clock import FrozenClock, SystemClock
-    from orchestrator.configload import load_config
-    from orchestrator.rendering import TemplateRenderer
-    from orchestrator.runner import SEND_BATCH, Runner
-    from orchestrator.settings import Settings
+    from orchestrator.config.loading import load_config
+    from orchestrator.config.settings import Settings
+    from orchestrator.content.rendering import TemplateRenderer
+    from orchestrator.dispatch.runner import SEND_BATCH, Runner
+    from orchestrator.store import db
 
     settings = Settings.from_env()
     secret = settings.require("OUTREACH_SECRET_KEY")
@@ -67,8 +67,8 @@ def default_worker() -> str:
 def require_schema() -> None:
     """Refuse to start on a database without this release's schema (exit 2, saying so),
     before any adapter starts: not a traceback at the first table missing."""
-    from orchestrator import db
-    from orchestrator.settings import Settings
+    from orchestrator.config.settings import Settings
+    from orchestrator.store import db
 
     db.open_database(Settings.from_env().database_url).dispose()
 
@@ -93,12 +93,12 @@ def run(
     dispatch_every: float = typer.Option(5.0, help="seconds between dispatch runs"),
 ) -> None:
     """Plan due steps and dispatch sends; forever, or one tick with --once."""
-    from orchestrator.cli.engine import _fail
+    from orchestrator.cli.simcmd import _fail
 
     instant = _parse_now(now) if now else None
     require_schema()
     if once:
-        from orchestrator.daemon import setup_logging
+        from orchestrator.dispatch.daemon import setup_logging
 
         setup_logging(logging.WARNING)  # what needs telling (bad data), as JSON lines
         try:
@@ -114,7 +114,7 @@ def run(
             "recovered_ambiguous": ambiguous, "decisions": dict(sorted(result.decisions.items())),
         }))
         return
-    from orchestrator.daemon import Daemon, setup_logging
+    from orchestrator.dispatch.daemon import Daemon, setup_logging
 
     setup_logging()
     clock_holder: dict[str, Any] = {}
@@ -152,9 +152,9 @@ def serve(
     """Webhooks, payment links and the REST API (CONTRACT §8)."""
     import uvicorn
 
-    from orchestrator.cli.engine import _fail
-    from orchestrator.daemon import setup_logging
-    from orchestrator.server import build_server, create_app
+    from orchestrator.cli.simcmd import _fail
+    from orchestrator.dispatch.daemon import setup_logging
+    from orchestrator.web.app import build_server, create_app
 
     require_schema()
     try:
@@ -174,7 +174,7 @@ def serve(
                                "access_log": False}
     if workers > 1:  # each process builds its own server (checked once above)
         server.db.dispose()
-        uvicorn.run("orchestrator.server:app_from_env", factory=True, workers=workers,
+        uvicorn.run("orchestrator.web.app:app_from_env", factory=True, workers=workers,
                     **options)
         return
     uvicorn.run(create_app(server), **options)

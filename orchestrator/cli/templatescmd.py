@@ -49,8 +49,8 @@ def _fail(exc: OutreachError) -> NoReturn:
 
 
 def _config(config_dir: Path) -> Any:
-    from orchestrator.config import Config
-    from orchestrator.configload import load_config
+    from orchestrator.config.loading import load_config
+    from orchestrator.config.models import Config
 
     if not config_dir.is_dir():
         typer.echo(f"{config_dir}: warning: no configuration directory; "
@@ -78,7 +78,7 @@ def lint(
     Exit 2 when there is an error; warnings (an SMS over 2 segments) do not fail.
     """
     from orchestrator.cli.configcmd import report_problems
-    from orchestrator.lint import lint_templates
+    from orchestrator.content.template_lint import lint_templates
 
     config_dir, templates_dir = _dirs(config, templates)
     cfg = _config(config_dir)
@@ -87,7 +87,7 @@ def lint(
 
 
 def _channels_of(templates_dir: Path, name: str, channel: str | None) -> list[str]:
-    from orchestrator.lint import discover
+    from orchestrator.content.template_lint import discover
 
     if "/" in name:
         channel, name = name.split("/", 1)
@@ -101,9 +101,9 @@ def _channels_of(templates_dir: Path, name: str, channel: str | None) -> list[st
 
 
 def _load_account(account_id: str) -> Any:
-    from orchestrator.db import open_database
-    from orchestrator.settings import Settings
-    from orchestrator.store import load_account
+    from orchestrator.config.settings import Settings
+    from orchestrator.store.accounts import load_account
+    from orchestrator.store.db import open_database
 
     try:
         cipher = Settings.from_env().cipher()
@@ -126,8 +126,8 @@ def _render(
     account: Any, creditor: str | None, message_id: str,
 ) -> tuple[Any, str]:
     """(Rendered, locale) for the sample debtor or the account."""
-    from orchestrator.preview import account_context, sample_context
-    from orchestrator.rendering import TemplateRenderer
+    from orchestrator.content.preview import account_context, sample_context
+    from orchestrator.content.rendering import TemplateRenderer
 
     renderer = TemplateRenderer(templates_dir)
     if account is not None:
@@ -171,7 +171,7 @@ def preview(
     templates: Path | None = _TEMPLATES,
 ) -> None:
     """Print the message and write it as HTML (a letter also as PDF); print the paths."""
-    from orchestrator.preview import write_preview
+    from orchestrator.content.preview import write_preview
 
     if account_id is not None and sample:
         typer.echo("error: give --account ID or --sample, not both", err=True)

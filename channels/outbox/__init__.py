@@ -1,0 +1,1 @@
+"""The outbox: each send as a JSON file, written by a process of its own."""

@@ -1,0 +1,1 @@
+"""Twilio: texts and calls, and the webhooks they answer with."""

@@ -1,0 +1,2 @@
+"""Configuration: typed models, loading and validation (file:line errors), the
+environment's settings."""

@@ -1,0 +1,417 @@
+"""Typed configuration (CONTRACT §4): the models every other module reads.
+
+Loading YAML with line numbers, ``${ENV}`` interpolation and cross-file checks live in
+``orchestrator.config.loading``; this module only says what a valid configuration is.
+Every model forbids unknown keys: a typo must not silently change behaviour.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import time, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
+
+CHANNELS = ("sms", "voice", "email", "letter")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Kind(StrEnum):
+    collection = "collection"
+    service = "service"
+    notice = "notice"
+
+
+class TriggerEvent(StrEnum):
+    promise_made = "promise_made"
+    promise_due = "promise_due"
+    promise_broken = "promise_broken"
+    promise_kept = "promise_kept"
+    instalment_due = "instalment_due"
+    payment_received = "payment_received"
+    stage_entered = "stage_entered"
+
+
+class PauseEvent(StrEnum):
+    conversation = "conversation"
+    complaint = "complaint"
+    dispute = "dispute"
+    promise_made = "promise_made"
+    payment = "payment"
+
+
+_DURATION = re.compile(r"^\s*([+-]?)(\d+)\s*([dhm])\s*$")
+
+
+@dataclass(frozen=True, order=True)
+class Duration:
+    """``Nd``, ``Nh`` or ``Nm``. Days stay days: a ``7d`` window is calendar days, not 168h."""
+
+    amount: int
+    unit: Literal["d", "h", "m"]
+
+    @property
+    def delta(self) -> timedelta:
+        if self.unit == "d":
+            return timedelta(days=self.amount)
+        if self.unit == "h":
+            return timedelta(hours=self.amount)
+        return timedelta(minutes=self.amount)
+
+    def __str__(self) -> str:
+        return f"{self.amount}{self.unit}"
+
+    @classmethod
+    def parse(cls, value: Any) -> Duration:
+        if isinstance(value, Duration):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"invalid duration {value!r}: expected Nd, Nh or Nm (e.g. 7d)")
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f"invalid duration {value!r}: expected Nd, Nh or Nm (e.g. 7d)")
+        sign = -1 if m.group(1) == "-" else 1
+        return cls(sign * int(m.group(2)), m.group(3))  # type: ignore[arg-type]
+
+
+def _parse_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 10:00 as sexagesimal 600: accept it as minutes.
+        hours, minutes = divmod(value, 60)
+        if 0 <= hours < 24:
+            return time(hours, minutes)
+    if isinstance(value, str) and re.fullmatch(r"\d{2}:\d{2}", value.strip()):
+        hh, mm = (int(x) for x in value.strip().split(":"))
+        if hh == 24 and mm == 0:
+            return time(23, 59, 59, 999999)
+        if 0 <= hh < 24 and 0 <= mm < 60:
+            return time(hh, mm)
+    raise ValueError(f'invalid time of day {value!r}: expected "HH:MM" (00:00-24:00)')
+
+
+DurationField = Annotated[
+    Duration, BeforeValidator(Duration.parse), PlainSerializer(str, return_type=str)
+]
+TimeOfDay = Annotated[
+    time, BeforeValidator(_parse_time), PlainSerializer(lambda t: t.strftime("%H:%M"))
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+# --- cadences.yaml -----------------------------------------------------------------------
+
+
+class Step(Strict):
+    id: str
+    channel: str
+    template: str
+    on_dpd: list[int] | None = None
+    every: DurationField | None = None
+    at: TimeOfDay | None = None
+    kind: Kind = Kind.collection
+    expires: DurationField = Duration(1, "d")
+
+
+class Stage(Strict):
+    id: str
+    dpd: tuple[int, int | None]
+    steps: list[Step] = Field(default_factory=list)
+
+    def contains(self, dpd: int) -> bool:
+        lo, hi = self.dpd
+        return dpd >= lo and (hi is None or dpd <= hi)
+
+
+class Trigger(Strict):
+    id: str
+    on: TriggerEvent
+    offset: DurationField = Duration(0, "d")
+    at: TimeOfDay | None = None
+    channel: str
+    template: str
+    kind: Kind | None = None
+    expires: DurationField = Duration(1, "d")
+    stages: list[str] | None = None  # extension: fire only while the account is in these
+
+    @property
+    def effective_kind(self) -> Kind:
+        """CONTRACT §10.5: collection for promise_broken and stage_entered, else service."""
+        if self.kind is not None:
+            return self.kind
+        if self.on in (TriggerEvent.promise_broken, TriggerEvent.stage_entered):
+            return Kind.collection
+        return Kind.service
+
+
+class Cadences(Strict):
+    stages: list[Stage] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
+
+    def stage_for(self, dpd: int) -> Stage | None:
+        for stage in self.stages:
+            if stage.contains(dpd):
+                return stage
+        return None
+
+
+# --- policy.yaml -------------------------------------------------------------------------
+
+
+class HoursWindow(Strict):
+    start: TimeOfDay
+    end: TimeOfDay
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None
+
+
+HoursSpec = HoursWindow | Literal["any"]
+
+
+class HolidayRule(Strict):
+    country: str | None = None  # default: the account's own country
+    region: str | None = None
+    channels: list[str] = Field(default_factory=lambda: list(CHANNELS))
+
+
+class Limit(Strict):
+    id: str
+    channels: list[str]
+    max: int = Field(ge=0)
+    window: DurationField
+    scope: Literal["account", "debtor"] = "account"
+
+
+class Pause(Strict):
+    id: str
+    after: PauseEvent
+    channels: list[str]
+    days: int = Field(ge=1)
+
+
+class PromiseBounds(Strict):
+    """What a promise to pay may be: the REST API (422) and scenario files refuse any
+    other, with the bound it breaks. A pending promise suppresses collection, so without
+    bounds a $1 promise due in 2062 silenced an account for 36 years.
+
+    ``max_days_ahead``: the due date at most this many days after the day the promise is
+    made (the debtor's local day), and not before it. ``min_amount`` (in the account's
+    currency) and ``min_share_of_balance`` (0.02 is 2% of the balance when it is made):
+    the amount must reach both, unless it pays the whole balance."""
+
+    max_days_ahead: int = Field(default=30, ge=0, le=3660)
+    min_amount: Decimal | None = Field(default=None, ge=0)
+    min_share_of_balance: Decimal | None = Field(default=None, ge=0, le=1)
+
+
+class PlanBounds(Strict):
+    """What a payment plan may be (refused as promises are, with the bound it breaks).
+
+    ``max_instalments``: how many. ``max_days_between``: the longest wait from the day the
+    plan is agreed to its first instalment, and between two instalments (a month is at
+    most 31 days; a little more lets a due date move off a weekend). ``min_instalment`` (in
+    the account's currency): each instalment at least this, except a last one that pays
+    the rest of the balance."""
+
+    max_instalments: int = Field(default=60, ge=1, le=360)
+    max_days_between: int = Field(default=35, ge=1, le=366)
+    min_instalment: Decimal | None = Field(default=None, ge=0)
+
+
+class Overlay(Strict):
+    """Extra rules for a jurisdiction or a policy profile: limits and pauses accumulate,
+    hours intersect, holidays add. Promise and plan bounds are terms, not protections:
+    each key an overlay gives replaces the policy's (a country's own currency and
+    practice), in the order the overlays apply (country, region, creditor profile)."""
+
+    hours: dict[str, HoursSpec] | None = None
+    limits: list[Limit] = Field(default_factory=list)
+    pauses: list[Pause] = Field(default_factory=list)
+    holidays: HolidayRule | None = None
+    promises: PromiseBounds | None = None
+    plans: PlanBounds | None = None
+
+
+ZoneSource = Literal["explicit", "address", "phone"]
+
+
+def _all_zone_sources() -> list[ZoneSource]:
+    return ["explicit", "address", "phone"]
+
+
+def _default_hours() -> dict[str, HoursSpec]:
+    return {"default": HoursWindow(start=time(8), end=time(21))}
+
+
+class TimezonePolicy(Strict):
+    default: str = "America/New_York"
+    sources: list[ZoneSource] = Field(default_factory=_all_zone_sources)
+
+
+class Suppression(Strict):
+    promise_grace: DurationField = Duration(1, "d")
+    after_kept: DurationField = Duration(14, "d")
+
+
+class ContentRule(Strict):
+    """A lint rule: templates of these channels (and locales) must contain one of ``any_of``
+    (case-insensitive, in the rendered text). ``when: debt_collector`` applies the rule only
+    to messages of creditors with ``debt_collector: true`` (the Reg F disclosure)."""
+
+    id: str
+    channels: list[str]
+    any_of: list[str]
+    locales: list[str] | None = None
+    when: Literal["always", "debt_collector"] = "always"
+    message: str | None = None
+
+
+# Channels that reach a person through an automated system (texts, prerecorded calls):
+# what an opt-out stops under ``opt_out_scope: automated`` (the FCC's revoke-all rule).
+AUTOMATED_CHANNELS = frozenset({"sms", "voice"})
+
+
+def _default_revocation_phrases() -> dict[str, list[str]]:
+    """Sentences in which people ask not to be contacted; matched inside any text that is
+    not a keyword (``orchestrator.core.keywords``). Ops extend them in ``policy.yaml``."""
+    return {
+        "en": ["stop calling", "stop texting", "stop messaging", "stop contacting",
+               "stop sending", "dont call", "do not call", "dont text", "do not text",
+               "dont contact", "do not contact", "dont message", "do not message",
+               "no more calls", "no more texts", "no more messages", "remove me",
+               "remove my number", "take me off", "leave me alone", "opt me out",
+               "unsubscribe me", "cease and desist"],
+        "zh": ["不要再打", "别再打", "不要打电话", "别打电话", "不要给我打", "别给我打",
+               "不要再发", "别再发", "不要发短信", "别发短信", "不要再联系", "别再联系",
+               "不要联系我", "别联系我", "退订", "取消订阅", "拒收"],
+    }
+
+
+class Policy(Strict):
+    timezone: TimezonePolicy = Field(default_factory=TimezonePolicy)
+    preferred_time: TimeOfDay = time(10, 0)
+    hours: dict[str, HoursSpec] = Field(default_factory=_default_hours)
+    holidays: HolidayRule | None = None
+    limits: list[Limit] = Field(default_factory=list)
+    pauses: list[Pause] = Field(default_factory=list)
+    jurisdictions: dict[str, Overlay] = Field(default_factory=dict)
+    profiles: dict[str, Overlay] = Field(default_factory=dict)  # chosen per creditor
+    suppression: Suppression = Field(default_factory=Suppression)
+    promises: PromiseBounds = Field(default_factory=PromiseBounds)
+    plans: PlanBounds = Field(default_factory=PlanBounds)
+    content: list[ContentRule] = Field(default_factory=list)
+    forbidden: list[str] = Field(default_factory=list)  # extra forbidden phrases for lint
+    opt_out_confirmation: bool = True
+    # What an SMS opt-out (STOP) stops: ``sms`` only, or ``automated``: texts and
+    # prerecorded calls alike, and a voice opt-out texts too (revoke-all). Counsel decides.
+    opt_out_scope: Literal["sms", "automated"] = "sms"
+    revocation_phrases: dict[str, list[str]] = Field(default_factory=_default_revocation_phrases)
+
+    @field_validator("revocation_phrases")
+    @classmethod
+    def _over_the_built_in_lists(cls, given: dict[str, list[str]]) -> dict[str, list[str]]:
+        """A language given in ``policy.yaml`` replaces that language's built-in list;
+        the other languages keep theirs (``[]`` switches one off)."""
+        return {**_default_revocation_phrases(), **given}
+
+    def opt_out_channels(self, channel: str) -> frozenset[str]:
+        """The channels an opt-out of ``channel`` stops."""
+        if self.opt_out_scope == "automated" and channel in AUTOMATED_CHANNELS:
+            return AUTOMATED_CHANNELS
+        return frozenset({channel})
+
+    @cached_property
+    def revocations(self) -> tuple[str, ...]:
+        """Every language's revocation phrases, for ``classify_inbound``."""
+        return tuple(p for phrases in self.revocation_phrases.values() for p in phrases)
+
+
+# --- channels.yaml -----------------------------------------------------------------------
+
+
+class RetryPolicy(Strict):
+    attempts: int = Field(default=3, ge=1)
+    backoff: DurationField = Duration(1, "m")
+    max_backoff: DurationField = Duration(15, "m")
+    jitter: bool = True
+
+
+class ChannelConfig(BaseModel):
+    """One channel: which adapter delivers it, plus that adapter's own settings.
+
+    Adapter-specific keys are checked by the adapter's own settings model at load time.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    adapter: str
+    rate: str | None = None  # e.g. 10/s
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    # What one send costs (an SMS: one segment), for `outreach report`; no currency
+    # conversion is done, so give every channel's cost in the same currency.
+    cost: Decimal | None = Field(default=None, ge=0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+# --- creditors.yaml ----------------------------------------------------------------------
+
+
+class Creditor(Strict):
+    name: str
+    phone: str
+    bank_account: str = ""
+    pay_url: str = ""
+    letter_deadline: DurationField = Duration(10, "d")
+    address: str | None = None
+    email: str | None = None
+    complaints: str | None = None  # complaint channel shown in letters
+    licence: str | None = None  # e.g. a California licence number for letters
+    debt_collector: bool = False  # add the Reg F debt-collector disclosure
+    policy: str | None = None  # name of a policy.yaml profile that applies to its accounts
+
+
+class Creditors(Strict):
+    creditors: dict[str, Creditor] = Field(default_factory=dict)
+
+
+# --- everything --------------------------------------------------------------------------
+
+
+class Config(Strict):
+    cadences: Cadences = Field(default_factory=Cadences)
+    policy: Policy = Field(default_factory=Policy)
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    creditors: Creditors = Field(default_factory=Creditors)
+
+    def creditor(self, key: str | None) -> Creditor | None:
+        if key is None:
+            return next(iter(self.creditors.creditors.values()), None)
+        return self.creditors.creditors.get(key)
+
+    def step(self, step_id: str) -> Step | Trigger | None:
+        for stage in self.cadences.stages:
+            for step in stage.steps:
+                if step.id == step_id:
+                    return step
+        for trigger in self.cadences.triggers:
+            if trigger.id == step_id:
+                return trigger
+        return None

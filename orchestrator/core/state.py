@@ -1,0 +1,226 @@
+"""Account state as the engine sees it: promises, plans, payments, events, opt-outs,
+and the history of sends that limits count.
+
+Pure values and pure transitions: applying a payment or a promise returns the trigger
+events it causes; nothing here reads a clock or a database. The daemon loads these
+from the database, ``simulate`` keeps them in memory; both hand them to the same gate.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from orchestrator.config.models import TriggerEvent
+from orchestrator.core.account import Account
+from orchestrator.core.zones import Zones
+
+
+@dataclass
+class PromiseState:
+    promise_id: str
+    made_at: datetime
+    amount: Decimal
+    due: date
+    state: str = "pending"  # pending | kept | broken
+    paid: Decimal = Decimal("0")
+    kept_at: datetime | None = None
+    broken_at: datetime | None = None
+
+
+@dataclass
+class InstalmentState:
+    index: int
+    due: date
+    amount: Decimal
+    paid: Decimal = Decimal("0")
+
+    @property
+    def settled(self) -> bool:
+        return self.paid >= self.amount
+
+
+@dataclass
+class PlanState:
+    plan_id: str
+    started_at: datetime
+    instalments: list[InstalmentState]
+    broken_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.broken_at is None and not all(i.settled for i in self.instalments)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """An account event that pauses or suppresses: conversation, complaint, dispute, ..."""
+
+    time: datetime
+    type: str
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class TriggerFire:
+    """A trigger-worthy event: the planner turns it into occurrences."""
+
+    event: TriggerEvent
+    time: datetime
+    key: str  # unique per account and event, part of the occurrence key
+    day: date | None = None  # the event's reference day (promise due, instalment due)
+    promise_id: str | None = None
+    instalment: int | None = None
+
+
+@dataclass
+class AccountState:
+    account: Account
+    zones: Zones
+    promises: list[PromiseState] = field(default_factory=list)
+    plans: list[PlanState] = field(default_factory=list)
+    payments: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+    opted_out: set[str] = field(default_factory=set)  # channels
+    disputed: bool = False
+    ceased: bool = False
+    stage: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.account.status == "closed" or self.account.balance <= 0
+
+    def pending_promise(self) -> PromiseState | None:
+        for promise in reversed(self.promises):
+            if promise.state == "pending":
+                return promise
+        return None
+
+    def last_kept(self) -> PromiseState | None:
+        kept = [p for p in self.promises if p.state == "kept" and p.kept_at is not None]
+        return max(kept, key=lambda p: p.kept_at) if kept else None  # type: ignore[arg-type,return-value]
+
+    def active_plan(self) -> PlanState | None:
+        for plan in reversed(self.plans):
+            if plan.active:
+                return plan
+        return None
+
+    def promise(self, promise_id: str | None) -> PromiseState | None:
+        return next((p for p in self.promises if p.promise_id == promise_id), None)
+
+    # --- transitions ---------------------------------------------------------------------
+
+    def add_promise(self, at: datetime, amount: Decimal, due: date) -> list[TriggerFire]:
+        promise_id = f"p{len(self.promises) + 1}"
+        self.promises.append(PromiseState(promise_id, at, amount, due))
+        self.events.append(EventRecord(at, "promise_made"))
+        return [
+            TriggerFire(TriggerEvent.promise_made, at, promise_id, day=due, promise_id=promise_id),
+            TriggerFire(TriggerEvent.promise_due, at, promise_id, day=due, promise_id=promise_id),
+        ]
+
+    def add_plan(self, at: datetime, instalments: list[tuple[date, Decimal]]) -> list[TriggerFire]:
+        plan_id = f"plan{len(self.plans) + 1}"
+        states = [InstalmentState(i, due, amount) for i, (due, amount) in enumerate(instalments)]
+        self.plans.append(PlanState(plan_id, at, states))
+        return [
+            TriggerFire(
+                TriggerEvent.instalment_due,
+                at,
+                f"{plan_id}.{s.index}",
+                day=s.due,
+                instalment=s.index,
+            )
+            for s in states
+        ]
+
+    def add_payment(self, at: datetime, amount: Decimal, key: str) -> list[TriggerFire]:
+        """Apply a payment: balance, promises kept, plan instalments; close when paid."""
+        fires: list[TriggerFire] = []
+        self.payments.append((at, amount))
+        self.events.append(EventRecord(at, "payment"))
+        self.account.balance -= amount
+        for promise in self.promises:
+            if promise.state == "pending" and promise.made_at <= at:
+                promise.paid += amount
+                if promise.paid >= promise.amount:
+                    promise.state = "kept"
+                    promise.kept_at = at
+                    fires.append(
+                        TriggerFire(
+                            TriggerEvent.promise_kept,
+                            at,
+                            promise.promise_id,
+                            day=promise.due,
+                            promise_id=promise.promise_id,
+                        )
+                    )
+        plan = self.active_plan()
+        if plan is not None:
+            left = amount
+            for inst in plan.instalments:
+                if left <= 0:
+                    break
+                take = min(left, inst.amount - inst.paid)
+                if take > 0:
+                    inst.paid += take
+                    left -= take
+        if self.account.balance <= 0:
+            self.account.status = "closed"
+        fires.append(TriggerFire(TriggerEvent.payment_received, at, key))
+        return fires
+
+    def break_promise(self, promise_id: str, at: datetime) -> list[TriggerFire]:
+        promise = self.promise(promise_id)
+        if promise is None or promise.state != "pending":
+            return []
+        promise.state = "broken"
+        promise.broken_at = at
+        return [
+            TriggerFire(
+                TriggerEvent.promise_broken, at, promise_id, day=promise.due, promise_id=promise_id
+            )
+        ]
+
+    def check_plan(self, plan_id: str, index: int, at: datetime) -> None:
+        """An instalment's grace ended: an unpaid one breaks the plan."""
+        for plan in self.plans:
+            if plan.plan_id == plan_id and plan.broken_at is None:
+                if not plan.instalments[index].settled:
+                    plan.broken_at = at
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    time: datetime
+    channel: str
+    account_id: str
+    debtor_id: str
+
+
+class SendHistory:
+    """Sends of one debtor (all accounts), sorted by time, for limits."""
+
+    def __init__(self) -> None:
+        self._sends: list[SendRecord] = []
+        self._times: list[datetime] = []
+
+    def add(self, record: SendRecord) -> None:
+        index = bisect.bisect_right(self._times, record.time)
+        self._times.insert(index, record.time)
+        self._sends.insert(index, record)
+
+    def since(self, start: datetime, end: datetime) -> list[SendRecord]:
+        """Sends with start < time <= end."""
+        lo = bisect.bisect_right(self._times, start)
+        hi = bisect.bisect_right(self._times, end)
+        return self._sends[lo:hi]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._sends)
+
+    def __len__(self) -> int:
+        return len(self._sends)

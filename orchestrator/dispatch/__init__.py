@@ -1,0 +1,1 @@
+"""Planning rounds, the claim and send loop, batch writes, the daemon."""

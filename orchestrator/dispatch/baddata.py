@@ -1,0 +1,65 @@
+"""One account's bad data stops that account, never the others.
+
+The edges check what comes in (``orchestrator.core.bounds``), but values can still reach the
+tables past them: rows written before the checks existed, or by hand in SQL. One such
+value used to stop everyone: a promise due 0001-01-01 made ``date - 2 days`` overflow in
+the planner, the planning round gave up, and no account was planned at all.
+
+So the runner catches an error around each account's replay, planning, judging and
+rendering, and turns it into a ``failed`` decision with reason ``bad_data`` for that
+account (its occurrence's, or, at planning, the account's own with no step, channel or
+kind), with one log line carrying the account id, the exception's type and where it was
+raised: never its message, which may quote personal data. The others go on as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cryptography.fernet import InvalidToken
+from sqlalchemy.exc import DataError, SQLAlchemyError
+
+from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
+
+__all__ = ["PLANNING", "is_bad_data", "note", "planning_failed"]
+
+log = logging.getLogger("outreach.baddata")
+
+PLANNING = "planning"  # the step of a decision recording that an account could not be planned
+
+
+def is_bad_data(exc: Exception) -> bool:
+    """Whether ``exc`` can be one account's data's doing, to be recorded for it alone.
+
+    Database errors and a token that no key opens are not: they fail every account alike
+    (a database gone, a wrong key) and still stop the round, loudly. A value the driver
+    cannot read (PostgreSQL's ``infinity`` in a date column) is a row's, though."""
+    if isinstance(exc, DataError):
+        return True
+    return not isinstance(exc, SQLAlchemyError | InvalidToken)
+
+
+def note(account_id: str, exc: Exception, phase: str) -> None:
+    """The one log line of an account skipped for bad data: its id, the exception's type
+    and the place it was raised (file, line, function), never its message."""
+    where = None
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f"{Path(last.filename).name}:{last.lineno} {last.name}"
+    log.warning("account skipped: bad data", extra={
+        "account_id": account_id, "error": type(exc).__name__, "phase": phase, "where": where})
+
+
+def planning_failed(account_id: str, debtor_id: str, now: datetime, zone: ZoneInfo
+                    ) -> DecisionRecord:
+    """The decision of an account that could not be planned: no step of a stage or trigger,
+    channel or kind applies (``null`` in the record), so ``step`` says what failed."""
+    return DecisionRecord(
+        time=now, local_time=iso_local(now, zone), account=account_id, debtor=debtor_id,
+        stage=None, step=PLANNING, channel=None, kind=None, decision=DecisionKind.failed,
+        reason=Reason.bad_data)

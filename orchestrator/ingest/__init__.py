@@ -1,0 +1,1 @@
+"""Data coming in as files: CSV validation and import."""

@@ -1,0 +1,1 @@
+"""KPIs, and their terminal and HTML output."""

@@ -1,0 +1,2 @@
+"""`simulate` on a virtual clock: scenario files and events, the sample
+portfolio, the demo."""

@@ -1,0 +1,206 @@
+"""Scenario files (CONTRACT §7) → a validated ``Scenario``, with ``FILE:LINE`` errors."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from orchestrator.clock import parse_instant
+from orchestrator.config.loading import load_config
+from orchestrator.config.models import Config
+from orchestrator.config.yamlsafe import check_aliases
+from orchestrator.core.account import Account
+from orchestrator.core.bounds import (
+    EARLIEST_INSTANT,
+    LATEST_INSTANT,
+    instant_problem,
+    plan_problem,
+    promise_problem,
+)
+from orchestrator.core.rules import RuleBook
+from orchestrator.errors import InputError, Problem
+from orchestrator.ingest.validation import parse_account
+from orchestrator.simulation.events import EVENT_TYPES, ScenarioEvent
+from orchestrator.simulation.simulate import Scenario
+
+MAX_DAYS = 36600  # a century: the virtual clock's arithmetic stays in range
+
+
+def _line(node: Any, key: str | None = None) -> int | None:
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return None
+    try:
+        if key is not None and key in node:
+            return int(lc.key(key)[0]) + 1
+        return int(lc.line) + 1
+    except Exception:  # noqa: BLE001 - line numbers are a courtesy
+        return None
+
+
+def parse_day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value).strip())
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _event_data(raw: dict[str, Any], kind: str) -> dict[str, Any]:
+    data = {k: v for k, v in raw.items() if k not in ("at", "account", "type")}
+    if kind == "promise":
+        data["amount"] = Decimal(str(data["amount"]))
+        data["due"] = parse_day(data["due"])
+    elif kind == "payment":
+        data["amount"] = Decimal(str(data["amount"]))
+    elif kind == "plan":
+        data["instalments"] = [
+            {"due": parse_day(i["due"]), "amount": Decimal(str(i["amount"]))}
+            for i in data["instalments"]
+        ]
+    elif kind in ("opt_out", "opt_in") and "channel" not in data:
+        raise KeyError("channel")
+    return data
+
+
+def _event_problems(source: str, events: list[ScenarioEvent], accounts: list[Account],
+                    config: Config) -> list[Problem]:
+    """Events the REST API would refuse, which therefore cannot happen in a simulation
+    either: an instant out of range (whose date arithmetic would overflow), a promise or
+    plan outside the policy's bounds (``orchestrator.core.bounds``), the balance then being
+    the account's less the scenario's payments before the event."""
+    book = RuleBook(config)
+    by_id = {a.account_id: a for a in accounts}
+    balance = {a.account_id: a.balance for a in accounts}
+    found: list[Problem] = []
+    for event in sorted(events, key=lambda e: e.at):
+        problem = instant_problem(event.at, LATEST_INSTANT)
+        if problem is None and event.type in ("promise", "plan"):
+            rules = book.for_account(by_id[event.account])
+            made_on = event.at.astimezone(rules.zones.primary).date()
+            problem = (promise_problem(rules.promise_bounds, amount=event.data["amount"],
+                                       due=event.data["due"], made_on=made_on,
+                                       balance=balance[event.account])
+                       if event.type == "promise" else
+                       plan_problem(rules.plan_bounds, made_on=made_on,
+                                    instalments=[(i["due"], i["amount"])
+                                                 for i in event.data["instalments"]],
+                                    balance=balance[event.account]))
+        elif problem is None and event.type == "payment":
+            left = balance[event.account] - event.data["amount"]
+            balance[event.account] = max(left, Decimal("0.00"))
+        if problem is not None:
+            found.append(Problem(source, event.line, None, f"bad {event.type} event: {problem}",
+                                 field=event.type))
+    return found
+
+
+def load_scenario(path: Path, *, config_dir: Path, templates_dir: Path | None = None) -> Scenario:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        bomb = check_aliases(text)
+        if bomb is not None:
+            raise InputError([Problem(source, bomb.line, bomb.column, bomb.message)])
+        doc = YAML(typ="rt").load(text)
+    except (OSError, YAMLError) as exc:
+        raise InputError([Problem(source, None, None, f"cannot read scenario: {exc}")]) from exc
+    if not isinstance(doc, dict):
+        raise InputError([Problem(source, 1, 1, "a scenario is a mapping")])
+    problems: list[Problem] = []
+
+    def err(node: Any, key: str | None, message: str) -> None:
+        problems.append(Problem(source, _line(node, key), None, message, field=key))
+
+    known = {"start", "days", "config", "templates", "accounts", "events"}
+    for key in doc:
+        if key not in known:
+            err(doc, key, f"unknown key {key!r}")
+    try:
+        start = parse_instant(doc["start"])
+    except (KeyError, ValueError) as exc:
+        err(doc, "start", f"start: {exc}")
+        start = EARLIEST_INSTANT
+    out_of_range = instant_problem(start, LATEST_INSTANT)
+    if out_of_range is not None:
+        err(doc, "start", f"start: {out_of_range}")
+        start = EARLIEST_INSTANT
+    days = doc.get("days", 30)
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= MAX_DAYS:
+        err(doc, "days", f"days: expected a whole number of days from 0 to {MAX_DAYS}")
+        days = 0
+
+    overrides = doc.get("config") or {}
+    if not isinstance(overrides, dict):
+        err(doc, "config", "config: expected a mapping of cadences/policy/channels/creditors")
+        overrides = {}
+    resolved: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if isinstance(value, str):
+            resolved[key] = str((path.parent / value).resolve())
+        else:
+            resolved[key] = value
+    if doc.get("templates"):
+        templates = (path.parent / str(doc["templates"])).resolve()
+    else:
+        templates = templates_dir or Path("templates")
+
+    config = None
+    try:
+        config = load_config(
+            config_dir, templates, overrides=resolved, override_source=source
+        )
+    except Exception as exc:  # ConfigError carries its problems
+        problems.extend(getattr(exc, "problems", [Problem(source, None, None, str(exc))]))
+
+    accounts = []
+    ids: set[str] = set()
+    for item in doc.get("accounts") or []:
+        account, account_problems = parse_account(
+            _plain(item), source=source, line=_line(item)
+        )
+        problems.extend(account_problems)
+        if account is not None:
+            if account.account_id in ids:
+                err(item, "account_id", f"duplicate account_id {account.account_id!r}")
+            ids.add(account.account_id)
+            accounts.append(account)
+
+    events: list[ScenarioEvent] = []
+    for item in doc.get("events") or []:
+        raw = _plain(item)
+        kind = raw.get("type")
+        if kind not in EVENT_TYPES:
+            err(item, "type", f"unknown event type {kind!r} (one of {', '.join(EVENT_TYPES)})")
+            continue
+        if raw.get("account") not in ids:
+            err(item, "account", f"event for unknown account {raw.get('account')!r}")
+            continue
+        try:
+            at = parse_instant(raw["at"])
+            data = _event_data(raw, kind)
+        except (KeyError, ValueError, TypeError, InvalidOperation) as exc:
+            err(item, None, f"bad {kind} event: {exc}")
+            continue
+        events.append(ScenarioEvent(at, str(raw["account"]), kind, data, _line(item)))
+
+    if config is not None:
+        problems.extend(_event_problems(source, events, accounts, config))
+    errors = [p for p in problems if p.level == "error"]
+    if errors or config is None:
+        raise InputError(errors or problems)
+    events.sort(key=lambda e: e.at)  # stable: same-instant events keep file order
+    return Scenario(start, days, config, templates, accounts, events, source)

@@ -1,0 +1,2 @@
+"""The database: engine and migrations, tables, the account store, facts,
+replay, group commit and bulk SQL helpers."""

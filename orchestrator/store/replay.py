@@ -1,0 +1,286 @@
+"""An account's state rebuilt from the facts in the tables.
+
+Facts live in tables: accounts, promises, instalment plans, payments, account events and
+opt-outs. The state the gate needs is rebuilt from them by replaying them through the
+same pure transitions ``simulate`` applies (``orchestrator.core.state``), so a promise is
+kept or broken, a plan is broken and a trigger fires exactly as in a simulation;
+nothing derived is stored twice. ``load_facts`` reads the facts of many accounts in a
+fixed handful of statements (each list bound as one parameter, see ``inlist``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from orchestrator.core.crypto import DataCipher
+from orchestrator.core.hours import local_day_start
+from orchestrator.core.rules import AccountRules
+from orchestrator.core.state import AccountState, EventRecord, TriggerFire
+from orchestrator.store.accounts import account_from_row
+from orchestrator.store.inlist import one_of
+from orchestrator.store.tables import (
+    AccountEvent,
+    InstalmentPlan,
+    InstalmentRow,
+    OptOut,
+    Payment,
+    Promise,
+    table_of,
+)
+
+__all__ = ["Facts", "Replayed", "load_facts", "next_facts", "replay"]
+
+promise_t = table_of(Promise)
+plan_t = table_of(InstalmentPlan)
+instalment_t = table_of(InstalmentRow)
+payment_t = table_of(Payment)
+event_t = table_of(AccountEvent)
+optout_t = table_of(OptOut)
+
+_EVENT_TYPES = ("conversation", "complaint", "dispute", "dispute_resolved", "cease")
+
+
+@dataclass
+class Facts:
+    """Every fact about one account that its state depends on."""
+
+    promises: list[Any] = field(default_factory=list)
+    plans: list[tuple[Any, list[Any]]] = field(default_factory=list)
+    payments: list[Any] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+    opt_outs: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Replayed:
+    state: AccountState
+    rules: AccountRules
+    fires: list[TriggerFire]
+    next_deadline: datetime | None = None  # the first promise or instalment deadline ahead
+
+
+def replay(
+    account_row: Row[Any], cipher: DataCipher, rules_for: Callable[..., AccountRules],
+    facts: Facts, now: datetime,
+) -> Replayed:
+    """The account's state at ``now``, and every trigger event its facts caused.
+
+    Facts are applied in time order, events before deadlines at the same instant (as in
+    ``simulate``); promise and instalment deadlines (end of due date + grace, in the
+    debtor's zone) fall between them.
+    """
+    account = account_from_row(account_row, cipher)
+    current_balance, current_status = account.balance, account.status
+    account.balance = current_balance + sum((p.amount for p in facts.payments), Decimal("0"))
+    account.status = "open"
+    rules = rules_for(account)
+    zone = rules.zones.primary
+    state = AccountState(account, rules.zones)
+    fires: list[TriggerFire] = []
+    seq = itertools.count()
+    items: list[tuple[datetime, int, int, str, Any]] = []
+    for p in facts.promises:
+        items.append((p.made_at, 0, next(seq), "promise", p))
+    for plan, instalments in facts.plans:
+        items.append((plan.created_at, 0, next(seq), "plan", instalments))
+    for pay in facts.payments:
+        items.append((pay.paid_at, 0, next(seq), "payment", pay))
+    for ev in facts.events:
+        items.append((ev.time, 0, next(seq), "event", ev))
+    items.sort()
+    deadlines: list[tuple[datetime, int]] = []
+    actions: dict[int, Callable[[datetime], None]] = {}
+
+    def deadline(when: datetime, action: Callable[[datetime], None]) -> None:
+        key = next(seq)
+        actions[key] = action
+        heapq.heappush(deadlines, (when, key))
+
+    def run_deadlines(until: datetime, inclusive: bool) -> None:
+        while deadlines and (deadlines[0][0] < until or (inclusive and deadlines[0][0] == until)):
+            when, key = heapq.heappop(deadlines)
+            actions.pop(key)(when)
+
+    def break_promise(promise_id: str, at: datetime) -> None:
+        fires.extend(state.break_promise(promise_id, at))
+
+    for when, _, _, kind, item in items:
+        if when > now:
+            break
+        run_deadlines(when, inclusive=False)
+        if kind == "promise":
+            new = state.add_promise(when, item.amount, item.due)
+            fires.extend(new)
+            pid = state.promises[-1].promise_id
+            end = local_day_start(item.due + timedelta(days=1), zone) + rules.promise_grace
+            deadline(max(end, when), partial(break_promise, pid))
+        elif kind == "plan":
+            fires.extend(state.add_plan(when, [(i.due, i.amount) for i in item]))
+            plan = state.plans[-1]
+            for inst in plan.instalments:
+                end = local_day_start(inst.due + timedelta(days=1), zone) + rules.promise_grace
+                check = partial(state.check_plan, plan.plan_id, inst.index)
+                deadline(max(end, when), check)
+        elif kind == "payment":
+            fires.extend(state.add_payment(when, item.amount, item.payment_id))
+        elif kind == "event":
+            _apply_event(state, item)
+    run_deadlines(now, inclusive=True)
+    next_deadline = deadlines[0][0] if deadlines else None
+    account.balance = current_balance
+    if current_status == "closed" or current_balance <= 0:
+        account.status = "closed"
+    else:
+        account.status = "open"
+    state.opted_out = set(facts.opt_outs)
+    return Replayed(state, rules, fires, next_deadline)
+
+
+def _apply_event(state: AccountState, ev: Any) -> None:
+    if ev.type in ("conversation", "complaint"):
+        state.events.append(EventRecord(ev.time, ev.type, ev.channel))
+    elif ev.type == "dispute":
+        state.disputed = True
+        state.events.append(EventRecord(ev.time, "dispute", ev.channel))
+    elif ev.type == "dispute_resolved":
+        state.disputed = False
+    elif ev.type == "cease":
+        state.ceased = True
+
+
+_NOW: sa.BindParameter[datetime] = sa.bindparam("now")
+# The facts of each kind, by account, that are in force at ``now``: each kind's table,
+# the column that dates a fact, and what else makes it count.
+_KIND_OF: dict[str, tuple[sa.Table, sa.ColumnElement[Any], list[sa.ColumnElement[bool]]]] = {
+    "promise": (promise_t, promise_t.c.made_at, []),
+    "plan": (plan_t, plan_t.c.created_at, []),
+    "payment": (payment_t, payment_t.c.paid_at, []),
+    "event": (event_t, event_t.c.time, [event_t.c.type.in_(_EVENT_TYPES)]),
+}
+
+
+def _dated(table: sa.Table, time: sa.ColumnElement[Any],
+           extra: list[sa.ColumnElement[bool]]) -> list[sa.ColumnElement[bool]]:
+    return [one_of(table.c.account_id, "ids"), time <= _NOW, *extra]
+
+
+# Each kind's facts in time order (as ``replay`` applies them).
+_FACTS = {kind: sa.select(table).where(*_dated(table, time, extra)).order_by(time, table.c.id)
+          for kind, (table, time, extra) in _KIND_OF.items()}
+_INSTALMENTS = (
+    sa.select(instalment_t)
+    .where(one_of(instalment_t.c.plan_id, "plans"))
+    .order_by(instalment_t.c.due, instalment_t.c.id)
+)
+# Opt-outs in force: of one of these accounts, of one of their phone numbers or email
+# addresses (blind indexes), or of a whole debtor.
+_OPT_OUTS_IN_FORCE = [
+    optout_t.c.created_at <= _NOW,
+    sa.or_(optout_t.c.revoked_at.is_(None), optout_t.c.revoked_at > _NOW),
+    sa.or_(
+        one_of(optout_t.c.account_id, "ids"),
+        one_of(optout_t.c.contact_index, "contacts"),
+        sa.and_(one_of(optout_t.c.debtor_id, "debtors"), optout_t.c.account_id.is_(None),
+                optout_t.c.contact_index.is_(None)),
+    ),
+]
+# In one statement: which of these accounts have facts of each kind (most have none, and
+# then this stands for the four statements that would read them), and the opt-outs in
+# force (kind ``opt_out``, with their channel, contact index and debtor).
+_NONE = sa.null()
+_HEADS = sa.union_all(
+    *(sa.select(sa.literal(kind).label("kind"), table.c.account_id,
+                _NONE.label("channel"), _NONE.label("contact_index"), _NONE.label("debtor_id"))
+      .where(*_dated(table, time, extra)).distinct()
+      for kind, (table, time, extra) in _KIND_OF.items()),
+    sa.select(sa.literal("opt_out"), optout_t.c.account_id, optout_t.c.channel,
+              optout_t.c.contact_index, optout_t.c.debtor_id).where(*_OPT_OUTS_IN_FORCE),
+)
+
+
+def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime,
+               cipher: DataCipher) -> dict[str, Facts]:
+    """Facts of these accounts, in a fixed number of statements whatever their number:
+    one when none of them has a promise, plan, payment or event (the usual case).
+    Opt-outs of a contact are matched under every index the contact may have while keys
+    rotate (``DataCipher.contact_indexes``)."""
+    ids = [r.account_id for r in rows]
+    facts = {i: Facts() for i in ids}
+    if not ids:
+        return facts
+    by_contact: dict[str, list[str]] = defaultdict(list)
+    by_debtor: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        by_debtor[r.debtor_id].append(r.account_id)
+        indexes = {*cipher.contact_indexes(r.phone_enc, r.phone_index, "phone"),
+                   *cipher.contact_indexes(r.email_enc, r.email_index, "email")}
+        for index in indexes:
+            by_contact[index].append(r.account_id)
+    having: dict[str, list[str]] = defaultdict(list)
+    opt_outs = []
+    for head in conn.execute(_HEADS, {"ids": ids, "now": now, "contacts": list(by_contact),
+                                      "debtors": list(by_debtor)}):
+        if head.kind == "opt_out":
+            opt_outs.append(head)
+        else:
+            having[head.kind].append(head.account_id)
+
+    def of(kind: str) -> list[Any]:
+        if not having[kind]:
+            return []
+        return list(conn.execute(_FACTS[kind], {"ids": having[kind], "now": now}))
+
+    for p in of("promise"):
+        facts[p.account_id].promises.append(p)
+    plans = of("plan")
+    if plans:
+        by_plan: dict[int, list[Any]] = defaultdict(list)
+        for inst in conn.execute(_INSTALMENTS, {"plans": [p.id for p in plans]}):
+            by_plan[inst.plan_id].append(inst)
+        for plan in plans:
+            facts[plan.account_id].plans.append((plan, by_plan[plan.id]))
+    for pay in of("payment"):
+        facts[pay.account_id].payments.append(pay)
+    for ev in of("event"):
+        facts[ev.account_id].events.append(ev)
+    for o in opt_outs:
+        if o.account_id in facts:
+            facts[o.account_id].opt_outs.add(o.channel)
+        if o.contact_index is not None:
+            for account_id in by_contact.get(o.contact_index, ()):
+                facts[account_id].opt_outs.add(o.channel)
+        elif o.account_id is None:
+            for account_id in by_debtor.get(o.debtor_id, ()):
+                facts[account_id].opt_outs.add(o.channel)
+    return facts
+
+
+# The first planning fact dated after ``now`` of each account (a payment or promise
+# recorded ahead of its date): its account's plan changes then.
+_NEXT_FACTS = sa.union_all(*(
+    sa.select(table.c.account_id, sa.func.min(time).label("at"))
+    .where(one_of(table.c.account_id, "ids"), time > _NOW)
+    .group_by(table.c.account_id)
+    for table, time, _ in (_KIND_OF[k] for k in ("promise", "plan", "payment"))
+))
+
+
+def next_facts(conn: Connection, ids: Sequence[str], now: datetime) -> dict[str, datetime]:
+    """For each of these accounts that has one, the time of its first promise, plan or
+    payment dated after ``now``."""
+    out: dict[str, datetime] = {}
+    if ids:
+        for account_id, at in conn.execute(_NEXT_FACTS, {"ids": list(ids), "now": now}):
+            out[account_id] = min(at, out.get(account_id, at))
+    return out

@@ -1,0 +1,358 @@
+"""The database tables (SQLModel over SQLAlchemy 2), identical on SQLite and PostgreSQL.
+
+Conventions: money is ``NUMERIC(18, 2)`` read back as ``Decimal``; instants are
+stored in UTC and read back as aware UTC datetimes (``UTCDateTime``); personal
+fields are AES-GCM tokens (older Fernet tokens are still read) in ``*_enc`` columns
+with HMAC blind indexes in ``*_index`` columns (see ``orchestrator.core.crypto``); nothing
+personal is stored in clear. Idempotency lives in unique constraints: one occurrence per
+(account, step, occurrence_key), one delivery event per provider event key, one
+payment per payment id, one send per message id, one inbound message per provider id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """An instant: aware datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite has no time zone type, so the value is stored there as naive UTC text; on
+    PostgreSQL it is ``timestamp with time zone``. Naive datetimes are refused.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store aware instants only")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def Money() -> sa.Numeric[Decimal]:  # noqa: N802 - reads as a type
+    return sa.Numeric(18, 2, asdecimal=True)
+
+
+def _instant(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Debtor(SQLModel, table=True):
+    __tablename__ = "debtor"
+
+    id: str = Field(primary_key=True)
+    name_enc: str | None = Field(default=None, sa_type=sa.Text)
+    phone_enc: str | None = Field(default=None, sa_type=sa.Text)
+    email_enc: str | None = Field(default=None, sa_type=sa.Text)
+    phone_index: str | None = Field(default=None, index=True)
+    email_index: str | None = Field(default=None, index=True)
+    personal_digest: str | None = None
+    created_at: datetime | None = _instant()
+    updated_at: datetime | None = _instant()
+
+
+class AccountRow(SQLModel, table=True):
+    """One debt. Contacts live here too: a debtor may give a different number per debt."""
+
+    __tablename__ = "account"
+
+    account_id: str = Field(primary_key=True)
+    debtor_id: str = Field(foreign_key="debtor.id", index=True)
+    balance: Decimal = Field(sa_type=Money())
+    currency: str
+    due_date: date
+    creditor: str | None = None
+    reference: str | None = None
+    status: str = Field(default="open", index=True)  # open | closed
+    segment: str | None = None
+    consent_sms: bool | None = None
+    consent_voice: bool | None = None
+    consent_email: bool | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    email_type: str | None = None
+    name_enc: str | None = Field(default=None, sa_type=sa.Text)
+    phone_enc: str | None = Field(default=None, sa_type=sa.Text)
+    phone_zones: str | None = Field(default=None, sa_type=sa.Text)  # zones.phone_zones_text
+    email_enc: str | None = Field(default=None, sa_type=sa.Text)
+    address_line1_enc: str | None = Field(default=None, sa_type=sa.Text)
+    address_line2_enc: str | None = Field(default=None, sa_type=sa.Text)
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    phone_index: str | None = Field(default=None, index=True)
+    email_index: str | None = Field(default=None, index=True)
+    personal_digest: str | None = None  # keyed fingerprint: re-import detects changes
+    stage: str | None = None
+    stage_entered_at: datetime | None = _instant()
+    balance_at_stage_entry: Decimal | None = Field(default=None, sa_type=Money())
+    created_at: datetime | None = _instant()
+    updated_at: datetime | None = _instant()
+    # Planning: the account is planned again at ``plan_due_at`` (the next instant its plan
+    # can change: its next local day, promise or instalment deadline, or dated fact), at
+    # once when NULL. A change of its data or planning facts sets it NULL and counts
+    # ``plan_seq`` (``facts.replan``), so a planner that read the account before the
+    # change does not mark it planned.
+    plan_due_at: datetime | None = _instant(index=True)
+    plan_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class PlannerState(SQLModel, table=True):
+    """The planning configuration the accounts' ``plan_due_at`` were computed under (a
+    digest of cadences, policy and creditors): under another, every account is planned
+    again."""
+
+    __tablename__ = "planner_state"
+
+    id: int = Field(default=1, primary_key=True)
+    config_digest: str
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Promise(SQLModel, table=True):
+    __tablename__ = "promise"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.account_id", index=True)
+    amount: Decimal = Field(sa_type=Money())
+    due: date
+    made_at: datetime = Field(sa_type=UTCDateTime)
+    state: str = "pending"  # pending | kept | broken
+    kept_at: datetime | None = _instant()
+    broken_at: datetime | None = _instant()
+
+
+class InstalmentPlan(SQLModel, table=True):
+    __tablename__ = "instalment_plan"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.account_id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    state: str = "active"  # active | completed | broken | cancelled
+    ended_at: datetime | None = _instant()
+
+
+class InstalmentRow(SQLModel, table=True):
+    __tablename__ = "instalment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(foreign_key="instalment_plan.id", index=True)
+    due: date
+    amount: Decimal = Field(sa_type=Money())
+    paid: Decimal = Field(default=Decimal("0.00"), sa_type=Money())
+    state: str = "pending"  # pending | paid | missed
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: str = Field(unique=True)
+    account_id: str = Field(foreign_key="account.account_id", index=True)
+    amount: Decimal = Field(sa_type=Money())
+    currency: str | None = None
+    paid_at: datetime = Field(sa_type=UTCDateTime)
+    source: str | None = None  # import | webhook | api | simulate
+    created_at: datetime | None = _instant()
+
+
+class Occurrence(SQLModel, table=True):
+    """One planned step for one account; the unique key makes planning idempotent."""
+
+    __tablename__ = "occurrence"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "step_id", "occurrence_key"),
+        sa.Index(None, "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.account_id", index=True)
+    step_id: str
+    occurrence_key: str
+    planned_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime | None = _instant()
+    stage: str | None = None
+    channel: str
+    kind: str
+    # pending | deferred | sending | sent | suppressed | blocked | skipped | failed | ambiguous
+    state: str = "pending"
+    next_attempt_at: datetime | None = _instant()
+    attempts: int = 0
+    claimed_by: str | None = None
+    lease_until: datetime | None = _instant()  # a worker holds it for dispatch until then
+    created_at: datetime | None = _instant()
+    updated_at: datetime | None = _instant()
+
+
+class Decision(SQLModel, table=True):
+    """One decision record (CONTRACT §7); ``to_masked`` never holds a clear contact."""
+
+    __tablename__ = "decision"
+    __table_args__ = (sa.Index(None, "account_id", "time"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int | None = Field(default=None, foreign_key="occurrence.id", nullable=True)
+    time: datetime = Field(sa_type=UTCDateTime, index=True)
+    local_time: str | None = None
+    account_id: str
+    debtor_id: str
+    stage: str | None = None
+    step: str
+    channel: str | None  # None: no channel applies (an account that could not be planned)
+    kind: str | None
+    decision: str
+    reason: str | None = None
+    until: datetime | None = _instant()
+    message_id: str | None = None
+    to_masked: str | None = None
+    subject: str | None = None
+
+
+class Send(SQLModel, table=True):
+    """One message handed (or being handed) to a provider; ``status`` is its delivery status."""
+
+    __tablename__ = "send"
+    __table_args__ = (
+        sa.Index(None, "account_id", "sent_at"),
+        sa.Index(None, "debtor_id", "sent_at"),
+        sa.Index(None, "to_index", "sent_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True)
+    provider_id: str | None = Field(default=None, unique=True, nullable=True)
+    account_id: str = Field(foreign_key="account.account_id")
+    debtor_id: str
+    channel: str
+    occurrence_id: int | None = Field(default=None, foreign_key="occurrence.id", nullable=True)
+    status: str = "queued"
+    sent_at: datetime = Field(sa_type=UTCDateTime)
+    status_at: datetime | None = _instant()
+    to_index: str | None = None
+    segments: int | None = None
+    cost: Decimal | None = Field(default=None, sa_type=sa.Numeric(18, 4, asdecimal=True))
+
+
+class DeliveryEvent(SQLModel, table=True):
+    __tablename__ = "delivery_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider_event_key: str = Field(unique=True)
+    send_id: int | None = Field(default=None, foreign_key="send.id", nullable=True, index=True)
+    message_id: str | None = Field(default=None, index=True)
+    status: str
+    time: datetime = Field(sa_type=UTCDateTime)
+    raw: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+
+
+class OptOut(SQLModel, table=True):
+    """An opt-out of a channel; SMS opt-outs are per phone number (``contact_index``)."""
+
+    __tablename__ = "opt_out"
+    __table_args__ = (sa.Index(None, "debtor_id", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    debtor_id: str
+    account_id: str | None = Field(default=None, index=True)
+    channel: str
+    contact_index: str | None = Field(default=None, index=True)
+    source: str | None = None  # inbound_sms | unsubscribe | api | import | simulate
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = _instant()
+
+
+class InboundMessage(SQLModel, table=True):
+    """A provider's inbound message (Twilio ``MessageSid``), once: a captured and replayed
+    START after a later STOP, or a HELP sent again, finds its id here and changes nothing."""
+
+    __tablename__ = "inbound_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider_id: str = Field(unique=True)
+    channel: str
+    received_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AccountEvent(SQLModel, table=True):
+    """conversation, dispute, dispute_resolved, cease, complaint, click, inbound_sms, ..."""
+
+    __tablename__ = "account_event"
+    __table_args__ = (sa.Index(None, "account_id", "time"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.account_id")
+    type: str
+    channel: str | None = None
+    time: datetime = Field(sa_type=UTCDateTime)
+    detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """The first answer to an API request sent with a key (its ``Idempotency-Key``, or a
+    payment's ``payment_id``): a repeat of the request gets it again and writes nothing;
+    the same key with another request (``fingerprint``) is refused."""
+
+    __tablename__ = "idempotency_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    account_id: str = Field(foreign_key="account.account_id", index=True)
+    fingerprint: str  # orchestrator.store.idempotency.fingerprint of the request
+    status_code: int
+    response: dict[str, Any] = Field(sa_type=sa.JSON)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditLog(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str
+    action: str
+    object_type: str | None = None
+    object_id: str | None = None
+    detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+
+
+metadata = SQLModel.metadata
+
+# Columns that hold encrypted tokens, per table: ``keys rotate`` walks exactly these.
+ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "debtor": ("name_enc", "phone_enc", "email_enc"),
+    "account": ("name_enc", "phone_enc", "email_enc", "address_line1_enc", "address_line2_enc"),
+}
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core ``Table`` of a model, for bulk statements (typed for mypy)."""
+    return model.__table__  # type: ignore[attr-defined, no-any-return]

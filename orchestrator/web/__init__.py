@@ -1,0 +1,1 @@
+"""`outreach serve`: the app, its routes and the services behind them."""
