@@ -29,14 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.clock import Clock
 from orchestrator.errors import (
     AmbiguousSendError,
     ChannelError,
@@ -49,13 +47,11 @@ __all__ = [
     "AmbiguousSendError",
     "ChannelAdapter",
     "ChannelError",
-    "DeliveryEvent",
     "DeliveryStatus",
     "OutboundMessage",
     "PermanentChannelError",
     "SendResult",
     "TransientChannelError",
-    "WebhookRequest",
     "can_move",
 ]
 
@@ -149,28 +145,6 @@ class SendResult:
     detail: str | None = None
 
 
-@dataclass(frozen=True)
-class WebhookRequest:
-    """A provider callback as the web layer received it (for ``parse_event``)."""
-
-    method: str
-    url: str
-    headers: Mapping[str, str]
-    form: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-
-@dataclass(frozen=True)
-class DeliveryEvent:
-    """A provider's status report, normalized."""
-
-    provider_id: str
-    status: DeliveryStatus
-    at: datetime | None = None
-    detail: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict)
-
-
 class AdapterSettings(BaseModel):
     """Adapter-specific keys of a ``channels.yaml`` entry. Subclass per adapter.
 
@@ -189,20 +163,3 @@ class ChannelAdapter(Protocol):
     def send(self, message: OutboundMessage) -> SendResult: ...
 
     def close(self) -> None: ...
-
-
-class AdapterFactory(Protocol):
-    """The class side of an adapter: what the registry needs to build one."""
-
-    name: ClassVar[str]
-    settings_model: ClassVar[type[AdapterSettings]]
-
-    def from_config(
-        self, channel: str, settings: Any, *, base_dir: Path, clock: Clock
-    ) -> ChannelAdapter: ...
-
-
-class WebhookParser(Protocol):
-    """Adapters whose provider calls back implement this too."""
-
-    def parse_event(self, request: WebhookRequest) -> list[DeliveryEvent]: ...

@@ -35,15 +35,6 @@ def is_gsm7(text: str) -> bool:
     return GSM7.issuperset(text)
 
 
-def non_gsm7(text: str) -> list[str]:
-    """The characters that force UCS-2, in order of first appearance (for lint messages)."""
-    seen: dict[str, None] = {}
-    for ch in text:
-        if ch not in GSM7:
-            seen.setdefault(ch)
-    return list(seen)
-
-
 def _split(sizes: list[int], multi: int) -> int:
     """Segments of ``multi`` units needed, once a message is split, for characters of
     these unit sizes; a character is never split."""

@@ -6,7 +6,7 @@ one due instant to the next.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 
@@ -66,10 +66,6 @@ class VirtualClock:
         if instant < self._now:
             raise ValueError(f"virtual clock cannot go back from {self._now} to {instant}")
         self._now = instant
-
-    def advance(self, delta: timedelta) -> None:
-        self.set(self._now + delta)
-
 
 class FrozenClock(VirtualClock):
     """A VirtualClock for tests; an alias that reads better in a test body."""

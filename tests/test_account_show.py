@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 from orchestrator.cli import data
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.records import DecisionKind, DecisionRecord
-from orchestrator.store import db, facts
-from orchestrator.store import tables as models
+from orchestrator.store import db, facts, tables
 from orchestrator.store.accounts import account_timeline, record_decision
 
 KEYS = {
@@ -45,7 +44,7 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
     engine = db.make_engine(url)
     try:
         with engine.begin() as conn:
-            send_t = models.Send.__table__
+            send_t = tables.Send.__table__
             record_decision(
                 conn,
                 DecisionRecord(
@@ -92,7 +91,7 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                 )
             ).inserted_primary_key[0]
             conn.execute(
-                models.DeliveryEvent.__table__.insert().values(
+                tables.DeliveryEvent.__table__.insert().values(
                     provider_event_key="SM1:delivered",
                     send_id=send_id,
                     message_id="m1",
@@ -102,7 +101,7 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                 )
             )
             conn.execute(
-                models.Promise.__table__.insert().values(
+                tables.Promise.__table__.insert().values(
                     account_id="A1",
                     amount=Decimal("100.00"),
                     due=date(2026, 3, 12),
@@ -111,7 +110,7 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                 )
             )
             conn.execute(
-                models.OptOut.__table__.insert().values(
+                tables.OptOut.__table__.insert().values(
                     debtor_id="A1",
                     account_id=None,
                     channel="sms",
@@ -120,7 +119,7 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                 )
             )
             conn.execute(
-                models.AccountEvent.__table__.insert().values(
+                tables.AccountEvent.__table__.insert().values(
                     account_id="A1", type="conversation", channel="voice", time=t(12)
                 )
             )
@@ -219,7 +218,7 @@ def test_no_clear_contact_in_decision_table(db_url: str, data_keys: str, tmp_pat
     engine = db.make_engine(db_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(models.Decision.__table__.c.to_masked)).scalars().all()
+            rows = conn.execute(sa.select(tables.Decision.__table__.c.to_masked)).scalars().all()
     finally:
         engine.dispose()
     assert "+12125550100" not in rows

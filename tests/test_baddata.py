@@ -27,7 +27,7 @@ from orchestrator.content.rendering import TemplateRenderer
 from orchestrator.core.crypto import DataCipher
 from orchestrator.dispatch.runner import Runner
 from orchestrator.store import db, facts
-from orchestrator.store.tables import Decision, Occurrence, Send, table_of
+from orchestrator.store.tables import Decision, OccurrenceRow, Send, table_of
 
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York
 BAD = "A00002"
@@ -134,7 +134,7 @@ def test_an_account_gone_bad_after_planning_fails_only_its_occurrences(
     [failed] = _decisions(runner, account_id=BAD)
     assert (failed.decision, failed.reason, failed.step, failed.channel) == (
         "failed", "bad_data", "daily-sms", "sms")
-    occ, send = table_of(Occurrence), table_of(Send)
+    occ, send = table_of(OccurrenceRow), table_of(Send)
     with runner.db.connect() as conn:
         assert conn.execute(sa.select(occ.c.state).where(
             occ.c.account_id == BAD)).scalar_one() == "failed"
@@ -148,14 +148,14 @@ def test_an_account_that_cannot_be_rendered_fails_alone(db_url: str, tmp_path: P
     ``sending`` (no send row, nothing in doubt), and not the batch: the others are sent
     and recorded sent."""
     runner = _runner(db_url, tmp_path)
-    real = runner.engine.render
+    real = runner.decider.render
 
     def render(occ: Any, *args: Any, **kwargs: Any) -> Any:
         if occ.account_id == BAD:
             raise OverflowError("date value out of range")
         return real(occ, *args, **kwargs)
 
-    runner.engine.render = render  # type: ignore[method-assign]
+    runner.decider.render = render  # type: ignore[method-assign]
     result = runner.tick(T)
     assert result.decisions == {"sent": len(GOOD), "failed": 1}
     assert _sent_accounts(runner) == GOOD

@@ -31,7 +31,7 @@ from orchestrator.dispatch.decider import message_id_for
 from orchestrator.dispatch.runner import Runner
 from orchestrator.errors import AmbiguousSendError, PermanentChannelError, TransientChannelError
 from orchestrator.store import db
-from orchestrator.store.tables import Decision, Occurrence, Send, table_of
+from orchestrator.store.tables import Decision, OccurrenceRow, Send, table_of
 
 ROOT = Path(__file__).resolve().parent.parent
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York
@@ -51,7 +51,7 @@ def journal(outbox: Path) -> list[dict]:
 
 def states(db_url: str) -> Counter[str]:
     engine = db.make_engine(db_url)
-    occ = table_of(Occurrence)
+    occ = table_of(OccurrenceRow)
     with engine.connect() as conn:
         out = Counter(dict(conn.execute(
             sa.select(occ.c.state, sa.func.count()).group_by(occ.c.state)).all()))
@@ -320,7 +320,7 @@ def test_a_hostile_template_fails_its_own_sends_and_the_others_go_out(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["decisions"] == {"failed": 6, "sent": 6}
     engine = db.make_engine(db_url)
-    occ, dec, send = table_of(Occurrence), table_of(Decision), table_of(Send)
+    occ, dec, send = table_of(OccurrenceRow), table_of(Decision), table_of(Send)
     with engine.connect() as conn:
         by_step = dict(conn.execute(sa.select(occ.c.step_id, sa.func.array_agg(occ.c.state)
                                               if IS_PG else sa.func.group_concat(occ.c.state))

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from orchestrator.store import db
-from orchestrator.store import tables as models
+from orchestrator.store import db, tables
 
 
 def test_upgrade_is_idempotent_and_reaches_head(db_url: str) -> None:
@@ -26,7 +25,7 @@ def test_upgrade_is_idempotent_and_reaches_head(db_url: str) -> None:
         names = set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    assert set(models.metadata.tables) <= names
+    assert set(tables.metadata.tables) <= names
 
 
 def test_migrations_match_models(db_url: str) -> None:
@@ -35,7 +34,7 @@ def test_migrations_match_models(db_url: str) -> None:
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, models.metadata) == []
+            assert compare_metadata(context, tables.metadata) == []
     finally:
         engine.dispose()
 
@@ -58,10 +57,10 @@ def test_instants_come_back_aware_utc_and_money_as_decimal(db_url: str) -> None:
     paris = timezone(timedelta(hours=1))
     try:
         with db.session_scope(engine) as session:
-            session.add(models.Debtor(id="D1"))
+            session.add(tables.Debtor(id="D1"))
             session.flush()
             session.add(
-                models.AccountRow(
+                tables.AccountRow(
                     account_id="A1",
                     debtor_id="D1",
                     balance=Decimal("1234567890123.45"),
@@ -71,7 +70,7 @@ def test_instants_come_back_aware_utc_and_money_as_decimal(db_url: str) -> None:
                 )
             )
         with db.session_scope(engine) as session:
-            row = session.get(models.AccountRow, "A1")
+            row = session.get(tables.AccountRow, "A1")
             assert row is not None
             assert row.balance == Decimal("1234567890123.45")
             assert isinstance(row.balance, Decimal)
@@ -87,7 +86,7 @@ def test_naive_instants_are_refused(db_url: str) -> None:
     try:
         with pytest.raises(sa.exc.StatementError), db.session_scope(engine) as session:
             session.add(
-                models.AuditLog(time=datetime(2026, 3, 2), actor="t", action="x")  # noqa: DTZ001
+                tables.AuditLog(time=datetime(2026, 3, 2), actor="t", action="x")  # noqa: DTZ001
             )
     finally:
         engine.dispose()
@@ -99,10 +98,10 @@ def test_idempotency_constraints(db_url: str) -> None:
     now = datetime(2026, 3, 2, tzinfo=UTC)
     try:
         with db.session_scope(engine) as session:
-            session.add(models.Debtor(id="D1"))
+            session.add(tables.Debtor(id="D1"))
             session.flush()
             session.add(
-                models.AccountRow(
+                tables.AccountRow(
                     account_id="A1",
                     debtor_id="D1",
                     balance=Decimal("1"),
@@ -112,7 +111,7 @@ def test_idempotency_constraints(db_url: str) -> None:
             )
             session.flush()
             session.add(
-                models.Occurrence(
+                tables.OccurrenceRow(
                     account_id="A1",
                     step_id="s",
                     occurrence_key="k",
@@ -123,7 +122,7 @@ def test_idempotency_constraints(db_url: str) -> None:
             )
         with pytest.raises(sa.exc.IntegrityError), db.session_scope(engine) as session:
             session.add(
-                models.Occurrence(
+                tables.OccurrenceRow(
                     account_id="A1",
                     step_id="s",
                     occurrence_key="k",

@@ -19,8 +19,7 @@ from typer.testing import CliRunner
 from orchestrator.cli import data
 from orchestrator.core.account import ACCOUNT_COLUMNS
 from orchestrator.simulation.sample import generate_accounts, write_csv
-from orchestrator.store import db
-from orchestrator.store import tables as models
+from orchestrator.store import db, tables
 
 GOOD = {
     "account_id": "A1",
@@ -103,7 +102,7 @@ def test_import_then_reimport_is_an_upsert(url: str, data_keys: str, tmp_path: P
     try:
         with engine.connect() as conn:
             audit = conn.execute(
-                sa.select(models.AuditLog.__table__).order_by(models.AuditLog.__table__.c.id)
+                sa.select(tables.AuditLog.__table__).order_by(tables.AuditLog.__table__.c.id)
             ).all()
     finally:
         engine.dispose()
@@ -257,7 +256,7 @@ def test_key_rotation(url: str, tmp_path: Path) -> None:
     try:
         with engine.connect() as conn:
             account = load_account(conn, cipher, "A1")
-            row = conn.execute(sa.select(models.AccountRow.__table__)).one()
+            row = conn.execute(sa.select(tables.AccountRow.__table__)).one()
     finally:
         engine.dispose()
     assert account is not None

@@ -37,7 +37,7 @@ from orchestrator.store.accounts import account_timeline, decision_values
 from orchestrator.store.tables import (
     AccountRow,
     Decision,
-    Occurrence,
+    OccurrenceRow,
     OptOut,
     Send,
     table_of,
@@ -146,7 +146,7 @@ def _apply(runner: Runner, ev, n: int) -> None:  # type: ignore[no-untyped-def]
                                  source="test", now=ev.at)
         elif ev.type == "inbound_sms":  # as ``outreach serve`` takes a text from the number
             row = facts.account_row(conn, ev.account)
-            handle_inbound(conn, runner.engine, runner.cipher,
+            handle_inbound(conn, runner.decider, runner.cipher,
                            runner.cipher.decrypt(row.phone_enc) or "", ev.data["body"], ev.at,
                            message_sid="SM" + hashlib.md5(repr(ev).encode()).hexdigest())
         elif ev.type == "opt_out":  # as the REST API records one
@@ -335,13 +335,13 @@ def test_a_batch_is_recorded_field_for_field(db_url: str, data_keys: str,
     _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 100)
     instant = START + timedelta(hours=15)
     runner.plan(instant)
-    occ, sends, decisions = table_of(Occurrence), table_of(Send), table_of(Decision)
+    occ, sends, decisions = table_of(OccurrenceRow), table_of(Send), table_of(Decision)
     with engine.connect() as conn:
         due = conn.execute(sa.select(occ.c.account_id, occ.c.step_id, occ.c.occurrence_key)
                            .where(occ.c.next_attempt_at <= instant, occ.c.channel == "sms")
                            .order_by(occ.c.id)).all()
     assert len(due) >= 6, "too few texts due: the test proves nothing"
-    channel = runner.engine.adapters["sms"]
+    channel = runner.decider.adapters["sms"]
     assert isinstance(channel, SimulatedChannel)
     ids = [message_id_for(*row) for row in due]
     channel.fail(ids[0], TransientChannelError("429"), times=1)
@@ -377,7 +377,7 @@ def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp
     _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 20)
     instant = START + timedelta(hours=10)
     runner.plan(instant)
-    occ = table_of(Occurrence)
+    occ = table_of(OccurrenceRow)
     with engine.begin() as conn:  # another worker claimed one and crashed mid-send
         first = conn.execute(sa.select(occ.c.id).where(occ.c.next_attempt_at <= instant)
                              .order_by(occ.c.id).limit(1)).scalar_one()
@@ -398,10 +398,10 @@ def test_a_send_already_recorded_is_never_sent_again(db_url: str, data_keys: str
     instant = START + timedelta(hours=10)
     runner.plan(instant)
     runner.dispatch(instant)
-    channel = next(iter(runner.engine.adapters.values()))
+    channel = next(iter(runner.decider.adapters.values()))
     assert isinstance(channel, SimulatedChannel)
     sent_before = len(channel.sent)
-    occ, send = table_of(Occurrence), table_of(Send)
+    occ, send = table_of(OccurrenceRow), table_of(Send)
     with engine.begin() as conn:  # made due again, its send row left sent (long ago, so
         # that no limit counts it and the gate lets it go)
         first = conn.execute(sa.select(occ.c.id).where(occ.c.state == "sent")
@@ -439,7 +439,7 @@ def test_a_provider_opt_out_is_recorded_and_stops_further_texts(
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 40)
     refusing = _OptedOutAtTwilio()
     refusing.refused = []  # type: ignore[attr-defined]
-    runner.engine.adapters["sms"] = refusing
+    runner.decider.adapters["sms"] = refusing
     for day in range(3):
         runner.tick(START + timedelta(days=day, hours=10))
     refused = refusing.refused  # type: ignore[attr-defined]
@@ -482,7 +482,7 @@ def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 20)
     early = _ReportsBeforeReturning()
     early.engine = engine
-    runner.engine.adapters["sms"] = early
+    runner.decider.adapters["sms"] = early
     for day in range(3):
         runner.tick(START + timedelta(days=day, hours=10))
     sends = table_of(Send)
@@ -526,7 +526,7 @@ def test_batches_hold_about_a_quarter_second_of_sends(
     runner._send_batch = record  # type: ignore[method-assign]
     by_label = {}
     for day, (label, adapter) in enumerate((("slow", _Slow(0.06)), ("fast", SimulatedChannel()))):
-        runner.engine.adapters = {c: adapter for c in runner.engine.adapters}
+        runner.decider.adapters = {c: adapter for c in runner.decider.adapters}
         sizes.clear()
         runner.tick(START + timedelta(days=day, hours=15))
         assert len(adapter.sent) > 20, "too few sends to see the batches: proves nothing"
@@ -567,7 +567,7 @@ def test_sends_are_synced_once_per_batch_before_being_recorded_sent(
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 60)
     runner.send_batch = 4
     syncing = _Syncing(engine=engine)
-    runner.engine.adapters["sms"] = syncing
+    runner.decider.adapters["sms"] = syncing
     runner.tick(START + timedelta(hours=15))
     sent = len(syncing.sent)
     assert sent > 4, "too few texts to fill two batches: the test proves nothing"
@@ -586,7 +586,7 @@ def test_a_failed_sync_leaves_the_batch_ambiguous(
         db_url: str, data_keys: str, tmp_path: Path) -> None:
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 30)
     failing = _Syncing(fail=True)
-    runner.engine.adapters["sms"] = failing
+    runner.decider.adapters["sms"] = failing
     runner.tick(START + timedelta(hours=15))
     assert failing.sent, "no SMS was sent: the test proves nothing"
     decisions, sends = table_of(Decision), table_of(Send)
@@ -610,7 +610,7 @@ def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
     more."""
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 60)
     runner.send_batch = 4
-    channel = runner.engine.adapters["sms"]
+    channel = runner.decider.adapters["sms"]
     assert isinstance(channel, SimulatedChannel)
     real = runner.settler.settled
     calls = []
@@ -653,7 +653,7 @@ def test_one_worker_plans_at_a_time_on_postgresql(db_url: str, data_keys: str,
         pytest.skip("SQLite has one worker")
     _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 40)
     now = START + timedelta(hours=15)
-    occ = table_of(Occurrence)
+    occ = table_of(OccurrenceRow)
 
     def planned() -> int:
         with engine.connect() as conn:

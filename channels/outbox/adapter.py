@@ -261,9 +261,6 @@ class OutboxChannel:
         return cls(channel, resolve_dir(settings.dir, base_dir), clock, settings.from_,
                    settings.delay, pdf=settings.pdf)
 
-    def path_for(self, message: OutboundMessage) -> Path:
-        return self.directory / message.channel / f"{message.message_id}.json"
-
     def send(self, message: OutboundMessage) -> SendResult:
         require_safe_id(message.message_id)
         writer = self._writer

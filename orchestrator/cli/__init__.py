@@ -1,4 +1,4 @@
-"""The ``outreach`` command line (CONTRACT §2): parse, call one service function, print.
+"""The ``outreach`` command line (docs/cli.md): parse, call one service function, print.
 
 Each command group lives in its own module with a ``register(app)`` function.
 Exit codes: 0 success, 1 runtime failure, 2 bad usage, configuration or input; what
@@ -23,10 +23,9 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from orchestrator.cli import configcmd, data, reportcmd, runcmd, templatescmd
-    from orchestrator.cli import simcmd as engine
+    from orchestrator.cli import configcmd, data, reportcmd, runcmd, simcmd, templatescmd
 
-    for module in (data, configcmd, engine, runcmd, templatescmd, reportcmd):
+    for module in (data, configcmd, simcmd, runcmd, templatescmd, reportcmd):
         module.register(app)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -705,7 +705,3 @@ def check_config(
 
 def _order(p: Problem) -> tuple[str, int, int]:
     return (p.path, p.line or 0, p.column or 0)
-
-
-def iter_errors(problems: list[Problem]) -> Iterator[Problem]:
-    return (p for p in problems if p.level == "error")

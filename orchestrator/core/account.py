@@ -97,19 +97,3 @@ class Account:
         if self.region:
             places.append(f"{self.country.upper()}-{self.region.upper()}")
         return places
-
-
-@dataclass(frozen=True)
-class PaymentIn:
-    payment_id: str
-    account_id: str
-    amount: Decimal
-    paid_at: datetime
-    currency: str | None = None
-
-
-@dataclass
-class Instalment:
-    due: date
-    amount: Decimal
-    paid: Decimal = field(default=Decimal("0"))

@@ -1,6 +1,6 @@
 """One decision, end to end: gate → render → adapter → decision record.
 
-``Engine.decide`` is what ``simulate`` calls for a due occurrence. It asks the gate
+``Decider.decide`` is what ``simulate`` calls for a due occurrence. It asks the gate
 (``judge``), and only on ``Allow`` renders the template (``prepare``) and hands the
 message to the channel's adapter (``deliver``); the daemon calls the three itself, so
 that it renders before it records a send ``sending``. It records nothing itself: it
@@ -22,7 +22,7 @@ from orchestrator.config.models import Config
 from orchestrator.content.rendering import Rendered, TemplateRenderer, build_context
 from orchestrator.core.account import Account
 from orchestrator.core.gate import Allow, Defer, Deny, evaluate
-from orchestrator.core.links import LINK_LIFETIME, creditor_pay_url, pay_link, unsubscribe_link
+from orchestrator.core.links import LINK_LIFETIME, pay_link, unsubscribe_link
 from orchestrator.core.planner import Occurrence, dpd_on
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.rules import AccountRules, RuleBook
@@ -35,7 +35,7 @@ from orchestrator.errors import (
     TransientChannelError,
 )
 
-log = logging.getLogger("outreach.engine")
+log = logging.getLogger("outreach.decider")
 
 
 def message_id_for(account_id: str, step_id: str, key: str) -> str:
@@ -66,7 +66,7 @@ class Outcome:
     opt_out: bool = False  # the provider says the recipient opted out (Twilio 21610)
 
 
-class Engine:
+class Decider:
     def __init__(
         self,
         config: Config,
@@ -323,8 +323,3 @@ class Engine:
         record = self._record(occ, state, rules, now, DecisionKind.sent, None,
                               subject=message.subject, text=message.text, **extra)
         return Outcome(record, send=send, provider_id=getattr(result, "provider_id", None))
-
-
-def creditor_link(config: Config, account: Account) -> str | None:
-    creditor = config.creditor(account.creditor)
-    return creditor_pay_url(creditor, account) if creditor else None

@@ -6,8 +6,8 @@ twice.
 
 Planning inserts occurrences under the unique key (account, step, occurrence key) with
 "insert, ignore conflicts", so planning twice, or by two workers, plans once. Dispatch
-takes due occurrences, asks the gate (``Engine.judge``, the gate ``simulate`` uses),
-renders what may go (``Engine.prepare``: a template that fails is that send's own
+takes due occurrences, asks the gate (``Decider.judge``, the gate ``simulate`` uses),
+renders what may go (``Decider.prepare``: a template that fails is that send's own
 ``render_error``), records ``sending`` and commits *before* calling the adapter, then
 records the outcome: a crash between the two leaves ``sending`` behind, which is never
 re-sent blindly.
@@ -42,8 +42,7 @@ from orchestrator.core.planner import StageMark, plan_day, plan_fire, stage_mark
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.state import AccountState, SendHistory, SendRecord
 from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed
-from orchestrator.dispatch.decider import Engine as DecisionEngine
-from orchestrator.dispatch.decider import Outcome, message_id_for
+from orchestrator.dispatch.decider import Decider, Outcome, message_id_for
 from orchestrator.dispatch.settle import Moved, PlannedAccount, Sending, Settler, send_status
 from orchestrator.store import facts
 from orchestrator.store.accounts import account_from_row, decision_values
@@ -54,7 +53,7 @@ from orchestrator.store.tables import (
     Decision,
     InstalmentPlan,
     InstalmentRow,
-    Occurrence,
+    OccurrenceRow,
     PlannerState,
     Promise,
     Send,
@@ -63,7 +62,7 @@ from orchestrator.store.tables import (
 )
 
 account_t = table_of(AccountRow)
-occurrence_t = table_of(Occurrence)
+occurrence_t = table_of(OccurrenceRow)
 planner_t = table_of(PlannerState)
 promise_t = table_of(Promise)
 plan_t = table_of(InstalmentPlan)
@@ -115,7 +114,7 @@ class Runner:
         self.db = db
         self.config = config
         self.cipher = cipher
-        self.engine = DecisionEngine(config, renderer, adapters, public_url=public_url,
+        self.decider = Decider(config, renderer, adapters, public_url=public_url,
                                      secret=secret)
         self.batch = batch
         self.worker = worker
@@ -159,7 +158,7 @@ class Runner:
         be read or replayed (bad data: ``baddata``), with their errors: they fail alone."""
         bad: dict[str, Exception] = {}
         loaded = self._load_facts(conn, rows, now, bad)
-        rules_for = self.engine.rules
+        rules_for = self.decider.rules
         replayed: dict[str, Replayed] = {}
         for r in rows:
             if r.account_id in bad:
@@ -407,7 +406,7 @@ class Runner:
             for occ_row in stuck:
                 row = conn.execute(sa.select(account_t).where(
                     account_t.c.account_id == occ_row.account_id)).one()
-                rules = self.engine.rules(account_from_row(row, self.cipher))
+                rules = self.decider.rules(account_from_row(row, self.cipher))
                 message_id = conn.execute(sa.select(send_t.c.message_id).where(
                     send_t.c.occurrence_id == occ_row.id)).scalar()
                 record = DecisionRecord(
@@ -560,7 +559,7 @@ class Runner:
             self._record_sending(conn, ready, by_account, now)
         done, unsent = self._hand_over(ready, now)
         return _Handed([v for _, v in refused], done, unsent, by_account,
-                       self.engine.marks())
+                       self.decider.marks())
 
     def _prepare(self, batch: Sequence[Row[Any]], replayed: Mapping[str, Replayed],
                  histories: Mapping[str, SendHistory], now: datetime
@@ -589,7 +588,7 @@ class Runner:
             if outcome is None:  # allowed: render it now, before it is recorded sending
                 assert occ is not None
                 message_id = message_id_for(occ.account_id, occ.step_id, occ.key)
-                prepared = self.engine.prepare(occ, rep.state, rep.rules, now, message_id)
+                prepared = self.decider.prepare(occ, rep.state, rep.rules, now, message_id)
                 if isinstance(prepared, OutboundMessage):
                     account = rep.state.account
                     history.add(SendRecord(now, occ.channel, account.account_id,
@@ -637,7 +636,7 @@ class Runner:
             pacer = self.pacers.get(r.occ.channel)
             if pacer is not None:
                 pacer.wait()
-            outcome = self.engine.deliver(r.occ, r.rep.state, r.rep.rules, now, r.message)
+            outcome = self.decider.deliver(r.occ, r.rep.state, r.rep.rules, now, r.message)
             if outcome.retryable:
                 outcome = self._retry_or_fail(r.row, outcome, now)
             done.append((r.row, outcome, r.message.message_id))
@@ -652,7 +651,7 @@ class Runner:
         occ = self.occurrence(occ_row, rep)
         if occ is None:
             return None, self._not_applicable(occ_row, rep, now)
-        return occ, self.engine.judge(occ, rep.state, history, now, rep.rules)
+        return occ, self.decider.judge(occ, rep.state, history, now, rep.rules)
 
     def _bad_data(self, occ_row: Row[Any], now: datetime) -> Outcome:
         """An occurrence whose account's data cannot be replayed or judged: ``failed`` with
@@ -668,7 +667,7 @@ class Runner:
         sends, a provider's opt-outs, and sends given back (stopping) pending again.
         Returns the batch's outcomes, those refused at the claim first."""
         done, unsent, by_account = handed.done, handed.unsent, handed.by_account
-        synced = self.engine.synced([o for _, o, _ in done], handed.marks)
+        synced = self.decider.synced([o for _, o, _ in done], handed.marks)
         done = [(r, o, m) for (r, _, m), o in zip(done, synced, strict=True)]
         with conn.begin():
             if done:

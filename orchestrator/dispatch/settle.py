@@ -29,13 +29,20 @@ from orchestrator.core.records import DecisionRecord
 from orchestrator.store.accounts import decision_values
 from orchestrator.store.bulk import BulkInsert
 from orchestrator.store.inlist import pg_array
-from orchestrator.store.tables import AccountRow, Decision, Occurrence, Send, UTCDateTime, table_of
+from orchestrator.store.tables import (
+    AccountRow,
+    Decision,
+    OccurrenceRow,
+    Send,
+    UTCDateTime,
+    table_of,
+)
 
 __all__ = ["Moved", "PlannedAccount", "Sending", "Settler", "send_status"]
 
 account_t = table_of(AccountRow)
 decision_t = table_of(Decision)
-occurrence_t = table_of(Occurrence)
+occurrence_t = table_of(OccurrenceRow)
 send_t = table_of(Send)
 
 _DECISION_COLUMNS = tuple(c.name for c in decision_t.c if c.name != "id")

@@ -58,7 +58,6 @@ from orchestrator.store.tables import (
 # Delivery statuses that mean the message reached the person (or their voicemail).
 REACHED = frozenset({"delivered", "answered", "machine", "opened", "clicked"})
 DECISIONS = ("sent", "deferred", "suppressed", "blocked", "skipped", "failed", "ambiguous")
-NO_STAGE = "-"
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ class EventApplier:
             yield from self._inbound(state, str(data.get("body", "")), now)
 
     def _inbound(self, state: AccountState, body: str, now: datetime) -> Iterator[DecisionRecord]:
-        policy = self.sim.engine.config.policy
+        policy = self.sim.decider.config.policy
         what = classify_inbound(body, policy.revocations)
         sharing = self._same_contact(state, "sms")
         phone = state.account.phone or ""
@@ -166,7 +166,7 @@ class EventApplier:
         target = min(sharing, key=lambda s: s.account.account_id)
         account = target.account
         rules = self.sim.rules[account.account_id]
-        text = reply_text(step, self.sim.engine.config.creditor(account.creditor),
+        text = reply_text(step, self.sim.decider.config.creditor(account.creditor),
                           account.locale)
         message_id = message_id_for(account.account_id, step, now.isoformat())
         history = self.sim.histories[account.debtor_id]

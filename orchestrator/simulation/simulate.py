@@ -29,7 +29,7 @@ from orchestrator.core.planner import Occurrence, plan_day
 from orchestrator.core.records import DecisionRecord
 from orchestrator.core.rules import AccountRules
 from orchestrator.core.state import AccountState, SendHistory
-from orchestrator.dispatch.decider import Engine
+from orchestrator.dispatch.decider import Decider
 from orchestrator.simulation.events import EventApplier, ScenarioEvent
 
 SIMULATION_SECRET = "outreach-simulation-secret"
@@ -77,7 +77,7 @@ class Simulation:
         if adapters is None:
             names = set(scenario.config.channels) | {"sms", "voice", "email", "letter"}
             adapters = {name: self.channel for name in names}
-        self.engine = Engine(
+        self.decider = Decider(
             scenario.config,
             renderer or TemplateRenderer(scenario.templates_dir, live=False),
             adapters,
@@ -97,7 +97,7 @@ class Simulation:
         # address, phone or creditor (only its balance and status).
         self.rules: dict[str, AccountRules] = {}
         for account in scenario.accounts:
-            rules = self.engine.rules(account)
+            rules = self.decider.rules(account)
             self.rules[account.account_id] = rules
             # A copy: payments change the balance and status, and the scenario's own
             # accounts stay as given (the same scenario runs again to the same result).
@@ -159,17 +159,13 @@ class Simulation:
     def _decide(self, occ: Occurrence, now: datetime) -> Iterator[DecisionRecord]:
         state = self.states[occ.account_id]
         history = self.histories[state.account.debtor_id]
-        outcome = self.engine.decide(occ, state, history, now, self.rules[occ.account_id])
+        outcome = self.decider.decide(occ, state, history, now, self.rules[occ.account_id])
         if outcome.send is not None:
             history.add(outcome.send)
             self.applier.note_send(outcome.record)
         if outcome.defer_until is not None:
             self.push(outcome.defer_until, _OCC, ("occ", occ))
         yield outcome.record
-
-
-def run_scenario(scenario: Scenario) -> list[DecisionRecord]:
-    return list(Simulation(scenario).run())
 
 
 # --- canonical order and parallel runs -----------------------------------------------------

@@ -229,9 +229,9 @@ _WENT_OUT = frozenset({
 
 def _resolve_ambiguous(conn: Connection, send: Row[Any], at: datetime) -> None:
     """The provider reports on a send we could not confirm: it did go out. Record it."""
-    from orchestrator.store.tables import Decision, Occurrence
+    from orchestrator.store.tables import Decision, OccurrenceRow
 
-    decision_t, occurrence_t = table_of(Decision), table_of(Occurrence)
+    decision_t, occurrence_t = table_of(Decision), table_of(OccurrenceRow)
     last = conn.execute(sa.select(decision_t).where(
         decision_t.c.message_id == send.message_id, decision_t.c.decision == "ambiguous"
     ).order_by(decision_t.c.id.desc())).first()

@@ -185,7 +185,7 @@ class Payment(SQLModel, table=True):
     created_at: datetime | None = _instant()
 
 
-class Occurrence(SQLModel, table=True):
+class OccurrenceRow(SQLModel, table=True):
     """One planned step for one account; the unique key makes planning idempotent."""
 
     __tablename__ = "occurrence"

@@ -70,7 +70,7 @@ from orchestrator.store import facts, idempotency
 from orchestrator.store.accounts import account_from_row, account_timeline
 from orchestrator.store.db import schema_problem
 from orchestrator.store.groupcommit import GroupCommit
-from orchestrator.store.tables import Occurrence, Send, table_of
+from orchestrator.store.tables import OccurrenceRow, Send, table_of
 from orchestrator.web.inbound import handle_inbound
 from orchestrator.web.linkpages import (
     PayHelp,
@@ -355,7 +355,7 @@ class Server:
 
     def rules(self, row: Row[Any]) -> AccountRules:
         """The rules of an account row: its zones, its promise and plan bounds."""
-        return self.runner.engine.rules(account_from_row(row, self.cipher))
+        return self.runner.decider.rules(account_from_row(row, self.cipher))
 
 
 class _DbCollector:
@@ -370,7 +370,7 @@ class _DbCollector:
         sends = GaugeMetricFamily("outreach_sends", "Sends by channel and status",
                                   labels=["channel", "status"])
         due = GaugeMetricFamily("outreach_due_occurrences", "Occurrences due now, not decided")
-        send_t, occ_t = table_of(Send), table_of(Occurrence)
+        send_t, occ_t = table_of(Send), table_of(OccurrenceRow)
         with self.db.connect() as conn:
             for channel, status, count in conn.execute(
                 sa.select(send_t.c.channel, send_t.c.status, sa.func.count())
@@ -469,7 +469,7 @@ def create_app(server: Server) -> FastAPI:
     def _inbound(sid: str, phone: str, body: str) -> Response:
         reply = MessagingResponse()
         with server.tx() as conn:
-            for text in handle_inbound(conn, server.runner.engine, server.cipher, phone, body,
+            for text in handle_inbound(conn, server.runner.decider, server.cipher, phone, body,
                                        server.clock.now(), message_sid=sid):
                 reply.message(text)
         return Response(str(reply), media_type="application/xml")

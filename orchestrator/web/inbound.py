@@ -31,21 +31,21 @@ from orchestrator.core.keywords import (
     reply_text,
 )
 from orchestrator.core.records import DecisionKind, DecisionRecord, iso_local
-from orchestrator.dispatch.decider import Engine, message_id_for
+from orchestrator.dispatch.decider import Decider, message_id_for
 from orchestrator.store import facts
 from orchestrator.store.accounts import account_from_row, record_decision
 
 __all__ = ["handle_inbound"]
 
 
-def handle_inbound(conn: Connection, engine: Engine, cipher: DataCipher, phone: str,
+def handle_inbound(conn: Connection, decider: Decider, cipher: DataCipher, phone: str,
                    body: str, now: datetime, *, message_sid: str) -> list[str]:
     """Record an inbound text from ``phone`` and act on its keyword; returns the replies
     to send back (already recorded). A message id seen before (a provider's retry, or a
     captured START replayed after a later STOP) changes nothing and gets no reply."""
     if not facts.first_inbound(conn, provider_id=message_sid, channel="sms", at=now):
         return []
-    policy = engine.config.policy
+    policy = decider.config.policy
     rows = facts.accounts_by_phone(conn, cipher, phone)
     what = classify_inbound(body, policy.revocations)
     indexes = cipher.index_candidates(phone, "phone")
@@ -64,19 +64,19 @@ def handle_inbound(conn: Connection, engine: Engine, cipher: DataCipher, phone: 
         if rows and policy.opt_out_confirmation and not facts.replied_since(
                 conn, [r.account_id for r in rows], OPT_OUT_CONFIRMATION,
                 now - CONFIRMATION_WINDOW):
-            return [_reply(conn, engine, cipher, rows[0], phone, OPT_OUT_CONFIRMATION, now)]
+            return [_reply(conn, decider, cipher, rows[0], phone, OPT_OUT_CONFIRMATION, now)]
     elif what == InboundKind.opt_in:
         for channel in sorted(policy.opt_out_channels("sms")):
             facts.opt_in(conn, contact_indexes=indexes, channel=channel, at=now)
     elif what == InboundKind.help and rows:
-        return [_reply(conn, engine, cipher, rows[0], phone, HELP_REPLY, now)]
+        return [_reply(conn, decider, cipher, rows[0], phone, HELP_REPLY, now)]
     return []
 
 
-def _reply(conn: Connection, engine: Engine, cipher: DataCipher, row: Any, phone: str,
+def _reply(conn: Connection, decider: Decider, cipher: DataCipher, row: Any, phone: str,
            step: str, now: datetime) -> str:
-    text = reply_text(step, engine.config.creditor(row.creditor), row.locale)
-    zone = engine.rules(account_from_row(row, cipher)).zones.primary
+    text = reply_text(step, decider.config.creditor(row.creditor), row.locale)
+    zone = decider.rules(account_from_row(row, cipher)).zones.primary
     message_id = message_id_for(row.account_id, step, now.isoformat())
     record_decision(conn, DecisionRecord(
         time=now, local_time=iso_local(now, zone), account=row.account_id,

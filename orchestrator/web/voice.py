@@ -3,7 +3,7 @@ answered, and the "press 1" menu that texts the person their payment link.
 
 Nothing spoken is stored: the script is rendered again when Twilio asks for it, from the
 send's account, step (its template) and the account's locale, exactly as the engine
-renders it (``Engine.render``), so names and amounts exist only in the reply.
+renders it (``Decider.render``), so names and amounts exist only in the reply.
 
 - A machine (``AnsweredBy`` machine_*): the step's ``<template>_voicemail``, a
   limited-content message that ``templates lint`` keeps free of any debt, or
@@ -54,7 +54,7 @@ from orchestrator.errors import OutreachError
 from orchestrator.store import facts
 from orchestrator.store.accounts import decision_values
 from orchestrator.store.replay import Replayed, load_facts, replay
-from orchestrator.store.tables import Decision, Occurrence, Send, table_of
+from orchestrator.store.tables import Decision, OccurrenceRow, Send, table_of
 
 log = logging.getLogger("outreach.voice")
 
@@ -63,7 +63,7 @@ PAY_LINK_CHANNEL = "sms"
 GATHER_PATH = "/webhooks/twilio/voice/gather/"
 _SAFE_FIELDS = ("CallSid", "CallStatus", "AnsweredBy", "MachineDetectionDuration")
 
-send_t, occurrence_t, decision_t = table_of(Send), table_of(Occurrence), table_of(Decision)
+send_t, occurrence_t, decision_t = table_of(Send), table_of(OccurrenceRow), table_of(Decision)
 
 # What the call says after a key press, by language; {phone} is read digit by digit.
 PHRASES: Mapping[str, Mapping[str, str]] = {
@@ -147,7 +147,7 @@ class VoiceCalls:
         self.config = config
         self.cipher = cipher
         self.runner = runner
-        self.engine = runner.engine
+        self.decider = runner.decider
         self.public_url = public_url.rstrip("/")
 
     def gather_url(self, message_id: str) -> str:
@@ -167,7 +167,7 @@ class VoiceCalls:
         account = facts.account_row(conn, send.account_id)
         if account is None:
             return None
-        rep = replay(account, self.cipher, self.engine.rules,
+        rep = replay(account, self.cipher, self.decider.rules,
                      load_facts(conn, [account], now, self.cipher)[account.account_id], now)
         planned = None
         if send.occurrence_id is not None:
@@ -217,7 +217,7 @@ class VoiceCalls:
         if machine:
             occ = replace(occ, template=f"{occ.template}_voicemail")
         try:
-            rendered = self.engine.render(occ, state, rules, now, message_id, None)
+            rendered = self.decider.render(occ, state, rules, now, message_id, None)
         except OutreachError as exc:
             log.error("call script failed to render",
                       extra={"message_id": message_id, "reason": type(exc).__name__})
@@ -273,7 +273,7 @@ class VoiceCalls:
                 return "opted_out" if reason == Reason.opted_out else "not_sent"
             # Rendered before it is recorded sending: a template that fails is a failed
             # text (render_error), never one left in doubt.
-            message = self.engine.prepare(occ, rep.state, rep.rules, now, sms_id)
+            message = self.decider.prepare(occ, rep.state, rep.rules, now, sms_id)
             if not isinstance(message, OutboundMessage):
                 self._settle(conn, occ_id, message.record, now)
                 return "failed"
@@ -285,8 +285,8 @@ class VoiceCalls:
                 to_index=call.account.phone_index))
         # Committed as sending: a crash from here on leaves it for recovery (ambiguous),
         # never for a second text.
-        outcome = self.engine.synced(
-            [self.engine.deliver(occ, rep.state, rep.rules, now, message)])[0]
+        outcome = self.decider.synced(
+            [self.decider.deliver(occ, rep.state, rep.rules, now, message)])[0]
         with self.tx() as conn:
             self._settle(conn, occ_id, outcome.record, now)
             conn.execute(send_t.update().where(send_t.c.message_id == sms_id).values(

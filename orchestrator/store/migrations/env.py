@@ -8,17 +8,17 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context
 
-from orchestrator.store import tables as models
+from orchestrator.store import tables
 from orchestrator.store.db import make_engine
 
 config = context.config
-target_metadata = models.metadata
+target_metadata = tables.metadata
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> Any:
-    """Render project types as plain SQLAlchemy so migrations never import models."""
+    """Render project types as plain SQLAlchemy so migrations never import tables."""
     if type_ == "type":
-        if isinstance(obj, models.UTCDateTime):
+        if isinstance(obj, tables.UTCDateTime):
             return "sa.DateTime(timezone=True)"
         if type(obj).__module__.startswith("sqlmodel"):
             return "sa.String()"
