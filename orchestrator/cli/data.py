@@ -137,7 +137,7 @@ def _count_lines(path: Path) -> int:
 
 @import_app.command("accounts")
 def import_accounts_cmd(
-    file: Path = typer.Argument(..., help="CSV file (columns: CONTRACT §5)"),
+    file: Path = typer.Argument(..., help="CSV file (columns: docs/csv.md)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and count; write nothing"),
 ) -> None:
     """Upsert accounts by account_id; one bad row rejects the whole file."""
@@ -184,7 +184,7 @@ def import_payments_cmd(
 @account_app.command("show")
 def account_show(
     account_id: str = typer.Argument(..., metavar="ID"),
-    as_json: bool = typer.Option(False, "--json", help="one JSON object (CONTRACT §2)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object (keys: docs/cli.md)"),
     today: str | None = typer.Option(
         None, "--today", help="date for DPD (default: today in the debtor's time zone)"),
 ) -> None:

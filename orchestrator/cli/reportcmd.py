@@ -1,4 +1,4 @@
-"""``outreach report``: KPIs by stage and channel (CONTRACT §9) as tables, JSON or HTML."""
+"""``outreach report``: KPIs by stage and channel (docs/cli.md) as tables, JSON or HTML."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def _fail(exc: OutreachError) -> None:
 
 
 def simulate(
-    scenario: Path = typer.Argument(..., help="scenario YAML (CONTRACT §7)"),
+    scenario: Path = typer.Argument(..., help="scenario YAML (format: docs/scenarios.md)"),
     out: Path | None = typer.Option(None, "--out", help="write JSON Lines here (default stdout)"),
     config: Path | None = typer.Option(None, "--config", help="configuration directory"),
     templates: Path | None = typer.Option(None, "--templates", help="template directory"),
