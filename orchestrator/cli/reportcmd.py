@@ -31,7 +31,9 @@ def report(
                                      "report with charts to this file"),
 ) -> None:
     """KPIs per stage and per channel: contact, promise, kept and recovery rates, costs,
-    opt-outs, complaints and decisions by reason."""
+    opt-outs, complaints and decisions by reason.
+
+    What each figure means: docs/cli.md."""
     from rich.console import Console
 
     from orchestrator.config.loading import load_config

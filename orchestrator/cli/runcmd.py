@@ -92,7 +92,9 @@ def run(
     plan_every: float = typer.Option(60.0, help="seconds between planning runs"),
     dispatch_every: float = typer.Option(5.0, help="seconds between dispatch runs"),
 ) -> None:
-    """Plan due steps and dispatch sends; forever, or one tick with --once."""
+    """Plan due steps and dispatch sends; forever, or one tick with --once.
+
+    Reference: docs/cli.md; decision records: docs/decisions.md."""
     from orchestrator.cli.simcmd import _fail
 
     instant = _parse_now(now) if now else None
@@ -149,7 +151,9 @@ def serve(
     workers: int = typer.Option(1, "--workers", min=1, envvar="OUTREACH_SERVE_WORKERS",
                                 help="processes, PostgreSQL only (one per core is a good start)"),
 ) -> None:
-    """Webhooks, payment links and the REST API (docs/http.md)."""
+    """Webhooks, payment links and the REST API.
+
+    Routes: docs/http.md; options and environment: docs/cli.md."""
     import uvicorn
 
     from orchestrator.cli.simcmd import _fail
