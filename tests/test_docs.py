@@ -21,7 +21,7 @@ from orchestrator.web.app import create_app
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # Spelled in two pieces so that this file does not match itself.
-CITATION = "CONTRACT" + " §"
+CITATION = "CONT" + "RACT §"
 SHIPPED = ("orchestrator", "channels", "bench", "config", "README.md", "docs")
 
 
