@@ -57,7 +57,7 @@ __all__ = [
 
 
 class DeliveryStatus(StrEnum):
-    """Every provider's statuses map into these (CONTRACT §10.13)."""
+    """Every provider's statuses map into these (docs/http.md)."""
 
     queued = "queued"  # accepted, waiting to go out
     sending = "sending"  # handed to the carrier / SMTP relay / printer

@@ -1,4 +1,4 @@
-"""The letter adapter (CONTRACT §4): one PDF per letter and a daily manifest for the printer.
+"""The letter adapter (docs/configuration.md): one PDF per letter, a daily manifest for printers.
 
 ``{adapter: pdf_batch, out_dir: var/letters}`` prints each letter's HTML with WeasyPrint
 to ``<out_dir>/<YYYY-MM-DD>/<message_id>.pdf`` (the date of the send, UTC) and appends a

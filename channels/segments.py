@@ -1,4 +1,4 @@
-"""SMS length in segments (COMPLIANCE.md "SMS length").
+"""SMS length in segments (docs/templates.md, "What lint checks").
 
 A message that fits the GSM 03.38 alphabet is sent as GSM-7: 160 septets in one
 segment, 153 per segment once split, and the extension characters take two septets

@@ -1,4 +1,4 @@
-"""The SMTP email adapter (CONTRACT §4): multipart text + HTML over one reused connection.
+"""The SMTP email adapter (docs/configuration.md): multipart text + HTML over one reused connection.
 
 ``{adapter: smtp, host: "${SMTP_HOST}", port: 587, from: "Acme <billing@example.com>"}``
 with optional ``username``/``password`` (``${ENV}`` in channels.yaml), ``starttls``

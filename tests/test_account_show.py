@@ -1,4 +1,4 @@
-"""``outreach account show``: the CONTRACT §2 JSON object and the masked human view."""
+"""``outreach account show``: the JSON object of docs/cli.md and the masked human view."""
 
 from __future__ import annotations
 

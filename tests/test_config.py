@@ -1,4 +1,4 @@
-"""Loading and checking the configuration directory (CONTRACT §4), and `config check`."""
+"""Loading and checking the configuration directory (docs/configuration.md), and `config check`."""
 
 from __future__ import annotations
 

@@ -309,7 +309,7 @@ def test_expired_when_deferred_beyond_expiry(templates: Path) -> None:
 
 def test_a_template_that_fails_fails_only_its_own_sends(templates: Path) -> None:
     """``simulate`` records a template that cannot render (here it would compute a
-    number of nine million digits) as ``failed`` / ``render_error`` (CONTRACT §11), send
+    number of nine million digits) as ``failed`` / ``render_error`` (docs/decisions.md), send
     by send, while the other step of the same account goes out."""
     (templates / "sms" / "hostile.txt.j2").write_text("{{ 9 ** 9999999 }}", encoding="utf-8")
     stages = [{"id": "M1", "dpd": [1, 60], "steps": [

@@ -1,4 +1,4 @@
-"""The shared example scenarios produce what their comments describe (CONTRACT §7)."""
+"""The shared example scenarios produce what their comments describe (docs/scenarios.md)."""
 
 from __future__ import annotations
 

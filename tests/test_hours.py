@@ -1,5 +1,5 @@
-"""Permitted hours: exact, DST-safe, in every candidate zone (CONTRACT §4, §10.1, §10.11,
-§10.18). A send at a time that is not permitted is the worst bug of the product."""
+"""Permitted hours: exact, DST-safe, in every candidate zone (docs/configuration.md,
+``hours``). A send at a time that is not permitted is the worst bug of the product."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inbound SMS keywords (CONTRACT §10.7): the whole message, any case, any punctuation."""
+"""Inbound SMS keywords (docs/http.md): the whole message, any case, any punctuation."""
 
 from __future__ import annotations
 

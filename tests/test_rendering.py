@@ -1,4 +1,4 @@
-"""Rendering (CONTRACT §6): lookup and fallback, the sandbox, filters, front matter, and
+"""Rendering (docs/templates.md): lookup and fallback, the sandbox, filters, front matter, and
 the shipped template library in en-US and zh-CN."""
 
 from __future__ import annotations

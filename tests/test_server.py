@@ -298,7 +298,7 @@ def test_stop_suppresses_sms_only_until_start(live: Live) -> None:
 
 def test_keyword_replies_are_recorded_and_one_confirmation_goes_per_five_minutes(
         live: Live) -> None:
-    """CONTRACT §10.17: the opt-out confirmation goes at most once per number within 5
+    """The opt-out confirmation (docs/http.md) goes at most once per number within 5
     minutes (inclusive) and, like the help reply, is recorded (a decision and a send,
     counted toward limits) under the lowest account at the number."""
     assert "unsubscribed" in live.text("+12122000000", "STOP").text

@@ -1,4 +1,4 @@
-"""CONTRACT §10.13: a callback that would move a send back is acknowledged and ignored.
+"""A callback that would move a send back is acknowledged and ignored (docs/http.md).
 The timeline (``account show``, the API) and the report show each send's statuses in
 their forward order only; the callback itself stays stored for audit."""
 

@@ -1,4 +1,4 @@
-"""Candidate and primary zones of an account (CONTRACT §4 ``timezone``, §10.1)."""
+"""Candidate and primary zones of an account (docs/configuration.md, ``timezone``)."""
 
 from __future__ import annotations
 

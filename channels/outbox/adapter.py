@@ -1,4 +1,4 @@
-"""The outbox adapter (CONTRACT §4, §10.21): every send becomes a JSON file.
+"""The outbox adapter (docs/configuration.md): every send becomes a JSON file.
 
 ``{adapter: outbox, dir: var/outbox}`` writes ``<dir>/<channel>/<message_id>.json``
 with ``message_id``, ``provider_id``, ``channel``, ``account``, ``to``, ``from``,

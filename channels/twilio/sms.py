@@ -1,4 +1,4 @@
-"""The Twilio SMS adapter (CONTRACT §4): the twilio SDK's Messages create.
+"""The Twilio SMS adapter (docs/configuration.md): the twilio SDK's Messages create.
 
 ``{adapter: twilio_sms, from: "+15005550006"}`` or ``messaging_service_sid: MG...``;
 credentials from ``TWILIO_ACCOUNT_SID`` / ``TWILIO_AUTH_TOKEN`` (or ``account_sid`` /

@@ -1,4 +1,4 @@
-"""The Twilio voice adapter (CONTRACT §4): the twilio SDK's Calls create.
+"""The Twilio voice adapter (docs/configuration.md): the twilio SDK's Calls create.
 
 ``{adapter: twilio_voice, from: "+15005550006", machine_detection: true,
 voicemail: leave}``; credentials as for ``twilio_sms`` (``TWILIO_ACCOUNT_SID`` /
@@ -6,8 +6,8 @@ voicemail: leave}``; credentials as for ``twilio_sms`` (``TWILIO_ACCOUNT_SID`` /
 ``api_base`` and ``timeout`` likewise.
 
 A call carries no script: Twilio fetches what to say from our TwiML route when the call
-is answered, ``$OUTREACH_PUBLIC_URL/webhooks/twilio/voice/twiml/<message_id>`` (CONTRACT
-§8; ``orchestrator.web.voice`` renders it then, so no spoken text is stored anywhere).
+is answered, ``$OUTREACH_PUBLIC_URL/webhooks/twilio/voice/twiml/<message_id>`` (docs/http.md;
+``orchestrator.web.voice`` renders it then, so no spoken text is stored anywhere).
 Every call event (initiated, ringing, answered, completed) is reported to
 ``/webhooks/twilio/voice/status?message_id=<ours>``.
 

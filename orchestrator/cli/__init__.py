@@ -15,7 +15,7 @@ from orchestrator.cli.failures import OperatorErrors
 app = typer.Typer(
     cls=OperatorErrors,
     name="outreach",
-    help="Compliant debt-collection outreach.",
+    help="Compliant debt-collection outreach. Documentation: README.md and docs/.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

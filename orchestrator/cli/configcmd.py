@@ -9,7 +9,8 @@ import typer
 
 from orchestrator.errors import Problem
 
-config_app = typer.Typer(help="Check the configuration directory.", no_args_is_help=True)
+config_app = typer.Typer(help="Check the configuration directory.\n\n"
+                         "Reference: docs/configuration.md.", no_args_is_help=True)
 
 
 @config_app.command("check")
@@ -20,7 +21,8 @@ def check(
     """Validate every config file and every template a step names, and what the
     environment must give channels that reach people (OUTREACH_PUBLIC_URL, credentials).
 
-    Prints ``PATH:LINE:COL: error: MESSAGE`` per problem (warnings too); exits 2 on any error.
+    Prints PATH:LINE:COL: error: MESSAGE per problem (warnings too); exits 2 on any error.
+    Every key and check: docs/configuration.md.
     """
     from orchestrator.config.loading import check_config
 

@@ -17,10 +17,12 @@ import typer
 
 from orchestrator.errors import ConfigError, InputError, OutreachError
 
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-import_app = typer.Typer(help="Import accounts and payments from CSV.", no_args_is_help=True)
-account_app = typer.Typer(help="Inspect accounts.", no_args_is_help=True)
-keys_app = typer.Typer(help="Encryption keys of personal data.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.\n\nReference: docs/cli.md.", no_args_is_help=True)
+import_app = typer.Typer(help="Import accounts and payments from CSV.\n\nFormats: docs/csv.md.",
+                         no_args_is_help=True)
+account_app = typer.Typer(help="Inspect accounts.\n\nReference: docs/cli.md.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys of personal data.\n\nReference: docs/cli.md.",
+                       no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -70,7 +72,9 @@ def _engine() -> Any:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the schema on OUTREACH_DATABASE_URL (needs no keys)."""
+    """Create or migrate the schema on OUTREACH_DATABASE_URL (needs no keys).
+
+    Reference: docs/cli.md."""
     from sqlalchemy.exc import DBAPIError
 
     from orchestrator.store.db import (
@@ -137,10 +141,12 @@ def _count_lines(path: Path) -> int:
 
 @import_app.command("accounts")
 def import_accounts_cmd(
-    file: Path = typer.Argument(..., help="CSV file (columns: CONTRACT §5)"),
+    file: Path = typer.Argument(..., help="CSV file (columns: docs/csv.md)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and count; write nothing"),
 ) -> None:
-    """Upsert accounts by account_id; one bad row rejects the whole file."""
+    """Upsert accounts by account_id; one bad row rejects the whole file.
+
+    Columns and rules: docs/csv.md."""
     from orchestrator.ingest.importer import import_accounts
 
     cipher = _cipher()
@@ -162,11 +168,13 @@ def import_accounts_cmd(
 @import_app.command("payments")
 def import_payments_cmd(
     file: Path = typer.Argument(
-        ..., help="CSV: payment_id, account_id, amount, paid_at[, currency]"
+        ..., help="CSV: payment_id, account_id, amount, paid_at[, currency] (docs/csv.md)"
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and count; write nothing"),
 ) -> None:
-    """Record payments; idempotent by payment_id."""
+    """Record payments; idempotent by payment_id.
+
+    Columns and rules: docs/csv.md."""
     from orchestrator.ingest.importer import import_payments
 
     engine = _engine()
@@ -184,11 +192,13 @@ def import_payments_cmd(
 @account_app.command("show")
 def account_show(
     account_id: str = typer.Argument(..., metavar="ID"),
-    as_json: bool = typer.Option(False, "--json", help="one JSON object (CONTRACT §2)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object (keys: docs/cli.md)"),
     today: str | None = typer.Option(
         None, "--today", help="date for DPD (default: today in the debtor's time zone)"),
 ) -> None:
-    """The account's timeline: stage, promises, payments, decisions and events."""
+    """The account's timeline: stage, promises, payments, decisions and events.
+
+    Reference: docs/cli.md; decisions and reasons: docs/decisions.md."""
     from orchestrator.store.accounts import account_timeline, load_account
 
     cipher = _cipher()
@@ -325,7 +335,9 @@ def timeline_rows(timeline: dict[str, Any]) -> list[tuple[str, ...]]:
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt personal data with the first key of OUTREACH_DATA_KEYS; recompute
-    every blind index. Afterwards the older keys may be dropped."""
+    every blind index. Afterwards the older keys may be dropped.
+
+    Reference: docs/cli.md; the procedure: README.md, "Security"."""
     from cryptography.fernet import InvalidToken
 
     from orchestrator.store.accounts import rotate_keys

@@ -1,4 +1,4 @@
-"""``outreach report``: KPIs by stage and channel (CONTRACT §9) as tables, JSON or HTML."""
+"""``outreach report``: KPIs by stage and channel (docs/cli.md) as tables, JSON or HTML."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ def report(
                                      "report with charts to this file"),
 ) -> None:
     """KPIs per stage and per channel: contact, promise, kept and recovery rates, costs,
-    opt-outs, complaints and decisions by reason."""
+    opt-outs, complaints and decisions by reason.
+
+    What each figure means: docs/cli.md."""
     from rich.console import Console
 
     from orchestrator.config.loading import load_config

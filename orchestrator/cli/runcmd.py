@@ -1,4 +1,4 @@
-"""``outreach run``: the daemon (CONTRACT §2)."""
+"""``outreach run``: the daemon (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def build_runner(
     *, now_fixed: datetime | None = None, worker: str | None = None,
     stop: threading.Event | None = None,
 ) -> tuple[Any, Any]:
-    """A ``Runner`` and its clock, from the environment (CONTRACT §3) and the config."""
+    """A ``Runner`` and its clock, from the environment (docs/cli.md) and the config."""
     from channels.registry import create_adapter
     from orchestrator.clock import FrozenClock, SystemClock
     from orchestrator.config.loading import load_config
@@ -92,7 +92,9 @@ def run(
     plan_every: float = typer.Option(60.0, help="seconds between planning runs"),
     dispatch_every: float = typer.Option(5.0, help="seconds between dispatch runs"),
 ) -> None:
-    """Plan due steps and dispatch sends; forever, or one tick with --once."""
+    """Plan due steps and dispatch sends; forever, or one tick with --once.
+
+    Reference: docs/cli.md; decision records: docs/decisions.md."""
     from orchestrator.cli.simcmd import _fail
 
     instant = _parse_now(now) if now else None
@@ -149,7 +151,9 @@ def serve(
     workers: int = typer.Option(1, "--workers", min=1, envvar="OUTREACH_SERVE_WORKERS",
                                 help="processes, PostgreSQL only (one per core is a good start)"),
 ) -> None:
-    """Webhooks, payment links and the REST API (CONTRACT §8)."""
+    """Webhooks, payment links and the REST API.
+
+    Routes: docs/http.md; options and environment: docs/cli.md."""
     import uvicorn
 
     from orchestrator.cli.simcmd import _fail

@@ -22,7 +22,7 @@ def _fail(exc: OutreachError) -> None:
 
 
 def simulate(
-    scenario: Path = typer.Argument(..., help="scenario YAML (CONTRACT §7)"),
+    scenario: Path = typer.Argument(..., help="scenario YAML (format: docs/scenarios.md)"),
     out: Path | None = typer.Option(None, "--out", help="write JSON Lines here (default stdout)"),
     config: Path | None = typer.Option(None, "--config", help="configuration directory"),
     templates: Path | None = typer.Option(None, "--templates", help="template directory"),
@@ -31,7 +31,9 @@ def simulate(
         help="processes to split the portfolio across (0: one per CPU); same output",
     ),
 ) -> None:
-    """Run the real engine on a virtual clock; print every decision as JSON Lines."""
+    """Run the real engine on a virtual clock; print every decision as JSON Lines.
+
+    Scenario format: docs/scenarios.md; decision records: docs/decisions.md."""
     from orchestrator.simulation.scenario import load_scenario
     from orchestrator.simulation.simulate import simulate_lines
 
@@ -57,9 +59,12 @@ def simulate(
 def demo(
     accounts: int = typer.Option(500, help="accounts in the sample portfolio"),
     days: int = typer.Option(30, help="simulated days"),
-    out_dir: Path = typer.Option(Path("var/demo"), "--out-dir"),
+    out_dir: Path = typer.Option(Path("var/demo"), "--out-dir",
+                                 help="where the files go; deleted first, with all it holds"),
 ) -> None:
-    """Load the sample portfolio and run the engine over simulated days."""
+    """Load the sample portfolio and run the engine over simulated days.
+
+    Reference: docs/cli.md."""
     from orchestrator.simulation.demo import run_demo
 
     try:

@@ -19,7 +19,8 @@ import typer
 from orchestrator.errors import OutreachError
 
 templates_app = typer.Typer(
-    help="Check, preview and test-send message templates.", no_args_is_help=True
+    help="Check, preview and test-send message templates.\n\nGuide: docs/templates.md.",
+    no_args_is_help=True,
 )
 
 _CONFIG = typer.Option(None, "--config", help="configuration directory (OUTREACH_CONFIG)")
@@ -76,6 +77,7 @@ def lint(
     """Render every template in every locale with sample data and check it.
 
     Exit 2 when there is an error; warnings (an SMS over 2 segments) do not fail.
+    What each check means: docs/templates.md.
     """
     from orchestrator.cli.configcmd import report_problems
     from orchestrator.content.template_lint import lint_templates
@@ -170,7 +172,9 @@ def preview(
     config: Path | None = _CONFIG,
     templates: Path | None = _TEMPLATES,
 ) -> None:
-    """Print the message and write it as HTML (a letter also as PDF); print the paths."""
+    """Print the message and write it as HTML (a letter also as PDF); print the paths.
+
+    Guide: docs/templates.md."""
     from orchestrator.content.preview import write_preview
 
     if account_id is not None and sample:
@@ -217,6 +221,7 @@ def send_test(
     """Send the rendered message to ADDRESS through the channel's configured adapter.
 
     The subject is marked [TEST]; nothing is recorded against any account.
+    Guide: docs/templates.md.
     """
     from channels.base import OutboundMessage
     from channels.registry import create_adapter

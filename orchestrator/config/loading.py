@@ -1,4 +1,4 @@
-"""Load the configuration directory (CONTRACT §4) into a checked ``Config``.
+"""Load the configuration directory (docs/configuration.md) into a checked ``Config``.
 
 Every problem is collected, not just the first, and each names its place as
 ``PATH:LINE:COL``: the YAML is read with ruamel's round-trip loader, which remembers

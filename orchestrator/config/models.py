@@ -1,4 +1,4 @@
-"""Typed configuration (CONTRACT §4): the models every other module reads.
+"""Typed configuration (docs/configuration.md): the models every other module reads.
 
 Loading YAML with line numbers, ``${ENV}`` interpolation and cross-file checks live in
 ``orchestrator.config.loading``; this module only says what a valid configuration is.
@@ -152,7 +152,7 @@ class Trigger(Strict):
 
     @property
     def effective_kind(self) -> Kind:
-        """CONTRACT §10.5: collection for promise_broken and stage_entered, else service."""
+        """Collection for promise_broken and stage_entered, else service (docs/configuration.md)."""
         if self.kind is not None:
             return self.kind
         if self.on in (TriggerEvent.promise_broken, TriggerEvent.stage_entered):

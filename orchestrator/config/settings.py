@@ -1,4 +1,4 @@
-"""Environment (CONTRACT §3) → typed settings. Secrets live only here, never in YAML."""
+"""Environment (docs/cli.md) → typed settings. Secrets live only here, never in YAML."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Message rendering: sandboxed Jinja2 templates with locale fallback (CONTRACT §6).
+"""Message rendering: sandboxed Jinja2 templates with locale fallback (docs/templates.md).
 
 ``templates/<channel>/<name>.<locale>.<ext>.j2`` is looked up for the locale
 (``zh-CN``), then its language (``zh``), then ``<name>.<ext>.j2``. A template may open
@@ -642,7 +642,7 @@ def build_context(
     deadline: date | None,
     locale: str,
 ) -> dict[str, Any]:
-    """The CONTRACT §6 names, plus ``disclosure`` (the creditor is a debt collector) and
+    """The names of docs/templates.md §3, plus ``disclosure`` (the creditor is a debt collector) and
     the debtor's postal address for letters. Names that do not apply are ``None``."""
     creditor = config.creditor(account.creditor)
     address = [account.address_line1, account.address_line2]

@@ -1,5 +1,5 @@
 """``outreach templates lint``: every template, in every locale, checked before it can
-reach a debtor (CONTRACT §6, COMPLIANCE.md).
+reach a debtor (docs/templates.md, "What lint checks").
 
 Each file is parsed (syntax, names that are not in the context), then rendered with
 the sample data of ``orchestrator.content.preview`` as an ordinary creditor, as a debt

@@ -1,4 +1,4 @@
-"""Wording no message may use, and words that tell of a debt (COMPLIANCE.md).
+"""Wording no message may use, and words that tell of a debt (docs/templates.md §7).
 
 The built-in lists cover, in English and Chinese, what the rules forbid whoever the
 creditor is: threats of arrest, jail or violence; impersonating the police, courts or

@@ -90,7 +90,7 @@ class Account:
 
     @property
     def places(self) -> list[str]:
-        """Jurisdiction keys of the address: ``US`` and ``US-MA`` (CONTRACT §10.18)."""
+        """Jurisdiction keys of the address: ``US`` and ``US-MA`` (docs/configuration.md)."""
         if not self.country:
             return []
         places = [self.country.upper()]

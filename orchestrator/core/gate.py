@@ -79,7 +79,7 @@ def suppression(occ: Occurrence, state: AccountState, now: datetime, rules: Acco
     """The account-state reason that stops this send, or None.
 
     Promise, plan and dispute stop collection only; cease stops collection and service;
-    opt-outs stop every kind (CONTRACT §1).
+    opt-outs stop every kind (docs/configuration.md, "Kinds").
     """
     kind = occ.kind
     collection = kind == Kind.collection

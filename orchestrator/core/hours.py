@@ -1,5 +1,5 @@
-"""Permitted hours: when a send may happen, exactly and DST-safely (CONTRACT §4 ``hours``,
-§10.1, §10.11, §10.18).
+"""Permitted hours: when a send may happen, exactly and DST-safely (docs/configuration.md:
+``timezone``, ``hours``, ``holidays``, ``jurisdictions``).
 
 A channel's rule is one local window ``[start, end)`` on a set of weekdays: the base
 policy's entry for the channel (or its ``default``) intersected with every overlay's.
@@ -140,7 +140,7 @@ def effective_hours(policy: Policy, overlays: Sequence[Overlay], channel: str) -
 
 @dataclass(frozen=True)
 class HolidayCalendar:
-    """Public holidays of one or more (country, subdivision) pairs (CONTRACT §10.11)."""
+    """Public holidays of one or more (country, subdivision) pairs (docs/configuration.md)."""
 
     sources: tuple[tuple[str, str | None], ...]
 

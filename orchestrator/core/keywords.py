@@ -1,4 +1,4 @@
-"""Inbound SMS keywords (CONTRACT §10.7): opt-out, opt-in, help, a revocation in the
+"""Inbound SMS keywords (docs/http.md): opt-out, opt-in, help, a revocation in the
 person's own words, or anything else.
 
 The whole message is the keyword: case does not matter, and spaces and punctuation
@@ -115,7 +115,7 @@ def revocation_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(parts) if parts else r"(?!)")  # (?!) matches nothing
 
 
-# --- the replies to a keyword (CONTRACT §10.7, §10.17) --------------------------------------
+# --- the replies to a keyword (docs/http.md) --------------------------------------------------
 
 OPT_OUT_CONFIRMATION = "opt_out_confirmation"  # the step name each reply is recorded under
 HELP_REPLY = "help_reply"

@@ -5,7 +5,7 @@ instant at or after ``t`` at which that single rule lets a send through (``t`` i
 it already does), or ``None`` when it never will (a ``max: 0`` limit). The gate combines
 these with permitted hours until every rule agrees on one instant.
 
-Windows (CONTRACT §4, §10.12): ``Nd`` is the local calendar day of the send and the N-1
+Windows (docs/configuration.md): ``Nd`` is the local calendar day of the send and the N-1
 days before it, in the account's primary zone; ``Nh``/``Nm`` is the half-open interval
 (t - N, t]. A pause's day 1 is the event's local date; sends before the event that day are
 not affected.

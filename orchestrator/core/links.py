@@ -170,7 +170,7 @@ class _HasReference(Protocol):
 
 
 def creditor_pay_url(creditor: _HasPayUrl, account: _HasReference) -> str | None:
-    """The creditor's own pay URL with ``{reference}`` filled in (CONTRACT §10.16).
+    """The creditor's own pay URL with ``{reference}`` filled in (docs/configuration.md).
 
     The reference is the account's ``reference``, else its ``account_id``; it is
     URL-quoted. ``None`` when the creditor has no pay URL.

@@ -4,9 +4,9 @@ Pure: (account state, rules, local day or trigger event) → ``Occurrence`` valu
 occurrence carries a key unique per account and step (the local day for cadence steps,
 the event's key for triggers), so storing it under a unique constraint plans it once.
 
-DPD is the debtor's local date (primary zone) minus the due date (CONTRACT §1, §10.1).
-``every: Nd`` fires on the stage DPDs lo, lo+N, lo+2N, ... (§10.2). Trigger instants
-follow §10.5.
+DPD is the debtor's local date (primary zone) minus the due date (docs/configuration.md).
+``every: Nd`` fires on the stage DPDs lo, lo+N, lo+2N and so on. Trigger instants
+follow docs/configuration.md (``triggers``).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def plan_trigger(
     *,
     stage_id: str | None = None,
 ) -> list[Occurrence]:
-    """The occurrence of one trigger for one event (CONTRACT §10.5)."""
+    """The occurrence of one trigger for one event (docs/configuration.md)."""
     zone = rules.zones.primary
     if stage_id is None:
         stage = current_stage(state, rules, fire.time)

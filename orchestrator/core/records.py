@@ -1,6 +1,6 @@
-"""Decision records (CONTRACT §7): every decision, with its reason, as one value.
+"""Decision records (docs/decisions.md): every decision, with its reason, as one value.
 
-The JSON form has every key of the contract, in a fixed order, ``null`` where a key
+The JSON form has every key of the record, in a fixed order, ``null`` where a key
 does not apply, so the same scenario prints byte-identical lines on every run.
 """
 
@@ -43,7 +43,7 @@ class Reason(StrEnum):
     not_applicable = "not_applicable"
     provider_error = "provider_error"
     interrupted = "interrupted"  # the worker stopped mid-send: it may or may not have gone
-    render_error = "render_error"  # the template failed for this send (CONTRACT §11)
+    render_error = "render_error"  # the template failed for this send
     never_permitted = "never_permitted"
     bad_data = "bad_data"  # the account's data cannot be replayed, planned or rendered
 

@@ -2,7 +2,7 @@
 
 Compiled once per distinct (places, profile, zones) and shared by every account with the
 same combination, so a million accounts cost a handful of compilations. Limits and pauses
-accumulate, hours intersect, holidays add (CONTRACT §4 ``jurisdictions``, §10.18).
+accumulate, hours intersect, holidays add (docs/configuration.md, ``jurisdictions``).
 """
 
 from __future__ import annotations

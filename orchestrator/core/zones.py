@@ -1,4 +1,4 @@
-"""Candidate and primary time zones of an account (CONTRACT §4 ``timezone``, §10.1).
+"""Candidate and primary time zones of an account (docs/configuration.md, ``timezone``).
 
 Every zone that a listed source suggests is a candidate, and permitted hours must hold
 in all of them (Reg F: conflicting or ambiguous location information). The *primary*
@@ -56,7 +56,7 @@ class Zones:
 
 
 def candidate_zones(account: Account, tz_policy: TimezonePolicy) -> Zones:
-    """Candidate and primary zones of ``account`` under ``tz_policy`` (CONTRACT §10.1)."""
+    """Candidate and primary zones of ``account`` under ``tz_policy`` (docs/configuration.md)."""
     found: list[tuple[str, ...]] = []
     for source in tz_policy.sources:
         if source == "explicit":

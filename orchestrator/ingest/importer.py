@@ -1,4 +1,4 @@
-"""CSV → validated rows → upsert, all rows or none (CONTRACT §2, §5).
+"""CSV → validated rows → upsert, all rows or none (docs/csv.md).
 
 Files are streamed with the ``csv`` module and written in batches, all inside one
 transaction: any bad row anywhere rolls the whole file back, and every bad row is

@@ -1,4 +1,4 @@
-"""One validator for account rows (CONTRACT §5), wherever they come from.
+"""One validator for account rows (docs/csv.md), wherever they come from.
 
 The CSV importer, the REST API and ``simulate``'s scenario accounts all call
 ``parse_account``: values may be strings (CSV) or native types (YAML dates, numbers,
@@ -58,7 +58,7 @@ CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def format_input_problem(problem: Problem) -> str:
-    """``FILE:LINE: COLUMN: message`` — the import error format of CONTRACT §2."""
+    """``FILE:LINE: COLUMN: message`` — the import error format (docs/csv.md)."""
     where = problem.path
     if problem.line is not None:
         where += f":{problem.line}"

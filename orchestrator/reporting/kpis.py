@@ -1,9 +1,9 @@
-"""``outreach report``: the KPIs collections teams steer by (CONTRACT §9).
+"""``outreach report``: the KPIs collections teams steer by (docs/cli.md).
 
 Per stage (delinquency bucket) and per channel over a period of dates, from what the
 database holds: decisions, sends and their delivery status, clicks, conversations,
 promises, payments, opt-outs and complaints. Each rate carries its numerator and
-denominator so anyone can check it by hand. The definitions (docs/report.md):
+denominator so anyone can check it by hand. The definitions (docs/cli.md):
 
 - **accounts in stage**: open accounts whose DPD reached the stage's range on some day
   of the period (DPD counted on the debtor's local date, as the engine does); an

@@ -162,7 +162,7 @@ class EventApplier:
             yield self._notice(sharing, HELP_REPLY, now)
 
     def _notice(self, sharing: list[AccountState], step: str, now: datetime) -> DecisionRecord:
-        """A reply to the person's own text: exempt from hours and limits (§10.17)."""
+        """A reply to the person's own text: exempt from hours and limits (docs/http.md)."""
         target = min(sharing, key=lambda s: s.account.account_id)
         account = target.account
         rules = self.sim.rules[account.account_id]

@@ -1,4 +1,4 @@
-"""Scenario files (CONTRACT §7) → a validated ``Scenario``, with ``FILE:LINE`` errors."""
+"""Scenario files (docs/scenarios.md) → a validated ``Scenario``, with ``FILE:LINE`` errors."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The clock jumps from one due instant to the next (scenario events, local midnights that
 plan a new day, promise deadlines, due occurrences); it never ticks. Channels are the
 in-memory simulated adapter: nothing reaches a provider. Output is the decision log as
-JSON Lines, byte-identical on every run of the same scenario (CONTRACT §7).
+JSON Lines, byte-identical on every run of the same scenario (docs/scenarios.md).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class Simulation:
         start = self.scenario.start
         for occ in occurrences:
             if occ.planned_at < start or occ.unique_key in self._planned:
-                continue  # §10.3: nothing planned before start; each occurrence once
+                continue  # nothing planned before start; each occurrence once
             self._planned.add(occ.unique_key)
             self.push(occ.planned_at, _OCC, ("occ", occ))
 

@@ -149,7 +149,7 @@ def _mask_any(to: str | None) -> str | None:
 
 def forward_deliveries(conn: Connection, account_id: str) -> list[Any]:
     """The account's delivery events that moved their send forward, in the order they
-    came (CONTRACT §10.13). A callback that would move a send back (a late ``sent`` after
+    came (docs/http.md). A callback that would move a send back (a late ``sent`` after
     ``delivered``) is acknowledged and stored for audit, but it changed nothing: shown
     among the others it would read as if the message had gone back in flight."""
     send_t, delivery_t = table_of(Send), table_of(DeliveryEvent)
@@ -189,7 +189,7 @@ def _readable(cipher: DataCipher, token: str) -> str | None:
 def account_timeline(
     conn: Connection, cipher: DataCipher, account_id: str, *, today: date
 ) -> dict[str, Any] | None:
-    """The ``account show --json`` object (CONTRACT §2), or ``None`` for an unknown id."""
+    """The ``account show --json`` object (docs/cli.md), or ``None`` for an unknown id."""
     row = conn.execute(sa.select(account_t).where(account_t.c.account_id == account_id)).first()
     if row is None:
         return None
@@ -326,11 +326,11 @@ def account_timeline(
         ],
         "events": [item[2] for item in events],
     }
-    if row.stage is not None:  # since when, and owing what then (not CONTRACT §2 keys)
+    if row.stage is not None:  # since when, and owing what then (docs/cli.md)
         shown["stage_entered_at"] = iso_utc(row.stage_entered_at)
         shown["balance_at_stage_entry"] = (None if row.balance_at_stage_entry is None
                                            else f"{row.balance_at_stage_entry:.2f}")
-    if plans:  # payment plans: shown where there are any (CONTRACT §2 has no such key)
+    if plans:  # payment plans: shown where there are any (docs/cli.md)
         shown["plans"] = [
             {"created_at": iso_utc(p.created_at), "state": p.state,
              "ended_at": iso_utc(p.ended_at),

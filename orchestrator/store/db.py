@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # alembic is imported when migrating, not by every command
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_URL = "sqlite:///var/outreach.db"
-URL_VARIABLE = "OUTREACH_DATABASE_URL"  # the only way a database URL comes in (CONTRACT §3)
+URL_VARIABLE = "OUTREACH_DATABASE_URL"  # the only way a database URL comes in (docs/cli.md)
 SUPPORTED = "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 _DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}  # the drivers installed
 CONNECT_TIMEOUT = 10  # seconds: an unreachable PostgreSQL host fails, rather than hangs

@@ -214,7 +214,7 @@ class OccurrenceRow(SQLModel, table=True):
 
 
 class Decision(SQLModel, table=True):
-    """One decision record (CONTRACT §7); ``to_masked`` never holds a clear contact."""
+    """One decision record (docs/decisions.md); ``to_masked`` never holds a clear contact."""
 
     __tablename__ = "decision"
     __table_args__ = (sa.Index(None, "account_id", "time"),)

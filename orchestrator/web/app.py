@@ -1,4 +1,4 @@
-"""``outreach serve`` (CONTRACT §8): webhooks, tracked links and the REST API, on FastAPI.
+"""``outreach serve`` (docs/http.md): webhooks, tracked links and the REST API, on FastAPI.
 
 Only the real sender changes anything: Twilio callbacks must carry a valid
 ``X-Twilio-Signature`` for ``OUTREACH_PUBLIC_URL`` + path (the twilio SDK's
@@ -145,7 +145,7 @@ AccountId = Annotated[str, PathParam(min_length=1, max_length=MAX_LENGTH["accoun
 
 
 class AccountIn(BaseModel):
-    """An account as the CSV has it (CONTRACT §5); the same validation applies
+    """An account as the CSV has it (docs/csv.md); the same validation applies
     (``parse_account``: control characters, formats), and the same length bounds."""
 
     model_config = ConfigDict(extra="forbid")
@@ -606,7 +606,7 @@ def create_app(server: Server) -> FastAPI:
         if new:
             server.replan([payment.account_id])
             return JSONResponse({"status": "recorded"}, status_code=201)
-        return JSONResponse({"status": "duplicate", "duplicate": True})  # CONTRACT §10.14
+        return JSONResponse({"status": "duplicate", "duplicate": True})  # docs/http.md
 
     def _currency_problem(row: Row[Any], currency: str | None) -> str | None:
         if currency is not None and currency.upper() != row.currency:
@@ -856,7 +856,7 @@ def _without_personal(found: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_server(settings: Settings | None = None) -> Server:
-    """A ``Server`` from the environment (CONTRACT §3) and the configuration directory."""
+    """A ``Server`` from the environment (docs/cli.md) and the configuration directory."""
     from channels.registry import create_adapter
     from orchestrator.clock import SystemClock
     from orchestrator.config.loading import load_config

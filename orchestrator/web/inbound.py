@@ -1,4 +1,4 @@
-"""An inbound text's effect in the database (CONTRACT §10.7, §10.17): what the live server
+"""An inbound text's effect in the database (docs/http.md): what the live server
 does with ``STOP``, ``START`` and ``HELP``, as ``simulate`` does it (``events``).
 
 Each provider message id is acted on once (``facts.first_inbound``). The text is recorded

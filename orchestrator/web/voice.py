@@ -1,4 +1,4 @@
-"""What a placed call says (CONTRACT §8): the TwiML Twilio fetches when the call is
+"""What a placed call says (docs/http.md): the TwiML Twilio fetches when the call is
 answered, and the "press 1" menu that texts the person their payment link.
 
 Nothing spoken is stored: the script is rendered again when Twilio asks for it, from the
@@ -18,7 +18,7 @@ renders it (``Decider.render``), so names and amounts exist only in the reply.
 Pressing 1 sends the payment-link text through the ``sms`` channel as the daemon would:
 an occurrence (step ``voice_pay_link``, kind ``service``, one per call) and a ``sending``
 send are committed before the adapter is called, and the decision after. It answers the
-person's own request, so like the opt-out confirmation (§10.17) it is exempt from hours
+person's own request, so like the opt-out confirmation (docs/http.md) it is exempt from hours
 and limits, but never from an SMS opt-out, a cease, or a missing consent: then nothing is
 sent, the decision is recorded ``suppressed``/``blocked``, and the call says so.
 """
