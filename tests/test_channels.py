@@ -448,6 +448,9 @@ def test_creditor_pay_url() -> None:
     account.reference = None
     assert creditor_pay_url(creditor, account) == "https://pay.example.com/A1"
     assert creditor_pay_url(creditor.model_copy(update={"pay_url": ""}), account) is None
+    by_id = creditor.model_copy(update={"pay_url": "https://pay.example.com/a/{account_id}"})
+    account.account_id = "A 1/2"
+    assert creditor_pay_url(by_id, account) == "https://pay.example.com/a/A%201%2F2"
 
 
 # --- SMS segments -------------------------------------------------------------------------

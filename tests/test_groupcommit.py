@@ -16,9 +16,10 @@ from sqlalchemy.engine import Connection, Engine
 from support import insert_sends
 
 from channels.base import DeliveryStatus
+from orchestrator.core.records import Reason
 from orchestrator.store import db, facts
 from orchestrator.store.groupcommit import GroupCommit
-from orchestrator.store.tables import DeliveryEvent, Send, table_of
+from orchestrator.store.tables import Decision, DeliveryEvent, Send, table_of
 
 
 @pytest.fixture
@@ -150,3 +151,30 @@ def test_a_batch_of_callbacks_ends_as_if_taken_one_by_one(
             outcomes.append((results, _state(conn)))
             tx.rollback()
     assert outcomes[1] == outcomes[0]
+
+
+def test_a_callback_for_an_ambiguous_send_records_it_sent_by_the_provider(
+        db_url: str) -> None:
+    """The send did go out: a second decision says so, at the callback's instant, in the
+    debtor's local time (the offset of the ambiguous record), with its own reason code."""
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    sent_at = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    callback = datetime(2026, 3, 2, 15, 7, tzinfo=UTC)
+    decision_t = table_of(Decision)
+    with engine.begin() as conn:
+        insert_sends(conn, [{"message_id": "m1", "provider_id": "SM1", "status": "ambiguous",
+                             "sent_at": sent_at}])
+        conn.execute(decision_t.insert().values(
+            time=sent_at, local_time="2026-03-02T10:00:00-05:00", account_id="A1",
+            debtor_id="D1", step="s", channel="sms", kind="collection",
+            decision="ambiguous", reason="provider_error", message_id="m1"))
+        facts.record_delivery(conn, provider_id="SM1", message_id=None,
+                              status=DeliveryStatus.delivered, event_key="SM1:delivered",
+                              at=callback)
+    with engine.connect() as conn:
+        last = conn.execute(sa.select(decision_t).order_by(decision_t.c.id.desc())).first()
+    engine.dispose()
+    assert last is not None
+    assert (last.decision, last.reason, last.time, last.local_time) == (
+        "sent", Reason.confirmed_by_provider, callback, "2026-03-02T10:07:00-05:00")

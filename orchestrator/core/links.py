@@ -170,15 +170,17 @@ class _HasReference(Protocol):
 
 
 def creditor_pay_url(creditor: _HasPayUrl, account: _HasReference) -> str | None:
-    """The creditor's own pay URL with ``{reference}`` filled in (docs/configuration.md).
+    """The creditor's own pay URL with ``{reference}`` and ``{account_id}`` filled in
+    (docs/configuration.md), the two placeholders ``config check`` accepts.
 
-    The reference is the account's ``reference``, else its ``account_id``; it is
+    The reference is the account's ``reference``, else its ``account_id``; both are
     URL-quoted. ``None`` when the creditor has no pay URL.
     """
     if not creditor.pay_url:
         return None
     reference = account.reference or account.account_id
-    return creditor.pay_url.replace("{reference}", quote(reference, safe=""))
+    return (creditor.pay_url.replace("{reference}", quote(reference, safe=""))
+            .replace("{account_id}", quote(account.account_id, safe="")))
 
 
 # User-Agent fragments of link previewers and crawlers: they fetch a link when it is

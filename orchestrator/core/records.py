@@ -46,6 +46,7 @@ class Reason(StrEnum):
     render_error = "render_error"  # the template failed for this send
     never_permitted = "never_permitted"
     bad_data = "bad_data"  # the account's data cannot be replayed, planned or rendered
+    confirmed_by_provider = "confirmed_by_provider"  # an ambiguous send the provider reported
 
 
 def limit_reason(limit_id: str) -> str:

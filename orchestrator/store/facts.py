@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Row
 
 from channels.base import DeliveryStatus, can_move
 from orchestrator.core.crypto import DataCipher
+from orchestrator.core.records import Reason
 from orchestrator.store.inlist import one_of
 from orchestrator.store.tables import (
     AccountEvent,
@@ -227,6 +228,18 @@ _WENT_OUT = frozenset({
 })
 
 
+def _same_offset(at: datetime, local_time: str | None) -> str | None:
+    """``at`` as the debtor's local time, at the UTC offset of an earlier record of theirs
+    (the zone itself is not stored with the record)."""
+    if not local_time:
+        return None
+    try:
+        zone = datetime.fromisoformat(local_time).tzinfo
+    except ValueError:
+        return None
+    return at.astimezone(zone).isoformat() if zone is not None else None
+
+
 def _resolve_ambiguous(conn: Connection, send: Row[Any], at: datetime) -> None:
     """The provider reports on a send we could not confirm: it did go out. Record it."""
     from orchestrator.store.tables import Decision, OccurrenceRow
@@ -237,7 +250,8 @@ def _resolve_ambiguous(conn: Connection, send: Row[Any], at: datetime) -> None:
     ).order_by(decision_t.c.id.desc())).first()
     if last is not None:
         values = {c: getattr(last, c) for c in last._fields if c != "id"}
-        values.update(time=at, decision="sent", reason="confirmed_by_provider", until=None)
+        values.update(time=at, local_time=_same_offset(at, last.local_time), decision="sent",
+                      reason=str(Reason.confirmed_by_provider), until=None)
         conn.execute(decision_t.insert().values(values))
     if send.occurrence_id is not None:
         conn.execute(occurrence_t.update().where(
