@@ -23,7 +23,7 @@ from orchestrator.clock import VirtualClock
 from orchestrator.config.loading import load_config
 from orchestrator.config.models import Config
 from orchestrator.core.records import DecisionRecord
-from orchestrator.reporting.kpis import print_report
+from orchestrator.reporting.tables import print_report
 from orchestrator.simulation.events import ScenarioEvent
 from orchestrator.simulation.sample import (
     SampleEvent,
