@@ -189,7 +189,8 @@ def account_show(
         None, "--today", help="date for DPD (default: today in the debtor's time zone)"),
 ) -> None:
     """The account's timeline: stage, promises, payments, decisions and events."""
-    from orchestrator.store.accounts import account_timeline, load_account
+    from orchestrator.store.accounts import load_account
+    from orchestrator.store.timeline import account_timeline
 
     cipher = _cipher()
     day: date | None = None
@@ -328,7 +329,7 @@ def keys_rotate() -> None:
     every blind index. Afterwards the older keys may be dropped."""
     from cryptography.fernet import InvalidToken
 
-    from orchestrator.store.accounts import rotate_keys
+    from orchestrator.store.keys import rotate_keys
 
     cipher = _cipher()
     engine = _engine()
