@@ -167,7 +167,7 @@ def import_payments_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and count; write nothing"),
 ) -> None:
     """Record payments; idempotent by payment_id."""
-    from orchestrator.ingest.importer import import_payments
+    from orchestrator.ingest.payments import import_payments
 
     engine = _engine()
     try:
