@@ -16,7 +16,8 @@ from orchestrator.cli import data
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.records import DecisionKind, DecisionRecord
 from orchestrator.store import db, facts, tables
-from orchestrator.store.accounts import account_timeline, record_decision
+from orchestrator.store.accounts import record_decision
+from orchestrator.store.timeline import account_timeline
 
 KEYS = {
     "account_id", "debtor_id", "status", "stage", "dpd", "balance", "promises",

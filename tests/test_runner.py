@@ -33,7 +33,7 @@ from orchestrator.simulation.simulate import (
     Simulation,
 )
 from orchestrator.store import db, facts
-from orchestrator.store.accounts import account_timeline, decision_values
+from orchestrator.store.accounts import decision_values
 from orchestrator.store.tables import (
     AccountRow,
     Decision,
@@ -42,6 +42,7 @@ from orchestrator.store.tables import (
     Send,
     table_of,
 )
+from orchestrator.store.timeline import account_timeline
 from orchestrator.testing import event
 from orchestrator.web.inbound import handle_inbound
 

@@ -175,7 +175,7 @@ def import_payments_cmd(
     """Record payments; idempotent by payment_id.
 
     Columns and rules: docs/csv.md."""
-    from orchestrator.ingest.importer import import_payments
+    from orchestrator.ingest.payments import import_payments
 
     engine = _engine()
     try:
@@ -199,7 +199,8 @@ def account_show(
     """The account's timeline: stage, promises, payments, decisions and events.
 
     Reference: docs/cli.md; decisions and reasons: docs/decisions.md."""
-    from orchestrator.store.accounts import account_timeline, load_account
+    from orchestrator.store.accounts import load_account
+    from orchestrator.store.timeline import account_timeline
 
     cipher = _cipher()
     day: date | None = None
@@ -340,7 +341,7 @@ def keys_rotate() -> None:
     Reference: docs/cli.md; the procedure: README.md, "Security"."""
     from cryptography.fernet import InvalidToken
 
-    from orchestrator.store.accounts import rotate_keys
+    from orchestrator.store.keys import rotate_keys
 
     cipher = _cipher()
     engine = _engine()

@@ -38,7 +38,8 @@ def report(
 
     from orchestrator.config.loading import load_config
     from orchestrator.config.settings import Settings
-    from orchestrator.reporting.kpis import activity_span, build_report, print_report
+    from orchestrator.reporting.kpis import activity_span, build_report
+    from orchestrator.reporting.tables import print_report
     from orchestrator.store.db import open_database
 
     first, last = _date("--since", since), _date("--until", until)

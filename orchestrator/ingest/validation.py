@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -223,6 +223,105 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _country(text: str, raw: Any, parsed: Mapping[str, Any]) -> str:
+    country = text.upper()
+    if country not in _countries():
+        raise ValueError(f"unknown country {text!r} (ISO 3166-1 alpha-2)")
+    return country
+
+
+def _phone(text: str, raw: Any, parsed: Mapping[str, Any]
+           ) -> tuple[str | None, tuple[str, ...] | None]:
+    """``(E.164, zone keys)``: the zones are found with the check of the number, read in
+    the account's country (hence after it)."""
+    phone, zones, problem = _cached_phone(text, parsed["country"])
+    if problem is not None:
+        raise ValueError(problem)
+    return phone, zones
+
+
+def _email(text: str, raw: Any, parsed: Mapping[str, Any]) -> str:
+    if not _EMAIL.fullmatch(text):
+        raise ValueError(f"invalid email address {text!r}")
+    return text.lower()
+
+
+def _balance(text: str, raw: Any, parsed: Mapping[str, Any]) -> Decimal:
+    balance = parse_decimal(raw)
+    if balance < 0:
+        raise ValueError(f"balance must not be negative, got {text}")
+    if balance >= AMOUNT_LIMIT:  # before quantize, which fails on huge values
+        raise ValueError(f"balance too large: {text}")
+    if balance != balance.quantize(_CENT):
+        raise ValueError(f"more than 2 decimal places: {text}")
+    return balance
+
+
+def _due_date(text: str, raw: Any, parsed: Mapping[str, Any]) -> date:
+    due = _cached_date(text) if raw.__class__ is str else None
+    if not isinstance(due, date):  # a YAML date, or no date: parsed as given, so that
+        due = parse_iso_date(raw)  # the message quotes the value as given
+    out_of_range = due_date_problem(due)
+    if out_of_range is not None:  # the planner's date arithmetic stays in range
+        raise ValueError(out_of_range)
+    return due
+
+
+def _currency(text: str, raw: Any, parsed: Mapping[str, Any]) -> str:
+    currency = text.upper()
+    if not valid_currency(currency):
+        raise ValueError(f"unknown currency {text!r} (ISO 4217)")
+    return currency
+
+
+def _timezone(text: str, raw: Any, parsed: Mapping[str, Any]) -> str:
+    if text not in _zones():
+        raise ValueError(f"unknown time zone {text!r} (IANA, e.g. America/New_York)")
+    return text
+
+
+def _locale(text: str, raw: Any, parsed: Mapping[str, Any]) -> str:
+    locale = text.replace("_", "-")
+    if not _locale_ok(locale):
+        raise ValueError(f"unknown locale {text!r} (BCP 47, e.g. en-US)")
+    return locale
+
+
+def _email_type(text: str, raw: Any, parsed: Mapping[str, Any]) -> str:
+    email_type = text.lower()
+    if email_type not in ("personal", "work"):
+        raise ValueError(f"expected personal or work, got {text!r}")
+    return email_type
+
+
+def _region(text: str, raw: Any, parsed: Mapping[str, Any]) -> str:
+    return text.upper()
+
+
+def _consent(text: str, raw: Any, parsed: Mapping[str, Any]) -> bool | None:
+    return parse_bool(raw)
+
+
+# A column's check: its text (stripped, never empty), the value as given (a CSV string,
+# or a YAML or JSON date, number or boolean) and the columns checked before it -> the
+# value normalised, or a ValueError whose message is the column's problem. Problems are
+# reported in this order; a column not listed is kept as text.
+_Check = Callable[[str, Any, Mapping[str, Any]], Any]
+_CHECKS: dict[str, _Check] = {
+    "country": _country,
+    "phone": _phone,  # after the country, which reads a national number
+    "email": _email,
+    "balance": _balance,
+    "due_date": _due_date,
+    "currency": _currency,
+    "timezone": _timezone,
+    "locale": _locale,
+    "email_type": _email_type,
+    "region": _region,
+    **dict.fromkeys(_CONSENTS, _consent),
+}
+
+
 def parse_account(
     row: Mapping[str, Any], *, source: str, line: int | None
 ) -> tuple[Account | None, list[Problem]]:
@@ -236,15 +335,7 @@ def parse_account(
         for key in row:
             if key not in _KNOWN:
                 err(str(key), f"unknown column {key!r}")
-
-    values: dict[str, str | None] = {}
-    get = row.get
-    for column in ACCOUNT_COLUMNS:
-        raw = get(column)
-        if raw.__class__ is str:  # the CSV case: no conversion needed
-            values[column] = raw.strip() or None
-        else:
-            values[column] = _text(raw)
+    values = _texts(row)  # each column's text, then its value as checked
     bad = _bad_texts(values)
     for column, message in bad.items():
         err(column, message)
@@ -252,127 +343,61 @@ def parse_account(
     for column in REQUIRED_ACCOUNT_COLUMNS:
         if values[column] is None and column not in bad:
             err(column, "required value is missing")
-
-    country = values["country"]
-    if country is not None:
-        country = country.upper()
-        if country not in _countries():
-            err("country", f"unknown country {values['country']!r} (ISO 3166-1 alpha-2)")
-            country = None
-
-    phone = values["phone"]
-    phone_zones = None
-    if phone is not None:
-        phone, phone_zones, problem = _cached_phone(phone, country)
-        if problem is not None:
-            err("phone", problem)
-
-    email = values["email"]
-    if email is not None:
-        if _EMAIL.fullmatch(email):
-            email = email.lower()
-        else:
-            err("email", f"invalid email address {email!r}")
-
-    balance: Decimal | None = None
-    if values["balance"] is not None:
-        try:
-            balance = parse_decimal(get("balance"))
-        except ValueError as exc:
-            err("balance", str(exc))
-        else:
-            if balance < 0:
-                err("balance", f"balance must not be negative, got {values['balance']}")
-                balance = None
-            elif balance >= AMOUNT_LIMIT:  # before quantize, which fails on huge values
-                err("balance", f"balance too large: {values['balance']}")
-                balance = None
-            elif balance != balance.quantize(_CENT):
-                err("balance", f"more than 2 decimal places: {values['balance']}")
-                balance = None
-
-    due: date | None = None
-    due_text = values["due_date"]
-    if due_text is not None:
-        raw_due = get("due_date")
-        if raw_due.__class__ is str:
-            cached = _cached_date(due_text)
-            if isinstance(cached, date):
-                due = cached
-            else:  # the message quotes the value as given
-                try:
-                    due = parse_iso_date(raw_due)
-                except ValueError as exc:
-                    err("due_date", str(exc))
-        else:
+    get = row.get
+    for column, check in _CHECKS.items():
+        text = values[column]
+        if text is not None:
             try:
-                due = parse_iso_date(raw_due)
+                values[column] = check(text, get(column), values)
             except ValueError as exc:
-                err("due_date", str(exc))
-        out_of_range = due_date_problem(due) if due is not None else None
-        if out_of_range is not None:  # the planner's date arithmetic stays in range
-            err("due_date", out_of_range)
-            due = None
-
-    currency = values["currency"]
-    if currency is not None:
-        currency = currency.upper()
-        if not valid_currency(currency):
-            err("currency", f"unknown currency {values['currency']!r} (ISO 4217)")
-
-    tz = values["timezone"]
-    if tz is not None and tz not in _zones():
-        err("timezone", f"unknown time zone {tz!r} (IANA, e.g. America/New_York)")
-
-    locale = values["locale"]
-    if locale is not None:
-        locale = locale.replace("_", "-")
-        if not _locale_ok(locale):
-            err("locale", f"unknown locale {values['locale']!r} (BCP 47, e.g. en-US)")
-
-    email_type = values["email_type"]
-    if email_type is not None:
-        email_type = email_type.lower()
-        if email_type not in ("personal", "work"):
-            err("email_type", f"expected personal or work, got {values['email_type']!r}")
-
-    consents: dict[str, bool | None] = {}
-    for column in _CONSENTS:
-        if column in bad:
-            continue
-        try:
-            consents[column] = parse_bool(get(column))
-        except ValueError as exc:
-            err(column, str(exc))
-
+                err(column, str(exc))
+                values[column] = None
     if problems:
         return None, problems
-    assert balance is not None and due is not None and currency is not None
-    region = values["region"]
-    account = Account(
-        account_id=values["account_id"] or "",
-        debtor_id=values["debtor_id"] or "",
-        name=values["name"] or "",
+    return _account(values), []
+
+
+def _texts(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Each column's value as text, stripped; ``None`` for an absent or empty one."""
+    values: dict[str, Any] = {}
+    get = row.get
+    for column in ACCOUNT_COLUMNS:
+        raw = get(column)
+        if raw.__class__ is str:  # the CSV case: no conversion needed
+            values[column] = raw.strip() or None
+        else:
+            values[column] = _text(raw)
+    return values
+
+
+def _account(parsed: Mapping[str, Any]) -> Account:
+    """The ``Account`` of a row every check passed."""
+    assert parsed["balance"] is not None and parsed["due_date"] is not None
+    assert parsed["currency"] is not None
+    phone, phone_zones = parsed["phone"] or (None, None)
+    return Account(
+        account_id=parsed["account_id"] or "",
+        debtor_id=parsed["debtor_id"] or "",
+        name=parsed["name"] or "",
         phone=phone,
-        email=email,
-        address_line1=values["address_line1"],
-        address_line2=values["address_line2"],
-        city=values["city"],
-        region=region.upper() if region else None,
-        postal_code=values["postal_code"],
-        country=country,
-        timezone=tz,
-        locale=locale,
-        email_type=email_type,
-        currency=currency,
-        balance=balance,
-        due_date=due,
-        creditor=values["creditor"],
-        reference=values["reference"],
-        consent_sms=consents["consent_sms"],
-        consent_voice=consents["consent_voice"],
-        consent_email=consents["consent_email"],
-        segment=values["segment"],
+        email=parsed["email"],
+        address_line1=parsed["address_line1"],
+        address_line2=parsed["address_line2"],
+        city=parsed["city"],
+        region=parsed["region"],
+        postal_code=parsed["postal_code"],
+        country=parsed["country"],
+        timezone=parsed["timezone"],
+        locale=parsed["locale"],
+        email_type=parsed["email_type"],
+        currency=parsed["currency"],
+        balance=parsed["balance"],
+        due_date=parsed["due_date"],
+        creditor=parsed["creditor"],
+        reference=parsed["reference"],
+        consent_sms=parsed["consent_sms"],
+        consent_voice=parsed["consent_voice"],
+        consent_email=parsed["consent_email"],
+        segment=parsed["segment"],
         phone_zones=phone_zones,  # found with the check of the number
     )
-    return account, []

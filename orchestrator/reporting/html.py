@@ -14,9 +14,9 @@ from jinja2 import Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from pygal.style import Style
 
-from orchestrator.reporting.kpis import (
+from orchestrator.reporting.kpis import DECISIONS
+from orchestrator.reporting.tables import (
     CHANNEL_COLUMNS,
-    DECISIONS,
     RATE_KEYS,
     STAGE_COLUMNS,
     money_text,

@@ -44,6 +44,7 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.config.models import Config, Stage
 from orchestrator.core.zones import place_zones
+from orchestrator.reporting.groups import Group
 from orchestrator.store.tables import (
     AccountEvent,
     AccountRow,
@@ -58,91 +59,6 @@ from orchestrator.store.tables import (
 # Delivery statuses that mean the message reached the person (or their voicemail).
 REACHED = frozenset({"delivered", "answered", "machine", "opened", "clicked"})
 DECISIONS = ("sent", "deferred", "suppressed", "blocked", "skipped", "failed", "ambiguous")
-
-
-@dataclass(frozen=True)
-class Rate:
-    numerator: int | Decimal
-    denominator: int | Decimal
-
-    @property
-    def value(self) -> float | None:
-        return float(self.numerator) / float(self.denominator) if self.denominator else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"numerator": _num(self.numerator), "denominator": _num(self.denominator),
-                "value": None if self.value is None else round(self.value, 6)}
-
-    def __str__(self) -> str:
-        return "-" if self.value is None else f"{self.value:.1%}"
-
-
-def _num(value: int | Decimal) -> int | str:
-    return str(value) if isinstance(value, Decimal) else value
-
-
-@dataclass
-class Group:
-    """The counts of one stage, one channel, or everything."""
-
-    name: str
-    accounts: set[str] = field(default_factory=set)
-    sends: int = 0
-    delivered: int = 0
-    clicked: int = 0
-    segments: int = 0
-    contacted: set[str] = field(default_factory=set)
-    promise_accounts: set[str] = field(default_factory=set)
-    promises: int = 0
-    kept: int = 0
-    broken: int = 0
-    rolled: set[str] = field(default_factory=set)
-    recovered: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-    at_entry: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-    opt_outs: int = 0
-    complaints: int = 0
-    decisions: Counter[str] = field(default_factory=Counter)
-
-    def rates(self) -> dict[str, Rate]:
-        return {
-            "delivery_rate": Rate(self.delivered, self.sends),
-            "contact_rate": Rate(len(self.contacted), len(self.accounts)),
-            "click_rate": Rate(self.clicked, self.delivered),
-            "promise_rate": Rate(len(self.promise_accounts), len(self.accounts)),
-            "kept_rate": Rate(self.kept, self.kept + self.broken),
-            "roll_rate": Rate(len(self.rolled), len(self.accounts)),
-        }
-
-    def recovery(self) -> dict[str, Rate]:
-        return {cur: Rate(self.recovered.get(cur, Decimal(0)), total)
-                for cur, total in sorted(self.at_entry.items())}
-
-    def to_json(self, unit_cost: Decimal | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "accounts": len(self.accounts),
-            "sends": self.sends,
-            "delivered": self.delivered,
-            "clicked": self.clicked,
-            "contacted": len(self.contacted),
-            "promises": self.promises,
-            "promise_accounts": len(self.promise_accounts),
-            "kept": self.kept,
-            "broken": self.broken,
-            "rolled": len(self.rolled),
-            "recovered": {c: str(v) for c, v in sorted(self.recovered.items())},
-            "balance_at_entry": {c: str(v) for c, v in sorted(self.at_entry.items())},
-            "recovery_rate": {c: r.to_json() for c, r in self.recovery().items()},
-            "opt_outs": self.opt_outs,
-            "complaints": self.complaints,
-            "failed": self.decisions["failed"],
-            "ambiguous": self.decisions["ambiguous"],
-            "decisions": dict(sorted(self.decisions.items())),
-        }
-        out.update({k: r.to_json() for k, r in self.rates().items()})
-        if unit_cost is not None:
-            out["unit_cost"] = str(unit_cost)
-            out["cost"] = str((unit_cost * self.segments).quantize(Decimal("0.01")))
-        return out
 
 
 @dataclass(frozen=True)
@@ -177,23 +93,68 @@ def build_report(conn: Connection, config: Config, since: date, until: date) -> 
         raise ValueError(f"--until {until} is before --since {since}")
     start, end = _window(since, until)
     stages = sorted(config.cadences.stages, key=lambda s: s.dpd[0])
-    policy = config.policy.timezone
-    accounts = _load_accounts(conn, policy)
+    tally = _Tally(stages, _load_accounts(conn, config.policy.timezone),
+                   {s.id: Group(s.id) for s in stages}, {c: Group(c) for c in config.channels})
     payments = _load_payments(conn)
+    _count_stages(tally, payments, since, until)
+    _count_payments(tally, payments, start, end)
+    in_period = _between(conn, table_of(Decision).c.time, start, end)
+    daily = _count_decisions(conn, tally, in_period)
+    _count_sends(conn, tally, in_period)
+    touches = _count_conversations(conn, tally, start, end)
+    _count_promises(conn, tally, touches, in_period, start, end)
+    _count_opt_outs(conn, tally, start, end)
+    return _report_json(tally, config, since, until, daily)
 
-    by_stage = {s.id: Group(s.id) for s in stages}
-    by_channel: dict[str, Group] = {c: Group(c) for c in config.channels}
-    total = Group("all")
 
-    # Accounts in each stage over the period, their balance at entry and their rolls.
-    # In the total, an account counts once, with its balance at its first stage's entry.
-    for acc in accounts.values():
+@dataclass
+class _Tally:
+    """The groups being counted (by stage, by channel, in all) and the accounts that
+    place an event in its stage."""
+
+    stages: list[Stage]  # by their first DPD
+    accounts: dict[str, _Account]
+    by_stage: dict[str, Group]
+    by_channel: dict[str, Group]
+    total: Group = field(default_factory=lambda: Group("all"))
+
+    def stage_on(self, account_id: str, at: datetime) -> Group | None:
+        """The group of the stage the account was in at ``at`` (on its local date)."""
+        acc = self.accounts.get(account_id)
+        if acc is None:
+            return None
+        dpd = (at.astimezone(acc.zone).date() - acc.due).days
+        for stage in self.stages:
+            if stage.contains(dpd):
+                return self.by_stage[stage.id]
+        return None
+
+    def groups(self, stage: str | None, channel: str | None) -> list[Group]:
+        """The groups a decision of ``stage`` on ``channel`` counts in."""
+        found = [self.total]
+        if stage in self.by_stage:
+            found.append(self.by_stage[stage])
+        if channel is not None:
+            found.append(self.channel(channel))
+        return found
+
+    def channel(self, name: str) -> Group:
+        """The group of a channel, made for one the configuration no longer names."""
+        return self.by_channel.setdefault(name, Group(name))
+
+
+def _count_stages(tally: _Tally, payments: Mapping[str, list[tuple[datetime, Decimal]]],
+                  since: date, until: date) -> None:
+    """Accounts in each stage over the period, their balance at entry and their rolls.
+    In the total, an account counts once, with its balance at its first stage's entry."""
+    stages, total = tally.stages, tally.total
+    for acc in tally.accounts.values():
         paid = payments.get(acc.account_id, ())
         for i, stage in enumerate(stages):
             first = _first_day(acc, stage, since, until)
             if first is None or (acc.closed_on is not None and acc.closed_on < first):
                 continue
-            group = by_stage[stage.id]
+            group = tally.by_stage[stage.id]
             group.accounts.add(acc.account_id)
             entry = datetime.combine(acc.due + timedelta(days=stage.dpd[0]), time(),
                                      acc.zone)
@@ -209,43 +170,30 @@ def build_report(conn: Connection, config: Config, since: date, until: date) -> 
                     group.rolled.add(acc.account_id)
                     total.rolled.add(acc.account_id)
 
-    def stage_on(account_id: str, at: datetime) -> Group | None:
-        acc = accounts.get(account_id)
-        if acc is None:
-            return None
-        dpd = (at.astimezone(acc.zone).date() - acc.due).days
-        for stage in stages:
-            if stage.contains(dpd):
-                return by_stage[stage.id]
-        return None
 
-    def groups(stage: str | None, channel: str | None) -> list[Group]:
-        found = [total]
-        if stage in by_stage:
-            found.append(by_stage[stage])
-        if channel is not None:
-            found.append(by_channel.setdefault(channel, Group(channel)))
-        return found
-
-    # Payments: recovered in the stage the account was in when it paid.
+def _count_payments(tally: _Tally, payments: Mapping[str, list[tuple[datetime, Decimal]]],
+                    start: datetime, end: datetime) -> None:
+    """Payments: recovered in the stage the account was in when it paid."""
     for account_id, paid in payments.items():
-        owner = accounts.get(account_id)
+        owner = tally.accounts.get(account_id)
         for at, amount in paid:
             if owner is None or not start <= at < end:
                 continue
-            for g in _present(total, stage_on(account_id, at)):
+            for g in _present(tally.total, tally.stage_on(account_id, at)):
                 g.recovered[owner.currency] += amount
 
-    # Decisions by stage, channel and reason (in SQL: a million rows stay in the database).
-    d, s = table_of(Decision), table_of(Send)
-    in_period = _between(conn, d.c.time, start, end)
+
+def _count_decisions(conn: Connection, tally: _Tally, in_period: Any) -> dict[str, Counter[str]]:
+    """Decisions by stage, channel and reason (in SQL: a million rows stay in the
+    database), and the accounts each channel was tried on. Returns the counts by day."""
+    d = table_of(Decision)
     daily: dict[str, Counter[str]] = defaultdict(Counter)
     day = _day(conn, d.c.time)
     rows = conn.execute(
         sa.select(d.c.stage, d.c.channel, d.c.decision, d.c.reason, day, sa.func.count())
         .where(in_period).group_by(d.c.stage, d.c.channel, d.c.decision, d.c.reason, day))
     for stage_id, channel, decision, reason, on, count in rows:
-        for g in groups(stage_id, channel):
+        for g in tally.groups(stage_id, channel):
             g.decisions[decision] += count
             if reason:
                 g.decisions[f"{decision}:{reason}"] += count
@@ -257,29 +205,44 @@ def build_report(conn: Connection, config: Config, since: date, until: date) -> 
         sa.select(d.c.channel, d.c.account_id)
         .where(in_period, d.c.channel.is_not(None)).distinct())
     for channel, account_id in tried:
-        by_channel.setdefault(channel, Group(channel)).accounts.add(account_id)
+        tally.channel(channel).accounts.add(account_id)
+    return daily
 
-    # Sends by delivery status, then the accounts a delivered send reached.
+
+def _reached(in_period: Any) -> Any:
+    """Sends in the period whose delivery status reached the person."""
+    d, s = table_of(Decision), table_of(Send)
+    return sa.and_(in_period, d.c.decision == "sent", s.c.status.in_(sorted(REACHED)))
+
+
+def _count_sends(conn: Connection, tally: _Tally, in_period: Any) -> None:
+    """Sends by delivery status, then the accounts a delivered send reached."""
+    d, s = table_of(Decision), table_of(Send)
     sent = sa.and_(in_period, d.c.decision == "sent")
     for stage_id, channel, status, count, segments in conn.execute(
             sa.select(d.c.stage, d.c.channel, s.c.status, sa.func.count(),
                       sa.func.sum(sa.func.coalesce(s.c.segments, 1)))
             .select_from(d.outerjoin(s, s.c.message_id == d.c.message_id))
             .where(sent).group_by(d.c.stage, d.c.channel, s.c.status)):
-        for g in groups(stage_id, channel):
+        for g in tally.groups(stage_id, channel):
             g.sends += count
             g.segments += int(segments or 0)
             if status in REACHED:
                 g.delivered += count
                 g.clicked += count if status == "clicked" else 0
-    reached = sa.and_(sent, s.c.status.in_(sorted(REACHED)))
     for stage_id, channel, account_id in conn.execute(
             sa.select(d.c.stage, d.c.channel, d.c.account_id).distinct()
-            .select_from(d.join(s, s.c.message_id == d.c.message_id)).where(reached)):
-        for g in groups(stage_id, channel):
-            if g is by_channel.get(channel) or account_id in g.accounts:
+            .select_from(d.join(s, s.c.message_id == d.c.message_id))
+            .where(_reached(in_period))):
+        for g in tally.groups(stage_id, channel):
+            if g is tally.by_channel.get(channel) or account_id in g.accounts:
                 g.contacted.add(account_id)
 
+
+def _count_conversations(conn: Connection, tally: _Tally, start: datetime, end: datetime
+                         ) -> dict[str, list[tuple[datetime, str]]]:
+    """Complaints, and conversations as contacts. Returns the conversations as touches:
+    ``(time, channel)`` by account."""
     e = table_of(AccountEvent)
     touches: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     events = conn.execute(
@@ -287,59 +250,70 @@ def build_report(conn: Connection, config: Config, since: date, until: date) -> 
         .where(e.c.time >= start, e.c.time < end,
                e.c.type.in_(("conversation", "complaint"))))
     for account_id, type_, channel, at in events:
-        in_stage = stage_on(account_id, at)
+        in_stage = tally.stage_on(account_id, at)
         if type_ == "complaint":
-            for g in _present(total, in_stage):
+            for g in _present(tally.total, in_stage):
                 g.complaints += 1
             continue
         touches[account_id].append((at, channel or "-"))
-        for g in _present(total, in_stage):
+        for g in _present(tally.total, in_stage):
             if account_id in g.accounts:
                 g.contacted.add(account_id)
-        if channel in by_channel:
-            by_channel[channel].contacted.add(account_id)
-            by_channel[channel].accounts.add(account_id)
+        if channel in tally.by_channel:
+            tally.by_channel[channel].contacted.add(account_id)
+            tally.by_channel[channel].accounts.add(account_id)
+    return touches
 
-    # Promises made in the period: by stage, and by the channel of the last touch (a
-    # delivered send or a conversation) before each.
-    p = table_of(Promise)
+
+def _count_promises(conn: Connection, tally: _Tally,
+                    touches: dict[str, list[tuple[datetime, str]]], in_period: Any,
+                    start: datetime, end: datetime) -> None:
+    """Promises made in the period: by stage, and by the channel of the last touch (a
+    delivered send or a conversation) before each."""
+    d, s, p = table_of(Decision), table_of(Send), table_of(Promise)
     promised = sa.select(p.c.account_id).where(p.c.made_at >= start, p.c.made_at < end)
     for account_id, at, channel in conn.execute(
             sa.select(d.c.account_id, d.c.time, d.c.channel)
             .select_from(d.join(s, s.c.message_id == d.c.message_id))
-            .where(reached, d.c.account_id.in_(promised))):
+            .where(_reached(in_period), d.c.account_id.in_(promised))):
         touches[account_id].append((at, channel))
     for ts in touches.values():
         ts.sort()
     for account_id, made_at, state in conn.execute(
             sa.select(p.c.account_id, p.c.made_at, p.c.state)
             .where(p.c.made_at >= start, p.c.made_at < end).order_by(p.c.made_at)):
-        in_stage = stage_on(account_id, made_at)
+        in_stage = tally.stage_on(account_id, made_at)
         touched = touches.get(account_id, [])
         before = bisect.bisect_right(touched, (made_at, "\uffff"))
-        channel_group = by_channel.get(touched[before - 1][1]) if before else None
-        for g in _present(total, in_stage, channel_group):
+        channel_group = tally.by_channel.get(touched[before - 1][1]) if before else None
+        for g in _present(tally.total, in_stage, channel_group):
             g.promises += 1
             g.promise_accounts.add(account_id)
             g.kept += state == "kept"
             g.broken += state == "broken"
 
+
+def _count_opt_outs(conn: Connection, tally: _Tally, start: datetime, end: datetime) -> None:
+    """Opt-outs by stage and channel (a debtor-wide one has no account: no stage)."""
     o = table_of(OptOut)
     for account_id, channel, at in conn.execute(
             sa.select(o.c.account_id, o.c.channel, o.c.created_at)
             .where(o.c.created_at >= start, o.c.created_at < end)):
-        in_stage = stage_on(account_id, at) if account_id else None
-        for g in _present(total, in_stage, by_channel.get(channel)):
+        in_stage = tally.stage_on(account_id, at) if account_id else None
+        for g in _present(tally.total, in_stage, tally.by_channel.get(channel)):
             g.opt_outs += 1
 
+
+def _report_json(tally: _Tally, config: Config, since: date, until: date,
+                 daily: Mapping[str, Counter[str]]) -> dict[str, Any]:
     costs = {name: cfg.cost for name, cfg in config.channels.items()}
     return {
         "period": {"since": since.isoformat(), "until": until.isoformat()},
-        "stages": [{"stage": s.id, "dpd": list(s.dpd), **by_stage[s.id].to_json()}
-                   for s in stages],
+        "stages": [{"stage": s.id, "dpd": list(s.dpd), **tally.by_stage[s.id].to_json()}
+                   for s in tally.stages],
         "channels": [{"channel": name, **g.to_json(costs.get(name))}
-                     for name, g in sorted(by_channel.items())],
-        "total": total.to_json(),
+                     for name, g in sorted(tally.by_channel.items())],
+        "total": tally.total.to_json(),
         "daily": [{"date": day, **dict(sorted(counts.items()))}
                   for day, counts in sorted(daily.items())],
     }
@@ -418,100 +392,3 @@ def _load_payments(conn: Connection) -> dict[str, list[tuple[datetime, Decimal]]
             sa.select(p.c.account_id, p.c.paid_at, p.c.amount)):
         found[account_id].append((paid_at, amount))
     return found
-
-
-# --- presentation ----------------------------------------------------------------------
-
-
-def rate_text(rate: Mapping[str, Any]) -> str:
-    value = rate["value"]
-    return "-" if value is None else f"{value:.1%}"
-
-
-def money_text(amounts: Mapping[str, str], sep: str = ", ") -> str:
-    return sep.join(f"{cur} {Decimal(v):,.2f}" for cur, v in amounts.items()) or "-"
-
-
-def recovery_text(rates: Mapping[str, Mapping[str, Any]], sep: str = ", ") -> str:
-    return sep.join(f"{cur} {rate_text(r)}" for cur, r in rates.items()) or "-"
-
-
-STAGE_ACTIVITY: tuple[tuple[str, Any], ...] = (
-    ("accts", lambda g: str(g["accounts"])),
-    ("sends", lambda g: str(g["sends"])),
-    ("deliv.", lambda g: rate_text(g["delivery_rate"])),
-    ("contact", lambda g: rate_text(g["contact_rate"])),
-    ("click", lambda g: rate_text(g["click_rate"])),
-    ("promise", lambda g: rate_text(g["promise_rate"])),
-    ("kept", lambda g: rate_text(g["kept_rate"])),
-    ("roll", lambda g: rate_text(g["roll_rate"])),
-)
-STAGE_OUTCOME: tuple[tuple[str, Any], ...] = (
-    ("recovered", lambda g: money_text(g["recovered"])),
-    ("recovery", lambda g: recovery_text(g["recovery_rate"])),
-    ("opt-outs", lambda g: str(g["opt_outs"])),
-    ("complaints", lambda g: str(g["complaints"])),
-    ("failed", lambda g: str(g["failed"])),
-    ("ambiguous", lambda g: str(g["ambiguous"])),
-)
-STAGE_COLUMNS = STAGE_ACTIVITY + STAGE_OUTCOME
-CHANNEL_COLUMNS: tuple[tuple[str, Any], ...] = (
-    ("accts", lambda g: str(g["accounts"])),
-    ("sends", lambda g: str(g["sends"])),
-    ("deliv.", lambda g: rate_text(g["delivery_rate"])),
-    ("contact", lambda g: rate_text(g["contact_rate"])),
-    ("click", lambda g: rate_text(g["click_rate"])),
-    ("prom.", lambda g: str(g["promises"])),
-    ("kept", lambda g: rate_text(g["kept_rate"])),
-    ("opt-outs", lambda g: str(g["opt_outs"])),
-    ("cost", lambda g: g.get("cost") or "-"),
-)
-# Rate columns, with the report key holding their numerator and denominator.
-RATE_KEYS = {"deliv.": "delivery_rate", "contact": "contact_rate", "click": "click_rate",
-             "promise": "promise_rate", "kept": "kept_rate", "roll": "roll_rate"}
-
-
-def reason_rows(report: Mapping[str, Any]) -> list[tuple[str, list[int], int]]:
-    """``decision:reason`` rows with a count per stage and in all, most frequent first."""
-    keys = [k for k in report["total"]["decisions"] if ":" in k or k == "sent"]
-    rows = []
-    for key in keys:
-        counts = [s["decisions"].get(key, 0) for s in report["stages"]]
-        rows.append((key, counts, report["total"]["decisions"][key]))
-    return sorted(rows, key=lambda r: (-r[2], r[0]))
-
-
-def print_report(report: Mapping[str, Any], console: Any) -> None:
-    """Rich tables: by stage (activity, then outcome), by channel, decisions by reason."""
-    from rich import box
-    from rich.table import Table
-
-    def new_table(title: str, first: str, columns: Any) -> Table:
-        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        table.add_column(first, no_wrap=True)
-        for name in columns:
-            table.add_column(name, justify="right", no_wrap=True)
-        return table
-
-    period = report["period"]
-    outcome = dict(STAGE_OUTCOME) | {
-        "recovered": lambda g: money_text(g["recovered"], "\n"),
-        "recovery": lambda g: recovery_text(g["recovery_rate"], "\n"),
-    }
-    for title, columns in ((f"by stage, {period['since']} to {period['until']}",
-                            STAGE_ACTIVITY),
-                           ("by stage: money and risk", tuple(outcome.items()))):
-        table = new_table(title, "stage", (name for name, _ in columns))
-        for group in report["stages"]:
-            table.add_row(group["stage"], *(fn(group) for _, fn in columns))
-        table.add_row("all", *(fn(report["total"]) for _, fn in columns), style="bold")
-        console.print(table)
-    channels = new_table("by channel", "channel", (name for name, _ in CHANNEL_COLUMNS))
-    for group in report["channels"]:
-        channels.add_row(group["channel"], *(fn(group) for _, fn in CHANNEL_COLUMNS))
-    console.print(channels)
-    reasons = new_table("decisions by reason", "decision:reason",
-                        [*(group["stage"] for group in report["stages"]), "all"])
-    for key, counts, all_count in reason_rows(report):
-        reasons.add_row(key, *(str(c) for c in counts), str(all_count))
-    console.print(reasons)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from orchestrator.clock import VirtualClock
 from orchestrator.config.loading import load_config
 from orchestrator.config.models import Config
 from orchestrator.core.records import DecisionRecord
-from orchestrator.reporting.kpis import print_report
+from orchestrator.reporting.tables import print_report
 from orchestrator.simulation.events import ScenarioEvent
 from orchestrator.simulation.sample import (
     SampleEvent,
@@ -57,8 +58,51 @@ def run_demo(
     sample_events = generate_events(portfolio, start=DEMO_START, days=days)
     events = [ScenarioEvent(e.at, e.account, e.type, e.data) for e in sample_events]
     scenario = Scenario(DEMO_START, days, config, templates_dir, portfolio, events, "demo")
+    adapters = _adapters(config, out_dir, VirtualClock(DEMO_START))
 
-    clock = VirtualClock(DEMO_START)
+    console.print(
+        f"[bold]outreach demo[/bold]: {len(portfolio)} accounts, {len(events)} events, "
+        f"{days} simulated days from {DEMO_START:%Y-%m-%d}"
+    )
+    tally = _Tally()
+    sim = _simulate(scenario, adapters, out_dir / "decisions.jsonl", tally, console)
+    for adapter in adapters.values():
+        close = getattr(adapter, "close", None)
+        if close:
+            close()
+    db_url = f"sqlite:///{(out_dir / 'outreach.db').resolve()}"
+    persist(db_url, out_dir / "portfolio.csv", tally.records, sample_events, sim,
+            out_dir / "demo.env")
+
+    end = DEMO_START + timedelta(days=days)
+    report = write_report(db_url, config, DEMO_START.date(), (end - timedelta(days=1)).date(),
+                          out_dir / "report.html")
+    print_report(report, console)
+    _print_summary(console, tally, out_dir)
+    return {"decisions": tally.by_decision, "reasons": tally.by_reason, "sends": tally.sends,
+            "report": report}
+
+
+@dataclass
+class _Tally:
+    """Every decision of the run, and its counts."""
+
+    records: list[DecisionRecord] = field(default_factory=list)
+    by_decision: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)
+    sends: Counter[str] = field(default_factory=Counter)
+
+    def add(self, record: DecisionRecord) -> None:
+        self.records.append(record)
+        self.by_decision[str(record.decision)] += 1
+        if record.reason:
+            self.by_reason[f"{record.decision}:{record.reason}"] += 1
+        if record.decision == "sent":
+            self.sends[f"{record.channel} {record.stage or '-'}"] += 1
+
+
+def _adapters(config: Config, out_dir: Path, clock: VirtualClock) -> dict[str, Any]:
+    """Each channel's adapter as configured, an outbox writing under ``out_dir``."""
     adapters = {}
     for name, channel_cfg in config.channels.items():
         if channel_cfg.adapter == "outbox":
@@ -66,16 +110,14 @@ def run_demo(
                 update={"dir": str(out_dir / "outbox")}
             )
         adapters[name] = create_adapter(name, channel_cfg, base_dir=Path.cwd(), clock=clock)
+    return adapters
 
-    console.print(
-        f"[bold]outreach demo[/bold]: {len(portfolio)} accounts, {len(events)} events, "
-        f"{days} simulated days from {DEMO_START:%Y-%m-%d}"
-    )
-    by_decision: Counter[str] = Counter()
-    by_reason: Counter[str] = Counter()
-    sends: Counter[str] = Counter()
-    end = DEMO_START + timedelta(days=days)
-    total = (end - DEMO_START).total_seconds()
+
+def _simulate(scenario: Scenario, adapters: dict[str, Any], log_path: Path, tally: _Tally,
+              console: Console) -> Simulation:
+    """Run the simulation with a progress bar, each decision logged to ``log_path`` (JSON
+    Lines) and counted in ``tally``."""
+    total = timedelta(days=scenario.days).total_seconds()
     with (
         Progress(
             TextColumn("simulating"),
@@ -85,7 +127,7 @@ def run_demo(
             console=console,
             transient=not console.is_terminal,
         ) as progress,
-        (out_dir / "decisions.jsonl").open("w", encoding="utf-8") as log,
+        log_path.open("w", encoding="utf-8") as log,
     ):
         task = progress.add_task("sim", total=total)
 
@@ -93,38 +135,25 @@ def run_demo(
             progress.update(task, completed=min((instant - DEMO_START).total_seconds(), total))
 
         sim = Simulation(scenario, on_progress=on_progress, adapters=adapters)
-        records = []
         for record in sim.run():
-            records.append(record)
+            tally.add(record)
             log.write(record.to_json() + "\n")
-            by_decision[str(record.decision)] += 1
-            if record.reason:
-                by_reason[f"{record.decision}:{record.reason}"] += 1
-            if record.decision == "sent":
-                sends[f"{record.channel} {record.stage or '-'}"] += 1
         progress.update(task, completed=total)
-    for adapter in adapters.values():
-        close = getattr(adapter, "close", None)
-        if close:
-            close()
-    db_url = f"sqlite:///{(out_dir / 'outreach.db').resolve()}"
-    persist(db_url, out_dir / "portfolio.csv", records, sample_events, sim,
-            out_dir / "demo.env")
+    return sim
 
-    report = write_report(db_url, config, DEMO_START.date(), (end - timedelta(days=1)).date(),
-                          out_dir / "report.html")
-    print_report(report, console)
+
+def _print_summary(console: Console, tally: _Tally, out_dir: Path) -> None:
+    """The decisions by kind, the files written, and how to explore them."""
+    records = tally.records
     console.print(
         "decisions: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(by_decision.items()))
+        + ", ".join(f"{k} {v}" for k, v in sorted(tally.by_decision.items()))
         + f"\nwritten: {out_dir / 'decisions.jsonl'}, {out_dir / 'outbox'}/, "
         f"{out_dir / 'portfolio.csv'}, {out_dir / 'outreach.db'} (SQLite), "
         f"{out_dir / 'report.html'}, {out_dir / 'demo.env'}\n"
         f"explore: set -a; . {out_dir / 'demo.env'}; set +a; "
         f"outreach account show {records[0].account if records else 'ID'}"
     )
-    return {"decisions": by_decision, "reasons": by_reason, "sends": sends,
-            "report": report}
 
 
 def write_report(db_url: str, config: Config, since: date, until: date,

@@ -108,8 +108,43 @@ def _event_problems(source: str, events: list[ScenarioEvent], accounts: list[Acc
     return found
 
 
+class _Found:
+    """The problems found in one scenario file, each at its line."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def err(self, node: Any, key: str | None, message: str) -> None:
+        self.problems.append(Problem(self.source, _line(node, key), None, message, field=key))
+
+
 def load_scenario(path: Path, *, config_dir: Path, templates_dir: Path | None = None) -> Scenario:
     source = str(path)
+    doc = _read(path, source)
+    found = _Found(source)
+    known = {"start", "days", "config", "templates", "accounts", "events"}
+    for key in doc:
+        if key not in known:
+            found.err(doc, key, f"unknown key {key!r}")
+    start = _start(doc, found)
+    days = _days(doc, found)
+    config, templates = _config(doc, path, config_dir, templates_dir, found)
+    accounts = _accounts(doc, found)
+    events = _events(doc, {a.account_id for a in accounts}, found)
+    problems = found.problems
+    if config is not None:
+        problems.extend(_event_problems(source, events, accounts, config))
+    errors = [p for p in problems if p.level == "error"]
+    if errors or config is None:
+        raise InputError(errors or problems)
+    events.sort(key=lambda e: e.at)  # stable: same-instant events keep file order
+    return Scenario(start, days, config, templates, accounts, events, source)
+
+
+def _read(path: Path, source: str) -> dict[Any, Any]:
+    """The file's YAML mapping (with line numbers), refused whole if it is unreadable,
+    an alias bomb, or not a mapping."""
     try:
         text = path.read_text(encoding="utf-8")
         bomb = check_aliases(text)
@@ -120,32 +155,37 @@ def load_scenario(path: Path, *, config_dir: Path, templates_dir: Path | None = 
         raise InputError([Problem(source, None, None, f"cannot read scenario: {exc}")]) from exc
     if not isinstance(doc, dict):
         raise InputError([Problem(source, 1, 1, "a scenario is a mapping")])
-    problems: list[Problem] = []
+    return doc
 
-    def err(node: Any, key: str | None, message: str) -> None:
-        problems.append(Problem(source, _line(node, key), None, message, field=key))
 
-    known = {"start", "days", "config", "templates", "accounts", "events"}
-    for key in doc:
-        if key not in known:
-            err(doc, key, f"unknown key {key!r}")
+def _start(doc: dict[Any, Any], found: _Found) -> datetime:
     try:
         start = parse_instant(doc["start"])
     except (KeyError, ValueError) as exc:
-        err(doc, "start", f"start: {exc}")
+        found.err(doc, "start", f"start: {exc}")
         start = EARLIEST_INSTANT
     out_of_range = instant_problem(start, LATEST_INSTANT)
     if out_of_range is not None:
-        err(doc, "start", f"start: {out_of_range}")
+        found.err(doc, "start", f"start: {out_of_range}")
         start = EARLIEST_INSTANT
+    return start
+
+
+def _days(doc: dict[Any, Any], found: _Found) -> int:
     days = doc.get("days", 30)
     if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= MAX_DAYS:
-        err(doc, "days", f"days: expected a whole number of days from 0 to {MAX_DAYS}")
+        found.err(doc, "days", f"days: expected a whole number of days from 0 to {MAX_DAYS}")
         days = 0
+    return days
 
+
+def _config(doc: dict[Any, Any], path: Path, config_dir: Path, templates_dir: Path | None,
+            found: _Found) -> tuple[Config | None, Path]:
+    """The configuration with the scenario's overrides (a file named relative to the
+    scenario, or the section inline), and the templates folder; ``None`` if invalid."""
     overrides = doc.get("config") or {}
     if not isinstance(overrides, dict):
-        err(doc, "config", "config: expected a mapping of cadences/policy/channels/creditors")
+        found.err(doc, "config", "config: expected a mapping of cadences/policy/channels/creditors")
         overrides = {}
     resolved: dict[str, Any] = {}
     for key, value in overrides.items():
@@ -161,46 +201,49 @@ def load_scenario(path: Path, *, config_dir: Path, templates_dir: Path | None = 
     config = None
     try:
         config = load_config(
-            config_dir, templates, overrides=resolved, override_source=source
+            config_dir, templates, overrides=resolved, override_source=found.source
         )
     except Exception as exc:  # ConfigError carries its problems
-        problems.extend(getattr(exc, "problems", [Problem(source, None, None, str(exc))]))
+        found.problems.extend(getattr(exc, "problems",
+                                      [Problem(found.source, None, None, str(exc))]))
+    return config, templates
 
+
+def _accounts(doc: dict[Any, Any], found: _Found) -> list[Account]:
+    """The valid accounts (a duplicate id is a problem, and kept: the run will not go)."""
     accounts = []
     ids: set[str] = set()
     for item in doc.get("accounts") or []:
         account, account_problems = parse_account(
-            _plain(item), source=source, line=_line(item)
+            _plain(item), source=found.source, line=_line(item)
         )
-        problems.extend(account_problems)
+        found.problems.extend(account_problems)
         if account is not None:
             if account.account_id in ids:
-                err(item, "account_id", f"duplicate account_id {account.account_id!r}")
+                found.err(item, "account_id", f"duplicate account_id {account.account_id!r}")
             ids.add(account.account_id)
             accounts.append(account)
+    return accounts
 
+
+def _events(doc: dict[Any, Any], ids: set[str], found: _Found) -> list[ScenarioEvent]:
+    """The events of known types on known accounts, in file order."""
     events: list[ScenarioEvent] = []
     for item in doc.get("events") or []:
         raw = _plain(item)
         kind = raw.get("type")
         if kind not in EVENT_TYPES:
-            err(item, "type", f"unknown event type {kind!r} (one of {', '.join(EVENT_TYPES)})")
+            found.err(item, "type",
+                      f"unknown event type {kind!r} (one of {', '.join(EVENT_TYPES)})")
             continue
         if raw.get("account") not in ids:
-            err(item, "account", f"event for unknown account {raw.get('account')!r}")
+            found.err(item, "account", f"event for unknown account {raw.get('account')!r}")
             continue
         try:
             at = parse_instant(raw["at"])
             data = _event_data(raw, kind)
         except (KeyError, ValueError, TypeError, InvalidOperation) as exc:
-            err(item, None, f"bad {kind} event: {exc}")
+            found.err(item, None, f"bad {kind} event: {exc}")
             continue
         events.append(ScenarioEvent(at, str(raw["account"]), kind, data, _line(item)))
-
-    if config is not None:
-        problems.extend(_event_problems(source, events, accounts, config))
-    errors = [p for p in problems if p.level == "error"]
-    if errors or config is None:
-        raise InputError(errors or problems)
-    events.sort(key=lambda e: e.at)  # stable: same-instant events keep file order
-    return Scenario(start, days, config, templates, accounts, events, source)
+    return events

@@ -67,10 +67,11 @@ from orchestrator.core.zones import local_date
 from orchestrator.dispatch.runner import Runner
 from orchestrator.ingest.validation import CONTROL, MAX_LENGTH, parse_account
 from orchestrator.store import facts, idempotency
-from orchestrator.store.accounts import account_from_row, account_timeline
+from orchestrator.store.accounts import account_from_row
 from orchestrator.store.db import schema_problem
 from orchestrator.store.groupcommit import GroupCommit
 from orchestrator.store.tables import OccurrenceRow, Send, table_of
+from orchestrator.store.timeline import account_timeline
 from orchestrator.web.inbound import handle_inbound
 from orchestrator.web.linkpages import (
     PayHelp,
