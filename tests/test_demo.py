@@ -103,3 +103,39 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from account")).scalar_one() == 40
     engine.dispose()
+
+
+def test_the_demo_never_reaches_a_provider(tmp_path: Path) -> None:
+    """With Twilio and SMTP in channels.yaml, the demo still writes every message to its
+    outbox: its debtors are made up, and a demo must not text or mail anyone."""
+    config = tmp_path / "config"
+    config.mkdir()
+    for name in ("cadences.yaml", "policy.yaml", "creditors.yaml"):
+        (config / name).write_text((ROOT / "config" / name).read_text())
+    (config / "channels.yaml").write_text(
+        'sms: {adapter: twilio_sms, from: "+15005550006", account_sid: AC0, auth_token: t}\n'
+        'voice: {adapter: twilio_voice, from: "+15005550006", account_sid: AC0, '
+        'auth_token: t}\n'
+        'email: {adapter: smtp, host: smtp.invalid, port: 587, from: "a@example.com"}\n'
+        "letter: {adapter: pdf_batch, out_dir: " + str(tmp_path / "letters") + "}\n")
+    out = tmp_path / "demo"
+    summary = run_demo(accounts=30, days=5, out_dir=out, config_dir=config,
+                       templates_dir=ROOT / "templates", console=Console(file=StringIO()))
+    assert summary["reasons"].get("provider_error", 0) == 0
+    written = {p.parent.name for p in (out / "outbox").glob("*/*.json")}
+    assert {"sms", "email"} <= written
+    assert not (tmp_path / "letters").exists()
+
+
+def test_the_demo_deletes_only_its_own_output(tmp_path: Path) -> None:
+    """``--out-dir`` is deleted first: only when it is empty or a previous demo's."""
+    keep = tmp_path / "work"
+    keep.mkdir()
+    (keep / "accounts.csv").write_text("precious\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    refused = subprocess.run([sys.executable, "-m", "orchestrator", "demo", "--accounts", "5",
+                              "--days", "1", "--out-dir", str(keep)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "not a demo's output" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert (keep / "accounts.csv").read_text() == "precious\n"

@@ -57,8 +57,8 @@ def simulate(
 
 
 def demo(
-    accounts: int = typer.Option(500, help="accounts in the sample portfolio"),
-    days: int = typer.Option(30, help="simulated days"),
+    accounts: int = typer.Option(500, min=1, help="accounts in the sample portfolio"),
+    days: int = typer.Option(30, min=1, help="simulated days"),
     out_dir: Path = typer.Option(Path("var/demo"), "--out-dir",
                                  help="where the files go; deleted first, with all it holds"),
 ) -> None:

@@ -22,8 +22,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from channels.registry import create_adapter
 from orchestrator.clock import VirtualClock
 from orchestrator.config.loading import load_config
-from orchestrator.config.models import Config
+from orchestrator.config.models import ChannelConfig, Config
 from orchestrator.core.records import DecisionRecord
+from orchestrator.errors import OutreachError
 from orchestrator.reporting.tables import print_report
 from orchestrator.simulation.events import ScenarioEvent
 from orchestrator.simulation.sample import (
@@ -49,9 +50,7 @@ def run_demo(
     console: Console | None = None,
 ) -> dict[str, Any]:
     console = console or Console()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    _clear(out_dir)
     config = load_config(config_dir, templates_dir)
     portfolio = list(generate_accounts(accounts, today=DEMO_START.date()))
     write_csv(portfolio, out_dir / "portfolio.csv")
@@ -101,15 +100,29 @@ class _Tally:
             self.sends[f"{record.channel} {record.stage or '-'}"] += 1
 
 
+def _clear(out_dir: Path) -> None:
+    """An empty ``out_dir``: a previous demo's files are deleted, but a folder holding
+    anything else is refused (``--out-dir .`` would have deleted the working directory)."""
+    if out_dir.exists():
+        if any(out_dir.iterdir()) and not (out_dir / "demo.env").exists():
+            raise OutreachError(f"{out_dir}: error: not empty and not a demo's output "
+                                "folder: give --out-dir a new or empty folder")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+
+
 def _adapters(config: Config, out_dir: Path, clock: VirtualClock) -> dict[str, Any]:
-    """Each channel's adapter as configured, an outbox writing under ``out_dir``."""
+    """An outbox under ``out_dir`` for every channel, whatever adapter ``channels.yaml``
+    names: the demo's debtors are made up, and a demo must never reach a provider (with
+    Twilio configured it would have texted the sample numbers). The sender and the cost
+    are kept, for the messages and the report."""
     adapters = {}
     for name, channel_cfg in config.channels.items():
-        if channel_cfg.adapter == "outbox":
-            channel_cfg = channel_cfg.model_copy(
-                update={"dir": str(out_dir / "outbox")}
-            )
-        adapters[name] = create_adapter(name, channel_cfg, base_dir=Path.cwd(), clock=clock)
+        sender = channel_cfg.options.get("from")
+        outbox = ChannelConfig.model_validate(
+            {"adapter": "outbox", "cost": channel_cfg.cost, "dir": str(out_dir / "outbox"),
+             **({"from": sender} if sender else {})})
+        adapters[name] = create_adapter(name, outbox, base_dir=Path.cwd(), clock=clock)
     return adapters
 
 
