@@ -143,3 +143,21 @@ def test_events_the_api_would_refuse_are_errors_at_their_lines(tmp_path: Path) -
         line = next(n for n, text in enumerate(lines, start=1) if needle in text)
         assert any(out.startswith(f"{scenario}:{line}:") and words in out
                    for out in result.stderr.splitlines()), (needle, result.stderr)
+
+
+def test_an_unknown_event_field_is_an_error_at_its_line(tmp_path: Path) -> None:
+    """A misspelt field (``chanel``) would quietly make an opt-out of nothing."""
+    text = (VENDORED / "promise_kept.yaml").read_text()
+    events = text[text.index("events:"):]
+    scenario = tmp_path / "typo.yaml"
+    scenario.write_text(text.replace(events, events + (
+        "  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: opt_out, channel: sms, "
+        "chanel: voice}\n")))
+    line = len(scenario.read_text().splitlines())
+    _register_all()
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--config",
+                                      str(ROOT / "config"), "--templates",
+                                      str(ROOT / "templates")])
+    assert result.exit_code == 2, result.output
+    assert any(out.startswith(f"{scenario}:{line}:") and "unknown field 'chanel'" in out
+               for out in result.stderr.splitlines()), result.stderr

@@ -59,8 +59,27 @@ def _plain(node: Any) -> Any:
     return node
 
 
+# The fields each event type takes besides at, account and type (docs/scenarios.md); any
+# other is an error, as unknown keys are in config and accounts (a "chanel:" typo must
+# not quietly change what a scenario tests).
+EVENT_FIELDS: dict[str, frozenset[str]] = {
+    "promise": frozenset({"amount", "due"}),
+    "payment": frozenset({"amount", "payment_id", "currency"}),
+    "plan": frozenset({"instalments"}),
+    "inbound_sms": frozenset({"body"}),
+    "delivery": frozenset({"channel", "status"}),
+    **{kind: frozenset({"channel"}) for kind in (
+        "conversation", "opt_out", "opt_in", "dispute", "dispute_resolved", "cease",
+        "complaint", "click")},
+}
+
+
 def _event_data(raw: dict[str, Any], kind: str) -> dict[str, Any]:
     data = {k: v for k, v in raw.items() if k not in ("at", "account", "type")}
+    unknown = sorted(set(data) - EVENT_FIELDS.get(kind, frozenset()))
+    if unknown:
+        allowed = ", ".join(sorted(EVENT_FIELDS.get(kind, ()))) or "none"
+        raise ValueError(f"unknown field {unknown[0]!r} (a {kind} event takes: {allowed})")
     if kind == "promise":
         data["amount"] = Decimal(str(data["amount"]))
         data["due"] = parse_day(data["due"])
