@@ -38,7 +38,7 @@ from twilio_fake import (  # noqa: I001 - tests/twilio_fake.py
 
 from channels.base import DeliveryStatus, OutboundMessage
 from channels.registry import create_adapter
-from channels.twilio.voice import CALL_STATUS, call_status
+from channels.twilio.webhooks import CALL_STATUS, call_status
 from orchestrator.clock import FrozenClock, VirtualClock
 from orchestrator.config.loading import load_config
 from orchestrator.config.models import ChannelConfig

@@ -32,7 +32,6 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
@@ -44,11 +43,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, Engine, Row
-from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import DeliveryStatus
-from channels.twilio.voice import call_status
+from channels.twilio.webhooks import (
+    FORM_TYPE,
+    SignatureCheck,
+    UnknownStatus,
+    answered_call,
+    form_fields,
+    inbound_text,
+    pressed,
+    signed_url,
+    status_event,
+)
 from orchestrator.clock import Clock, to_utc
 from orchestrator.config.models import Config, Creditor
 from orchestrator.config.settings import Settings
@@ -81,18 +89,9 @@ from orchestrator.web.linkpages import (
 from orchestrator.web.voice import VoiceCalls
 
 log = logging.getLogger("outreach.server")
-FORM_TYPE = "application/x-www-form-urlencoded"
 
 MAX_BODY = 256 * 1024
 PAYMENT_WINDOW = timedelta(seconds=300)
-
-SMS_STATUS = {
-    "accepted": DeliveryStatus.queued, "scheduled": DeliveryStatus.queued,
-    "queued": DeliveryStatus.queued, "sending": DeliveryStatus.sending,
-    "sent": DeliveryStatus.sent, "delivered": DeliveryStatus.delivered,
-    "read": DeliveryStatus.delivered, "undelivered": DeliveryStatus.undelivered,
-    "failed": DeliveryStatus.failed, "canceled": DeliveryStatus.canceled,
-}
 
 
 class BodyLimit:
@@ -271,7 +270,7 @@ class Server:
         self.settings = settings
         self.clock = clock
         self.runner = runner
-        self.validator = RequestValidator(twilio_token) if twilio_token else None
+        self.signatures = SignatureCheck(twilio_token)
         self.conversation_seconds = conversation_seconds
         self._write_lock = threading.Lock() if db.dialect.name == "sqlite" else None
         # Webhook writes run here, off the event loop: one thread for SQLite (one writer
@@ -311,19 +310,11 @@ class Server:
     async def twilio_form(self, request: Request, route: str) -> dict[str, str]:
         """The callback's form fields, if its signature is Twilio's for our public URL."""
         if request.headers.get("content-type", "").startswith(FORM_TYPE):
-            # Twilio posts a flat urlencoded form: parse_qsl is several times faster than
-            # the general multipart form parser, and this route takes every callback.
-            body = (await request.body()).decode("utf-8", "replace")
-            form = dict(parse_qsl(body, keep_blank_values=True))
+            form = form_fields(await request.body())
         else:
             form = {k: str(v) for k, v in (await request.form()).items()}
-        url = self.settings.public_url + request.url.path
-        if request.url.query:
-            url += "?" + request.url.query
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if self.validator is None or not signature or not self.validator.validate(
-            url, form, signature
-        ):
+        url = signed_url(self.settings.public_url, request.url.path, request.url.query)
+        if not self.signatures.valid(url, form, request.headers.get("X-Twilio-Signature", "")):
             raise self.reject(route, "bad_signature", 403, "invalid Twilio signature")
         return form
 
@@ -407,23 +398,16 @@ def create_app(server: Server) -> FastAPI:
     async def status_callback(request: Request, kind: str) -> Response:
         route = f"twilio_{kind}_status"
         form = await server.twilio_form(request, route)
-        answered_by = form.get("AnsweredBy", "")
-        if kind == "sms":
-            sid, raw = form.get("MessageSid"), form.get("MessageStatus", "")
-            status = SMS_STATUS.get(raw)
-        else:
-            sid, raw = form.get("CallSid"), form.get("CallStatus", "")
-            status = call_status(raw, answered_by)  # the adapter's mapping, machines included
-        if not sid or status is None:
-            raise server.reject(route, "bad_status", 400, f"unknown status {raw!r}")
-        key = f"{sid}:{raw}:{form.get('SequenceNumber', '')}:{form.get('AnsweredBy', '')}"
+        try:
+            event = status_event(kind, form)
+        except UnknownStatus as exc:
+            raise server.reject(route, "bad_status", 400, str(exc)) from None
         delivery = facts.Delivery(
-            provider_id=sid, message_id=request.query_params.get("message_id"),
-            status=status, event_key=key, at=server.clock.now(),
-            raw={k: v for k, v in form.items() if k in _SAFE_FIELDS})
-        callback = StatusCallback(kind, delivery, int(form.get("CallDuration") or 0),
-                                  answered_by)
-        result = await server.commits.submit(callback, key=sid)
+            provider_id=event.provider_id, message_id=request.query_params.get("message_id"),
+            status=event.status, event_key=event.event_key, at=server.clock.now(),
+            raw=event.fields)
+        callback = StatusCallback(kind, delivery, event.duration, event.answered_by)
+        result = await server.commits.submit(callback, key=event.provider_id)
         if result.outcome == "unknown":
             raise server.reject(route, "unknown_send", 404, "no such send")
         if result.account_id and kind == "voice":
@@ -442,13 +426,13 @@ def create_app(server: Server) -> FastAPI:
     async def voice_twiml(request: Request, message_id: str) -> Response:
         form = await server.twilio_form(request, "twilio_voice_twiml")
         return await server.run(_voice, "twilio_voice_twiml", server.calls.answer,
-                                message_id, form)
+                                message_id, answered_call(form))
 
     @app.post("/webhooks/twilio/voice/gather/{message_id}", include_in_schema=False)
     async def voice_gather(request: Request, message_id: str) -> Response:
         form = await server.twilio_form(request, "twilio_voice_gather")
         return await server.run(_voice, "twilio_voice_gather", server.calls.press,
-                                message_id, form.get("Digits", ""))
+                                message_id, pressed(form))
 
     def _voice(route: str, answer: Callable[[str, Any, datetime], str | None],
                message_id: str, given: Any) -> Response:
@@ -460,11 +444,11 @@ def create_app(server: Server) -> FastAPI:
     @app.post("/webhooks/twilio/sms/inbound", include_in_schema=False)
     async def sms_inbound(request: Request) -> Response:
         form = await server.twilio_form(request, "twilio_sms_inbound")
-        sid = form.get("MessageSid", "")
-        if not sid:  # Twilio always sends one: without it a repeat could not be told
+        text = inbound_text(form)
+        if text is None:
             raise server.reject("twilio_sms_inbound", "no_message_sid", 400,
                                 "MessageSid is missing")
-        return await server.run(_inbound, sid, form.get("From", ""), form.get("Body", ""))
+        return await server.run(_inbound, text.sid, text.phone, text.body)
 
     def _inbound(sid: str, phone: str, body: str) -> Response:
         reply = MessagingResponse()
@@ -845,10 +829,6 @@ def create_app(server: Server) -> FastAPI:
                                  media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-_SAFE_FIELDS = ("MessageSid", "MessageStatus", "CallSid", "CallStatus", "AnsweredBy",
-                "CallDuration", "ErrorCode", "SequenceNumber")
 
 
 def _without_personal(found: dict[str, Any]) -> dict[str, Any]:
