@@ -17,38 +17,28 @@ through the ``sms`` channel's adapter, recorded as the daemon records its sends.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import html
 import logging
-import threading
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
-from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection, Engine, Row
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.engine import Connection, Row
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import DeliveryStatus
 from channels.twilio.webhooks import (
     FORM_TYPE,
-    SignatureCheck,
     UnknownStatus,
     answered_call,
     form_fields,
@@ -57,11 +47,10 @@ from channels.twilio.webhooks import (
     signed_url,
     status_event,
 )
-from orchestrator.clock import Clock, to_utc
-from orchestrator.config.models import Config, Creditor
+from orchestrator.clock import to_utc
+from orchestrator.config.models import Creditor
 from orchestrator.config.settings import Settings
 from orchestrator.core.bounds import FUTURE_LEEWAY, instant_problem, plan_problem, promise_problem
-from orchestrator.core.crypto import DataCipher
 from orchestrator.core.links import (
     PAY,
     UNSUBSCRIBE,
@@ -70,15 +59,14 @@ from orchestrator.core.links import (
     is_preview_agent,
     open_token,
 )
-from orchestrator.core.rules import AccountRules
 from orchestrator.core.zones import local_date
 from orchestrator.dispatch.runner import Runner
-from orchestrator.ingest.validation import CONTROL, MAX_LENGTH, parse_account
+from orchestrator.ingest.validation import parse_account
 from orchestrator.store import facts, idempotency
 from orchestrator.store.accounts import account_from_row, account_timeline
 from orchestrator.store.db import schema_problem
-from orchestrator.store.groupcommit import GroupCommit
-from orchestrator.store.tables import OccurrenceRow, Send, table_of
+from orchestrator.store.tables import Send, table_of
+from orchestrator.web.auth import bearer_token, same_secret
 from orchestrator.web.inbound import handle_inbound
 from orchestrator.web.linkpages import (
     PayHelp,
@@ -86,7 +74,9 @@ from orchestrator.web.linkpages import (
     pay_help_page,
     unsubscribe_too_old_page,
 )
-from orchestrator.web.voice import VoiceCalls
+from orchestrator.web.schemas import KEY_PATTERN, AccountId, AccountIn, EventIn, PaymentIn
+from orchestrator.web.server import Server
+from orchestrator.web.services.statuses import status_callback as status_callback_of
 
 log = logging.getLogger("outreach.server")
 
@@ -124,89 +114,7 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-def _plain_text(value: str) -> str:
-    """A text field of a request: no control characters (``accounts.CONTROL``)."""
-    found = CONTROL.search(value)
-    if found is not None:
-        raise ValueError(f"control character U+{ord(found.group()):04X} is not allowed")
-    return value
-
-
-def _bounded(field: str) -> Any:
-    return Field(default=None, max_length=MAX_LENGTH[field])
-
-
-# Text of a request body or path: bounded, and no control characters (a NUL is a 500 on
-# PostgreSQL, the others corrupt letters, manifests and logs).
-PlainText = Annotated[str, AfterValidator(_plain_text)]
-AccountId = Annotated[str, PathParam(min_length=1, max_length=MAX_LENGTH["account_id"]),
-                      AfterValidator(_plain_text)]
-
-
-class AccountIn(BaseModel):
-    """An account as the CSV has it (CONTRACT §5); the same validation applies
-    (``parse_account``: control characters, formats), and the same length bounds."""
-
-    model_config = ConfigDict(extra="forbid")
-    debtor_id: str | None = _bounded("debtor_id")
-    name: str = Field(min_length=1, max_length=MAX_LENGTH["name"])
-    phone: str | None = _bounded("phone")
-    email: str | None = _bounded("email")
-    address_line1: str | None = _bounded("address_line1")
-    address_line2: str | None = _bounded("address_line2")
-    city: str | None = _bounded("city")
-    region: str | None = _bounded("region")
-    postal_code: str | None = _bounded("postal_code")
-    country: str | None = _bounded("country")
-    timezone: str | None = _bounded("timezone")
-    locale: str | None = _bounded("locale")
-    email_type: Literal["personal", "work"] | None = None
-    currency: str = Field(min_length=3, max_length=3)
-    balance: Decimal
-    due_date: date
-    creditor: str | None = _bounded("creditor")
-    reference: str | None = _bounded("reference")
-    consent_sms: bool | None = None
-    consent_voice: bool | None = None
-    consent_email: bool | None = None
-    segment: str | None = _bounded("segment")
-
-
-class InstalmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    due: date
-    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
-
-
-# An idempotency key or payment id: printable, as an HTTP header can carry it.
-KEY_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 KEYED = ("payment", "promise", "plan")  # events a retry must not record twice
-
-
-class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["promise", "payment", "plan", "conversation", "dispute", "dispute_resolved",
-                  "cease", "complaint", "opt_out"]
-    at: datetime | None = None
-    amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
-    due: date | None = None
-    currency: str | None = Field(default=None, min_length=3, max_length=3)
-    payment_id: PlainText | None = Field(
-        default=None, min_length=1, max_length=200, pattern=KEY_PATTERN,
-        description="the payment's own id: recorded once (its idempotency key when no "
-                    "Idempotency-Key header is sent)")
-    channel: Literal["sms", "voice", "email", "letter"] | None = None
-    # a payment plan's instalments (``type: plan``)
-    instalments: list[InstalmentIn] | None = Field(default=None, min_length=1, max_length=360)
-
-
-class PaymentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    event_id: PlainText = Field(min_length=1, max_length=200)
-    account_id: PlainText = Field(min_length=1, max_length=MAX_LENGTH["account_id"])
-    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
-    currency: str = Field(min_length=3, max_length=3)
-    paid_at: datetime
 
 
 def _link_for_a_browser(request: Request) -> bool:
@@ -214,27 +122,6 @@ def _link_for_a_browser(request: Request) -> bool:
     API clients keep JSON."""
     return (request.url.path.startswith(("/p/", "/u/"))
             and "text/html" in request.headers.get("accept", ""))
-
-
-def same_secret(given: str, expected: str) -> bool:
-    """Constant-time equality of two header values. Starlette decodes header bytes as
-    latin-1, and ``hmac.compare_digest`` refuses non-ASCII text (a TypeError, a 500):
-    compare their UTF-8 bytes instead, so a stray byte is just a wrong credential."""
-    return hmac.compare_digest(given.encode("utf-8", "replace"),
-                               expected.encode("utf-8", "replace"))
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of ``Authorization: Bearer <token>`` (RFC 6750); the scheme is matched
-    case-insensitively (RFC 7235). A bare token or another scheme is no credential: a
-    token pasted without its scheme must not work by accident in one place only."""
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _instant(value: datetime, now: datetime, name: str) -> datetime:
@@ -248,131 +135,6 @@ def _instant(value: datetime, now: datetime, name: str) -> datetime:
     if problem is not None:
         raise HTTPException(422, f"{name}: {problem}")
     return at
-
-
-@dataclass(frozen=True)
-class StatusCallback:
-    kind: str  # sms | voice
-    delivery: facts.Delivery
-    duration: int  # seconds, for calls
-    answered_by: str
-
-
-class Server:
-    """Everything a request needs, built once per process."""
-
-    def __init__(self, *, db: Engine, config: Config, cipher: DataCipher, settings: Settings,
-                 clock: Clock, runner: Runner, twilio_token: str | None = None,
-                 conversation_seconds: int = 30):
-        self.db = db
-        self.config = config
-        self.cipher = cipher
-        self.settings = settings
-        self.clock = clock
-        self.runner = runner
-        self.signatures = SignatureCheck(twilio_token)
-        self.conversation_seconds = conversation_seconds
-        self._write_lock = threading.Lock() if db.dialect.name == "sqlite" else None
-        # Webhook writes run here, off the event loop: one thread for SQLite (one writer
-        # anyway), a few for PostgreSQL. Fewer threads than requests keeps latency flat.
-        self.executor = ThreadPoolExecutor(1 if self._write_lock else 8,
-                                           thread_name_prefix="outreach-db")
-        self.registry = CollectorRegistry()
-        self.rejections = Counter("outreach_webhook_rejections", "Requests refused, by reason",
-                                  ["route", "reason"], registry=self.registry)
-        self.registry.register(_DbCollector(db, clock))
-        # Status callbacks come in bursts: their writes share transactions (groupcommit).
-        self.commits = GroupCommit(self.tx, self.record_statuses,
-                                   writers=1 if self._write_lock else 2)
-        self.calls = VoiceCalls(tx=self.tx, config=config, cipher=cipher, runner=runner,
-                                public_url=settings.public_url)
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, partial(fn, *args))
-
-    @contextmanager
-    def tx(self) -> Iterator[Connection]:
-        """A write transaction. SQLite has one writer: serialise them here rather than let
-        threads collide and back off inside SQLite's busy handler."""
-        if self._write_lock is None:
-            with self.db.begin() as conn:
-                yield conn
-            return
-        with self._write_lock, self.db.begin() as conn:
-            yield conn
-
-    def reject(self, route: str, reason: str, status: int, message: str) -> HTTPException:
-        self.rejections.labels(route, reason).inc()
-        log.warning("rejected", extra={"reason": reason})
-        return HTTPException(status, message)
-
-    async def twilio_form(self, request: Request, route: str) -> dict[str, str]:
-        """The callback's form fields, if its signature is Twilio's for our public URL."""
-        if request.headers.get("content-type", "").startswith(FORM_TYPE):
-            form = form_fields(await request.body())
-        else:
-            form = {k: str(v) for k, v in (await request.form()).items()}
-        url = signed_url(self.settings.public_url, request.url.path, request.url.query)
-        if not self.signatures.valid(url, form, request.headers.get("X-Twilio-Signature", "")):
-            raise self.reject(route, "bad_signature", 403, "invalid Twilio signature")
-        return form
-
-    def record_statuses(self, conn: Connection, callbacks: list[StatusCallback]
-                        ) -> list[facts.DeliveryResult]:
-        """Provider status callbacks (a group commit's batch). An answered call that lasted
-        ``conversation_seconds`` is a conversation: it starts the policy's call pause."""
-        results = facts.record_deliveries(conn, [c.delivery for c in callbacks])
-        for c, result in zip(callbacks, results, strict=True):
-            if (c.kind == "voice" and result.outcome == "recorded" and result.account_id
-                    and c.delivery.status == DeliveryStatus.answered
-                    and c.duration >= self.conversation_seconds):
-                facts.record_event(conn, account_id=result.account_id, type_="conversation",
-                                   at=c.delivery.at, channel="voice",
-                                   detail={"call_sid": c.delivery.provider_id,
-                                           "answered_by": c.answered_by or "human"})
-        return results
-
-    def replan(self, account_ids: list[str]) -> None:
-        """Plan these accounts now that their new facts are committed. Never raises: the
-        request has succeeded, and must not answer 500 after its commit; the planner's
-        next round plans them anyway (the write marked them due)."""
-        try:
-            self.runner.plan_accounts(account_ids, self.clock.now())
-        except Exception as exc:  # noqa: BLE001 - see above
-            log.warning("planning after a request failed; the next round plans it",
-                        extra={"account_id": ",".join(account_ids),
-                               "error": type(exc).__name__})
-
-    def rules(self, row: Row[Any]) -> AccountRules:
-        """The rules of an account row: its zones, its promise and plan bounds."""
-        return self.runner.decider.rules(account_from_row(row, self.cipher))
-
-
-class _DbCollector:
-    """Gauges read from the database at scrape time: sends by channel and status,
-    decisions by decision, and the due queue."""
-
-    def __init__(self, db: Engine, clock: Clock):
-        self.db = db
-        self.clock = clock
-
-    def collect(self) -> Any:
-        sends = GaugeMetricFamily("outreach_sends", "Sends by channel and status",
-                                  labels=["channel", "status"])
-        due = GaugeMetricFamily("outreach_due_occurrences", "Occurrences due now, not decided")
-        send_t, occ_t = table_of(Send), table_of(OccurrenceRow)
-        with self.db.connect() as conn:
-            for channel, status, count in conn.execute(
-                sa.select(send_t.c.channel, send_t.c.status, sa.func.count())
-                .group_by(send_t.c.channel, send_t.c.status)
-            ):
-                sends.add_metric([channel, status], count)
-            due.add_metric([], conn.execute(sa.select(sa.func.count()).select_from(occ_t).where(
-                occ_t.c.state.in_(("pending", "deferred")),
-                occ_t.c.next_attempt_at <= self.clock.now())).scalar_one())
-        yield sends
-        yield due
 
 
 def create_app(server: Server) -> FastAPI:
@@ -395,18 +157,26 @@ def create_app(server: Server) -> FastAPI:
 
     # --- Twilio ------------------------------------------------------------------------
 
+    async def twilio_form(request: Request, route: str) -> dict[str, str]:
+        """The callback's form fields, if its signature is Twilio's for our public URL."""
+        if request.headers.get("content-type", "").startswith(FORM_TYPE):
+            form = form_fields(await request.body())
+        else:
+            form = {k: str(v) for k, v in (await request.form()).items()}
+        url = signed_url(server.settings.public_url, request.url.path, request.url.query)
+        if not server.signatures.valid(url, form, request.headers.get("X-Twilio-Signature", "")):
+            raise server.reject(route, "bad_signature", 403, "invalid Twilio signature")
+        return form
+
     async def status_callback(request: Request, kind: str) -> Response:
         route = f"twilio_{kind}_status"
-        form = await server.twilio_form(request, route)
+        form = await twilio_form(request, route)
         try:
             event = status_event(kind, form)
         except UnknownStatus as exc:
             raise server.reject(route, "bad_status", 400, str(exc)) from None
-        delivery = facts.Delivery(
-            provider_id=event.provider_id, message_id=request.query_params.get("message_id"),
-            status=event.status, event_key=event.event_key, at=server.clock.now(),
-            raw=event.fields)
-        callback = StatusCallback(kind, delivery, event.duration, event.answered_by)
+        callback = status_callback_of(kind, event, request.query_params.get("message_id"),
+                                      server.clock.now())
         result = await server.commits.submit(callback, key=event.provider_id)
         if result.outcome == "unknown":
             raise server.reject(route, "unknown_send", 404, "no such send")
@@ -424,13 +194,13 @@ def create_app(server: Server) -> FastAPI:
 
     @app.post("/webhooks/twilio/voice/twiml/{message_id}", include_in_schema=False)
     async def voice_twiml(request: Request, message_id: str) -> Response:
-        form = await server.twilio_form(request, "twilio_voice_twiml")
+        form = await twilio_form(request, "twilio_voice_twiml")
         return await server.run(_voice, "twilio_voice_twiml", server.calls.answer,
                                 message_id, answered_call(form))
 
     @app.post("/webhooks/twilio/voice/gather/{message_id}", include_in_schema=False)
     async def voice_gather(request: Request, message_id: str) -> Response:
-        form = await server.twilio_form(request, "twilio_voice_gather")
+        form = await twilio_form(request, "twilio_voice_gather")
         return await server.run(_voice, "twilio_voice_gather", server.calls.press,
                                 message_id, pressed(form))
 
@@ -443,7 +213,7 @@ def create_app(server: Server) -> FastAPI:
 
     @app.post("/webhooks/twilio/sms/inbound", include_in_schema=False)
     async def sms_inbound(request: Request) -> Response:
-        form = await server.twilio_form(request, "twilio_sms_inbound")
+        form = await twilio_form(request, "twilio_sms_inbound")
         text = inbound_text(form)
         if text is None:
             raise server.reject("twilio_sms_inbound", "no_message_sid", 400,
