@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.base import DeliveryStatus
 from channels.twilio.sms import STATUS
@@ -37,6 +38,7 @@ __all__ = [
     "inbound_text",
     "is_machine",
     "pressed",
+    "reply_twiml",
     "signed_url",
     "status_event",
 ]
@@ -171,6 +173,15 @@ def inbound_text(form: Mapping[str, str]) -> InboundText | None:
     if not sid:
         return None
     return InboundText(sid, form.get("From", ""), form.get("Body", ""))
+
+
+def reply_twiml(texts: list[str]) -> str:
+    """The answer to an inbound-message webhook: Twilio texts each of ``texts`` back to
+    the sender (none: an empty ``<Response/>``)."""
+    reply = MessagingResponse()
+    for text in texts:
+        reply.message(text)
+    return str(reply)
 
 
 @dataclass(frozen=True)
