@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support import insert_sends, scratch_database, wait_healthy  # noqa: E402
 
-from orchestrator import db  # noqa: E402
+from orchestrator.store import db  # noqa: E402
 from orchestrator.store.tables import DeliveryEvent, table_of  # noqa: E402
 
 TOKEN = "bench-twilio-token"

@@ -3,8 +3,10 @@ directory, a CSV of accounts, a migrated database with them imported."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import socket
 import socketserver
 import struct
 import threading
@@ -17,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
+import uvicorn
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import Connection
 
@@ -136,6 +140,67 @@ def wait_healthy(base_url: str, seconds: float = 15.0) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{base_url} did not answer /healthz within {seconds:.0f} s")
+
+
+# --- a live server ---------------------------------------------------------------------------
+
+
+def free_socket() -> socket.socket:
+    """A socket bound to a free port on 127.0.0.1, for a server to listen on: bound
+    before the server starts, so its URL is known first (Twilio signs over it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class _Errors(logging.Handler):
+    """The error lines uvicorn logs while it starts (it logs why, then exits)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextmanager
+def live_server(app: Any, sock: socket.socket, *, seconds: float = 10.0) -> Iterator[None]:
+    """``app`` served by uvicorn on ``sock``, in a thread, while the block runs. If it
+    has not started within ``seconds`` the test fails there, with the server's error,
+    rather than going on against no server."""
+    uv = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
+    crashed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            uv.run(sockets=[sock])
+        except BaseException as exc:  # noqa: BLE001 - reported by the test, below
+            crashed.append(exc)
+
+    errors = _Errors()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(errors)
+    thread = threading.Thread(target=run, daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + seconds
+        while not uv.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        uvicorn_log.removeHandler(errors)
+    if not uv.started:
+        uv.should_exit = True
+        thread.join(timeout=10)
+        why = "; ".join([*errors.lines, *(repr(e) for e in crashed)]) or "no error logged"
+        when = "failed to start" if crashed else f"did not start within {seconds:.0f} s"
+        pytest.fail(f"the server {when}: {why}", pytrace=False)
+    try:
+        yield
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
 
 
 # --- letters that try to reach outside ------------------------------------------------------

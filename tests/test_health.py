@@ -3,17 +3,14 @@ database answers and its schema is at the release's migration head."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 from cryptography.fernet import Fernet
-from support import ROOT, TEST_SECRET, write_config  # noqa: I001 - tests/support.py
-from test_server import T, _free_socket
+from support import ROOT, TEST_SECRET, free_socket, live_server, write_config  # noqa: I001 - tests/support.py
+from test_server import T
 
 from orchestrator.clock import VirtualClock
 from orchestrator.config.loading import load_config
@@ -39,17 +36,11 @@ def serving(db_url: str, tmp_path: Path) -> Iterator[str]:
                     public_url="https://o.example.com", secret=TEST_SECRET)
     server = Server(db=engine, config=config, cipher=cipher, settings=settings,
                     clock=VirtualClock(T), runner=runner)
-    sock = _free_socket()
-    uv = uvicorn.Server(uvicorn.Config(create_app(server), log_config=None, lifespan="off"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not uv.started:
-        time.sleep(0.02)
+    sock = free_socket()
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with live_server(create_app(server), sock):
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 

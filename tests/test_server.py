@@ -9,11 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
-from support import ROOT, setup_db, wait_healthy  # noqa: I001
+from support import ROOT, free_socket, live_server, setup_db, wait_healthy  # noqa: I001
 from twilio.request_validator import RequestValidator
 
 from channels.registry import create_adapter
@@ -101,17 +97,10 @@ class Live:
             return int(conn.execute(q).scalar_one())
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture
 def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
     env, _ = setup_db(db_url, tmp_path, 4, cadences=CADENCES)
-    sock = _free_socket()
+    sock = free_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = Settings.from_env({**env, "OUTREACH_PUBLIC_URL": url,
                                   "OUTREACH_PAYMENT_WEBHOOK_SECRET": PAY_SECRET,
@@ -128,18 +117,10 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
     runner.tick(T)  # one sms and one email per account
     server = Server(db=engine, config=config, cipher=cipher, settings=settings, clock=clock,
                     runner=runner, twilio_token=TOKEN)
-    uv = uvicorn.Server(uvicorn.Config(create_app(server), log_config=None, lifespan="off"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if uv.started:
-            break
-        time.sleep(0.02)
     try:
-        yield Live(url, engine, runner, clock, server, cipher)
+        with live_server(create_app(server), sock):
+            yield Live(url, engine, runner, clock, server, cipher)
     finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 
@@ -204,7 +185,7 @@ def test_serve_with_two_worker_processes(db_url: str, tmp_path: Path) -> None:
             {"message_id": f"m_{n:04d}", "provider_id": sid, "account_id": "A00000",
              "debtor_id": "D00000", "channel": "sms", "status": "sent", "sent_at": T}
             for n, sid in enumerate(sids)])
-    sock = _free_socket()
+    sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
     url = f"http://127.0.0.1:{port}"

@@ -7,8 +7,6 @@ adapter to the same fake Twilio."""
 from __future__ import annotations
 
 import socket
-import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from cryptography.fernet import Fernet
+from support import free_socket, live_server
 from twilio.request_validator import RequestValidator
 from twilio_fake import (  # noqa: I001 - tests/twilio_fake.py
     ACCOUNT_SID,
@@ -38,7 +36,7 @@ from twilio_fake import (  # noqa: I001 - tests/twilio_fake.py
 
 from channels.base import DeliveryStatus, OutboundMessage
 from channels.registry import create_adapter
-from channels.twilio.voice import CALL_STATUS, call_status
+from channels.twilio.webhooks import CALL_STATUS, call_status
 from orchestrator.clock import FrozenClock, VirtualClock
 from orchestrator.config.loading import load_config
 from orchestrator.config.models import ChannelConfig
@@ -251,18 +249,11 @@ class Live:
         return [r["form"] for r in self.twilio.requests if r["path"] == MESSAGES]
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture
 def live(request: pytest.FixtureRequest, db_url: str, tmp_path: Path,
          twilio: FakeTwilio) -> Iterator[Live]:
     voicemail = getattr(request, "param", "leave")
-    sock = _free_socket()
+    sock = free_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config_dir = tmp_path / "config"
     config_dir.mkdir()
@@ -296,18 +287,10 @@ def live(request: pytest.FixtureRequest, db_url: str, tmp_path: Path,
     assert len([r for r in twilio.requests if r["path"] == CALLS]) == 3
     server = Server(db=engine, config=config, cipher=cipher, settings=settings, clock=clock,
                     runner=runner, twilio_token=AUTH_TOKEN)
-    uv = uvicorn.Server(uvicorn.Config(create_app(server), log_config=None, lifespan="off"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if uv.started:
-            break
-        time.sleep(0.02)
     try:
-        yield Live(url, engine, runner, twilio)
+        with live_server(create_app(server), sock):
+            yield Live(url, engine, runner, twilio)
     finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 

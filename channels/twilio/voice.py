@@ -44,6 +44,7 @@ from channels.twilio.sms import (
     twilio_client,
     twilio_error,
 )
+from channels.twilio.webhooks import call_status
 from orchestrator.clock import Clock
 from orchestrator.errors import AmbiguousSendError, ConfigError
 
@@ -60,39 +61,9 @@ PERMANENT_CODES = {
     21219: "the 'To' number is not verified (trial account)",
 }
 
-# Twilio call statuses → ours; ``completed`` means the call was answered (a person, or a
-# machine when ``AnsweredBy`` says so: ``call_status``).
-CALL_STATUS: Mapping[str, DeliveryStatus] = {
-    "queued": DeliveryStatus.queued,
-    "initiated": DeliveryStatus.sending,
-    "ringing": DeliveryStatus.ringing,
-    "in-progress": DeliveryStatus.in_progress,
-    "completed": DeliveryStatus.answered,
-    "busy": DeliveryStatus.busy,
-    "no-answer": DeliveryStatus.no_answer,
-    "failed": DeliveryStatus.failed,
-    "canceled": DeliveryStatus.canceled,
-}
 CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
 TWIML_PATH = "/webhooks/twilio/voice/twiml/"
 STATUS_PATH = "/webhooks/twilio/voice/status"
-
-
-def is_machine(answered_by: str | None) -> bool:
-    """``AnsweredBy`` names a machine: ``machine_start``, ``machine_end_beep``,
-    ``machine_end_silence``, ``machine_end_other`` or ``fax``. ``human``, ``unknown``
-    and no answer detection at all are not."""
-    value = (answered_by or "").strip().lower()
-    return value.startswith("machine") or value == "fax"
-
-
-def call_status(raw: str, answered_by: str | None = None) -> DeliveryStatus | None:
-    """A Twilio ``CallStatus`` as ours: a completed call a machine answered is
-    ``machine``; ``None`` for a status Twilio does not send."""
-    status = CALL_STATUS.get(raw)
-    if status == DeliveryStatus.answered and is_machine(answered_by):
-        return DeliveryStatus.machine
-    return status
 
 
 class Voice(BaseModel):

@@ -38,8 +38,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from twilio.twiml.voice_response import VoiceResponse
 
-from channels.base import DeliveryStatus, OutboundMessage
-from channels.twilio.voice import TwilioVoiceSettings, Voice, is_machine
+from channels.base import OutboundMessage
+from channels.twilio.voice import TwilioVoiceSettings, Voice
+from channels.twilio.webhooks import AnsweredCall, is_machine
 from orchestrator.config.models import Config, Kind
 from orchestrator.content.rendering import digits_filter
 from orchestrator.core.crypto import DataCipher
@@ -61,7 +62,6 @@ log = logging.getLogger("outreach.voice")
 PAY_LINK_STEP = "voice_pay_link"
 PAY_LINK_CHANNEL = "sms"
 GATHER_PATH = "/webhooks/twilio/voice/gather/"
-_SAFE_FIELDS = ("CallSid", "CallStatus", "AnsweredBy", "MachineDetectionDuration")
 
 send_t, occurrence_t, decision_t = table_of(Send), table_of(OccurrenceRow), table_of(Decision)
 
@@ -179,24 +179,19 @@ class VoiceCalls:
 
     # --- answered ------------------------------------------------------------------------
 
-    def answer(self, message_id: str, form: Mapping[str, str], now: datetime) -> str | None:
+    def answer(self, message_id: str, answered: AnsweredCall, now: datetime) -> str | None:
         """The TwiML for an answered call, or ``None`` if no such call was placed. Who
         answered is recorded as a delivery event of the send."""
-        answered_by = form.get("AnsweredBy", "")
-        machine = is_machine(answered_by)
         with self.tx() as conn:
             call = self._call(conn, message_id, now)
             if call is None:
                 return None
-            status = (DeliveryStatus.machine if machine
-                      else DeliveryStatus.answered if answered_by == "human"
-                      else DeliveryStatus.in_progress)
-            sid = form.get("CallSid") or None
+            sid = answered.sid
             facts.record_delivery(
-                conn, provider_id=sid, message_id=message_id, status=status,
-                event_key=f"{sid or message_id}:twiml:{answered_by}", at=now,
-                raw={k: v for k, v in form.items() if k in _SAFE_FIELDS})
-        return self._twiml(call, answered_by, now)
+                conn, provider_id=sid, message_id=message_id, status=answered.status,
+                event_key=f"{sid or message_id}:twiml:{answered.answered_by}", at=now,
+                raw=answered.fields)
+        return self._twiml(call, answered.answered_by, now)
 
     def _twiml(self, call: _Call, answered_by: str, now: datetime) -> str:
         occ, state, rules = call.planned, call.rep.state, call.rep.rules

@@ -1,0 +1,79 @@
+"""The REST API, ``/api/v1``: accounts in and out, and what was agreed with a debtor.
+
+Every route needs ``Authorization: Bearer <token>``, one of ``OUTREACH_API_TOKENS``
+(else 401, counted under ``api``). The work is the services' (``services.accounts``,
+``services.events``); a refusal is a 404 or a 422 with the reason (docs/http.md).
+These routes, their bodies and their headers make the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from orchestrator.web.auth import bearer_token, same_secret
+from orchestrator.web.schemas import KEY_PATTERN, AccountId, AccountIn, EventIn
+from orchestrator.web.server import ServerDep
+from orchestrator.web.services import accounts, events
+from orchestrator.web.services.refusals import Refused
+
+router = APIRouter()
+
+
+def bearer(server: ServerDep, authorization: Annotated[str | None, Header()] = None) -> str:
+    token = bearer_token(authorization)
+    if not token or not any(same_secret(token, t) for t in server.settings.api_tokens):
+        raise server.reject("api", "bad_token", 401, "invalid or missing bearer token")
+    return token
+
+
+api = [Depends(bearer)]
+
+
+@router.put("/api/v1/accounts/{account_id}", dependencies=api, status_code=200)
+def put_account(account_id: AccountId, body: AccountIn, server: ServerDep) -> dict[str, Any]:
+    try:
+        outcome = accounts.put_account(server, account_id, body)
+    except Refused as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+    return {"account_id": account_id, "result": outcome}
+
+
+@router.get("/api/v1/accounts/{account_id}", dependencies=api)
+def get_account(account_id: AccountId, server: ServerDep) -> Any:
+    found = accounts.account_view(server, account_id)
+    if found is None:
+        raise HTTPException(404, "unknown account")
+    return JSONResponse(jsonable_encoder(found))
+
+
+@router.get("/api/v1/accounts/{account_id}/timeline", dependencies=api)
+def get_timeline(account_id: AccountId, server: ServerDep) -> Any:
+    found = accounts.timeline_view(server, account_id)
+    if found is None:
+        raise HTTPException(404, "unknown account")
+    return JSONResponse(jsonable_encoder(found))
+
+
+@router.post("/api/v1/accounts/{account_id}/events", dependencies=api, status_code=201)
+def post_event(
+    account_id: AccountId, event: EventIn, server: ServerDep,
+    idempotency_key: Annotated[str | None, Header(
+        min_length=1, max_length=200, pattern=KEY_PATTERN,
+        description="unique to this request (a UUID). A repeat with the same key gets "
+                    "the first answer again (status and body) and records nothing; the "
+                    "same key with another request is refused (422). Required for a "
+                    "payment (or its payment_id), a promise and a plan.")] = None,
+) -> Any:
+    """Record what was agreed with the debtor. Every check (the key, the instant, the
+    account, the policy's promise and plan bounds) comes before the transaction
+    writes: a refusal leaves nothing behind, and nothing after the commit can turn
+    the answer into an error."""
+    try:
+        status, answer = events.record_event(server, account_id, event, idempotency_key)
+    except Refused as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+    return JSONResponse(answer, status_code=status)

@@ -1,0 +1,70 @@
+"""The links a person follows from a message: ``/p/`` to pay, ``/u/`` to unsubscribe.
+
+What they record and show is ``services.links``'s; a link that is not ours is a 404
+counted under ``link_<kind>`` (a browser gets an HTML page: ``app``'s error handler).
+Not in the OpenAPI document: people, not programs, follow them.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from orchestrator.core.links import PAY, UNSUBSCRIBE
+from orchestrator.web.server import Server, ServerDep
+from orchestrator.web.services import links
+from orchestrator.web.services.refusals import Refused
+
+router = APIRouter()
+
+
+@router.api_route("/p/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+def pay_redirect(token: str, request: Request, server: ServerDep) -> Response:
+    """To the creditor's pay page. Only a person's GET of a live link is a click: a
+    HEAD or a link previewer is answered the same without recording; an expired link
+    still leads to the pay page (or where to pay and whom to call)."""
+    try:
+        answer = links.follow_pay_link(server, token, method=request.method,
+                                       user_agent=request.headers.get("user-agent"))
+    except Refused as exc:
+        raise server.reject(f"link_{PAY}", exc.reason, exc.status, exc.detail) from None
+    if answer.redirect:
+        return RedirectResponse(answer.redirect, status_code=302)
+    return HTMLResponse(answer.page)
+
+
+def _unsubscribe_link(server: Server, token: str) -> tuple[Any, Response | None]:
+    """The send of an unsubscribe link, and the 410 page to answer instead when it is
+    too old to use."""
+    try:
+        send, too_old = links.unsubscribe_link(server, token)
+    except Refused as exc:
+        raise server.reject(f"link_{UNSUBSCRIBE}", exc.reason, exc.status,
+                            exc.detail) from None
+    return send, None if too_old is None else HTMLResponse(too_old, 410)
+
+
+@router.api_route("/u/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+def unsubscribe_page(token: str, server: ServerDep) -> Response:
+    _, too_old = _unsubscribe_link(server, token)
+    if too_old is not None:
+        return too_old
+    safe = html.escape(token, quote=True)
+    return HTMLResponse(
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Unsubscribe</title>"
+        "<h1>Stop these emails?</h1>"
+        f"<form method=post action='/u/{safe}'><button type=submit>Unsubscribe</button></form>"
+    )
+
+
+@router.post("/u/{token}", include_in_schema=False)
+def unsubscribe(token: str, server: ServerDep) -> Response:
+    send, too_old = _unsubscribe_link(server, token)
+    if too_old is not None:
+        return too_old
+    links.unsubscribe(server, send)
+    return HTMLResponse("<!doctype html><title>Unsubscribed</title>"
+                        "<p>You will receive no more emails from us.</p>")

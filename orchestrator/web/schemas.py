@@ -1,0 +1,105 @@
+"""The shapes of the HTTP API's requests (docs/http.md): what a body, a path or a header
+may hold, checked by pydantic before any handler runs, so a malformed request is a 422
+that writes nothing. Their docstrings and field descriptions are the OpenAPI document's.
+
+Text is bounded as the CSV bounds it (``MAX_LENGTH``) and holds no control character:
+a NUL is a 500 on PostgreSQL, the others corrupt letters, manifests and logs.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import Path as PathParam
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from orchestrator.ingest.validation import CONTROL, MAX_LENGTH
+
+__all__ = ["KEY_PATTERN", "AccountId", "AccountIn", "EventIn", "InstalmentIn", "PaymentIn",
+           "PlainText"]
+
+
+def _plain_text(value: str) -> str:
+    """A text field of a request: no control characters (``accounts.CONTROL``)."""
+    found = CONTROL.search(value)
+    if found is not None:
+        raise ValueError(f"control character U+{ord(found.group()):04X} is not allowed")
+    return value
+
+
+def _bounded(field: str) -> Any:
+    return Field(default=None, max_length=MAX_LENGTH[field])
+
+
+# Text of a request body or path: bounded, and no control characters (a NUL is a 500 on
+# PostgreSQL, the others corrupt letters, manifests and logs).
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+AccountId = Annotated[str, PathParam(min_length=1, max_length=MAX_LENGTH["account_id"]),
+                      AfterValidator(_plain_text)]
+
+
+class AccountIn(BaseModel):
+    """An account as the CSV has it (docs/csv.md); the same validation applies
+    (``parse_account``: control characters, formats), and the same length bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+    debtor_id: str | None = _bounded("debtor_id")
+    name: str = Field(min_length=1, max_length=MAX_LENGTH["name"])
+    phone: str | None = _bounded("phone")
+    email: str | None = _bounded("email")
+    address_line1: str | None = _bounded("address_line1")
+    address_line2: str | None = _bounded("address_line2")
+    city: str | None = _bounded("city")
+    region: str | None = _bounded("region")
+    postal_code: str | None = _bounded("postal_code")
+    country: str | None = _bounded("country")
+    timezone: str | None = _bounded("timezone")
+    locale: str | None = _bounded("locale")
+    email_type: Literal["personal", "work"] | None = None
+    currency: str = Field(min_length=3, max_length=3)
+    balance: Decimal
+    due_date: date
+    creditor: str | None = _bounded("creditor")
+    reference: str | None = _bounded("reference")
+    consent_sms: bool | None = None
+    consent_voice: bool | None = None
+    consent_email: bool | None = None
+    segment: str | None = _bounded("segment")
+
+
+class InstalmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    due: date
+    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+
+
+# An idempotency key or payment id: printable, as an HTTP header can carry it.
+KEY_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["promise", "payment", "plan", "conversation", "dispute", "dispute_resolved",
+                  "cease", "complaint", "opt_out"]
+    at: datetime | None = None
+    amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
+    due: date | None = None
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    payment_id: PlainText | None = Field(
+        default=None, min_length=1, max_length=200, pattern=KEY_PATTERN,
+        description="the payment's own id: recorded once (its idempotency key when no "
+                    "Idempotency-Key header is sent)")
+    channel: Literal["sms", "voice", "email", "letter"] | None = None
+    # a payment plan's instalments (``type: plan``)
+    instalments: list[InstalmentIn] | None = Field(default=None, min_length=1, max_length=360)
+
+
+class PaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_id: PlainText = Field(min_length=1, max_length=200)
+    account_id: PlainText = Field(min_length=1, max_length=MAX_LENGTH["account_id"])
+    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    currency: str = Field(min_length=3, max_length=3)
+    paid_at: datetime
