@@ -326,6 +326,22 @@ def _pay(live: Live, body: dict[str, Any], *, secret: str = PAY_SECRET,
         "X-Outreach-Signature": f"sha256={sig}"})
 
 
+def test_no_page_loads_scripts_from_a_cdn(live: Live) -> None:
+    assert httpx.get(live.url + "/openapi.json").status_code == 200
+    assert [httpx.get(live.url + p).status_code for p in ("/docs", "/redoc")] == [404, 404]
+
+
+def test_a_refused_payment_webhook_does_not_echo_its_input(live: Live) -> None:
+    """The 422 says where and what (field and rule), never the value sent: a webhook body
+    may carry a name or an account number."""
+    body = {"event_id": "ev-x", "account_id": "A00002", "amount": "Jane Doe 4111-1111",
+            "currency": "USD", "paid_at": T.isoformat(), "note": "Jane Doe 4111-1111"}
+    refused = _pay(live, body)
+    assert refused.status_code == 422
+    assert "amount" in refused.text and "note" in refused.text
+    assert "Jane Doe" not in refused.text and "4111" not in refused.text
+
+
 def test_payment_webhook(live: Live) -> None:
     body = {"event_id": "ev-1", "account_id": "A00002", "amount": "40.00", "currency": "USD",
             "paid_at": T.isoformat()}

@@ -93,7 +93,10 @@ async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
 def create_app(server: Server) -> FastAPI:
     """The app serving ``server``: every router, the body limit, and errors as JSON
     ``{"error": ...}`` (a browser following a bad link gets a page instead)."""
-    app = FastAPI(title="outreach", version="1", description=__doc__)  # the OpenAPI text
+    # The OpenAPI document only: no Swagger UI or ReDoc page, which load scripts from a
+    # public CDN, on a server that holds debtors' data (docs/http.md).
+    app = FastAPI(title="outreach", version="1", description=__doc__,
+                  docs_url=None, redoc_url=None)
     app.state.server = server  # what the routes' ``ServerDep`` reads
     app.add_middleware(BodyLimit)
     app.exception_handler(HTTPException)(_json_errors)

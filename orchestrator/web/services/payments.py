@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Row
 
 from orchestrator.store import facts
@@ -56,8 +57,10 @@ def parse_payment(body: bytes, now: datetime) -> tuple[PaymentIn, datetime]:
     the body is not one or ``paid_at`` is out of range."""
     try:
         payment = PaymentIn.model_validate_json(body)
-    except ValueError as exc:
-        raise Invalid(f"invalid payment: {exc}", "invalid") from None
+    except ValidationError as exc:  # where and what, never the value (it may be personal)
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                          for e in exc.errors())
+        raise Invalid(f"invalid payment: {where}", "invalid") from None
     return payment, checked_instant(payment.paid_at, now, "paid_at")
 
 
