@@ -7,6 +7,10 @@
     ├── TemplateError        a template is malformed or failed to render (file, line)
     │   └── TemplateMissingError  no file for the channel, name and locale
     ├── PrinterUnavailable   WeasyPrint (or pango/cairo) cannot be loaded here
+    ├── Refused              a web request not carried out; one HTTP status each
+    │   ├── NotAuthenticated      401: not from who it says (signature, timestamp)
+    │   ├── Unknown               404: an account, send or link we do not know
+    │   └── Invalid               422: cannot be recorded as it stands
     └── ChannelError         an adapter could not deliver
         ├── TransientChannelError   retry (429, 5xx, 4xx SMTP)
         ├── PermanentChannelError   do not retry (invalid number, 5xx SMTP)
@@ -16,6 +20,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,37 @@ class TemplateMissingError(TemplateError):
 
 class PrinterUnavailable(OutreachError):
     """WeasyPrint (or the pango and cairo it needs) cannot be loaded here."""
+
+
+class Refused(OutreachError):
+    """A request not carried out, before anything was written (or inside a transaction
+    that then rolls back); ``detail`` says why (text, or a list of problems), ``reason``
+    is the label refusals are counted under (``outreach_webhook_rejections``)."""
+
+    status: ClassVar[int]
+
+    def __init__(self, detail: Any, reason: str):
+        self.detail = detail
+        self.reason = reason
+        super().__init__(detail)
+
+
+class NotAuthenticated(Refused):
+    """It does not come from who it says (a signature, a timestamp)."""
+
+    status = 401
+
+
+class Unknown(Refused):
+    """It names an account, a send or a link we do not know."""
+
+    status = 404
+
+
+class Invalid(Refused):
+    """It cannot be recorded as it stands (a bound, a missing field, a reused key)."""
+
+    status = 422
 
 
 class ChannelError(OutreachError):

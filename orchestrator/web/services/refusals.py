@@ -1,4 +1,5 @@
-"""Why a service refuses a request, and the checks shared by several.
+"""Why a service refuses a request (the ``Refused`` branch of ``orchestrator.errors``),
+and the checks shared by several.
 
 A refusal is raised before anything is written (or inside the transaction, which then
 rolls back), so a refused request leaves nothing behind. Each kind maps to one HTTP
@@ -9,41 +10,12 @@ refusals under (``outreach_webhook_rejections``).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
 
 from orchestrator.clock import to_utc
 from orchestrator.core.bounds import FUTURE_LEEWAY, instant_problem
+from orchestrator.errors import Invalid, NotAuthenticated, Refused, Unknown
 
 __all__ = ["Invalid", "NotAuthenticated", "Refused", "Unknown", "checked_instant"]
-
-
-class Refused(Exception):
-    """A request not carried out; ``detail`` says why (text, or a list of problems)."""
-
-    status: ClassVar[int]
-
-    def __init__(self, detail: Any, reason: str):
-        self.detail = detail
-        self.reason = reason
-        super().__init__(detail)
-
-
-class NotAuthenticated(Refused):
-    """It does not come from who it says (a signature, a timestamp)."""
-
-    status = 401
-
-
-class Unknown(Refused):
-    """It names an account, a send or a link we do not know."""
-
-    status = 404
-
-
-class Invalid(Refused):
-    """It cannot be recorded as it stands (a bound, a missing field, a reused key)."""
-
-    status = 422
 
 
 def checked_instant(value: datetime, now: datetime, name: str) -> datetime:
