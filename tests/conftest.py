@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from support import ROOT  # noqa: I001 - tests/support.py
 
-ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
     "OUTREACH_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import typer
+from support import ROOT  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import data
@@ -230,9 +231,8 @@ def test_dpd_counts_in_the_debtors_own_day(monkeypatch: pytest.MonkeyPatch) -> N
 
     from orchestrator.content.preview import sample_account
 
-    root = Path(__file__).resolve().parent.parent
-    monkeypatch.setenv("OUTREACH_CONFIG", str(root / "config"))
-    monkeypatch.setenv("OUTREACH_TEMPLATES", str(root / "templates"))
+    monkeypatch.setenv("OUTREACH_CONFIG", str(ROOT / "config"))
+    monkeypatch.setenv("OUTREACH_TEMPLATES", str(ROOT / "templates"))
     evening_utc = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)  # already 2 March in Shanghai
     shanghai = replace(sample_account("zh-CN"), timezone="Asia/Shanghai")
     new_york = replace(sample_account("en-US"), timezone="America/New_York")

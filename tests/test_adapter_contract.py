@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from support import ROOT  # noqa: I001 - tests/support.py
 from twilio_fake import ACCOUNT_SID, AUTH_TOKEN, INVALID, fake_twilio  # noqa: I001
 
 from channels import registry
@@ -156,15 +157,14 @@ def test_a_third_party_adapter_installed_as_a_package(tmp_path: Path,
 
     config_dir = tmp_path / "config"
     config_dir.mkdir()
-    root = Path(__file__).resolve().parent.parent
     for f in ("cadences.yaml", "policy.yaml", "creditors.yaml"):
-        (config_dir / f).write_text((root / "config" / f).read_text(encoding="utf-8"),
+        (config_dir / f).write_text((ROOT / "config" / f).read_text(encoding="utf-8"),
                                     encoding="utf-8")
-    channels = (root / "config" / "channels.yaml").read_text(encoding="utf-8")
+    channels = (ROOT / "config" / "channels.yaml").read_text(encoding="utf-8")
     lines = [line for line in channels.splitlines() if not line.startswith("letter:")]
     (config_dir / "channels.yaml").write_text(
         "\n".join(lines) + "\nletter: {adapter: pigeon, loft: rooftop}\n", encoding="utf-8")
-    config = load_config(config_dir, root / "templates")
+    config = load_config(config_dir, ROOT / "templates")
     adapter = create_adapter("letter", config.channels["letter"], base_dir=tmp_path,
                              clock=FrozenClock(NOW))
     assert adapter.send(_message("letter", "1 Main St", "m-9")).provider_id == "PGm-9"
@@ -173,6 +173,6 @@ def test_a_third_party_adapter_installed_as_a_package(tmp_path: Path,
     (config_dir / "channels.yaml").write_text(
         "\n".join(lines) + "\nletter: {adapter: pigeon}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="loft"):
-        config = load_config(config_dir, root / "templates")
+        config = load_config(config_dir, ROOT / "templates")
         create_adapter("letter", config.channels["letter"], base_dir=tmp_path,
                        clock=FrozenClock(NOW))

@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import ROOT  # noqa: I001 - tests/support.py
 
 from orchestrator.clock import VirtualClock
 from orchestrator.config.loading import load_config
@@ -47,7 +48,6 @@ from orchestrator.store.tables import (
 )
 from orchestrator.web.app import Server, create_app
 
-ROOT = Path(__file__).resolve().parent.parent
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York, 23:00 in Shanghai
 TOKEN = "api-token"
 PAY_SECRET = "payment-secret"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import ROOT  # noqa: I001 - tests/support.py
 
 from channels.base import ChannelAdapter, DeliveryStatus, OutboundMessage, can_move
 from channels.outbox import adapter as outbox_module
@@ -45,7 +46,6 @@ from orchestrator.errors import (
 NOW = datetime(2026, 3, 2, 15, tzinfo=UTC)
 D = DeliveryStatus
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def message(channel: str = "sms", message_id: str = "m_0123456789abcdef01234567", **kw: object):

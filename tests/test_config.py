@@ -8,14 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from support import ROOT  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
 from orchestrator.config.loading import check_config, load_config
 from orchestrator.config.models import Duration
 from orchestrator.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from support import ROOT  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def laughs(levels: int, width: int = 9) -> list[str]:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from support import setup_db  # noqa: I001 - tests/support.py
+from support import ROOT, setup_db  # noqa: I001 - tests/support.py
 
 from channels.simulated import SimulatedChannel
 from orchestrator.config.loading import load_config
@@ -33,7 +33,6 @@ from orchestrator.errors import AmbiguousSendError, PermanentChannelError, Trans
 from orchestrator.store import db
 from orchestrator.store.tables import Decision, OccurrenceRow, Send, table_of
 
-ROOT = Path(__file__).resolve().parent.parent
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York
 NY = ZoneInfo("America/New_York")
 IS_PG = os.environ.get("OUTREACH_TEST_DB", "sqlite") == "postgresql"

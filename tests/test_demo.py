@@ -13,11 +13,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from rich.console import Console
+from support import ROOT  # noqa: I001 - tests/support.py
 
 from orchestrator.simulation.demo import DEMO_START, run_demo
 from orchestrator.simulation.sample import generate_accounts, generate_events
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_demo_stores_what_it_decided(tmp_path: Path) -> None:

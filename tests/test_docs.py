@@ -13,12 +13,12 @@ from unittest.mock import MagicMock
 
 import typer
 from fastapi.routing import APIRoute
+from support import ROOT  # noqa: I001 - tests/support.py
 
 from orchestrator.cli import _register_all, app
 from orchestrator.core.records import DecisionKind, Reason, limit_reason, pause_reason
 from orchestrator.web.app import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # Spelled in two pieces so that this file does not match itself.
 CITATION = "CONT" + "RACT §"

@@ -8,11 +8,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from support import ROOT  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
 
-ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "spec" / "examples"
 # A copy travels with the repository, so a clone without shared/ beside it (CI) runs them
 # too; where shared/ is present, the copy must still match it.

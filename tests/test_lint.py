@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import letter_library, tiny_png  # noqa: I001 - tests/support.py
+from support import ROOT, letter_library, tiny_png  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
@@ -21,7 +21,6 @@ from orchestrator.content.htmlcheck import html_problems
 from orchestrator.content.template_lint import lint_templates
 from orchestrator.errors import Problem
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load_config(ROOT / "config")
 FRONT = "---\ndescription: a test template\n---\n"  # the body starts on line 4
 GOOD_SMS = "{{ creditor.name }}: {{ debtor.first_name }}, please pay {{ pay_link }}.{% if disclosure %} This is a communication from a debt collector.{% endif %} Reply STOP to opt out."

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from support import ROOT  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
 from orchestrator.store import db
 
-ROOT = Path(__file__).resolve().parent.parent
 _KEY = Fernet.generate_key().decode()
 CLOSED_PORT_URL = "postgresql+psycopg://outreach:s3cret-pw@127.0.0.1:1/outreach"
 

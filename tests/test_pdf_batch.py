@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader
-from support import letter_library, listener, tiny_png  # noqa: I001 - tests/support.py
+from support import ROOT, letter_library, listener, tiny_png  # noqa: I001 - tests/support.py
 
 from channels.base import DeliveryStatus, OutboundMessage
 from channels.outbox.adapter import OutboxChannel
@@ -21,7 +21,6 @@ from orchestrator.config.models import ChannelConfig
 from orchestrator.content.preview import sample_context
 from orchestrator.content.rendering import TemplateRenderer
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
 
 

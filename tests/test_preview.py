@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
-from support import letter_library  # noqa: I001 - tests/support.py
+from support import ROOT, letter_library  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def preview(tmp_path: Path, *args: str) -> tuple[str, dict[str, Path]]:

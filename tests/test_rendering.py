@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import ROOT  # noqa: I001 - tests/support.py
 
 from channels.segments import segments
 from orchestrator.config.models import Config
@@ -28,7 +29,6 @@ from orchestrator.content.rendering import (
 from orchestrator.core.account import Account
 from orchestrator.core.links import pay_link, unsubscribe_link
 
-ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
 LIBRARY = {
     "sms": [

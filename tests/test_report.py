@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import ROOT  # noqa: I001 - tests/support.py
 
 from orchestrator.config.loading import load_config
 from orchestrator.reporting.html import render_html
@@ -46,7 +47,6 @@ from orchestrator.store.tables import (
     table_of,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 SINCE, UNTIL = date(2026, 3, 1), date(2026, 3, 10)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support import ROOT  # noqa: I001 - tests/support.py
 
 from channels.simulated import SimulatedChannel
 from orchestrator.config.loading import load_config
@@ -46,7 +47,6 @@ from orchestrator.store.timeline import account_timeline
 from orchestrator.testing import event
 from orchestrator.web.inbound import handle_inbound
 
-ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)
 
 

@@ -7,6 +7,7 @@ import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
+from support import ROOT  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
@@ -21,7 +22,6 @@ from orchestrator.simulation.simulate import (
     simulate_lines,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 3, 2, tzinfo=UTC)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from support import ROOT  # noqa: I001 - tests/support.py
 
 from channels.base import DeliveryStatus, OutboundMessage
 from channels.registry import create_adapter
@@ -157,9 +158,8 @@ def test_templates_send_test_reaches_a_real_mailbox(smtp_server: tuple[Mailbox, 
     from orchestrator.cli import _register_all, app
 
     box, port = smtp_server
-    root = Path(__file__).resolve().parent.parent
     cfg = tmp_path / "config"
-    shutil.copytree(root / "config", cfg)
+    shutil.copytree(ROOT / "config", cfg)
     channels = [line for line in (cfg / "channels.yaml").read_text().splitlines()
                 if not line.startswith("email:")]
     channels.append(f'email: {{adapter: smtp, host: 127.0.0.1, port: {port}, '
@@ -168,7 +168,7 @@ def test_templates_send_test_reaches_a_real_mailbox(smtp_server: tuple[Mailbox, 
     _register_all()
     result = CliRunner().invoke(app, ["templates", "send-test", "reminder", "--channel", "email",
                                       "--locale", "zh-CN", "--to", "author@example.com",
-                                      "--config", str(cfg), "--templates", str(root / "templates")])
+                                      "--config", str(cfg), "--templates", str(ROOT / "templates")])
     assert result.exit_code == 0, result.output
     [(_, rcpts, mail, _)] = box.received
     assert rcpts == ["author@example.com"]

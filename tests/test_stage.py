@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from support import TEST_SECRET, write_config
+from support import ROOT, TEST_SECRET, write_config
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
 from orchestrator.store import db
 
-ROOT = Path(__file__).resolve().parent.parent
 CADENCES = """
 stages:
   - id: M1

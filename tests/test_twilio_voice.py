@@ -20,7 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from support import free_socket, live_server
+from support import ROOT, free_socket, live_server
 from twilio.request_validator import RequestValidator
 from twilio_fake import (  # noqa: I001 - tests/twilio_fake.py
     ACCOUNT_SID,
@@ -55,7 +55,6 @@ from orchestrator.store import db, facts
 from orchestrator.store.tables import AccountEvent, Decision, DeliveryEvent, Send, table_of
 from orchestrator.web.app import Server, create_app
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York
 PUBLIC = "https://outreach.example.com"
