@@ -251,7 +251,7 @@ class OutboxChannel:
         # Accepted messages are numbered 1, 2, ... and written in that order.
         self._accepted = 0
         self._writer: _WriterProcess | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[], OutboxChannel] | None = None
 
     @classmethod
     def from_config(

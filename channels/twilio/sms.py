@@ -86,7 +86,7 @@ class TwilioSmsSettings(TwilioSettings):
     messaging_service_sid: str | None = None
 
 
-class _HttpClient(TwilioHttpClient):
+class _HttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK has no types
     """The SDK's own HTTP client, sent to ``base`` instead of api.twilio.com."""
 
     def __init__(self, base: str | None, timeout: float):

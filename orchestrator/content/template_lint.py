@@ -42,7 +42,6 @@ from orchestrator.content.htmlcheck import html_links, html_problems, neutralise
 from orchestrator.content.preview import VARIANTS, Variant, sample_context
 from orchestrator.content.rendering import (
     EXTENSIONS,
-    TemplateError,
     TemplateRenderer,
     _clean_text,
     babel_locale,
@@ -51,7 +50,7 @@ from orchestrator.content.rendering import (
     split_front_matter,
 )
 from orchestrator.content.wording import Phrase, debt_phrases, find, phrases
-from orchestrator.errors import Problem
+from orchestrator.errors import Problem, TemplateError
 
 SMS_WARN_SEGMENTS = 2
 SMS_MAX_SEGMENTS = 4

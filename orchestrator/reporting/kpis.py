@@ -380,9 +380,9 @@ def _load_accounts(conn: Connection, policy: Any) -> dict[str, _Account]:
 def _aware(value: Any) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, str):  # a MAX() over SQLite text skips the column's type
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    stamp: datetime = (datetime.fromisoformat(value) if isinstance(value, str)  # SQLite's
+                       else value)  # MAX() over text skips the column's type
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 def _load_payments(conn: Connection) -> dict[str, list[tuple[datetime, Decimal]]]:

@@ -88,4 +88,4 @@ class BulkInsert:
                 for row in rows:
                     copy.write_row(row)
         else:
-            conn.exec_driver_sql(self.sql, rows)  # type: ignore[arg-type]
+            conn.exec_driver_sql(self.sql, rows)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from prometheus_client import CollectorRegistry, Counter
@@ -36,6 +36,8 @@ from orchestrator.store.groupcommit import GroupCommit
 from orchestrator.web.metrics import DbCollector
 from orchestrator.web.services.statuses import StatusCallback, record_statuses
 from orchestrator.web.voice import VoiceCalls
+
+T = TypeVar("T")
 
 __all__ = ["Server", "ServerDep", "current_server"]
 
@@ -71,7 +73,7 @@ class Server:
         self.calls = VoiceCalls(tx=self.tx, config=config, cipher=cipher, runner=runner,
                                 public_url=settings.public_url)
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, partial(fn, *args))
 
