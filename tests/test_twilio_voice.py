@@ -324,7 +324,8 @@ def test_a_person_hears_the_script_in_their_language(
     assert {(s.get("voice"), s.get("language")) for s in says} == {(voice, language)}
     script = _spoken(gather)
     assert name in script and amount in script
-    assert name in says[0].text and amount not in (says[0].text or "")  # identify first
+    first = says[0].text or ""
+    assert name in first and amount not in first  # identify first
     assert press_1 in (says[-1].text or "")
     assert twiml[-1].tag == "Hangup"
     assert _send_status(live, account) == "answered"  # who answered, as a delivery event
