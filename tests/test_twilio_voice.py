@@ -46,6 +46,7 @@ from orchestrator.core.crypto import DataCipher
 from orchestrator.dispatch.runner import Runner
 from orchestrator.errors import (
     AmbiguousSendError,
+    ChannelError,
     ConfigError,
     PermanentChannelError,
     TransientChannelError,
@@ -113,10 +114,10 @@ def test_without_machine_detection(twilio: FakeTwilio, tmp_path: Path) -> None:
     (BROKEN, TransientChannelError, "twilio_20500"),
 ])
 def test_twilio_errors_map_to_retry_or_not(twilio: FakeTwilio, tmp_path: Path, to: str,
-                                           error: type[Exception], code: str) -> None:
+                                           error: type[ChannelError], code: str) -> None:
     with pytest.raises(error) as raised:
         adapter(tmp_path, twilio.base).send(call(to))
-    assert raised.value.code == code  # type: ignore[attr-defined]
+    assert raised.value.code == code
     assert not getattr(raised.value, "opt_out", False)
 
 
