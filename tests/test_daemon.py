@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -41,7 +42,7 @@ def outreach(*args: str) -> list[str]:
     return [sys.executable, "-m", "orchestrator", *args]
 
 
-def journal(outbox: Path) -> list[dict]:
+def journal(outbox: Path) -> list[dict[str, Any]]:
     path = outbox / "journal.jsonl"
     if not path.exists():
         return []

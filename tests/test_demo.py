@@ -29,7 +29,7 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{out / 'outreach.db'}")
     with engine.connect() as conn:
         def count(sql: str) -> int:
-            return conn.execute(sa.text(sql)).scalar_one()
+            return int(conn.execute(sa.text(sql)).scalar_one())
 
         assert count("select count(*) from account") == 40
         assert count("select count(*) from decision") == len(log)

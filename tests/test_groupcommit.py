@@ -73,7 +73,8 @@ def test_a_failing_item_rolls_back_alone_and_the_rest_commit_once(
                 for n in range(10)]
         await asyncio.sleep(0.05)
         gate.set()
-        return await asyncio.gather(first, *rest, return_exceptions=True)
+        results: list[object] = await asyncio.gather(first, *rest, return_exceptions=True)
+        return results
 
     results = asyncio.run(main())
     commits.close()

@@ -54,6 +54,9 @@ from orchestrator.testing import event
 from orchestrator.web.inbound import handle_inbound
 
 START = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)
+# A decision as simulate and the database both record it: time, account, step, channel,
+# decision, reason, until, message id.
+Key = tuple[Any, ...]
 
 
 def _setup(db_url: str, data_keys: str, tmp_path: Path, n: int
@@ -74,12 +77,12 @@ def _setup(db_url: str, data_keys: str, tmp_path: Path, n: int
     return config, accounts, engine, runner
 
 
-def _key(r: DecisionRecord) -> tuple:
+def _key(r: DecisionRecord) -> Key:
     return (r.time, r.account, r.step, r.channel, str(r.decision), r.reason, r.until,
             r.message_id)
 
 
-def _db_decisions(engine: sa.Engine) -> list[tuple]:
+def _db_decisions(engine: sa.Engine) -> list[Key]:
     t = table_of(Decision)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(t).order_by(t.c.time, t.c.id)).all()
@@ -124,7 +127,8 @@ def test_same_instant_turns_are_taken_as_simulate_takes_them(
     _assert_ticks_decide(runner, expected, [])
 
 
-def _assert_ticks_decide(runner: Runner, expected: list[tuple], events: list[Any]) -> None:
+def _assert_ticks_decide(runner: Runner, expected: list[Key], events: list[ScenarioEvent]
+                         ) -> None:
     """Record each event when its time comes, as the daemon's inputs do (``_apply``), and
     tick at every instant ``simulate`` decided or an event arrived: the database then
     holds exactly the decisions of ``expected``."""
