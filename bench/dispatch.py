@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,7 @@ def run(n: int, workers: int, sqlite: bool, batch: int, tmp: str
         return elapsed, len(lines), dupes
 
 
-def runner_clock_now():  # type: ignore[no-untyped-def]
+def runner_clock_now() -> datetime:
     from orchestrator.clock import parse_instant
 
     return parse_instant(NOW)

@@ -23,8 +23,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -98,8 +100,9 @@ def _schema_floor(db_path: str, out: mp.Queue) -> None:  # type: ignore[type-arg
     out.put(time.perf_counter() - t0)
 
 
-def _child(target, *args):  # type: ignore[no-untyped-def]
-    queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+def _child(target: Callable[..., None], *args: str) -> Any:
+    """What ``target(*args, queue)`` puts on the queue, run in a child process."""
+    queue: mp.Queue[Any] = mp.Queue()
     proc = mp.Process(target=target, args=(*args, queue))
     proc.start()
     value = queue.get()

@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.store import db  # noqa: E402
 from orchestrator.config.loading import load_config  # noqa: E402
 from orchestrator.reporting.html import render_html  # noqa: E402
 from orchestrator.reporting.kpis import build_report  # noqa: E402
+from orchestrator.store import db  # noqa: E402
 from orchestrator.store.tables import (  # noqa: E402
     AccountEvent,
     AccountRow,

@@ -99,11 +99,11 @@ def write_accounts(path: Path, n: int, *, per_debtor: int = 1) -> Path:
     return path
 
 
-def setup_db(db_url: str, tmp_path: Path, n: int, *, per_debtor: int = 1, **config: object
+def setup_db(db_url: str, tmp_path: Path, n: int, *, per_debtor: int = 1, **config: Any
              ) -> tuple[dict[str, str], Path]:
     keys = Fernet.generate_key().decode()
     outbox = tmp_path / "outbox"
-    config_dir = write_config(tmp_path / "config", outbox=outbox, **config)  # type: ignore[arg-type]
+    config_dir = write_config(tmp_path / "config", outbox=outbox, **config)
     db.upgrade(db_url)
     engine = db.make_engine(db_url)
     import_accounts(engine, write_accounts(tmp_path / "a.csv", n, per_debtor=per_debtor),

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 import typer
 from support import ROOT  # noqa: I001 - tests/support.py
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from orchestrator.cli import data
 from orchestrator.core.crypto import DataCipher
@@ -26,7 +26,7 @@ KEYS = {
 }  # fmt: skip
 
 
-def invoke(args: list[str], url: str, keys: str) -> object:
+def invoke(args: list[str], url: str, keys: str) -> Result:
     app = typer.Typer()
     data.register(app)
     env = {"OUTREACH_DATABASE_URL": url, "OUTREACH_DATA_KEYS": keys}
@@ -42,11 +42,14 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
     )
     assert invoke(["import", "accounts", str(path)], url, keys).exit_code == 0
     cipher = DataCipher([keys])
-    t = lambda h: datetime(2026, 3, 2, h, tzinfo=UTC)  # noqa: E731
+
+    def t(hour: int) -> datetime:
+        return datetime(2026, 3, 2, hour, tzinfo=UTC)
+
     engine = db.make_engine(url)
     try:
         with engine.begin() as conn:
-            send_t = tables.Send.__table__
+            send_t = tables.table_of(tables.Send)
             record_decision(
                 conn,
                 DecisionRecord(
@@ -80,7 +83,7 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                     until=t(15),
                 ),
             )
-            send_id = conn.execute(
+            send_key = conn.execute(
                 send_t.insert().values(
                     message_id="m1",
                     provider_id="SM1",
@@ -91,9 +94,11 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                     sent_at=t(15),
                     to_index=cipher.index("+12125550100"),
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert send_key is not None
+            send_id = send_key[0]
             conn.execute(
-                tables.DeliveryEvent.__table__.insert().values(
+                tables.table_of(tables.DeliveryEvent).insert().values(
                     provider_event_key="SM1:delivered",
                     send_id=send_id,
                     message_id="m1",
@@ -103,7 +108,7 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                 )
             )
             conn.execute(
-                tables.Promise.__table__.insert().values(
+                tables.table_of(tables.Promise).insert().values(
                     account_id="A1",
                     amount=Decimal("100.00"),
                     due=date(2026, 3, 12),
@@ -112,7 +117,7 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                 )
             )
             conn.execute(
-                tables.OptOut.__table__.insert().values(
+                tables.table_of(tables.OptOut).insert().values(
                     debtor_id="A1",
                     account_id=None,
                     channel="sms",
@@ -121,7 +126,7 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                 )
             )
             conn.execute(
-                tables.AccountEvent.__table__.insert().values(
+                tables.table_of(tables.AccountEvent).insert().values(
                     account_id="A1", type="conversation", channel="voice", time=t(12)
                 )
             )
@@ -220,7 +225,8 @@ def test_no_clear_contact_in_decision_table(db_url: str, data_keys: str, tmp_pat
     engine = db.make_engine(db_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(tables.Decision.__table__.c.to_masked)).scalars().all()
+            to_masked = tables.table_of(tables.Decision).c.to_masked
+            rows = conn.execute(sa.select(to_masked)).scalars().all()
     finally:
         engine.dispose()
     assert "+12125550100" not in rows

@@ -87,7 +87,7 @@ def _message(channel: str, to: str, message_id: str) -> OutboundMessage:
 @pytest.mark.parametrize("name", ADAPTERS)
 def test_adapter_contract(name: str, setups: dict[str, Any], tmp_path: Path) -> None:
     channel, options, good, refused = setups[name]
-    cls = adapter_class(name)
+    cls: type[ChannelAdapter] = adapter_class(name)  # the registry types it as `type`
     assert cls.name == name and name in adapter_names()
     adapter = create_adapter(channel, ChannelConfig.model_validate({"adapter": name, **options}),
                              base_dir=tmp_path, clock=FrozenClock(NOW))

@@ -224,7 +224,7 @@ def test_plan_bounds(api: Api) -> None:
         return [{"due": days(d), "amount": a} for d, a in items]
 
     monthly = [(30 * (k + 1), "16.00") for k in range(61)]
-    cases = [
+    cases: list[tuple[list[dict[str, str]], *tuple[str, ...]]] = [  # instalments, words
         (plan(*[(d, "30.00") for d, _ in monthly]), "61 instalments", "max_instalments"),
         (plan((36, "500.00")), "36 days after the day the plan is agreed", "max_days_between"),
         (plan((10, "500.00"), (46, "500.00")), "36 days after the instalment before it",

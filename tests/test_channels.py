@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -19,7 +21,6 @@ from channels.base import ChannelAdapter, DeliveryStatus, OutboundMessage, can_m
 from channels.outbox import adapter as outbox_module
 from channels.outbox.adapter import OutboxChannel
 from channels.registry import (
-    UnknownAdapterError,
     adapter_class,
     adapter_names,
     create_adapter,
@@ -41,6 +42,7 @@ from orchestrator.errors import (
     ConfigError,
     PermanentChannelError,
     TransientChannelError,
+    UnknownAdapterError,
 )
 
 NOW = datetime(2026, 3, 2, 15, tzinfo=UTC)
@@ -48,8 +50,10 @@ D = DeliveryStatus
 
 
 
-def message(channel: str = "sms", message_id: str = "m_0123456789abcdef01234567", **kw: object):
-    values: dict[str, object] = {
+def message(
+    channel: str = "sms", message_id: str = "m_0123456789abcdef01234567", **kw: Any
+) -> OutboundMessage:
+    values: dict[str, Any] = {
         "message_id": message_id,
         "channel": channel,
         "account_id": "A1",
@@ -59,7 +63,7 @@ def message(channel: str = "sms", message_id: str = "m_0123456789abcdef01234567"
         "text": "Acme: your payment is due. Reply STOP to opt out.",
     }
     values.update(kw)
-    return OutboundMessage(**values)  # type: ignore[arg-type]
+    return OutboundMessage(**values)
 
 
 # --- statuses -----------------------------------------------------------------------------
@@ -173,7 +177,7 @@ def test_outbox_email_and_letter_write_html_files(tmp_path: Path) -> None:
     letter = json.loads((tmp_path / "ob/letter/m_bb.json").read_text(encoding="utf-8"))
     assert Path(letter["html"]).name == "m_bb.html"
     try:
-        import weasyprint  # type: ignore[import-not-found]  # noqa: F401
+        import weasyprint  # noqa: F401
     except ImportError:
         assert letter["pdf"] is None
     else:
@@ -184,6 +188,7 @@ def test_outbox_letters_as_html_only(tmp_path: Path) -> None:
     cfg = ChannelConfig.model_validate({"adapter": "outbox", "dir": str(tmp_path / "ob"),
                                         "pdf": False})
     adapter = create_adapter("letter", cfg, base_dir=Path("/nowhere"), clock=FrozenClock(NOW))
+    assert isinstance(adapter, OutboxChannel)
     adapter.send(message("letter", "m_cc", to="Jane Doe, 1 Main St", html="<h1>Letter</h1>"))
     adapter.sync()
     letter = json.loads((tmp_path / "ob/letter/m_cc.json").read_text(encoding="utf-8"))
@@ -432,10 +437,12 @@ def test_links() -> None:
     link = pay_link("https://collect.example.com/", "k", "m_ab", expires)
     assert link.startswith("https://collect.example.com/p/")
     token = link.rsplit("/", 1)[1]
-    assert read_token("k", token, NOW).kind == "pay"  # type: ignore[union-attr]
+    pay = read_token("k", token, NOW)
+    assert pay is not None and pay.kind == "pay"
     unsub = unsubscribe_link("https://collect.example.com", "k", "m_ab", expires)
     assert unsub.startswith("https://collect.example.com/u/")
-    assert read_token("k", unsub.rsplit("/", 1)[1], NOW).kind == "unsubscribe"  # type: ignore[union-attr]
+    unsubscribe = read_token("k", unsub.rsplit("/", 1)[1], NOW)
+    assert unsubscribe is not None and unsubscribe.kind == "unsubscribe"
 
 
 def test_creditor_pay_url() -> None:
@@ -443,7 +450,7 @@ def test_creditor_pay_url() -> None:
     from orchestrator.core.account import Account
 
     creditor = Creditor(name="Acme", phone="+1", pay_url="https://pay.example.com/{reference}")
-    account = Account("A1", "Jane", "USD", 1, NOW.date(), reference="R 1/2")  # type: ignore[arg-type]
+    account = Account("A1", "Jane", "USD", Decimal(1), NOW.date(), reference="R 1/2")
     assert creditor_pay_url(creditor, account) == "https://pay.example.com/R%201%2F2"
     account.reference = None
     assert creditor_pay_url(creditor, account) == "https://pay.example.com/A1"

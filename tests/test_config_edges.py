@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from support import ROOT  # noqa: I001 - tests/support.py
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from orchestrator.cli import _register_all, app
 
@@ -29,7 +29,7 @@ def cfg(tmp_path: Path) -> Path:
     return target
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> object:
+def cli(*args: str, env: dict[str, str] | None = None) -> Result:
     _register_all()
     return CliRunner().invoke(app, list(args), env=env)
 

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -41,7 +42,7 @@ def outreach(*args: str) -> list[str]:
     return [sys.executable, "-m", "orchestrator", *args]
 
 
-def journal(outbox: Path) -> list[dict]:
+def journal(outbox: Path) -> list[dict[str, Any]]:
     path = outbox / "journal.jsonl"
     if not path.exists():
         return []
@@ -52,7 +53,7 @@ def states(db_url: str) -> Counter[str]:
     engine = db.make_engine(db_url)
     occ = table_of(OccurrenceRow)
     with engine.connect() as conn:
-        out = Counter(dict(conn.execute(
+        out: Counter[str] = Counter(dict(conn.execute(
             sa.select(occ.c.state, sa.func.count()).group_by(occ.c.state)).all()))
     engine.dispose()
     return out
@@ -75,7 +76,7 @@ def _decisions(runner: Runner, account: str) -> list[tuple[str, str | None, date
     with runner.db.connect() as conn:
         rows = conn.execute(sa.select(t.c.decision, t.c.reason, t.c.until)
                             .where(t.c.account_id == account).order_by(t.c.id)).all()
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [(r.decision, r.reason, r.until) for r in rows]
 
 
 def test_transient_errors_are_retried_with_backoff(db_url: str, tmp_path: Path) -> None:
@@ -179,7 +180,9 @@ def test_sigkill_twenty_times_sends_each_at_most_once(db_url: str, tmp_path: Pat
     final = states(db_url)
     assert sum(final.values()) == n  # every occurrence planned once
     assert set(final) <= {"sent", "ambiguous"}, final  # and ended in a recorded state
-    batch = Runner.__init__.__kwdefaults__["send_batch"]  # sends claimed together
+    defaults = Runner.__init__.__kwdefaults__
+    assert defaults is not None
+    batch = defaults["send_batch"]  # sends claimed together
     assert final["ambiguous"] <= kills * batch  # only what was in flight at a kill
     assert final["sent"] + final["ambiguous"] == n
     assert final["sent"] >= n - kills * batch

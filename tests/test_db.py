@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -39,7 +40,7 @@ def test_migrations_match_models(db_url: str) -> None:
         engine.dispose()
 
 
-def test_sqlite_directory_is_created_and_wal_on(tmp_path) -> None:
+def test_sqlite_directory_is_created_and_wal_on(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'var' / 'nested' / 'o.db'}"
     db.upgrade(url)
     engine = db.make_engine(url)

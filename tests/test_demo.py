@@ -29,7 +29,7 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{out / 'outreach.db'}")
     with engine.connect() as conn:
         def count(sql: str) -> int:
-            return conn.execute(sa.text(sql)).scalar_one()
+            return int(conn.execute(sa.text(sql)).scalar_one())
 
         assert count("select count(*) from account") == 40
         assert count("select count(*) from decision") == len(log)
@@ -50,7 +50,7 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
             len(e.data["instalments"]) for e in plans)
         # Each account's stage as the daemon's planning stores it (the sample has every
         # stage), with when it was entered and the balance then.
-        stages = dict(conn.execute(sa.text(
+        stages: dict[str, int] = dict(conn.execute(sa.text(
             "select stage, count(*) from account where stage is not null group by stage")).all())
         assert len(stages) >= 3, stages
         assert count("select count(*) from account where stage is not null and "
@@ -73,8 +73,10 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
     env_file = out / "demo.env"
     assert env_file.stat().st_mode & 0o077 == 0
     env = dict(os.environ, COLUMNS="160")
-    env.update(line.split("=", 1) for line in env_file.read_text().splitlines()
-               if line and not line.startswith("#"))
+    for line in env_file.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = value
     shown = [r for r in sent if r["channel"] == "sms"][0]
     done = subprocess.run([sys.executable, "-m", "orchestrator", "account", "show",
                            shown["account"]], capture_output=True, text=True, env=env,

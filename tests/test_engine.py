@@ -95,7 +95,8 @@ def test_weekday_hours_for_voice(templates: Path) -> None:
     assert weekdays <= {"Mon", "Tue", "Wed", "Thu", "Fri"}
     saturday = [r for r in records if r.time.astimezone(NY).date() == date(2026, 3, 7)]
     assert saturday and saturday[0].decision == "deferred"
-    assert saturday[0].until.astimezone(NY).strftime("%a %H:%M") == "Mon 09:00"
+    until = saturday[0].until
+    assert until is not None and until.astimezone(NY).strftime("%a %H:%M") == "Mon 09:00"
 
 
 def test_public_holiday_blocks_sms(templates: Path) -> None:

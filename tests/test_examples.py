@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,7 +28,7 @@ def test_the_vendored_examples_match_the_shared_ones() -> None:
     assert {p.name: p.read_bytes() for p in VENDORED.glob("*.yaml")} == shared
 
 
-def simulate(name: str) -> list[dict]:
+def simulate(name: str) -> list[dict[str, Any]]:
     _register_all()
     result = CliRunner().invoke(
         app,
@@ -38,7 +39,7 @@ def simulate(name: str) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-def at(record: dict) -> datetime:
+def at(record: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
 
 

@@ -7,6 +7,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -47,18 +48,19 @@ def _stored(engine: Engine) -> list[int]:
         return [row[0] for row in conn.execute(sa.text("select id from note order by id"))]
 
 
-def test_a_failing_item_rolls_back_alone_and_the_rest_commit_once(engine: Engine) -> None:
+def test_a_failing_item_rolls_back_alone_and_the_rest_commit_once(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     batches: list[int] = []
     gate = threading.Event()
 
     commits = GroupCommit(engine.begin, _each)
     original = commits._run
 
-    def counting(batch):  # type: ignore[no-untyped-def]
+    def counting(batch: list[Any]) -> None:
         batches.append(len(batch))
         original(batch)
 
-    commits._run = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(commits, "_run", counting)
 
     def hold(conn: Connection) -> str:
         gate.wait(10)  # the writer is busy: everything below queues up into one batch
@@ -71,7 +73,8 @@ def test_a_failing_item_rolls_back_alone_and_the_rest_commit_once(engine: Engine
                 for n in range(10)]
         await asyncio.sleep(0.05)
         gate.set()
-        return await asyncio.gather(first, *rest, return_exceptions=True)
+        results: list[object] = await asyncio.gather(first, *rest, return_exceptions=True)
+        return results
 
     results = asyncio.run(main())
     commits.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
@@ -47,7 +48,7 @@ def serving(db_url: str, tmp_path: Path) -> Iterator[str]:
 HEAD = db.known_revisions()[-1]
 
 
-def probes(url: str) -> list[tuple[int, dict]]:
+def probes(url: str) -> list[tuple[int, dict[str, Any]]]:
     return [(r.status_code, r.json()) for r in (httpx.get(url + p) for p in ("/healthz",
                                                                             "/readyz"))]
 

@@ -15,19 +15,19 @@ def test_non_ascii_credentials_are_refused_with_401_not_500(live: Live) -> None:
     """Starlette hands header bytes over as latin-1 text; comparing such text with
     ``hmac.compare_digest`` raised TypeError (a 500)."""
     for value in (b"Bearer \xe9t\xe9", "Bearer tök".encode()):
-        got = httpx.get(f"{live.url}/api/v1/accounts/A00000", headers={"Authorization": value})
+        got = httpx.get(f"{live.url}/api/v1/accounts/A00000", headers={b"Authorization": value})
         assert got.status_code == 401, got.text
     body = json.dumps({"event_id": "ev-x", "account_id": "A00000", "amount": "1.00",
                        "currency": "USD", "paid_at": T.isoformat()}).encode()
-    stamp = str(int(T.timestamp()))
+    stamp = str(int(T.timestamp())).encode()
     for signature in (b"sha256=\xe9", "sha256=é".encode()):
         got = httpx.post(live.url + "/webhooks/payments", content=body, headers={
-            "Content-Type": "application/json", "X-Outreach-Timestamp": stamp,
-            "X-Outreach-Signature": signature})
+            b"Content-Type": b"application/json", b"X-Outreach-Timestamp": stamp,
+            b"X-Outreach-Signature": signature})
         assert got.status_code == 401, got.text
     got = httpx.post(live.url + "/webhooks/twilio/sms/status",
                      data={"MessageSid": "SMx", "MessageStatus": "delivered"},
-                     headers={"X-Twilio-Signature": b"\xe9\xe9"})
+                     headers={b"X-Twilio-Signature": b"\xe9\xe9"})
     assert got.status_code == 403, got.text
     assert live.count(Payment) == 0 and live.count(DeliveryEvent) == 0
 

@@ -9,12 +9,13 @@ import sqlite3
 import subprocess
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import typer
 from cryptography.fernet import Fernet
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from orchestrator.cli import data
 from orchestrator.core.account import ACCOUNT_COLUMNS
@@ -46,7 +47,7 @@ def cli() -> typer.Typer:
     return app
 
 
-def run(args: list[str], url: str, keys: str | None) -> object:
+def run(args: list[str], url: str, keys: str | None) -> Result:
     env = {"OUTREACH_DATABASE_URL": url, "OUTREACH_DATA_KEYS": keys or ""}
     return CliRunner().invoke(cli(), args, env=env)
 
@@ -76,10 +77,11 @@ def count(url: str, table: str) -> int:
         engine.dispose()
 
 
-def show(url: str, keys: str, account_id: str) -> dict:
+def show(url: str, keys: str, account_id: str) -> dict[str, Any]:
     result = run(["account", "show", account_id, "--json"], url, keys)
     assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+    shown: dict[str, Any] = json.loads(result.stdout)
+    return shown
 
 
 def test_import_then_reimport_is_an_upsert(url: str, data_keys: str, tmp_path: Path) -> None:
@@ -101,9 +103,8 @@ def test_import_then_reimport_is_an_upsert(url: str, data_keys: str, tmp_path: P
     engine = db.make_engine(url)
     try:
         with engine.connect() as conn:
-            audit = conn.execute(
-                sa.select(tables.AuditLog.__table__).order_by(tables.AuditLog.__table__.c.id)
-            ).all()
+            audit_t = tables.table_of(tables.AuditLog)
+            audit = conn.execute(sa.select(audit_t).order_by(audit_t.c.id)).all()
     finally:
         engine.dispose()
     actions = [a.action for a in audit]
@@ -256,7 +257,7 @@ def test_key_rotation(url: str, tmp_path: Path) -> None:
     try:
         with engine.connect() as conn:
             account = load_account(conn, cipher, "A1")
-            row = conn.execute(sa.select(tables.AccountRow.__table__)).one()
+            row = conn.execute(sa.select(tables.table_of(tables.AccountRow))).one()
     finally:
         engine.dispose()
     assert account is not None

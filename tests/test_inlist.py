@@ -22,7 +22,7 @@ KEYS = ["a", "b", "O'Brien", "ü", "42", "", "a b", 'say "hi"', "back\\slash", "
 
 # Text PostgreSQL stores (no NUL), with what an array literal must escape or quote:
 # quotes, backslashes, braces, commas, spaces, the word NULL.
-_texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+_texts = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
                  max_size=12) | st.sampled_from(['"', "\\", "{}", "a,b", " x ", "NULL", ""])
 _instants = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
                          timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)),

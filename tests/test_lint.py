@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support import ROOT, letter_library, tiny_png  # noqa: I001 - tests/support.py
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from orchestrator.cli import _register_all, app
 from orchestrator.config.loading import check_config, load_config
@@ -119,12 +119,12 @@ def test_unknown_filter_is_reported_at_its_line(tmp_path: Path) -> None:
     assert "No filter named 'monney'" in problem.message
 
 
-def _one_short_report(result: object, code: int) -> str:
+def _one_short_report(result: Result, code: int) -> str:
     """The CLI's whole output, after checking it is the exit code given, no traceback and
     a few lines at most: what an operator reads."""
-    output = str(result.output)  # type: ignore[attr-defined]
-    assert result.exit_code == code, output  # type: ignore[attr-defined]
-    assert isinstance(result.exception, (SystemExit, type(None))), output  # type: ignore[attr-defined]
+    output = str(result.output)
+    assert result.exit_code == code, output
+    assert isinstance(result.exception, (SystemExit, type(None))), output
     assert "Traceback" not in output and len(output.strip().splitlines()) <= 4, output
     return output
 

@@ -10,14 +10,18 @@ in the gate cannot hide behind the same bug in the check.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orchestrator.core.account import Account
 from orchestrator.core.records import DecisionRecord
 from orchestrator.core.zones import candidate_zones
+from orchestrator.simulation.events import ScenarioEvent
 from orchestrator.testing import account, event, make_config, minimal_templates, simulate
 
 CHANNELS = ["sms", "voice", "email", "letter"]
@@ -36,14 +40,24 @@ HOURS = {
     "voice": {"start": "09:00", "end": "20:00", "days": ["mon", "tue", "wed", "thu", "fri", "sat"]},
     "letter": "any",
 }
-LIMITS = [
+
+
+class Limit(TypedDict):
+    id: str
+    channels: list[str]
+    max: int
+    window: str
+    scope: str
+
+
+LIMITS: list[Limit] = [
     {"id": "calls-7d", "channels": ["voice"], "max": 3, "window": "7d", "scope": "account"},
     {"id": "calls-burst", "channels": ["voice"], "max": 1, "window": "4h", "scope": "account"},
     {"id": "sms-daily", "channels": ["sms"], "max": 1, "window": "1d", "scope": "debtor"},
     {"id": "email-2d", "channels": ["email"], "max": 1, "window": "2d", "scope": "account"},
 ]
 PAUSES = [{"id": "talk", "after": "conversation", "channels": ["voice", "sms"], "days": 3}]
-POLICY = {
+POLICY: dict[str, Any] = {
     "hours": HOURS,
     "holidays": {"channels": ["voice", "sms"]},
     "limits": LIMITS,
@@ -80,7 +94,8 @@ event_types = ["promise", "payment", "conversation", "stop", "start", "dispute",
 
 
 @st.composite
-def scenario_st(draw):  # type: ignore[no-untyped-def]
+def scenario_st(draw: st.DrawFn
+                ) -> tuple[list[dict[str, Any]], list[Account], list[ScenarioEvent]]:
     steps = draw(cadence_st)
     n_accounts = draw(st.integers(1, 4))
     accounts = []
@@ -113,7 +128,7 @@ def scenario_st(draw):  # type: ignore[no-untyped-def]
     return steps, accounts, events
 
 
-def _zones(acct) -> tuple[ZoneInfo, tuple[ZoneInfo, ...]]:  # type: ignore[no-untyped-def]
+def _zones(acct: Account) -> tuple[ZoneInfo, tuple[ZoneInfo, ...]]:
     config = make_config(policy=POLICY)
     zones = candidate_zones(acct, config.policy.timezone)
     return zones.primary, tuple(zones.candidates)
@@ -131,7 +146,8 @@ def _window(channel: str, country: str) -> tuple[time, time, set[int]] | None:
     return start, end, days
 
 
-def check_invariants(steps, accounts, events, records: list[DecisionRecord]) -> None:  # type: ignore[no-untyped-def]
+def check_invariants(steps: list[dict[str, Any]], accounts: list[Account],
+                     events: list[ScenarioEvent], records: list[DecisionRecord]) -> None:
     by_id = {a.account_id: a for a in accounts}
     sent = [r for r in records if r.decision in ("sent", "ambiguous")]
     exempt = {"opt_out_confirmation", "help_reply"}
@@ -139,6 +155,7 @@ def check_invariants(steps, accounts, events, records: list[DecisionRecord]) -> 
         if r.step in exempt:
             continue
         acct = by_id[r.account]
+        assert r.channel is not None  # a sent record has its channel
         primary, candidates = _zones(acct)
         # permitted hours and holidays, in every candidate zone
         window = _window(r.channel, acct.country or "US")
@@ -149,14 +166,15 @@ def check_invariants(steps, accounts, events, records: list[DecisionRecord]) -> 
                 assert start <= local.time() < end, (r, zone)
                 assert local.weekday() in days, (r, zone)
                 if r.channel in ("voice", "sms"):
+                    assert acct.country is not None  # every PLACES account has one
                     cal = holidays_lib.country_holidays(acct.country, subdiv=acct.region if acct.country == "US" else None)
                     assert local.date() not in cal, (r, zone)
         # limits, counted from the sent records themselves
         limits = list(LIMITS)
         if acct.country == "CN":
-            limits += POLICY["jurisdictions"]["CN"]["limits"]  # type: ignore[index]
+            limits += POLICY["jurisdictions"]["CN"]["limits"]
         if acct.country == "US" and acct.region == "MA":
-            limits += POLICY["jurisdictions"]["US-MA"]["limits"]  # type: ignore[index]
+            limits += POLICY["jurisdictions"]["US-MA"]["limits"]
         for limit in limits:
             if r.channel not in limit["channels"]:
                 continue
@@ -207,7 +225,9 @@ def check_invariants(steps, accounts, events, records: list[DecisionRecord]) -> 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario_st())
-def test_no_sent_record_breaks_a_rule(tmp_path_factory, scenario) -> None:  # type: ignore[no-untyped-def]
+def test_no_sent_record_breaks_a_rule(
+        tmp_path_factory: pytest.TempPathFactory,
+        scenario: tuple[list[dict[str, Any]], list[Account], list[ScenarioEvent]]) -> None:
     steps, accounts, events = scenario
     templates = minimal_templates(tmp_path_factory.mktemp("t"))
     config = make_config(stages=[{"id": "M1", "dpd": [1, 60], "steps": steps}], policy=POLICY)
@@ -218,7 +238,9 @@ def test_no_sent_record_breaks_a_rule(tmp_path_factory, scenario) -> None:  # ty
 
 @settings(max_examples=40, deadline=None)
 @given(cadence_st, st.sampled_from(PLACES), st.integers(1, 25))
-def test_liveness_every_occurrence_sent_on_its_day(tmp_path_factory, steps, place, dpd) -> None:  # type: ignore[no-untyped-def]
+def test_liveness_every_occurrence_sent_on_its_day(
+        tmp_path_factory: pytest.TempPathFactory, steps: list[dict[str, Any]],
+        place: tuple[str, str, str, str, str, str], dpd: int) -> None:
     region, city, phone, country, locale, currency = place
     templates = minimal_templates(tmp_path_factory.mktemp("t"))
     config = make_config(stages=[{"id": "M1", "dpd": [1, 60], "steps": steps}],

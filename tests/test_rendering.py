@@ -19,8 +19,6 @@ from support import ROOT  # noqa: I001 - tests/support.py
 from channels.segments import segments
 from orchestrator.config.models import Config
 from orchestrator.content.rendering import (
-    TemplateError,
-    TemplateMissingError,
     TemplateRenderer,
     _TextHandler,
     build_context,
@@ -28,6 +26,7 @@ from orchestrator.content.rendering import (
 )
 from orchestrator.core.account import Account
 from orchestrator.core.links import pay_link, unsubscribe_link
+from orchestrator.errors import TemplateError, TemplateMissingError
 
 TEMPLATES = ROOT / "templates"
 LIBRARY = {

@@ -7,6 +7,7 @@ import hashlib
 import random
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,16 +17,21 @@ import pytest
 import sqlalchemy as sa
 from support import ROOT  # noqa: I001 - tests/support.py
 
+from channels.base import OutboundMessage, SendResult
 from channels.simulated import SimulatedChannel
 from orchestrator.config.loading import load_config
+from orchestrator.config.models import Config
 from orchestrator.content.rendering import TemplateRenderer
+from orchestrator.core.account import Account
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.planner import StageMark
+from orchestrator.core.records import DecisionRecord
 from orchestrator.dispatch.decider import message_id_for
 from orchestrator.dispatch.runner import Runner
 from orchestrator.dispatch.settle import PlannedAccount, send_status
 from orchestrator.errors import AmbiguousSendError, PermanentChannelError, TransientChannelError
 from orchestrator.ingest.importer import import_accounts
+from orchestrator.simulation.events import ScenarioEvent
 from orchestrator.simulation.sample import generate_accounts, generate_events, write_csv
 from orchestrator.simulation.simulate import (
     SIMULATION_PUBLIC_URL,
@@ -48,9 +54,13 @@ from orchestrator.testing import event
 from orchestrator.web.inbound import handle_inbound
 
 START = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)
+# A decision as simulate and the database both record it: time, account, step, channel,
+# decision, reason, until, message id.
+Key = tuple[Any, ...]
 
 
-def _setup(db_url: str, data_keys: str, tmp_path: Path, n: int):  # type: ignore[no-untyped-def]
+def _setup(db_url: str, data_keys: str, tmp_path: Path, n: int
+           ) -> tuple[Config, list[Account], sa.Engine, Runner]:
     config = load_config(ROOT / "config", ROOT / "templates")
     accounts = list(generate_accounts(n, today=START.date(), seed=3))
     csv = tmp_path / "accounts.csv"
@@ -67,12 +77,12 @@ def _setup(db_url: str, data_keys: str, tmp_path: Path, n: int):  # type: ignore
     return config, accounts, engine, runner
 
 
-def _key(r) -> tuple:  # type: ignore[no-untyped-def]
+def _key(r: DecisionRecord) -> Key:
     return (r.time, r.account, r.step, r.channel, str(r.decision), r.reason, r.until,
             r.message_id)
 
 
-def _db_decisions(engine: sa.Engine) -> list[tuple]:
+def _db_decisions(engine: sa.Engine) -> list[Key]:
     t = table_of(Decision)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(t).order_by(t.c.time, t.c.id)).all()
@@ -117,7 +127,8 @@ def test_same_instant_turns_are_taken_as_simulate_takes_them(
     _assert_ticks_decide(runner, expected, [])
 
 
-def _assert_ticks_decide(runner: Runner, expected: list[tuple], events: list[Any]) -> None:
+def _assert_ticks_decide(runner: Runner, expected: list[Key], events: list[ScenarioEvent]
+                         ) -> None:
     """Record each event when its time comes, as the daemon's inputs do (``_apply``), and
     tick at every instant ``simulate`` decided or an event arrived: the database then
     holds exactly the decisions of ``expected``."""
@@ -135,7 +146,7 @@ def _assert_ticks_decide(runner: Runner, expected: list[tuple], events: list[Any
     assert sorted(got, key=repr) == sorted(expected, key=repr), (missing, extra)
 
 
-def _apply(runner: Runner, ev, n: int) -> None:  # type: ignore[no-untyped-def]
+def _apply(runner: Runner, ev: ScenarioEvent, n: int) -> None:
     """Record one scenario event as the daemon's inputs do (API, webhooks: ``facts``)."""
     with runner.db.begin() as conn:
         if ev.type == "promise":
@@ -147,12 +158,14 @@ def _apply(runner: Runner, ev, n: int) -> None:  # type: ignore[no-untyped-def]
                                  source="test", now=ev.at)
         elif ev.type == "inbound_sms":  # as ``outreach serve`` takes a text from the number
             row = facts.account_row(conn, ev.account)
+            assert row is not None
             handle_inbound(conn, runner.decider, runner.cipher,
                            runner.cipher.decrypt(row.phone_enc) or "", ev.data["body"], ev.at,
                            message_sid="SM" + hashlib.md5(repr(ev).encode()).hexdigest())
         elif ev.type == "opt_out":  # as the REST API records one
-            facts.opt_out_account(conn, facts.account_row(conn, ev.account), ev.data["channel"],
-                                  source="api", at=ev.at)
+            row = facts.account_row(conn, ev.account)
+            assert row is not None
+            facts.opt_out_account(conn, row, ev.data["channel"], source="api", at=ev.at)
         elif ev.type == "plan":
             facts.record_plan(conn, account_id=ev.account, created_at=ev.at, instalments=[
                 (i["due"], i["amount"]) for i in ev.data["instalments"]])
@@ -225,11 +238,12 @@ def test_payment_plans_recorded_in_the_database_decide_as_simulate(
     with engine.connect() as conn:
         shown = {a: account_timeline(conn, runner.cipher, a, today=end.date())
                  for a in (kept, broken)}
-    assert shown[kept] is not None and shown[broken] is not None
-    assert [p["state"] for p in shown[kept]["plans"]] == ["completed"]
-    assert [i["state"] for i in shown[kept]["plans"][0]["instalments"]] == ["paid", "paid"]
-    assert [p["state"] for p in shown[broken]["plans"]] == ["broken"]
-    assert [(i["paid"], i["state"]) for i in shown[broken]["plans"][0]["instalments"]] == [
+    kept_shown, broken_shown = shown[kept], shown[broken]
+    assert kept_shown is not None and broken_shown is not None
+    assert [p["state"] for p in kept_shown["plans"]] == ["completed"]
+    assert [i["state"] for i in kept_shown["plans"][0]["instalments"]] == ["paid", "paid"]
+    assert [p["state"] for p in broken_shown["plans"]] == ["broken"]
+    assert [(i["paid"], i["state"]) for i in broken_shown["plans"][0]["instalments"]] == [
         ("25.00", "paid"), ("0.00", "missed")]
 
 
@@ -426,7 +440,9 @@ def test_a_send_already_recorded_is_never_sent_again(db_url: str, data_keys: str
 class _OptedOutAtTwilio(SimulatedChannel):
     """Twilio's reply for a recipient who texted STOP to our number at Twilio: 21610."""
 
-    def send(self, message):  # type: ignore[no-untyped-def]
+    refused: list[str]
+
+    def send(self, message: OutboundMessage) -> SendResult:
         from twilio.base.exceptions import TwilioRestException
 
         from channels.twilio.sms import twilio_error
@@ -439,11 +455,11 @@ def test_a_provider_opt_out_is_recorded_and_stops_further_texts(
         db_url: str, data_keys: str, tmp_path: Path) -> None:
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 40)
     refusing = _OptedOutAtTwilio()
-    refusing.refused = []  # type: ignore[attr-defined]
-    runner.decider.adapters["sms"] = refusing
+    refusing.refused = []
+    runner.decider.adapters = {**runner.decider.adapters, "sms": refusing}
     for day in range(3):
         runner.tick(START + timedelta(days=day, hours=10))
-    refused = refusing.refused  # type: ignore[attr-defined]
+    refused = refusing.refused
     assert refused, "no SMS was attempted: the test proves nothing"
     optouts = table_of(OptOut)
     decisions = table_of(Decision)
@@ -464,7 +480,7 @@ class _ReportsBeforeReturning(SimulatedChannel):
 
     engine: sa.Engine
 
-    def send(self, message):  # type: ignore[no-untyped-def]
+    def send(self, message: OutboundMessage) -> SendResult:
         from channels.base import DeliveryStatus
         from orchestrator.store import facts
 
@@ -483,7 +499,7 @@ def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 20)
     early = _ReportsBeforeReturning()
     early.engine = engine
-    runner.decider.adapters["sms"] = early
+    runner.decider.adapters = {**runner.decider.adapters, "sms": early}
     for day in range(3):
         runner.tick(START + timedelta(days=day, hours=10))
     sends = table_of(Send)
@@ -498,11 +514,11 @@ def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
 class _Slow(SimulatedChannel):
     """A provider that takes ``seconds`` to answer each message, like a real API."""
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float) -> None:
         super().__init__()
         self.seconds = seconds
 
-    def send(self, message):  # type: ignore[no-untyped-def]
+    def send(self, message: OutboundMessage) -> SendResult:
         import time
 
         time.sleep(self.seconds)
@@ -510,7 +526,7 @@ class _Slow(SimulatedChannel):
 
 
 def test_batches_hold_about_a_quarter_second_of_sends(
-        db_url: str, data_keys: str, tmp_path: Path) -> None:
+        db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash leaves one batch ambiguous, so a batch is sized by the time its sends take:
     small for a slow provider, up to ``send_batch`` for a fast one."""
     from orchestrator.dispatch import runner as runner_module
@@ -520,11 +536,11 @@ def test_batches_hold_about_a_quarter_second_of_sends(
     sizes: list[int] = []
     real = runner._send_batch
 
-    def record(conn, batch, now):  # type: ignore[no-untyped-def]
+    def record(conn: sa.Connection, batch: Sequence[sa.Row[Any]], now: datetime) -> Any:
         sizes.append(len(batch))
         return real(conn, batch, now)
 
-    runner._send_batch = record  # type: ignore[method-assign]
+    monkeypatch.setattr(runner, "_send_batch", record)
     by_label = {}
     for day, (label, adapter) in enumerate((("slow", _Slow(0.06)), ("fast", SimulatedChannel()))):
         runner.decider.adapters = {c: adapter for c in runner.decider.adapters}
@@ -541,9 +557,9 @@ class _Syncing(SimulatedChannel):
     """A provider that makes sends durable a batch at a time, up to a mark (as the outbox
     does: on PostgreSQL a batch is synced and recorded while the next one is sent)."""
 
-    def __init__(self, fail: bool = False, engine: sa.Engine | None = None):
+    def __init__(self, fail_sync: bool = False, engine: sa.Engine | None = None) -> None:
         super().__init__()
-        self.fail = fail
+        self.fail_sync = fail_sync  # not `fail`: SimulatedChannel.fail fails sends
         self.engine = engine
         self.calls: list[int] = []  # sends made durable by each sync (its mark)
         self.recorded: list[int] = []  # sends the database had recorded sent then
@@ -559,7 +575,7 @@ class _Syncing(SimulatedChannel):
                     sa.select(sa.func.count()).select_from(table_of(Send))
                     .where(table_of(Send).c.status == "sent",
                            table_of(Send).c.channel == "sms")).scalar_one())
-        if self.fail:
+        if self.fail_sync:
             raise OSError("disk gone")
 
 
@@ -568,7 +584,7 @@ def test_sends_are_synced_once_per_batch_before_being_recorded_sent(
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 60)
     runner.send_batch = 4
     syncing = _Syncing(engine=engine)
-    runner.decider.adapters["sms"] = syncing
+    runner.decider.adapters = {**runner.decider.adapters, "sms": syncing}
     runner.tick(START + timedelta(hours=15))
     sent = len(syncing.sent)
     assert sent > 4, "too few texts to fill two batches: the test proves nothing"
@@ -586,8 +602,8 @@ def test_sends_are_synced_once_per_batch_before_being_recorded_sent(
 def test_a_failed_sync_leaves_the_batch_ambiguous(
         db_url: str, data_keys: str, tmp_path: Path) -> None:
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 30)
-    failing = _Syncing(fail=True)
-    runner.decider.adapters["sms"] = failing
+    failing = _Syncing(fail_sync=True)
+    runner.decider.adapters = {**runner.decider.adapters, "sms": failing}
     runner.tick(START + timedelta(hours=15))
     assert failing.sent, "no SMS was sent: the test proves nothing"
     decisions, sends = table_of(Decision), table_of(Send)
@@ -678,7 +694,7 @@ def test_one_worker_plans_at_a_time_on_postgresql(db_url: str, data_keys: str,
 
 
 def test_planning_replays_only_accounts_whose_plan_can_change(
-        db_url: str, data_keys: str, tmp_path: Path) -> None:
+        db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A round replays the accounts due (next local day, deadline, dated fact) or changed
     since (``facts.replan``), not the whole portfolio; another planning configuration
     replays every account; a change made while a planner held an account keeps it due."""
@@ -686,13 +702,14 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
 
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 30)
     replayed: list[str] = []
-    real = runner_module.replay
+    from orchestrator.store.replay import Replayed
+    from orchestrator.store.replay import replay as real
 
-    def counting(row, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def counting(row: sa.Row[Any], *args: Any, **kwargs: Any) -> Replayed:
         replayed.append(row.account_id)
         return real(row, *args, **kwargs)
 
-    runner_module.replay = counting  # type: ignore[assignment]
+    monkeypatch.setattr(runner_module, "replay", counting)  # the name the runner calls
     try:
         instant = START + timedelta(hours=10)
         runner.plan(instant)
@@ -733,4 +750,4 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
         runner.plan(instant + timedelta(minutes=3))
         assert sorted(replayed) == sorted(a.account_id for a in accounts)
     finally:
-        runner_module.replay = real  # type: ignore[assignment]
+        monkeypatch.undo()

@@ -46,6 +46,14 @@ class Mailbox:
         return "250 Message accepted"
 
 
+def body(part: Message, charset: str | None = "utf-8") -> str:
+    """A leaf part's text: ``get_payload(decode=True)`` gives its bytes (it is typed for a
+    multipart message too)."""
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes) and charset is not None
+    return payload.decode(charset)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,8 +107,8 @@ def test_multipart_mail_with_one_click_unsubscribe(smtp_server: tuple[Mailbox, i
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     parts = {p.get_content_type(): p for p in mail.walk() if not p.is_multipart()}
     assert set(parts) == {"text/plain", "text/html"}
-    assert "please pay" in parts["text/plain"].get_payload(decode=True).decode()
-    assert "<a href=" in parts["text/html"].get_payload(decode=True).decode()
+    assert "please pay" in body(parts["text/plain"])
+    assert "<a href=" in body(parts["text/html"])
     # One connection for both messages.
     assert box.received[1][3] == peer
 
@@ -116,7 +124,7 @@ def test_chinese_mail_survives_the_trip(smtp_server: tuple[Mailbox, int],
     mail = box.received[0][2]
     assert str(email.header.make_header(email.header.decode_header(mail["Subject"]))) == (
         "华夏消费金融：还款提醒")
-    assert "张伟您好" in mail.get_payload(decode=True).decode(mail.get_content_charset())
+    assert "张伟您好" in body(mail, mail.get_content_charset())
     assert "List-Unsubscribe" not in mail
 
 

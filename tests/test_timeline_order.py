@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from test_server import API_TOKEN, Live, _send, live  # noqa: F401
@@ -17,7 +18,7 @@ from orchestrator.store.tables import DeliveryEvent
 PATH = "/webhooks/twilio/sms/status"
 
 
-def deliveries(events: list[dict]) -> list[str]:
+def deliveries(events: list[dict[str, Any]]) -> list[str]:
     return [e["status"] for e in events if e["type"] == "delivery" and e["channel"] == "sms"]
 
 

@@ -27,6 +27,7 @@ from orchestrator.clock import FrozenClock
 from orchestrator.config.models import ChannelConfig
 from orchestrator.errors import (
     AmbiguousSendError,
+    ChannelError,
     ConfigError,
     PermanentChannelError,
     TransientChannelError,
@@ -94,10 +95,10 @@ def test_messaging_service_instead_of_a_number(twilio: FakeTwilio, tmp_path: Pat
     (BROKEN, TransientChannelError, "twilio_20500"),
 ])
 def test_twilio_errors_map_to_retry_or_not(twilio: FakeTwilio, tmp_path: Path, to: str,
-                                           error: type[Exception], code: str) -> None:
+                                           error: type[ChannelError], code: str) -> None:
     with pytest.raises(error) as raised:
         adapter(tmp_path, twilio.base).send(sms(to))
-    assert raised.value.code == code  # type: ignore[attr-defined]
+    assert raised.value.code == code
     assert getattr(raised.value, "opt_out", False) == (to == OPTED_OUT)
 
 

@@ -46,6 +46,7 @@ from orchestrator.core.crypto import DataCipher
 from orchestrator.dispatch.runner import Runner
 from orchestrator.errors import (
     AmbiguousSendError,
+    ChannelError,
     ConfigError,
     PermanentChannelError,
     TransientChannelError,
@@ -113,10 +114,10 @@ def test_without_machine_detection(twilio: FakeTwilio, tmp_path: Path) -> None:
     (BROKEN, TransientChannelError, "twilio_20500"),
 ])
 def test_twilio_errors_map_to_retry_or_not(twilio: FakeTwilio, tmp_path: Path, to: str,
-                                           error: type[Exception], code: str) -> None:
+                                           error: type[ChannelError], code: str) -> None:
     with pytest.raises(error) as raised:
         adapter(tmp_path, twilio.base).send(call(to))
-    assert raised.value.code == code  # type: ignore[attr-defined]
+    assert raised.value.code == code
     assert not getattr(raised.value, "opt_out", False)
 
 
@@ -324,7 +325,8 @@ def test_a_person_hears_the_script_in_their_language(
     assert {(s.get("voice"), s.get("language")) for s in says} == {(voice, language)}
     script = _spoken(gather)
     assert name in script and amount in script
-    assert name in says[0].text and amount not in (says[0].text or "")  # identify first
+    first = says[0].text or ""
+    assert name in first and amount not in first  # identify first
     assert press_1 in (says[-1].text or "")
     assert twiml[-1].tag == "Hangup"
     assert _send_status(live, account) == "answered"  # who answered, as a delivery event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import phonenumbers
 import pytest
@@ -208,22 +208,23 @@ def test_an_invalid_number_is_blocked_unless_the_import_found_it_valid() -> None
     from types import SimpleNamespace
 
     from orchestrator.core.gate import contact_rule
+    from orchestrator.core.planner import Occurrence
     from orchestrator.core.records import Reason
     from orchestrator.core.state import AccountState
     from orchestrator.core.zones import phone_zones_text, stored_phone_zones
 
     policy = TimezonePolicy()
-    text = SimpleNamespace(channel="sms")
+    text = cast(Occurrence, SimpleNamespace(channel="sms"))  # contact_rule reads its channel
     bad = Account("A1", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1), phone="+1555",
                   country="US")
-    assert contact_rule(text, AccountState(bad, candidate_zones(bad, policy))) == (  # type: ignore[arg-type]
+    assert contact_rule(text, AccountState(bad, candidate_zones(bad, policy))) == (
         Reason.invalid_contact)
     good = Account("A2", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1),
                    phone="+12125550100", country="US")
-    assert contact_rule(text, AccountState(good, candidate_zones(good, policy))) is None  # type: ignore[arg-type]
+    assert contact_rule(text, AccountState(good, candidate_zones(good, policy))) is None
     imported = Account("A2", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1),
                        phone="+12125550100", country="US",
                        phone_zones=stored_phone_zones(phone_zones_text(good)))
     assert imported.phone_zones == ("America/New_York",)
-    assert contact_rule(text, AccountState(imported, candidate_zones(imported, policy))) is None  # type: ignore[arg-type]
+    assert contact_rule(text, AccountState(imported, candidate_zones(imported, policy))) is None
     assert candidate_zones(imported, policy) == candidate_zones(good, policy)
