@@ -612,7 +612,7 @@ def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
     runner.send_batch = 4
     channel = runner.decider.adapters["sms"]
     assert isinstance(channel, SimulatedChannel)
-    real = runner.settler.settled
+    real = runner.connector.settled
     calls = []
 
     def failing(*args: Any, **kwargs: Any) -> None:
@@ -621,7 +621,7 @@ def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
             raise RuntimeError("database gone")
         real(*args, **kwargs)
 
-    monkeypatch.setattr(runner.settler, "settled", failing)
+    monkeypatch.setattr(runner.connector, "settled", failing)
     instant = START + timedelta(hours=15)
     with pytest.raises(RuntimeError, match="database gone"):
         runner.tick(instant)
@@ -721,7 +721,7 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
                 acct.c.account_id == target)).scalar_one()
         with engine.begin() as conn:
             facts.replan(conn, [target])
-            runner.settler.planned(conn, [PlannedAccount(
+            runner.connector.planned(conn, [PlannedAccount(
                 target, seq, instant + timedelta(days=1),
                 StageMark("not-written", instant, Decimal("1.00")))])
         with engine.connect() as conn:

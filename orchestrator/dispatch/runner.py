@@ -20,15 +20,13 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_exponential_jitter
 
@@ -42,11 +40,15 @@ from orchestrator.core.planner import StageMark, plan_day, plan_fire, stage_mark
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.state import AccountState, SendHistory, SendRecord
 from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed
+from orchestrator.dispatch.connector import DUE, Connector, state_in
 from orchestrator.dispatch.decider import Decider, Outcome, message_id_for
-from orchestrator.dispatch.settle import Moved, PlannedAccount, Sending, Settler, send_status
+from orchestrator.dispatch.postgres import PostgresConnector
+from orchestrator.dispatch.recording import Handed, Recorder
+from orchestrator.dispatch.settle import Moved, PlannedAccount, Sending, send_status
+from orchestrator.dispatch.sqlite import SQLiteConnector
 from orchestrator.store import facts
 from orchestrator.store.accounts import account_from_row, decision_values
-from orchestrator.store.inlist import one_of, pg_array
+from orchestrator.store.inlist import one_of
 from orchestrator.store.replay import Facts, Replayed, load_facts, next_facts, replay
 from orchestrator.store.tables import (
     AccountRow,
@@ -68,14 +70,12 @@ promise_t = table_of(Promise)
 plan_t = table_of(InstalmentPlan)
 instalment_t = table_of(InstalmentRow)
 send_t = table_of(Send)
+decision_t = table_of(Decision)
 
 log = logging.getLogger("outreach.runner")
 
-T = TypeVar("T")
-
 SEND_BATCH = 100  # default cap of sends claimed together (``OUTREACH_SEND_BATCH``)
 
-DUE = ("pending", "deferred")
 # An account that could not be planned (bad data) is tried again this much later, unless
 # its data or facts change first: recorded once a day, not at every round.
 BAD_DATA_RETRY = timedelta(days=1)
@@ -118,16 +118,12 @@ class Runner:
                                      secret=secret)
         self.batch = batch
         self.worker = worker
-        insert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
-        self._plan_insert = insert(occurrence_t).on_conflict_do_nothing(
-            index_elements=["account_id", "step_id", "occurrence_key"]
-        ).returning(occurrence_t.c.id)
+        self.connector = connector_for(db)
         self.history_span = _history_span(config)
         # Go-live instant: occurrences planned before it are not planned at all (as
         # ``simulate`` plans nothing before its start), so a first start does not fire
         # the morning's backlog late.
         self.not_before = not_before
-        self.postgres = db.dialect.name == "postgresql"
         self.skipped_plans = 0  # rounds left to another worker planning at the time
         self.send_batch = max(1, send_batch)  # at most this many sends claimed together
         self.pace: float | None = None  # seconds a send took in the last batch
@@ -136,8 +132,6 @@ class Runner:
             name: Pacer.from_rate(cfg.rate, workers)
             for name, cfg in config.channels.items() if cfg.rate
         }
-        self._lease_statement = _lease_statement(self.postgres)
-        self.settler = Settler(db.dialect)
         self.plan_digest = planning_digest(config, not_before)
         # Where a decision of bad data tells local time: the account's zones may be what
         # could not be worked out.
@@ -205,21 +199,11 @@ class Runner:
         nothing: planning is idempotent, so this only saves work, and what they dispatch
         next is what it planned. A planner that dies releases the lock with its
         connection; the next round is planned by whoever comes first."""
-        if not self.postgres:
-            return self._plan_round(now)
-        with self.db.connect() as lock:
-            if not lock.execute(_PLANNER_TRY_LOCK).scalar():
-                lock.execute(_PLANNER_LOCK)  # wait for the round in progress to end
-                lock.execute(_PLANNER_UNLOCK)
-                lock.commit()
+        with self.connector.planning_turn(self.db) as mine:
+            if not mine:
                 self.skipped_plans += 1
                 return 0
-            lock.commit()  # the session's lock stays; no transaction stays open
-            try:
-                return self._plan_round(now)
-            finally:
-                lock.execute(_PLANNER_UNLOCK)
-                lock.commit()
+            return self._plan_round(now)
 
     def _plan_round(self, now: datetime) -> int:
         with self.db.connect() as conn:
@@ -257,7 +241,7 @@ class Runner:
                     if account_id not in bad:
                         _write_promise_states(conn, account_id, rep.state, now)
                         _write_plan_states(conn, account_id, rep.state, now)
-            self.settler.planned(conn, [
+            self.connector.planned(conn, [
                 PlannedAccount(r.account_id, r.plan_seq, due[r.account_id],
                                _moved_to(r, marks.get(r.account_id)))
                 for r in rows])
@@ -266,7 +250,7 @@ class Runner:
                 return 0
             # One statement with a parameter list (not ``.values(rows)``, which is compiled
             # again for every number of rows: 40% of planning went to that).
-            return len(conn.execute(self._plan_insert, values).all())
+            return len(conn.execute(self.connector.plan_insert, values).all())
 
     def _plan_each(self, replayed: dict[str, Replayed], later: dict[str, datetime],
                    bad: dict[str, Exception], now: datetime
@@ -304,7 +288,7 @@ class Runner:
         debtors = {r.account_id: r.debtor_id for r in rows}
         for account_id in sorted(bad):
             note(account_id, bad[account_id], "plan")
-        self.settler.decisions(conn, [
+        self.connector.decisions(conn, [
             (None, planning_failed(a, debtors[a], now, self.default_zone)) for a in sorted(bad)])
 
     def _account_pages(self, now: datetime, every: bool) -> Iterator[list[Row[Any]]]:
@@ -358,7 +342,7 @@ class Runner:
                  keep_records: bool = False) -> TickResult:
         """Decide every occurrence due by ``now``, oldest first, a leased page at a time."""
         result = result or TickResult()
-        recorder = _Recorder(self.db, self._settle) if self.postgres else None
+        recorder = self.connector.recorder(self.db, self._settle)
         try:
             with self.db.connect() as conn:  # one connection for every transaction of the run
                 due = self._lease(conn, now)
@@ -366,13 +350,11 @@ class Runner:
                     # PostgreSQL: the next page is leased while this one is sent. Its rows
                     # come after this page's in turn (these are leased, and what this page
                     # defers is due later), so the order is the one page by page.
-                    ahead = (recorder.run(lambda c: self._lease(c, now))
-                             if recorder is not None else None)
+                    ahead = recorder.ahead(conn, lambda c: self._lease(c, now))
                     self._dispatch_page(conn, due, now, result, keep_records, recorder)
-                    due = ahead.result() if ahead is not None else self._lease(conn, now)
+                    due = ahead()
         finally:
-            if recorder is not None:
-                _count(result, recorder.close(), keep_records)
+            _count(result, recorder.close(), keep_records)
         return result
 
     def _lease(self, conn: Connection, now: datetime) -> list[Row[Any]]:
@@ -381,9 +363,8 @@ class Runner:
         same occurrence. A lease left by a crashed worker lapses after ``LEASE``. Each
         row comes with its account's ``debtor_id``."""
         with conn.begin():
-            rows = conn.execute(self._lease_statement, {
-                "b_now": now, "b_until": now + LEASE, "b_worker": self.worker,
-                "b_limit": self.batch}).all()
+            rows = self.connector.lease(conn, now=now, until=now + LEASE, worker=self.worker,
+                                        limit=self.batch)
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.planned_at, r.account_id,
                                            r.step_id, r.occurrence_key))
 
@@ -426,7 +407,7 @@ class Runner:
 
     def _dispatch_page(self, conn: Connection, due: Sequence[Row[Any]], now: datetime,
                        result: TickResult, keep_records: bool,
-                       recorder: _Recorder | None = None) -> None:
+                       recorder: Recorder) -> None:
         """Decide a leased page a batch at a time. Each batch is claimed, judged under its
         debtors' locks and sent by ``_send_batch``, which also records what does not go
         out (deferred, suppressed, blocked...): one replay of each account's facts per
@@ -438,13 +419,7 @@ class Runner:
         while start < len(due) and not self.stop.is_set():
             size = self.batch_size()
             handed = self._send_batch(conn, due[start:start + size], now)
-            if recorder is None:
-                outcomes = self._settle(conn, handed, now)
-            elif handed.opt_outs or handed.unsent:
-                outcomes = recorder.wait() + self._settle(conn, handed, now)
-            else:
-                outcomes = recorder.submit(handed, now)
-            _count(result, outcomes, keep_records)
+            _count(result, recorder.record(conn, handed, now), keep_records)
             start += size
 
     def batch_size(self) -> int:
@@ -506,11 +481,6 @@ class Runner:
             trigger=fire,
         )
 
-    def _lock(self, conn: Connection, debtors: Iterable[str]) -> None:
-        """PostgreSQL: transaction-level advisory locks on these debtors, taken in one
-        statement in sorted order, so two workers never wait on each other in a cycle."""
-        conn.execute(_DEBTOR_LOCKS, {"b_debtors": pg_array(sorted(debtors))})
-
     def _accounts_locked(self, conn: Connection, debtors: set[str], batch: Sequence[Row[Any]]
                          ) -> list[Row[Any]]:
         """Every account of the batch's debtors, under their locks. An account that moved
@@ -525,12 +495,11 @@ class Runner:
             moved = {r.debtor_id for r in rows} - locked
             if not moved:
                 return list(rows)
-            if self.postgres:
-                self._lock(conn, moved)
+            self.connector.lock_debtors(conn, moved)
             locked |= moved
 
     def _send_batch(self, conn: Connection, batch: Sequence[Row[Any]], now: datetime
-                    ) -> _Handed:
+                    ) -> Handed:
         """Claim a batch, judge each again and render what may go, and record ``sending``
         in one transaction under the debtors' locks (so N workers never exceed a cap),
         with what does not go out; then hand each to its adapter. ``_settle`` records how
@@ -539,11 +508,10 @@ class Runner:
         template that fails (or runs past the sandbox's bounds) fails its own sends,
         ``render_error``, never left in doubt, and the rest of the batch goes out."""
         if not batch:
-            return _Handed([], [], [], {}, {})
+            return Handed([], [], [], {}, {})
         with conn.begin():
             debtors = {o.debtor_id for o in batch}
-            if self.postgres:  # SQLite: the claim takes the single write lock first
-                self._lock(conn, debtors)
+            self.connector.lock_debtors(conn, debtors)
             claimed = set(conn.execute(_CLAIM, {
                 "ids": [o.id for o in batch], "b_worker": self.worker, "b_now": now}).scalars())
             rows = self._accounts_locked(conn, debtors, batch)
@@ -558,7 +526,7 @@ class Runner:
             self._record_refused(conn, refused, now)
             self._record_sending(conn, ready, by_account, now)
         done, unsent = self._hand_over(ready, now)
-        return _Handed([v for _, v in refused], done, unsent, by_account,
+        return Handed([v for _, v in refused], done, unsent, by_account,
                        self.decider.marks())
 
     def _prepare(self, batch: Sequence[Row[Any]], replayed: Mapping[str, Replayed],
@@ -604,16 +572,16 @@ class Runner:
                         now: datetime) -> None:
         """What does not go out, recorded with the claim: decided, no adapter called."""
         if refused:
-            self.settler.decisions(conn, [(i, v.record) for i, v in refused])
-            self.settler.occurrences(conn, [_moved(i, v) for i, v in refused], now,
-                                     attempted=False)
+            self.connector.decisions(conn, [(i, v.record) for i, v in refused])
+            self.connector.occurrences(conn, [Moved.of(i, v) for i, v in refused], now,
+                                       attempted=False)
 
     def _record_sending(self, conn: Connection, ready: Sequence[_Ready],
                         by_account: Mapping[str, Row[Any]], now: datetime) -> None:
         """A send row ``sending`` for each message about to be handed over."""
         if not ready:
             return
-        written = self.settler.sending(conn, [Sending(
+        written = self.connector.sending(conn, [Sending(
             r.message.message_id, r.occ.account_id, r.rep.state.account.debtor_id,
             r.occ.channel, r.row.id,
             by_account[r.occ.account_id].email_index if r.occ.channel == "email"
@@ -662,7 +630,7 @@ class Runner:
             channel=occ_row.channel, kind=occ_row.kind, decision=DecisionKind.failed,
             reason=Reason.bad_data))
 
-    def _settle(self, conn: Connection, handed: _Handed, now: datetime) -> list[Outcome]:
+    def _settle(self, conn: Connection, handed: Handed, now: datetime) -> list[Outcome]:
         """Record a sent batch once its adapters made it durable: decisions, occurrences,
         sends, a provider's opt-outs, and sends given back (stopping) pending again.
         Returns the batch's outcomes, those refused at the claim first."""
@@ -671,9 +639,9 @@ class Runner:
         done = [(r, o, m) for (r, _, m), o in zip(done, synced, strict=True)]
         with conn.begin():
             if done:
-                self.settler.settled(
+                self.connector.settled(
                     conn, [(r.id, o.record) for r, o, _ in done],
-                    [_moved(r.id, o) for r, o, _ in done],
+                    [Moved.of(r.id, o) for r, o, _ in done],
                     [(m, send_status(str(o.record.decision)), o.provider_id) for _, o, m in done],
                     now)
             for _, o, _ in done:
@@ -715,81 +683,6 @@ class _Ready:
     occ: Planned
     rep: Replayed
     message: OutboundMessage
-
-
-@dataclass
-class _Handed:
-    """A batch handed to its adapters, to be recorded (``Runner._settle``)."""
-
-    refused: list[Outcome]  # judged at the claim not to go out, recorded already
-    done: list[tuple[Row[Any], Outcome, str]]  # (occurrence, outcome, message id)
-    unsent: list[tuple[Row[Any], str]]  # claimed, not handed over: stopping
-    by_account: dict[str, Row[Any]]
-    marks: dict[str, Any]  # the adapters' ``mark()`` just after the last send
-
-    @property
-    def opt_outs(self) -> bool:
-        return any(o.opt_out for _, o, _ in self.done)
-
-
-class _Recorder:
-    """Records sent batches (``Runner._settle``) one at a time, in order, in a thread and
-    on a connection of its own, while the dispatcher claims and sends the next batch:
-    PostgreSQL's work on one batch overlaps Python's on the next.
-
-    The next claim does not need this batch's record: its sends count toward limits from
-    ``sending`` on (a send that failed counts until it is recorded failed: a cap may
-    hold one batch longer, never less), and its occurrences are no longer due.
-
-    Its connection is in autocommit: what it runs is one statement each (a lease, a
-    batch's record: ``Settler.settled``), each its own transaction, with no ``BEGIN``
-    and ``COMMIT`` round trips around it. A batch whose record takes more than one
-    statement (a provider's opt-out, sends given back) is recorded by the dispatcher,
-    never here."""
-
-    def __init__(self, db: Engine,
-                 settle: Callable[[Connection, _Handed, datetime], list[Outcome]]):
-        self._db = db
-        self._settle = settle
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-record")
-        self._conn: Connection | None = None
-        self._pending: Future[list[Outcome]] | None = None
-
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            self._conn = self._db.connect().execution_options(isolation_level="AUTOCOMMIT")
-        return self._conn
-
-    def _record(self, handed: _Handed, now: datetime) -> list[Outcome]:
-        return self._settle(self._connection(), handed, now)
-
-    def run(self, work: Callable[[Connection], T]) -> Future[T]:
-        """``work`` on this thread's connection, after what was submitted before."""
-        return self._pool.submit(lambda: work(self._connection()))
-
-    def wait(self) -> list[Outcome]:
-        """The outcomes of the batch being recorded, once it is ([] if none); raises what
-        recording it raised."""
-        pending, self._pending = self._pending, None
-        return [] if pending is None else pending.result()
-
-    def submit(self, handed: _Handed, now: datetime) -> list[Outcome]:
-        """Record ``handed`` once the batch before it is; returns that batch's outcomes."""
-        if handed.opt_outs or handed.unsent:
-            raise ValueError("a batch with opt-outs or unsent sends is recorded in one "
-                             "transaction by the dispatcher")
-        earlier = self.wait()
-        self._pending = self._pool.submit(self._record, handed, now)
-        return earlier
-
-    def close(self) -> list[Outcome]:
-        """Wait for the last batch; returns its outcomes."""
-        try:
-            return self.wait()
-        finally:
-            if self._conn is not None:
-                self._pool.submit(self._conn.close).result()
-            self._pool.shutdown()
 
 
 def _count(result: TickResult, outcomes: Iterable[Outcome], keep_records: bool) -> None:
@@ -844,59 +737,8 @@ class Pacer:
             self._next = now + self.interval
 
 
-decision_t = table_of(Decision)
-# Two 32-bit keys: a lock space apart from the debtors' 64-bit keys.
-_PLANNER_TRY_LOCK = sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))
-_PLANNER_LOCK = sa.select(sa.func.pg_advisory_lock(0x6F7574, 1))
-_PLANNER_UNLOCK = sa.select(sa.func.pg_advisory_unlock(0x6F7574, 1))
-# Every debtor of a batch in one statement, in the order given: a function scan returns
-# the array's elements in order (WITH ORDINALITY makes that explicit).
-_DEBTOR_LOCKS = sa.text(
-    "SELECT pg_advisory_xact_lock(hashtextextended(t.debtor, 0)) "
-    "FROM unnest(CAST(:b_debtors AS text[])) WITH ORDINALITY AS t(debtor, n) ORDER BY t.n"
-)
-
-
-def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
-    """``state IN (...)`` with inline constants, usable with executemany."""
-    return sa.or_(*(occurrence_t.c.state == sa.literal_column(f"'{s}'") for s in states))
-
-
-def _due_order(postgres: bool) -> list[sa.ColumnElement[Any]]:
-    """The order in which due occurrences take their turn: by due time, then
-    ``simulate.due_order`` (planned first, then account, step, key), text compared by
-    code point as Python compares it (PostgreSQL's "C" collation; SQLite's default)."""
-    c = occurrence_t.c
-    texts = [c.account_id, c.step_id, c.occurrence_key]
-    return [c.next_attempt_at, c.planned_at,
-            *(t.collate("C") if postgres else t for t in texts)]
-
-
-# Due occurrences not leased (or whose lease lapsed), in their turn (``_due_order``),
-# leased to one worker; each comes back with its account's debtor.
-def _lease_statement(postgres: bool) -> sa.Update:
-    now = sa.bindparam("b_now", type_=UTCDateTime())
-    pick = (
-        sa.select(occurrence_t.c.id)
-        .where(_state_in(DUE), occurrence_t.c.next_attempt_at <= now,
-               sa.or_(occurrence_t.c.lease_until.is_(None), occurrence_t.c.lease_until < now))
-        .order_by(*_due_order(postgres))
-        .limit(sa.bindparam("b_limit", type_=sa.Integer()))
-    )
-    if postgres:
-        pick = pick.with_for_update(skip_locked=True)
-    debtor = (sa.select(account_t.c.debtor_id)
-              .where(account_t.c.account_id == occurrence_t.c.account_id)
-              .scalar_subquery().label("debtor_id"))
-    return (occurrence_t.update()
-            .where(occurrence_t.c.id.in_(pick.scalar_subquery()))
-            .values(lease_until=sa.bindparam("b_until", type_=UTCDateTime()),
-                    claimed_by=sa.bindparam("b_worker"))
-            .returning(*occurrence_t.c, debtor))
-
-
 _CLAIM = (occurrence_t.update()
-          .where(one_of(occurrence_t.c.id, "ids"), _state_in(DUE))
+          .where(one_of(occurrence_t.c.id, "ids"), state_in(DUE))
           .values(state="sending", claimed_by=sa.bindparam("b_worker"),
                   updated_at=sa.bindparam("b_now", type_=UTCDateTime()))
           .returning(occurrence_t.c.id))
@@ -909,13 +751,6 @@ _HISTORY = sa.select(send_t.c.sent_at, send_t.c.channel, send_t.c.account_id,
     send_t.c.sent_at <= sa.bindparam("now", type_=UTCDateTime()),
     send_t.c.status != "failed",
 )
-
-
-def _moved(occurrence_id: int, outcome: Outcome) -> Moved:
-    """Where an occurrence goes from ``sending``: deferred (due again later) or settled."""
-    if outcome.defer_until is not None:
-        return Moved(occurrence_id, "deferred", outcome.defer_until)
-    return Moved(occurrence_id, str(outcome.record.decision))
 
 
 def planning_digest(config: Config, not_before: datetime | None) -> str:
@@ -990,3 +825,12 @@ def _history_span(config: Config) -> timedelta:
     for overlay in [*config.policy.jurisdictions.values(), *config.policy.profiles.values()]:
         windows.extend(limit.window.delta for limit in overlay.limits)
     return max(windows, default=timedelta(days=1)) + timedelta(days=2)
+
+
+CONNECTORS: dict[str, type[Connector]] = {
+    "postgresql": PostgresConnector, "sqlite": SQLiteConnector}
+
+
+def connector_for(db: Engine) -> Connector:
+    """The connector of ``db``'s database: the one place that asks which database it is."""
+    return CONNECTORS[db.dialect.name](db.dialect)
