@@ -681,7 +681,7 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
     """A round replays the accounts due (next local day, deadline, dated fact) or changed
     since (``facts.replan``), not the whole portfolio; another planning configuration
     replays every account; a change made while a planner held an account keeps it due."""
-    from orchestrator.dispatch import runner as runner_module
+    from orchestrator.dispatch import baddata as runner_module
 
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 30)
     replayed: list[str] = []

@@ -39,7 +39,7 @@ from orchestrator.core.planner import Occurrence as Planned
 from orchestrator.core.planner import StageMark, plan_day, plan_fire, stage_mark
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.state import AccountState, SendHistory, SendRecord
-from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed
+from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed, replay_accounts
 from orchestrator.dispatch.connector import DUE, Connector, state_in
 from orchestrator.dispatch.decider import Decider, Outcome, message_id_for
 from orchestrator.dispatch.postgres import PostgresConnector
@@ -49,7 +49,7 @@ from orchestrator.dispatch.sqlite import SQLiteConnector
 from orchestrator.store import facts
 from orchestrator.store.accounts import account_from_row, decision_values
 from orchestrator.store.inlist import one_of
-from orchestrator.store.replay import Facts, Replayed, load_facts, next_facts, replay
+from orchestrator.store.replay import Replayed, next_facts
 from orchestrator.store.tables import (
     AccountRow,
     Decision,
@@ -148,41 +148,7 @@ class Runner:
 
     def _replayed(self, conn: Connection, rows: Sequence[Row[Any]], now: datetime
                   ) -> tuple[dict[str, Replayed], dict[str, Exception]]:
-        """Each account's state at ``now``, and apart, the accounts whose facts could not
-        be read or replayed (bad data: ``baddata``), with their errors: they fail alone."""
-        bad: dict[str, Exception] = {}
-        loaded = self._load_facts(conn, rows, now, bad)
-        rules_for = self.decider.rules
-        replayed: dict[str, Replayed] = {}
-        for r in rows:
-            if r.account_id in bad:
-                continue
-            try:
-                replayed[r.account_id] = replay(r, self.cipher, rules_for,
-                                                loaded[r.account_id], now)
-            except Exception as exc:
-                if not is_bad_data(exc):
-                    raise
-                bad[r.account_id] = exc
-        return replayed, bad
-
-    def _load_facts(self, conn: Connection, rows: Sequence[Row[Any]], now: datetime,
-                    bad: dict[str, Exception]) -> dict[str, Facts]:
-        """The facts of these accounts in one read, as usual; when that read fails on a
-        value (SQLite hands back whatever was written, a date that is none), one account
-        at a time, so that only the account with that value fails (into ``bad``)."""
-        try:
-            return load_facts(conn, rows, now, self.cipher)
-        except Exception as exc:
-            if not is_bad_data(exc):
-                raise
-            if len(rows) == 1:
-                bad[rows[0].account_id] = exc
-                return {}
-        loaded: dict[str, Facts] = {}
-        for row in rows:
-            loaded.update(self._load_facts(conn, [row], now, bad))
-        return loaded
+        return replay_accounts(conn, rows, now, self.cipher, self.decider.rules)
 
     def plan(self, now: datetime) -> int:
         """Insert today's occurrences (local day of each debtor) and those of trigger events
