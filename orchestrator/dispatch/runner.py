@@ -15,12 +15,11 @@ re-sent blindly.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,30 +33,25 @@ from channels.base import ChannelAdapter, OutboundMessage
 from orchestrator.config.models import Config, RetryPolicy, Step, Trigger
 from orchestrator.content.rendering import TemplateRenderer
 from orchestrator.core.crypto import DataCipher
-from orchestrator.core.hours import local_day_start
 from orchestrator.core.planner import Occurrence as Planned
-from orchestrator.core.planner import StageMark, plan_day, plan_fire, stage_mark
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
-from orchestrator.core.state import AccountState, SendHistory, SendRecord
-from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed, replay_accounts
+from orchestrator.core.state import SendHistory, SendRecord
+from orchestrator.dispatch.baddata import is_bad_data, note, replay_accounts
 from orchestrator.dispatch.connector import DUE, Connector, state_in
 from orchestrator.dispatch.decider import Decider, Outcome, message_id_for
+from orchestrator.dispatch.planning import Planning, planning_digest
 from orchestrator.dispatch.postgres import PostgresConnector
 from orchestrator.dispatch.recording import Handed, Recorder
-from orchestrator.dispatch.settle import Moved, PlannedAccount, Sending, send_status
+from orchestrator.dispatch.settle import Moved, Sending, send_status
 from orchestrator.dispatch.sqlite import SQLiteConnector
 from orchestrator.store import facts
 from orchestrator.store.accounts import account_from_row, decision_values
 from orchestrator.store.inlist import one_of
-from orchestrator.store.replay import Replayed, next_facts
+from orchestrator.store.replay import Replayed
 from orchestrator.store.tables import (
     AccountRow,
     Decision,
-    InstalmentPlan,
-    InstalmentRow,
     OccurrenceRow,
-    PlannerState,
-    Promise,
     Send,
     UTCDateTime,
     table_of,
@@ -65,10 +59,6 @@ from orchestrator.store.tables import (
 
 account_t = table_of(AccountRow)
 occurrence_t = table_of(OccurrenceRow)
-planner_t = table_of(PlannerState)
-promise_t = table_of(Promise)
-plan_t = table_of(InstalmentPlan)
-instalment_t = table_of(InstalmentRow)
 send_t = table_of(Send)
 decision_t = table_of(Decision)
 
@@ -76,9 +66,6 @@ log = logging.getLogger("outreach.runner")
 
 SEND_BATCH = 100  # default cap of sends claimed together (``OUTREACH_SEND_BATCH``)
 
-# An account that could not be planned (bad data) is tried again this much later, unless
-# its data or facts change first: recorded once a day, not at every round.
-BAD_DATA_RETRY = timedelta(days=1)
 
 
 # --- the runner ----------------------------------------------------------------------------
@@ -120,10 +107,6 @@ class Runner:
         self.worker = worker
         self.connector = connector_for(db)
         self.history_span = _history_span(config)
-        # Go-live instant: occurrences planned before it are not planned at all (as
-        # ``simulate`` plans nothing before its start), so a first start does not fire
-        # the morning's backlog late.
-        self.not_before = not_before
         self.skipped_plans = 0  # rounds left to another worker planning at the time
         self.send_batch = max(1, send_batch)  # at most this many sends claimed together
         self.pace: float | None = None  # seconds a send took in the last batch
@@ -136,6 +119,8 @@ class Runner:
         # Where a decision of bad data tells local time: the account's zones may be what
         # could not be worked out.
         self.default_zone = ZoneInfo(config.policy.timezone.default)
+        self.planning = Planning(db, self.connector, self.decider, cipher,
+                                 not_before=not_before, default_zone=self.default_zone)
 
     # --- one tick ------------------------------------------------------------------------
 
@@ -145,10 +130,6 @@ class Runner:
         result.planned = self.plan(now)
         self.dispatch(now, result, keep_records=keep_records)
         return result
-
-    def _replayed(self, conn: Connection, rows: Sequence[Row[Any]], now: datetime
-                  ) -> tuple[dict[str, Replayed], dict[str, Exception]]:
-        return replay_accounts(conn, rows, now, self.cipher, self.decider.rules)
 
     def plan(self, now: datetime) -> int:
         """Insert today's occurrences (local day of each debtor) and those of trigger events
@@ -165,142 +146,16 @@ class Runner:
         nothing: planning is idempotent, so this only saves work, and what they dispatch
         next is what it planned. A planner that dies releases the lock with its
         connection; the next round is planned by whoever comes first."""
-        with self.connector.planning_turn(self.db) as mine:
-            if not mine:
-                self.skipped_plans += 1
-                return 0
-            return self._plan_round(now)
-
-    def _plan_round(self, now: datetime) -> int:
-        with self.db.connect() as conn:
-            stored = conn.execute(sa.select(planner_t.c.config_digest)).scalar()
-        every = stored != self.plan_digest
-        planned = sum(self._plan_rows(rows, now) for rows in self._account_pages(now, every))
-        if every:  # from now on, the accounts' plan_due_at hold under this configuration
-            with self.db.begin() as conn:
-                conn.execute(planner_t.delete())
-                conn.execute(planner_t.insert().values(id=1, config_digest=self.plan_digest,
-                                                       updated_at=now))
+        planned = self.planning.plan(now, digest=self.plan_digest, page=self.batch)
+        if planned is None:
+            self.skipped_plans += 1
+            return 0
         return planned
 
     def plan_accounts(self, account_ids: Iterable[str], now: datetime) -> int:
         """Plan just these accounts now (after a payment, a promise, an event arrived), and
         write back the promise states their facts imply (kept, broken)."""
-        ids = sorted(set(account_ids))
-        if not ids:
-            return 0
-        with self.db.connect() as conn:
-            rows = conn.execute(sa.select(account_t).where(account_t.c.account_id.in_(ids))).all()
-        return self._plan_rows(list(rows), now, sync_promises=True)
-
-    def _plan_rows(self, rows: list[Row[Any]], now: datetime, *,
-                   sync_promises: bool = False) -> int:
-        """Plan a page of accounts in one transaction. An account whose data cannot be
-        replayed or planned is recorded ``failed`` (``bad_data``) and tried again a day
-        later; the others are planned as if it were not there."""
-        with self.db.begin() as conn:
-            replayed, bad = self._replayed(conn, rows, now)
-            later = next_facts(conn, [r.account_id for r in rows], now)
-            values, due, marks = self._plan_each(replayed, later, bad, now)
-            if sync_promises:
-                for account_id, rep in replayed.items():
-                    if account_id not in bad:
-                        _write_promise_states(conn, account_id, rep.state, now)
-                        _write_plan_states(conn, account_id, rep.state, now)
-            self.connector.planned(conn, [
-                PlannedAccount(r.account_id, r.plan_seq, due[r.account_id],
-                               _moved_to(r, marks.get(r.account_id)))
-                for r in rows])
-            self._record_unplanned(conn, rows, bad, now)
-            if not values:
-                return 0
-            # One statement with a parameter list (not ``.values(rows)``, which is compiled
-            # again for every number of rows: 40% of planning went to that).
-            return len(conn.execute(self.connector.plan_insert, values).all())
-
-    def _plan_each(self, replayed: dict[str, Replayed], later: dict[str, datetime],
-                   bad: dict[str, Exception], now: datetime
-                   ) -> tuple[list[dict[str, Any]], dict[str, datetime],
-                              dict[str, StageMark | None]]:
-        """The occurrences to insert, when each account is planned again, and the stage
-        each is in (``planner.stage_mark``). An account whose planning raises joins
-        ``bad``: nothing of it is planned, and it is due again in ``BAD_DATA_RETRY`` (not
-        at every round), or at once when its data changes."""
-        values: list[dict[str, Any]] = []
-        due: dict[str, datetime] = {}
-        marks: dict[str, StageMark | None] = {}
-        for account_id, rep in replayed.items():
-            try:
-                planned = list(self._plan_account(rep, now))
-                due[account_id] = _plan_due(rep, later.get(account_id), now)
-                marks[account_id] = stage_mark(rep.state, rep.rules, now)
-            except Exception as exc:
-                if not is_bad_data(exc):
-                    raise
-                bad[account_id] = exc
-                continue
-            values.extend(planned)
-        for account_id in bad:
-            due[account_id] = now + BAD_DATA_RETRY
-            marks.pop(account_id, None)
-        return values, due, marks
-
-    def _record_unplanned(self, conn: Connection, rows: Sequence[Row[Any]],
-                          bad: dict[str, Exception], now: datetime) -> None:
-        """A ``failed`` decision (``bad_data``) and a log line for each account of the page
-        that could not be planned."""
-        if not bad:
-            return
-        debtors = {r.account_id: r.debtor_id for r in rows}
-        for account_id in sorted(bad):
-            note(account_id, bad[account_id], "plan")
-        self.connector.decisions(conn, [
-            (None, planning_failed(a, debtors[a], now, self.default_zone)) for a in sorted(bad)])
-
-    def _account_pages(self, now: datetime, every: bool) -> Iterator[list[Row[Any]]]:
-        """Pages of the accounts to plan: those due (or all of them), by account id."""
-        query = sa.select(account_t).order_by(account_t.c.account_id).limit(self.batch)
-        if not every:
-            query = query.where(sa.or_(account_t.c.plan_due_at.is_(None),
-                                       account_t.c.plan_due_at <= now))
-        after = ""
-        while True:
-            with self.db.connect() as conn:
-                rows = conn.execute(query.where(account_t.c.account_id > after)).all()
-            if not rows:
-                return
-            yield list(rows)
-            after = rows[-1].account_id
-
-    def _plan_account(self, rep: Replayed, now: datetime) -> Iterator[dict[str, Any]]:
-        state, rules = rep.state, rep.rules
-        occs: list[Planned] = []
-        # Closed accounts are planned too, as in ``simulate``: their steps are recorded as
-        # suppressed (paid), so "why no reminder?" always has an answer.
-        occs.extend(plan_day(state, rules, now.astimezone(rules.zones.primary).date()))
-        for fire in rep.fires:
-            if fire.time <= now:
-                occs.extend(plan_fire(state, rules, fire))
-        for occ in occs:
-            if occ.expires_at <= now:
-                continue  # already lapsed when we learned of it: nothing to decide
-            if self.not_before is not None and occ.planned_at < self.not_before:
-                continue
-            yield {
-                "account_id": occ.account_id,
-                "step_id": occ.step_id,
-                "occurrence_key": occ.key,
-                "planned_at": occ.planned_at,
-                "expires_at": occ.expires_at,
-                "stage": occ.stage,
-                "channel": occ.channel,
-                "kind": str(occ.kind),
-                "state": "pending",
-                "next_attempt_at": occ.planned_at,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
+        return self.planning.plan_accounts(account_ids, now)
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -481,7 +336,7 @@ class Runner:
             claimed = set(conn.execute(_CLAIM, {
                 "ids": [o.id for o in batch], "b_worker": self.worker, "b_now": now}).scalars())
             rows = self._accounts_locked(conn, debtors, batch)
-            replayed, bad = self._replayed(conn, rows, now)
+            replayed, bad = replay_accounts(conn, rows, now, self.cipher, self.decider.rules)
             for account_id in sorted(bad):
                 note(account_id, bad[account_id], "dispatch")
             histories = self._histories(conn, {r.debtor_id for r in rows}, now)
@@ -717,72 +572,6 @@ _HISTORY = sa.select(send_t.c.sent_at, send_t.c.channel, send_t.c.account_id,
     send_t.c.sent_at <= sa.bindparam("now", type_=UTCDateTime()),
     send_t.c.status != "failed",
 )
-
-
-def planning_digest(config: Config, not_before: datetime | None) -> str:
-    """What planning depends on besides the accounts and their facts: the cadences, the
-    policy (zones, grace periods), the creditors (their policy profiles) and go-live."""
-    text = config.model_dump_json(include={"cadences", "policy", "creditors"})
-    return hashlib.sha256(f"{text}\x1f{not_before}".encode()).hexdigest()[:32]
-
-
-def _plan_due(rep: Replayed, next_fact: datetime | None, now: datetime) -> datetime:
-    """When this account's plan can next change: its next local day (primary zone), its
-    next promise or instalment deadline, or its next dated fact, whichever comes first."""
-    zone = rep.rules.zones.primary
-    tomorrow = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
-    return min(t for t in (tomorrow, rep.next_deadline, next_fact) if t is not None)
-
-
-def _moved_to(row: Row[Any], mark: StageMark | None) -> StageMark | None:
-    """The stage planning writes back to the account (``planner.stage_mark``), if it
-    moved; ``None`` leaves the stored one."""
-    return mark if mark is not None and _moved_stage(row, mark) else None
-
-
-def _moved_stage(row: Row[Any], mark: StageMark) -> bool:
-    """Whether the stored stage is not ``mark``'s. The same stage entered the same day
-    keeps the balance stored at entry: a later import may have changed the balance
-    (fees added), not what it was then."""
-    if mark.stage != row.stage or mark.entered_at != row.stage_entered_at:
-        return True
-    return mark.stage is not None and row.balance_at_stage_entry is None
-
-
-def _write_promise_states(conn: Connection, account_id: str, state: AccountState,
-                          now: datetime) -> None:
-    """Store the promise states the replay derived (p1, p2... in made order)."""
-    rows = conn.execute(sa.select(promise_t.c.id).where(
-        promise_t.c.account_id == account_id, promise_t.c.made_at <= now
-    ).order_by(promise_t.c.made_at, promise_t.c.id)).all()
-    for row, promise in zip(rows, state.promises, strict=False):
-        conn.execute(promise_t.update().where(promise_t.c.id == row.id).values(
-            state=promise.state, kept_at=promise.kept_at, broken_at=promise.broken_at))
-
-
-def _write_plan_states(conn: Connection, account_id: str, state: AccountState,
-                       now: datetime) -> None:
-    """Store what the replay derived of each payment plan (in created order): active,
-    completed (every instalment paid) or broken (one missed), and each instalment's paid
-    amount, so that ``account show`` and the API tell them as the engine sees them."""
-    plans = conn.execute(sa.select(plan_t.c.id).where(
-        plan_t.c.account_id == account_id, plan_t.c.created_at <= now
-    ).order_by(plan_t.c.created_at, plan_t.c.id)).all()
-    for row, plan in zip(plans, state.plans, strict=False):
-        done = all(i.settled for i in plan.instalments)
-        ended = plan.broken_at or (now if done else None)
-        conn.execute(plan_t.update().where(
-            plan_t.c.id == row.id, sa.or_(plan_t.c.state == "active", plan_t.c.ended_at.is_(None))
-        ).values(state="broken" if plan.broken_at else "completed" if done else "active",
-                 ended_at=ended))
-        ids = conn.execute(sa.select(instalment_t.c.id).where(instalment_t.c.plan_id == row.id)
-                           .order_by(instalment_t.c.due, instalment_t.c.id)).scalars().all()
-        for inst_id, inst in zip(ids, plan.instalments, strict=False):
-            conn.execute(instalment_t.update().where(instalment_t.c.id == inst_id).values(
-                paid=min(inst.paid, inst.amount),
-                state="paid" if inst.settled
-                else "missed" if plan.broken_at and inst.due < plan.broken_at.date()
-                else "pending"))
 
 
 def _history_span(config: Config) -> timedelta:
