@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from channels.base import ChannelAdapter
@@ -34,25 +33,19 @@ from orchestrator.config.models import Config
 from orchestrator.content.rendering import TemplateRenderer
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.planner import Occurrence as Planned
-from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
+from orchestrator.core.records import DecisionRecord
+from orchestrator.dispatch import recovery
 from orchestrator.dispatch.claiming import Claims, occurrence_of
-from orchestrator.dispatch.connector import DUE, Connector
+from orchestrator.dispatch.connector import Connector
 from orchestrator.dispatch.decider import Decider, Outcome
 from orchestrator.dispatch.planning import Planning, planning_digest
 from orchestrator.dispatch.postgres import PostgresConnector
 from orchestrator.dispatch.recording import Handed, Recorder
 from orchestrator.dispatch.sending import Sender
 from orchestrator.dispatch.sqlite import SQLiteConnector
-from orchestrator.store.accounts import account_from_row, decision_values
 from orchestrator.store.replay import Replayed
-from orchestrator.store.tables import AccountRow, Decision, OccurrenceRow, Send, table_of
 
 __all__ = ["SEND_BATCH", "Runner", "TickResult", "connector_for"]
-
-account_t = table_of(AccountRow)
-decision_t = table_of(Decision)
-occurrence_t = table_of(OccurrenceRow)
-send_t = table_of(Send)
 
 SEND_BATCH = 100  # default cap of sends claimed together (``OUTREACH_SEND_BATCH``)
 SEND_WINDOW = 0.25  # seconds of sending that one batch may hold (see ``batch_size``)
@@ -169,38 +162,8 @@ class Runner:
         """On start: sends this worker left ``sending`` (it crashed mid-send), and anyone's
         ``sending`` older than ``stale``, become ``ambiguous`` — recorded, never re-sent;
         this worker's own leases are released. Returns how many became ambiguous."""
-        stuck_q = sa.select(occurrence_t).where(
-            occurrence_t.c.state == "sending",
-            sa.or_(occurrence_t.c.claimed_by == self.worker,
-                   occurrence_t.c.updated_at < now - stale),
-        )
-        with self.db.begin() as conn:
-            conn.execute(
-                occurrence_t.update().where(
-                    occurrence_t.c.claimed_by == self.worker, occurrence_t.c.state.in_(DUE)
-                ).values(lease_until=None)
-            )
-            stuck = conn.execute(stuck_q).all()
-            for occ_row in stuck:
-                row = conn.execute(sa.select(account_t).where(
-                    account_t.c.account_id == occ_row.account_id)).one()
-                rules = self.decider.rules(account_from_row(row, self.cipher))
-                message_id = conn.execute(sa.select(send_t.c.message_id).where(
-                    send_t.c.occurrence_id == occ_row.id)).scalar()
-                record = DecisionRecord(
-                    time=now, local_time=iso_local(now, rules.zones.primary),
-                    account=occ_row.account_id, debtor=row.debtor_id, stage=occ_row.stage,
-                    step=occ_row.step_id, channel=occ_row.channel, kind=occ_row.kind,
-                    decision=DecisionKind.ambiguous, reason=Reason.interrupted,
-                    message_id=message_id,
-                )
-                conn.execute(decision_t.insert(),
-                             [decision_values(record, occurrence_id=occ_row.id)])
-                conn.execute(occurrence_t.update().where(occurrence_t.c.id == occ_row.id)
-                             .values(state="ambiguous", lease_until=None, updated_at=now))
-                conn.execute(send_t.update().where(send_t.c.occurrence_id == occ_row.id)
-                             .values(status="ambiguous", status_at=now))
-        return len(stuck)
+        return recovery.recover(self.db, self.decider, self.cipher, self.worker, now,
+                                stale=stale)
 
     def _dispatch_page(self, conn: Connection, due: Sequence[Row[Any]], now: datetime,
                        result: TickResult, keep_records: bool, recorder: Recorder) -> None:
