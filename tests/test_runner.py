@@ -629,7 +629,7 @@ def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
     runner.send_batch = 4
     channel = runner.decider.adapters["sms"]
     assert isinstance(channel, SimulatedChannel)
-    real = runner.settler.settled
+    real = runner.connector.settled
     calls = []
 
     def failing(*args: Any, **kwargs: Any) -> None:
@@ -638,7 +638,7 @@ def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
             raise RuntimeError("database gone")
         real(*args, **kwargs)
 
-    monkeypatch.setattr(runner.settler, "settled", failing)
+    monkeypatch.setattr(runner.connector, "settled", failing)
     instant = START + timedelta(hours=15)
     with pytest.raises(RuntimeError, match="database gone"):
         runner.tick(instant)
@@ -698,7 +698,7 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
     """A round replays the accounts due (next local day, deadline, dated fact) or changed
     since (``facts.replan``), not the whole portfolio; another planning configuration
     replays every account; a change made while a planner held an account keeps it due."""
-    from orchestrator.dispatch import runner as runner_module
+    from orchestrator.dispatch import baddata as runner_module
 
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 30)
     replayed: list[str] = []
@@ -739,7 +739,7 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
                 acct.c.account_id == target)).scalar_one()
         with engine.begin() as conn:
             facts.replan(conn, [target])
-            runner.settler.planned(conn, [PlannedAccount(
+            runner.connector.planned(conn, [PlannedAccount(
                 target, seq, instant + timedelta(days=1),
                 StageMark("not-written", instant, Decimal("1.00")))])
         with engine.connect() as conn:

@@ -9,23 +9,30 @@ So the runner catches an error around each account's replay, planning, judging a
 rendering, and turns it into a ``failed`` decision with reason ``bad_data`` for that
 account (its occurrence's, or, at planning, the account's own with no step, channel or
 kind), with one log line carrying the account id, the exception's type and where it was
-raised: never its message, which may quote personal data. The others go on as usual.
+raised: never its message, which may quote personal data. The others go on as usual
+(``replay_accounts`` sets the accounts whose facts cannot be read or replayed apart).
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from cryptography.fernet import InvalidToken
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
+from orchestrator.core.crypto import DataCipher
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
+from orchestrator.core.rules import AccountRules
+from orchestrator.store.replay import Facts, Replayed, load_facts, replay
 
-__all__ = ["PLANNING", "is_bad_data", "note", "planning_failed"]
+__all__ = ["PLANNING", "is_bad_data", "note", "planning_failed", "replay_accounts"]
 
 log = logging.getLogger("outreach.baddata")
 
@@ -63,3 +70,42 @@ def planning_failed(account_id: str, debtor_id: str, now: datetime, zone: ZoneIn
         time=now, local_time=iso_local(now, zone), account=account_id, debtor=debtor_id,
         stage=None, step=PLANNING, channel=None, kind=None, decision=DecisionKind.failed,
         reason=Reason.bad_data)
+
+
+def replay_accounts(conn: Connection, rows: Sequence[Row[Any]], now: datetime,
+                    cipher: DataCipher, rules_for: Callable[..., AccountRules]
+                    ) -> tuple[dict[str, Replayed], dict[str, Exception]]:
+    """Each account's state at ``now``, and apart, the accounts whose facts could not
+    be read or replayed (bad data), with their errors: they fail alone."""
+    bad: dict[str, Exception] = {}
+    loaded = _load_facts(conn, rows, now, cipher, bad)
+    replayed: dict[str, Replayed] = {}
+    for r in rows:
+        if r.account_id in bad:
+            continue
+        try:
+            replayed[r.account_id] = replay(r, cipher, rules_for, loaded[r.account_id], now)
+        except Exception as exc:
+            if not is_bad_data(exc):
+                raise
+            bad[r.account_id] = exc
+    return replayed, bad
+
+
+def _load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime,
+                cipher: DataCipher, bad: dict[str, Exception]) -> dict[str, Facts]:
+    """The facts of these accounts in one read, as usual; when that read fails on a
+    value (SQLite hands back whatever was written, a date that is none), one account
+    at a time, so that only the account with that value fails (into ``bad``)."""
+    try:
+        return load_facts(conn, rows, now, cipher)
+    except Exception as exc:
+        if not is_bad_data(exc):
+            raise
+        if len(rows) == 1:
+            bad[rows[0].account_id] = exc
+            return {}
+    loaded: dict[str, Facts] = {}
+    for row in rows:
+        loaded.update(_load_facts(conn, [row], now, cipher, bad))
+    return loaded

@@ -4,8 +4,8 @@ Two interval jobs, each a module-level function that takes the daemon's id (so a
 store could persist them): planning (``plan_job``) and dispatch (``dispatch_job``), with
 ``max_instances=1`` and ``coalesce=True`` so a slow run never piles up, and a one-thread
 executor so they never overlap in one process. Many processes may run at once on
-PostgreSQL: leases, the claim and the debtor lock in ``orchestrator.dispatch.runner`` keep them
-apart.
+PostgreSQL: leases, the claim and the debtor locks (``orchestrator.dispatch.claiming``, with
+``orchestrator.dispatch.postgres``) keep them apart.
 
 Signals: SIGTERM and SIGINT stop after the send in flight (the runner's stop event);
 SIGHUP reloads the configuration, and an invalid one is logged and ignored, the old one

@@ -2,86 +2,54 @@
 
 The account state the gate needs is rebuilt from the facts in the tables
 (``orchestrator.store.replay``), the way ``simulate`` builds it, so nothing derived is stored
-twice.
+twice. ``Runner`` puts together the parts, each in a module of its own:
 
-Planning inserts occurrences under the unique key (account, step, occurrence key) with
-"insert, ignore conflicts", so planning twice, or by two workers, plans once. Dispatch
-takes due occurrences, asks the gate (``Decider.judge``, the gate ``simulate`` uses),
-renders what may go (``Decider.prepare``: a template that fails is that send's own
-``render_error``), records ``sending`` and commits *before* calling the adapter, then
-records the outcome: a crash between the two leaves ``sending`` behind, which is never
-re-sent blindly.
+- ``planning``: planning rounds, each occurrence inserted once under its unique key;
+- ``claiming``: a page of due occurrences leased, then a batch at a time claimed under
+  its debtors' locks, judged by the gate ``simulate`` uses and rendered, and recorded
+  ``sending`` (with what does not go out) *before* any adapter is called;
+- ``sending``: each message handed to its adapter, paced and retried, and the batch's
+  outcome recorded (``recording``: on PostgreSQL while the next batch goes out);
+- ``recovery``: what a crash left ``sending``, recorded ``ambiguous``, never re-sent;
+- ``connector``: what each database does its own way, chosen here once
+  (``connector_for``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
-from tenacity import RetryCallState, Retrying, wait_exponential, wait_exponential_jitter
 
-from channels.base import ChannelAdapter, OutboundMessage
-from orchestrator.config.models import Config, RetryPolicy, Step, Trigger
+from channels.base import ChannelAdapter
+from orchestrator.config.models import Config
 from orchestrator.content.rendering import TemplateRenderer
 from orchestrator.core.crypto import DataCipher
-from orchestrator.core.hours import local_day_start
 from orchestrator.core.planner import Occurrence as Planned
-from orchestrator.core.planner import StageMark, plan_day, plan_fire, stage_mark
-from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
-from orchestrator.core.state import AccountState, SendHistory, SendRecord
-from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed
-from orchestrator.dispatch.decider import Decider, Outcome, message_id_for
-from orchestrator.dispatch.settle import Moved, PlannedAccount, Sending, Settler, send_status
-from orchestrator.store import facts
-from orchestrator.store.accounts import account_from_row, decision_values
-from orchestrator.store.inlist import one_of, pg_array
-from orchestrator.store.replay import Facts, Replayed, load_facts, next_facts, replay
-from orchestrator.store.tables import (
-    AccountRow,
-    Decision,
-    InstalmentPlan,
-    InstalmentRow,
-    OccurrenceRow,
-    PlannerState,
-    Promise,
-    Send,
-    UTCDateTime,
-    table_of,
-)
+from orchestrator.core.records import DecisionRecord
+from orchestrator.dispatch import recovery
+from orchestrator.dispatch.claiming import Claims, occurrence_of
+from orchestrator.dispatch.connector import Connector
+from orchestrator.dispatch.decider import Decider, Outcome
+from orchestrator.dispatch.planning import Planning, planning_digest
+from orchestrator.dispatch.postgres import PostgresConnector
+from orchestrator.dispatch.recording import Handed, Recorder
+from orchestrator.dispatch.sending import Sender
+from orchestrator.dispatch.sqlite import SQLiteConnector
+from orchestrator.store.replay import Replayed
 
-account_t = table_of(AccountRow)
-occurrence_t = table_of(OccurrenceRow)
-planner_t = table_of(PlannerState)
-promise_t = table_of(Promise)
-plan_t = table_of(InstalmentPlan)
-instalment_t = table_of(InstalmentRow)
-send_t = table_of(Send)
-
-log = logging.getLogger("outreach.runner")
-
-T = TypeVar("T")
+__all__ = ["SEND_BATCH", "Runner", "TickResult", "connector_for"]
 
 SEND_BATCH = 100  # default cap of sends claimed together (``OUTREACH_SEND_BATCH``)
-
-DUE = ("pending", "deferred")
-# An account that could not be planned (bad data) is tried again this much later, unless
-# its data or facts change first: recorded once a day, not at every round.
-BAD_DATA_RETRY = timedelta(days=1)
-
-
-# --- the runner ----------------------------------------------------------------------------
+SEND_WINDOW = 0.25  # seconds of sending that one batch may hold (see ``batch_size``)
+FIRST_BATCH = 10  # sends claimed together before the pace is known
 
 
 @dataclass
@@ -116,32 +84,23 @@ class Runner:
         self.cipher = cipher
         self.decider = Decider(config, renderer, adapters, public_url=public_url,
                                      secret=secret)
-        self.batch = batch
+        self.batch = batch  # accounts planned, and occurrences leased, at a time
         self.worker = worker
-        insert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
-        self._plan_insert = insert(occurrence_t).on_conflict_do_nothing(
-            index_elements=["account_id", "step_id", "occurrence_key"]
-        ).returning(occurrence_t.c.id)
-        self.history_span = _history_span(config)
-        # Go-live instant: occurrences planned before it are not planned at all (as
-        # ``simulate`` plans nothing before its start), so a first start does not fire
-        # the morning's backlog late.
-        self.not_before = not_before
-        self.postgres = db.dialect.name == "postgresql"
         self.skipped_plans = 0  # rounds left to another worker planning at the time
         self.send_batch = max(1, send_batch)  # at most this many sends claimed together
         self.pace: float | None = None  # seconds a send took in the last batch
         self.stop = stop or threading.Event()  # set: finish the current send, then return
-        self.pacers = {
-            name: Pacer.from_rate(cfg.rate, workers)
-            for name, cfg in config.channels.items() if cfg.rate
-        }
-        self._lease_statement = _lease_statement(self.postgres)
-        self.settler = Settler(db.dialect)
         self.plan_digest = planning_digest(config, not_before)
+        self.connector = connector_for(db)
         # Where a decision of bad data tells local time: the account's zones may be what
         # could not be worked out.
-        self.default_zone = ZoneInfo(config.policy.timezone.default)
+        default_zone = ZoneInfo(config.policy.timezone.default)
+        self.planning = Planning(db, self.connector, self.decider, cipher,
+                                 not_before=not_before, default_zone=default_zone)
+        self.claims = Claims(self.connector, self.decider, config, cipher, worker=worker,
+                             default_zone=default_zone)
+        self.sender = Sender(self.connector, self.decider, config, workers=workers,
+                             stop=self.stop)
 
     # --- one tick ------------------------------------------------------------------------
 
@@ -151,44 +110,6 @@ class Runner:
         result.planned = self.plan(now)
         self.dispatch(now, result, keep_records=keep_records)
         return result
-
-    def _replayed(self, conn: Connection, rows: Sequence[Row[Any]], now: datetime
-                  ) -> tuple[dict[str, Replayed], dict[str, Exception]]:
-        """Each account's state at ``now``, and apart, the accounts whose facts could not
-        be read or replayed (bad data: ``baddata``), with their errors: they fail alone."""
-        bad: dict[str, Exception] = {}
-        loaded = self._load_facts(conn, rows, now, bad)
-        rules_for = self.decider.rules
-        replayed: dict[str, Replayed] = {}
-        for r in rows:
-            if r.account_id in bad:
-                continue
-            try:
-                replayed[r.account_id] = replay(r, self.cipher, rules_for,
-                                                loaded[r.account_id], now)
-            except Exception as exc:
-                if not is_bad_data(exc):
-                    raise
-                bad[r.account_id] = exc
-        return replayed, bad
-
-    def _load_facts(self, conn: Connection, rows: Sequence[Row[Any]], now: datetime,
-                    bad: dict[str, Exception]) -> dict[str, Facts]:
-        """The facts of these accounts in one read, as usual; when that read fails on a
-        value (SQLite hands back whatever was written, a date that is none), one account
-        at a time, so that only the account with that value fails (into ``bad``)."""
-        try:
-            return load_facts(conn, rows, now, self.cipher)
-        except Exception as exc:
-            if not is_bad_data(exc):
-                raise
-            if len(rows) == 1:
-                bad[rows[0].account_id] = exc
-                return {}
-        loaded: dict[str, Facts] = {}
-        for row in rows:
-            loaded.update(self._load_facts(conn, [row], now, bad))
-        return loaded
 
     def plan(self, now: datetime) -> int:
         """Insert today's occurrences (local day of each debtor) and those of trigger events
@@ -205,152 +126,16 @@ class Runner:
         nothing: planning is idempotent, so this only saves work, and what they dispatch
         next is what it planned. A planner that dies releases the lock with its
         connection; the next round is planned by whoever comes first."""
-        if not self.postgres:
-            return self._plan_round(now)
-        with self.db.connect() as lock:
-            if not lock.execute(_PLANNER_TRY_LOCK).scalar():
-                lock.execute(_PLANNER_LOCK)  # wait for the round in progress to end
-                lock.execute(_PLANNER_UNLOCK)
-                lock.commit()
-                self.skipped_plans += 1
-                return 0
-            lock.commit()  # the session's lock stays; no transaction stays open
-            try:
-                return self._plan_round(now)
-            finally:
-                lock.execute(_PLANNER_UNLOCK)
-                lock.commit()
-
-    def _plan_round(self, now: datetime) -> int:
-        with self.db.connect() as conn:
-            stored = conn.execute(sa.select(planner_t.c.config_digest)).scalar()
-        every = stored != self.plan_digest
-        planned = sum(self._plan_rows(rows, now) for rows in self._account_pages(now, every))
-        if every:  # from now on, the accounts' plan_due_at hold under this configuration
-            with self.db.begin() as conn:
-                conn.execute(planner_t.delete())
-                conn.execute(planner_t.insert().values(id=1, config_digest=self.plan_digest,
-                                                       updated_at=now))
+        planned = self.planning.plan(now, digest=self.plan_digest, page=self.batch)
+        if planned is None:
+            self.skipped_plans += 1
+            return 0
         return planned
 
     def plan_accounts(self, account_ids: Iterable[str], now: datetime) -> int:
         """Plan just these accounts now (after a payment, a promise, an event arrived), and
         write back the promise states their facts imply (kept, broken)."""
-        ids = sorted(set(account_ids))
-        if not ids:
-            return 0
-        with self.db.connect() as conn:
-            rows = conn.execute(sa.select(account_t).where(account_t.c.account_id.in_(ids))).all()
-        return self._plan_rows(list(rows), now, sync_promises=True)
-
-    def _plan_rows(self, rows: list[Row[Any]], now: datetime, *,
-                   sync_promises: bool = False) -> int:
-        """Plan a page of accounts in one transaction. An account whose data cannot be
-        replayed or planned is recorded ``failed`` (``bad_data``) and tried again a day
-        later; the others are planned as if it were not there."""
-        with self.db.begin() as conn:
-            replayed, bad = self._replayed(conn, rows, now)
-            later = next_facts(conn, [r.account_id for r in rows], now)
-            values, due, marks = self._plan_each(replayed, later, bad, now)
-            if sync_promises:
-                for account_id, rep in replayed.items():
-                    if account_id not in bad:
-                        _write_promise_states(conn, account_id, rep.state, now)
-                        _write_plan_states(conn, account_id, rep.state, now)
-            self.settler.planned(conn, [
-                PlannedAccount(r.account_id, r.plan_seq, due[r.account_id],
-                               _moved_to(r, marks.get(r.account_id)))
-                for r in rows])
-            self._record_unplanned(conn, rows, bad, now)
-            if not values:
-                return 0
-            # One statement with a parameter list (not ``.values(rows)``, which is compiled
-            # again for every number of rows: 40% of planning went to that).
-            return len(conn.execute(self._plan_insert, values).all())
-
-    def _plan_each(self, replayed: dict[str, Replayed], later: dict[str, datetime],
-                   bad: dict[str, Exception], now: datetime
-                   ) -> tuple[list[dict[str, Any]], dict[str, datetime],
-                              dict[str, StageMark | None]]:
-        """The occurrences to insert, when each account is planned again, and the stage
-        each is in (``planner.stage_mark``). An account whose planning raises joins
-        ``bad``: nothing of it is planned, and it is due again in ``BAD_DATA_RETRY`` (not
-        at every round), or at once when its data changes."""
-        values: list[dict[str, Any]] = []
-        due: dict[str, datetime] = {}
-        marks: dict[str, StageMark | None] = {}
-        for account_id, rep in replayed.items():
-            try:
-                planned = list(self._plan_account(rep, now))
-                due[account_id] = _plan_due(rep, later.get(account_id), now)
-                marks[account_id] = stage_mark(rep.state, rep.rules, now)
-            except Exception as exc:
-                if not is_bad_data(exc):
-                    raise
-                bad[account_id] = exc
-                continue
-            values.extend(planned)
-        for account_id in bad:
-            due[account_id] = now + BAD_DATA_RETRY
-            marks.pop(account_id, None)
-        return values, due, marks
-
-    def _record_unplanned(self, conn: Connection, rows: Sequence[Row[Any]],
-                          bad: dict[str, Exception], now: datetime) -> None:
-        """A ``failed`` decision (``bad_data``) and a log line for each account of the page
-        that could not be planned."""
-        if not bad:
-            return
-        debtors = {r.account_id: r.debtor_id for r in rows}
-        for account_id in sorted(bad):
-            note(account_id, bad[account_id], "plan")
-        self.settler.decisions(conn, [
-            (None, planning_failed(a, debtors[a], now, self.default_zone)) for a in sorted(bad)])
-
-    def _account_pages(self, now: datetime, every: bool) -> Iterator[list[Row[Any]]]:
-        """Pages of the accounts to plan: those due (or all of them), by account id."""
-        query = sa.select(account_t).order_by(account_t.c.account_id).limit(self.batch)
-        if not every:
-            query = query.where(sa.or_(account_t.c.plan_due_at.is_(None),
-                                       account_t.c.plan_due_at <= now))
-        after = ""
-        while True:
-            with self.db.connect() as conn:
-                rows = conn.execute(query.where(account_t.c.account_id > after)).all()
-            if not rows:
-                return
-            yield list(rows)
-            after = rows[-1].account_id
-
-    def _plan_account(self, rep: Replayed, now: datetime) -> Iterator[dict[str, Any]]:
-        state, rules = rep.state, rep.rules
-        occs: list[Planned] = []
-        # Closed accounts are planned too, as in ``simulate``: their steps are recorded as
-        # suppressed (paid), so "why no reminder?" always has an answer.
-        occs.extend(plan_day(state, rules, now.astimezone(rules.zones.primary).date()))
-        for fire in rep.fires:
-            if fire.time <= now:
-                occs.extend(plan_fire(state, rules, fire))
-        for occ in occs:
-            if occ.expires_at <= now:
-                continue  # already lapsed when we learned of it: nothing to decide
-            if self.not_before is not None and occ.planned_at < self.not_before:
-                continue
-            yield {
-                "account_id": occ.account_id,
-                "step_id": occ.step_id,
-                "occurrence_key": occ.key,
-                "planned_at": occ.planned_at,
-                "expires_at": occ.expires_at,
-                "stage": occ.stage,
-                "channel": occ.channel,
-                "kind": str(occ.kind),
-                "state": "pending",
-                "next_attempt_at": occ.planned_at,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
+        return self.planning.plan_accounts(account_ids, now)
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -358,93 +143,41 @@ class Runner:
                  keep_records: bool = False) -> TickResult:
         """Decide every occurrence due by ``now``, oldest first, a leased page at a time."""
         result = result or TickResult()
-        recorder = _Recorder(self.db, self._settle) if self.postgres else None
+        recorder = self.connector.recorder(self.db, self.sender.settle)
         try:
             with self.db.connect() as conn:  # one connection for every transaction of the run
-                due = self._lease(conn, now)
+                due = self.claims.lease(conn, now, self.batch)
                 while due and not self.stop.is_set():
                     # PostgreSQL: the next page is leased while this one is sent. Its rows
                     # come after this page's in turn (these are leased, and what this page
                     # defers is due later), so the order is the one page by page.
-                    ahead = (recorder.run(lambda c: self._lease(c, now))
-                             if recorder is not None else None)
+                    ahead = recorder.ahead(conn, lambda c: self.claims.lease(c, now, self.batch))
                     self._dispatch_page(conn, due, now, result, keep_records, recorder)
-                    due = ahead.result() if ahead is not None else self._lease(conn, now)
+                    due = ahead()
         finally:
-            if recorder is not None:
-                _count(result, recorder.close(), keep_records)
+            _count(result, recorder.close(), keep_records)
         return result
-
-    def _lease(self, conn: Connection, now: datetime) -> list[Row[Any]]:
-        """Take a page of due occurrences for this worker (``FOR UPDATE SKIP LOCKED`` on
-        PostgreSQL; SQLite has one writer at a time), so two workers never decide the
-        same occurrence. A lease left by a crashed worker lapses after ``LEASE``. Each
-        row comes with its account's ``debtor_id``."""
-        with conn.begin():
-            rows = conn.execute(self._lease_statement, {
-                "b_now": now, "b_until": now + LEASE, "b_worker": self.worker,
-                "b_limit": self.batch}).all()
-        return sorted(rows, key=lambda r: (r.next_attempt_at, r.planned_at, r.account_id,
-                                           r.step_id, r.occurrence_key))
 
     def recover(self, now: datetime, *, stale: timedelta = timedelta(minutes=15)) -> int:
         """On start: sends this worker left ``sending`` (it crashed mid-send), and anyone's
         ``sending`` older than ``stale``, become ``ambiguous`` — recorded, never re-sent;
         this worker's own leases are released. Returns how many became ambiguous."""
-        stuck_q = sa.select(occurrence_t).where(
-            occurrence_t.c.state == "sending",
-            sa.or_(occurrence_t.c.claimed_by == self.worker,
-                   occurrence_t.c.updated_at < now - stale),
-        )
-        with self.db.begin() as conn:
-            conn.execute(
-                occurrence_t.update().where(
-                    occurrence_t.c.claimed_by == self.worker, occurrence_t.c.state.in_(DUE)
-                ).values(lease_until=None)
-            )
-            stuck = conn.execute(stuck_q).all()
-            for occ_row in stuck:
-                row = conn.execute(sa.select(account_t).where(
-                    account_t.c.account_id == occ_row.account_id)).one()
-                rules = self.decider.rules(account_from_row(row, self.cipher))
-                message_id = conn.execute(sa.select(send_t.c.message_id).where(
-                    send_t.c.occurrence_id == occ_row.id)).scalar()
-                record = DecisionRecord(
-                    time=now, local_time=iso_local(now, rules.zones.primary),
-                    account=occ_row.account_id, debtor=row.debtor_id, stage=occ_row.stage,
-                    step=occ_row.step_id, channel=occ_row.channel, kind=occ_row.kind,
-                    decision=DecisionKind.ambiguous, reason=Reason.interrupted,
-                    message_id=message_id,
-                )
-                conn.execute(decision_t.insert(),
-                             [decision_values(record, occurrence_id=occ_row.id)])
-                conn.execute(occurrence_t.update().where(occurrence_t.c.id == occ_row.id)
-                             .values(state="ambiguous", lease_until=None, updated_at=now))
-                conn.execute(send_t.update().where(send_t.c.occurrence_id == occ_row.id)
-                             .values(status="ambiguous", status_at=now))
-        return len(stuck)
+        return recovery.recover(self.db, self.decider, self.cipher, self.worker, now,
+                                stale=stale)
 
     def _dispatch_page(self, conn: Connection, due: Sequence[Row[Any]], now: datetime,
-                       result: TickResult, keep_records: bool,
-                       recorder: _Recorder | None = None) -> None:
+                       result: TickResult, keep_records: bool, recorder: Recorder) -> None:
         """Decide a leased page a batch at a time. Each batch is claimed, judged under its
         debtors' locks and sent by ``_send_batch``, which also records what does not go
-        out (deferred, suppressed, blocked...): one replay of each account's facts per
-        batch, and only under the lock, where the judgement counts. Then ``_settle``
-        records what was sent: on PostgreSQL by ``recorder``, on its own connection while
-        the next batch is claimed and sent, unless the batch holds a provider's opt-out
-        (the next judgement must see it) or sends given back on stopping."""
+        out (deferred, suppressed, blocked...). Then ``recorder`` records what was sent
+        (``Sender.settle``): on PostgreSQL on its own connection while the next batch is
+        claimed and sent, unless the batch holds a provider's opt-out (the next judgement
+        must see it) or sends given back on stopping."""
         start = 0
         while start < len(due) and not self.stop.is_set():
             size = self.batch_size()
             handed = self._send_batch(conn, due[start:start + size], now)
-            if recorder is None:
-                outcomes = self._settle(conn, handed, now)
-            elif handed.opt_outs or handed.unsent:
-                outcomes = recorder.wait() + self._settle(conn, handed, now)
-            else:
-                outcomes = recorder.submit(handed, now)
-            _count(result, outcomes, keep_records)
+            _count(result, recorder.record(conn, handed, now), keep_records)
             start += size
 
     def batch_size(self) -> int:
@@ -463,333 +196,30 @@ class Runner:
             return min(self.send_batch, FIRST_BATCH)
         return max(1, min(self.send_batch, int(SEND_WINDOW / max(self.pace, 1e-6))))
 
-    def _not_applicable(self, occ_row: Row[Any], rep: Replayed, now: datetime) -> Outcome:
-        """The step left the configuration, or the event that caused it is gone."""
-        return Outcome(DecisionRecord(
-            time=now, local_time=iso_local(now, rep.rules.zones.primary),
-            account=occ_row.account_id, debtor=rep.state.account.debtor_id,
-            stage=occ_row.stage, step=occ_row.step_id, channel=occ_row.channel,
-            kind=occ_row.kind, decision=DecisionKind.skipped, reason=Reason.not_applicable,
-        ))
-
-    def _histories(self, conn: Connection, debtors: Iterable[str], now: datetime
-                   ) -> dict[str, SendHistory]:
-        out: dict[str, SendHistory] = defaultdict(SendHistory)
-        for s in conn.execute(_HISTORY, {"debtors": list(debtors),
-                                         "since": now - self.history_span, "now": now}):
-            out[s.debtor_id].add(SendRecord(s.sent_at, s.channel, s.account_id, s.debtor_id))
-        return out
+    def _send_batch(self, conn: Connection, batch: Sequence[Row[Any]], now: datetime
+                    ) -> Handed:
+        """Claim a batch, judge each again and render what may go, and record ``sending``
+        in one transaction under the debtors' locks (so N workers never exceed a cap),
+        with what does not go out (``Claims.claim``); then hand each to its adapter.
+        ``Sender.settle`` records how that went. A crash between leaves the batch
+        ``sending``, which recovery turns into ``ambiguous``: never sent twice. Rendering
+        comes before ``sending``: a template that fails (or runs past the sandbox's
+        bounds) fails its own sends, ``render_error``, never left in doubt, and the rest
+        of the batch goes out."""
+        if not batch:
+            return Handed([], [], [], {}, {})
+        claimed = self.claims.claim(conn, batch, now)
+        started = time.monotonic()  # real time, not the engine's clock: the exposure is real
+        done, unsent = self.sender.hand_over(claimed.ready, now)
+        if done:
+            self.pace = (time.monotonic() - started) / len(done)
+        return Handed([v for _, v in claimed.refused], done, unsent, claimed.by_account,
+                      self.decider.marks())
 
     def occurrence(self, occ_row: Row[Any], rep: Replayed) -> Planned | None:
         """The planned occurrence a stored row stands for, or ``None`` when its step has left
         the configuration or the event that fired its trigger is gone."""
-        step = self.config.step(occ_row.step_id)
-        if step is None:
-            return None
-        fire = None
-        if isinstance(step, Trigger):
-            fire = next((f for f in rep.fires
-                         if f.event == step.on and f.key == occ_row.occurrence_key), None)
-            if fire is None:
-                return None
-        assert isinstance(step, Step | Trigger)
-        return Planned(
-            account_id=occ_row.account_id,
-            step_id=occ_row.step_id,
-            key=occ_row.occurrence_key,
-            stage=occ_row.stage,
-            channel=occ_row.channel,
-            template=step.template,
-            kind=step.kind if isinstance(step, Step) else step.effective_kind,
-            planned_at=occ_row.planned_at,
-            expires_at=occ_row.expires_at,
-            trigger=fire,
-        )
-
-    def _lock(self, conn: Connection, debtors: Iterable[str]) -> None:
-        """PostgreSQL: transaction-level advisory locks on these debtors, taken in one
-        statement in sorted order, so two workers never wait on each other in a cycle."""
-        conn.execute(_DEBTOR_LOCKS, {"b_debtors": pg_array(sorted(debtors))})
-
-    def _accounts_locked(self, conn: Connection, debtors: set[str], batch: Sequence[Row[Any]]
-                         ) -> list[Row[Any]]:
-        """Every account of the batch's debtors, under their locks. An account that moved
-        to another debtor since the lease (a re-import) has that debtor locked as well,
-        and its other accounts read with it. That lock comes after the sorted ones, so two
-        workers may then deadlock: PostgreSQL aborts one, whose lease lapses (``LEASE``)
-        and is taken again. Rare: only a debtor change during dispatch."""
-        locked = set(debtors)
-        ids = [o.account_id for o in batch]
-        while True:
-            rows = conn.execute(_ACCOUNTS_OF, {"debtors": sorted(locked), "ids": ids}).all()
-            moved = {r.debtor_id for r in rows} - locked
-            if not moved:
-                return list(rows)
-            if self.postgres:
-                self._lock(conn, moved)
-            locked |= moved
-
-    def _send_batch(self, conn: Connection, batch: Sequence[Row[Any]], now: datetime
-                    ) -> _Handed:
-        """Claim a batch, judge each again and render what may go, and record ``sending``
-        in one transaction under the debtors' locks (so N workers never exceed a cap),
-        with what does not go out; then hand each to its adapter. ``_settle`` records how
-        that went. A crash between leaves the batch ``sending``, which recovery turns
-        into ``ambiguous``: never sent twice. Rendering comes before ``sending``: a
-        template that fails (or runs past the sandbox's bounds) fails its own sends,
-        ``render_error``, never left in doubt, and the rest of the batch goes out."""
-        if not batch:
-            return _Handed([], [], [], {}, {})
-        with conn.begin():
-            debtors = {o.debtor_id for o in batch}
-            if self.postgres:  # SQLite: the claim takes the single write lock first
-                self._lock(conn, debtors)
-            claimed = set(conn.execute(_CLAIM, {
-                "ids": [o.id for o in batch], "b_worker": self.worker, "b_now": now}).scalars())
-            rows = self._accounts_locked(conn, debtors, batch)
-            replayed, bad = self._replayed(conn, rows, now)
-            for account_id in sorted(bad):
-                note(account_id, bad[account_id], "dispatch")
-            histories = self._histories(conn, {r.debtor_id for r in rows}, now)
-            by_account = {r.account_id: r for r in rows}
-            ready, refused = self._prepare(
-                [o for o in batch if o.id in claimed],  # the others: another worker's
-                replayed, histories, now)
-            self._record_refused(conn, refused, now)
-            self._record_sending(conn, ready, by_account, now)
-        done, unsent = self._hand_over(ready, now)
-        return _Handed([v for _, v in refused], done, unsent, by_account,
-                       self.decider.marks())
-
-    def _prepare(self, batch: Sequence[Row[Any]], replayed: Mapping[str, Replayed],
-                 histories: Mapping[str, SendHistory], now: datetime
-                 ) -> tuple[list[_Ready], list[tuple[int, Outcome]]]:
-        """Each claimed occurrence judged under the lock and, if it may go, rendered:
-        (ready to send, refused with their outcome). A send that will go counts toward
-        the limits of the ones after it in the batch; one refused or failed does not. An
-        occurrence of an account whose facts could not be replayed, or that cannot be
-        judged, fails alone (``bad_data``): the rest of the batch goes on."""
-        ready: list[_Ready] = []
-        refused: list[tuple[int, Outcome]] = []
-        for occ_row in batch:
-            rep = replayed.get(occ_row.account_id)
-            if rep is None:  # its replay failed (logged once for the batch)
-                refused.append((occ_row.id, self._bad_data(occ_row, now)))
-                continue
-            history = histories[rep.state.account.debtor_id]
-            try:
-                occ, outcome = self._judge(occ_row, rep, history, now)
-            except Exception as exc:
-                if not is_bad_data(exc):
-                    raise
-                note(occ_row.account_id, exc, "judge")
-                refused.append((occ_row.id, self._bad_data(occ_row, now)))
-                continue
-            if outcome is None:  # allowed: render it now, before it is recorded sending
-                assert occ is not None
-                message_id = message_id_for(occ.account_id, occ.step_id, occ.key)
-                prepared = self.decider.prepare(occ, rep.state, rep.rules, now, message_id)
-                if isinstance(prepared, OutboundMessage):
-                    account = rep.state.account
-                    history.add(SendRecord(now, occ.channel, account.account_id,
-                                           account.debtor_id))
-                    ready.append(_Ready(occ_row, occ, rep, prepared))
-                    continue
-                outcome = prepared  # its template failed
-            # A STOP, a payment or another worker's send since, or a template that failed.
-            refused.append((occ_row.id, outcome))
-        return ready, refused
-
-    def _record_refused(self, conn: Connection, refused: Sequence[tuple[int, Outcome]],
-                        now: datetime) -> None:
-        """What does not go out, recorded with the claim: decided, no adapter called."""
-        if refused:
-            self.settler.decisions(conn, [(i, v.record) for i, v in refused])
-            self.settler.occurrences(conn, [_moved(i, v) for i, v in refused], now,
-                                     attempted=False)
-
-    def _record_sending(self, conn: Connection, ready: Sequence[_Ready],
-                        by_account: Mapping[str, Row[Any]], now: datetime) -> None:
-        """A send row ``sending`` for each message about to be handed over."""
-        if not ready:
-            return
-        written = self.settler.sending(conn, [Sending(
-            r.message.message_id, r.occ.account_id, r.rep.state.account.debtor_id,
-            r.occ.channel, r.row.id,
-            by_account[r.occ.account_id].email_index if r.occ.channel == "email"
-            else by_account[r.occ.account_id].phone_index,
-        ) for r in ready], now)
-        if written != len(ready):  # a send row not failed: never send it again
-            raise RuntimeError("a claimed occurrence already has a send in progress "
-                               "or done; nothing of this batch was sent")
-
-    def _hand_over(self, ready: Sequence[_Ready], now: datetime
-                   ) -> tuple[list[tuple[Row[Any], Outcome, str]], list[tuple[Row[Any], str]]]:
-        """Each rendered message to its adapter, paced: (done, given back on stopping)."""
-        done: list[tuple[Row[Any], Outcome, str]] = []
-        unsent: list[tuple[Row[Any], str]] = []
-        started = time.monotonic()  # real time, not the engine's clock: the exposure is real
-        for r in ready:
-            if self.stop.is_set():  # stopping: give back what was not handed over yet
-                unsent.append((r.row, r.message.message_id))
-                continue
-            pacer = self.pacers.get(r.occ.channel)
-            if pacer is not None:
-                pacer.wait()
-            outcome = self.decider.deliver(r.occ, r.rep.state, r.rep.rules, now, r.message)
-            if outcome.retryable:
-                outcome = self._retry_or_fail(r.row, outcome, now)
-            done.append((r.row, outcome, r.message.message_id))
-        if done:
-            self.pace = (time.monotonic() - started) / len(done)
-        return done, unsent
-
-    def _judge(self, occ_row: Row[Any], rep: Replayed, history: SendHistory, now: datetime
-               ) -> tuple[Planned | None, Outcome | None]:
-        """The occurrence a row stands for and the gate's verdict on it (``None``: it may go
-        now); skipped when its step or the event behind it is gone."""
-        occ = self.occurrence(occ_row, rep)
-        if occ is None:
-            return None, self._not_applicable(occ_row, rep, now)
-        return occ, self.decider.judge(occ, rep.state, history, now, rep.rules)
-
-    def _bad_data(self, occ_row: Row[Any], now: datetime) -> Outcome:
-        """An occurrence whose account's data cannot be replayed or judged: ``failed`` with
-        reason ``bad_data``, settled (never retried)."""
-        return Outcome(DecisionRecord(
-            time=now, local_time=iso_local(now, self.default_zone), account=occ_row.account_id,
-            debtor=occ_row.debtor_id, stage=occ_row.stage, step=occ_row.step_id,
-            channel=occ_row.channel, kind=occ_row.kind, decision=DecisionKind.failed,
-            reason=Reason.bad_data))
-
-    def _settle(self, conn: Connection, handed: _Handed, now: datetime) -> list[Outcome]:
-        """Record a sent batch once its adapters made it durable: decisions, occurrences,
-        sends, a provider's opt-outs, and sends given back (stopping) pending again.
-        Returns the batch's outcomes, those refused at the claim first."""
-        done, unsent, by_account = handed.done, handed.unsent, handed.by_account
-        synced = self.decider.synced([o for _, o, _ in done], handed.marks)
-        done = [(r, o, m) for (r, _, m), o in zip(done, synced, strict=True)]
-        with conn.begin():
-            if done:
-                self.settler.settled(
-                    conn, [(r.id, o.record) for r, o, _ in done],
-                    [_moved(r.id, o) for r, o, _ in done],
-                    [(m, send_status(str(o.record.decision)), o.provider_id) for _, o, m in done],
-                    now)
-            for _, o, _ in done:
-                if o.opt_out:  # the provider refused: the recipient opted out there
-                    owner = by_account.get(o.record.account)
-                    facts.opt_out(conn, debtor_id=o.record.debtor, account_id=o.record.account,
-                                  channel=o.record.channel or "sms",
-                                  contact_index=owner.phone_index if owner else None,
-                                  source="provider", at=now)
-            if unsent:
-                conn.execute(occurrence_t.update().where(
-                    occurrence_t.c.id.in_([r.id for r, _ in unsent]),
-                    occurrence_t.c.state == "sending",
-                ).values(state="pending", lease_until=None, updated_at=now))
-                conn.execute(send_t.delete().where(
-                    send_t.c.message_id.in_([m for _, m in unsent]),
-                    send_t.c.status == "sending"))
-        return [*handed.refused, *(o for _, o, _ in done)]
-
-    def _retry_or_fail(self, occ_row: Row[Any], outcome: Outcome, now: datetime) -> Outcome:
-        """A transient error: try again later (the gate runs again then), while attempts
-        remain under the channel's retry policy; otherwise it stays ``failed``."""
-        cfg = self.config.channels.get(occ_row.channel)
-        if cfg is None:
-            return outcome
-        attempt = occ_row.attempts + 1  # this one
-        if attempt >= cfg.retry.attempts:
-            return outcome
-        until = now + retry_wait(cfg.retry, attempt)
-        record = replace(outcome.record, decision=DecisionKind.deferred, until=until)
-        return Outcome(record, defer_until=until)
-
-
-@dataclass(frozen=True)
-class _Ready:
-    """A claimed occurrence, judged and rendered, about to be handed to its adapter."""
-
-    row: Row[Any]
-    occ: Planned
-    rep: Replayed
-    message: OutboundMessage
-
-
-@dataclass
-class _Handed:
-    """A batch handed to its adapters, to be recorded (``Runner._settle``)."""
-
-    refused: list[Outcome]  # judged at the claim not to go out, recorded already
-    done: list[tuple[Row[Any], Outcome, str]]  # (occurrence, outcome, message id)
-    unsent: list[tuple[Row[Any], str]]  # claimed, not handed over: stopping
-    by_account: dict[str, Row[Any]]
-    marks: dict[str, Any]  # the adapters' ``mark()`` just after the last send
-
-    @property
-    def opt_outs(self) -> bool:
-        return any(o.opt_out for _, o, _ in self.done)
-
-
-class _Recorder:
-    """Records sent batches (``Runner._settle``) one at a time, in order, in a thread and
-    on a connection of its own, while the dispatcher claims and sends the next batch:
-    PostgreSQL's work on one batch overlaps Python's on the next.
-
-    The next claim does not need this batch's record: its sends count toward limits from
-    ``sending`` on (a send that failed counts until it is recorded failed: a cap may
-    hold one batch longer, never less), and its occurrences are no longer due.
-
-    Its connection is in autocommit: what it runs is one statement each (a lease, a
-    batch's record: ``Settler.settled``), each its own transaction, with no ``BEGIN``
-    and ``COMMIT`` round trips around it. A batch whose record takes more than one
-    statement (a provider's opt-out, sends given back) is recorded by the dispatcher,
-    never here."""
-
-    def __init__(self, db: Engine,
-                 settle: Callable[[Connection, _Handed, datetime], list[Outcome]]):
-        self._db = db
-        self._settle = settle
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-record")
-        self._conn: Connection | None = None
-        self._pending: Future[list[Outcome]] | None = None
-
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            self._conn = self._db.connect().execution_options(isolation_level="AUTOCOMMIT")
-        return self._conn
-
-    def _record(self, handed: _Handed, now: datetime) -> list[Outcome]:
-        return self._settle(self._connection(), handed, now)
-
-    def run(self, work: Callable[[Connection], T]) -> Future[T]:
-        """``work`` on this thread's connection, after what was submitted before."""
-        return self._pool.submit(lambda: work(self._connection()))
-
-    def wait(self) -> list[Outcome]:
-        """The outcomes of the batch being recorded, once it is ([] if none); raises what
-        recording it raised."""
-        pending, self._pending = self._pending, None
-        return [] if pending is None else pending.result()
-
-    def submit(self, handed: _Handed, now: datetime) -> list[Outcome]:
-        """Record ``handed`` once the batch before it is; returns that batch's outcomes."""
-        if handed.opt_outs or handed.unsent:
-            raise ValueError("a batch with opt-outs or unsent sends is recorded in one "
-                             "transaction by the dispatcher")
-        earlier = self.wait()
-        self._pending = self._pool.submit(self._record, handed, now)
-        return earlier
-
-    def close(self) -> list[Outcome]:
-        """Wait for the last batch; returns its outcomes."""
-        try:
-            return self.wait()
-        finally:
-            if self._conn is not None:
-                self._pool.submit(self._conn.close).result()
-            self._pool.shutdown()
+        return occurrence_of(self.config, occ_row, rep)
 
 
 def _count(result: TickResult, outcomes: Iterable[Outcome], keep_records: bool) -> None:
@@ -799,194 +229,10 @@ def _count(result: TickResult, outcomes: Iterable[Outcome], keep_records: bool) 
             result.records.append(outcome.record)
 
 
-LEASE = timedelta(minutes=5)
-SEND_WINDOW = 0.25  # seconds of sending that one batch may hold (see ``batch_size``)
-FIRST_BATCH = 10  # sends claimed together before the pace is known
+CONNECTORS: dict[str, type[Connector]] = {
+    "postgresql": PostgresConnector, "sqlite": SQLiteConnector}
 
 
-def retry_wait(policy: RetryPolicy, attempt: int) -> timedelta:
-    """How long to wait before attempt ``attempt + 1``: tenacity's exponential backoff
-    from ``backoff`` up to ``max_backoff``, with jitter if the policy asks for it."""
-    initial = policy.backoff.delta.total_seconds()
-    cap = policy.max_backoff.delta.total_seconds()
-    strategy = (wait_exponential_jitter(initial=initial, max=cap, jitter=initial)
-                if policy.jitter else wait_exponential(multiplier=initial, max=cap))
-    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempt
-    return timedelta(seconds=strategy(state))
-
-
-class Pacer:
-    """A provider's rate (``10/s``) for this process: at most one send per interval.
-
-    With N workers, each takes ``rate / N`` (``OUTREACH_WORKERS``), so together they stay
-    within the provider's limit without talking to each other. Real time, not the
-    engine's clock: it paces calls to a real API.
-    """
-
-    def __init__(self, interval: float):
-        self.interval = interval
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_rate(cls, rate: str, workers: int = 1) -> Pacer:
-        count, _, unit = rate.replace(" ", "").partition("/")
-        per = {"s": 1.0, "m": 60.0, "h": 3600.0}[unit]
-        return cls(per * max(workers, 1) / float(count))
-
-    def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if now < self._next:
-                time.sleep(self._next - now)
-                now = self._next
-            self._next = now + self.interval
-
-
-decision_t = table_of(Decision)
-# Two 32-bit keys: a lock space apart from the debtors' 64-bit keys.
-_PLANNER_TRY_LOCK = sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))
-_PLANNER_LOCK = sa.select(sa.func.pg_advisory_lock(0x6F7574, 1))
-_PLANNER_UNLOCK = sa.select(sa.func.pg_advisory_unlock(0x6F7574, 1))
-# Every debtor of a batch in one statement, in the order given: a function scan returns
-# the array's elements in order (WITH ORDINALITY makes that explicit).
-_DEBTOR_LOCKS = sa.text(
-    "SELECT pg_advisory_xact_lock(hashtextextended(t.debtor, 0)) "
-    "FROM unnest(CAST(:b_debtors AS text[])) WITH ORDINALITY AS t(debtor, n) ORDER BY t.n"
-)
-
-
-def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
-    """``state IN (...)`` with inline constants, usable with executemany."""
-    return sa.or_(*(occurrence_t.c.state == sa.literal_column(f"'{s}'") for s in states))
-
-
-def _due_order(postgres: bool) -> list[sa.ColumnElement[Any]]:
-    """The order in which due occurrences take their turn: by due time, then
-    ``simulate.due_order`` (planned first, then account, step, key), text compared by
-    code point as Python compares it (PostgreSQL's "C" collation; SQLite's default)."""
-    c = occurrence_t.c
-    texts = [c.account_id, c.step_id, c.occurrence_key]
-    return [c.next_attempt_at, c.planned_at,
-            *(t.collate("C") if postgres else t for t in texts)]
-
-
-# Due occurrences not leased (or whose lease lapsed), in their turn (``_due_order``),
-# leased to one worker; each comes back with its account's debtor.
-def _lease_statement(postgres: bool) -> sa.Update:
-    now = sa.bindparam("b_now", type_=UTCDateTime())
-    pick = (
-        sa.select(occurrence_t.c.id)
-        .where(_state_in(DUE), occurrence_t.c.next_attempt_at <= now,
-               sa.or_(occurrence_t.c.lease_until.is_(None), occurrence_t.c.lease_until < now))
-        .order_by(*_due_order(postgres))
-        .limit(sa.bindparam("b_limit", type_=sa.Integer()))
-    )
-    if postgres:
-        pick = pick.with_for_update(skip_locked=True)
-    debtor = (sa.select(account_t.c.debtor_id)
-              .where(account_t.c.account_id == occurrence_t.c.account_id)
-              .scalar_subquery().label("debtor_id"))
-    return (occurrence_t.update()
-            .where(occurrence_t.c.id.in_(pick.scalar_subquery()))
-            .values(lease_until=sa.bindparam("b_until", type_=UTCDateTime()),
-                    claimed_by=sa.bindparam("b_worker"))
-            .returning(*occurrence_t.c, debtor))
-
-
-_CLAIM = (occurrence_t.update()
-          .where(one_of(occurrence_t.c.id, "ids"), _state_in(DUE))
-          .values(state="sending", claimed_by=sa.bindparam("b_worker"),
-                  updated_at=sa.bindparam("b_now", type_=UTCDateTime()))
-          .returning(occurrence_t.c.id))
-_ACCOUNTS_OF = sa.select(account_t).where(
-    sa.or_(one_of(account_t.c.debtor_id, "debtors"), one_of(account_t.c.account_id, "ids")))
-_HISTORY = sa.select(send_t.c.sent_at, send_t.c.channel, send_t.c.account_id,
-                     send_t.c.debtor_id).where(
-    one_of(send_t.c.debtor_id, "debtors"),
-    send_t.c.sent_at > sa.bindparam("since", type_=UTCDateTime()),
-    send_t.c.sent_at <= sa.bindparam("now", type_=UTCDateTime()),
-    send_t.c.status != "failed",
-)
-
-
-def _moved(occurrence_id: int, outcome: Outcome) -> Moved:
-    """Where an occurrence goes from ``sending``: deferred (due again later) or settled."""
-    if outcome.defer_until is not None:
-        return Moved(occurrence_id, "deferred", outcome.defer_until)
-    return Moved(occurrence_id, str(outcome.record.decision))
-
-
-def planning_digest(config: Config, not_before: datetime | None) -> str:
-    """What planning depends on besides the accounts and their facts: the cadences, the
-    policy (zones, grace periods), the creditors (their policy profiles) and go-live."""
-    text = config.model_dump_json(include={"cadences", "policy", "creditors"})
-    return hashlib.sha256(f"{text}\x1f{not_before}".encode()).hexdigest()[:32]
-
-
-def _plan_due(rep: Replayed, next_fact: datetime | None, now: datetime) -> datetime:
-    """When this account's plan can next change: its next local day (primary zone), its
-    next promise or instalment deadline, or its next dated fact, whichever comes first."""
-    zone = rep.rules.zones.primary
-    tomorrow = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
-    return min(t for t in (tomorrow, rep.next_deadline, next_fact) if t is not None)
-
-
-def _moved_to(row: Row[Any], mark: StageMark | None) -> StageMark | None:
-    """The stage planning writes back to the account (``planner.stage_mark``), if it
-    moved; ``None`` leaves the stored one."""
-    return mark if mark is not None and _moved_stage(row, mark) else None
-
-
-def _moved_stage(row: Row[Any], mark: StageMark) -> bool:
-    """Whether the stored stage is not ``mark``'s. The same stage entered the same day
-    keeps the balance stored at entry: a later import may have changed the balance
-    (fees added), not what it was then."""
-    if mark.stage != row.stage or mark.entered_at != row.stage_entered_at:
-        return True
-    return mark.stage is not None and row.balance_at_stage_entry is None
-
-
-def _write_promise_states(conn: Connection, account_id: str, state: AccountState,
-                          now: datetime) -> None:
-    """Store the promise states the replay derived (p1, p2... in made order)."""
-    rows = conn.execute(sa.select(promise_t.c.id).where(
-        promise_t.c.account_id == account_id, promise_t.c.made_at <= now
-    ).order_by(promise_t.c.made_at, promise_t.c.id)).all()
-    for row, promise in zip(rows, state.promises, strict=False):
-        conn.execute(promise_t.update().where(promise_t.c.id == row.id).values(
-            state=promise.state, kept_at=promise.kept_at, broken_at=promise.broken_at))
-
-
-def _write_plan_states(conn: Connection, account_id: str, state: AccountState,
-                       now: datetime) -> None:
-    """Store what the replay derived of each payment plan (in created order): active,
-    completed (every instalment paid) or broken (one missed), and each instalment's paid
-    amount, so that ``account show`` and the API tell them as the engine sees them."""
-    plans = conn.execute(sa.select(plan_t.c.id).where(
-        plan_t.c.account_id == account_id, plan_t.c.created_at <= now
-    ).order_by(plan_t.c.created_at, plan_t.c.id)).all()
-    for row, plan in zip(plans, state.plans, strict=False):
-        done = all(i.settled for i in plan.instalments)
-        ended = plan.broken_at or (now if done else None)
-        conn.execute(plan_t.update().where(
-            plan_t.c.id == row.id, sa.or_(plan_t.c.state == "active", plan_t.c.ended_at.is_(None))
-        ).values(state="broken" if plan.broken_at else "completed" if done else "active",
-                 ended_at=ended))
-        ids = conn.execute(sa.select(instalment_t.c.id).where(instalment_t.c.plan_id == row.id)
-                           .order_by(instalment_t.c.due, instalment_t.c.id)).scalars().all()
-        for inst_id, inst in zip(ids, plan.instalments, strict=False):
-            conn.execute(instalment_t.update().where(instalment_t.c.id == inst_id).values(
-                paid=min(inst.paid, inst.amount),
-                state="paid" if inst.settled
-                else "missed" if plan.broken_at and inst.due < plan.broken_at.date()
-                else "pending"))
-
-
-def _history_span(config: Config) -> timedelta:
-    """How far back limits can look: the longest window, plus a day for local-day windows."""
-    windows = [limit.window.delta for limit in config.policy.limits]
-    for overlay in [*config.policy.jurisdictions.values(), *config.policy.profiles.values()]:
-        windows.extend(limit.window.delta for limit in overlay.limits)
-    return max(windows, default=timedelta(days=1)) + timedelta(days=2)
+def connector_for(db: Engine) -> Connector:
+    """The connector of ``db``'s database: the one place that asks which database it is."""
+    return CONNECTORS[db.dialect.name](db.dialect)

@@ -263,7 +263,7 @@ def persist(db_url: str, portfolio_csv: Path, records: list[DecisionRecord],
                 conn.execute(table_of(OptOut).insert().values(
                     debtor_id=state.account.debtor_id, account_id=account_id,
                     channel=channel, source="demo", created_at=sim.clock.now()))
-        from orchestrator.dispatch.runner import _write_plan_states, _write_promise_states
+        from orchestrator.dispatch.planning import _write_plan_states, _write_promise_states
 
         for account_id, state in sim.states.items():
             if state.promises:

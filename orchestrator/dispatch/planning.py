@@ -1,0 +1,276 @@
+"""Planning rounds: the occurrences each account has due, inserted once.
+
+Planning inserts occurrences under the unique key (account, step, occurrence key) with
+"insert, ignore conflicts", so planning twice, or by two workers, plans once. An
+account's state is rebuilt from the facts in the tables (``orchestrator.store.replay``),
+the way ``simulate`` builds it, so nothing derived is stored twice; what planning does
+write back is what ``account show`` and reports tell without replaying: when each
+account is due to be planned again, the stage it is in, and (for accounts just changed)
+the states of its promises and payment plans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, Row
+
+from orchestrator.config.models import Config
+from orchestrator.core.crypto import DataCipher
+from orchestrator.core.hours import local_day_start
+from orchestrator.core.planner import Occurrence as Planned
+from orchestrator.core.planner import StageMark, plan_day, plan_fire, stage_mark
+from orchestrator.core.state import AccountState
+from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed, replay_accounts
+from orchestrator.dispatch.connector import Connector
+from orchestrator.dispatch.decider import Decider
+from orchestrator.dispatch.settle import PlannedAccount
+from orchestrator.store.replay import Replayed, next_facts
+from orchestrator.store.tables import (
+    AccountRow,
+    InstalmentPlan,
+    InstalmentRow,
+    PlannerState,
+    Promise,
+    table_of,
+)
+
+__all__ = ["BAD_DATA_RETRY", "Planning", "planning_digest"]
+
+account_t = table_of(AccountRow)
+planner_t = table_of(PlannerState)
+promise_t = table_of(Promise)
+plan_t = table_of(InstalmentPlan)
+instalment_t = table_of(InstalmentRow)
+
+# An account that could not be planned (bad data) is tried again this much later, unless
+# its data or facts change first: recorded once a day, not at every round.
+BAD_DATA_RETRY = timedelta(days=1)
+
+
+class Planning:
+    """Plans the accounts of one database under one configuration."""
+
+    def __init__(self, db: Engine, connector: Connector, decider: Decider, cipher: DataCipher,
+                 *, not_before: datetime | None, default_zone: ZoneInfo):
+        self.db = db
+        self.connector = connector
+        self.decider = decider
+        self.cipher = cipher
+        # Go-live instant: occurrences planned before it are not planned at all (as
+        # ``simulate`` plans nothing before its start), so a first start does not fire
+        # the morning's backlog late.
+        self.not_before = not_before
+        # Where a decision of bad data tells local time: the account's zones may be what
+        # could not be worked out.
+        self.default_zone = default_zone
+
+    def plan(self, now: datetime, *, digest: str, page: int) -> int | None:
+        """A planning round, ``page`` accounts at a time: how many occurrences were new,
+        or ``None`` when another worker was planning (``Connector.planning_turn``: this
+        one waited for it, and skips the round). Under a planning configuration
+        (``digest``) other than the last round's, every account is planned again."""
+        with self.connector.planning_turn(self.db) as mine:
+            return self._round(now, digest, page) if mine else None
+
+    def _round(self, now: datetime, digest: str, page: int) -> int:
+        with self.db.connect() as conn:
+            stored = conn.execute(sa.select(planner_t.c.config_digest)).scalar()
+        every = stored != digest
+        planned = sum(self._plan_rows(rows, now) for rows in self._pages(now, every, page))
+        if every:  # from now on, the accounts' plan_due_at hold under this configuration
+            with self.db.begin() as conn:
+                conn.execute(planner_t.delete())
+                conn.execute(planner_t.insert().values(id=1, config_digest=digest,
+                                                       updated_at=now))
+        return planned
+
+    def plan_accounts(self, account_ids: Iterable[str], now: datetime) -> int:
+        """Plan just these accounts now (after a payment, a promise, an event arrived), and
+        write back the promise states their facts imply (kept, broken)."""
+        ids = sorted(set(account_ids))
+        if not ids:
+            return 0
+        with self.db.connect() as conn:
+            rows = conn.execute(sa.select(account_t).where(account_t.c.account_id.in_(ids))).all()
+        return self._plan_rows(list(rows), now, sync_promises=True)
+
+    def _plan_rows(self, rows: list[Row[Any]], now: datetime, *,
+                   sync_promises: bool = False) -> int:
+        """Plan a page of accounts in one transaction. An account whose data cannot be
+        replayed or planned is recorded ``failed`` (``bad_data``) and tried again a day
+        later; the others are planned as if it were not there."""
+        with self.db.begin() as conn:
+            replayed, bad = replay_accounts(conn, rows, now, self.cipher, self.decider.rules)
+            later = next_facts(conn, [r.account_id for r in rows], now)
+            values, due, marks = self._plan_each(replayed, later, bad, now)
+            if sync_promises:
+                for account_id, rep in replayed.items():
+                    if account_id not in bad:
+                        _write_promise_states(conn, account_id, rep.state, now)
+                        _write_plan_states(conn, account_id, rep.state, now)
+            self.connector.planned(conn, [
+                PlannedAccount(r.account_id, r.plan_seq, due[r.account_id],
+                               _moved_to(r, marks.get(r.account_id)))
+                for r in rows])
+            self._record_unplanned(conn, rows, bad, now)
+            if not values:
+                return 0
+            # One statement with a parameter list (not ``.values(rows)``, which is compiled
+            # again for every number of rows: 40% of planning went to that).
+            return len(conn.execute(self.connector.plan_insert, values).all())
+
+    def _plan_each(self, replayed: dict[str, Replayed], later: dict[str, datetime],
+                   bad: dict[str, Exception], now: datetime
+                   ) -> tuple[list[dict[str, Any]], dict[str, datetime],
+                              dict[str, StageMark | None]]:
+        """The occurrences to insert, when each account is planned again, and the stage
+        each is in (``planner.stage_mark``). An account whose planning raises joins
+        ``bad``: nothing of it is planned, and it is due again in ``BAD_DATA_RETRY`` (not
+        at every round), or at once when its data changes."""
+        values: list[dict[str, Any]] = []
+        due: dict[str, datetime] = {}
+        marks: dict[str, StageMark | None] = {}
+        for account_id, rep in replayed.items():
+            try:
+                planned = list(self._plan_account(rep, now))
+                due[account_id] = _plan_due(rep, later.get(account_id), now)
+                marks[account_id] = stage_mark(rep.state, rep.rules, now)
+            except Exception as exc:
+                if not is_bad_data(exc):
+                    raise
+                bad[account_id] = exc
+                continue
+            values.extend(planned)
+        for account_id in bad:
+            due[account_id] = now + BAD_DATA_RETRY
+            marks.pop(account_id, None)
+        return values, due, marks
+
+    def _record_unplanned(self, conn: Connection, rows: Sequence[Row[Any]],
+                          bad: dict[str, Exception], now: datetime) -> None:
+        """A ``failed`` decision (``bad_data``) and a log line for each account of the page
+        that could not be planned."""
+        if not bad:
+            return
+        debtors = {r.account_id: r.debtor_id for r in rows}
+        for account_id in sorted(bad):
+            note(account_id, bad[account_id], "plan")
+        self.connector.decisions(conn, [
+            (None, planning_failed(a, debtors[a], now, self.default_zone)) for a in sorted(bad)])
+
+    def _pages(self, now: datetime, every: bool, page: int) -> Iterator[list[Row[Any]]]:
+        """Pages of the accounts to plan: those due (or all of them), by account id."""
+        query = sa.select(account_t).order_by(account_t.c.account_id).limit(page)
+        if not every:
+            query = query.where(sa.or_(account_t.c.plan_due_at.is_(None),
+                                       account_t.c.plan_due_at <= now))
+        after = ""
+        while True:
+            with self.db.connect() as conn:
+                rows = conn.execute(query.where(account_t.c.account_id > after)).all()
+            if not rows:
+                return
+            yield list(rows)
+            after = rows[-1].account_id
+
+    def _plan_account(self, rep: Replayed, now: datetime) -> Iterator[dict[str, Any]]:
+        state, rules = rep.state, rep.rules
+        occs: list[Planned] = []
+        # Closed accounts are planned too, as in ``simulate``: their steps are recorded as
+        # suppressed (paid), so "why no reminder?" always has an answer.
+        occs.extend(plan_day(state, rules, now.astimezone(rules.zones.primary).date()))
+        for fire in rep.fires:
+            if fire.time <= now:
+                occs.extend(plan_fire(state, rules, fire))
+        for occ in occs:
+            if occ.expires_at <= now:
+                continue  # already lapsed when we learned of it: nothing to decide
+            if self.not_before is not None and occ.planned_at < self.not_before:
+                continue
+            yield {
+                "account_id": occ.account_id,
+                "step_id": occ.step_id,
+                "occurrence_key": occ.key,
+                "planned_at": occ.planned_at,
+                "expires_at": occ.expires_at,
+                "stage": occ.stage,
+                "channel": occ.channel,
+                "kind": str(occ.kind),
+                "state": "pending",
+                "next_attempt_at": occ.planned_at,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+
+
+def planning_digest(config: Config, not_before: datetime | None) -> str:
+    """What planning depends on besides the accounts and their facts: the cadences, the
+    policy (zones, grace periods), the creditors (their policy profiles) and go-live."""
+    text = config.model_dump_json(include={"cadences", "policy", "creditors"})
+    return hashlib.sha256(f"{text}\x1f{not_before}".encode()).hexdigest()[:32]
+
+
+def _plan_due(rep: Replayed, next_fact: datetime | None, now: datetime) -> datetime:
+    """When this account's plan can next change: its next local day (primary zone), its
+    next promise or instalment deadline, or its next dated fact, whichever comes first."""
+    zone = rep.rules.zones.primary
+    tomorrow = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
+    return min(t for t in (tomorrow, rep.next_deadline, next_fact) if t is not None)
+
+
+def _moved_to(row: Row[Any], mark: StageMark | None) -> StageMark | None:
+    """The stage planning writes back to the account (``planner.stage_mark``), if it
+    moved; ``None`` leaves the stored one."""
+    return mark if mark is not None and _moved_stage(row, mark) else None
+
+
+def _moved_stage(row: Row[Any], mark: StageMark) -> bool:
+    """Whether the stored stage is not ``mark``'s. The same stage entered the same day
+    keeps the balance stored at entry: a later import may have changed the balance
+    (fees added), not what it was then."""
+    if mark.stage != row.stage or mark.entered_at != row.stage_entered_at:
+        return True
+    return mark.stage is not None and row.balance_at_stage_entry is None
+
+
+def _write_promise_states(conn: Connection, account_id: str, state: AccountState,
+                          now: datetime) -> None:
+    """Store the promise states the replay derived (p1, p2... in made order)."""
+    rows = conn.execute(sa.select(promise_t.c.id).where(
+        promise_t.c.account_id == account_id, promise_t.c.made_at <= now
+    ).order_by(promise_t.c.made_at, promise_t.c.id)).all()
+    for row, promise in zip(rows, state.promises, strict=False):
+        conn.execute(promise_t.update().where(promise_t.c.id == row.id).values(
+            state=promise.state, kept_at=promise.kept_at, broken_at=promise.broken_at))
+
+
+def _write_plan_states(conn: Connection, account_id: str, state: AccountState,
+                       now: datetime) -> None:
+    """Store what the replay derived of each payment plan (in created order): active,
+    completed (every instalment paid) or broken (one missed), and each instalment's paid
+    amount, so that ``account show`` and the API tell them as the engine sees them."""
+    plans = conn.execute(sa.select(plan_t.c.id).where(
+        plan_t.c.account_id == account_id, plan_t.c.created_at <= now
+    ).order_by(plan_t.c.created_at, plan_t.c.id)).all()
+    for row, plan in zip(plans, state.plans, strict=False):
+        done = all(i.settled for i in plan.instalments)
+        ended = plan.broken_at or (now if done else None)
+        conn.execute(plan_t.update().where(
+            plan_t.c.id == row.id, sa.or_(plan_t.c.state == "active", plan_t.c.ended_at.is_(None))
+        ).values(state="broken" if plan.broken_at else "completed" if done else "active",
+                 ended_at=ended))
+        ids = conn.execute(sa.select(instalment_t.c.id).where(instalment_t.c.plan_id == row.id)
+                           .order_by(instalment_t.c.due, instalment_t.c.id)).scalars().all()
+        for inst_id, inst in zip(ids, plan.instalments, strict=False):
+            conn.execute(instalment_t.update().where(instalment_t.c.id == inst_id).values(
+                paid=min(inst.paid, inst.amount),
+                state="paid" if inst.settled
+                else "missed" if plan.broken_at and inst.due < plan.broken_at.date()
+                else "pending"))

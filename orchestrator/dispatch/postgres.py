@@ -1,0 +1,235 @@
+"""The runner on PostgreSQL: many workers, each a client across a network.
+
+Workers keep apart by locks: a lease skips the rows another worker is leasing
+(``FOR UPDATE SKIP LOCKED``), a claim holds its debtors (transaction-level advisory
+locks, so N workers never exceed a cap), and one worker plans at a time (a session-level
+advisory lock). Every statement is a round trip, so a batch writes each kind of row in
+one statement, the batch's values passed as arrays, each array as one string
+(``inlist.pg_array``), and what a sent batch writes after its adapter calls is one
+statement in all (``settled``), recorded in a thread while the next batch goes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Dialect, Engine
+
+from orchestrator.core.records import DecisionRecord
+from orchestrator.dispatch.connector import (
+    DECISION_COLUMNS,
+    Connector,
+    Statuses,
+    decision_row,
+)
+from orchestrator.dispatch.recording import BackgroundRecorder, Recorder, Settle
+from orchestrator.dispatch.settle import Moved, PlannedAccount, Sending
+from orchestrator.store.accounts import decision_values
+from orchestrator.store.inlist import pg_array
+from orchestrator.store.tables import Decision, UTCDateTime, table_of
+
+__all__ = ["PostgresConnector"]
+
+decision_t = table_of(Decision)
+
+_DECISION_PARAMS = tuple(f"d_{name}" for name in DECISION_COLUMNS)  # _settled's
+
+
+class PostgresConnector(Connector):
+    """The runner's statements on PostgreSQL (see ``orchestrator.dispatch.connector``)."""
+
+    def __init__(self, dialect: Dialect):
+        super().__init__(dialect)
+        self._settled = _settled(dialect)
+
+    def _insert(self, table: sa.Table) -> postgresql.Insert:
+        return postgresql.insert(table)
+
+    def _by_code_point(self, text: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+        return text.collate("C")
+
+    def _locked(self, pick: sa.Select[Any]) -> sa.Select[Any]:
+        return pick.with_for_update(skip_locked=True)
+
+    @contextmanager
+    def planning_turn(self, db: Engine) -> Iterator[bool]:
+        """One worker plans at a time. The others wait for it to finish and then skip
+        the round rather than replay the same accounts again for nothing. A planner that
+        dies releases the lock with its connection."""
+        with db.connect() as lock:
+            if not lock.execute(_PLANNER_TRY_LOCK).scalar():
+                lock.execute(_PLANNER_LOCK)  # wait for the round in progress to end
+                lock.execute(_PLANNER_UNLOCK)
+                lock.commit()
+                yield False
+                return
+            lock.commit()  # the session's lock stays; no transaction stays open
+            try:
+                yield True
+            finally:
+                lock.execute(_PLANNER_UNLOCK)
+                lock.commit()
+
+    def lock_debtors(self, conn: Connection, debtors: Iterable[str]) -> None:
+        """Transaction-level advisory locks on these debtors, taken in one statement in
+        sorted order, so two workers never wait on each other in a cycle."""
+        conn.execute(_DEBTOR_LOCKS, {"b_debtors": pg_array(sorted(debtors))})
+
+    def recorder(self, db: Engine, settle: Settle) -> Recorder:
+        return BackgroundRecorder(db, settle)
+
+    def sending(self, conn: Connection, sends: Sequence[Sending], now: datetime) -> int:
+        if not sends:
+            return 0
+        return len(conn.execute(_SENDING, {**_arrays(
+            ("mids", "accounts", "debtors", "channels", "occurrences", "indexes"),
+            [(s.message_id, s.account_id, s.debtor_id, s.channel, s.occurrence_id,
+              s.to_index) for s in sends]), "now": now}).all())
+
+    def settled(self, conn: Connection, records: Sequence[tuple[int, DecisionRecord]],
+                moved: Sequence[Moved], statuses: Statuses, now: datetime) -> None:
+        """One statement, so one round trip where there were three and, on a connection
+        in autocommit, its own transaction: a daemon's recorder thread waits for the
+        interpreter lock after every round trip, and waited more than the database
+        worked."""
+        if not (records or moved or statuses):
+            return
+        params = _arrays(_DECISION_PARAMS, [
+            decision_row(decision_values(r, occurrence_id=i)) for i, r in records])
+        params.update(_moved_params(moved, now))
+        params.update(_status_params(statuses, now))
+        conn.execute(self._settled, params)
+
+    def planned(self, conn: Connection, accounts: Sequence[PlannedAccount]) -> None:
+        """One statement: the page's due times, joined to the stages of those that moved."""
+        if not accounts:
+            return
+        params = _arrays(("ids", "seqs", "dues"),
+                         [(p.account_id, p.plan_seq, p.due) for p in accounts])
+        moved = [(p.account_id, p.stage.stage, p.stage.entered_at, p.stage.balance_at_entry)
+                 for p in accounts if p.stage is not None]
+        if moved:
+            params.update(_arrays(("moved", "stages", "entered", "balances"), moved))
+        conn.execute(_STAGED if moved else _PLANNED, params)
+
+    def occurrences(self, conn: Connection, moved: Sequence[Moved], now: datetime, *,
+                    attempted: bool) -> None:
+        if moved:
+            conn.execute(_MOVE_ATTEMPTED if attempted else _MOVE, _moved_params(moved, now))
+
+    def sends(self, conn: Connection, statuses: Statuses, now: datetime) -> None:
+        if statuses:
+            conn.execute(_SEND_STATUS, _status_params(statuses, now))
+
+
+def _arrays(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Rows of values as one array parameter per column (``inlist.pg_array``), named
+    ``names`` in order: what the statements here ``unnest``."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return {name: pg_array(column) for name, column in zip(names, columns, strict=True)}
+
+
+def _moved_params(moved: Sequence[Moved], now: datetime) -> dict[str, Any]:
+    return {**_arrays(("ids", "states", "nexts"),
+                      [(m.occurrence_id, m.state, m.next) for m in moved]), "now": now}
+
+
+def _status_params(statuses: Statuses, now: datetime) -> dict[str, Any]:
+    return {**_arrays(("mids", "statuses", "providers"), statuses), "now": now}
+
+
+# Two 32-bit keys: a lock space apart from the debtors' 64-bit keys.
+_PLANNER_TRY_LOCK = sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))
+_PLANNER_LOCK = sa.select(sa.func.pg_advisory_lock(0x6F7574, 1))
+_PLANNER_UNLOCK = sa.select(sa.func.pg_advisory_unlock(0x6F7574, 1))
+# Every debtor of a batch in one statement, in the order given: a function scan returns
+# the array's elements in order (WITH ORDINALITY makes that explicit).
+_DEBTOR_LOCKS = sa.text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(t.debtor, 0)) "
+    "FROM unnest(CAST(:b_debtors AS text[])) WITH ORDINALITY AS t(debtor, n) ORDER BY t.n"
+)
+
+_SENDING = sa.text(
+    "INSERT INTO send (message_id, account_id, debtor_id, channel, occurrence_id, status, "
+    "sent_at, to_index) "
+    "SELECT v.mid, v.account, v.debtor, v.channel, v.occurrence, 'sending', :now, v.to_index "
+    "FROM unnest(CAST(:mids AS text[]), CAST(:accounts AS text[]), CAST(:debtors AS text[]), "
+    "CAST(:channels AS text[]), CAST(:occurrences AS bigint[]), CAST(:indexes AS text[])) "
+    "AS v(mid, account, debtor, channel, occurrence, to_index) "
+    "ON CONFLICT (message_id) DO UPDATE SET status = 'sending', sent_at = excluded.sent_at, "
+    "status_at = excluded.sent_at WHERE send.status = 'failed' "
+    "RETURNING send.message_id"
+).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+
+_PLANNED = sa.text(
+    "UPDATE account AS a SET plan_due_at = v.due "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:seqs AS bigint[]), "
+    "CAST(:dues AS timestamptz[])) AS v(id, seq, due) "
+    "WHERE a.account_id = v.id AND a.plan_seq = v.seq")
+# Every account of the page gets its due time; those that moved (the second arrays, on a
+# given day a few of a page, joined by id) their stage too.
+_STAGED = sa.text(
+    "UPDATE account AS a SET plan_due_at = v.due, "
+    "stage = CASE WHEN m.id IS NULL THEN a.stage ELSE m.stage END, "
+    "stage_entered_at = CASE WHEN m.id IS NULL THEN a.stage_entered_at ELSE m.entered END, "
+    "balance_at_stage_entry = CASE WHEN m.id IS NULL THEN a.balance_at_stage_entry "
+    "ELSE m.balance END "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:seqs AS bigint[]), "
+    "CAST(:dues AS timestamptz[])) AS v(id, seq, due) "
+    "LEFT JOIN unnest(CAST(:moved AS text[]), CAST(:stages AS text[]), "
+    "CAST(:entered AS timestamptz[]), CAST(:balances AS numeric[])) "
+    "AS m(id, stage, entered, balance) ON m.id = v.id "
+    "WHERE a.account_id = v.id AND a.plan_seq = v.seq")
+
+
+def _move_sql(*, attempted: bool) -> str:
+    attempts = ", attempts = o.attempts + 1" if attempted else ""
+    return (
+        "UPDATE occurrence AS o SET state = v.state, "
+        "next_attempt_at = coalesce(v.next, o.next_attempt_at), updated_at = :now, "
+        f"lease_until = NULL{attempts} "
+        "FROM unnest(CAST(:ids AS bigint[]), CAST(:states AS text[]), "
+        "CAST(:nexts AS timestamptz[])) AS v(id, state, next) "
+        "WHERE o.id = v.id AND o.state = 'sending'"
+    )
+
+
+def _move(*, attempted: bool) -> sa.TextClause:
+    return sa.text(_move_sql(attempted=attempted)).bindparams(
+        sa.bindparam("now", type_=UTCDateTime()))
+
+
+_MOVE = _move(attempted=False)
+_MOVE_ATTEMPTED = _move(attempted=True)
+
+_SEND_STATUS_SQL = (
+    "UPDATE send AS s SET "
+    "status = CASE WHEN s.status = 'sending' THEN v.status ELSE s.status END, "
+    "provider_id = coalesce(s.provider_id, v.provider), "
+    "status_at = CASE WHEN s.status = 'sending' THEN :now ELSE s.status_at END "
+    "FROM unnest(CAST(:mids AS text[]), CAST(:statuses AS text[]), "
+    "CAST(:providers AS text[])) AS v(mid, status, provider) "
+    "WHERE s.message_id = v.mid"
+)
+_SEND_STATUS = sa.text(_SEND_STATUS_SQL).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+
+
+def _settled(dialect: Dialect) -> sa.TextClause:
+    """``settled``'s statement: the decision rows (each column an array), then the
+    occurrences and the sends, as data-modifying ``WITH`` parts of one statement
+    (PostgreSQL runs each of them once, whether or not anything reads it)."""
+    array_of = {name: dialect.type_compiler_instance.process(decision_t.c[name].type) + "[]"
+                for name in DECISION_COLUMNS}
+    columns = ", ".join(DECISION_COLUMNS)
+    arrays = ", ".join(f"CAST(:{param} AS {array_of[name]})"
+                       for name, param in zip(DECISION_COLUMNS, _DECISION_PARAMS, strict=True))
+    return sa.text(
+        f"WITH decided AS (INSERT INTO decision ({columns}) SELECT * FROM unnest({arrays})), "
+        f"moved AS ({_move_sql(attempted=True)}) "
+        f"{_SEND_STATUS_SQL}"
+    ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
