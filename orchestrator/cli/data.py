@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,11 +19,13 @@ import typer
 from orchestrator.errors import ConfigError, InputError, OutreachError
 
 db_app = typer.Typer(help="Database schema.\n\nReference: docs/cli.md.", no_args_is_help=True)
-import_app = typer.Typer(help="Import accounts and payments from CSV.\n\nFormats: docs/csv.md.",
-                         no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import accounts and payments from CSV.\n\nFormats: docs/csv.md.", no_args_is_help=True
+)
 account_app = typer.Typer(help="Inspect accounts.\n\nReference: docs/cli.md.", no_args_is_help=True)
-keys_app = typer.Typer(help="Encryption keys of personal data.\n\nReference: docs/cli.md.",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Encryption keys of personal data.\n\nReference: docs/cli.md.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -92,8 +95,11 @@ def db_upgrade() -> None:
         if exc.statement is None:  # could not connect: the root group says so
             raise
         # Not "run db upgrade", which the root group would infer from the old revision.
-        typer.echo(f"{URL_VARIABLE}: error: the migration failed on the database at "
-                   f"{display_url(url)}: {failure_reason(exc, url)}", err=True)
+        typer.echo(
+            f"{URL_VARIABLE}: error: the migration failed on the database at "
+            f"{display_url(url)}: {failure_reason(exc, url)}",
+            err=True,
+        )
         raise typer.Exit(1) from None
     typer.echo(f"database at revision {current_revision(url)}")
 
@@ -194,7 +200,8 @@ def account_show(
     account_id: str = typer.Argument(..., metavar="ID"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object (keys: docs/cli.md)"),
     today: str | None = typer.Option(
-        None, "--today", help="date for DPD (default: today in the debtor's time zone)"),
+        None, "--today", help="date for DPD (default: today in the debtor's time zone)"
+    ),
 ) -> None:
     """The account's timeline: stage, promises, payments, decisions and events.
 
@@ -218,8 +225,11 @@ def account_show(
             try:
                 account = load_account(conn, cipher, account_id)
             except InvalidToken:
-                typer.echo("error: this database's personal data was encrypted with a key "
-                           "that OUTREACH_DATA_KEYS does not hold", err=True)
+                typer.echo(
+                    "error: this database's personal data was encrypted with a key "
+                    "that OUTREACH_DATA_KEYS does not hold",
+                    err=True,
+                )
                 raise typer.Exit(2) from None
             if day is None:
                 day = _local_today(account, datetime.now(UTC))
@@ -275,8 +285,10 @@ def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
         console.print(f"opted out: {', '.join(timeline['opt_outs'])}")
     # One line per entry (greppable, never wrapped mid-word): UTC time, the debtor's local
     # time, what happened, channel, the rule (stage / step / kind), detail, message id.
-    console.print("[bold]timeline[/bold] (UTC, debtor's local time, what, channel, "
-                  "stage / step / kind, detail, message)")
+    console.print(
+        "[bold]timeline[/bold] (UTC, debtor's local time, what, channel, "
+        "stage / step / kind, detail, message)"
+    )
     widths = (16, 11, 10, 7, 0, 0, 0)
     for row in timeline_rows(timeline):
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
@@ -295,42 +307,70 @@ def _stage_text(timeline: dict[str, Any]) -> str:
 
 def timeline_rows(timeline: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row per decision, delivery, click, reply, promise, plan, payment and opt-out, in
-    time order: (UTC time, debtor's local time, what, channel, rule, detail, message)."""
-    def short(iso: str | None) -> str:
-        return (iso or "").replace("T", " ").replace(":00Z", "").replace("Z", "")
+    time order (rows of one instant in the order below): (UTC time, debtor's local time,
+    what, channel, rule, detail, message)."""
+    rows = [*_decision_rows(timeline), *_event_rows(timeline), *_money_rows(timeline)]
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][0] or "", i))
+    return [rows[i][1] for i in order]
 
-    rows: list[tuple[str, int, tuple[str, ...]]] = []
+
+Row = tuple[str, tuple[str, ...]]  # (UTC time to sort by, the cells)
+
+
+def _short(iso: str | None) -> str:
+    return (iso or "").replace("T", " ").replace(":00Z", "").replace("Z", "")
+
+
+def _decision_rows(timeline: dict[str, Any]) -> Iterator[Row]:
     for d in timeline["decisions"]:
         local = (d["local_time"] or "")[11:16] + (d["local_time"] or "")[19:]
         rule = " / ".join(x for x in (d["stage"], d["step"], d["kind"]) if x)
         detail = [d["reason"] or ""]
         if d["until"]:
-            detail.append(f"until {short(d['until'])}")
+            detail.append(f"until {_short(d['until'])}")
         if d["to"]:
             detail.append(f"to {d['to']}")
-        rows.append((d["time"], len(rows), (short(d["time"]), local, d["decision"], d["channel"] or "",
-                                            rule, " ".join(x for x in detail if x),
-                                            d["message_id"] or "")))
+        cells = (
+            _short(d["time"]),
+            local,
+            d["decision"],
+            d["channel"] or "",
+            rule,
+            " ".join(x for x in detail if x),
+            d["message_id"] or "",
+        )
+        yield d["time"], cells
+
+
+def _event_rows(timeline: dict[str, Any]) -> Iterator[Row]:
     for e in timeline["events"]:
-        if e["type"] in ("promise", "payment", "plan"):  # shown below with their amounts
+        if e["type"] in ("promise", "payment", "plan"):  # shown with their amounts
             continue
         said = " ".join(x for x in (e["status"], e.get("text") and repr(e["text"])) if x)
-        rows.append((e["time"], len(rows), (short(e["time"]), "", e["type"], e["channel"] or "",
-                                            "", said, e["message_id"] or "")))
+        cells = (
+            _short(e["time"]),
+            "",
+            e["type"],
+            e["channel"] or "",
+            "",
+            said,
+            e["message_id"] or "",
+        )
+        yield e["time"], cells
+
+
+def _money_rows(timeline: dict[str, Any]) -> Iterator[Row]:
+    """Promises, plans and payments, with their amounts."""
     for p in timeline["promises"]:
         if p.get("made_at"):
-            rows.append((p["made_at"], len(rows), (
-                short(p["made_at"]), "", "promise", "", "",
-                f"{p['amount']} due {p['due']}: {p['state']}", "")))
+            said = f"{p['amount']} due {p['due']}: {p['state']}"
+            yield p["made_at"], (_short(p["made_at"]), "", "promise", "", "", said, "")
     for p in timeline.get("plans", []):
-        dues = ", ".join(f"{i['amount']} due {i['due']} ({i['state']})"
-                         for i in p["instalments"])
-        rows.append((p["created_at"], len(rows), (
-            short(p["created_at"]), "", "plan", "", "", f"{dues}: {p['state']}", "")))
+        dues = ", ".join(f"{i['amount']} due {i['due']} ({i['state']})" for i in p["instalments"])
+        said = f"{dues}: {p['state']}"
+        yield p["created_at"], (_short(p["created_at"]), "", "plan", "", "", said, "")
     for p in timeline["payments"]:
-        rows.append((p["paid_at"], len(rows), (short(p["paid_at"]), "", "payment", "", "",
-                                               p["amount"], "")))
-    return [row for _, _, row in sorted(rows, key=lambda r: (r[0] or "", r[1]))]
+        yield p["paid_at"], (_short(p["paid_at"]), "", "payment", "", "", p["amount"], "")
 
 
 @keys_app.command("rotate")

@@ -37,6 +37,7 @@ from orchestrator.config.models import (
     Creditors,
     Policy,
     Stage,
+    Step,
 )
 from orchestrator.config.yamlsafe import check_aliases
 from orchestrator.errors import ConfigError, Problem
@@ -188,8 +189,13 @@ def _sources(
         if key not in PARTS:
             line, col = _pos(overrides, key)
             problems.append(
-                Problem(origin, line, col, f"config: unknown part {key!r} "
-                        f"(one of {', '.join(PARTS)})", field=str(key))
+                Problem(
+                    origin,
+                    line,
+                    col,
+                    f"config: unknown part {key!r} (one of {', '.join(PARTS)})",
+                    field=str(key),
+                )
             )
     found: dict[str, _Source] = {}
     for part in PARTS:
@@ -227,7 +233,9 @@ def _message(error: Mapping[str, Any]) -> str:
 
 def _is_tag(part: Any) -> bool:
     """Union member tags pydantic puts into locations, e.g. ``HoursWindow``, ``literal['any']``."""
-    return isinstance(part, str) and (part[:1].isupper() or part.startswith(("literal[", "function-")))
+    return isinstance(part, str) and (
+        part[:1].isupper() or part.startswith(("literal[", "function-"))
+    )
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -283,8 +291,13 @@ def _validate(source: _Source, problems: list[Problem]) -> Any:
                 text += _suggest(str(clean[-1]) if clean else "", _model_fields(root, clean))
             line, col = _locate(source.node, loc)
             problems.append(
-                Problem(source.path, line, col, f"{source.part}: {text}",
-                        field=".".join(str(p) for p in loc))
+                Problem(
+                    source.path,
+                    line,
+                    col,
+                    f"{source.part}: {text}",
+                    field=".".join(str(p) for p in loc),
+                )
             )
         return None
 
@@ -305,8 +318,15 @@ class _Checker:
         self.sources = sources
         self.problems = problems
 
-    def add(self, part: str, path: tuple[Any, ...], message: str, *, level: str = "error",
-            value: bool = True) -> None:
+    def add(
+        self,
+        part: str,
+        path: tuple[Any, ...],
+        message: str,
+        *,
+        level: str = "error",
+        value: bool = True,
+    ) -> None:
         source = self.sources.get(part)
         if source is None:
             self.problems.append(Problem(f"{part}.yaml", None, None, message, level=level))
@@ -319,15 +339,28 @@ class _Checker:
         else:
             line, col = _pos(source.node)
         self.problems.append(
-            Problem(source.path, line, col, f"{part}: {message}", level=level,
-                    field=".".join(str(p) for p in path))
+            Problem(
+                source.path,
+                line,
+                col,
+                f"{part}: {message}",
+                level=level,
+                field=".".join(str(p) for p in path),
+            )
         )
 
 
 def _check_cadences(
     c: _Checker, cadences: Cadences, channels: set[str] | None, templates_dir: Path | None
 ) -> None:
-    stages = sorted(enumerate(cadences.stages), key=lambda item: item[1].dpd[0])
+    ids = _check_stage_ids(c, cadences)
+    _check_stage_ranges(c, cadences)
+    step_ids = _check_steps(c, cadences, channels, templates_dir)
+    _check_triggers(c, cadences, ids, step_ids, channels, templates_dir)
+
+
+def _check_stage_ids(c: _Checker, cadences: Cadences) -> dict[str, tuple[Any, ...]]:
+    """Each stage's id once and its DPD range not empty; the ids, with where they are."""
     ids: dict[str, tuple[Any, ...]] = {}
     for index, stage in enumerate(cadences.stages):
         where = ("stages", index, "id")
@@ -336,70 +369,128 @@ def _check_cadences(
         ids[stage.id] = where
         lo, hi = stage.dpd
         if lo < 0 or (hi is not None and hi < lo):
-            c.add("cadences", ("stages", index, "dpd"),
-                  f"stage {stage.id}: dpd range [{lo}, {hi}] is empty or negative")
+            c.add(
+                "cadences",
+                ("stages", index, "dpd"),
+                f"stage {stage.id}: dpd range [{lo}, {hi}] is empty or negative",
+            )
+    return ids
+
+
+def _check_stage_ranges(c: _Checker, cadences: Cadences) -> None:
+    """Stages in DPD order neither overlap nor (a warning) leave a gap between them."""
+    stages = sorted(enumerate(cadences.stages), key=lambda item: item[1].dpd[0])
     previous: tuple[int, Stage] | None = None
     for index, stage in stages:
         if previous is not None:
-            p_index, p_stage = previous
+            p_stage = previous[1]
             p_hi = p_stage.dpd[1]
             lo = stage.dpd[0]
             if p_hi is None or lo <= p_hi:
-                c.add("cadences", ("stages", index, "dpd"),
-                      f"stage {stage.id}: dpd range {list(stage.dpd)} overlaps stage "
-                      f"{p_stage.id} {list(p_stage.dpd)}")
+                c.add(
+                    "cadences",
+                    ("stages", index, "dpd"),
+                    f"stage {stage.id}: dpd range {list(stage.dpd)} overlaps stage "
+                    f"{p_stage.id} {list(p_stage.dpd)}",
+                )
             elif lo > p_hi + 1:
-                c.add("cadences", ("stages", index, "dpd"),
-                      f"stage {stage.id}: no stage covers dpd {p_hi + 1}-{lo - 1} "
-                      f"(gap after {p_stage.id}); those accounts get no cadence",
-                      level="warning")
+                c.add(
+                    "cadences",
+                    ("stages", index, "dpd"),
+                    f"stage {stage.id}: no stage covers dpd {p_hi + 1}-{lo - 1} "
+                    f"(gap after {p_stage.id}); those accounts get no cadence",
+                    level="warning",
+                )
         if previous is None or previous[1].dpd[1] is not None:
             previous = (index, stage)
 
+
+def _check_steps(
+    c: _Checker, cadences: Cadences, channels: set[str] | None, templates_dir: Path | None
+) -> dict[str, str]:
+    """Every stage's steps; the step ids, with the stage each is in."""
     step_ids: dict[str, str] = {}
     for s_index, stage in enumerate(cadences.stages):
         for index, step in enumerate(stage.steps):
             base: tuple[Any, ...] = ("stages", s_index, "steps", index)
             if step.id in step_ids:
-                c.add("cadences", (*base, "id"),
-                      f"duplicate step id {step.id!r} (also in {step_ids[step.id]})")
+                c.add(
+                    "cadences",
+                    (*base, "id"),
+                    f"duplicate step id {step.id!r} (also in {step_ids[step.id]})",
+                )
             step_ids[step.id] = f"stage {stage.id}"
-            if (step.on_dpd is None) == (step.every is None):
-                c.add("cadences", base,
-                      f"step {step.id}: give exactly one of on_dpd or every", value=False)
-            if step.every is not None and (step.every.unit != "d" or step.every.amount < 1):
-                c.add("cadences", (*base, "every"),
-                      f"step {step.id}: every must be a whole number of days (e.g. 3d)")
-            for n, dpd in enumerate(step.on_dpd or []):
-                if not stage.contains(dpd):
-                    c.add("cadences", (*base, "on_dpd", n),
-                          f"step {step.id}: dpd {dpd} is outside stage {stage.id} "
-                          f"{list(stage.dpd)}; it never fires", level="warning")
-            if step.expires.amount <= 0:
-                c.add("cadences", (*base, "expires"), f"step {step.id}: expires must be positive")
+            _check_step_timing(c, base, stage, step)
             _check_send(c, base, step.id, step.channel, step.template, channels, templates_dir)
+    return step_ids
+
+
+def _check_step_timing(c: _Checker, base: tuple[Any, ...], stage: Stage, step: Step) -> None:
+    """One of on_dpd or every, whole days, DPDs inside the stage, a positive expiry."""
+    if (step.on_dpd is None) == (step.every is None):
+        c.add("cadences", base, f"step {step.id}: give exactly one of on_dpd or every", value=False)
+    if step.every is not None and (step.every.unit != "d" or step.every.amount < 1):
+        c.add(
+            "cadences",
+            (*base, "every"),
+            f"step {step.id}: every must be a whole number of days (e.g. 3d)",
+        )
+    for n, dpd in enumerate(step.on_dpd or []):
+        if not stage.contains(dpd):
+            c.add(
+                "cadences",
+                (*base, "on_dpd", n),
+                f"step {step.id}: dpd {dpd} is outside stage {stage.id} "
+                f"{list(stage.dpd)}; it never fires",
+                level="warning",
+            )
+    if step.expires.amount <= 0:
+        c.add("cadences", (*base, "expires"), f"step {step.id}: expires must be positive")
+
+
+def _check_triggers(
+    c: _Checker,
+    cadences: Cadences,
+    ids: dict[str, tuple[Any, ...]],
+    step_ids: dict[str, str],
+    channels: set[str] | None,
+    templates_dir: Path | None,
+) -> None:
     for index, trigger in enumerate(cadences.triggers):
         base = ("triggers", index)
         if trigger.id in step_ids:
-            c.add("cadences", (*base, "id"),
-                  f"duplicate step id {trigger.id!r} (also in {step_ids[trigger.id]})")
+            c.add(
+                "cadences",
+                (*base, "id"),
+                f"duplicate step id {trigger.id!r} (also in {step_ids[trigger.id]})",
+            )
         step_ids[trigger.id] = "triggers"
         for n, name in enumerate(trigger.stages or []):
             if name not in ids:
-                c.add("cadences", (*base, "stages", n),
-                      f"trigger {trigger.id}: unknown stage {name!r}{_suggest(name, list(ids))}")
-        _check_send(c, base, trigger.id, trigger.channel, trigger.template, channels,
-                    templates_dir)
+                c.add(
+                    "cadences",
+                    (*base, "stages", n),
+                    f"trigger {trigger.id}: unknown stage {name!r}{_suggest(name, list(ids))}",
+                )
+        _check_send(c, base, trigger.id, trigger.channel, trigger.template, channels, templates_dir)
 
 
 def _check_send(
-    c: _Checker, base: tuple[Any, ...], step_id: str, channel: str, template: str,
-    channels: set[str] | None, templates_dir: Path | None,
+    c: _Checker,
+    base: tuple[Any, ...],
+    step_id: str,
+    channel: str,
+    template: str,
+    channels: set[str] | None,
+    templates_dir: Path | None,
 ) -> None:
     if channels is not None and channel not in channels:
-        c.add("cadences", (*base, "channel"),
-              f"step {step_id}: unknown channel {channel!r}: not in channels.yaml"
-              f"{_suggest(channel, sorted(channels))}")
+        c.add(
+            "cadences",
+            (*base, "channel"),
+            f"step {step_id}: unknown channel {channel!r}: not in channels.yaml"
+            f"{_suggest(channel, sorted(channels))}",
+        )
         return
     if templates_dir is None:
         return
@@ -411,14 +502,20 @@ def _check_send(
     folder = Path(templates_dir) / channel
     localized = sorted(folder.glob(f"{template}.*.j2")) if folder.is_dir() else []
     if localized:
-        c.add("cadences", (*base, "template"),
-              f"step {step_id}: template {template!r} has no default file for locales "
-              f"without their own (only {', '.join(p.name for p in localized)})",
-              level="warning")
+        c.add(
+            "cadences",
+            (*base, "template"),
+            f"step {step_id}: template {template!r} has no default file for locales "
+            f"without their own (only {', '.join(p.name for p in localized)})",
+            level="warning",
+        )
         return
-    c.add("cadences", (*base, "template"),
-          f"step {step_id}: template {template!r} not found for channel {channel} "
-          f"(expected {folder / template}.<locale>.<ext>.j2)")
+    c.add(
+        "cadences",
+        (*base, "template"),
+        f"step {step_id}: template {template!r} not found for channel {channel} "
+        f"(expected {folder / template}.<locale>.<ext>.j2)",
+    )
 
 
 def _lint_steps(c: _Checker, config: Config, templates_dir: Path) -> None:
@@ -431,8 +528,10 @@ def _lint_steps(c: _Checker, config: Config, templates_dir: Path) -> None:
         for s, stage in enumerate(config.cadences.stages)
         for n, step in enumerate(stage.steps)
     ]
-    sends += [(("triggers", n), t.id, t.channel, t.template)
-              for n, t in enumerate(config.cadences.triggers)]
+    sends += [
+        (("triggers", n), t.id, t.channel, t.template)
+        for n, t in enumerate(config.cadences.triggers)
+    ]
     done: dict[str, list[Problem]] = {}
     for base, step_id, channel, template in sends:
         key = f"{channel}/{template}"
@@ -441,12 +540,18 @@ def _lint_steps(c: _Checker, config: Config, templates_dir: Path) -> None:
                 done[key] = []
                 continue
             found = lint_templates(templates_dir, config, [key])
-            done[key] = [p for p in found if p.level == "error"
-                         and not p.message.startswith("no template named")]
+            done[key] = [
+                p
+                for p in found
+                if p.level == "error" and not p.message.startswith("no template named")
+            ]
         for problem in done[key]:
-            c.add("cadences", (*base, "template"),
-                  f"step {step_id}: template {template!r} fails `outreach templates lint`: "
-                  f"{problem.path}:{problem.line or 1}: {problem.message}")
+            c.add(
+                "cadences",
+                (*base, "template"),
+                f"step {step_id}: template {template!r} fails `outreach templates lint`: "
+                f"{problem.path}:{problem.line or 1}: {problem.message}",
+            )
 
 
 def _check_zone(c: _Checker, part: str, path: tuple[Any, ...], zone: str) -> None:
@@ -464,27 +569,45 @@ def _check_policy(c: _Checker, policy: Policy, known: set[str]) -> None:
     def channel_list(path: tuple[Any, ...], names: list[str], what: str) -> None:
         for n, name in enumerate(names):
             if name not in known:
-                c.add("policy", (*path, n),
-                      f"{what}: unknown channel {name!r}{_suggest(name, sorted(known))}")
+                c.add(
+                    "policy",
+                    (*path, n),
+                    f"{what}: unknown channel {name!r}{_suggest(name, sorted(known))}",
+                )
 
-    def overlay(prefix: tuple[Any, ...], hours: Any, limits: Any, pauses: Any, holidays: Any,
-                ) -> None:
+    def overlay(
+        prefix: tuple[Any, ...],
+        hours: Any,
+        limits: Any,
+        pauses: Any,
+        holidays: Any,
+    ) -> None:
         for key in hours or {}:
             if key != "default" and key not in known:
-                c.add("policy", (*prefix, "hours", key),
-                      f"hours: unknown channel {key!r}{_suggest(key, sorted(known))}",
-                      value=False)
+                c.add(
+                    "policy",
+                    (*prefix, "hours", key),
+                    f"hours: unknown channel {key!r}{_suggest(key, sorted(known))}",
+                    value=False,
+                )
             spec = hours[key]
             if spec != "any" and spec.start >= spec.end:
-                c.add("policy", (*prefix, "hours", key),
-                      f"hours.{key}: start {spec.start:%H:%M} is not before end", value=True)
+                c.add(
+                    "policy",
+                    (*prefix, "hours", key),
+                    f"hours.{key}: start {spec.start:%H:%M} is not before end",
+                    value=True,
+                )
         for n, limit in enumerate(limits):
             if limit.id in limit_ids:
                 c.add("policy", (*prefix, "limits", n, "id"), f"duplicate limit id {limit.id!r}")
             limit_ids.add(limit.id)
             if limit.window.amount <= 0:
-                c.add("policy", (*prefix, "limits", n, "window"),
-                      f"limit {limit.id}: window must be positive")
+                c.add(
+                    "policy",
+                    (*prefix, "limits", n, "window"),
+                    f"limit {limit.id}: window must be positive",
+                )
             channel_list((*prefix, "limits", n, "channels"), limit.channels, f"limit {limit.id}")
         for n, pause in enumerate(pauses):
             if pause.id in pause_ids:
@@ -498,9 +621,12 @@ def _check_policy(c: _Checker, policy: Policy, known: set[str]) -> None:
     overlay((), policy.hours, policy.limits, policy.pauses, policy.holidays)
     for place, rules in policy.jurisdictions.items():
         if not _PLACE.match(place):
-            c.add("policy", ("jurisdictions", place),
-                  f"jurisdiction {place!r}: expected an ISO 3166 code such as US, CN or US-MA",
-                  value=False)
+            c.add(
+                "policy",
+                ("jurisdictions", place),
+                f"jurisdiction {place!r}: expected an ISO 3166 code such as US, CN or US-MA",
+                value=False,
+            )
         overlay(("jurisdictions", place), rules.hours, rules.limits, rules.pauses, rules.holidays)
     for name, rules in policy.profiles.items():
         overlay(("profiles", name), rules.hours, rules.limits, rules.pauses, rules.holidays)
@@ -525,18 +651,24 @@ def _check_channels(c: _Checker, channels: dict[str, ChannelConfig]) -> None:
     names = adapter_names()
     for name, cfg in channels.items():
         if cfg.adapter not in names:
-            c.add("channels", (name, "adapter"),
-                  f"{name}: unknown adapter {cfg.adapter!r} (known: {', '.join(sorted(names))})")
+            c.add(
+                "channels",
+                (name, "adapter"),
+                f"{name}: unknown adapter {cfg.adapter!r} (known: {', '.join(sorted(names))})",
+            )
             continue
         if cfg.rate is not None and not _RATE.match(cfg.rate):
-            c.add("channels", (name, "rate"), f"{name}: rate {cfg.rate!r}: expected N/s, N/m or N/h")
+            c.add(
+                "channels", (name, "rate"), f"{name}: rate {cfg.rate!r}: expected N/s, N/m or N/h"
+            )
         for message in validate_channel_options(cfg.adapter, cfg.options):
             key = message.split(":", 1)[0].split(".")[0]
             c.add("channels", (name, key), f"{name}: {message}")
 
 
-def _check_pay_link_templates(c: _Checker, channels: dict[str, ChannelConfig],
-                              templates_dir: Path) -> None:
+def _check_pay_link_templates(
+    c: _Checker, channels: dict[str, ChannelConfig], templates_dir: Path
+) -> None:
     """A call's "press 1" texts the payment link with the ``sms`` template named by the
     voice channel's ``pay_link_template``: it must exist, or the text fails mid-call."""
     from orchestrator.content.rendering import TemplateRenderer
@@ -548,13 +680,17 @@ def _check_pay_link_templates(c: _Checker, channels: dict[str, ChannelConfig],
         template = str(cfg.options.get("pay_link_template", "pay_link"))
         if renderer.resolve("sms", template, None) is None:
             key = "pay_link_template" if "pay_link_template" in cfg.options else "adapter"
-            c.add("channels", (name, key),
-                  f"{name}: pay_link_template {template!r}: no sms template of that name "
-                  f"(expected {templates_dir / 'sms' / template}.<locale>.txt.j2)")
+            c.add(
+                "channels",
+                (name, key),
+                f"{name}: pay_link_template {template!r}: no sms template of that name "
+                f"(expected {templates_dir / 'sms' / template}.<locale>.txt.j2)",
+            )
 
 
-def _check_deployment(c: _Checker, channels: dict[str, ChannelConfig],
-                      env: Mapping[str, str]) -> None:
+def _check_deployment(
+    c: _Checker, channels: dict[str, ChannelConfig], env: Mapping[str, str]
+) -> None:
     """What the environment must give channels that reach people (``deployment``): a
     public https ``OUTREACH_PUBLIC_URL`` (reported once, at the first such channel) and
     each provider's credentials, at the channel's line."""
@@ -569,12 +705,16 @@ def _check_deployment(c: _Checker, channels: dict[str, ChannelConfig],
         problem = public_url_problem(env.get("OUTREACH_PUBLIC_URL"))
         if problem is not None:
             name, cfg = real[0]
-            c.add("channels", (name, "adapter"), f"{name}: adapter {cfg.adapter} reaches "
-                  f"real people, but {problem}")
+            c.add(
+                "channels",
+                (name, "adapter"),
+                f"{name}: adapter {cfg.adapter} reaches real people, but {problem}",
+            )
     for name, cfg in real:
         for key, message in credential_problems(cfg.adapter, cfg.options, env):
-            c.add("channels", (name, key if key in cfg.options else "adapter"),
-                  f"{name}: {message}")
+            c.add(
+                "channels", (name, key if key in cfg.options else "adapter"), f"{name}: {message}"
+            )
 
 
 def _check_creditors(c: _Checker, creditors: Creditors, policy: Policy | None) -> None:
@@ -588,20 +728,29 @@ def _check_creditors(c: _Checker, creditors: Creditors, policy: Policy | None) -
         except phonenumbers.NumberParseException:
             valid = False
         if not valid:
-            c.add("creditors", (*base, "phone"),
-                  f"creditor {key}: phone {creditor.phone!r} is not an E.164 number (+...)")
+            c.add(
+                "creditors",
+                (*base, "phone"),
+                f"creditor {key}: phone {creditor.phone!r} is not an E.164 number (+...)",
+            )
         if creditor.pay_url:
             try:
                 creditor.pay_url.format(reference="R", account_id="A")
             except (KeyError, IndexError, ValueError) as exc:
-                c.add("creditors", (*base, "pay_url"),
-                      f"creditor {key}: pay_url placeholder {exc} (use {{reference}} or "
-                      f"{{account_id}})")
+                c.add(
+                    "creditors",
+                    (*base, "pay_url"),
+                    f"creditor {key}: pay_url placeholder {exc} (use {{reference}} or "
+                    f"{{account_id}})",
+                )
         if creditor.policy is not None and policy is not None:
             if creditor.policy not in policy.profiles:
-                c.add("creditors", (*base, "policy"),
-                      f"creditor {key}: unknown policy profile {creditor.policy!r} "
-                      f"(profiles in policy.yaml: {', '.join(policy.profiles) or 'none'})")
+                c.add(
+                    "creditors",
+                    (*base, "policy"),
+                    f"creditor {key}: unknown policy profile {creditor.policy!r} "
+                    f"(profiles in policy.yaml: {', '.join(policy.profiles) or 'none'})",
+                )
 
 
 # --- entry points --------------------------------------------------------------------------
@@ -679,8 +828,9 @@ def load_config(
     With ``deployment`` (``run``, ``serve``), channels that reach people must also have
     what the environment owes them (``orchestrator.config.deployment``).
     """
-    config, problems = _load(config_dir, templates_dir, overrides, override_source, env,
-                             deployment=deployment)
+    config, problems = _load(
+        config_dir, templates_dir, overrides, override_source, env, deployment=deployment
+    )
     if config is None:
         raise ConfigError([p for p in problems if p.level == "error"])
     return config
@@ -698,8 +848,9 @@ def check_config(
     With ``templates_dir``, a step whose template fails ``outreach templates lint`` (an
     error, not a warning) is an error at the step's ``template`` line. ``deployment`` adds
     the checks of the environment that ``run`` and ``serve`` make (``load_config``)."""
-    _, problems = _load(config_dir, templates_dir, None, None, env, lint=True,
-                        deployment=deployment)
+    _, problems = _load(
+        config_dir, templates_dir, None, None, env, lint=True, deployment=deployment
+    )
     return sorted(problems, key=_order)
 
 

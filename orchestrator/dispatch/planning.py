@@ -56,8 +56,16 @@ BAD_DATA_RETRY = timedelta(days=1)
 class Planning:
     """Plans the accounts of one database under one configuration."""
 
-    def __init__(self, db: Engine, connector: Connector, decider: Decider, cipher: DataCipher,
-                 *, not_before: datetime | None, default_zone: ZoneInfo):
+    def __init__(
+        self,
+        db: Engine,
+        connector: Connector,
+        decider: Decider,
+        cipher: DataCipher,
+        *,
+        not_before: datetime | None,
+        default_zone: ZoneInfo,
+    ):
         self.db = db
         self.connector = connector
         self.decider = decider
@@ -86,8 +94,7 @@ class Planning:
         if every:  # from now on, the accounts' plan_due_at hold under this configuration
             with self.db.begin() as conn:
                 conn.execute(planner_t.delete())
-                conn.execute(planner_t.insert().values(id=1, config_digest=digest,
-                                                       updated_at=now))
+                conn.execute(planner_t.insert().values(id=1, config_digest=digest, updated_at=now))
         return planned
 
     def plan_accounts(self, account_ids: Iterable[str], now: datetime) -> int:
@@ -100,8 +107,9 @@ class Planning:
             rows = conn.execute(sa.select(account_t).where(account_t.c.account_id.in_(ids))).all()
         return self._plan_rows(list(rows), now, sync_promises=True)
 
-    def _plan_rows(self, rows: list[Row[Any]], now: datetime, *,
-                   sync_promises: bool = False) -> int:
+    def _plan_rows(
+        self, rows: list[Row[Any]], now: datetime, *, sync_promises: bool = False
+    ) -> int:
         """Plan a page of accounts in one transaction. An account whose data cannot be
         replayed or planned is recorded ``failed`` (``bad_data``) and tried again a day
         later; the others are planned as if it were not there."""
@@ -112,12 +120,20 @@ class Planning:
             if sync_promises:
                 for account_id, rep in replayed.items():
                     if account_id not in bad:
-                        _write_promise_states(conn, account_id, rep.state, now)
-                        _write_plan_states(conn, account_id, rep.state, now)
-            self.connector.planned(conn, [
-                PlannedAccount(r.account_id, r.plan_seq, due[r.account_id],
-                               _moved_to(r, marks.get(r.account_id)))
-                for r in rows])
+                        write_promise_states(conn, account_id, rep.state, now)
+                        write_plan_states(conn, account_id, rep.state, now)
+            self.connector.planned(
+                conn,
+                [
+                    PlannedAccount(
+                        r.account_id,
+                        r.plan_seq,
+                        due[r.account_id],
+                        _moved_to(r, marks.get(r.account_id)),
+                    )
+                    for r in rows
+                ],
+            )
             self._record_unplanned(conn, rows, bad, now)
             if not values:
                 return 0
@@ -125,10 +141,13 @@ class Planning:
             # again for every number of rows: 40% of planning went to that).
             return len(conn.execute(self.connector.plan_insert, values).all())
 
-    def _plan_each(self, replayed: dict[str, Replayed], later: dict[str, datetime],
-                   bad: dict[str, Exception], now: datetime
-                   ) -> tuple[list[dict[str, Any]], dict[str, datetime],
-                              dict[str, StageMark | None]]:
+    def _plan_each(
+        self,
+        replayed: dict[str, Replayed],
+        later: dict[str, datetime],
+        bad: dict[str, Exception],
+        now: datetime,
+    ) -> tuple[list[dict[str, Any]], dict[str, datetime], dict[str, StageMark | None]]:
         """The occurrences to insert, when each account is planned again, and the stage
         each is in (``planner.stage_mark``). An account whose planning raises joins
         ``bad``: nothing of it is planned, and it is due again in ``BAD_DATA_RETRY`` (not
@@ -152,8 +171,9 @@ class Planning:
             marks.pop(account_id, None)
         return values, due, marks
 
-    def _record_unplanned(self, conn: Connection, rows: Sequence[Row[Any]],
-                          bad: dict[str, Exception], now: datetime) -> None:
+    def _record_unplanned(
+        self, conn: Connection, rows: Sequence[Row[Any]], bad: dict[str, Exception], now: datetime
+    ) -> None:
         """A ``failed`` decision (``bad_data``) and a log line for each account of the page
         that could not be planned."""
         if not bad:
@@ -161,15 +181,18 @@ class Planning:
         debtors = {r.account_id: r.debtor_id for r in rows}
         for account_id in sorted(bad):
             note(account_id, bad[account_id], "plan")
-        self.connector.decisions(conn, [
-            (None, planning_failed(a, debtors[a], now, self.default_zone)) for a in sorted(bad)])
+        self.connector.decisions(
+            conn,
+            [(None, planning_failed(a, debtors[a], now, self.default_zone)) for a in sorted(bad)],
+        )
 
     def _pages(self, now: datetime, every: bool, page: int) -> Iterator[list[Row[Any]]]:
         """Pages of the accounts to plan: those due (or all of them), by account id."""
         query = sa.select(account_t).order_by(account_t.c.account_id).limit(page)
         if not every:
-            query = query.where(sa.or_(account_t.c.plan_due_at.is_(None),
-                                       account_t.c.plan_due_at <= now))
+            query = query.where(
+                sa.or_(account_t.c.plan_due_at.is_(None), account_t.c.plan_due_at <= now)
+            )
         after = ""
         while True:
             with self.db.connect() as conn:
@@ -240,37 +263,67 @@ def _moved_stage(row: Row[Any], mark: StageMark) -> bool:
     return mark.stage is not None and row.balance_at_stage_entry is None
 
 
-def _write_promise_states(conn: Connection, account_id: str, state: AccountState,
-                          now: datetime) -> None:
+def write_promise_states(
+    conn: Connection, account_id: str, state: AccountState, now: datetime
+) -> None:
     """Store the promise states the replay derived (p1, p2... in made order)."""
-    rows = conn.execute(sa.select(promise_t.c.id).where(
-        promise_t.c.account_id == account_id, promise_t.c.made_at <= now
-    ).order_by(promise_t.c.made_at, promise_t.c.id)).all()
+    rows = conn.execute(
+        sa.select(promise_t.c.id)
+        .where(promise_t.c.account_id == account_id, promise_t.c.made_at <= now)
+        .order_by(promise_t.c.made_at, promise_t.c.id)
+    ).all()
     for row, promise in zip(rows, state.promises, strict=False):
-        conn.execute(promise_t.update().where(promise_t.c.id == row.id).values(
-            state=promise.state, kept_at=promise.kept_at, broken_at=promise.broken_at))
+        conn.execute(
+            promise_t.update()
+            .where(promise_t.c.id == row.id)
+            .values(state=promise.state, kept_at=promise.kept_at, broken_at=promise.broken_at)
+        )
 
 
-def _write_plan_states(conn: Connection, account_id: str, state: AccountState,
-                       now: datetime) -> None:
+def write_plan_states(
+    conn: Connection, account_id: str, state: AccountState, now: datetime
+) -> None:
     """Store what the replay derived of each payment plan (in created order): active,
     completed (every instalment paid) or broken (one missed), and each instalment's paid
     amount, so that ``account show`` and the API tell them as the engine sees them."""
-    plans = conn.execute(sa.select(plan_t.c.id).where(
-        plan_t.c.account_id == account_id, plan_t.c.created_at <= now
-    ).order_by(plan_t.c.created_at, plan_t.c.id)).all()
+    plans = conn.execute(
+        sa.select(plan_t.c.id)
+        .where(plan_t.c.account_id == account_id, plan_t.c.created_at <= now)
+        .order_by(plan_t.c.created_at, plan_t.c.id)
+    ).all()
     for row, plan in zip(plans, state.plans, strict=False):
         done = all(i.settled for i in plan.instalments)
         ended = plan.broken_at or (now if done else None)
-        conn.execute(plan_t.update().where(
-            plan_t.c.id == row.id, sa.or_(plan_t.c.state == "active", plan_t.c.ended_at.is_(None))
-        ).values(state="broken" if plan.broken_at else "completed" if done else "active",
-                 ended_at=ended))
-        ids = conn.execute(sa.select(instalment_t.c.id).where(instalment_t.c.plan_id == row.id)
-                           .order_by(instalment_t.c.due, instalment_t.c.id)).scalars().all()
+        conn.execute(
+            plan_t.update()
+            .where(
+                plan_t.c.id == row.id,
+                sa.or_(plan_t.c.state == "active", plan_t.c.ended_at.is_(None)),
+            )
+            .values(
+                state="broken" if plan.broken_at else "completed" if done else "active",
+                ended_at=ended,
+            )
+        )
+        ids = (
+            conn.execute(
+                sa.select(instalment_t.c.id)
+                .where(instalment_t.c.plan_id == row.id)
+                .order_by(instalment_t.c.due, instalment_t.c.id)
+            )
+            .scalars()
+            .all()
+        )
         for inst_id, inst in zip(ids, plan.instalments, strict=False):
-            conn.execute(instalment_t.update().where(instalment_t.c.id == inst_id).values(
-                paid=min(inst.paid, inst.amount),
-                state="paid" if inst.settled
-                else "missed" if plan.broken_at and inst.due < plan.broken_at.date()
-                else "pending"))
+            conn.execute(
+                instalment_t.update()
+                .where(instalment_t.c.id == inst_id)
+                .values(
+                    paid=min(inst.paid, inst.amount),
+                    state="paid"
+                    if inst.settled
+                    else "missed"
+                    if plan.broken_at and inst.due < plan.broken_at.date()
+                    else "pending",
+                )
+            )

@@ -70,16 +70,22 @@ def run_demo(
         if close:
             close()
     db_url = f"sqlite:///{(out_dir / 'outreach.db').resolve()}"
-    persist(db_url, out_dir / "portfolio.csv", tally.records, sample_events, sim,
-            out_dir / "demo.env")
+    persist(
+        db_url, out_dir / "portfolio.csv", tally.records, sample_events, sim, out_dir / "demo.env"
+    )
 
     end = DEMO_START + timedelta(days=days)
-    report = write_report(db_url, config, DEMO_START.date(), (end - timedelta(days=1)).date(),
-                          out_dir / "report.html")
+    report = write_report(
+        db_url, config, DEMO_START.date(), (end - timedelta(days=1)).date(), out_dir / "report.html"
+    )
     print_report(report, console)
     _print_summary(console, tally, out_dir)
-    return {"decisions": tally.by_decision, "reasons": tally.by_reason, "sends": tally.sends,
-            "report": report}
+    return {
+        "decisions": tally.by_decision,
+        "reasons": tally.by_reason,
+        "sends": tally.sends,
+        "report": report,
+    }
 
 
 @dataclass
@@ -105,8 +111,10 @@ def _clear(out_dir: Path) -> None:
     anything else is refused (``--out-dir .`` would have deleted the working directory)."""
     if out_dir.exists():
         if any(out_dir.iterdir()) and not (out_dir / "demo.env").exists():
-            raise OutreachError(f"{out_dir}: error: not empty and not a demo's output "
-                                "folder: give --out-dir a new or empty folder")
+            raise OutreachError(
+                f"{out_dir}: error: not empty and not a demo's output "
+                "folder: give --out-dir a new or empty folder"
+            )
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
 
@@ -120,14 +128,20 @@ def _adapters(config: Config, out_dir: Path, clock: VirtualClock) -> dict[str, A
     for name, channel_cfg in config.channels.items():
         sender = channel_cfg.options.get("from")
         outbox = ChannelConfig.model_validate(
-            {"adapter": "outbox", "cost": channel_cfg.cost, "dir": str(out_dir / "outbox"),
-             **({"from": sender} if sender else {})})
+            {
+                "adapter": "outbox",
+                "cost": channel_cfg.cost,
+                "dir": str(out_dir / "outbox"),
+                **({"from": sender} if sender else {}),
+            }
+        )
         adapters[name] = create_adapter(name, outbox, base_dir=Path.cwd(), clock=clock)
     return adapters
 
 
-def _simulate(scenario: Scenario, adapters: dict[str, Any], log_path: Path, tally: _Tally,
-              console: Console) -> Simulation:
+def _simulate(
+    scenario: Scenario, adapters: dict[str, Any], log_path: Path, tally: _Tally, console: Console
+) -> Simulation:
     """Run the simulation with a progress bar, each decision logged to ``log_path`` (JSON
     Lines) and counted in ``tally``."""
     total = timedelta(days=scenario.days).total_seconds()
@@ -169,8 +183,9 @@ def _print_summary(console: Console, tally: _Tally, out_dir: Path) -> None:
     )
 
 
-def write_report(db_url: str, config: Config, since: date, until: date,
-                 html: Path) -> dict[str, Any]:
+def write_report(
+    db_url: str, config: Config, since: date, until: date, html: Path
+) -> dict[str, Any]:
     """The KPI report over the simulated days, also written as HTML."""
     from orchestrator.reporting.html import render_html
     from orchestrator.reporting.kpis import build_report
@@ -182,8 +197,9 @@ def write_report(db_url: str, config: Config, since: date, until: date,
             report = build_report(conn, config, since, until)
     finally:
         engine.dispose()
-    html.write_text(render_html(report, title="outreach demo: collections report"),
-                    encoding="utf-8")
+    html.write_text(
+        render_html(report, title="outreach demo: collections report"), encoding="utf-8"
+    )
     return report
 
 
@@ -195,83 +211,162 @@ def write_env(path: Path, values: dict[str, str]) -> None:
         "# The demo's database and the key of its sample personal data. To explore it:\n"
         f"#   set -a; . {path}; set +a\n"
         "#   outreach report; outreach account show C-000002\n"
-        + "".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+        + "".join(f"{k}={v}\n" for k, v in values.items()),
+        encoding="utf-8",
+    )
 
 
-def persist(db_url: str, portfolio_csv: Path, records: list[DecisionRecord],
-            events: list[SampleEvent], sim: Simulation, env_file: Path) -> None:
+def persist(
+    db_url: str,
+    portfolio_csv: Path,
+    records: list[DecisionRecord],
+    events: list[SampleEvent],
+    sim: Simulation,
+    env_file: Path,
+) -> None:
     """Store the demo as the daemon would have: the portfolio (imported, personal data
     encrypted with an ephemeral key), every decision, every send, and the facts (promises
     and plans with their final state, payments, events, opt-outs), so reports run on it."""
     from orchestrator.core.crypto import DataCipher, ephemeral_keys
     from orchestrator.ingest.importer import import_accounts
-    from orchestrator.store import db, facts
+    from orchestrator.store import db
     from orchestrator.store.accounts import decision_values
-    from orchestrator.store.tables import (
-        AccountEvent,
-        Decision,
-        DeliveryEvent,
-        OptOut,
-        Send,
-        table_of,
-    )
+    from orchestrator.store.tables import Decision, table_of
 
     db.upgrade(db_url)
     engine = db.make_engine(db_url)
     keys = ephemeral_keys()
-    cipher = DataCipher(keys)
     write_env(env_file, {"OUTREACH_DATABASE_URL": db_url, "OUTREACH_DATA_KEYS": keys[0]})
-    import_accounts(engine, portfolio_csv, cipher)
+    import_accounts(engine, portfolio_csv, DataCipher(keys))
     with engine.begin() as conn:
         conn.execute(table_of(Decision).insert(), [decision_values(r) for r in records])
-        sent = [r for r in records if r.decision == "sent" and r.message_id]
-        receipts = sample_receipts([(str(r.message_id), r.channel or "") for r in sent])
-        sends = [{"message_id": r.message_id, "account_id": r.account, "debtor_id": r.debtor,
-                  "channel": r.channel, "status": receipts[str(r.message_id)],
-                  "sent_at": r.time, "status_at": r.time + RECEIPT_DELAY}
-                 for r in sent]
-        if sends:
-            conn.execute(table_of(Send).insert(), sends)
-            conn.execute(table_of(DeliveryEvent).insert(), [
-                {"provider_event_key": f"demo:{s['message_id']}", "message_id": s["message_id"],
-                 "status": s["status"], "time": s["status_at"]} for s in sends])
-            conn.execute(table_of(AccountEvent).insert(), [
-                {"account_id": s["account_id"], "type": "click", "channel": s["channel"],
-                 "time": s["status_at"], "detail": {"message_id": s["message_id"]}}
-                for s in sends if s["status"] == "clicked"])
-        payments = 0
-        for event in events:
-            if event.type == "promise":
-                facts.record_promise(conn, account_id=event.account,
-                                     amount=event.data["amount"], due=event.data["due"],
-                                     made_at=event.at)
-            elif event.type == "payment":
-                payments += 1
-                facts.record_payment(conn, account_id=event.account,
-                                     payment_id=f"pay{payments}", amount=event.data["amount"],
-                                     currency=None, paid_at=event.at, source="demo",
-                                     now=event.at)
-            elif event.type == "plan":
-                facts.record_plan(conn, account_id=event.account, created_at=event.at,
-                                  instalments=[(i["due"], i["amount"])
-                                               for i in event.data["instalments"]])
-            elif event.type in facts.EVENT_TYPES:
-                facts.record_event(conn, account_id=event.account, type_=event.type,
-                                   at=event.at, channel=event.data.get("channel"))
-        for account_id, state in sim.states.items():
-            for channel in sorted(state.opted_out):
-                conn.execute(table_of(OptOut).insert().values(
-                    debtor_id=state.account.debtor_id, account_id=account_id,
-                    channel=channel, source="demo", created_at=sim.clock.now()))
-        from orchestrator.dispatch.planning import _write_plan_states, _write_promise_states
-
-        for account_id, state in sim.states.items():
-            if state.promises:
-                _write_promise_states(conn, account_id, state, sim.clock.now())
-            if state.plans:
-                _write_plan_states(conn, account_id, state, sim.clock.now())
+        _store_sends(conn, records)
+        _store_facts(conn, events)
+        _store_states(conn, sim)
         _write_stages(conn, sim)
     engine.dispose()
+
+
+def _store_sends(conn: Any, records: list[DecisionRecord]) -> None:
+    """A send row for each ``sent`` record, with a sample delivery receipt standing in for
+    the provider's callback (and a click where the receipt says so)."""
+    from orchestrator.store.tables import AccountEvent, DeliveryEvent, Send, table_of
+
+    sent = [r for r in records if r.decision == "sent" and r.message_id]
+    receipts = sample_receipts([(str(r.message_id), r.channel or "") for r in sent])
+    sends = [
+        {
+            "message_id": r.message_id,
+            "account_id": r.account,
+            "debtor_id": r.debtor,
+            "channel": r.channel,
+            "status": receipts[str(r.message_id)],
+            "sent_at": r.time,
+            "status_at": r.time + RECEIPT_DELAY,
+        }
+        for r in sent
+    ]
+    if not sends:
+        return
+    conn.execute(table_of(Send).insert(), sends)
+    conn.execute(
+        table_of(DeliveryEvent).insert(),
+        [
+            {
+                "provider_event_key": f"demo:{s['message_id']}",
+                "message_id": s["message_id"],
+                "status": s["status"],
+                "time": s["status_at"],
+            }
+            for s in sends
+        ],
+    )
+    conn.execute(
+        table_of(AccountEvent).insert(),
+        [
+            {
+                "account_id": s["account_id"],
+                "type": "click",
+                "channel": s["channel"],
+                "time": s["status_at"],
+                "detail": {"message_id": s["message_id"]},
+            }
+            for s in sends
+            if s["status"] == "clicked"
+        ],
+    )
+
+
+def _store_facts(conn: Any, events: list[SampleEvent]) -> None:
+    """The sample's promises, payments, plans and account events, as the API records them
+    (payment ids numbered as ``simulate`` numbers them: pay1, pay2, ...)."""
+    from orchestrator.store import facts
+
+    payments = 0
+    for event in events:
+        data = event.data
+        if event.type == "promise":
+            facts.record_promise(
+                conn,
+                account_id=event.account,
+                amount=data["amount"],
+                due=data["due"],
+                made_at=event.at,
+            )
+        elif event.type == "payment":
+            payments += 1
+            facts.record_payment(
+                conn,
+                account_id=event.account,
+                payment_id=f"pay{payments}",
+                amount=data["amount"],
+                currency=None,
+                paid_at=event.at,
+                source="demo",
+                now=event.at,
+            )
+        elif event.type == "plan":
+            facts.record_plan(
+                conn,
+                account_id=event.account,
+                created_at=event.at,
+                instalments=[(i["due"], i["amount"]) for i in data["instalments"]],
+            )
+        elif event.type in facts.EVENT_TYPES:
+            facts.record_event(
+                conn,
+                account_id=event.account,
+                type_=event.type,
+                at=event.at,
+                channel=data.get("channel"),
+            )
+
+
+def _store_states(conn: Any, sim: Simulation) -> None:
+    """What the run ended with: opt-outs, and the promise and plan states the daemon would
+    have written back."""
+    from orchestrator.dispatch.planning import write_plan_states, write_promise_states
+    from orchestrator.store.tables import OptOut, table_of
+
+    now = sim.clock.now()
+    for account_id, state in sim.states.items():
+        for channel in sorted(state.opted_out):
+            conn.execute(
+                table_of(OptOut)
+                .insert()
+                .values(
+                    debtor_id=state.account.debtor_id,
+                    account_id=account_id,
+                    channel=channel,
+                    source="demo",
+                    created_at=now,
+                )
+            )
+    for account_id, state in sim.states.items():
+        if state.promises:
+            write_promise_states(conn, account_id, state, now)
+        if state.plans:
+            write_plan_states(conn, account_id, state, now)
 
 
 def _write_stages(conn: Any, sim: Simulation) -> None:
@@ -281,11 +376,19 @@ def _write_stages(conn: Any, sim: Simulation) -> None:
     from orchestrator.store.tables import AccountRow, table_of
 
     account_t = table_of(AccountRow)
-    marks = [(account_id, stage_mark(state, sim.rules[account_id], sim.clock.now()))
-             for account_id, state in sim.states.items()]
-    rows = [{"b_id": account_id, "stage": m.stage, "stage_entered_at": m.entered_at,
-             "balance_at_stage_entry": m.balance_at_entry}
-            for account_id, m in marks if m is not None]
+    marks = [
+        (account_id, stage_mark(state, sim.rules[account_id], sim.clock.now()))
+        for account_id, state in sim.states.items()
+    ]
+    rows = [
+        {
+            "b_id": account_id,
+            "stage": m.stage,
+            "stage_entered_at": m.entered_at,
+            "balance_at_stage_entry": m.balance_at_entry,
+        }
+        for account_id, m in marks
+        if m is not None
+    ]
     if rows:
-        conn.execute(account_t.update().where(account_t.c.account_id == sa.bindparam("b_id")),
-                     rows)
+        conn.execute(account_t.update().where(account_t.c.account_id == sa.bindparam("b_id")), rows)

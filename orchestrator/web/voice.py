@@ -48,7 +48,7 @@ from orchestrator.core.gate import contact_rule, suppression
 from orchestrator.core.keywords import language
 from orchestrator.core.planner import Occurrence as Planned
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
-from orchestrator.dispatch.decider import message_id_for
+from orchestrator.dispatch.decider import Outcome, message_id_for
 from orchestrator.dispatch.runner import Runner
 from orchestrator.dispatch.settle import send_status
 from orchestrator.errors import OutreachError
@@ -68,21 +68,20 @@ send_t, occurrence_t, decision_t = table_of(Send), table_of(OccurrenceRow), tabl
 # What the call says after a key press, by language; {phone} is read digit by digit.
 PHRASES: Mapping[str, Mapping[str, str]] = {
     "en": {
-        "sent": "We have sent you a text message with a secure payment link. "
-                "Thank you. Goodbye.",
+        "sent": "We have sent you a text message with a secure payment link. Thank you. Goodbye.",
         "opted_out": "You have asked us not to send text messages to this number, so we "
-                     "will not send one. To pay or to talk with us, please call {phone}. "
-                     "Goodbye.",
+        "will not send one. To pay or to talk with us, please call {phone}. "
+        "Goodbye.",
         "not_sent": "We cannot send a text message to this number. To pay or to talk with "
-                    "us, please call {phone}. Goodbye.",
+        "us, please call {phone}. Goodbye.",
         "failed": "Sorry, we could not send the text message just now. To pay or to talk "
-                  "with us, please call {phone}. Goodbye.",
+        "with us, please call {phone}. Goodbye.",
         "goodbye": "Thank you for your time. Goodbye.",
     },
     "zh": {
         "sent": "我们已通过短信向您发送安全还款链接。谢谢，再见。",
         "opted_out": "您已退订本号码的短信，我们不会向您发送短信。如需还款或咨询，"
-                     "请致电{phone}。再见。",
+        "请致电{phone}。再见。",
         "not_sent": "我们无法向本号码发送短信。如需还款或咨询，请致电{phone}。再见。",
         "failed": "抱歉，短信暂时无法发送。如需还款或咨询，请致电{phone}。再见。",
         "goodbye": "感谢您的接听，再见。",
@@ -97,8 +96,14 @@ def script_twiml(text: str, voice: Voice, gather_url: str) -> str:
     """The full script, a paragraph per ``<Say>``, inside a one-digit ``<Gather>`` (a key
     pressed mid-sentence counts); no key calls the action too (``actionOnEmptyResult``)."""
     response = VoiceResponse()
-    gather = response.gather(input="dtmf", num_digits=1, action=gather_url, method="POST",
-                             timeout=5, action_on_empty_result=True)
+    gather = response.gather(
+        input="dtmf",
+        num_digits=1,
+        action=gather_url,
+        method="POST",
+        timeout=5,
+        action_on_empty_result=True,
+    )
     for paragraph in (p.strip() for p in text.split("\n\n")):
         if paragraph:
             gather.say(" ".join(paragraph.split()), voice=voice.voice, language=voice.language)
@@ -141,8 +146,15 @@ class _Call:
 class VoiceCalls:
     """The TwiML and key-press routes' work, on the server's database and engine."""
 
-    def __init__(self, *, tx: Callable[[], AbstractContextManager[Connection]],
-                 config: Config, cipher: DataCipher, runner: Runner, public_url: str):
+    def __init__(
+        self,
+        *,
+        tx: Callable[[], AbstractContextManager[Connection]],
+        config: Config,
+        cipher: DataCipher,
+        runner: Runner,
+        public_url: str,
+    ):
         self.tx = tx
         self.config = config
         self.cipher = cipher
@@ -167,12 +179,18 @@ class VoiceCalls:
         account = facts.account_row(conn, send.account_id)
         if account is None:
             return None
-        rep = replay(account, self.cipher, self.decider.rules,
-                     load_facts(conn, [account], now, self.cipher)[account.account_id], now)
+        rep = replay(
+            account,
+            self.cipher,
+            self.decider.rules,
+            load_facts(conn, [account], now, self.cipher)[account.account_id],
+            now,
+        )
         planned = None
         if send.occurrence_id is not None:
-            occ_row = conn.execute(sa.select(occurrence_t).where(
-                occurrence_t.c.id == send.occurrence_id)).first()
+            occ_row = conn.execute(
+                sa.select(occurrence_t).where(occurrence_t.c.id == send.occurrence_id)
+            ).first()
             if occ_row is not None:
                 planned = self.runner.occurrence(occ_row, rep)
         return _Call(send, account, rep, planned, self.settings(send.channel))
@@ -188,9 +206,14 @@ class VoiceCalls:
                 return None
             sid = answered.sid
             facts.record_delivery(
-                conn, provider_id=sid, message_id=message_id, status=answered.status,
-                event_key=f"{sid or message_id}:twiml:{answered.answered_by}", at=now,
-                raw=answered.fields)
+                conn,
+                provider_id=sid,
+                message_id=message_id,
+                status=answered.status,
+                event_key=f"{sid or message_id}:twiml:{answered.answered_by}",
+                at=now,
+                raw=answered.fields,
+            )
         return self._twiml(call, answered.answered_by, now)
 
     def _twiml(self, call: _Call, answered_by: str, now: datetime) -> str:
@@ -214,8 +237,10 @@ class VoiceCalls:
         try:
             rendered = self.decider.render(occ, state, rules, now, message_id, None)
         except OutreachError as exc:
-            log.error("call script failed to render",
-                      extra={"message_id": message_id, "reason": type(exc).__name__})
+            log.error(
+                "call script failed to render",
+                extra={"message_id": message_id, "reason": type(exc).__name__},
+            )
             return hangup_twiml()
         if machine:
             return say_twiml(rendered.text, call.voice)
@@ -233,76 +258,146 @@ class VoiceCalls:
         lang = language(call.rep.state.account.locale)
         phrase = self._text_pay_link(call, now) if digits.strip() == "1" else "goodbye"
         creditor = self.config.creditor(call.rep.state.account.creditor)
-        text = PHRASES[lang][phrase].format(phone=digits_filter(creditor.phone if creditor
-                                                                else ""))
+        text = PHRASES[lang][phrase].format(phone=digits_filter(creditor.phone if creditor else ""))
         return say_twiml(text, call.voice)
 
     def _text_pay_link(self, call: _Call, now: datetime) -> str:
         """Send (once per call) the payment-link text; which phrase the call says."""
-        rep = call.rep
-        account = rep.state.account
-        occ = Planned(
-            account_id=account.account_id, step_id=PAY_LINK_STEP, key=call.send.message_id,
-            stage=call.planned.stage if call.planned else None, channel=PAY_LINK_CHANNEL,
-            template=call.settings.pay_link_template, kind=Kind.service, planned_at=now,
-            expires_at=now,
-        )
-        sms_id = message_id_for(occ.account_id, occ.step_id, occ.key)
+        occ = self._pay_link_occurrence(call, now)
         with self.tx() as conn:
-            occ_id = self._claim(conn, occ, call, now)
-            if occ_id is None:  # pressed again, or Twilio repeated the request
-                state = conn.execute(sa.select(occurrence_t.c.state).where(
-                    occurrence_t.c.account_id == occ.account_id,
-                    occurrence_t.c.step_id == occ.step_id,
-                    occurrence_t.c.occurrence_key == occ.key)).scalar()
-                return "sent" if state in ("sending", "sent") else "not_sent"
-            refusal = self._refusal(occ, rep, now)
-            if refusal is not None:
-                decision, reason = refusal
-                record = DecisionRecord(
-                    time=now, local_time=iso_local(now, rep.rules.zones.primary),
-                    account=account.account_id, debtor=account.debtor_id, stage=occ.stage,
-                    step=occ.step_id, channel=occ.channel, kind=str(occ.kind),
-                    decision=decision, reason=reason)
-                self._settle(conn, occ_id, record, now)
-                return "opted_out" if reason == Reason.opted_out else "not_sent"
-            # Rendered before it is recorded sending: a template that fails is a failed
-            # text (render_error), never one left in doubt.
-            message = self.decider.prepare(occ, rep.state, rep.rules, now, sms_id)
-            if not isinstance(message, OutboundMessage):
-                self._settle(conn, occ_id, message.record, now)
-                return "failed"
-            conn.execute(occurrence_t.update().where(occurrence_t.c.id == occ_id).values(
-                state="sending", attempts=1, updated_at=now))
-            conn.execute(send_t.insert().values(
-                message_id=sms_id, account_id=account.account_id, debtor_id=account.debtor_id,
-                channel=occ.channel, occurrence_id=occ_id, status="sending", sent_at=now,
-                to_index=call.account.phone_index))
+            ready = self._claim_pay_link(conn, occ, call, now)
+        if isinstance(ready, str):
+            return ready
+        occ_id, message = ready
         # Committed as sending: a crash from here on leaves it for recovery (ambiguous),
         # never for a second text.
+        rep = call.rep
         outcome = self.decider.synced(
-            [self.decider.deliver(occ, rep.state, rep.rules, now, message)])[0]
+            [self.decider.deliver(occ, rep.state, rep.rules, now, message)]
+        )[0]
         with self.tx() as conn:
-            self._settle(conn, occ_id, outcome.record, now)
-            conn.execute(send_t.update().where(send_t.c.message_id == sms_id).values(
-                status=send_status(str(outcome.record.decision)),
-                provider_id=outcome.provider_id, status_at=now))
-            if outcome.opt_out:  # Twilio 21610: they texted STOP to that sender there
-                facts.opt_out(conn, debtor_id=account.debtor_id, account_id=account.account_id,
-                              channel=occ.channel, contact_index=call.account.phone_index,
-                              source="provider", at=now)
+            self._record_pay_link(conn, occ_id, occ, call, outcome, now)
         return "sent" if outcome.record.decision == DecisionKind.sent else "failed"
+
+    def _pay_link_occurrence(self, call: _Call, now: datetime) -> Planned:
+        """The text as an occurrence of its own: one per call (keyed by the call's id)."""
+        return Planned(
+            account_id=call.rep.state.account.account_id,
+            step_id=PAY_LINK_STEP,
+            key=call.send.message_id,
+            stage=call.planned.stage if call.planned else None,
+            channel=PAY_LINK_CHANNEL,
+            template=call.settings.pay_link_template,
+            kind=Kind.service,
+            planned_at=now,
+            expires_at=now,
+        )
+
+    def _claim_pay_link(
+        self, conn: Connection, occ: Planned, call: _Call, now: datetime
+    ) -> str | tuple[int, OutboundMessage]:
+        """The text claimed, judged, rendered and recorded ``sending`` (its occurrence id
+        and message), or the phrase to say when it will not go (or went already)."""
+        occ_id = self._claim(conn, occ, call, now)
+        if occ_id is None:  # pressed again, or Twilio repeated the request
+            state = conn.execute(
+                sa.select(occurrence_t.c.state).where(
+                    occurrence_t.c.account_id == occ.account_id,
+                    occurrence_t.c.step_id == occ.step_id,
+                    occurrence_t.c.occurrence_key == occ.key,
+                )
+            ).scalar()
+            return "sent" if state in ("sending", "sent") else "not_sent"
+        rep = call.rep
+        refusal = self._refusal(occ, rep, now)
+        if refusal is not None:
+            decision, reason = refusal
+            self._settle(conn, occ_id, _refused(occ, rep, decision, reason, now), now)
+            return "opted_out" if reason == Reason.opted_out else "not_sent"
+        # Rendered before it is recorded sending: a template that fails is a failed text
+        # (render_error), never one left in doubt.
+        message = self.decider.prepare(
+            occ, rep.state, rep.rules, now, message_id_for(occ.account_id, occ.step_id, occ.key)
+        )
+        if not isinstance(message, OutboundMessage):
+            self._settle(conn, occ_id, message.record, now)
+            return "failed"
+        conn.execute(
+            occurrence_t.update()
+            .where(occurrence_t.c.id == occ_id)
+            .values(state="sending", attempts=1, updated_at=now)
+        )
+        account = rep.state.account
+        conn.execute(
+            send_t.insert().values(
+                message_id=message.message_id,
+                account_id=account.account_id,
+                debtor_id=account.debtor_id,
+                channel=occ.channel,
+                occurrence_id=occ_id,
+                status="sending",
+                sent_at=now,
+                to_index=call.account.phone_index,
+            )
+        )
+        return occ_id, message
+
+    def _record_pay_link(
+        self,
+        conn: Connection,
+        occ_id: int,
+        occ: Planned,
+        call: _Call,
+        outcome: Outcome,
+        now: datetime,
+    ) -> None:
+        """How the text went: its decision, its send's status, a provider's opt-out."""
+        self._settle(conn, occ_id, outcome.record, now)
+        conn.execute(
+            send_t.update()
+            .where(send_t.c.message_id == outcome.record.message_id)
+            .values(
+                status=send_status(str(outcome.record.decision)),
+                provider_id=outcome.provider_id,
+                status_at=now,
+            )
+        )
+        if outcome.opt_out:  # Twilio 21610: they texted STOP to that sender there
+            account = call.rep.state.account
+            facts.opt_out(
+                conn,
+                debtor_id=account.debtor_id,
+                account_id=account.account_id,
+                channel=occ.channel,
+                contact_index=call.account.phone_index,
+                source="provider",
+                at=now,
+            )
 
     def _claim(self, conn: Connection, occ: Planned, call: _Call, now: datetime) -> int | None:
         """Insert the pay-link occurrence; ``None`` if this call already has one."""
         insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        row = conn.execute(insert(occurrence_t).values(
-            account_id=occ.account_id, step_id=occ.step_id, occurrence_key=occ.key,
-            planned_at=now, expires_at=now, stage=occ.stage, channel=occ.channel,
-            kind=str(occ.kind), state="pending", next_attempt_at=None, attempts=0,
-            claimed_by="server", created_at=now, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["account_id", "step_id", "occurrence_key"])
-            .returning(occurrence_t.c.id)).first()
+        row = conn.execute(
+            insert(occurrence_t)
+            .values(
+                account_id=occ.account_id,
+                step_id=occ.step_id,
+                occurrence_key=occ.key,
+                planned_at=now,
+                expires_at=now,
+                stage=occ.stage,
+                channel=occ.channel,
+                kind=str(occ.kind),
+                state="pending",
+                next_attempt_at=None,
+                attempts=0,
+                claimed_by="server",
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["account_id", "step_id", "occurrence_key"])
+            .returning(occurrence_t.c.id)
+        ).first()
         return None if row is None else int(row.id)
 
     @staticmethod
@@ -322,5 +417,27 @@ class VoiceCalls:
     @staticmethod
     def _settle(conn: Connection, occ_id: int, record: DecisionRecord, now: datetime) -> None:
         conn.execute(decision_t.insert().values(decision_values(record, occurrence_id=occ_id)))
-        conn.execute(occurrence_t.update().where(occurrence_t.c.id == occ_id).values(
-            state=str(record.decision), updated_at=now))
+        conn.execute(
+            occurrence_t.update()
+            .where(occurrence_t.c.id == occ_id)
+            .values(state=str(record.decision), updated_at=now)
+        )
+
+
+def _refused(
+    occ: Planned, rep: Replayed, decision: DecisionKind, reason: str, now: datetime
+) -> DecisionRecord:
+    """The record of a pay-link text the gate would not let go."""
+    account = rep.state.account
+    return DecisionRecord(
+        time=now,
+        local_time=iso_local(now, rep.rules.zones.primary),
+        account=account.account_id,
+        debtor=account.debtor_id,
+        stage=occ.stage,
+        step=occ.step_id,
+        channel=occ.channel,
+        kind=str(occ.kind),
+        decision=decision,
+        reason=reason,
+    )
