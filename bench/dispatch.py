@@ -56,8 +56,7 @@ def startup() -> float:
         return min(times)
 
 
-def run(n: int, workers: int, sqlite: bool, batch: int, tmp: str
-        ) -> tuple[float, int, int]:
+def run(n: int, workers: int, sqlite: bool, batch: int, tmp: str) -> tuple[float, int, int]:
     """One run in ``tmp``, whose files stay until every run is done (see above)."""
     with scratch_database(tmp, not sqlite) as url:
         env, outbox = setup_db(url, Path(tmp), n)
@@ -71,9 +70,15 @@ def run(n: int, workers: int, sqlite: bool, batch: int, tmp: str
         runner.plan(runner_clock_now())
         runner.db.dispose()
         t0 = time.perf_counter()
-        procs = [subprocess.Popen([*base, "--worker-id", f"w{i}"], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for i in range(workers)]
+        procs = [
+            subprocess.Popen(
+                [*base, "--worker-id", f"w{i}"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for i in range(workers)
+        ]
         for p in procs:
             p.communicate(timeout=1800)
         elapsed = time.perf_counter() - t0
@@ -97,8 +102,11 @@ def main() -> None:
     parser.add_argument("--no-warm-up", dest="warm_up", action="store_false")
     args = parser.parse_args()
     idle = startup()
-    print(f"a worker process starts and exits with nothing to do in {idle:.1f} s; "
-          f"'excluding start' below subtracts it", flush=True)
+    print(
+        f"a worker process starts and exits with nothing to do in {idle:.1f} s; "
+        f"'excluding start' below subtracts it",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as root:
         measure(args, idle, root)
 
@@ -107,10 +115,18 @@ def measure(args: argparse.Namespace, idle: float, root: str) -> None:
     runs = 0
     if args.warm_up:
         os.mkdir(os.path.join(root, "warm-up"))
-        elapsed, sent, _ = run(args.accounts, 1, args.sqlite, int(args.send_batch.split(",")[0]),
-                               os.path.join(root, "warm-up"))
-        print(f"warm-up (not counted): 1 worker: {sent:,} sends in {elapsed:.1f} s = "
-              f"{sent / elapsed:,.0f} sends/s", flush=True)
+        elapsed, sent, _ = run(
+            args.accounts,
+            1,
+            args.sqlite,
+            int(args.send_batch.split(",")[0]),
+            os.path.join(root, "warm-up"),
+        )
+        print(
+            f"warm-up (not counted): 1 worker: {sent:,} sends in {elapsed:.1f} s = "
+            f"{sent / elapsed:,.0f} sends/s",
+            flush=True,
+        )
     for batch in [int(x) for x in args.send_batch.split(",")]:
         single = None
         for w in [int(x) for x in args.workers.split(",")]:
@@ -121,11 +137,14 @@ def measure(args: argparse.Namespace, idle: float, root: str) -> None:
             rate = sent / elapsed
             single = single or rate
             working = sent / max(elapsed - idle, 1e-9)
-            print(f"dispatch on {'sqlite' if args.sqlite else 'postgresql'}, send batch "
-                  f"{batch}: {w} worker(s): {sent:,} sends in {elapsed:.1f} s = "
-                  f"{rate:,.0f} sends/s ({rate / w:,.0f} per worker; per-worker ratio to 1 "
-                  f"worker {rate / w / single:.2f}); excluding start {working:,.0f} sends/s; "
-                  f"duplicates {dupes} (target: >= 2,000 sends/s for one worker)", flush=True)
+            print(
+                f"dispatch on {'sqlite' if args.sqlite else 'postgresql'}, send batch "
+                f"{batch}: {w} worker(s): {sent:,} sends in {elapsed:.1f} s = "
+                f"{rate:,.0f} sends/s ({rate / w:,.0f} per worker; per-worker ratio to 1 "
+                f"worker {rate / w / single:.2f}); excluding start {working:,.0f} sends/s; "
+                f"duplicates {dupes} (target: >= 2,000 sends/s for one worker)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

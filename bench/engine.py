@@ -63,7 +63,8 @@ def bench_simulate(n: int, days: int, jobs: list[int]) -> None:
         print(
             f"simulate --jobs {j}: {n} accounts x {days} days: {count} decisions in "
             f"{elapsed:.2f} s = {count / elapsed:,.0f} decisions/s (target >= 5,000); "
-            f"peak RSS {peak_rss_mb():.0f} MB (this process)", flush=True
+            f"peak RSS {peak_rss_mb():.0f} MB (this process)",
+            flush=True,
         )
 
 
@@ -113,8 +114,6 @@ def bench_pass(n: int) -> None:
     )
 
 
-
-
 def _vm_hwm_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -128,8 +127,12 @@ def _db_floor(url: str, n: int) -> float:
 
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("create table floor_out (account text, step text, "
-                             "time text, decision text, reason text)"))
+        conn.execute(
+            sa.text(
+                "create table floor_out (account text, step text, "
+                "time text, decision text, reason text)"
+            )
+        )
     t0 = time.perf_counter()
     raw = engine.raw_connection()
     try:
@@ -173,10 +176,19 @@ def _db_pass(url: str, n: int, out: object) -> None:
         clock = VirtualClock(day)
         # Letters as HTML only: printing a PDF (WeasyPrint, ~0.2 s a letter) would be the
         # whole figure, and it is the letter adapter's work, not the engine's.
-        outbox = {c: OutboxChannel(c, Path(tmp) / "outbox", clock, pdf=False)
-                  for c in config.channels}
-        runner = Runner(engine, config, TemplateRenderer(ROOT / "templates"), outbox, cipher,
-                        public_url="http://127.0.0.1:8000", secret="bench", batch=1000)
+        outbox = {
+            c: OutboxChannel(c, Path(tmp) / "outbox", clock, pdf=False) for c in config.channels
+        }
+        runner = Runner(
+            engine,
+            config,
+            TemplateRenderer(ROOT / "templates"),
+            outbox,
+            cipher,
+            public_url="http://127.0.0.1:8000",
+            secret="bench",
+            batch=1000,
+        )
         t0 = time.perf_counter()
         planned = runner.plan(day)
         t_plan = time.perf_counter() - t0
@@ -200,8 +212,10 @@ def bench_db_pass(sizes: list[int], with_pg: bool) -> None:
     for n in sizes:
         backends = ["sqlite"] + (["postgresql"] if with_pg else [])
         for backend in backends:
-            with tempfile.TemporaryDirectory() as tmp, \
-                    scratch_database(tmp, backend == "postgresql") as url:
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                scratch_database(tmp, backend == "postgresql") as url,
+            ):
                 queue: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
                 proc = mp.get_context("spawn").Process(target=_db_pass, args=(url, n, queue))
                 proc.start()

@@ -93,8 +93,10 @@ def _schema_floor(db_path: str, out: mp.Queue) -> None:  # type: ignore[type-arg
     dst = sqlite3.connect(copy)
     t0 = time.perf_counter()
     for t in tables:
-        dst.executemany(f"INSERT INTO {t} ({', '.join(cols[t])}) "
-                        f"VALUES ({', '.join('?' * len(cols[t]))})", rows[t])
+        dst.executemany(
+            f"INSERT INTO {t} ({', '.join(cols[t])}) VALUES ({', '.join('?' * len(cols[t]))})",
+            rows[t],
+        )
     dst.commit()
     dst.close()
     out.put(time.perf_counter() - t0)

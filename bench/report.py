@@ -45,13 +45,20 @@ START = datetime(2026, 3, 1, tzinfo=UTC)
 DAYS = 30
 CHANNELS = ("sms", "sms", "voice", "email", "letter")
 OUTCOMES = (
-    ("sent", None), ("sent", None), ("sent", None), ("sent", None),
-    ("deferred", "quiet_hours"), ("deferred", "limit:sms-daily"), ("deferred", "holiday"),
-    ("suppressed", "promise_pending"), ("suppressed", "paid"), ("suppressed", "opted_out"),
-    ("blocked", "no_consent"), ("skipped", "expired"),
+    ("sent", None),
+    ("sent", None),
+    ("sent", None),
+    ("sent", None),
+    ("deferred", "quiet_hours"),
+    ("deferred", "limit:sms-daily"),
+    ("deferred", "holiday"),
+    ("suppressed", "promise_pending"),
+    ("suppressed", "paid"),
+    ("suppressed", "opted_out"),
+    ("blocked", "no_consent"),
+    ("skipped", "expired"),
 )
-STATUSES = ("delivered", "delivered", "delivered", "undelivered", "answered", "clicked",
-            "sent")
+STATUSES = ("delivered", "delivered", "delivered", "undelivered", "answered", "clicked", "sent")
 BATCH = 20_000
 
 
@@ -63,33 +70,67 @@ def fill(url: str, n_decisions: int, n_accounts: int) -> None:
     dues = {aid: START.date() - timedelta(days=rng.randint(1, 150)) for aid in ids}
     with engine.begin() as conn:
         conn.execute(table_of(Debtor).insert(), [{"id": aid} for aid in ids])
-        conn.execute(table_of(AccountRow).insert(), [
-            {"account_id": aid, "debtor_id": aid, "due_date": dues[aid],
-             "balance": Decimal(rng.randint(100, 5000)), "currency": rng.choice(("USD", "CNY")),
-             "status": "open", "timezone": rng.choice(("America/New_York", "Asia/Shanghai"))}
-            for aid in ids])
+        conn.execute(
+            table_of(AccountRow).insert(),
+            [
+                {
+                    "account_id": aid,
+                    "debtor_id": aid,
+                    "due_date": dues[aid],
+                    "balance": Decimal(rng.randint(100, 5000)),
+                    "currency": rng.choice(("USD", "CNY")),
+                    "status": "open",
+                    "timezone": rng.choice(("America/New_York", "Asia/Shanghai")),
+                }
+                for aid in ids
+            ],
+        )
         payments, promises, events, optouts = [], [], [], []
         for i, aid in enumerate(ids):
             when = START + timedelta(minutes=rng.randint(0, DAYS * 1440 - 1))
             roll = rng.random()
             if roll < 0.15:
-                payments.append({"payment_id": f"p{i}", "account_id": aid, "paid_at": when,
-                                 "amount": Decimal(rng.randint(20, 500))})
+                payments.append(
+                    {
+                        "payment_id": f"p{i}",
+                        "account_id": aid,
+                        "paid_at": when,
+                        "amount": Decimal(rng.randint(20, 500)),
+                    }
+                )
             if roll < 0.25:
-                promises.append({"account_id": aid, "amount": Decimal(100), "made_at": when,
-                                 "due": (when + timedelta(days=7)).date(),
-                                 "state": rng.choice(("kept", "broken", "pending"))})
+                promises.append(
+                    {
+                        "account_id": aid,
+                        "amount": Decimal(100),
+                        "made_at": when,
+                        "due": (when + timedelta(days=7)).date(),
+                        "state": rng.choice(("kept", "broken", "pending")),
+                    }
+                )
             if roll < 0.30:
-                events.append({"account_id": aid, "type": "conversation", "channel": "voice",
-                               "time": when - timedelta(hours=1)})
+                events.append(
+                    {
+                        "account_id": aid,
+                        "type": "conversation",
+                        "channel": "voice",
+                        "time": when - timedelta(hours=1),
+                    }
+                )
             if roll > 0.995:
-                events.append({"account_id": aid, "type": "complaint", "channel": None,
-                               "time": when})
+                events.append(
+                    {"account_id": aid, "type": "complaint", "channel": None, "time": when}
+                )
             if 0.96 < roll < 0.98:
-                optouts.append({"debtor_id": aid, "account_id": aid, "channel": "sms",
-                                "created_at": when})
-        for table, rows in ((Payment, payments), (Promise, promises), (AccountEvent, events),
-                            (OptOut, optouts)):
+                optouts.append(
+                    {"debtor_id": aid, "account_id": aid, "channel": "sms", "created_at": when}
+                )
+        for table, rows in (
+            (Payment, payments),
+            (Promise, promises),
+            (AccountEvent, events),
+            (OptOut, optouts),
+        ):
             if rows:
                 conn.execute(table_of(table).insert(), rows)
     made = 0
@@ -103,14 +144,32 @@ def fill(url: str, n_decisions: int, n_accounts: int) -> None:
             channel = rng.choice(CHANNELS)
             decision, reason = rng.choice(OUTCOMES)
             message_id = f"m{made}" if decision == "sent" else None
-            decisions.append({"time": when, "account_id": aid, "debtor_id": aid, "stage": stage,
-                              "step": f"{stage}-{channel}", "channel": channel,
-                              "kind": "collection", "decision": decision, "reason": reason,
-                              "message_id": message_id})
+            decisions.append(
+                {
+                    "time": when,
+                    "account_id": aid,
+                    "debtor_id": aid,
+                    "stage": stage,
+                    "step": f"{stage}-{channel}",
+                    "channel": channel,
+                    "kind": "collection",
+                    "decision": decision,
+                    "reason": reason,
+                    "message_id": message_id,
+                }
+            )
             if message_id:
-                sends.append({"message_id": message_id, "account_id": aid, "debtor_id": aid,
-                              "channel": channel, "status": rng.choice(STATUSES),
-                              "sent_at": when, "segments": 1})
+                sends.append(
+                    {
+                        "message_id": message_id,
+                        "account_id": aid,
+                        "debtor_id": aid,
+                        "channel": channel,
+                        "status": rng.choice(STATUSES),
+                        "sent_at": when,
+                        "segments": 1,
+                    }
+                )
             made += 1
         with engine.begin() as conn:
             conn.execute(table_of(Decision).insert(), decisions)
@@ -132,8 +191,10 @@ def main() -> None:
         url = args.db or f"sqlite:///{tmp}/bench.db"
         t0 = time.perf_counter()
         fill(url, args.decisions, args.accounts)
-        print(f"fill: {args.decisions:,} decisions, {args.accounts:,} accounts "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"fill: {args.decisions:,} decisions, {args.accounts:,} accounts "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
         engine = db.make_engine(url)
         t0 = time.perf_counter()
         with engine.connect() as conn:
@@ -144,13 +205,17 @@ def main() -> None:
         rendered = time.perf_counter() - t0
         engine.dispose()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"report on {url.split(':', 1)[0]}: built in {built:.1f} s "
-              f"({args.decisions / built:,.0f} decisions/s; target < 30 s for 1M), "
-              f"HTML {len(html) / 1024:.0f} KiB in {rendered:.2f} s, "
-              f"peak RSS {peak:.0f} MiB")
-        print(f"check: sends {report['total']['sends']:,}, accounts "
-              f"{report['total']['accounts']:,}, contact rate "
-              f"{report['total']['contact_rate']['value']:.3f}")
+        print(
+            f"report on {url.split(':', 1)[0]}: built in {built:.1f} s "
+            f"({args.decisions / built:,.0f} decisions/s; target < 30 s for 1M), "
+            f"HTML {len(html) / 1024:.0f} KiB in {rendered:.2f} s, "
+            f"peak RSS {peak:.0f} MiB"
+        )
+        print(
+            f"check: sends {report['total']['sends']:,}, accounts "
+            f"{report['total']['accounts']:,}, contact rate "
+            f"{report['total']['contact_rate']['value']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,13 @@ def _seed(url: str, n: int) -> list[str]:
     now = datetime.now(UTC)
     sids = [f"SM{uuid.uuid4().hex}" for _ in range(n)]
     with engine.begin() as conn:
-        insert_sends(conn, [{"message_id": f"m_{i:08d}", "provider_id": sid, "status": "sent",
-                             "sent_at": now} for i, sid in enumerate(sids)])
+        insert_sends(
+            conn,
+            [
+                {"message_id": f"m_{i:08d}", "provider_id": sid, "status": "sent", "sent_at": now}
+                for i, sid in enumerate(sids)
+            ],
+        )
     engine.dispose()
     return sids
 
@@ -119,15 +124,31 @@ def main() -> None:
         sids = _seed(url, args.requests)
         port = _port()
         base = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, OUTREACH_DATABASE_URL=url, OUTREACH_PUBLIC_URL=base,
-                   OUTREACH_SECRET_KEY="bench-secret-for-links-0123456789abcdef", TWILIO_AUTH_TOKEN=TOKEN,
-                   OUTREACH_DATA_KEYS=Fernet.generate_key().decode(),
-                   OUTREACH_CONFIG=str(ROOT / "config"),
-                   OUTREACH_TEMPLATES=str(ROOT / "templates"))
+        env = dict(
+            os.environ,
+            OUTREACH_DATABASE_URL=url,
+            OUTREACH_PUBLIC_URL=base,
+            OUTREACH_SECRET_KEY="bench-secret-for-links-0123456789abcdef",
+            TWILIO_AUTH_TOKEN=TOKEN,
+            OUTREACH_DATA_KEYS=Fernet.generate_key().decode(),
+            OUTREACH_CONFIG=str(ROOT / "config"),
+            OUTREACH_TEMPLATES=str(ROOT / "templates"),
+        )
         server = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "serve", "--port", str(port),
-             "--workers", str(args.workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "orchestrator",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_healthy(base)
             t0 = time.perf_counter()
@@ -138,18 +159,21 @@ def main() -> None:
             server.wait(timeout=30)
         engine = db.make_engine(url)
         with engine.connect() as conn:
-            stored = conn.execute(sa.select(sa.func.count()).select_from(
-                table_of(DeliveryEvent))).scalar_one()
+            stored = conn.execute(
+                sa.select(sa.func.count()).select_from(table_of(DeliveryEvent))
+            ).scalar_one()
         engine.dispose()
     latencies.sort()
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
     backend = "postgresql" if args.pg else "sqlite"
-    print(f"webhooks on {backend}, {args.workers} worker(s): {args.requests} signed status "
-          f"callbacks, concurrency "
-          f"{args.concurrency}: {args.requests / elapsed:,.0f} requests/s (target >= 500); "
-          f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; errors {errors}; stored {stored}, "
-          f"lost {args.requests - stored}")
+    print(
+        f"webhooks on {backend}, {args.workers} worker(s): {args.requests} signed status "
+        f"callbacks, concurrency "
+        f"{args.concurrency}: {args.requests / elapsed:,.0f} requests/s (target >= 500); "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; errors {errors}; stored {stored}, "
+        f"lost {args.requests - stored}"
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,11 @@ def cjk_font_available() -> bool:
     if shutil.which("fc-list"):
         try:
             out = subprocess.run(
-                ["fc-list", ":lang=zh", "family"], capture_output=True, text=True,
-                timeout=30, check=False,
+                ["fc-list", ":lang=zh", "family"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             ).stdout
         except (OSError, subprocess.SubprocessError):
             out = ""
@@ -42,7 +45,9 @@ def cjk_font_available() -> bool:
     hints = ("cjk", "wqy", "sourcehan", "notosanssc", "notoserifsc", "simsun", "droidsansfallback")
     return any(
         any(h in p.name.lower() for h in hints)
-        for folder in folders if folder.is_dir() for p in folder.rglob("*")
+        for folder in folders
+        if folder.is_dir()
+        for p in folder.rglob("*")
     )
 
 
@@ -83,18 +88,19 @@ def render_pdf(html: str, *, templates_dir: Path | None, channel: str = "letter"
     root = templates_dir.resolve() if templates_dir is not None else None
     base = (root / channel).as_uri() + "/" if root is not None else None
     return HTML(string=html, base_url=base, url_fetcher=url_fetcher(root)).render(
-        font_config=_font_config())
+        font_config=_font_config()
+    )
 
 
-def write_pdf(html: str, path: Path, *, templates_dir: Path | None,
-              channel: str = "letter") -> Path:
+def write_pdf(
+    html: str, path: Path, *, templates_dir: Path | None, channel: str = "letter"
+) -> Path:
     """Print ``html`` to ``path`` (``render_pdf``)."""
     print_pdf(html, path, templates_dir=templates_dir, channel=channel)
     return path
 
 
-def print_pdf(html: str, path: Path, *, templates_dir: Path | None,
-              channel: str = "letter") -> int:
+def print_pdf(html: str, path: Path, *, templates_dir: Path | None, channel: str = "letter") -> int:
     """``write_pdf``, returning the number of pages printed."""
     document = render_pdf(html, templates_dir=templates_dir, channel=channel)
     path.parent.mkdir(parents=True, exist_ok=True)

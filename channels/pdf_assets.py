@@ -30,8 +30,11 @@ MAX_ASSET = 20 * 1024 * 1024  # bytes of one image or font
 # element that is an attachment: ``<a rel="attachment" href>``).
 _URL_ATTRIBUTES = frozenset({"src", "data", "poster", "background", "xlink:href"})
 _HREF_ELEMENTS = frozenset({"link", "image", "use", "feimage", "base"})
-_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)\s]*))\s*\)"""
-                      r"""|@import\s+(?:"([^"]*)"|'([^']*)')""", re.I)
+_CSS_URL = re.compile(
+    r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)\s]*))\s*\)"""
+    r"""|@import\s+(?:"([^"]*)"|'([^']*)')""",
+    re.I,
+)
 
 
 def inside(url: str, root: Path) -> Path | None:
@@ -111,8 +114,10 @@ def _fetcher_class() -> type:
                 return super().fetch(url, headers)
             path = inside(url, self.root) if self.root is not None else None
             if path is None:
-                raise ValueError(f"refused {url[:200]!r}: a letter may load only files "
-                                 "under the template directory and data: URLs")
+                raise ValueError(
+                    f"refused {url[:200]!r}: a letter may load only files "
+                    "under the template directory and data: URLs"
+                )
             kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             return URLFetcherResponse(url, body=_read(path), headers={"Content-Type": kind})
 
@@ -139,8 +144,9 @@ class _Finder(HTMLParser):
         for name, value in attrs:
             if value is None:
                 continue
-            if name in _URL_ATTRIBUTES or (name == "href" and (
-                    tag in _HREF_ELEMENTS or "attachment" in rel)):
+            if name in _URL_ATTRIBUTES or (
+                name == "href" and (tag in _HREF_ELEMENTS or "attachment" in rel)
+            ):
                 self._add(line, raw, value)
             elif name == "srcset":
                 for candidate in value.split(","):

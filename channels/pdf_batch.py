@@ -27,8 +27,16 @@ from orchestrator.clock import Clock
 from orchestrator.core.csvsafe import SafeWriter
 from orchestrator.errors import OutreachError, PermanentChannelError, TransientChannelError
 
-MANIFEST_FIELDS = ("message_id", "account_id", "debtor_id", "locale", "pages", "file",
-                   "mail_to", "created_at")
+MANIFEST_FIELDS = (
+    "message_id",
+    "account_id",
+    "debtor_id",
+    "locale",
+    "pages",
+    "file",
+    "mail_to",
+    "created_at",
+)
 
 
 class PdfBatchSettings(AdapterSettings):
@@ -60,24 +68,31 @@ class PdfBatchChannel:
         now = self.clock.now()
         day = self.out_dir / now.date().isoformat()
         pdf_path = day / f"{message.message_id}.pdf"
-        result = SendResult(provider_id=f"{day.name}/{pdf_path.name}",
-                            status=DeliveryStatus.queued)
+        result = SendResult(provider_id=f"{day.name}/{pdf_path.name}", status=DeliveryStatus.queued)
         if pdf_path.exists():
             return result  # printed already: the manifest has its row
         try:
             self.out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             day.mkdir(mode=0o700, exist_ok=True)
             tmp = day / f".{pdf_path.name}.printing"
-            pages = print_pdf(message.html, tmp, templates_dir=message.templates_dir,
-                              channel=message.channel)
+            pages = print_pdf(
+                message.html, tmp, templates_dir=message.templates_dir, channel=message.channel
+            )
             os.chmod(tmp, 0o600)
             os.replace(tmp, pdf_path)
-            self._manifest(day, {
-                "message_id": message.message_id, "account_id": message.account_id,
-                "debtor_id": message.debtor_id, "locale": message.locale,
-                "pages": pages, "file": pdf_path.name, "mail_to": message.to,
-                "created_at": now.isoformat().replace("+00:00", "Z"),
-            })
+            self._manifest(
+                day,
+                {
+                    "message_id": message.message_id,
+                    "account_id": message.account_id,
+                    "debtor_id": message.debtor_id,
+                    "locale": message.locale,
+                    "pages": pages,
+                    "file": pdf_path.name,
+                    "mail_to": message.to,
+                    "created_at": now.isoformat().replace("+00:00", "Z"),
+                },
+            )
         except OutreachError as exc:
             raise PermanentChannelError(str(exc), code="pdf") from exc
         except OSError as exc:

@@ -85,8 +85,9 @@ class SmtpChannel:
         try:
             smtp: smtplib.SMTP
             if implicit_tls:
-                smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
-                                        context=ssl.create_default_context())
+                smtp = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout, context=ssl.create_default_context()
+                )
             else:
                 smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             smtp.ehlo()
@@ -97,14 +98,16 @@ class SmtpChannel:
                     raise PermanentChannelError(
                         f"SMTP server {s.host}:{s.port} does not offer STARTTLS; "
                         "set starttls: false only for a relay on a trusted network",
-                        code="smtp_no_starttls")
+                        code="smtp_no_starttls",
+                    )
                 smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
             if s.username:
                 smtp.login(s.username, s.password or "")
         except smtplib.SMTPAuthenticationError as exc:
             raise PermanentChannelError(
-                f"SMTP login refused: {exc.smtp_code}", code="smtp_auth") from exc
+                f"SMTP login refused: {exc.smtp_code}", code="smtp_auth"
+            ) from exc
         except smtplib.SMTPResponseException as exc:
             raise _error_for(exc.smtp_code, _reply_text(exc.smtp_error), "connect") from exc
         except (OSError, smtplib.SMTPException) as exc:
@@ -148,8 +151,7 @@ class SmtpChannel:
         if link:
             unsubscribe.append(f"<{link}>")
         if self.settings.unsubscribe_mailto:
-            unsubscribe.append(
-                f"<mailto:{self.settings.unsubscribe_mailto}?subject=unsubscribe>")
+            unsubscribe.append(f"<mailto:{self.settings.unsubscribe_mailto}?subject=unsubscribe>")
         if unsubscribe:
             mail["List-Unsubscribe"] = ", ".join(unsubscribe)
         if link:
@@ -162,13 +164,11 @@ class SmtpChannel:
     def send(self, message: OutboundMessage) -> SendResult:
         to = parseaddr(message.to)[1]
         if "@" not in to:
-            raise PermanentChannelError(f"not an email address: {message.to!r}",
-                                        code="bad_address")
+            raise PermanentChannelError(f"not an email address: {message.to!r}", code="bad_address")
         try:
             Address(addr_spec=to)
         except (ValueError, IndexError) as exc:
-            raise PermanentChannelError(f"not an email address: {exc}",
-                                        code="bad_address") from exc
+            raise PermanentChannelError(f"not an email address: {exc}", code="bad_address") from exc
         mail = self.build(message)
         smtp = self._connection()
         try:
@@ -179,21 +179,19 @@ class SmtpChannel:
             raise _error_for(code, _reply_text(text), "recipient refused") from exc
         except smtplib.SMTPSenderRefused as exc:
             self._reset(smtp)
-            raise _error_for(exc.smtp_code, _reply_text(exc.smtp_error),
-                             "sender refused") from exc
+            raise _error_for(exc.smtp_code, _reply_text(exc.smtp_error), "sender refused") from exc
         except smtplib.SMTPDataError as exc:
             self._reset(smtp)
-            raise _error_for(exc.smtp_code, _reply_text(exc.smtp_error),
-                             "message refused") from exc
+            raise _error_for(exc.smtp_code, _reply_text(exc.smtp_error), "message refused") from exc
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             self._drop()
             raise AmbiguousSendError(
-                f"SMTP connection lost while sending: {exc}", code="smtp_lost") from exc
+                f"SMTP connection lost while sending: {exc}", code="smtp_lost"
+            ) from exc
         if refused:
             code, text = next(iter(refused.values()))
             raise _error_for(code, _reply_text(text), "recipient refused")
-        return SendResult(provider_id=mail["Message-ID"].strip("<>"),
-                          status=DeliveryStatus.sent)
+        return SendResult(provider_id=mail["Message-ID"].strip("<>"), status=DeliveryStatus.sent)
 
     def _reset(self, smtp: smtplib.SMTP) -> None:
         try:

@@ -67,5 +67,6 @@ class VirtualClock:
             raise ValueError(f"virtual clock cannot go back from {self._now} to {instant}")
         self._now = instant
 
+
 class FrozenClock(VirtualClock):
     """A VirtualClock for tests; an alias that reads better in a test body."""

@@ -1,20 +1,20 @@
 """The error tree, drawn once.
 
-    OutreachError
-    ├── ConfigError          bad configuration; carries every Problem found
-    │   └── UnknownAdapterError   a channel names an adapter nobody provides
-    ├── InputError           bad input file or request; carries every Problem found
-    ├── TemplateError        a template is malformed or failed to render (file, line)
-    │   └── TemplateMissingError  no file for the channel, name and locale
-    ├── PrinterUnavailable   WeasyPrint (or pango/cairo) cannot be loaded here
-    ├── Refused              a web request not carried out; one HTTP status each
-    │   ├── NotAuthenticated      401: not from who it says (signature, timestamp)
-    │   ├── Unknown               404: an account, send or link we do not know
-    │   └── Invalid               422: cannot be recorded as it stands
-    └── ChannelError         an adapter could not deliver
-        ├── TransientChannelError   retry (429, 5xx, 4xx SMTP)
-        ├── PermanentChannelError   do not retry (invalid number, 5xx SMTP)
-        └── AmbiguousSendError      the provider may have accepted it: never resend blindly
+OutreachError
+├── ConfigError          bad configuration; carries every Problem found
+│   └── UnknownAdapterError   a channel names an adapter nobody provides
+├── InputError           bad input file or request; carries every Problem found
+├── TemplateError        a template is malformed or failed to render (file, line)
+│   └── TemplateMissingError  no file for the channel, name and locale
+├── PrinterUnavailable   WeasyPrint (or pango/cairo) cannot be loaded here
+├── Refused              a web request not carried out; one HTTP status each
+│   ├── NotAuthenticated      401: not from who it says (signature, timestamp)
+│   ├── Unknown               404: an account, send or link we do not know
+│   └── Invalid               422: cannot be recorded as it stands
+└── ChannelError         an adapter could not deliver
+    ├── TransientChannelError   retry (429, 5xx, 4xx SMTP)
+    ├── PermanentChannelError   do not retry (invalid number, 5xx SMTP)
+    └── AmbiguousSendError      the provider may have accepted it: never resend blindly
 """
 
 from __future__ import annotations

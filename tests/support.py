@@ -70,8 +70,15 @@ creditors:
 """
 
 
-def write_config(directory: Path, *, outbox: Path, limits: str = "[]", delay: float = 0.0,
-                 retry: str = "", cadences: str = CADENCES) -> Path:
+def write_config(
+    directory: Path,
+    *,
+    outbox: Path,
+    limits: str = "[]",
+    delay: float = 0.0,
+    retry: str = "",
+    cadences: str = CADENCES,
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "cadences.yaml").write_text(cadences)
     (directory / "creditors.yaml").write_text(CREDITORS)
@@ -88,33 +95,42 @@ def write_config(directory: Path, *, outbox: Path, limits: str = "[]", delay: fl
 
 
 def write_accounts(path: Path, n: int, *, per_debtor: int = 1) -> Path:
-    lines = ["account_id,debtor_id,name,phone,email,city,region,country,currency,balance,"
-             "due_date,creditor,reference,consent_sms,consent_email"]
+    lines = [
+        "account_id,debtor_id,name,phone,email,city,region,country,currency,balance,"
+        "due_date,creditor,reference,consent_sms,consent_email"
+    ]
     for i in range(n):
         debtor = f"D{i // per_debtor:05d}"
-        lines.append(f"A{i:05d},{debtor},Pat Doe,+1212{2000000 + (i // per_debtor) * 37:07d},"
-                     f"pat{i}@example.com,New York,NY,US,USD,100.00,2026-03-01,acme,R{i},true,"
-                     f"true")
+        lines.append(
+            f"A{i:05d},{debtor},Pat Doe,+1212{2000000 + (i // per_debtor) * 37:07d},"
+            f"pat{i}@example.com,New York,NY,US,USD,100.00,2026-03-01,acme,R{i},true,"
+            f"true"
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def setup_db(db_url: str, tmp_path: Path, n: int, *, per_debtor: int = 1, **config: Any
-             ) -> tuple[dict[str, str], Path]:
+def setup_db(
+    db_url: str, tmp_path: Path, n: int, *, per_debtor: int = 1, **config: Any
+) -> tuple[dict[str, str], Path]:
     keys = Fernet.generate_key().decode()
     outbox = tmp_path / "outbox"
     config_dir = write_config(tmp_path / "config", outbox=outbox, **config)
     db.upgrade(db_url)
     engine = db.make_engine(db_url)
-    import_accounts(engine, write_accounts(tmp_path / "a.csv", n, per_debtor=per_debtor),
-                    DataCipher([keys]))
+    import_accounts(
+        engine, write_accounts(tmp_path / "a.csv", n, per_debtor=per_debtor), DataCipher([keys])
+    )
     engine.dispose()
-    env = dict(os.environ, OUTREACH_DATABASE_URL=db_url, OUTREACH_DATA_KEYS=keys,
-               OUTREACH_SECRET_KEY=TEST_SECRET, OUTREACH_CONFIG=str(config_dir),
-               OUTREACH_TEMPLATES=str(ROOT / "templates"))
+    env = dict(
+        os.environ,
+        OUTREACH_DATABASE_URL=db_url,
+        OUTREACH_DATA_KEYS=keys,
+        OUTREACH_SECRET_KEY=TEST_SECRET,
+        OUTREACH_CONFIG=str(config_dir),
+        OUTREACH_TEMPLATES=str(ROOT / "templates"),
+    )
     return env, outbox
-
-
 
 
 def insert_sends(conn: Connection, sends: list[dict[str, Any]]) -> None:
@@ -122,11 +138,16 @@ def insert_sends(conn: Connection, sends: list[dict[str, Any]]) -> None:
     ``message_id``, ``provider_id``, ``status`` and ``sent_at``): status callbacks to
     record, without planning anything."""
     conn.execute(table_of(Debtor).insert(), [{"id": "D1"}])
-    conn.execute(sa.text(
-        "insert into account (account_id, debtor_id, balance, currency, due_date, status) "
-        "values ('A1', 'D1', 100, 'USD', '2026-01-01', 'open')"))
-    conn.execute(table_of(Send).insert(), [
-        {"account_id": "A1", "debtor_id": "D1", "channel": "sms", **send} for send in sends])
+    conn.execute(
+        sa.text(
+            "insert into account (account_id, debtor_id, balance, currency, due_date, status) "
+            "values ('A1', 'D1', 100, 'USD', '2026-01-01', 'open')"
+        )
+    )
+    conn.execute(
+        table_of(Send).insert(),
+        [{"account_id": "A1", "debtor_id": "D1", "channel": "sms", **send} for send in sends],
+    )
 
 
 def wait_healthy(base_url: str, seconds: float = 15.0) -> None:
@@ -223,12 +244,19 @@ def letter_library(templates: Path, *, head: str = "", body: str = "") -> Path:
 
 def tiny_png() -> bytes:
     """A valid 2x2 red PNG."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
     rows = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 @contextmanager

@@ -98,7 +98,9 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
             assert send_key is not None
             send_id = send_key[0]
             conn.execute(
-                tables.table_of(tables.DeliveryEvent).insert().values(
+                tables.table_of(tables.DeliveryEvent)
+                .insert()
+                .values(
                     provider_event_key="SM1:delivered",
                     send_id=send_id,
                     message_id="m1",
@@ -108,7 +110,9 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                 )
             )
             conn.execute(
-                tables.table_of(tables.Promise).insert().values(
+                tables.table_of(tables.Promise)
+                .insert()
+                .values(
                     account_id="A1",
                     amount=Decimal("100.00"),
                     due=date(2026, 3, 12),
@@ -117,7 +121,9 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                 )
             )
             conn.execute(
-                tables.table_of(tables.OptOut).insert().values(
+                tables.table_of(tables.OptOut)
+                .insert()
+                .values(
                     debtor_id="A1",
                     account_id=None,
                     channel="sms",
@@ -126,9 +132,9 @@ def seed(url: str, keys: str, tmp_path: Path) -> None:
                 )
             )
             conn.execute(
-                tables.table_of(tables.AccountEvent).insert().values(
-                    account_id="A1", type="conversation", channel="voice", time=t(12)
-                )
+                tables.table_of(tables.AccountEvent)
+                .insert()
+                .values(account_id="A1", type="conversation", channel="voice", time=t(12))
             )
     finally:
         engine.dispose()
@@ -141,8 +147,14 @@ def test_json_has_exactly_the_contract_keys(db_url: str, data_keys: str, tmp_pat
     shown = json.loads(result.stdout)
     assert set(shown) == KEYS
     assert shown["dpd"] == 10 and shown["balance"] == "250.00" and shown["status"] == "open"
-    assert shown["promises"] == [{"amount": "100.00", "due": "2026-03-12", "state": "pending",
-                                  "made_at": "2026-03-02T17:00:00Z"}]
+    assert shown["promises"] == [
+        {
+            "amount": "100.00",
+            "due": "2026-03-12",
+            "state": "pending",
+            "made_at": "2026-03-02T17:00:00Z",
+        }
+    ]
     assert shown["opt_outs"] == ["sms"]
     assert [d["decision"] for d in shown["decisions"]] == ["deferred", "sent"]
     assert "text" not in shown["decisions"][0]
@@ -169,7 +181,8 @@ def test_human_view_masks_contacts(db_url: str, data_keys: str, tmp_path: Path) 
 
 
 def test_human_timeline_says_when_and_under_which_rule(
-        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
     seed(db_url, data_keys, tmp_path)
     cipher = DataCipher([data_keys])
     engine = db.make_engine(db_url)
@@ -182,7 +195,13 @@ def test_human_timeline_says_when_and_under_which_rule(
     # In time order, with the promise (amount, due, state) among the decisions and events.
     assert what == ["conversation", "deferred", "sent", "delivery", "promise", "opt_out"]
     sent = rows[2]
-    assert sent[:5] == ("2026-03-02 15:00", "10:00-05:00", "sent", "sms", "M1 / m1-sms / collection")
+    assert sent[:5] == (
+        "2026-03-02 15:00",
+        "10:00-05:00",
+        "sent",
+        "sms",
+        "M1 / m1-sms / collection",
+    )
     assert "+1 212 *** **00" in sent[5] and sent[6] == "m1"
     assert rows[4][5] == "100.00 due 2026-03-12: pending"
     result = invoke(["account", "show", "A1"], db_url, data_keys)
@@ -190,26 +209,40 @@ def test_human_timeline_says_when_and_under_which_rule(
 
 
 def test_a_payment_plan_is_shown_with_its_instalments(
-        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
     seed(db_url, data_keys, tmp_path)
     engine = db.make_engine(db_url)
     with engine.begin() as conn:
-        facts.record_plan(conn, account_id="A1", created_at=datetime(2026, 3, 2, 19, tzinfo=UTC),
-                          instalments=[(date(2026, 3, 20), Decimal("50.00")),
-                                       (date(2026, 4, 20), Decimal("75.50"))])
+        facts.record_plan(
+            conn,
+            account_id="A1",
+            created_at=datetime(2026, 3, 2, 19, tzinfo=UTC),
+            instalments=[
+                (date(2026, 3, 20), Decimal("50.00")),
+                (date(2026, 4, 20), Decimal("75.50")),
+            ],
+        )
     engine.dispose()
     result = invoke(["account", "show", "A1", "--json"], db_url, data_keys)
     shown = json.loads(result.stdout)
     assert set(shown) == KEYS | {"plans"}
-    assert shown["plans"] == [{
-        "created_at": "2026-03-02T19:00:00Z", "state": "active", "ended_at": None,
-        "instalments": [
-            {"due": "2026-03-20", "amount": "50.00", "paid": "0.00", "state": "pending"},
-            {"due": "2026-04-20", "amount": "75.50", "paid": "0.00", "state": "pending"}]}]
+    assert shown["plans"] == [
+        {
+            "created_at": "2026-03-02T19:00:00Z",
+            "state": "active",
+            "ended_at": None,
+            "instalments": [
+                {"due": "2026-03-20", "amount": "50.00", "paid": "0.00", "state": "pending"},
+                {"due": "2026-04-20", "amount": "75.50", "paid": "0.00", "state": "pending"},
+            ],
+        }
+    ]
     assert [e["type"] for e in shown["events"]][-1] == "plan"
     rows = data.timeline_rows(shown)
     assert rows[-1][2] == "plan" and rows[-1][5] == (
-        "50.00 due 2026-03-20 (pending), 75.50 due 2026-04-20 (pending): active")
+        "50.00 due 2026-03-20 (pending), 75.50 due 2026-04-20 (pending): active"
+    )
     assert "75.50 due 2026-04-20" in invoke(["account", "show", "A1"], db_url, data_keys).stdout
 
 

@@ -44,8 +44,9 @@ def _free_port() -> int:
 
 
 # adapter → (channel, options, a good recipient, a recipient the provider refuses for good)
-def _setups(stack: ExitStack, tmp_path: Path) -> dict[str, tuple[str, dict[str, Any], str,
-                                                                 str | None]]:
+def _setups(
+    stack: ExitStack, tmp_path: Path
+) -> dict[str, tuple[str, dict[str, Any], str, str | None]]:
     twilio = stack.enter_context(fake_twilio())
     port = _free_port()
     smtp = Controller(_Sink(), hostname="127.0.0.1", port=port)
@@ -54,18 +55,41 @@ def _setups(stack: ExitStack, tmp_path: Path) -> dict[str, tuple[str, dict[str, 
     return {
         "outbox": ("sms", {"dir": str(tmp_path / "outbox")}, "+12125550123", None),
         "simulated": ("sms", {}, "+12125550123", None),
-        "twilio_sms": ("sms", {"from": "+15005550006", "api_base": twilio.base,
-                               "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN},
-                       "+12125550123", INVALID),
-        "twilio_voice": ("voice", {"from": "+15005550006", "api_base": twilio.base,
-                                   "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-                                   "public_url": "https://outreach.example.com"},
-                         "+12125550123", INVALID),
-        "smtp": ("email", {"host": "127.0.0.1", "port": port, "starttls": False,
-                           "from": "billing@acme.example"}, "pat@example.com",
-                 "nobody@example.com"),
-        "pdf_batch": ("letter", {"out_dir": str(tmp_path / "letters")},
-                      "1 Main St, New York", None),
+        "twilio_sms": (
+            "sms",
+            {
+                "from": "+15005550006",
+                "api_base": twilio.base,
+                "account_sid": ACCOUNT_SID,
+                "auth_token": AUTH_TOKEN,
+            },
+            "+12125550123",
+            INVALID,
+        ),
+        "twilio_voice": (
+            "voice",
+            {
+                "from": "+15005550006",
+                "api_base": twilio.base,
+                "account_sid": ACCOUNT_SID,
+                "auth_token": AUTH_TOKEN,
+                "public_url": "https://outreach.example.com",
+            },
+            "+12125550123",
+            INVALID,
+        ),
+        "smtp": (
+            "email",
+            {"host": "127.0.0.1", "port": port, "starttls": False, "from": "billing@acme.example"},
+            "pat@example.com",
+            "nobody@example.com",
+        ),
+        "pdf_batch": (
+            "letter",
+            {"out_dir": str(tmp_path / "letters")},
+            "1 Main St, New York",
+            None,
+        ),
     }
 
 
@@ -79,9 +103,16 @@ def setups(tmp_path: Path) -> Iterator[dict[str, tuple[str, dict[str, Any], str,
 
 
 def _message(channel: str, to: str, message_id: str) -> OutboundMessage:
-    return OutboundMessage(message_id=message_id, channel=channel, account_id="A1",
-                           debtor_id="D1", to=to, subject="Acme", text="Pat, please pay.",
-                           html=HTML if channel in ("email", "letter") else None)
+    return OutboundMessage(
+        message_id=message_id,
+        channel=channel,
+        account_id="A1",
+        debtor_id="D1",
+        to=to,
+        subject="Acme",
+        text="Pat, please pay.",
+        html=HTML if channel in ("email", "letter") else None,
+    )
 
 
 @pytest.mark.parametrize("name", ADAPTERS)
@@ -89,8 +120,12 @@ def test_adapter_contract(name: str, setups: dict[str, Any], tmp_path: Path) -> 
     channel, options, good, refused = setups[name]
     cls: type[ChannelAdapter] = adapter_class(name)  # the registry types it as `type`
     assert cls.name == name and name in adapter_names()
-    adapter = create_adapter(channel, ChannelConfig.model_validate({"adapter": name, **options}),
-                             base_dir=tmp_path, clock=FrozenClock(NOW))
+    adapter = create_adapter(
+        channel,
+        ChannelConfig.model_validate({"adapter": name, **options}),
+        base_dir=tmp_path,
+        clock=FrozenClock(NOW),
+    )
     assert isinstance(adapter, ChannelAdapter)
 
     first = adapter.send(_message(channel, good, "m-1"))
@@ -98,8 +133,11 @@ def test_adapter_contract(name: str, setups: dict[str, Any], tmp_path: Path) -> 
     for result in (first, second):  # a result, never a success flag
         assert isinstance(result, SendResult) and isinstance(result.status, DeliveryStatus)
         assert result.provider_id
-        assert result.status not in (DeliveryStatus.failed, DeliveryStatus.undelivered,
-                                     DeliveryStatus.canceled)
+        assert result.status not in (
+            DeliveryStatus.failed,
+            DeliveryStatus.undelivered,
+            DeliveryStatus.canceled,
+        )
     assert first.provider_id != second.provider_id  # callbacks can tell sends apart
 
     if refused is not None:  # a refusal is an exception of the closed family
@@ -110,11 +148,15 @@ def test_adapter_contract(name: str, setups: dict[str, Any], tmp_path: Path) -> 
 
     # Unknown keys are refused, naming the channel and the key.
     with pytest.raises(ConfigError, match=f"{channel}: typo: unknown key"):
-        create_adapter(channel, ChannelConfig.model_validate(
-            {"adapter": name, **options, "typo": 1}), base_dir=tmp_path, clock=FrozenClock(NOW))
+        create_adapter(
+            channel,
+            ChannelConfig.model_validate({"adapter": name, **options, "typo": 1}),
+            base_dir=tmp_path,
+            clock=FrozenClock(NOW),
+        )
 
 
-PLUGIN = '''
+PLUGIN = """
 from typing import ClassVar
 from channels.base import AdapterSettings, DeliveryStatus, SendResult
 
@@ -138,11 +180,12 @@ class PigeonPost:
 
     def close(self):
         return None
-'''
+"""
 
 
-def test_a_third_party_adapter_installed_as_a_package(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_third_party_adapter_installed_as_a_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     site = tmp_path / "site"
     (site / "outreach_pigeon").mkdir(parents=True)
     (site / "outreach_pigeon" / "__init__.py").write_text(PLUGIN)
@@ -150,7 +193,8 @@ def test_a_third_party_adapter_installed_as_a_package(tmp_path: Path,
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: outreach-pigeon\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
-        "[outreach.channels]\npigeon = outreach_pigeon:PigeonPost\n")
+        "[outreach.channels]\npigeon = outreach_pigeon:PigeonPost\n"
+    )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setattr(registry, "_registered", {})  # forget it after this test
     assert "pigeon" in adapter_names()
@@ -158,21 +202,26 @@ def test_a_third_party_adapter_installed_as_a_package(tmp_path: Path,
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     for f in ("cadences.yaml", "policy.yaml", "creditors.yaml"):
-        (config_dir / f).write_text((ROOT / "config" / f).read_text(encoding="utf-8"),
-                                    encoding="utf-8")
+        (config_dir / f).write_text(
+            (ROOT / "config" / f).read_text(encoding="utf-8"), encoding="utf-8"
+        )
     channels = (ROOT / "config" / "channels.yaml").read_text(encoding="utf-8")
     lines = [line for line in channels.splitlines() if not line.startswith("letter:")]
     (config_dir / "channels.yaml").write_text(
-        "\n".join(lines) + "\nletter: {adapter: pigeon, loft: rooftop}\n", encoding="utf-8")
+        "\n".join(lines) + "\nletter: {adapter: pigeon, loft: rooftop}\n", encoding="utf-8"
+    )
     config = load_config(config_dir, ROOT / "templates")
-    adapter = create_adapter("letter", config.channels["letter"], base_dir=tmp_path,
-                             clock=FrozenClock(NOW))
+    adapter = create_adapter(
+        "letter", config.channels["letter"], base_dir=tmp_path, clock=FrozenClock(NOW)
+    )
     assert adapter.send(_message("letter", "1 Main St", "m-9")).provider_id == "PGm-9"
     assert sys.modules["outreach_pigeon"].PigeonPost.sent == ["m-9"]
 
     (config_dir / "channels.yaml").write_text(
-        "\n".join(lines) + "\nletter: {adapter: pigeon}\n", encoding="utf-8")
+        "\n".join(lines) + "\nletter: {adapter: pigeon}\n", encoding="utf-8"
+    )
     with pytest.raises(ConfigError, match="loft"):
         config = load_config(config_dir, ROOT / "templates")
-        create_adapter("letter", config.channels["letter"], base_dir=tmp_path,
-                       clock=FrozenClock(NOW))
+        create_adapter(
+            "letter", config.channels["letter"], base_dir=tmp_path, clock=FrozenClock(NOW)
+        )

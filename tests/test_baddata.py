@@ -52,30 +52,57 @@ triggers:
 def _runner(db_url: str, tmp_path: Path) -> Runner:
     env, _ = setup_db(db_url, tmp_path, len(ACCOUNTS), cadences=CADENCES)
     config = load_config(env["OUTREACH_CONFIG"], ROOT / "templates")
-    adapters = {n: create_adapter(n, c, base_dir=tmp_path, clock=VirtualClock(T))
-                for n, c in config.channels.items()}
-    return Runner(db.make_engine(db_url), config, TemplateRenderer(ROOT / "templates"),
-                  adapters, DataCipher([env["OUTREACH_DATA_KEYS"]]),
-                  public_url="http://127.0.0.1:8000", secret="s")
+    adapters = {
+        n: create_adapter(n, c, base_dir=tmp_path, clock=VirtualClock(T))
+        for n, c in config.channels.items()
+    }
+    return Runner(
+        db.make_engine(db_url),
+        config,
+        TemplateRenderer(ROOT / "templates"),
+        adapters,
+        DataCipher([env["OUTREACH_DATA_KEYS"]]),
+        public_url="http://127.0.0.1:8000",
+        secret="s",
+    )
 
 
 def _insert_bad(conn: sa.Connection, kind: str, account: str = BAD) -> None:
     """A fact the API would refuse, written as SQL would write it (no ``facts.replan``)."""
     if kind == "promise due 0001-01-01":
-        facts.record_promise(conn, account_id=account, amount=Decimal("5.00"),
-                             due=date(1, 1, 1), made_at=T - timedelta(hours=1))
+        facts.record_promise(
+            conn,
+            account_id=account,
+            amount=Decimal("5.00"),
+            due=date(1, 1, 1),
+            made_at=T - timedelta(hours=1),
+        )
     elif kind == "instalment due 9999-12-31":
-        facts.record_plan(conn, account_id=account, created_at=T - timedelta(hours=1),
-                          instalments=[(date(9999, 12, 31), Decimal("5.00"))])
+        facts.record_plan(
+            conn,
+            account_id=account,
+            created_at=T - timedelta(hours=1),
+            instalments=[(date(9999, 12, 31), Decimal("5.00"))],
+        )
     elif kind == "payment paid 0001-01-01":
-        facts.record_payment(conn, account_id=account, payment_id="p-old", amount=Decimal("5"),
-                             currency=None, paid_at=datetime(1, 1, 1, tzinfo=UTC),
-                             source="sql", now=T)
+        facts.record_payment(
+            conn,
+            account_id=account,
+            payment_id="p-old",
+            amount=Decimal("5"),
+            currency=None,
+            paid_at=datetime(1, 1, 1, tzinfo=UTC),
+            source="sql",
+            now=T,
+        )
     else:  # a value the driver cannot read back: SQLite text, PostgreSQL's infinity
-        conn.execute(sa.text(
-            "INSERT INTO promise (account_id, amount, due, made_at, state) "
-            "VALUES (:a, 5, 'infinity', :t, 'pending')"),
-            {"a": account, "t": (T - timedelta(hours=1)).replace(tzinfo=None)})
+        conn.execute(
+            sa.text(
+                "INSERT INTO promise (account_id, amount, due, made_at, state) "
+                "VALUES (:a, 5, 'infinity', :t, 'pending')"
+            ),
+            {"a": account, "t": (T - timedelta(hours=1)).replace(tzinfo=None)},
+        )
 
 
 def _decisions(runner: Runner, **where: Any) -> list[Any]:
@@ -91,13 +118,18 @@ def _sent_accounts(runner: Runner, **where: Any) -> list[str]:
     return sorted(d.account_id for d in _decisions(runner, decision="sent", **where))
 
 
-BAD_FACTS = ["promise due 0001-01-01", "instalment due 9999-12-31", "payment paid 0001-01-01",
-             "unreadable promise due"]
+BAD_FACTS = [
+    "promise due 0001-01-01",
+    "instalment due 9999-12-31",
+    "payment paid 0001-01-01",
+    "unreadable promise due",
+]
 
 
 @pytest.mark.parametrize("kind", BAD_FACTS)
 def test_a_bad_fact_fails_its_account_alone_and_once_a_day(
-        db_url: str, tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    db_url: str, tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
     runner = _runner(db_url, tmp_path)
     with runner.db.begin() as conn:
         _insert_bad(conn, kind)
@@ -107,7 +139,8 @@ def test_a_bad_fact_fails_its_account_alone_and_once_a_day(
     assert _sent_accounts(runner, step="daily-sms") == GOOD  # everyone else planned and sent
     failed = _decisions(runner, account_id=BAD)
     assert [(d.decision, d.reason, d.step, d.channel, d.kind, d.debtor_id) for d in failed] == [
-        ("failed", "bad_data", "planning", None, None, "D00002")]
+        ("failed", "bad_data", "planning", None, None, "D00002")
+    ]
     # the log's `extra` fields, as attributes of each record
     logged = [vars(r) for r in caplog.records if r.getMessage() == "account skipped: bad data"]
     assert [(r["account_id"], r["phase"]) for r in logged] == [(BAD, "plan")]
@@ -121,7 +154,8 @@ def test_a_bad_fact_fails_its_account_alone_and_once_a_day(
 
 
 def test_an_account_gone_bad_after_planning_fails_only_its_occurrences(
-        db_url: str, tmp_path: Path) -> None:
+    db_url: str, tmp_path: Path
+) -> None:
     """Dispatch replays each account under its debtor's lock: one that fails there fails
     its own occurrence (settled, with its step and channel), and the batch it shares
     with the others goes out."""
@@ -134,17 +168,24 @@ def test_an_account_gone_bad_after_planning_fails_only_its_occurrences(
     assert _sent_accounts(runner) == GOOD
     [failed] = _decisions(runner, account_id=BAD)
     assert (failed.decision, failed.reason, failed.step, failed.channel) == (
-        "failed", "bad_data", "daily-sms", "sms")
+        "failed",
+        "bad_data",
+        "daily-sms",
+        "sms",
+    )
     occ, send = table_of(OccurrenceRow), table_of(Send)
     with runner.db.connect() as conn:
-        assert conn.execute(sa.select(occ.c.state).where(
-            occ.c.account_id == BAD)).scalar_one() == "failed"
+        assert (
+            conn.execute(sa.select(occ.c.state).where(occ.c.account_id == BAD)).scalar_one()
+            == "failed"
+        )
         assert conn.execute(sa.select(send.c.status).where(send.c.account_id == BAD)).all() == []
     assert runner.dispatch(T + timedelta(minutes=5)).decisions == {}  # never tried again
 
 
 def test_an_account_that_cannot_be_rendered_fails_alone(
-        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A value that breaks rendering (here the renderer's own error, as a date beyond
     what formatting handles would raise) fails that send, before anything is recorded
     ``sending`` (no send row, nothing in doubt), and not the batch: the others are sent
@@ -162,7 +203,8 @@ def test_an_account_that_cannot_be_rendered_fails_alone(
     assert result.decisions == {"sent": len(GOOD), "failed": 1}
     assert _sent_accounts(runner) == GOOD
     assert [(d.decision, d.reason) for d in _decisions(runner, account_id=BAD)] == [
-        ("failed", "bad_data")]
+        ("failed", "bad_data")
+    ]
     send = table_of(Send)
     with runner.db.connect() as conn:
         statuses = dict(conn.execute(sa.select(send.c.account_id, send.c.status)).all())
@@ -176,24 +218,36 @@ def test_run_once_with_a_promise_due_in_year_one(db_url: str, tmp_path: Path) ->
     env, outbox = setup_db(db_url, tmp_path, len(ACCOUNTS), cadences=CADENCES)
     engine = db.make_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO promise (account_id, amount, due, made_at, state) "
-                             "VALUES (:a, 5, '0001-01-01', :t, 'pending')"),
-                     {"a": BAD, "t": (T - timedelta(hours=1)).replace(tzinfo=None)})
-    done = subprocess.run([sys.executable, "-m", "orchestrator", "run", "--once", "--now",
-                           T.isoformat()], env=env, capture_output=True, text=True, timeout=120)
+        conn.execute(
+            sa.text(
+                "INSERT INTO promise (account_id, amount, due, made_at, state) "
+                "VALUES (:a, 5, '0001-01-01', :t, 'pending')"
+            ),
+            {"a": BAD, "t": (T - timedelta(hours=1)).replace(tzinfo=None)},
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "run", "--once", "--now", T.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["decisions"] == {"sent": len(GOOD)}
-    sent = [json.loads(line)["account"]
-            for line in (outbox / "journal.jsonl").read_text().splitlines()]
+    sent = [
+        json.loads(line)["account"] for line in (outbox / "journal.jsonl").read_text().splitlines()
+    ]
     assert sorted(sent) == GOOD
     t = table_of(Decision)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(t.c.account_id, t.c.decision, t.c.reason)).all()
     engine.dispose()
     assert sorted(tuple(r) for r in rows) == sorted(
-        [(a, "sent", None) for a in GOOD] + [(BAD, "failed", "bad_data")])
+        [(a, "sent", None) for a in GOOD] + [(BAD, "failed", "bad_data")]
+    )
     logs = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert [(x["account_id"], x["error"], x["phase"]) for x in logs] == [
-        (BAD, "OverflowError", "plan")]
+        (BAD, "OverflowError", "plan")
+    ]
     assert "Traceback" not in done.stderr and "Pat Doe" not in done.stderr
     assert "+1212" not in done.stderr

@@ -49,7 +49,6 @@ NOW = datetime(2026, 3, 2, 15, tzinfo=UTC)
 D = DeliveryStatus
 
 
-
 def message(
     channel: str = "sms", message_id: str = "m_0123456789abcdef01234567", **kw: Any
 ) -> OutboundMessage:
@@ -185,16 +184,16 @@ def test_outbox_email_and_letter_write_html_files(tmp_path: Path) -> None:
 
 
 def test_outbox_letters_as_html_only(tmp_path: Path) -> None:
-    cfg = ChannelConfig.model_validate({"adapter": "outbox", "dir": str(tmp_path / "ob"),
-                                        "pdf": False})
+    cfg = ChannelConfig.model_validate(
+        {"adapter": "outbox", "dir": str(tmp_path / "ob"), "pdf": False}
+    )
     adapter = create_adapter("letter", cfg, base_dir=Path("/nowhere"), clock=FrozenClock(NOW))
     assert isinstance(adapter, OutboxChannel)
     adapter.send(message("letter", "m_cc", to="Jane Doe, 1 Main St", html="<h1>Letter</h1>"))
     adapter.sync()
     letter = json.loads((tmp_path / "ob/letter/m_cc.json").read_text(encoding="utf-8"))
     assert letter["pdf"] is None and Path(letter["html"]).is_file()
-    assert sorted(p.name for p in (tmp_path / "ob/letter").iterdir()) == ["m_cc.html",
-                                                                          "m_cc.json"]
+    assert sorted(p.name for p in (tmp_path / "ob/letter").iterdir()) == ["m_cc.html", "m_cc.json"]
 
 
 def _unwritable(adapter: OutboxChannel, message_id: str, channel: str = "sms") -> None:
@@ -324,8 +323,9 @@ def test_outbox_writer_finishes_its_work_when_its_daemon_is_killed(tmp_path: Pat
         "print(box._writer.proc.pid, flush=True)\n"
         "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == -9, done.stderr
     pid = int(done.stdout.split()[0])
     deadline = time.monotonic() + 30
@@ -341,14 +341,16 @@ def test_outbox_writer_finishes_its_work_when_its_daemon_is_killed(tmp_path: Pat
         assert json.loads((tmp_path / "ob" / "sms" / name).read_text(encoding="utf-8"))
 
 
-_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(),
-                     st.floats(allow_nan=False))
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(), st.floats(allow_nan=False))
 
 
-@given(st.dictionaries(st.text(), _scalars, max_size=8),
-       st.dictionaries(st.text(), st.lists(_scalars, max_size=3), max_size=2))
-def test_outbox_json_is_laid_out_as_json_indents_it(flat: dict[str, object],
-                                                    nested: dict[str, object]) -> None:
+@given(
+    st.dictionaries(st.text(), _scalars, max_size=8),
+    st.dictionaries(st.text(), st.lists(_scalars, max_size=3), max_size=2),
+)
+def test_outbox_json_is_laid_out_as_json_indents_it(
+    flat: dict[str, object], nested: dict[str, object]
+) -> None:
     """The outbox's fast layout of a message file is ``json.dumps(indent=2)``'s, byte for
     byte, nested values or not."""
     for record in (flat, {**flat, **nested}):
@@ -498,5 +500,6 @@ def test_segment_count_places_every_character(text: str) -> None:
     else:
         sizes, multi = [2 if ord(ch) > 0xFFFF else 1 for ch in text], 67
     assert info.units == sum(sizes)
-    assert info.segments == (1 if info.units <= multi + (7 if multi == 153 else 3)
-                             else _split(sizes, multi))
+    assert info.segments == (
+        1 if info.units <= multi + (7 if multi == 153 else 3) else _split(sizes, multi)
+    )

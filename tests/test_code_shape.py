@@ -28,8 +28,10 @@ def long_functions(root: Path) -> list[str]:
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                     lines = (node.end_lineno or node.lineno) - node.lineno + 1
                     if lines > MAX_LINES:
-                        found.append(f"{name}:{node.lineno}: {node.name} is {lines} lines "
-                                     f"(at most {MAX_LINES})")
+                        found.append(
+                            f"{name}:{node.lineno}: {node.name} is {lines} lines "
+                            f"(at most {MAX_LINES})"
+                        )
     return found
 
 
@@ -52,15 +54,25 @@ def _function(name: str, lines: int, indent: str = "") -> str:
     return f"\n\n{indent}def {name}() -> int:\n{body}{indent}    return 0\n"
 
 
-@pytest.mark.parametrize(("module", "text", "complaint"), [
-    ("orchestrator/core/gate.py", _function("planted", 81), "planted is 81 lines"),
-    ("channels/smtp.py", "\n\nclass Planted:" + _function("method", 90, "    "),
-     "method is 90 lines"),
-    ("orchestrator/store/facts.py", _function("planted", 100).replace("def", "async def"),
-     "planted is 100 lines"),
-])
-def test_a_planted_long_function_is_found(tmp_path: Path, module: str, text: str,
-                                          complaint: str) -> None:
+@pytest.mark.parametrize(
+    ("module", "text", "complaint"),
+    [
+        ("orchestrator/core/gate.py", _function("planted", 81), "planted is 81 lines"),
+        (
+            "channels/smtp.py",
+            "\n\nclass Planted:" + _function("method", 90, "    "),
+            "method is 90 lines",
+        ),
+        (
+            "orchestrator/store/facts.py",
+            _function("planted", 100).replace("def", "async def"),
+            "planted is 100 lines",
+        ),
+    ],
+)
+def test_a_planted_long_function_is_found(
+    tmp_path: Path, module: str, text: str, complaint: str
+) -> None:
     """The check itself: the tree copied, one long function added, and it is named."""
     _copy_tree(tmp_path)
     planted = tmp_path / module
@@ -72,6 +84,7 @@ def test_a_planted_long_function_is_found(tmp_path: Path, module: str, text: str
 def test_a_function_of_80_lines_passes(tmp_path: Path) -> None:
     _copy_tree(tmp_path)
     planted = tmp_path / "orchestrator/core/gate.py"
-    planted.write_text(planted.read_text(encoding="utf-8") + _function("planted", 80),
-                       encoding="utf-8")
+    planted.write_text(
+        planted.read_text(encoding="utf-8") + _function("planted", 80), encoding="utf-8"
+    )
     assert long_functions(tmp_path) == []

@@ -99,9 +99,11 @@ def test_tokens_are_randomised_and_tamper_evident() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
-       kind=st.sampled_from([PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE]),
-       tail=st.integers(0, 99))
+@given(
+    region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
+    kind=st.sampled_from([PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE]),
+    tail=st.integers(0, 99),
+)
 def test_mask_phone_reads_e164_as_phonenumbers_does(region: str, kind: int, tail: int) -> None:
     """The masking shortcut (country code by prefix, no parse) splits every valid E.164
     number where ``phonenumbers`` does."""
@@ -129,8 +131,12 @@ def test_digest_and_index_are_stable_keyed_hmacs() -> None:
 
     cipher = DataCipher(ephemeral_keys())
     key = cipher.index_key
-    layout = b"".join(len(raw).to_bytes(4, "big") + raw for raw in (b"\x01a", b"\x00", b"\x01\xe4\xb8\xad"))
+    layout = b"".join(
+        len(raw).to_bytes(4, "big") + raw for raw in (b"\x01a", b"\x00", b"\x01\xe4\xb8\xad")
+    )
     expected = hmac.new(key, b"outreach digest v1" + layout, hashlib.sha256).digest()[:18]
     assert cipher.digest(["a", None, "中"]) == base64.urlsafe_b64encode(expected).decode()
-    assert cipher.index("+1 212 555 0100") == hmac.new(
-        key, b"phone:+12125550100", hashlib.sha256).hexdigest()
+    assert (
+        cipher.index("+1 212 555 0100")
+        == hmac.new(key, b"phone:+12125550100", hashlib.sha256).hexdigest()
+    )

@@ -38,6 +38,7 @@ T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York
 NY = ZoneInfo("America/New_York")
 IS_PG = os.environ.get("OUTREACH_TEST_DB", "sqlite") == "postgresql"
 
+
 def outreach(*args: str) -> list[str]:
     return [sys.executable, "-m", "orchestrator", *args]
 
@@ -53,8 +54,9 @@ def states(db_url: str) -> Counter[str]:
     engine = db.make_engine(db_url)
     occ = table_of(OccurrenceRow)
     with engine.connect() as conn:
-        out: Counter[str] = Counter(dict(conn.execute(
-            sa.select(occ.c.state, sa.func.count()).group_by(occ.c.state)).all()))
+        out: Counter[str] = Counter(
+            dict(conn.execute(sa.select(occ.c.state, sa.func.count()).group_by(occ.c.state)).all())
+        )
     engine.dispose()
     return out
 
@@ -63,19 +65,32 @@ def states(db_url: str) -> Counter[str]:
 
 
 def _runner(db_url: str, tmp_path: Path, channel: SimulatedChannel) -> Runner:
-    env, _ = setup_db(db_url, tmp_path, 3, retry=", retry: {attempts: 3, backoff: 2m, "
-                      "max_backoff: 10m, jitter: false}")
+    env, _ = setup_db(
+        db_url,
+        tmp_path,
+        3,
+        retry=", retry: {attempts: 3, backoff: 2m, max_backoff: 10m, jitter: false}",
+    )
     config = load_config(env["OUTREACH_CONFIG"], ROOT / "templates")
-    return Runner(db.make_engine(db_url), config, TemplateRenderer(ROOT / "templates"),
-                  {"sms": channel}, DataCipher([env["OUTREACH_DATA_KEYS"]]),
-                  public_url="http://127.0.0.1:8000", secret="s")
+    return Runner(
+        db.make_engine(db_url),
+        config,
+        TemplateRenderer(ROOT / "templates"),
+        {"sms": channel},
+        DataCipher([env["OUTREACH_DATA_KEYS"]]),
+        public_url="http://127.0.0.1:8000",
+        secret="s",
+    )
 
 
 def _decisions(runner: Runner, account: str) -> list[tuple[str, str | None, datetime | None]]:
     t = table_of(Decision)
     with runner.db.connect() as conn:
-        rows = conn.execute(sa.select(t.c.decision, t.c.reason, t.c.until)
-                            .where(t.c.account_id == account).order_by(t.c.id)).all()
+        rows = conn.execute(
+            sa.select(t.c.decision, t.c.reason, t.c.until)
+            .where(t.c.account_id == account)
+            .order_by(t.c.id)
+        ).all()
     return [(r.decision, r.reason, r.until) for r in rows]
 
 
@@ -109,22 +124,35 @@ def test_transient_errors_end_failed_after_the_last_attempt(db_url: str, tmp_pat
 def test_a_deferral_does_not_use_up_a_retry_attempt(db_url: str, tmp_path: Path) -> None:
     """Deferred by a limit first (decided under the claim, like a send), then refused
     twice by the provider: it still gets its three attempts."""
-    env, _ = setup_db(db_url, tmp_path, 2, per_debtor=2,
-                      limits="[{id: sms-hourly, channels: [sms], max: 1, window: 1h, "
-                             "scope: debtor}]",
-                      retry=", retry: {attempts: 3, backoff: 2m, max_backoff: 10m, "
-                            "jitter: false}")
+    env, _ = setup_db(
+        db_url,
+        tmp_path,
+        2,
+        per_debtor=2,
+        limits="[{id: sms-hourly, channels: [sms], max: 1, window: 1h, scope: debtor}]",
+        retry=", retry: {attempts: 3, backoff: 2m, max_backoff: 10m, jitter: false}",
+    )
     config = load_config(env["OUTREACH_CONFIG"], ROOT / "templates")
     channel = SimulatedChannel()
-    runner = Runner(db.make_engine(db_url), config, TemplateRenderer(ROOT / "templates"),
-                    {"sms": channel}, DataCipher([env["OUTREACH_DATA_KEYS"]]),
-                    public_url="http://127.0.0.1:8000", secret="s")
+    runner = Runner(
+        db.make_engine(db_url),
+        config,
+        TemplateRenderer(ROOT / "templates"),
+        {"sms": channel},
+        DataCipher([env["OUTREACH_DATA_KEYS"]]),
+        public_url="http://127.0.0.1:8000",
+        secret="s",
+    )
     mid = message_id_for("A00001", "daily-sms", "2026-03-10")
     channel.fail(mid, TransientChannelError("503"), times=2)
     for minutes in (0, 60, 62, 66):
         runner.tick(T + timedelta(minutes=minutes))
     assert [d for d, _, _ in _decisions(runner, "A00001")] == [
-        "deferred", "deferred", "deferred", "sent"]  # limit, 503, 503, sent
+        "deferred",
+        "deferred",
+        "deferred",
+        "sent",
+    ]  # limit, 503, 503, sent
     assert _decisions(runner, "A00001")[0][1] == "limit:sms-hourly"
     assert channel.attempts.count(mid) == 3
 
@@ -163,8 +191,7 @@ def test_sigkill_twenty_times_sends_each_at_most_once(db_url: str, tmp_path: Pat
     rng = random.Random(5)
     kills = 0
     while kills < 20:
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(1.0, 2.0))
         if proc.poll() is not None:  # finished before we could kill it
             break
@@ -190,8 +217,11 @@ def test_sigkill_twenty_times_sends_each_at_most_once(db_url: str, tmp_path: Pat
     engine = db.make_engine(db_url)
     t = table_of(Decision)
     with engine.connect() as conn:
-        decided = dict(conn.execute(sa.select(t.c.message_id, t.c.decision)
-                                    .where(t.c.message_id.is_not(None))).all())
+        decided = dict(
+            conn.execute(
+                sa.select(t.c.message_id, t.c.decision).where(t.c.message_id.is_not(None))
+            ).all()
+        )
     engine.dispose()
     assert set(sent) <= set(decided)
 
@@ -200,13 +230,21 @@ def test_sigkill_twenty_times_sends_each_at_most_once(db_url: str, tmp_path: Pat
 def test_four_workers_never_duplicate_or_exceed_a_cap(db_url: str, tmp_path: Path) -> None:
     n = 2000
     env, outbox = setup_db(
-        db_url, tmp_path, n, per_debtor=3, delay=0.001,
+        db_url,
+        tmp_path,
+        n,
+        per_debtor=3,
+        delay=0.001,
         limits="[{id: sms-daily, channels: [sms], max: 1, window: 1d, scope: debtor}]",
     )
     procs = [
-        subprocess.Popen(outreach("run", "--once", "--now", T.isoformat(), "--worker-id",
-                                  f"w{i}"), env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            outreach("run", "--once", "--now", T.isoformat(), "--worker-id", f"w{i}"),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(4)
     ]
     outputs = [p.communicate(timeout=600) for p in procs]
@@ -214,8 +252,11 @@ def test_four_workers_never_duplicate_or_exceed_a_cap(db_url: str, tmp_path: Pat
     lines = journal(outbox)
     assert Counter(line["message_id"] for line in lines).most_common(1)[0][1] == 1
     per_day = Counter(
-        (line["debtor"], datetime.fromisoformat(line["created_at"].replace("Z", "+00:00"))
-         .astimezone(NY).date()) for line in lines
+        (
+            line["debtor"],
+            datetime.fromisoformat(line["created_at"].replace("Z", "+00:00")).astimezone(NY).date(),
+        )
+        for line in lines
     )
     assert max(per_day.values()) == 1  # 1 sms per debtor per local day, across workers
     debtors = (n + 2) // 3
@@ -231,9 +272,13 @@ def test_four_workers_never_duplicate_or_exceed_a_cap(db_url: str, tmp_path: Pat
 
 def test_invalid_config_on_sighup_keeps_the_daemon_running(db_url: str, tmp_path: Path) -> None:
     env, _ = setup_db(db_url, tmp_path, 5)
-    proc = subprocess.Popen(outreach("run", "--plan-every", "1", "--dispatch-every", "1",
-                                     "--worker-id", "reloader"),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        outreach("run", "--plan-every", "1", "--dispatch-every", "1", "--worker-id", "reloader"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         time.sleep(4)
         policy = Path(env["OUTREACH_CONFIG"]) / "policy.yaml"
@@ -242,8 +287,11 @@ def test_invalid_config_on_sighup_keeps_the_daemon_running(db_url: str, tmp_path
         proc.send_signal(signal.SIGHUP)
         time.sleep(2)
         assert proc.poll() is None, "the daemon died on an invalid config"
-        policy.write_text(good.replace("hours: {default: any}",
-                                       'hours: {default: {start: "09:00", end: "17:00"}}'))
+        policy.write_text(
+            good.replace(
+                "hours: {default: any}", 'hours: {default: {start: "09:00", end: "17:00"}}'
+            )
+        )
         proc.send_signal(signal.SIGHUP)
         time.sleep(2)
         assert proc.poll() is None
@@ -268,8 +316,9 @@ def test_run_once_cli_reports_and_is_idempotent(db_url: str, tmp_path: Path) -> 
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout)
     assert summary["planned"] == 12 and summary["decisions"] == {"sent": 12}
-    second = json.loads(subprocess.run(args, env=env, capture_output=True, text=True,
-                                       timeout=120).stdout)
+    second = json.loads(
+        subprocess.run(args, env=env, capture_output=True, text=True, timeout=120).stdout
+    )
     assert second["planned"] == 0 and second["decisions"] == {}
     assert len(journal(outbox)) == 12
     _ = date
@@ -278,13 +327,15 @@ def test_run_once_cli_reports_and_is_idempotent(db_url: str, tmp_path: Path) -> 
 def test_send_batch_comes_from_the_environment(db_url: str, tmp_path: Path) -> None:
     env, outbox = setup_db(db_url, tmp_path, 12)
     args = outreach("run", "--once", "--now", T.isoformat())
-    bad = subprocess.run(args, env=dict(env, OUTREACH_SEND_BATCH="0"), capture_output=True,
-                         text=True, timeout=120)
+    bad = subprocess.run(
+        args, env=dict(env, OUTREACH_SEND_BATCH="0"), capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2
     assert "OUTREACH_SEND_BATCH" in bad.stderr and "'0'" in bad.stderr
     assert journal(outbox) == []  # nothing was sent with a configuration it refused
-    ok = subprocess.run(args, env=dict(env, OUTREACH_SEND_BATCH="5"), capture_output=True,
-                        text=True, timeout=120)
+    ok = subprocess.run(
+        args, env=dict(env, OUTREACH_SEND_BATCH="5"), capture_output=True, text=True, timeout=120
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["decisions"] == {"sent": 12}
     assert len(journal(outbox)) == 12
@@ -315,22 +366,38 @@ def test_a_hostile_template_fails_its_own_sends_and_the_others_go_out(
     shutil.copytree(ROOT / "templates", templates)
     (templates / "sms" / "hostile.txt.j2").write_text(
         "{{ creditor.name }}: {% for a in range(100000) %}{% for b in range(100000) %}x"
-        "{% endfor %}{% endfor %} Reply STOP to opt out.", encoding="utf-8")
+        "{% endfor %}{% endfor %} Reply STOP to opt out.",
+        encoding="utf-8",
+    )
     env["OUTREACH_TEMPLATES"] = str(templates)
-    result = subprocess.run(outreach("run", "--once", "--now", T.isoformat()), env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        outreach("run", "--once", "--now", T.isoformat()),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["decisions"] == {"failed": 6, "sent": 6}
     engine = db.make_engine(db_url)
     occ, dec, send = table_of(OccurrenceRow), table_of(Decision), table_of(Send)
     with engine.connect() as conn:
-        by_step = dict(conn.execute(sa.select(occ.c.step_id, sa.func.array_agg(occ.c.state)
-                                              if IS_PG else sa.func.group_concat(occ.c.state))
-                                    .group_by(occ.c.step_id)).all())
-        bad = conn.execute(sa.select(dec.c.decision, dec.c.reason, dec.c.message_id)
-                           .where(dec.c.step == "bad")).all()
-        good_ids = set(conn.execute(sa.select(dec.c.message_id).where(
-            dec.c.step == "good", dec.c.decision == "sent")).scalars())
+        by_step = dict(
+            conn.execute(
+                sa.select(
+                    occ.c.step_id,
+                    sa.func.array_agg(occ.c.state) if IS_PG else sa.func.group_concat(occ.c.state),
+                ).group_by(occ.c.step_id)
+            ).all()
+        )
+        bad = conn.execute(
+            sa.select(dec.c.decision, dec.c.reason, dec.c.message_id).where(dec.c.step == "bad")
+        ).all()
+        good_ids = set(
+            conn.execute(
+                sa.select(dec.c.message_id).where(dec.c.step == "good", dec.c.decision == "sent")
+            ).scalars()
+        )
         sends = conn.execute(sa.select(send.c.message_id, send.c.status)).all()
     engine.dispose()
     assert _states(by_step["bad"]) == {"failed"} and _states(by_step["good"]) == {"sent"}

@@ -74,7 +74,7 @@ def section(text: str, title: str) -> str | None:
             continue
         level = len(heading.group(1))
         body = []
-        for other in lines[index + 1:]:
+        for other in lines[index + 1 :]:
             nxt = re.match(r"(#+)\s", other)
             if nxt is not None and len(nxt.group(1)) <= level:
                 break
@@ -107,8 +107,12 @@ def test_every_command_and_option_is_in_docs_cli() -> None:
 
 def test_every_decision_and_reason_code_is_in_docs_decisions() -> None:
     text = (DOCS / "decisions.md").read_text(encoding="utf-8")
-    codes = [*(str(d) for d in DecisionKind), *(str(r) for r in Reason),
-             limit_reason("<id>"), pause_reason("<id>")]
+    codes = [
+        *(str(d) for d in DecisionKind),
+        *(str(r) for r in Reason),
+        limit_reason("<id>"),
+        pause_reason("<id>"),
+    ]
     missing = [code for code in codes if f"`{code}`" not in text]
     assert not missing, f"docs/decisions.md lacks: {', '.join(missing)}"
 
@@ -122,8 +126,11 @@ def http_routes() -> list[str]:
     found = []
     app = create_app(MagicMock())
     # Routers are included as one entry each: their routes are listed from the routers.
-    routes = [r for entry in app.routes
-              for r in getattr(getattr(entry, "original_router", None), "routes", [entry])]
+    routes = [
+        r
+        for entry in app.routes
+        for r in getattr(getattr(entry, "original_router", None), "routes", [entry])
+    ]
     for route in routes:
         path = getattr(route, "path", None)
         if path is None:

@@ -32,8 +32,14 @@ def simulate(name: str) -> list[dict[str, Any]]:
     _register_all()
     result = CliRunner().invoke(
         app,
-        ["simulate", str(EXAMPLES / name), "--config", str(ROOT / "config"),
-         "--templates", str(ROOT / "templates")],
+        [
+            "simulate",
+            str(EXAMPLES / name),
+            "--config",
+            str(ROOT / "config"),
+            "--templates",
+            str(ROOT / "templates"),
+        ],
     )
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
@@ -100,8 +106,14 @@ def test_calls_and_pause_scenario() -> None:
 @pytest.mark.parametrize("name", ["promise_kept.yaml", "calls_and_pause.yaml"])
 def test_output_is_byte_identical(name: str) -> None:
     _register_all()
-    args = ["simulate", str(EXAMPLES / name), "--config", str(ROOT / "config"),
-            "--templates", str(ROOT / "templates")]
+    args = [
+        "simulate",
+        str(EXAMPLES / name),
+        "--config",
+        str(ROOT / "config"),
+        "--templates",
+        str(ROOT / "templates"),
+    ]
     first = CliRunner().invoke(app, args)
     second = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
@@ -120,45 +132,79 @@ def test_events_the_api_would_refuse_are_errors_at_their_lines(tmp_path: Path) -
     range, cannot happen through the API, so not in a simulation either: each is an
     error at its line (exit 2), not a crash nor 36 years of silence."""
     text = (VENDORED / "promise_kept.yaml").read_text()
-    events = text[text.index("events:"):]
-    bad = events + "\n".join([
-        '  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: promise, amount: "1.00", '
-        'due: 2062-04-17}',
-        '  - {at: 0001-01-01T00:00:00Z, account: A-1001, type: payment, amount: "5.00"}',
-        '  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: plan, instalments: '
-        '[{due: 9999-12-31, amount: "5.00"}]}',
-        '  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: promise, amount: "10.00", '
-        'due: 0001-01-01}', ""])
+    events = text[text.index("events:") :]
+    bad = events + "\n".join(
+        [
+            '  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: promise, amount: "1.00", '
+            "due: 2062-04-17}",
+            '  - {at: 0001-01-01T00:00:00Z, account: A-1001, type: payment, amount: "5.00"}',
+            "  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: plan, instalments: "
+            '[{due: 9999-12-31, amount: "5.00"}]}',
+            '  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: promise, amount: "10.00", '
+            "due: 0001-01-01}",
+            "",
+        ]
+    )
     scenario = tmp_path / "bad.yaml"
     scenario.write_text(text.replace(events, bad))
     lines = scenario.read_text().splitlines()
     _register_all()
-    result = CliRunner().invoke(app, ["simulate", str(scenario), "--config",
-                                      str(ROOT / "config"), "--templates",
-                                      str(ROOT / "templates")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            str(scenario),
+            "--config",
+            str(ROOT / "config"),
+            "--templates",
+            str(ROOT / "templates"),
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    for needle, words in (("2062-04-17", "max_days_ahead"), ("0001-01-01T", "before 1970"),
-                          ("9999-12-31", "max_days_between"),
-                          ("due: 0001-01-01", "before the day it is made")):
+    for needle, words in (
+        ("2062-04-17", "max_days_ahead"),
+        ("0001-01-01T", "before 1970"),
+        ("9999-12-31", "max_days_between"),
+        ("due: 0001-01-01", "before the day it is made"),
+    ):
         line = next(n for n, text in enumerate(lines, start=1) if needle in text)
-        assert any(out.startswith(f"{scenario}:{line}:") and words in out
-                   for out in result.stderr.splitlines()), (needle, result.stderr)
+        assert any(
+            out.startswith(f"{scenario}:{line}:") and words in out
+            for out in result.stderr.splitlines()
+        ), (needle, result.stderr)
 
 
 def test_an_unknown_event_field_is_an_error_at_its_line(tmp_path: Path) -> None:
     """A misspelt field (``chanel``) would quietly make an opt-out of nothing."""
     text = (VENDORED / "promise_kept.yaml").read_text()
-    events = text[text.index("events:"):]
+    events = text[text.index("events:") :]
     scenario = tmp_path / "typo.yaml"
-    scenario.write_text(text.replace(events, events + (
-        "  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: opt_out, channel: sms, "
-        "chanel: voice}\n")))
+    scenario.write_text(
+        text.replace(
+            events,
+            events
+            + (
+                "  - {at: 2026-04-09T19:30:00Z, account: A-1001, type: opt_out, channel: sms, "
+                "chanel: voice}\n"
+            ),
+        )
+    )
     line = len(scenario.read_text().splitlines())
     _register_all()
-    result = CliRunner().invoke(app, ["simulate", str(scenario), "--config",
-                                      str(ROOT / "config"), "--templates",
-                                      str(ROOT / "templates")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            str(scenario),
+            "--config",
+            str(ROOT / "config"),
+            "--templates",
+            str(ROOT / "templates"),
+        ],
+    )
     assert result.exit_code == 2, result.output
-    assert any(out.startswith(f"{scenario}:{line}:") and "unknown field 'chanel'" in out
-               for out in result.stderr.splitlines()), result.stderr
+    assert any(
+        out.startswith(f"{scenario}:{line}:") and "unknown field 'chanel'" in out
+        for out in result.stderr.splitlines()
+    ), result.stderr

@@ -49,7 +49,8 @@ def _stored(engine: Engine) -> list[int]:
 
 
 def test_a_failing_item_rolls_back_alone_and_the_rest_commit_once(
-        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     batches: list[int] = []
     gate = threading.Event()
 
@@ -69,8 +70,10 @@ def test_a_failing_item_rolls_back_alone_and_the_rest_commit_once(
     async def main() -> list[object]:
         first = asyncio.ensure_future(commits.submit(hold))
         await asyncio.sleep(0.05)
-        rest = [asyncio.ensure_future(commits.submit(lambda c, n=n: _insert(n, c), key=str(n)))
-                for n in range(10)]
+        rest = [
+            asyncio.ensure_future(commits.submit(lambda c, n=n: _insert(n, c), key=str(n)))
+            for n in range(10)
+        ]
         await asyncio.sleep(0.05)
         gate.set()
         results: list[object] = await asyncio.gather(first, *rest, return_exceptions=True)
@@ -80,8 +83,7 @@ def test_a_failing_item_rolls_back_alone_and_the_rest_commit_once(
     commits.close()
 
     assert results[0] == "held"
-    assert [r for r in results[1:] if not isinstance(r, Exception)] == [
-        0, 1, 2, 3, 4, 5, 6, 8, 9]
+    assert [r for r in results[1:] if not isinstance(r, Exception)] == [0, 1, 2, 3, 4, 5, 6, 8, 9]
     assert isinstance(results[8], ValueError)
     assert _stored(engine) == [0, 1, 2, 3, 4, 5, 6, 8, 9]
     # the ten queued items were first tried as one batch, then one by one
@@ -103,8 +105,14 @@ def test_a_lone_item_is_committed_without_waiting_for_company(engine: Engine) ->
 # --- many status callbacks at once = the same callbacks one after another ------------------
 
 SEND_STATES = ["sending", "sent", "ambiguous", "delivered", "failed"]
-STATUSES = [DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.undelivered,
-            DeliveryStatus.failed, DeliveryStatus.queued, DeliveryStatus.clicked]
+STATUSES = [
+    DeliveryStatus.sent,
+    DeliveryStatus.delivered,
+    DeliveryStatus.undelivered,
+    DeliveryStatus.failed,
+    DeliveryStatus.queued,
+    DeliveryStatus.clicked,
+]
 
 
 @pytest.fixture(scope="module")
@@ -114,50 +122,83 @@ def sends_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine = db.make_engine(url)
     at = datetime(2026, 3, 10, 15, tzinfo=UTC)
     with engine.begin() as conn:
-        insert_sends(conn, [
-            {"message_id": f"m{n}", "provider_id": None if n == 5 else f"SM{n}",
-             "status": SEND_STATES[n % len(SEND_STATES)], "sent_at": at} for n in range(6)])
+        insert_sends(
+            conn,
+            [
+                {
+                    "message_id": f"m{n}",
+                    "provider_id": None if n == 5 else f"SM{n}",
+                    "status": SEND_STATES[n % len(SEND_STATES)],
+                    "sent_at": at,
+                }
+                for n in range(6)
+            ],
+        )
     yield engine
     engine.dispose()
 
 
 def _state(conn: Connection) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    sends = conn.execute(sa.select(table_of(Send).c.message_id, table_of(Send).c.status,
-                                   table_of(Send).c.provider_id)
-                         .order_by(table_of(Send).c.id)).all()
-    events = conn.execute(sa.select(table_of(DeliveryEvent).c.provider_event_key,
-                                    table_of(DeliveryEvent).c.status)
-                          .order_by(table_of(DeliveryEvent).c.provider_event_key)).all()
+    sends = conn.execute(
+        sa.select(
+            table_of(Send).c.message_id, table_of(Send).c.status, table_of(Send).c.provider_id
+        ).order_by(table_of(Send).c.id)
+    ).all()
+    events = conn.execute(
+        sa.select(
+            table_of(DeliveryEvent).c.provider_event_key, table_of(DeliveryEvent).c.status
+        ).order_by(table_of(DeliveryEvent).c.provider_event_key)
+    ).all()
     return [tuple(r) for r in sends], [tuple(r) for r in events]
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(STATUSES), st.integers(0, 2)),
-                min_size=1, max_size=12))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 6), st.sampled_from(STATUSES), st.integers(0, 2)),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_a_batch_of_callbacks_ends_as_if_taken_one_by_one(
-        sends_db: Engine, calls: list[tuple[int, DeliveryStatus, int]]) -> None:
+    sends_db: Engine, calls: list[tuple[int, DeliveryStatus, int]]
+) -> None:
     at = datetime(2026, 3, 10, 16, tzinfo=UTC)
     deliveries = [
-        facts.Delivery(provider_id=f"SM{n}", message_id=f"m{n}" if n == 5 else None,
-                       status=status, event_key=f"SM{n}:{status}:{seq}", at=at)
-        for n, status, seq in calls]  # n == 6: no such send; n == 5: found by message id
+        facts.Delivery(
+            provider_id=f"SM{n}",
+            message_id=f"m{n}" if n == 5 else None,
+            status=status,
+            event_key=f"SM{n}:{status}:{seq}",
+            at=at,
+        )
+        for n, status, seq in calls
+    ]  # n == 6: no such send; n == 5: found by message id
     outcomes = []
     for together in (False, True):
         with sends_db.connect() as conn, conn.begin() as tx:
             if together:
                 results = facts.record_deliveries(conn, deliveries)
             else:
-                results = [facts.record_delivery(
-                    conn, provider_id=d.provider_id, message_id=d.message_id,
-                    status=d.status, event_key=d.event_key, at=d.at) for d in deliveries]
+                results = [
+                    facts.record_delivery(
+                        conn,
+                        provider_id=d.provider_id,
+                        message_id=d.message_id,
+                        status=d.status,
+                        event_key=d.event_key,
+                        at=d.at,
+                    )
+                    for d in deliveries
+                ]
             outcomes.append((results, _state(conn)))
             tx.rollback()
     assert outcomes[1] == outcomes[0]
 
 
-def test_a_callback_for_an_ambiguous_send_records_it_sent_by_the_provider(
-        db_url: str) -> None:
+def test_a_callback_for_an_ambiguous_send_records_it_sent_by_the_provider(db_url: str) -> None:
     """The send did go out: a second decision says so, at the callback's instant, in the
     debtor's local time (the offset of the ambiguous record), with its own reason code."""
     db.upgrade(db_url)
@@ -166,18 +207,39 @@ def test_a_callback_for_an_ambiguous_send_records_it_sent_by_the_provider(
     callback = datetime(2026, 3, 2, 15, 7, tzinfo=UTC)
     decision_t = table_of(Decision)
     with engine.begin() as conn:
-        insert_sends(conn, [{"message_id": "m1", "provider_id": "SM1", "status": "ambiguous",
-                             "sent_at": sent_at}])
-        conn.execute(decision_t.insert().values(
-            time=sent_at, local_time="2026-03-02T10:00:00-05:00", account_id="A1",
-            debtor_id="D1", step="s", channel="sms", kind="collection",
-            decision="ambiguous", reason="provider_error", message_id="m1"))
-        facts.record_delivery(conn, provider_id="SM1", message_id=None,
-                              status=DeliveryStatus.delivered, event_key="SM1:delivered",
-                              at=callback)
+        insert_sends(
+            conn,
+            [{"message_id": "m1", "provider_id": "SM1", "status": "ambiguous", "sent_at": sent_at}],
+        )
+        conn.execute(
+            decision_t.insert().values(
+                time=sent_at,
+                local_time="2026-03-02T10:00:00-05:00",
+                account_id="A1",
+                debtor_id="D1",
+                step="s",
+                channel="sms",
+                kind="collection",
+                decision="ambiguous",
+                reason="provider_error",
+                message_id="m1",
+            )
+        )
+        facts.record_delivery(
+            conn,
+            provider_id="SM1",
+            message_id=None,
+            status=DeliveryStatus.delivered,
+            event_key="SM1:delivered",
+            at=callback,
+        )
     with engine.connect() as conn:
         last = conn.execute(sa.select(decision_t).order_by(decision_t.c.id.desc())).first()
     engine.dispose()
     assert last is not None
     assert (last.decision, last.reason, last.time, last.local_time) == (
-        "sent", Reason.confirmed_by_provider, callback, "2026-03-02T10:07:00-05:00")
+        "sent",
+        Reason.confirmed_by_provider,
+        callback,
+        "2026-03-02T10:07:00-05:00",
+    )

@@ -27,16 +27,33 @@ from orchestrator.web.app import Server, create_app
 def serving(db_url: str, tmp_path: Path) -> Iterator[str]:
     """A real server on ``db_url``, whatever state that database is in."""
     config_dir = write_config(tmp_path / "config", outbox=tmp_path / "outbox")
-    settings = Settings.from_env({"OUTREACH_DATABASE_URL": db_url,
-                                  "OUTREACH_DATA_KEYS": Fernet.generate_key().decode(),
-                                  "OUTREACH_SECRET_KEY": TEST_SECRET,
-                                  "OUTREACH_CONFIG": str(config_dir)})
+    settings = Settings.from_env(
+        {
+            "OUTREACH_DATABASE_URL": db_url,
+            "OUTREACH_DATA_KEYS": Fernet.generate_key().decode(),
+            "OUTREACH_SECRET_KEY": TEST_SECRET,
+            "OUTREACH_CONFIG": str(config_dir),
+        }
+    )
     config = load_config(config_dir, ROOT / "templates")
     cipher, engine = DataCipher(settings.data_keys), db.make_engine(db_url)
-    runner = Runner(engine, config, TemplateRenderer(ROOT / "templates"), {}, cipher,
-                    public_url="https://o.example.com", secret=TEST_SECRET)
-    server = Server(db=engine, config=config, cipher=cipher, settings=settings,
-                    clock=VirtualClock(T), runner=runner)
+    runner = Runner(
+        engine,
+        config,
+        TemplateRenderer(ROOT / "templates"),
+        {},
+        cipher,
+        public_url="https://o.example.com",
+        secret=TEST_SECRET,
+    )
+    server = Server(
+        db=engine,
+        config=config,
+        cipher=cipher,
+        settings=settings,
+        clock=VirtualClock(T),
+        runner=runner,
+    )
     sock = free_socket()
     try:
         with live_server(create_app(server), sock):
@@ -49,16 +66,19 @@ HEAD = db.known_revisions()[-1]
 
 
 def probes(url: str) -> list[tuple[int, dict[str, Any]]]:
-    return [(r.status_code, r.json()) for r in (httpx.get(url + p) for p in ("/healthz",
-                                                                            "/readyz"))]
+    return [
+        (r.status_code, r.json()) for r in (httpx.get(url + p) for p in ("/healthz", "/readyz"))
+    ]
 
 
 def test_health_needs_the_database_at_the_migration_head(db_url: str, tmp_path: Path) -> None:
     """On a database with no tables /healthz said 200 while /metrics failed."""
     with serving(db_url, tmp_path) as url:
-        missing = {"status": "unavailable",
-                   "reason": f"the database has no schema (expected revision {HEAD}): "
-                             "run `outreach db upgrade`"}
+        missing = {
+            "status": "unavailable",
+            "reason": f"the database has no schema (expected revision {HEAD}): "
+            "run `outreach db upgrade`",
+        }
         assert probes(url) == [(503, missing), (503, missing)]
         db.upgrade(db_url, "0003")
         behind = probes(url)
@@ -72,5 +92,13 @@ def test_health_needs_the_database_at_the_migration_head(db_url: str, tmp_path: 
 def test_health_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
     unreachable = "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2"
     with serving(unreachable, tmp_path) as url:
-        assert probes(url) == [(503, {"status": "unavailable",
-                                      "reason": "database unreachable (OperationalError)"})] * 2
+        assert (
+            probes(url)
+            == [
+                (
+                    503,
+                    {"status": "unavailable", "reason": "database unreachable (OperationalError)"},
+                )
+            ]
+            * 2
+        )

@@ -17,17 +17,32 @@ def test_non_ascii_credentials_are_refused_with_401_not_500(live: Live) -> None:
     for value in (b"Bearer \xe9t\xe9", "Bearer tök".encode()):
         got = httpx.get(f"{live.url}/api/v1/accounts/A00000", headers={b"Authorization": value})
         assert got.status_code == 401, got.text
-    body = json.dumps({"event_id": "ev-x", "account_id": "A00000", "amount": "1.00",
-                       "currency": "USD", "paid_at": T.isoformat()}).encode()
+    body = json.dumps(
+        {
+            "event_id": "ev-x",
+            "account_id": "A00000",
+            "amount": "1.00",
+            "currency": "USD",
+            "paid_at": T.isoformat(),
+        }
+    ).encode()
     stamp = str(int(T.timestamp())).encode()
     for signature in (b"sha256=\xe9", "sha256=é".encode()):
-        got = httpx.post(live.url + "/webhooks/payments", content=body, headers={
-            b"Content-Type": b"application/json", b"X-Outreach-Timestamp": stamp,
-            b"X-Outreach-Signature": signature})
+        got = httpx.post(
+            live.url + "/webhooks/payments",
+            content=body,
+            headers={
+                b"Content-Type": b"application/json",
+                b"X-Outreach-Timestamp": stamp,
+                b"X-Outreach-Signature": signature,
+            },
+        )
         assert got.status_code == 401, got.text
-    got = httpx.post(live.url + "/webhooks/twilio/sms/status",
-                     data={"MessageSid": "SMx", "MessageStatus": "delivered"},
-                     headers={b"X-Twilio-Signature": b"\xe9\xe9"})
+    got = httpx.post(
+        live.url + "/webhooks/twilio/sms/status",
+        data={"MessageSid": "SMx", "MessageStatus": "delivered"},
+        headers={b"X-Twilio-Signature": b"\xe9\xe9"},
+    )
     assert got.status_code == 403, got.text
     assert live.count(Payment) == 0 and live.count(DeliveryEvent) == 0
 
@@ -36,22 +51,48 @@ def test_api_token_needs_the_bearer_scheme_in_any_case(live: Live) -> None:  # n
     """RFC 6750/7235: ``Authorization: Bearer <token>``; the scheme is case-insensitive,
     and a bare token (or another scheme) is not a bearer credential."""
     url = f"{live.url}/api/v1/accounts/A00000"
-    for value in (API_TOKEN, f"Basic {API_TOKEN}", f"Bearer{API_TOKEN}", "Bearer",
-                  f"Token {API_TOKEN}"):
+    for value in (
+        API_TOKEN,
+        f"Basic {API_TOKEN}",
+        f"Bearer{API_TOKEN}",
+        "Bearer",
+        f"Token {API_TOKEN}",
+    ):
         assert httpx.get(url, headers={"Authorization": value}).status_code == 401, value
     for value in (f"Bearer {API_TOKEN}", f"bearer {API_TOKEN}", f"BEARER  {API_TOKEN}"):
         assert httpx.get(url, headers={"Authorization": value}).status_code == 200, value
 
 
-ACCOUNT = {"name": "Lee Chen", "phone": "+12125550123", "country": "US", "region": "NY",
-           "currency": "USD", "balance": "300.00", "due_date": "2026-02-01", "creditor": "acme"}
-TEXT_FIELDS = ("debtor_id", "name", "email", "address_line1", "address_line2", "city",
-               "region", "postal_code", "timezone", "locale", "creditor", "reference",
-               "segment", "phone", "country")
+ACCOUNT = {
+    "name": "Lee Chen",
+    "phone": "+12125550123",
+    "country": "US",
+    "region": "NY",
+    "currency": "USD",
+    "balance": "300.00",
+    "due_date": "2026-02-01",
+    "creditor": "acme",
+}
+TEXT_FIELDS = (
+    "debtor_id",
+    "name",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "timezone",
+    "locale",
+    "creditor",
+    "reference",
+    "segment",
+    "phone",
+    "country",
+)
 
 
-def test_account_text_fields_refuse_control_characters_and_huge_values(
-        live: Live) -> None:  # noqa: F811
+def test_account_text_fields_refuse_control_characters_and_huge_values(live: Live) -> None:  # noqa: F811
     """A NUL in a name was stored (PostgreSQL then fails on it: a 500 later); every text
     field had no length bound. Each is now a 422 naming the field, and nothing is
     written."""
@@ -70,11 +111,17 @@ def test_account_text_fields_refuse_control_characters_and_huge_values(
         assert got.status_code == 422, (account_id, got.text)
         got = httpx.get(f"{live.url}/api/v1/accounts/{account_id}", headers=auth)
         assert got.status_code in (404, 422), (account_id, got.text)
-        got = httpx.post(f"{live.url}/api/v1/accounts/{account_id}/events", headers=auth,
-                         json={"type": "dispute"})
+        got = httpx.post(
+            f"{live.url}/api/v1/accounts/{account_id}/events",
+            headers=auth,
+            json={"type": "dispute"},
+        )
         assert got.status_code in (404, 422), (account_id, got.text)
     assert live.count(AccountRow, account_id="N1") == 0
-    event = httpx.post(f"{live.url}/api/v1/accounts/A00001/events", headers=auth, json={
-        "type": "payment", "amount": "5.00", "payment_id": "p\x001"})
+    event = httpx.post(
+        f"{live.url}/api/v1/accounts/A00001/events",
+        headers=auth,
+        json={"type": "payment", "amount": "5.00", "payment_id": "p\x001"},
+    )
     assert event.status_code == 422, event.text
     assert httpx.put(url, json={**ACCOUNT, "name": "Lee Chen\t"}, headers=auth).status_code == 200

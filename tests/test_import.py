@@ -159,7 +159,8 @@ def test_a_duplicate_names_the_line_that_had_the_id_first(
     result = run(["import", "accounts", str(path)], url, data_keys)
     assert result.exit_code == 2
     assert f"{path}:5: account_id: duplicate account_id 'A1' in file (first on line 3)" in (
-        result.stderr), result.stderr
+        result.stderr
+    ), result.stderr
 
 
 def test_unknown_column_rejects_the_file(url: str, data_keys: str, tmp_path: Path) -> None:
@@ -287,8 +288,9 @@ def import_payments_after_one_account(url: str, keys: str, tmp_path: Path, *line
     path = write_rows(tmp_path / "a.csv", [GOOD])
     assert run(["import", "accounts", str(path)], url, keys).exit_code == 0
     payments = tmp_path / "p.csv"
-    payments.write_text("".join(f"{line}\n" for line in ["payment_id,account_id,amount,paid_at",
-                                                          *lines]))
+    payments.write_text(
+        "".join(f"{line}\n" for line in ["payment_id,account_id,amount,paid_at", *lines])
+    )
     return payments
 
 
@@ -296,7 +298,8 @@ def test_payments_are_idempotent_and_close_a_paid_account(
     url: str, data_keys: str, tmp_path: Path
 ) -> None:
     payments = import_payments_after_one_account(
-        url, data_keys, tmp_path, "P1,A1,50.00,2026-03-01T10:00:00Z", "P2,A1,200.00,2026-03-03")
+        url, data_keys, tmp_path, "P1,A1,50.00,2026-03-01T10:00:00Z", "P2,A1,200.00,2026-03-03"
+    )
     first = run(["import", "payments", str(payments)], url, None)
     assert first.exit_code == 0, first.stderr
     again = run(["import", "payments", str(payments)], url, None)
@@ -315,8 +318,12 @@ def test_payment_for_unknown_account_rejects_the_file(
     url: str, data_keys: str, tmp_path: Path
 ) -> None:
     payments = import_payments_after_one_account(
-        url, data_keys, tmp_path, "P1,A1,50.00,2026-03-01T10:00:00Z",
-        "P2,NOPE,20.00,2026-03-01T10:00:00Z")
+        url,
+        data_keys,
+        tmp_path,
+        "P1,A1,50.00,2026-03-01T10:00:00Z",
+        "P2,NOPE,20.00,2026-03-01T10:00:00Z",
+    )
     result = run(["import", "payments", str(payments)], url, None)
     assert result.exit_code == 2
     assert f"{payments}:3: account_id: unknown account 'NOPE'" in result.stderr
@@ -324,16 +331,24 @@ def test_payment_for_unknown_account_rejects_the_file(
     assert show(url, data_keys, "A1")["balance"] == "250.00"
 
 
-@pytest.mark.parametrize("paid_at", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+05:00",
-                                     "1969-12-31T23:59:59Z",
-                                     "9999-12-31", "2100-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "paid_at",
+    [
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+05:00",
+        "1969-12-31T23:59:59Z",
+        "9999-12-31",
+        "2100-01-01T00:00:00Z",
+    ],
+)
 def test_a_payment_out_of_range_rejects_the_file(
     url: str, data_keys: str, tmp_path: Path, paid_at: str
 ) -> None:
     """Before 1970 or more than a day ahead of the clock: a date the engine cannot
     reckon with, or a payment not yet made."""
     payments = import_payments_after_one_account(
-        url, data_keys, tmp_path, "P1,A1,50.00,2026-03-01T10:00:00Z", f"P2,A1,20.00,{paid_at}")
+        url, data_keys, tmp_path, "P1,A1,50.00,2026-03-01T10:00:00Z", f"P2,A1,20.00,{paid_at}"
+    )
     result = run(["import", "payments", str(payments)], url, None)
     assert result.exit_code == 2, result.stdout
     assert f"{payments}:3: paid_at: " in result.stderr, result.stderr
@@ -346,7 +361,8 @@ def test_a_payment_too_large_to_store_rejects_the_file(
 ) -> None:
     """Money is NUMERIC(18, 2): PostgreSQL refused the row mid-import with a traceback."""
     payments = import_payments_after_one_account(
-        url, data_keys, tmp_path, "P1,A1,99999999999999999999.99,2026-03-01T10:00:00Z")
+        url, data_keys, tmp_path, "P1,A1,99999999999999999999.99,2026-03-01T10:00:00Z"
+    )
     result = run(["import", "payments", str(payments)], url, None)
     assert result.exit_code == 2
     assert f"{payments}:2: amount: amount too large" in result.stderr, result.stderr
@@ -401,12 +417,19 @@ def test_a_duplicate_payment_in_the_file_rejects_it(
     url: str, data_keys: str, tmp_path: Path
 ) -> None:
     payments = import_payments_after_one_account(
-        url, data_keys, tmp_path, "P1,A1,50.00,2026-03-01T10:00:00Z",
-        "P2,A1,20.00,2026-03-01T10:00:00Z", "P1,A1,50.00,2026-03-02T10:00:00Z")
+        url,
+        data_keys,
+        tmp_path,
+        "P1,A1,50.00,2026-03-01T10:00:00Z",
+        "P2,A1,20.00,2026-03-01T10:00:00Z",
+        "P1,A1,50.00,2026-03-02T10:00:00Z",
+    )
     result = run(["import", "payments", str(payments)], url, None)
     assert result.exit_code == 2
-    assert (f"{payments}:4: payment_id: duplicate payment_id 'P1' in file (first on line 2)"
-            in result.stderr), result.stderr
+    assert (
+        f"{payments}:4: payment_id: duplicate payment_id 'P1' in file (first on line 2)"
+        in result.stderr
+    ), result.stderr
     assert count(url, "payment") == 0
 
 
@@ -448,8 +471,12 @@ def test_phone_zones_are_stored_at_import_and_read_as_the_number_gives_them(
         with engine.begin() as conn:
             a1 = load_account(conn, cipher, "A1")
             assert a1 is not None and a1.phone_zones == ("Asia/Shanghai",)
-            conn.execute(sa.text("UPDATE account SET phone_zones = 'phonenumbers-0.0 Etc/UTC' "
-                                 "WHERE account_id = 'A1'"))
+            conn.execute(
+                sa.text(
+                    "UPDATE account SET phone_zones = 'phonenumbers-0.0 Etc/UTC' "
+                    "WHERE account_id = 'A1'"
+                )
+            )
             a1 = load_account(conn, cipher, "A1")
         assert a1 is not None and a1.phone_zones is None
         assert candidate_zones(a1, policy).primary.key == "Asia/Shanghai"

@@ -19,8 +19,11 @@ from support import ROOT  # noqa: I001
 # Lowest first: a package may import those before it, never those after.
 RANKS = [
     ("orchestrator", "orchestrator.errors", "orchestrator.clock"),
-    ("orchestrator.config.models", "orchestrator.config.yamlsafe",
-     "orchestrator.config.deployment"),
+    (
+        "orchestrator.config.models",
+        "orchestrator.config.yamlsafe",
+        "orchestrator.config.deployment",
+    ),
     ("orchestrator.core",),
     ("channels", "orchestrator.config.settings"),
     ("orchestrator.content",),
@@ -37,9 +40,26 @@ RANKS = [
 ]
 RANK = {unit: rank for rank, units in enumerate(RANKS) for unit in units}
 # What the pure core must never import, directly or by a function-level import.
-NOT_IN_CORE = ("sqlalchemy", "sqlmodel", "alembic", "psycopg", "fastapi", "starlette",
-               "uvicorn", "typer", "rich", "httpx", "requests", "twilio", "weasyprint",
-               "jinja2", "aiosmtpd", "smtplib", "subprocess", "socket")
+NOT_IN_CORE = (
+    "sqlalchemy",
+    "sqlmodel",
+    "alembic",
+    "psycopg",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "typer",
+    "rich",
+    "httpx",
+    "requests",
+    "twilio",
+    "weasyprint",
+    "jinja2",
+    "aiosmtpd",
+    "smtplib",
+    "subprocess",
+    "socket",
+)
 
 
 def _module(path: Path, root: Path) -> str:
@@ -88,13 +108,15 @@ def layer_violations(root: Path) -> list[str]:
         for imported in sorted(set(_imports(path))):
             target = _unit(imported)
             if target is not None and target != unit and RANK[target] > RANK[unit]:
-                found.setdefault((module, target),
-                                 f"{module} imports {imported} (layer {target} is above "
-                                 f"{unit})")
+                found.setdefault(
+                    (module, target),
+                    f"{module} imports {imported} (layer {target} is above {unit})",
+                )
             top = imported.split(".")[0]
             if unit == "orchestrator.core" and top in NOT_IN_CORE:
-                found.setdefault((module, top),
-                                 f"{module} imports {imported}: the core does no I/O")
+                found.setdefault(
+                    (module, top), f"{module} imports {imported}: the core does no I/O"
+                )
     return sorted(found.values())
 
 
@@ -103,15 +125,16 @@ def import_cycles(root: Path) -> list[list[str]]:
     modules = dict(_sources(root))
     graph: dict[str, set[str]] = defaultdict(set)
     for module, path in modules.items():
-        graph[module] = {m for m in _imports(path, module_level_only=True)
-                         if m in modules and m != module}
+        graph[module] = {
+            m for m in _imports(path, module_level_only=True) if m in modules and m != module
+        }
     cycles, state = [], {}
 
     def visit(node: str, stack: list[str]) -> None:
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, [*stack, nxt])
         state[node] = "done"
@@ -135,14 +158,18 @@ def test_orchestrator_holds_only_its_layers_and_the_shared_modules() -> None:
     assert flat == ["__init__.py", "__main__.py", "clock.py", "errors.py"]
 
 
-@pytest.mark.parametrize(("module", "line", "complaint"), [
-    ("orchestrator/core/gate.py", "import sqlalchemy\n", "the core does no I/O"),
-    ("orchestrator/core/rules.py", "from orchestrator.store import facts\n", "is above"),
-    ("orchestrator/store/facts.py", "from orchestrator.web import app\n", "is above"),
-    ("channels/smtp.py", "from orchestrator.dispatch import runner\n", "is above"),
-])
-def test_a_planted_violation_is_found(tmp_path: Path, module: str, line: str,
-                                      complaint: str) -> None:
+@pytest.mark.parametrize(
+    ("module", "line", "complaint"),
+    [
+        ("orchestrator/core/gate.py", "import sqlalchemy\n", "the core does no I/O"),
+        ("orchestrator/core/rules.py", "from orchestrator.store import facts\n", "is above"),
+        ("orchestrator/store/facts.py", "from orchestrator.web import app\n", "is above"),
+        ("channels/smtp.py", "from orchestrator.dispatch import runner\n", "is above"),
+    ],
+)
+def test_a_planted_violation_is_found(
+    tmp_path: Path, module: str, line: str, complaint: str
+) -> None:
     """The check itself: the tree copied, one forbidden import added, and it is named."""
     for top in ("orchestrator", "channels"):
         for path in (ROOT / top).rglob("*.py"):
@@ -157,10 +184,13 @@ def test_a_planted_violation_is_found(tmp_path: Path, module: str, line: str,
 
 
 def test_a_planted_cycle_is_found(tmp_path: Path) -> None:
-    for name, text in (("a.py", "from orchestrator.core import b\n"),
-                       ("b.py", "from orchestrator.core import a\n")):
+    for name, text in (
+        ("a.py", "from orchestrator.core import b\n"),
+        ("b.py", "from orchestrator.core import a\n"),
+    ):
         path = tmp_path / "orchestrator" / "core" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    assert import_cycles(tmp_path) == [["orchestrator.core.a", "orchestrator.core.b",
-                                        "orchestrator.core.a"]]
+    assert import_cycles(tmp_path) == [
+        ["orchestrator.core.a", "orchestrator.core.b", "orchestrator.core.a"]
+    ]

@@ -23,14 +23,15 @@ from orchestrator.core.links import (
 )
 from orchestrator.store.tables import AccountEvent, AccountRow, DeliveryEvent, OptOut, table_of
 
-BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Safari/604.1",
-           "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+BROWSER = {
+    "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Safari/604.1",
+    "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+}
 
 
 def _pay_link(srv: Live, account: str, expires: timedelta) -> str:
     send = _send(srv, account)
-    return pay_link(srv.url, srv.server.settings.secret_key or "", send.message_id,
-                    T + expires)
+    return pay_link(srv.url, srv.server.settings.secret_key or "", send.message_id, T + expires)
 
 
 def _clicks(srv: Live) -> tuple[int, int]:
@@ -42,14 +43,18 @@ def _without_pay_urls(srv: Live, tmp_path: Path, account: str, locale: str) -> N
     config = tmp_path / "config-nopay"
     shutil.copytree(srv.server.settings.config_dir, config)
     creditors = config / "creditors.yaml"
-    creditors.write_text(creditors.read_text().replace(
-        'pay_url: "https://pay.example.com/{reference}"',
-        'bank_account: "Acme Consumer Finance, 6222 0000 1234 5678"'))
+    creditors.write_text(
+        creditors.read_text().replace(
+            'pay_url: "https://pay.example.com/{reference}"',
+            'bank_account: "Acme Consumer Finance, 6222 0000 1234 5678"',
+        )
+    )
     srv.server.config = load_config(config)
     accounts = table_of(AccountRow)
     with srv.db.begin() as conn:
-        conn.execute(accounts.update().where(accounts.c.account_id == account)
-                     .values(locale=locale))
+        conn.execute(
+            accounts.update().where(accounts.c.account_id == account).values(locale=locale)
+        )
 
 
 def test_an_expired_pay_link_leads_to_the_pay_page_without_a_click(live: Live) -> None:  # noqa: F811
@@ -60,14 +65,32 @@ def test_an_expired_pay_link_leads_to_the_pay_page_without_a_click(live: Live) -
     assert _clicks(live) == (0, 0)
 
 
-@pytest.mark.parametrize(("locale", "lang", "words"), [
-    ("en-US", "en-US", ("This payment link has expired.", "Pay by bank transfer to:",
-                        "Call Acme Consumer Finance at")),
-    ("zh-CN", "zh-CN", ("此还款链接已过期。", "请通过银行转账还款至：", "请致电Acme Consumer Finance")),
-])
+@pytest.mark.parametrize(
+    ("locale", "lang", "words"),
+    [
+        (
+            "en-US",
+            "en-US",
+            (
+                "This payment link has expired.",
+                "Pay by bank transfer to:",
+                "Call Acme Consumer Finance at",
+            ),
+        ),
+        (
+            "zh-CN",
+            "zh-CN",
+            ("此还款链接已过期。", "请通过银行转账还款至：", "请致电Acme Consumer Finance"),
+        ),
+    ],
+)
 def test_an_expired_pay_link_without_a_pay_url_says_where_to_pay_and_whom_to_call(
-        live: Live, tmp_path: Path, locale: str, lang: str,  # noqa: F811
-        words: tuple[str, ...]) -> None:
+    live: Live,
+    tmp_path: Path,
+    locale: str,
+    lang: str,  # noqa: F811
+    words: tuple[str, ...],
+) -> None:
     _without_pay_urls(live, tmp_path, "A00003", locale)
     got = httpx.get(_pay_link(live, "A00003", -timedelta(days=3)), headers=BROWSER)
     assert got.status_code == 200
@@ -83,7 +106,8 @@ def test_an_expired_pay_link_without_a_pay_url_says_where_to_pay_and_whom_to_cal
 
 
 def test_a_forged_link_is_404_records_nothing_html_for_browsers_json_for_scripts(
-        live: Live) -> None:  # noqa: F811
+    live: Live,
+) -> None:  # noqa: F811
     token = _pay_link(live, "A00003", timedelta(days=30)).rsplit("/", 1)[1]
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     for path in (f"/p/{forged}", f"/u/{forged}", "/p/nonsense", f"/u/{token}"):
@@ -101,8 +125,14 @@ def test_unsubscribe_links_work_for_a_year_after_their_expiry(live: Live) -> Non
     link = unsubscribe_link(live.url, secret, send.message_id, T + LINK_LIFETIME)
     live.clock.set(T + LINK_LIFETIME + UNSUBSCRIBE_GRACE - timedelta(days=1))
     assert "<form method=post" in httpx.get(link).text
-    assert httpx.post(link, content=b"List-Unsubscribe=One-Click", headers={
-        "Content-Type": "application/x-www-form-urlencoded"}).status_code == 200
+    assert (
+        httpx.post(
+            link,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ).status_code
+        == 200
+    )
     assert live.count(OptOut, channel="email") == 1
 
     other = _send(live, "A00002", "email")
@@ -117,8 +147,11 @@ def test_unsubscribe_links_work_for_a_year_after_their_expiry(live: Live) -> Non
 def test_only_a_persons_first_click_counts(live: Live) -> None:  # noqa: F811
     link = _pay_link(live, "A00003", timedelta(days=30))
     for agent in PREVIEW_AGENTS:
-        got = httpx.get(link, headers={"User-Agent": f"Mozilla/5.0 (compatible; {agent}/1.0)"},
-                        follow_redirects=False)
+        got = httpx.get(
+            link,
+            headers={"User-Agent": f"Mozilla/5.0 (compatible; {agent}/1.0)"},
+            follow_redirects=False,
+        )
         assert got.status_code == 302, agent
     head = httpx.head(link, headers=BROWSER, follow_redirects=False)
     assert head.status_code == 302 and head.headers["location"] == "https://pay.example.com/R3"
@@ -130,11 +163,15 @@ def test_only_a_persons_first_click_counts(live: Live) -> None:  # noqa: F811
     assert _clicks(live) == (20, 1)  # 20 click events, one 'clicked' status
     events = table_of(AccountEvent)
     with live.db.connect() as conn:
-        firsts = [e.detail["first"] for e in conn.execute(
-            sa.select(events.c.detail).where(events.c.type == "click")
-            .order_by(events.c.time, events.c.id))]
+        firsts = [
+            e.detail["first"]
+            for e in conn.execute(
+                sa.select(events.c.detail)
+                .where(events.c.type == "click")
+                .order_by(events.c.time, events.c.id)
+            )
+        ]
     assert firsts == [True] + [False] * 19
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
     shown = httpx.get(f"{live.url}/api/v1/accounts/A00003", headers=auth).json()
-    assert [e["status"] for e in shown["events"]
-            if e["type"] == "delivery"] == ["clicked"]
+    assert [e["status"] for e in shown["events"] if e["type"] == "delivery"] == ["clicked"]

@@ -64,13 +64,23 @@ def test_the_shipped_library_passes() -> None:
 def test_cli_lint_passes_on_the_library_and_fails_with_exit_2(tmp_path: Path) -> None:
     _register_all()
     runner = CliRunner()
-    ok = runner.invoke(app, ["templates", "lint", "--config", str(ROOT / "config"),
-                             "--templates", str(ROOT / "templates")])
+    ok = runner.invoke(
+        app,
+        [
+            "templates",
+            "lint",
+            "--config",
+            str(ROOT / "config"),
+            "--templates",
+            str(ROOT / "templates"),
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert "OK (0 warning(s))" in ok.stdout
     bad = write(tmp_path, "sms/hi.txt.j2", FRONT + GOOD_SMS.replace("please pay", "{{ amout }}"))
-    result = runner.invoke(app, ["templates", "lint", "--config", str(ROOT / "config"),
-                                 "--templates", str(tmp_path)])
+    result = runner.invoke(
+        app, ["templates", "lint", "--config", str(ROOT / "config"), "--templates", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert f"{bad}:4: error: undefined variable 'amout'" in result.stdout
 
@@ -89,16 +99,22 @@ def test_lint_by_name_and_channel_name(tmp_path: Path) -> None:
 
 
 def test_undefined_variable_in_any_branch(tmp_path: Path) -> None:
-    path = write(tmp_path, "sms/hi.en-US.txt.j2",
-                 FRONT + GOOD_SMS + "\n{% if pay_link %}ok{% else %}{{ creditr.phone }}{% endif %}")
+    path = write(
+        tmp_path,
+        "sms/hi.en-US.txt.j2",
+        FRONT + GOOD_SMS + "\n{% if pay_link %}ok{% else %}{{ creditr.phone }}{% endif %}",
+    )
     problem = only(lint(tmp_path))
     assert (problem.path, problem.line) == (str(path), 5)
     assert "undefined variable 'creditr'" in problem.message
 
 
 def test_undefined_attribute_found_by_rendering(tmp_path: Path) -> None:
-    path = write(tmp_path, "sms/hi.zh-CN.txt.j2",
-                 FRONT + "\n" + GOOD_SMS.replace("{{ debtor.first_name }}", "{{ debtor.nmae }}"))
+    path = write(
+        tmp_path,
+        "sms/hi.zh-CN.txt.j2",
+        FRONT + "\n" + GOOD_SMS.replace("{{ debtor.first_name }}", "{{ debtor.nmae }}"),
+    )
     problem = only(lint(tmp_path))
     assert (problem.path, problem.line) == (str(path), 5)
     assert "nmae" in problem.message
@@ -112,8 +128,11 @@ def test_syntax_error(tmp_path: Path) -> None:
 
 
 def test_unknown_filter_is_reported_at_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "sms/hi.txt.j2",
-                 FRONT + GOOD_SMS + "\n{{ account.balance | monney(account.currency) }}")
+    path = write(
+        tmp_path,
+        "sms/hi.txt.j2",
+        FRONT + GOOD_SMS + "\n{{ account.balance | monney(account.currency) }}",
+    )
     problem = only(lint(tmp_path))
     assert (problem.path, problem.line) == (str(path), 5)
     assert "No filter named 'monney'" in problem.message
@@ -129,12 +148,16 @@ def _one_short_report(result: Result, code: int) -> str:
     return output
 
 
-@pytest.mark.parametrize(("body", "line", "message"), [
-    ("{{ account.balance | monney(account.currency) }}", 5, "No filter named 'monney'"),
-    ("{% if pay_link %}\n{{ pay_link }", 6, "syntax error: unexpected '}'"),
-])
+@pytest.mark.parametrize(
+    ("body", "line", "message"),
+    [
+        ("{{ account.balance | monney(account.currency) }}", 5, "No filter named 'monney'"),
+        ("{% if pay_link %}\n{{ pay_link }", 6, "syntax error: unexpected '}'"),
+    ],
+)
 def test_cli_lint_and_config_check_report_a_broken_template_as_file_line(
-        tmp_path: Path, body: str, line: int, message: str) -> None:
+    tmp_path: Path, body: str, line: int, message: str
+) -> None:
     """An unknown filter or a syntax error: ``FILE:LINE: error: message``, exit 2, no
     traceback, in ``templates lint`` and in ``config check`` (at the step's template)."""
     cfg, templates = tmp_path / "config", tmp_path / "templates"
@@ -143,11 +166,13 @@ def test_cli_lint_and_config_check_report_a_broken_template_as_file_line(
     bad = write(templates, "sms/reminder.en-US.txt.j2", FRONT + GOOD_SMS + "\n" + body)
     _register_all()
     runner = CliRunner()
-    linted = runner.invoke(app, ["templates", "lint", "reminder", "--config", str(cfg),
-                                 "--templates", str(templates)])
+    linted = runner.invoke(
+        app, ["templates", "lint", "reminder", "--config", str(cfg), "--templates", str(templates)]
+    )
     assert f"{bad}:{line}: error: {message}" in _one_short_report(linted, 2)
-    checked = runner.invoke(app, ["config", "check", "--config", str(cfg),
-                                  "--templates", str(templates)])
+    checked = runner.invoke(
+        app, ["config", "check", "--config", str(cfg), "--templates", str(templates)]
+    )
     step_line = line_of(cfg / "cadences.yaml", "template: reminder")
     out = _one_short_report(checked, 2)
     assert f"{cfg / 'cadences.yaml'}:{step_line}:" in out and f"{bad}:{line}: " in out
@@ -161,15 +186,20 @@ def test_required_content_from_policy_rules(tmp_path: Path) -> None:
 
 
 def test_chinese_opt_out_wording_counts(tmp_path: Path) -> None:
-    write(tmp_path, "sms/hi.zh-CN.txt.j2",
-          "【{{ creditor.name }}】{{ debtor.name }}您好，请还款{{ pay_link }}"
-          "{% if disclosure %}本信息来自债务催收方。{% endif %}回复TD退订")
+    write(
+        tmp_path,
+        "sms/hi.zh-CN.txt.j2",
+        "【{{ creditor.name }}】{{ debtor.name }}您好，请还款{{ pay_link }}"
+        "{% if disclosure %}本信息来自债务催收方。{% endif %}回复TD退订",
+    )
     assert lint(tmp_path) == []
 
 
 def test_email_needs_an_unsubscribe(tmp_path: Path) -> None:
-    body = ('<p>{{ creditor.name }}: please pay.</p>{% if disclosure %}<p>This is a '
-            'communication from a debt collector.</p>{% endif %}')
+    body = (
+        "<p>{{ creditor.name }}: please pay.</p>{% if disclosure %}<p>This is a "
+        "communication from a debt collector.</p>{% endif %}"
+    )
     path = write(tmp_path, "email/hi.html.j2", FRONT + body)
     problem = only(lint(tmp_path))
     assert (problem.path, problem.line) == (str(path), 4)
@@ -179,8 +209,11 @@ def test_email_needs_an_unsubscribe(tmp_path: Path) -> None:
 
 
 def test_debt_collector_disclosure_when_the_creditor_is_one(tmp_path: Path) -> None:
-    path = write(tmp_path, "sms/hi.txt.j2",
-                 FRONT + "{{ creditor.name }}: please pay {{ pay_link }}. Reply STOP to opt out.")
+    path = write(
+        tmp_path,
+        "sms/hi.txt.j2",
+        FRONT + "{{ creditor.name }}: please pay {{ pay_link }}. Reply STOP to opt out.",
+    )
     problem = only(lint(tmp_path))
     assert (problem.path, problem.line) == (str(path), 4)
     assert "debt-collector-disclosure" in problem.message
@@ -227,19 +260,26 @@ def test_policy_forbidden_phrases_are_added(tmp_path: Path) -> None:
     assert (problem.path, problem.line) == (str(path), 5)
     assert "forbidden by policy.yaml" in problem.message
     relaxed = CONFIG.model_copy(
-        update={"policy": CONFIG.policy.model_copy(update={"forbidden": []})})
+        update={"policy": CONFIG.policy.model_copy(update={"forbidden": []})}
+    )
     assert lint(tmp_path, relaxed) == []
 
 
 def test_forbidden_wording_in_a_shared_layout_is_reported_there(tmp_path: Path) -> None:
-    layout = write(tmp_path, "email/_layout.html.j2",
-                   "<html><body>\n<p>{{ creditor.name }}</p>\n{% block content %}{% endblock %}\n"
-                   "<p>Unpaid accounts go to the sheriff.</p>\n"
-                   '<p><a href="{{ unsubscribe_link }}">unsubscribe</a></p>\n</body></html>\n')
-    write(tmp_path, "email/hi.html.j2",
-          FRONT + '{% extends "email/_layout.html.j2" %}\n{% block content %}<p>Please pay.'
-          "{% if disclosure %} This is a communication from a debt collector.{% endif %}"
-          "</p>{% endblock %}")
+    layout = write(
+        tmp_path,
+        "email/_layout.html.j2",
+        "<html><body>\n<p>{{ creditor.name }}</p>\n{% block content %}{% endblock %}\n"
+        "<p>Unpaid accounts go to the sheriff.</p>\n"
+        '<p><a href="{{ unsubscribe_link }}">unsubscribe</a></p>\n</body></html>\n',
+    )
+    write(
+        tmp_path,
+        "email/hi.html.j2",
+        FRONT + '{% extends "email/_layout.html.j2" %}\n{% block content %}<p>Please pay.'
+        "{% if disclosure %} This is a communication from a debt collector.{% endif %}"
+        "</p>{% endblock %}",
+    )
     problem = only(lint(tmp_path))
     assert (problem.path, problem.line) == (str(layout), 4)
     assert "'sheriff'" in problem.message
@@ -258,8 +298,10 @@ def test_sms_length_warns_over_two_segments_and_fails_over_four(tmp_path: Path) 
 
 
 def test_chinese_sms_counts_ucs2_segments(tmp_path: Path) -> None:
-    body = ("【{{ creditor.name }}】{{ debtor.name }}您好，请尽快还款。" * 8
-            + "{% if disclosure %}本信息来自债务催收方。{% endif %}回复STOP退订")
+    body = (
+        "【{{ creditor.name }}】{{ debtor.name }}您好，请尽快还款。" * 8
+        + "{% if disclosure %}本信息来自债务催收方。{% endif %}回复STOP退订"
+    )
     path = write(tmp_path, "sms/hi.zh-CN.txt.j2", FRONT + body)
     problem = only(lint(tmp_path), "warning")
     assert (problem.path, problem.line) == (str(path), 4)
@@ -297,9 +339,11 @@ def test_letters_missing_a_required_field(tmp_path: Path, remove: str, missing: 
 
 
 def test_email_html_that_does_not_parse(tmp_path: Path) -> None:
-    body = ("<p>{{ creditor.name }}: please pay.</p>\n<p>Now <strong>{{ pay_link }}</p>\n"
-            '<p><a href="{{ unsubscribe_link }}">unsubscribe</a>'
-            "{% if disclosure %} This is a communication from a debt collector.{% endif %}</p>\n")
+    body = (
+        "<p>{{ creditor.name }}: please pay.</p>\n<p>Now <strong>{{ pay_link }}</p>\n"
+        '<p><a href="{{ unsubscribe_link }}">unsubscribe</a>'
+        "{% if disclosure %} This is a communication from a debt collector.{% endif %}</p>\n"
+    )
     path = write(tmp_path, "email/hi.en-US.html.j2", FRONT + body)
     problem = only(lint(tmp_path))
     assert (problem.path, problem.line) == (str(path), 5)
@@ -307,33 +351,47 @@ def test_email_html_that_does_not_parse(tmp_path: Path) -> None:
 
 
 def test_html_checker() -> None:
-    assert html_problems('<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
-                         "<body><p>a<br>b<br/></p><img src=x></body></html>") == []
+    assert (
+        html_problems(
+            '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+            "<body><p>a<br>b<br/></p><img src=x></body></html>"
+        )
+        == []
+    )
     assert html_problems("<div>\n<p>x</div>") == [
-        (2, "<p> opened on line 2 is not closed before </div> on line 2")]
+        (2, "<p> opened on line 2 is not closed before </div> on line 2")
+    ]
     assert html_problems("<p>x</p>\n</span>") == [(2, "</span> closes no open <span>")]
     assert any("unterminated" in m for _, m in html_problems('<p>x</p><a href="y'))
 
 
 def test_voicemail_is_limited_content(tmp_path: Path) -> None:
-    path = write(tmp_path, "voice/hi_voicemail.txt.j2",
-                 FRONT + "This is {{ creditor.name }} for {{ debtor.name }}.\n"
-                 "It is about your overdue account. Call {{ creditor.phone | digits }}.")
+    path = write(
+        tmp_path,
+        "voice/hi_voicemail.txt.j2",
+        FRONT + "This is {{ creditor.name }} for {{ debtor.name }}.\n"
+        "It is about your overdue account. Call {{ creditor.phone | digits }}.",
+    )
     problem = only(lint(tmp_path))
     assert (problem.path, problem.line) == (str(path), 5)
     assert "voicemail" in problem.message and "overdue" in problem.message
 
 
 def test_call_says_nothing_of_the_debt_before_identification(tmp_path: Path) -> None:
-    path = write(tmp_path, "voice/hi.zh-CN.txt.j2",
-                 FRONT + "您好，这里是{{ creditor.name }}，您有一笔欠款。请问是{{ debtor.name }}本人吗？\n\n"
-                 "{{ debtor.name }}您好，您的欠款为{{ account.balance | money(account.currency) }}。")
+    path = write(
+        tmp_path,
+        "voice/hi.zh-CN.txt.j2",
+        FRONT + "您好，这里是{{ creditor.name }}，您有一笔欠款。请问是{{ debtor.name }}本人吗？\n\n"
+        "{{ debtor.name }}您好，您的欠款为{{ account.balance | money(account.currency) }}。",
+    )
     problem = only(lint(tmp_path))
     assert (problem.path, problem.line) == (str(path), 4)
     assert "before the person is identified" in problem.message
-    path.write_text(FRONT + "您好，这里是{{ creditor.name }}。请问是{{ debtor.name }}本人吗？\n\n"
-                    "{{ debtor.name }}您好，您的欠款为{{ account.balance | money(account.currency) }}。",
-                    encoding="utf-8")
+    path.write_text(
+        FRONT + "您好，这里是{{ creditor.name }}。请问是{{ debtor.name }}本人吗？\n\n"
+        "{{ debtor.name }}您好，您的欠款为{{ account.balance | money(account.currency) }}。",
+        encoding="utf-8",
+    )
     assert lint(tmp_path) == []
 
 
@@ -362,8 +420,9 @@ def test_config_check_fails_when_a_step_names_a_template_lint_rejects(tmp_path: 
     assert f"{bad}:" in problems[0].message
 
     _register_all()
-    result = CliRunner().invoke(app, ["config", "check", "--config", str(cfg),
-                                      "--templates", str(templates)])
+    result = CliRunner().invoke(
+        app, ["config", "check", "--config", str(cfg), "--templates", str(templates)]
+    )
     assert result.exit_code == 2
     assert f"{cfg / 'cadences.yaml'}:{line}:" in result.stdout
 
@@ -375,8 +434,13 @@ def _outreach(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     """The real command in a process of its own, and how long it took: what its user
     sees, a traceback included if there is one."""
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "orchestrator", *args],
-                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     return result, time.monotonic() - started
 
 
@@ -387,19 +451,20 @@ def _library_with(tmp_path: Path, rel: str, extra: str) -> tuple[Path, Path, Pat
     shutil.copytree(ROOT / "config", cfg)
     shutil.copytree(ROOT / "templates", templates)
     bad = templates / rel
-    bad.write_text(bad.read_text(encoding="utf-8").rstrip("\n") + extra + "\n",
-                   encoding="utf-8")
+    bad.write_text(bad.read_text(encoding="utf-8").rstrip("\n") + extra + "\n", encoding="utf-8")
     return cfg, templates, bad
 
 
 def test_a_huge_power_is_a_lint_error_at_its_line_quickly(tmp_path: Path) -> None:
     """``{{ 9 ** 9999999 }}`` took 19 s and ended in a traceback through Jinja's constant
     folding; now lint names the file and line at once and exits 2."""
-    cfg, templates, bad = _library_with(tmp_path, "sms/reminder.en-US.txt.j2",
-                                        " {{ 9 ** 9999999 }}")
+    cfg, templates, bad = _library_with(
+        tmp_path, "sms/reminder.en-US.txt.j2", " {{ 9 ** 9999999 }}"
+    )
     line = len(bad.read_text(encoding="utf-8").splitlines())
-    result, seconds = _outreach("templates", "lint", "--config", str(cfg),
-                                "--templates", str(templates))
+    result, seconds = _outreach(
+        "templates", "lint", "--config", str(cfg), "--templates", str(templates)
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"{bad}:{line}: error: 9 ** 9999999 would have about" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
@@ -407,11 +472,13 @@ def test_a_huge_power_is_a_lint_error_at_its_line_quickly(tmp_path: Path) -> Non
 
 
 def test_config_check_reports_a_huge_power_without_a_traceback(tmp_path: Path) -> None:
-    cfg, templates, bad = _library_with(tmp_path, "sms/reminder.en-US.txt.j2",
-                                        " {{ 9 ** 9999999 }}")
+    cfg, templates, bad = _library_with(
+        tmp_path, "sms/reminder.en-US.txt.j2", " {{ 9 ** 9999999 }}"
+    )
     line = len(bad.read_text(encoding="utf-8").splitlines())
-    result, seconds = _outreach("config", "check", "--config", str(cfg),
-                                "--templates", str(templates))
+    result, seconds = _outreach(
+        "config", "check", "--config", str(cfg), "--templates", str(templates)
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     step_line = line_of(cfg / "cadences.yaml", "template: reminder,")
     assert f"{cfg / 'cadences.yaml'}:{step_line}:" in result.stdout
@@ -423,46 +490,56 @@ def test_config_check_reports_a_huge_power_without_a_traceback(tmp_path: Path) -
 # --- what a letter may load when it is printed -------------------------------------------
 
 
-def test_a_letter_that_loads_a_file_or_the_network_is_an_error_at_its_line(
-    tmp_path: Path
-) -> None:
+def test_a_letter_that_loads_a_file_or_the_network_is_an_error_at_its_line(tmp_path: Path) -> None:
     """The printer fetched every URL of a letter: an attachment of the daemon's own
     environment (its keys) and an image from the network passed lint. Now each is an
     error where it is written; files under the template directory and data: URLs pass."""
     templates = tmp_path / "templates"
     layout = letter_library(
-        templates, head='<link rel="attachment" href="file:///proc/self/environ">',
+        templates,
+        head='<link rel="attachment" href="file:///proc/self/environ">',
         body='<img src="http://127.0.0.1:9/logo.png" alt=""><img src="logo.png" alt="">'
-             '<img src="data:image/png;base64,iVBORw0KGgo=" alt="">')
+        '<img src="data:image/png;base64,iVBORw0KGgo=" alt="">',
+    )
     (templates / "letter" / "logo.png").write_bytes(tiny_png())
     problems = lint_templates(templates, CONFIG, ["letter/demand_letter"])
     found = {(p.path, p.line, p.level) for p in problems}
-    assert found == {(str(layout), line_of(layout, "environ"), "error"),
-                     (str(layout), line_of(layout, "127.0.0.1:9"), "error")}, problems
+    assert found == {
+        (str(layout), line_of(layout, "environ"), "error"),
+        (str(layout), line_of(layout, "127.0.0.1:9"), "error"),
+    }, problems
     environ = next(p for p in problems if "environ" in p.message)
     assert "'file:///proc/self/environ'" in environ.message
     assert "outside the template directory" in environ.message
 
     _register_all()
-    result = CliRunner().invoke(app, ["templates", "lint", "--config", str(ROOT / "config"),
-                                      "--templates", str(templates)])
+    result = CliRunner().invoke(
+        app, ["templates", "lint", "--config", str(ROOT / "config"), "--templates", str(templates)]
+    )
     assert result.exit_code == 2
-    assert f"{layout}:{line_of(layout, 'environ')}: error: the printer would not load" \
-        in result.stdout
+    assert (
+        f"{layout}:{line_of(layout, 'environ')}: error: the printer would not load" in result.stdout
+    )
     assert f"{layout}:{line_of(layout, '127.0.0.1:9')}: error:" in result.stdout
 
 
-@pytest.mark.parametrize(("written", "why"), [
-    ('<link rel="stylesheet" href="../../secret.css">', "outside the template directory"),
-    ('<style>@import "https://fonts.example.com/a.css";</style>', "on the network"),
-    ("<style>@font-face { font-family: X; src: url(ftp://example.com/x.ttf); }</style>",
-     "on the network"),
-    ('<div style="background: url(\'file:///etc/passwd\')"></div>', "outside the template"),
-    ('<a rel="attachment" href="//example.com/x.bin">x</a>', "another host"),
-    ('<img src="{{ creditor.pay_url }}.png" alt="">', "as rendered with the sample data"),
-])
-def test_every_kind_of_url_the_printer_fetches_is_checked(tmp_path: Path, written: str,
-                                                          why: str) -> None:
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        ('<link rel="stylesheet" href="../../secret.css">', "outside the template directory"),
+        ('<style>@import "https://fonts.example.com/a.css";</style>', "on the network"),
+        (
+            "<style>@font-face { font-family: X; src: url(ftp://example.com/x.ttf); }</style>",
+            "on the network",
+        ),
+        ("<div style=\"background: url('file:///etc/passwd')\"></div>", "outside the template"),
+        ('<a rel="attachment" href="//example.com/x.bin">x</a>', "another host"),
+        ('<img src="{{ creditor.pay_url }}.png" alt="">', "as rendered with the sample data"),
+    ],
+)
+def test_every_kind_of_url_the_printer_fetches_is_checked(
+    tmp_path: Path, written: str, why: str
+) -> None:
     templates = tmp_path / "templates"
     layout = letter_library(templates, body=written)
     problem = only(lint_templates(templates, CONFIG, ["letter/demand_letter"]))

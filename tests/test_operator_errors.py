@@ -27,11 +27,11 @@ CLOSED_PORT_URL = "postgresql+psycopg://outreach:s3cret-pw@127.0.0.1:1/outreach"
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     accounts = tmp_path / "accounts.csv"
-    accounts.write_text("account_id,name,currency,balance,due_date\n"
-                        "A1,Pat Doe,USD,100.00,2026-02-01\n")
+    accounts.write_text(
+        "account_id,name,currency,balance,due_date\nA1,Pat Doe,USD,100.00,2026-02-01\n"
+    )
     payments = tmp_path / "payments.csv"
-    payments.write_text("payment_id,account_id,amount,paid_at\n"
-                        "P1,A1,10.00,2026-03-02T10:00:00Z\n")
+    payments.write_text("payment_id,account_id,amount,paid_at\nP1,A1,10.00,2026-03-02T10:00:00Z\n")
     return {"accounts": accounts, "payments": payments}
 
 
@@ -50,8 +50,10 @@ def commands(files: dict[str, Path]) -> dict[str, list[str]]:
 def invoke(args: list[str], url: str) -> Any:
     _register_all()
     env = {
-        "OUTREACH_DATABASE_URL": url, "OUTREACH_DATA_KEYS": _KEY,
-        "OUTREACH_SECRET_KEY": "test-secret", "OUTREACH_CONFIG": str(ROOT / "config"),
+        "OUTREACH_DATABASE_URL": url,
+        "OUTREACH_DATA_KEYS": _KEY,
+        "OUTREACH_SECRET_KEY": "test-secret",
+        "OUTREACH_CONFIG": str(ROOT / "config"),
         "OUTREACH_TEMPLATES": str(ROOT / "templates"),
         "OUTREACH_PUBLIC_URL": "http://127.0.0.1:8000",
     }
@@ -69,10 +71,13 @@ def one_line(result: Any, code: int) -> str:
     return output
 
 
-@pytest.mark.parametrize("command", ["import accounts", "import payments", "run --once",
-                                     "report", "account show", "serve"])
+@pytest.mark.parametrize(
+    "command",
+    ["import accounts", "import payments", "run --once", "report", "account show", "serve"],
+)
 def test_a_command_before_db_upgrade_says_run_db_upgrade(
-        db_url: str, files: dict[str, Path], command: str) -> None:
+    db_url: str, files: dict[str, Path], command: str
+) -> None:
     out = one_line(invoke(commands(files)[command], db_url), 2)
     head = db.known_revisions()[-1]
     assert f"has no schema (expected revision {head}): run `outreach db upgrade`" in out
@@ -80,7 +85,8 @@ def test_a_command_before_db_upgrade_says_run_db_upgrade(
 
 
 def test_a_command_on_an_older_schema_names_both_revisions(
-        db_url: str, files: dict[str, Path]) -> None:
+    db_url: str, files: dict[str, Path]
+) -> None:
     *_, older, head = db.known_revisions()
     db.upgrade(db_url, older)
     out = one_line(invoke(commands(files)["account show"], db_url), 2)
@@ -89,26 +95,47 @@ def test_a_command_on_an_older_schema_names_both_revisions(
     assert invoke(commands(files)["import accounts"], db_url).exit_code == 0
 
 
-@pytest.mark.parametrize("command", ["import accounts", "import payments", "run --once",
-                                     "report", "account show", "serve", "db upgrade"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "import accounts",
+        "import payments",
+        "run --once",
+        "report",
+        "account show",
+        "serve",
+        "db upgrade",
+    ],
+)
 def test_an_unreachable_database_is_a_runtime_failure_without_its_password(
-        files: dict[str, Path], command: str) -> None:
+    files: dict[str, Path], command: str
+) -> None:
     args = {**commands(files), "db upgrade": ["db", "upgrade"]}[command]
     out = one_line(invoke(args, CLOSED_PORT_URL), 1)
-    assert ("OUTREACH_DATABASE_URL: error: cannot connect to the database at "
-            "postgresql+psycopg://outreach@127.0.0.1:1/outreach: connection refused") in out
+    assert (
+        "OUTREACH_DATABASE_URL: error: cannot connect to the database at "
+        "postgresql+psycopg://outreach@127.0.0.1:1/outreach: connection refused"
+    ) in out
     assert "s3cret" not in out
 
 
-@pytest.mark.parametrize(("url", "said"), [
-    ("mysql://root:s3cret-pw@db.internal/outreach", "unsupported database 'mysql'"),
-    ("postgresql+psycopg2://u:s3cret-pw@db/outreach", "unsupported database 'postgresql+psycopg2'"),
-    ("not a url at all s3cret-pw", "not a database URL"),
-])
-@pytest.mark.parametrize("command", ["import accounts", "run --once", "report",
-                                     "account show", "db upgrade"])
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("mysql://root:s3cret-pw@db.internal/outreach", "unsupported database 'mysql'"),
+        (
+            "postgresql+psycopg2://u:s3cret-pw@db/outreach",
+            "unsupported database 'postgresql+psycopg2'",
+        ),
+        ("not a url at all s3cret-pw", "not a database URL"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command", ["import accounts", "run --once", "report", "account show", "db upgrade"]
+)
 def test_an_unsupported_database_url_is_a_configuration_error(
-        files: dict[str, Path], url: str, said: str, command: str) -> None:
+    files: dict[str, Path], url: str, said: str, command: str
+) -> None:
     args = {**commands(files), "db upgrade": ["db", "upgrade"]}[command]
     out = one_line(invoke(args, url), 2)
     assert f"OUTREACH_DATABASE_URL: error: {said} " in out
@@ -119,13 +146,20 @@ def test_an_unsupported_database_url_is_a_configuration_error(
 def test_the_console_script_says_it_in_one_line_too(tmp_path: Path) -> None:
     """``python -m orchestrator`` (what ``outreach`` runs), not only the test runner."""
     env = dict(os.environ, OUTREACH_DATABASE_URL=CLOSED_PORT_URL, OUTREACH_DATA_KEYS=_KEY)
-    done = subprocess.run([sys.executable, "-m", "orchestrator", "account", "show", "A1"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "account", "show", "A1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [
         "OUTREACH_DATABASE_URL: error: cannot connect to the database at "
-        "postgresql+psycopg://outreach@127.0.0.1:1/outreach: connection refused"]
+        "postgresql+psycopg://outreach@127.0.0.1:1/outreach: connection refused"
+    ]
 
 
 def test_a_migration_that_fails_says_why_not_to_run_it_again(db_url: str) -> None:
@@ -136,6 +170,5 @@ def test_a_migration_that_fails_says_why_not_to_run_it_again(db_url: str) -> Non
         conn.execute(sa.text("CREATE TABLE debtor (something integer)"))
     engine.dispose()
     out = one_line(invoke(["db", "upgrade"], db_url), 1)
-    assert out.startswith("OUTREACH_DATABASE_URL: error: the migration failed on the "
-                          "database at ")
+    assert out.startswith("OUTREACH_DATABASE_URL: error: the migration failed on the database at ")
     assert "debtor" in out and "already exists" in out and "db upgrade" not in out

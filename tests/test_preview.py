@@ -18,9 +18,20 @@ from orchestrator.cli import _register_all, app
 
 def preview(tmp_path: Path, *args: str) -> tuple[str, dict[str, Path]]:
     _register_all()
-    result = CliRunner().invoke(app, ["templates", "preview", *args, "--out", str(tmp_path),
-                                      "--config", str(ROOT / "config"),
-                                      "--templates", str(ROOT / "templates")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "templates",
+            "preview",
+            *args,
+            "--out",
+            str(tmp_path),
+            "--config",
+            str(ROOT / "config"),
+            "--templates",
+            str(ROOT / "templates"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     files = {p.suffix: p for p in tmp_path.iterdir()}
     return result.stdout, files
@@ -33,14 +44,25 @@ def pdf_text(path: Path) -> str:
 @pytest.mark.parametrize(
     ("locale", "fields"),
     [
-        ("zh-CN", ["催 款 函", "张伟", "¥1,234.50", "2025年12月1日", "REF-2026-000123",
-                   "还款期限", "6222", "/p/", "投诉"]),
+        (
+            "zh-CN",
+            [
+                "催 款 函",
+                "张伟",
+                "¥1,234.50",
+                "2025年12月1日",
+                "REF-2026-000123",
+                "还款期限",
+                "6222",
+                "/p/",
+                "投诉",
+            ],
+        ),
         ("en-US", ["REF-", "$1,234.50", "December 1, 2025", "/p/"]),
     ],
 )
 def test_letter_preview_pdf_reads_back(tmp_path: Path, locale: str, fields: list[str]) -> None:
-    stdout, files = preview(tmp_path, "demand_letter", "--channel", "letter",
-                            "--locale", locale)
+    stdout, files = preview(tmp_path, "demand_letter", "--channel", "letter", "--locale", locale)
     assert str(files[".pdf"]) in stdout.replace("\n", "")
     text = pdf_text(files[".pdf"])
     missing = [f for f in fields if f.replace(" ", "") not in text.replace(" ", "")]
@@ -48,8 +70,7 @@ def test_letter_preview_pdf_reads_back(tmp_path: Path, locale: str, fields: list
 
 
 def test_sms_preview_prints_the_text(tmp_path: Path) -> None:
-    stdout, files = preview(tmp_path, "reminder", "--channel", "sms",
-                            "--locale", "zh-CN")
+    stdout, files = preview(tmp_path, "reminder", "--channel", "sms", "--locale", "zh-CN")
     assert ".pdf" not in files
     assert "退订" in stdout
 
@@ -63,10 +84,30 @@ def test_a_letter_cannot_put_the_environment_in_its_pdf(tmp_path: Path) -> None:
     marker = "marker-5f0c1e-not-for-the-printer"
     env = dict(os.environ, OUTREACH_DATA_KEYS=marker)  # in the printing process's environ
     result = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "templates", "preview", "demand_letter",
-         "--channel", "letter", "--locale", "en-US", "--out", str(tmp_path / "out"),
-         "--config", str(ROOT / "config"), "--templates", str(templates)],
-        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "templates",
+            "preview",
+            "demand_letter",
+            "--channel",
+            "letter",
+            "--locale",
+            "en-US",
+            "--out",
+            str(tmp_path / "out"),
+            "--config",
+            str(ROOT / "config"),
+            "--templates",
+            str(templates),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     pdf = tmp_path / "out" / "letter-demand_letter.en-US.pdf"

@@ -218,30 +218,53 @@ def test_the_sandbox_still_refuses_after_safe_reads_of_the_same_object(tmp_path:
 # the first line is plain text), with what was too much in words.
 HOSTILE = {
     "power": ("{{ 9 ** 9999999 }}", "digits"),  # 19 s, then a traceback at compile time
-    "nested ranges": ("{% for a in range(100000) %}{% for b in range(100000) %}x"
-                      "{% endfor %}{% endfor %}", "range() of 100,000 numbers"),
-    "loops in loops": ("{% for a in range(10000) %}{% for b in range(10000) %}"
-                       "{% endfor %}{% endfor %}", "too much work"),
-    "loops over a text": ("{% set s = 'x' * 1000 %}{% for a in s %}{% for b in s %}"
-                          "{% for c in s %}{% endfor %}{% endfor %}{% endfor %}", "too much work"),
+    "nested ranges": (
+        "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
+        "range() of 100,000 numbers",
+    ),
+    "loops in loops": (
+        "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
+        "too much work",
+    ),
+    "loops over a text": (
+        "{% set s = 'x' * 1000 %}{% for a in s %}{% for b in s %}"
+        "{% for c in s %}{% endfor %}{% endfor %}{% endfor %}",
+        "too much work",
+    ),
     "repeated text": ("{{ 'x' * 50000000 }}", "50,000,000 characters"),
-    "text doubled in a loop": ("{% set ns = namespace(s='x') %}{% for i in range(22) %}"
-                               "{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "characters long"),
-    "copies in a block": ("{% set s = 'x' * 500000 %}{% set b %}{% for i in range(20) %}"
-                          "{{ s ~ i }}{% endfor %}{% endset %}", "printed more than"),
-    "calls doubling": ("{% macro m(n) %}{% if n %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}"
-                       "{% endmacro %}{{ m(60) }}", "too much work"),
+    "text doubled in a loop": (
+        "{% set ns = namespace(s='x') %}{% for i in range(22) %}"
+        "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        "characters long",
+    ),
+    "copies in a block": (
+        "{% set s = 'x' * 500000 %}{% set b %}{% for i in range(20) %}"
+        "{{ s ~ i }}{% endfor %}{% endset %}",
+        "printed more than",
+    ),
+    "calls doubling": (
+        "{% macro m(n) %}{% if n %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}"
+        "{% endmacro %}{{ m(60) }}",
+        "too much work",
+    ),
     "a wide filter": ("{{ 'x' | center(9999999) }}", "9,999,999"),
     "a wide method": ("{{ 'x'.ljust(9999999) }}", "9,999,999"),
     "a wide format": ("{{ '%09999999d' % 1 }}", "9999999"),
     "text.format": ("{{ '{:>9999999}'.format(1) }}", "not available"),
     "a number literal": ("{{ 1" + "0" * 5000 + " }}", "5,001 digits"),
-    "endless recursion": ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
-                          "calls itself without end"),
-    "including itself twice": ("{% include 'sms/x.txt.j2' %}{% include 'sms/x.txt.j2' %}",
-                               "includes or calls itself"),
-    "nested lists": ("{% set a = ['x' * 100000] * 9 %}{% set b = [a, a, a, a, a, a, a, a, a] %}"
-                     "{{ [b, b, b, b, b, b, b, b, b] | length }}", "characters long"),
+    "endless recursion": (
+        "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+        "calls itself without end",
+    ),
+    "including itself twice": (
+        "{% include 'sms/x.txt.j2' %}{% include 'sms/x.txt.j2' %}",
+        "includes or calls itself",
+    ),
+    "nested lists": (
+        "{% set a = ['x' * 100000] * 9 %}{% set b = [a, a, a, a, a, a, a, a, a] %}"
+        "{{ [b, b, b, b, b, b, b, b, b] | length }}",
+        "characters long",
+    ),
 }
 
 
@@ -278,22 +301,28 @@ def test_a_template_cannot_stall_the_renderer(tmp_path: Path, name: str) -> None
 
 def test_the_bounds_leave_room_for_real_templates(tmp_path: Path) -> None:
     """What a template author may do: loops, arithmetic, lists, short repeats."""
-    write(tmp_path, "sms/x.txt.j2",
-          "{% set ns = namespace(total=0) %}{% for i in range(5000) %}"
-          "{% set ns.total = ns.total + i %}{% endfor %}{{ ns.total }} {{ 2 ** 100 }} "
-          "{{ account.balance * 2 }} {{ 'ab' * 3 }} {{ [1, 2, 3] | join(', ') }} "
-          "{{ debtor.address_lines | join('; ') }} {{ '%05.1f' % 3.14159 }} "
-          "{{ '-' * 60 }}{% for a in range(100) %}{% for b in range(100) %}{% endfor %}"
-          "{% endfor %}{{ debtor.name.upper() }}")
+    write(
+        tmp_path,
+        "sms/x.txt.j2",
+        "{% set ns = namespace(total=0) %}{% for i in range(5000) %}"
+        "{% set ns.total = ns.total + i %}{% endfor %}{{ ns.total }} {{ 2 ** 100 }} "
+        "{{ account.balance * 2 }} {{ 'ab' * 3 }} {{ [1, 2, 3] | join(', ') }} "
+        "{{ debtor.address_lines | join('; ') }} {{ '%05.1f' % 3.14159 }} "
+        "{{ '-' * 60 }}{% for a in range(100) %}{% for b in range(100) %}{% endfor %}"
+        "{% endfor %}{{ debtor.name.upper() }}",
+    )
     text = TemplateRenderer(tmp_path).render("sms", "x", "en-US", sample_context()).text
-    assert text.startswith(f"12497500 {2 ** 100} 2469.00 ababab 1, 2, 3 1 Main Street; ")
+    assert text.startswith(f"12497500 {2**100} 2469.00 ababab 1, 2, 3 1 Main Street; ")
     assert "003.1 " + "-" * 60 + "JANE DOE" in text
 
 
 def test_a_long_message_is_stopped_at_the_line_that_prints_it(tmp_path: Path) -> None:
-    write(tmp_path, "letter/x.html.j2",
-          "<p>Dear {{ debtor.name }},</p>\n{% for i in range(9000) %}\n"
-          "{{ '<p>' ~ 'x' * 900 ~ '</p>' }}\n{% endfor %}")
+    write(
+        tmp_path,
+        "letter/x.html.j2",
+        "<p>Dear {{ debtor.name }},</p>\n{% for i in range(9000) %}\n"
+        "{{ '<p>' ~ 'x' * 900 ~ '</p>' }}\n{% endfor %}",
+    )
     with pytest.raises(TemplateError) as caught:
         TemplateRenderer(tmp_path).render("letter", "x", "en-US", sample_context())
     assert caught.value.line == 3 and "the message would be" in caught.value.reason
@@ -404,28 +433,63 @@ def test_html_to_text_reads_every_shipped_template_as_html_parser_does() -> None
 
 
 _TEXT = st.text(alphabet="ab \n\t中é.,", min_size=0, max_size=8).map(
-    lambda t: t.replace("\t", "&amp; ").replace("é", "&nbsp;").replace(",", "&#39;"))
+    lambda t: t.replace("\t", "&amp; ").replace("é", "&nbsp;").replace(",", "&#39;")
+)
 
 
 def _element(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    tags = st.sampled_from(["p", "div", "span", "strong", "h1", "ul", "li", "table", "tr",
-                            "td", "th", "blockquote", "title", "head", "dt", "dd"])
+    tags = st.sampled_from(
+        [
+            "p",
+            "div",
+            "span",
+            "strong",
+            "h1",
+            "ul",
+            "li",
+            "table",
+            "tr",
+            "td",
+            "th",
+            "blockquote",
+            "title",
+            "head",
+            "dt",
+            "dd",
+        ]
+    )
     plain = st.builds(lambda t, c: f"<{t}>{c}</{t}>", tags, children)
-    upper = st.builds(lambda t, c: f"<{t.upper()} class='x > y'>{c}</{t.upper()}>", tags,
-                      children)
-    link = st.builds(lambda h, c: f'<a href="{h}" title="t">{c}</a>',
-                     st.sampled_from(["https://pay.example/p/1?a=1&amp;b=2", "mailto:x@y.z",
-                                      "/relative", ""]), children)
-    raw = st.builds(lambda t, c: f"<{t}>p {{x: '</p><b>'}} {c}</{t}>",
-                    st.sampled_from(["style", "script"]), _TEXT)
-    void = st.sampled_from(["<br>", "<br/>", "<br />", "<hr>", "<img src='a.png' alt=\"\">",
-                            '<a href="https://s.example/x"/>',
-                            "<!-- note -->", "<!DOCTYPE html>"])
+    upper = st.builds(lambda t, c: f"<{t.upper()} class='x > y'>{c}</{t.upper()}>", tags, children)
+    link = st.builds(
+        lambda h, c: f'<a href="{h}" title="t">{c}</a>',
+        st.sampled_from(["https://pay.example/p/1?a=1&amp;b=2", "mailto:x@y.z", "/relative", ""]),
+        children,
+    )
+    raw = st.builds(
+        lambda t, c: f"<{t}>p {{x: '</p><b>'}} {c}</{t}>",
+        st.sampled_from(["style", "script"]),
+        _TEXT,
+    )
+    void = st.sampled_from(
+        [
+            "<br>",
+            "<br/>",
+            "<br />",
+            "<hr>",
+            "<img src='a.png' alt=\"\">",
+            '<a href="https://s.example/x"/>',
+            "<!-- note -->",
+            "<!DOCTYPE html>",
+        ]
+    )
     return st.one_of(plain, upper, link, raw, void)
 
 
-_HTML = st.recursive(_TEXT, lambda inner: st.lists(
-    st.one_of(inner, _element(inner)), max_size=4).map("".join), max_leaves=25)
+_HTML = st.recursive(
+    _TEXT,
+    lambda inner: st.lists(st.one_of(inner, _element(inner)), max_size=4).map("".join),
+    max_leaves=25,
+)
 
 
 @given(_HTML)

@@ -78,50 +78,132 @@ def seed(url: str) -> None:
         ("E", at(2), "M1", "email", "sent", None, "e1"),
         ("E", at(5), "M1", "voice", "ambiguous", None, "e2"),
     ]
-    statuses = {"a0": "delivered", "a1": "delivered", "a2": "clicked", "a3": "undelivered",
-                "b1": "sent", "b2": "answered", "e1": "sent", "e2": "ambiguous"}
+    statuses = {
+        "a0": "delivered",
+        "a1": "delivered",
+        "a2": "clicked",
+        "a3": "undelivered",
+        "b1": "sent",
+        "b2": "answered",
+        "e1": "sent",
+        "e2": "ambiguous",
+    }
     with engine.begin() as conn:
         conn.execute(table_of(Debtor).insert(), [{"id": a[0]} for a in accounts])
-        conn.execute(table_of(AccountRow).insert(), [
-            {"account_id": aid, "debtor_id": aid, "due_date": date.fromisoformat(due),
-             "balance": Decimal(balance), "currency": cur, "status": status,
-             "timezone": "UTC", "updated_at": at(20, month=2)}
-            for aid, due, balance, cur, status in accounts])
-        conn.execute(table_of(Payment).insert(), [
-            {"payment_id": "p1", "account_id": "A", "amount": Decimal("40.00"),
-             "paid_at": at(3, 12)},
-            {"payment_id": "p2", "account_id": "C", "amount": Decimal("500.00"),
-             "paid_at": at(5, 10)},
-            {"payment_id": "p3", "account_id": "D", "amount": Decimal("50.00"),
-             "paid_at": at(20, month=2)},
-        ])
-        conn.execute(table_of(Decision).insert(), [
-            {"account_id": aid, "debtor_id": aid, "time": when, "stage": stage,
-             "step": f"{stage}-{channel}", "channel": channel, "kind": "collection",
-             "decision": decision, "reason": reason, "message_id": mid}
-            for aid, when, stage, channel, decision, reason, mid in decisions])
-        conn.execute(table_of(Send).insert(), [
-            {"message_id": mid, "account_id": aid, "debtor_id": aid, "channel": channel,
-             "status": statuses[mid], "sent_at": when}
-            for aid, when, _, channel, _, _, mid in decisions if mid])
-        conn.execute(table_of(AccountEvent).insert(), [
-            {"account_id": "B", "type": "conversation", "channel": "voice", "time": at(3, 16)},
-            {"account_id": "E", "type": "conversation", "channel": "voice", "time": at(6)},
-            {"account_id": "C", "type": "complaint", "channel": None, "time": at(6)},
-            {"account_id": "A", "type": "click", "channel": "email", "time": at(3, 15, 5)},
-        ])
-        conn.execute(table_of(Promise).insert(), [
-            {"account_id": "A", "amount": Decimal("40"), "due": date(2026, 3, 5),
-             "made_at": at(3, 16), "state": "kept"},
-            {"account_id": "B", "amount": Decimal("100"), "due": date(2026, 3, 6),
-             "made_at": at(3, 16, 5), "state": "broken"},
-            {"account_id": "E", "amount": Decimal("100"), "due": date(2026, 3, 20),
-             "made_at": at(7), "state": "pending"},
-        ])
-        conn.execute(table_of(OptOut).insert(), [
-            {"debtor_id": "A", "account_id": "A", "channel": "sms", "created_at": at(9)},
-            {"debtor_id": "B", "account_id": None, "channel": "email", "created_at": at(5)},
-        ])
+        conn.execute(
+            table_of(AccountRow).insert(),
+            [
+                {
+                    "account_id": aid,
+                    "debtor_id": aid,
+                    "due_date": date.fromisoformat(due),
+                    "balance": Decimal(balance),
+                    "currency": cur,
+                    "status": status,
+                    "timezone": "UTC",
+                    "updated_at": at(20, month=2),
+                }
+                for aid, due, balance, cur, status in accounts
+            ],
+        )
+        conn.execute(
+            table_of(Payment).insert(),
+            [
+                {
+                    "payment_id": "p1",
+                    "account_id": "A",
+                    "amount": Decimal("40.00"),
+                    "paid_at": at(3, 12),
+                },
+                {
+                    "payment_id": "p2",
+                    "account_id": "C",
+                    "amount": Decimal("500.00"),
+                    "paid_at": at(5, 10),
+                },
+                {
+                    "payment_id": "p3",
+                    "account_id": "D",
+                    "amount": Decimal("50.00"),
+                    "paid_at": at(20, month=2),
+                },
+            ],
+        )
+        conn.execute(
+            table_of(Decision).insert(),
+            [
+                {
+                    "account_id": aid,
+                    "debtor_id": aid,
+                    "time": when,
+                    "stage": stage,
+                    "step": f"{stage}-{channel}",
+                    "channel": channel,
+                    "kind": "collection",
+                    "decision": decision,
+                    "reason": reason,
+                    "message_id": mid,
+                }
+                for aid, when, stage, channel, decision, reason, mid in decisions
+            ],
+        )
+        conn.execute(
+            table_of(Send).insert(),
+            [
+                {
+                    "message_id": mid,
+                    "account_id": aid,
+                    "debtor_id": aid,
+                    "channel": channel,
+                    "status": statuses[mid],
+                    "sent_at": when,
+                }
+                for aid, when, _, channel, _, _, mid in decisions
+                if mid
+            ],
+        )
+        conn.execute(
+            table_of(AccountEvent).insert(),
+            [
+                {"account_id": "B", "type": "conversation", "channel": "voice", "time": at(3, 16)},
+                {"account_id": "E", "type": "conversation", "channel": "voice", "time": at(6)},
+                {"account_id": "C", "type": "complaint", "channel": None, "time": at(6)},
+                {"account_id": "A", "type": "click", "channel": "email", "time": at(3, 15, 5)},
+            ],
+        )
+        conn.execute(
+            table_of(Promise).insert(),
+            [
+                {
+                    "account_id": "A",
+                    "amount": Decimal("40"),
+                    "due": date(2026, 3, 5),
+                    "made_at": at(3, 16),
+                    "state": "kept",
+                },
+                {
+                    "account_id": "B",
+                    "amount": Decimal("100"),
+                    "due": date(2026, 3, 6),
+                    "made_at": at(3, 16, 5),
+                    "state": "broken",
+                },
+                {
+                    "account_id": "E",
+                    "amount": Decimal("100"),
+                    "due": date(2026, 3, 20),
+                    "made_at": at(7),
+                    "state": "pending",
+                },
+            ],
+        )
+        conn.execute(
+            table_of(OptOut).insert(),
+            [
+                {"debtor_id": "A", "account_id": "A", "channel": "sms", "created_at": at(9)},
+                {"debtor_id": "B", "account_id": None, "channel": "email", "created_at": at(5)},
+            ],
+        )
     engine.dispose()
 
 
@@ -129,8 +211,10 @@ def seed(url: str) -> None:
 def report(db_url: str) -> dict[str, Any]:
     seed(db_url)
     config = load_config(ROOT / "config", ROOT / "templates")
-    channels = {name: cfg.model_copy(update={"cost": Decimal("0.05")})
-                for name, cfg in config.channels.items()}
+    channels = {
+        name: cfg.model_copy(update={"cost": Decimal("0.05")})
+        for name, cfg in config.channels.items()
+    }
     config = config.model_copy(update={"channels": channels})
     engine = db.make_engine(db_url)
     with engine.connect() as conn:
@@ -159,8 +243,7 @@ def test_stage_kpis_match_the_hand_count(report: dict[str, Any]) -> None:
     assert m1["balance_at_entry"] == {"USD": "440.00"}  # A 100 + 40 paid since, E 300
     assert rate(m1["recovery_rate"]["USD"]) == ("40.00", "440.00")
     assert (m1["opt_outs"], m1["complaints"], m1["failed"], m1["ambiguous"]) == (0, 0, 0, 1)
-    assert m1["decisions"] == {"ambiguous": 1, "deferred": 1, "deferred:quiet_hours": 1,
-                               "sent": 3}
+    assert m1["decisions"] == {"ambiguous": 1, "deferred": 1, "deferred:quiet_hours": 1, "sent": 3}
 
     assert m2["accounts"] == 3  # A from 03-08, B, C (closed on 03-05, after the start)
     assert m2["sends"] == 3  # a3, b1, b2
@@ -228,15 +311,26 @@ def test_daily_series_and_html(report: dict[str, Any]) -> None:
     html = render_html(report)
     assert html.count("<svg") == 5
     assert "http://" not in html.replace("http://www.w3.org", "").replace(
-        "http://pygal.org", "").replace("http://github.com/Kozea/pygal", "")
+        "http://pygal.org", ""
+    ).replace("http://github.com/Kozea/pygal", "")
     assert 'title="2 / 3"' in html  # M1's delivery rate shows its counts on hover
 
 
 def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, OUTREACH_DATABASE_URL=db_url, OUTREACH_CONFIG=str(ROOT / "config"),
-               OUTREACH_TEMPLATES=str(ROOT / "templates"), COLUMNS="100")
-    return subprocess.run([sys.executable, "-m", "orchestrator", "report", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    env = dict(
+        os.environ,
+        OUTREACH_DATABASE_URL=db_url,
+        OUTREACH_CONFIG=str(ROOT / "config"),
+        OUTREACH_TEMPLATES=str(ROOT / "templates"),
+        COLUMNS="100",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", "report", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_cli_json_tables_and_html(db_url: str, tmp_path: Path) -> None:
@@ -264,8 +358,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_html_report_renders_its_charts_in_chromium(report: dict[str, Any],
-                                                     tmp_path: Path) -> None:
+def test_html_report_renders_its_charts_in_chromium(report: dict[str, Any], tmp_path: Path) -> None:
     browser = _chromium()
     if browser is None:
         if os.environ.get("CI"):
@@ -275,17 +368,29 @@ def test_html_report_renders_its_charts_in_chromium(report: dict[str, Any],
 
     page = tmp_path / "report.html"
     page.write_text(render_html(report), encoding="utf-8")
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1600"]
-    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True,
-                         text=True, timeout=120).stdout
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,1600",
+    ]
+    dom = subprocess.run(
+        [*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
     for chart in ("recovery", "channels", "sends", "decisions", "reasons"):
         start = dom.index(f'id="chart-{chart}"')
-        svg = dom[start:dom.index("</svg>", start)]
+        svg = dom[start : dom.index("</svg>", start)]
         assert "<svg" in svg and ("<rect" in svg or "<path" in svg), chart
     shot = tmp_path / "shot.png"
-    subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True,
-                   timeout=120, check=True)
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     image = Image.open(shot).convert("RGB")
     assert image.size == (1400, 1600)
     # Text and tables are grey on white; only the charts' bars are in colour.

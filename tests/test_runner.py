@@ -59,8 +59,9 @@ START = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)
 Key = tuple[Any, ...]
 
 
-def _setup(db_url: str, data_keys: str, tmp_path: Path, n: int
-           ) -> tuple[Config, list[Account], sa.Engine, Runner]:
+def _setup(
+    db_url: str, data_keys: str, tmp_path: Path, n: int
+) -> tuple[Config, list[Account], sa.Engine, Runner]:
     config = load_config(ROOT / "config", ROOT / "templates")
     accounts = list(generate_accounts(n, today=START.date(), seed=3))
     csv = tmp_path / "accounts.csv"
@@ -71,23 +72,32 @@ def _setup(db_url: str, data_keys: str, tmp_path: Path, n: int
     import_accounts(engine, csv, cipher)
     channel = SimulatedChannel()
     renderer = TemplateRenderer(ROOT / "templates")
-    runner = Runner(engine, config, renderer, {c: channel for c in config.channels}, cipher,
-                    public_url=SIMULATION_PUBLIC_URL, secret=SIMULATION_SECRET,
-                    not_before=START, batch=37)
+    runner = Runner(
+        engine,
+        config,
+        renderer,
+        {c: channel for c in config.channels},
+        cipher,
+        public_url=SIMULATION_PUBLIC_URL,
+        secret=SIMULATION_SECRET,
+        not_before=START,
+        batch=37,
+    )
     return config, accounts, engine, runner
 
 
 def _key(r: DecisionRecord) -> Key:
-    return (r.time, r.account, r.step, r.channel, str(r.decision), r.reason, r.until,
-            r.message_id)
+    return (r.time, r.account, r.step, r.channel, str(r.decision), r.reason, r.until, r.message_id)
 
 
 def _db_decisions(engine: sa.Engine) -> list[Key]:
     t = table_of(Decision)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(t).order_by(t.c.time, t.c.id)).all()
-    return [(r.time, r.account_id, r.step, r.channel, r.decision, r.reason, r.until,
-             r.message_id) for r in rows]
+    return [
+        (r.time, r.account_id, r.step, r.channel, r.decision, r.reason, r.until, r.message_id)
+        for r in rows
+    ]
 
 
 def test_ticks_decide_what_simulate_decides(db_url: str, data_keys: str, tmp_path: Path) -> None:
@@ -127,8 +137,7 @@ def test_same_instant_turns_are_taken_as_simulate_takes_them(
     _assert_ticks_decide(runner, expected, [])
 
 
-def _assert_ticks_decide(runner: Runner, expected: list[Key], events: list[ScenarioEvent]
-                         ) -> None:
+def _assert_ticks_decide(runner: Runner, expected: list[Key], events: list[ScenarioEvent]) -> None:
     """Record each event when its time comes, as the daemon's inputs do (``_apply``), and
     tick at every instant ``simulate`` decided or an event arrived: the database then
     holds exactly the decisions of ``expected``."""
@@ -150,28 +159,51 @@ def _apply(runner: Runner, ev: ScenarioEvent, n: int) -> None:
     """Record one scenario event as the daemon's inputs do (API, webhooks: ``facts``)."""
     with runner.db.begin() as conn:
         if ev.type == "promise":
-            facts.record_promise(conn, account_id=ev.account, amount=ev.data["amount"],
-                                 due=ev.data["due"], made_at=ev.at)
+            facts.record_promise(
+                conn,
+                account_id=ev.account,
+                amount=ev.data["amount"],
+                due=ev.data["due"],
+                made_at=ev.at,
+            )
         elif ev.type == "payment":
-            facts.record_payment(conn, account_id=ev.account, payment_id=f"pay{n}",
-                                 amount=ev.data["amount"], currency=None, paid_at=ev.at,
-                                 source="test", now=ev.at)
+            facts.record_payment(
+                conn,
+                account_id=ev.account,
+                payment_id=f"pay{n}",
+                amount=ev.data["amount"],
+                currency=None,
+                paid_at=ev.at,
+                source="test",
+                now=ev.at,
+            )
         elif ev.type == "inbound_sms":  # as ``outreach serve`` takes a text from the number
             row = facts.account_row(conn, ev.account)
             assert row is not None
-            handle_inbound(conn, runner.decider, runner.cipher,
-                           runner.cipher.decrypt(row.phone_enc) or "", ev.data["body"], ev.at,
-                           message_sid="SM" + hashlib.md5(repr(ev).encode()).hexdigest())
+            handle_inbound(
+                conn,
+                runner.decider,
+                runner.cipher,
+                runner.cipher.decrypt(row.phone_enc) or "",
+                ev.data["body"],
+                ev.at,
+                message_sid="SM" + hashlib.md5(repr(ev).encode()).hexdigest(),
+            )
         elif ev.type == "opt_out":  # as the REST API records one
             row = facts.account_row(conn, ev.account)
             assert row is not None
             facts.opt_out_account(conn, row, ev.data["channel"], source="api", at=ev.at)
         elif ev.type == "plan":
-            facts.record_plan(conn, account_id=ev.account, created_at=ev.at, instalments=[
-                (i["due"], i["amount"]) for i in ev.data["instalments"]])
+            facts.record_plan(
+                conn,
+                account_id=ev.account,
+                created_at=ev.at,
+                instalments=[(i["due"], i["amount"]) for i in ev.data["instalments"]],
+            )
         else:
-            facts.record_event(conn, account_id=ev.account, type_=ev.type, at=ev.at,
-                               channel=ev.data.get("channel"))
+            facts.record_event(
+                conn, account_id=ev.account, type_=ev.type, at=ev.at, channel=ev.data.get("channel")
+            )
 
 
 def test_ticks_with_promises_payments_and_events(
@@ -180,10 +212,10 @@ def test_ticks_with_promises_payments_and_events(
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 24)
     a, b, c, d, e = (x.account_id for x in accounts[:5])
     events = [
-        event("2026-03-09T16:00:00Z", a, "promise", amount=Decimal("50.00"),
-              due=date(2026, 3, 12)),  # broken: nothing paid
-        event("2026-03-09T17:00:00Z", b, "promise", amount=Decimal("40.00"),
-              due=date(2026, 3, 13)),
+        event(
+            "2026-03-09T16:00:00Z", a, "promise", amount=Decimal("50.00"), due=date(2026, 3, 12)
+        ),  # broken: nothing paid
+        event("2026-03-09T17:00:00Z", b, "promise", amount=Decimal("40.00"), due=date(2026, 3, 13)),
         event("2026-03-10T15:30:00Z", b, "payment", amount=Decimal("40.00")),  # kept
         event("2026-03-10T16:00:00Z", c, "conversation", channel="voice"),
         event("2026-03-10T16:00:00Z", d, "dispute"),
@@ -211,23 +243,46 @@ def test_payment_plans_recorded_in_the_database_decide_as_simulate(
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 24)
     kept, broken = (x.account_id for x in accounts[:2])
     events = [
-        event("2026-03-09T16:00:00Z", kept, "plan", instalments=[
-            {"due": "2026-03-12", "amount": "30.00"}, {"due": "2026-03-15", "amount": "30.00"}]),
-        event("2026-03-09T16:30:00Z", broken, "plan", instalments=[
-            {"due": "2026-03-12", "amount": "25.00"}, {"due": "2026-03-16", "amount": "25.00"}]),
+        event(
+            "2026-03-09T16:00:00Z",
+            kept,
+            "plan",
+            instalments=[
+                {"due": "2026-03-12", "amount": "30.00"},
+                {"due": "2026-03-15", "amount": "30.00"},
+            ],
+        ),
+        event(
+            "2026-03-09T16:30:00Z",
+            broken,
+            "plan",
+            instalments=[
+                {"due": "2026-03-12", "amount": "25.00"},
+                {"due": "2026-03-16", "amount": "25.00"},
+            ],
+        ),
         event("2026-03-12T03:00:00Z", kept, "payment", amount=Decimal("30.00")),
         event("2026-03-12T04:00:00Z", broken, "payment", amount=Decimal("25.00")),
         event("2026-03-15T03:00:00Z", kept, "payment", amount=Decimal("30.00")),
     ]  # ``broken`` never pays its second instalment; both are in China (UTC+8)
     scenario = Scenario(START, 10, config, ROOT / "templates", accounts, events)
     expected = [_key(r) for r in Simulation(scenario).run()]
-    reminders = sorted((r[1], r[0].date()) for r in expected
-                       if r[2] == "instalment-reminder" and r[4] == "sent")
+    reminders = sorted(
+        (r[1], r[0].date()) for r in expected if r[2] == "instalment-reminder" and r[4] == "sent"
+    )
     # one before each instalment (hours and limits may hold one a day), none after
-    assert [d for a, d in reminders if a == kept][0] < date(2026, 3, 12) < \
-        [d for a, d in reminders if a == kept][1] < date(2026, 3, 15), reminders
-    assert [d for a, d in reminders if a == broken][0] < date(2026, 3, 12) < \
-        [d for a, d in reminders if a == broken][1] < date(2026, 3, 16), reminders
+    assert (
+        [d for a, d in reminders if a == kept][0]
+        < date(2026, 3, 12)
+        < [d for a, d in reminders if a == kept][1]
+        < date(2026, 3, 15)
+    ), reminders
+    assert (
+        [d for a, d in reminders if a == broken][0]
+        < date(2026, 3, 12)
+        < [d for a, d in reminders if a == broken][1]
+        < date(2026, 3, 16)
+    ), reminders
     assert len(reminders) == 4, reminders
     assert {r[1] for r in expected if r[2] == "thanks" and r[4] == "sent"} >= {kept, broken}
 
@@ -236,15 +291,18 @@ def test_payment_plans_recorded_in_the_database_decide_as_simulate(
     end = START + timedelta(days=10)
     runner.plan_accounts([kept, broken], end)
     with engine.connect() as conn:
-        shown = {a: account_timeline(conn, runner.cipher, a, today=end.date())
-                 for a in (kept, broken)}
+        shown = {
+            a: account_timeline(conn, runner.cipher, a, today=end.date()) for a in (kept, broken)
+        }
     kept_shown, broken_shown = shown[kept], shown[broken]
     assert kept_shown is not None and broken_shown is not None
     assert [p["state"] for p in kept_shown["plans"]] == ["completed"]
     assert [i["state"] for i in kept_shown["plans"][0]["instalments"]] == ["paid", "paid"]
     assert [p["state"] for p in broken_shown["plans"]] == ["broken"]
     assert [(i["paid"], i["state"]) for i in broken_shown["plans"][0]["instalments"]] == [
-        ("25.00", "paid"), ("0.00", "missed")]
+        ("25.00", "paid"),
+        ("0.00", "missed"),
+    ]
 
 
 def test_three_weeks_of_sample_events_decide_as_simulate(
@@ -257,10 +315,14 @@ def test_three_weeks_of_sample_events_decide_as_simulate(
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 120)
     days = 21
     end = START + timedelta(days=days)
-    events = [event(e.at.isoformat(), e.account, e.type, **e.data)
-              for e in generate_events(accounts, start=START, days=days) if e.at < end]
-    assert {"promise", "payment", "plan", "inbound_sms", "dispute", "conversation",
-            "cease"} <= {e.type for e in events}
+    events = [
+        event(e.at.isoformat(), e.account, e.type, **e.data)
+        for e in generate_events(accounts, start=START, days=days)
+        if e.at < end
+    ]
+    assert {"promise", "payment", "plan", "inbound_sms", "dispute", "conversation", "cease"} <= {
+        e.type for e in events
+    }
     scenario = Scenario(START, days, config, ROOT / "templates", accounts, events)
     expected = [_key(r) for r in Simulation(scenario).run()]
     _assert_ticks_decide(runner, expected, events)
@@ -279,8 +341,10 @@ def test_a_stop_or_an_opt_out_reaches_every_debtor_at_the_number(
     csv = tmp_path / "shared.csv"
     write_csv(accounts, csv)
     import_accounts(engine, csv, runner.cipher)
-    events = [event("2026-03-09T20:00:00Z", first.account_id, "inbound_sms", body="STOP"),
-              event("2026-03-09T20:05:00Z", second.account_id, "opt_out", channel="voice")]
+    events = [
+        event("2026-03-09T20:00:00Z", first.account_id, "inbound_sms", body="STOP"),
+        event("2026-03-09T20:05:00Z", second.account_id, "opt_out", channel="voice"),
+    ]
     scenario = Scenario(START, 7, config, ROOT / "templates", accounts, events)
     expected = [_key(r) for r in Simulation(scenario).run()]
     after = [r for r in expected if r[0] > events[0].at and r[1] == second.account_id]
@@ -289,8 +353,20 @@ def test_a_stop_or_an_opt_out_reaches_every_debtor_at_the_number(
     _assert_ticks_decide(runner, expected, events)
 
 
-_KINDS = ("promise", "payment", "STOP", "START", "HELP", "dispute", "dispute_resolved",
-          "complaint", "conversation", "cease", "plan", "opt_out")
+_KINDS = (
+    "promise",
+    "payment",
+    "STOP",
+    "START",
+    "HELP",
+    "dispute",
+    "dispute_resolved",
+    "complaint",
+    "conversation",
+    "cease",
+    "plan",
+    "opt_out",
+)
 
 
 def _random_events(accounts: list[Any], seed: int, days: int) -> list[Any]:
@@ -302,8 +378,15 @@ def _random_events(accounts: list[Any], seed: int, days: int) -> list[Any]:
             at = START + timedelta(minutes=rng.randint(0, days * 24 * 60 - 1))
             kind, iso, aid = rng.choice(_KINDS), at.isoformat(), a.account_id
             if kind == "promise":
-                out.append(event(iso, aid, kind, amount=(a.balance / 4).quantize(Decimal("0.01")),
-                                 due=(at + timedelta(days=rng.randint(1, 6))).date().isoformat()))
+                out.append(
+                    event(
+                        iso,
+                        aid,
+                        kind,
+                        amount=(a.balance / 4).quantize(Decimal("0.01")),
+                        due=(at + timedelta(days=rng.randint(1, 6))).date().isoformat(),
+                    )
+                )
             elif kind == "payment":
                 share = a.balance / rng.choice([1, 3, 5])
                 out.append(event(iso, aid, kind, amount=share.quantize(Decimal("0.01"))))
@@ -311,12 +394,21 @@ def _random_events(accounts: list[Any], seed: int, days: int) -> list[Any]:
                 out.append(event(iso, aid, "inbound_sms", body=kind))
             elif kind == "plan":
                 first = (at + timedelta(days=2)).date()
-                out.append(event(iso, aid, kind, instalments=[
-                    {"due": (first + timedelta(days=4 * k)).isoformat(), "amount": "20.00"}
-                    for k in range(3)]))
+                out.append(
+                    event(
+                        iso,
+                        aid,
+                        kind,
+                        instalments=[
+                            {"due": (first + timedelta(days=4 * k)).isoformat(), "amount": "20.00"}
+                            for k in range(3)
+                        ],
+                    )
+                )
             elif kind == "opt_out":
-                out.append(event(iso, aid, kind,
-                                 channel=rng.choice(["sms", "voice", "email", "letter"])))
+                out.append(
+                    event(iso, aid, kind, channel=rng.choice(["sms", "voice", "email", "letter"]))
+                )
             elif kind in ("conversation", "complaint"):
                 out.append(event(iso, aid, kind, channel=rng.choice(["voice", "sms"])))
             else:
@@ -336,13 +428,13 @@ def test_random_event_streams_decide_as_simulate(
     events = _random_events(accounts, seed, 14)
     scenario = Scenario(START, 14, config, ROOT / "templates", accounts, events)
     expected = [_key(r) for r in Simulation(scenario).run()]
-    assert {"opted_out", "disputed", "cease", "promise_pending"} <= {
-        str(r[5]) for r in expected}, "too few kinds of decision: the test proves little"
+    assert {"opted_out", "disputed", "cease", "promise_pending"} <= {str(r[5]) for r in expected}, (
+        "too few kinds of decision: the test proves little"
+    )
     _assert_ticks_decide(runner, expected, events)
 
 
-def test_a_batch_is_recorded_field_for_field(db_url: str, data_keys: str,
-                                              tmp_path: Path) -> None:
+def test_a_batch_is_recorded_field_for_field(db_url: str, data_keys: str, tmp_path: Path) -> None:
     """What recording a sent batch writes (on PostgreSQL one statement, each column an
     array) is every field of each decision record; each send takes its status and
     provider id, each occurrence its state and one more attempt; a transient failure is
@@ -352,9 +444,11 @@ def test_a_batch_is_recorded_field_for_field(db_url: str, data_keys: str,
     runner.plan(instant)
     occ, sends, decisions = table_of(OccurrenceRow), table_of(Send), table_of(Decision)
     with engine.connect() as conn:
-        due = conn.execute(sa.select(occ.c.account_id, occ.c.step_id, occ.c.occurrence_key)
-                           .where(occ.c.next_attempt_at <= instant, occ.c.channel == "sms")
-                           .order_by(occ.c.id)).all()
+        due = conn.execute(
+            sa.select(occ.c.account_id, occ.c.step_id, occ.c.occurrence_key)
+            .where(occ.c.next_attempt_at <= instant, occ.c.channel == "sms")
+            .order_by(occ.c.id)
+        ).all()
     assert len(due) >= 6, "too few texts due: the test proves nothing"
     channel = runner.decider.adapters["sms"]
     assert isinstance(channel, SimulatedChannel)
@@ -372,7 +466,8 @@ def test_a_batch_is_recorded_field_for_field(db_url: str, data_keys: str,
         by_message = {r.message_id: r for r in conn.execute(sa.select(sends))}
     columns = [c for c in decisions.c.keys() if c not in ("id", "occurrence_id")]
     assert sorted((tuple(getattr(r, c) for c in columns) for r in rows), key=repr) == sorted(
-        (tuple(decision_values(r)[c] for c in columns) for r in records), key=repr)
+        (tuple(decision_values(r)[c] for c in columns) for r in records), key=repr
+    )
     for row in rows:
         owner = occurrences[row.occurrence_id]
         assert (owner.account_id, owner.step_id) == (row.account_id, row.step)
@@ -388,25 +483,32 @@ def test_a_batch_is_recorded_field_for_field(db_url: str, data_keys: str,
         assert send.provider_id is not None or row.decision != "sent"
 
 
-def test_a_claimed_occurrence_is_not_sent_twice(db_url: str, data_keys: str, tmp_path: Path) -> None:
+def test_a_claimed_occurrence_is_not_sent_twice(
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
     _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 20)
     instant = START + timedelta(hours=10)
     runner.plan(instant)
     occ = table_of(OccurrenceRow)
     with engine.begin() as conn:  # another worker claimed one and crashed mid-send
-        first = conn.execute(sa.select(occ.c.id).where(occ.c.next_attempt_at <= instant)
-                             .order_by(occ.c.id).limit(1)).scalar_one()
+        first = conn.execute(
+            sa.select(occ.c.id).where(occ.c.next_attempt_at <= instant).order_by(occ.c.id).limit(1)
+        ).scalar_one()
         conn.execute(occ.update().where(occ.c.id == first).values(state="sending"))
     runner.dispatch(instant)
     with engine.connect() as conn:
         state = conn.execute(sa.select(occ.c.state).where(occ.c.id == first)).scalar_one()
-        decided = conn.execute(sa.select(sa.func.count()).select_from(table_of(Decision))
-                               .where(table_of(Decision).c.occurrence_id == first)).scalar_one()
+        decided = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(table_of(Decision))
+            .where(table_of(Decision).c.occurrence_id == first)
+        ).scalar_one()
     assert state == "sending" and decided == 0
 
 
-def test_a_send_already_recorded_is_never_sent_again(db_url: str, data_keys: str,
-                                                     tmp_path: Path) -> None:
+def test_a_send_already_recorded_is_never_sent_again(
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
     """An occurrence due again whose send row did not fail (it went out, or may have):
     its batch is refused whole, before any adapter call."""
     _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 20)
@@ -419,12 +521,19 @@ def test_a_send_already_recorded_is_never_sent_again(db_url: str, data_keys: str
     occ, send = table_of(OccurrenceRow), table_of(Send)
     with engine.begin() as conn:  # made due again, its send row left sent (long ago, so
         # that no limit counts it and the gate lets it go)
-        first = conn.execute(sa.select(occ.c.id).where(occ.c.state == "sent")
-                             .order_by(occ.c.id).limit(1)).scalar_one()
-        conn.execute(occ.update().where(occ.c.id == first).values(
-            state="pending", next_attempt_at=instant, lease_until=None))
-        conn.execute(send.update().where(send.c.occurrence_id == first).values(
-            sent_at=instant - timedelta(days=400)))
+        first = conn.execute(
+            sa.select(occ.c.id).where(occ.c.state == "sent").order_by(occ.c.id).limit(1)
+        ).scalar_one()
+        conn.execute(
+            occ.update()
+            .where(occ.c.id == first)
+            .values(state="pending", next_attempt_at=instant, lease_until=None)
+        )
+        conn.execute(
+            send.update()
+            .where(send.c.occurrence_id == first)
+            .values(sent_at=instant - timedelta(days=400))
+        )
     try:
         runner.dispatch(instant)
     except RuntimeError as exc:
@@ -433,8 +542,9 @@ def test_a_send_already_recorded_is_never_sent_again(db_url: str, data_keys: str
         raise AssertionError("the batch was not refused")
     assert len(channel.sent) == sent_before
     with engine.connect() as conn:
-        assert conn.execute(sa.select(occ.c.state).where(occ.c.id == first)).scalar_one() \
-            == "pending"
+        assert (
+            conn.execute(sa.select(occ.c.state).where(occ.c.id == first)).scalar_one() == "pending"
+        )
 
 
 class _OptedOutAtTwilio(SimulatedChannel):
@@ -452,7 +562,8 @@ class _OptedOutAtTwilio(SimulatedChannel):
 
 
 def test_a_provider_opt_out_is_recorded_and_stops_further_texts(
-        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 40)
     refusing = _OptedOutAtTwilio()
     refusing.refused = []
@@ -468,8 +579,11 @@ def test_a_provider_opt_out_is_recorded_and_stops_further_texts(
         assert {r.account_id for r in rows} == set(refused)
         assert {(r.channel, r.source) for r in rows} == {("sms", "provider")}
         assert all(r.contact_index for r in rows)
-        failed = conn.execute(sa.select(decisions).where(
-            decisions.c.channel == "sms", decisions.c.decision == "failed")).all()
+        failed = conn.execute(
+            sa.select(decisions).where(
+                decisions.c.channel == "sms", decisions.c.decision == "failed"
+            )
+        ).all()
     # Each account was refused once: after that the opt-out suppresses its texts.
     assert len(failed) == len(refused) == len(set(refused))
 
@@ -486,16 +600,20 @@ class _ReportsBeforeReturning(SimulatedChannel):
 
         result = super().send(message)
         with self.engine.begin() as conn:
-            facts.record_delivery(conn, provider_id=result.provider_id,
-                                  message_id=message.message_id,
-                                  status=DeliveryStatus.delivered,
-                                  event_key=f"early:{message.message_id}",
-                                  at=START + timedelta(hours=10))
+            facts.record_delivery(
+                conn,
+                provider_id=result.provider_id,
+                message_id=message.message_id,
+                status=DeliveryStatus.delivered,
+                event_key=f"early:{message.message_id}",
+                at=START + timedelta(hours=10),
+            )
         return result
 
 
 def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
-        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 20)
     early = _ReportsBeforeReturning()
     early.engine = engine
@@ -504,8 +622,9 @@ def test_an_early_delivery_report_is_not_overwritten_by_the_batch(
         runner.tick(START + timedelta(days=day, hours=10))
     sends = table_of(Send)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(sends.c.status, sends.c.provider_id)
-                            .where(sends.c.channel == "sms")).all()
+        rows = conn.execute(
+            sa.select(sends.c.status, sends.c.provider_id).where(sends.c.channel == "sms")
+        ).all()
     assert rows, "no SMS was sent: the test proves nothing"
     assert {r.status for r in rows} == {"delivered"}
     assert all(r.provider_id for r in rows)
@@ -526,7 +645,8 @@ class _Slow(SimulatedChannel):
 
 
 def test_batches_hold_about_a_quarter_second_of_sends(
-        db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A crash leaves one batch ambiguous, so a batch is sized by the time its sends take:
     small for a slow provider, up to ``send_batch`` for a fast one."""
     from orchestrator.dispatch import runner as runner_module
@@ -571,16 +691,20 @@ class _Syncing(SimulatedChannel):
         self.calls.append(len(self.sent) if upto is None else upto)
         if self.engine is not None:
             with self.engine.connect() as conn:
-                self.recorded.append(conn.execute(
-                    sa.select(sa.func.count()).select_from(table_of(Send))
-                    .where(table_of(Send).c.status == "sent",
-                           table_of(Send).c.channel == "sms")).scalar_one())
+                self.recorded.append(
+                    conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(table_of(Send))
+                        .where(table_of(Send).c.status == "sent", table_of(Send).c.channel == "sms")
+                    ).scalar_one()
+                )
         if self.fail_sync:
             raise OSError("disk gone")
 
 
 def test_sends_are_synced_once_per_batch_before_being_recorded_sent(
-        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 60)
     runner.send_batch = 4
     syncing = _Syncing(engine=engine)
@@ -594,13 +718,19 @@ def test_sends_are_synced_once_per_batch_before_being_recorded_sent(
     # each batch was synced before it was recorded sent, and after every batch before it
     assert syncing.recorded == [0, *syncing.calls[:-1]]
     with engine.connect() as conn:
-        statuses = conn.execute(sa.select(table_of(Send).c.status).where(
-            table_of(Send).c.channel == "sms")).scalars().all()
+        statuses = (
+            conn.execute(
+                sa.select(table_of(Send).c.status).where(table_of(Send).c.channel == "sms")
+            )
+            .scalars()
+            .all()
+        )
     assert len(statuses) == sent and set(statuses) == {"sent"}
 
 
 def test_a_failed_sync_leaves_the_batch_ambiguous(
-        db_url: str, data_keys: str, tmp_path: Path) -> None:
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
     config, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 30)
     failing = _Syncing(fail_sync=True)
     runner.decider.adapters = {**runner.decider.adapters, "sms": failing}
@@ -608,19 +738,29 @@ def test_a_failed_sync_leaves_the_batch_ambiguous(
     assert failing.sent, "no SMS was sent: the test proves nothing"
     decisions, sends = table_of(Decision), table_of(Send)
     with engine.connect() as conn:
-        sms = conn.execute(sa.select(decisions.c.decision, decisions.c.reason).where(
-            decisions.c.channel == "sms")).all()
-        statuses = conn.execute(sa.select(sends.c.status).where(
-            sends.c.channel == "sms")).scalars().all()
-        others = conn.execute(sa.select(decisions.c.decision).where(
-            decisions.c.channel != "sms", decisions.c.decision == "sent")).scalars().all()
+        sms = conn.execute(
+            sa.select(decisions.c.decision, decisions.c.reason).where(decisions.c.channel == "sms")
+        ).all()
+        statuses = (
+            conn.execute(sa.select(sends.c.status).where(sends.c.channel == "sms")).scalars().all()
+        )
+        others = (
+            conn.execute(
+                sa.select(decisions.c.decision).where(
+                    decisions.c.channel != "sms", decisions.c.decision == "sent"
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert {(d, r) for d, r in sms if d != "deferred"} == {("ambiguous", "provider_error")}
     assert len(statuses) == len(failing.sent) and set(statuses) == {"ambiguous"}
     assert others, "other channels (no sync) are recorded sent as usual"
 
 
 def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
-        db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Recording a sent batch fails (on PostgreSQL that happens in the recorder's thread,
     while the next batch goes out): dispatch stops with the error, the batch stays
     ``sending``, the next start records it ambiguous, and the next tick sends it no
@@ -647,21 +787,26 @@ def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
     monkeypatch.undo()
     sends = table_of(Send)
     with engine.connect() as conn:
-        stuck = set(conn.execute(sa.select(sends.c.message_id).where(
-            sends.c.status == "sending")).scalars())
+        stuck = set(
+            conn.execute(sa.select(sends.c.message_id).where(sends.c.status == "sending")).scalars()
+        )
     assert stuck and stuck <= {m.message_id for m in channel.sent}
     assert runner.recover(instant) == len(stuck)
     runner.tick(instant)
     again = Counter(m.message_id for m in channel.sent)
     assert all(again[m] == 1 for m in stuck)  # never handed over twice
     with engine.connect() as conn:
-        states = dict(conn.execute(sa.select(sends.c.message_id, sends.c.status).where(
-            sends.c.message_id.in_(stuck))).all())
+        states = dict(
+            conn.execute(
+                sa.select(sends.c.message_id, sends.c.status).where(sends.c.message_id.in_(stuck))
+            ).all()
+        )
     assert set(states.values()) == {"ambiguous"}
 
 
-def test_one_worker_plans_at_a_time_on_postgresql(db_url: str, data_keys: str,
-                                                   tmp_path: Path) -> None:
+def test_one_worker_plans_at_a_time_on_postgresql(
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
     """While another worker plans, this one waits for it and then skips the round (it
     would only replay every account again); on its own, it plans."""
     import pytest
@@ -694,7 +839,8 @@ def test_one_worker_plans_at_a_time_on_postgresql(db_url: str, data_keys: str,
 
 
 def test_planning_replays_only_accounts_whose_plan_can_change(
-        db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A round replays the accounts due (next local day, deadline, dated fact) or changed
     since (``facts.replan``), not the whole portfolio; another planning configuration
     replays every account; a change made while a planner held an account keeps it due."""
@@ -720,12 +866,18 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
         acct = table_of(AccountRow)
         with engine.connect() as conn:
             due = dict(conn.execute(sa.select(acct.c.account_id, acct.c.plan_due_at)).all())
-        assert all(d is not None and instant < d <= instant + timedelta(days=1)
-                   for d in due.values())
+        assert all(
+            d is not None and instant < d <= instant + timedelta(days=1) for d in due.values()
+        )
         target = accounts[3].account_id
         with engine.begin() as conn:
-            facts.record_promise(conn, account_id=target, amount=Decimal("10.00"),
-                                 due=date(2026, 3, 20), made_at=instant)
+            facts.record_promise(
+                conn,
+                account_id=target,
+                amount=Decimal("10.00"),
+                due=date(2026, 3, 20),
+                made_at=instant,
+            )
         runner.plan(instant + timedelta(minutes=2))
         assert replayed == [target]
         replayed.clear()
@@ -735,16 +887,26 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
         replayed.clear()
         # a change while a planner held the account: it stays due
         with engine.connect() as conn:
-            seq = conn.execute(sa.select(acct.c.plan_seq).where(
-                acct.c.account_id == target)).scalar_one()
+            seq = conn.execute(
+                sa.select(acct.c.plan_seq).where(acct.c.account_id == target)
+            ).scalar_one()
         with engine.begin() as conn:
             facts.replan(conn, [target])
-            runner.connector.planned(conn, [PlannedAccount(
-                target, seq, instant + timedelta(days=1),
-                StageMark("not-written", instant, Decimal("1.00")))])
+            runner.connector.planned(
+                conn,
+                [
+                    PlannedAccount(
+                        target,
+                        seq,
+                        instant + timedelta(days=1),
+                        StageMark("not-written", instant, Decimal("1.00")),
+                    )
+                ],
+            )
         with engine.connect() as conn:
-            due_at, stage = conn.execute(sa.select(acct.c.plan_due_at, acct.c.stage).where(
-                acct.c.account_id == target)).one()
+            due_at, stage = conn.execute(
+                sa.select(acct.c.plan_due_at, acct.c.stage).where(acct.c.account_id == target)
+            ).one()
         assert due_at is None and stage != "not-written"
         runner.plan_digest = "another configuration"
         runner.plan(instant + timedelta(minutes=3))

@@ -74,8 +74,9 @@ class Live:
     cipher: DataCipher
     texts: int = 0
 
-    def twilio(self, path: str, params: dict[str, str], *, signature: str | None = None
-               ) -> httpx.Response:
+    def twilio(
+        self, path: str, params: dict[str, str], *, signature: str | None = None
+    ) -> httpx.Response:
         sig = RequestValidator(TOKEN).compute_signature(self.url + path, params)
         headers = {"X-Twilio-Signature": sig if signature is None else signature}
         return httpx.post(self.url + path, data=params, headers=headers)
@@ -85,8 +86,9 @@ class Live:
         ``sid`` repeats one)."""
         self.texts += 1
         sid = sid or f"SM{self.texts:032d}"
-        return self.twilio("/webhooks/twilio/sms/inbound",
-                           {"From": phone, "Body": body, "MessageSid": sid})
+        return self.twilio(
+            "/webhooks/twilio/sms/inbound", {"From": phone, "Body": body, "MessageSid": sid}
+        )
 
     def count(self, model: Any, **where: Any) -> int:
         t = table_of(model)
@@ -102,21 +104,41 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
     env, _ = setup_db(db_url, tmp_path, 4, cadences=CADENCES)
     sock = free_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = Settings.from_env({**env, "OUTREACH_PUBLIC_URL": url,
-                                  "OUTREACH_PAYMENT_WEBHOOK_SECRET": PAY_SECRET,
-                                  "OUTREACH_API_TOKENS": f"other,{API_TOKEN}",
-                                  "TWILIO_AUTH_TOKEN": TOKEN})
+    settings = Settings.from_env(
+        {
+            **env,
+            "OUTREACH_PUBLIC_URL": url,
+            "OUTREACH_PAYMENT_WEBHOOK_SECRET": PAY_SECRET,
+            "OUTREACH_API_TOKENS": f"other,{API_TOKEN}",
+            "TWILIO_AUTH_TOKEN": TOKEN,
+        }
+    )
     config = load_config(settings.config_dir, settings.templates_dir)
     cipher = DataCipher(settings.data_keys)
     clock = VirtualClock(T)
     engine = db.make_engine(db_url)
-    adapters = {n: create_adapter(n, c, base_dir=tmp_path, clock=clock)
-                for n, c in config.channels.items()}
-    runner = Runner(engine, config, TemplateRenderer(ROOT / "templates"), adapters, cipher,
-                    public_url=url, secret=settings.secret_key or "")
+    adapters = {
+        n: create_adapter(n, c, base_dir=tmp_path, clock=clock) for n, c in config.channels.items()
+    }
+    runner = Runner(
+        engine,
+        config,
+        TemplateRenderer(ROOT / "templates"),
+        adapters,
+        cipher,
+        public_url=url,
+        secret=settings.secret_key or "",
+    )
     runner.tick(T)  # one sms and one email per account
-    server = Server(db=engine, config=config, cipher=cipher, settings=settings, clock=clock,
-                    runner=runner, twilio_token=TOKEN)
+    server = Server(
+        db=engine,
+        config=config,
+        cipher=cipher,
+        settings=settings,
+        clock=clock,
+        runner=runner,
+        twilio_token=TOKEN,
+    )
     try:
         with live_server(create_app(server), sock):
             yield Live(url, engine, runner, clock, server, cipher)
@@ -127,8 +149,9 @@ def live(db_url: str, tmp_path: Path) -> Iterator[Live]:
 def _send(live: Live, account: str, channel: str = "sms") -> Any:
     t = table_of(Send)
     with live.db.connect() as conn:
-        return conn.execute(sa.select(t).where(t.c.account_id == account,
-                                               t.c.channel == channel)).one()
+        return conn.execute(
+            sa.select(t).where(t.c.account_id == account, t.c.channel == channel)
+        ).one()
 
 
 # --- status callbacks ----------------------------------------------------------------------
@@ -143,8 +166,11 @@ def test_status_callbacks_are_verified_idempotent_and_never_downgraded(live: Liv
     forged = live.twilio(path, delivered, signature="bm90IGEgc2lnbmF0dXJl")
     missing = httpx.post(live.url + path, data=delivered)
     tampered_sig = RequestValidator(TOKEN).compute_signature(live.url + path, delivered)
-    tampered = httpx.post(live.url + path, data={**delivered, "MessageStatus": "failed"},
-                          headers={"X-Twilio-Signature": tampered_sig})
+    tampered = httpx.post(
+        live.url + path,
+        data={**delivered, "MessageStatus": "failed"},
+        headers={"X-Twilio-Signature": tampered_sig},
+    )
     assert (forged.status_code, missing.status_code, tampered.status_code) == (403, 403, 403)
     assert live.count(DeliveryEvent) == 0
 
@@ -161,13 +187,15 @@ def test_status_callbacks_are_verified_idempotent_and_never_downgraded(live: Liv
     assert unknown.status_code == 404
 
 
-def test_a_burst_of_callbacks_is_stored_once_each_and_ends_at_the_final_status(
-        live: Live) -> None:
+def test_a_burst_of_callbacks_is_stored_once_each_and_ends_at_the_final_status(live: Live) -> None:
     """Concurrent callbacks share transactions (group commit); each is still its own."""
     sids = [_send(live, f"A{n:05d}").provider_id for n in range(4)]
     path = "/webhooks/twilio/sms/status"
-    calls = [{"MessageSid": sid, "MessageStatus": status}
-             for sid in sids for status in ("sent", "delivered", "sent", "delivered")]
+    calls = [
+        {"MessageSid": sid, "MessageStatus": status}
+        for sid in sids
+        for status in ("sent", "delivered", "sent", "delivered")
+    ]
     calls.append({"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered"})  # unknown
     with ThreadPoolExecutor(len(calls)) as pool:
         codes = sorted(pool.map(lambda p: live.twilio(path, p).status_code, calls))
@@ -181,16 +209,26 @@ def test_serve_with_two_worker_processes(db_url: str, tmp_path: Path) -> None:
     engine = db.make_engine(db_url)
     sids = [f"SM{n:032d}" for n in range(20)]
     with engine.begin() as conn:
-        conn.execute(table_of(Send).insert(), [
-            {"message_id": f"m_{n:04d}", "provider_id": sid, "account_id": "A00000",
-             "debtor_id": "D00000", "channel": "sms", "status": "sent", "sent_at": T}
-            for n, sid in enumerate(sids)])
+        conn.execute(
+            table_of(Send).insert(),
+            [
+                {
+                    "message_id": f"m_{n:04d}",
+                    "provider_id": sid,
+                    "account_id": "A00000",
+                    "debtor_id": "D00000",
+                    "channel": "sms",
+                    "status": "sent",
+                    "sent_at": T,
+                }
+                for n, sid in enumerate(sids)
+            ],
+        )
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "orchestrator", "serve", "--port", str(port),
-               "--workers", "2"]
+    command = [sys.executable, "-m", "orchestrator", "serve", "--port", str(port), "--workers", "2"]
     env = {**env, "OUTREACH_PUBLIC_URL": url, "TWILIO_AUTH_TOKEN": TOKEN}
     if db_url.startswith("sqlite"):  # one process takes SQLite's writes
         refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
@@ -198,8 +236,9 @@ def test_serve_with_two_worker_processes(db_url: str, tmp_path: Path) -> None:
         assert "--workers above 1 needs PostgreSQL" in refused.stderr
         engine.dispose()
         return
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_healthy(url)
         path = "/webhooks/twilio/sms/status"
@@ -207,8 +246,9 @@ def test_serve_with_two_worker_processes(db_url: str, tmp_path: Path) -> None:
         def post(sid: str) -> int:
             params = {"MessageSid": sid, "MessageStatus": "delivered"}
             sig = RequestValidator(TOKEN).compute_signature(url + path, params)
-            return httpx.post(url + path, data=params,
-                              headers={"X-Twilio-Signature": sig}).status_code
+            return httpx.post(
+                url + path, data=params, headers={"X-Twilio-Signature": sig}
+            ).status_code
 
         with ThreadPoolExecutor(10) as pool:
             assert list(pool.map(post, sids + sids)) == [200] * 40
@@ -227,11 +267,23 @@ def test_serve_with_two_worker_processes(db_url: str, tmp_path: Path) -> None:
 def test_voice_conversation_starts_the_call_pause(live: Live) -> None:
     t = table_of(Send)
     with live.db.begin() as conn:  # a call placed earlier (the test cadence has none)
-        conn.execute(t.insert().values(message_id="m_call1", provider_id="CA" + "1" * 32,
-                                       account_id="A00001", debtor_id="D00001",
-                                       channel="voice", status="sent", sent_at=T))
-    params = {"CallSid": "CA" + "1" * 32, "CallStatus": "completed", "AnsweredBy": "human",
-              "CallDuration": "95"}
+        conn.execute(
+            t.insert().values(
+                message_id="m_call1",
+                provider_id="CA" + "1" * 32,
+                account_id="A00001",
+                debtor_id="D00001",
+                channel="voice",
+                status="sent",
+                sent_at=T,
+            )
+        )
+    params = {
+        "CallSid": "CA" + "1" * 32,
+        "CallStatus": "completed",
+        "AnsweredBy": "human",
+        "CallDuration": "95",
+    }
     assert live.twilio("/webhooks/twilio/voice/status", params).status_code == 200
     assert live.count(AccountEvent, account_id="A00001", type="conversation") == 1
     assert live.twilio("/webhooks/twilio/voice/status", params).json()["status"] == "duplicate"
@@ -244,10 +296,15 @@ def test_voice_conversation_starts_the_call_pause(live: Live) -> None:
 def _decision(live: Live, account: str, step: str, day: str) -> tuple[str, str | None]:
     t = table_of(Decision)
     with live.db.connect() as conn:
-        row = conn.execute(sa.select(t.c.decision, t.c.reason).where(
-            t.c.account_id == account, t.c.step == step,
-            t.c.message_id.like("m_%") | t.c.message_id.is_(None),
-        ).order_by(t.c.id.desc())).first()
+        row = conn.execute(
+            sa.select(t.c.decision, t.c.reason)
+            .where(
+                t.c.account_id == account,
+                t.c.step == step,
+                t.c.message_id.like("m_%") | t.c.message_id.is_(None),
+            )
+            .order_by(t.c.id.desc())
+        ).first()
     assert row is not None, (account, step, day)
     return row.decision, row.reason
 
@@ -270,15 +327,19 @@ def test_stop_suppresses_sms_only_until_start(live: Live) -> None:
     live.runner.tick(day3)
     assert _decision(live, "A00000", "daily-sms", "d3") == ("sent", None)
 
-    forged = httpx.post(live.url + path, data={"From": "+12122000037", "Body": "STOP"},
-                        headers={"X-Twilio-Signature": "AAAA"})
+    forged = httpx.post(
+        live.url + path,
+        data={"From": "+12122000037", "Body": "STOP"},
+        headers={"X-Twilio-Signature": "AAAA"},
+    )
     assert forged.status_code == 403
     live.runner.tick(day3 + timedelta(days=1))
     assert _decision(live, "A00001", "daily-sms", "d4") == ("sent", None)
 
 
 def test_keyword_replies_are_recorded_and_one_confirmation_goes_per_five_minutes(
-        live: Live) -> None:
+    live: Live,
+) -> None:
     """The opt-out confirmation (docs/http.md) goes at most once per number within 5
     minutes (inclusive) and, like the help reply, is recorded (a decision and a send,
     counted toward limits) under the lowest account at the number."""
@@ -291,21 +352,32 @@ def test_keyword_replies_are_recorded_and_one_confirmation_goes_per_five_minutes
     assert "+18005550100" in live.text("+12122000000", "HELP").text
     decisions, sends = table_of(Decision), table_of(Send)
     with live.db.connect() as conn:
-        replies = conn.execute(sa.select(
-            decisions.c.step, decisions.c.account_id, decisions.c.kind, decisions.c.decision,
-            decisions.c.to_masked, decisions.c.message_id,
-        ).where(decisions.c.step.in_(["opt_out_confirmation", "help_reply"]))
-          .order_by(decisions.c.time, decisions.c.id)).all()
-        sent = conn.execute(sa.select(sends.c.message_id, sends.c.status, sends.c.channel)
-                            .where(sends.c.message_id.in_([r.message_id for r in replies]))
-                            ).all()
+        replies = conn.execute(
+            sa.select(
+                decisions.c.step,
+                decisions.c.account_id,
+                decisions.c.kind,
+                decisions.c.decision,
+                decisions.c.to_masked,
+                decisions.c.message_id,
+            )
+            .where(decisions.c.step.in_(["opt_out_confirmation", "help_reply"]))
+            .order_by(decisions.c.time, decisions.c.id)
+        ).all()
+        sent = conn.execute(
+            sa.select(sends.c.message_id, sends.c.status, sends.c.channel).where(
+                sends.c.message_id.in_([r.message_id for r in replies])
+            )
+        ).all()
     assert [(r.step, r.account_id, r.kind, r.decision) for r in replies] == [
         ("opt_out_confirmation", "A00000", "notice", "sent"),
         ("opt_out_confirmation", "A00000", "notice", "sent"),
-        ("help_reply", "A00000", "notice", "sent")]
+        ("help_reply", "A00000", "notice", "sent"),
+    ]
     assert {r.to_masked for r in replies} == {"+1 212 *** **00"}
     assert sorted((m, st, ch) for m, st, ch in sent) == sorted(
-        (r.message_id, "sent", "sms") for r in replies)
+        (r.message_id, "sent", "sms") for r in replies
+    )
 
 
 def test_help_answers_with_the_creditor(live: Live) -> None:
@@ -316,14 +388,21 @@ def test_help_answers_with_the_creditor(live: Live) -> None:
 # --- payments ------------------------------------------------------------------------------
 
 
-def _pay(live: Live, body: dict[str, Any], *, secret: str = PAY_SECRET,
-         stamp: int | None = None) -> httpx.Response:
+def _pay(
+    live: Live, body: dict[str, Any], *, secret: str = PAY_SECRET, stamp: int | None = None
+) -> httpx.Response:
     raw = json.dumps(body).encode()
     ts = str(int(live.clock.now().timestamp()) if stamp is None else stamp)
     sig = hmac.new(secret.encode(), ts.encode() + b"." + raw, hashlib.sha256).hexdigest()
-    return httpx.post(live.url + "/webhooks/payments", content=raw, headers={
-        "Content-Type": "application/json", "X-Outreach-Timestamp": ts,
-        "X-Outreach-Signature": f"sha256={sig}"})
+    return httpx.post(
+        live.url + "/webhooks/payments",
+        content=raw,
+        headers={
+            "Content-Type": "application/json",
+            "X-Outreach-Timestamp": ts,
+            "X-Outreach-Signature": f"sha256={sig}",
+        },
+    )
 
 
 def test_no_page_loads_scripts_from_a_cdn(live: Live) -> None:
@@ -334,8 +413,14 @@ def test_no_page_loads_scripts_from_a_cdn(live: Live) -> None:
 def test_a_refused_payment_webhook_does_not_echo_its_input(live: Live) -> None:
     """The 422 says where and what (field and rule), never the value sent: a webhook body
     may carry a name or an account number."""
-    body = {"event_id": "ev-x", "account_id": "A00002", "amount": "Jane Doe 4111-1111",
-            "currency": "USD", "paid_at": T.isoformat(), "note": "Jane Doe 4111-1111"}
+    body = {
+        "event_id": "ev-x",
+        "account_id": "A00002",
+        "amount": "Jane Doe 4111-1111",
+        "currency": "USD",
+        "paid_at": T.isoformat(),
+        "note": "Jane Doe 4111-1111",
+    }
     refused = _pay(live, body)
     assert refused.status_code == 422
     assert "amount" in refused.text and "note" in refused.text
@@ -343,8 +428,13 @@ def test_a_refused_payment_webhook_does_not_echo_its_input(live: Live) -> None:
 
 
 def test_payment_webhook(live: Live) -> None:
-    body = {"event_id": "ev-1", "account_id": "A00002", "amount": "40.00", "currency": "USD",
-            "paid_at": T.isoformat()}
+    body = {
+        "event_id": "ev-1",
+        "account_id": "A00002",
+        "amount": "40.00",
+        "currency": "USD",
+        "paid_at": T.isoformat(),
+    }
     assert _pay(live, body, secret="wrong").status_code == 401
     assert _pay(live, body, stamp=int(T.timestamp()) - 301).status_code == 401
     assert _pay(live, {**body, "account_id": "NOPE"}).status_code == 404
@@ -356,8 +446,9 @@ def test_payment_webhook(live: Live) -> None:
     assert live.count(Payment) == 1
     accounts = table_of(AccountRow)
     with live.db.connect() as conn:
-        balance = conn.execute(sa.select(accounts.c.balance).where(
-            accounts.c.account_id == "A00002")).scalar_one()
+        balance = conn.execute(
+            sa.select(accounts.c.balance).where(accounts.c.account_id == "A00002")
+        ).scalar_one()
     assert balance == Decimal("60.00")
     live.runner.dispatch(T)  # the thank-you was planned at once
     assert _decision(live, "A00002", "thanks", "d1") == ("sent", None)
@@ -365,8 +456,9 @@ def test_payment_webhook(live: Live) -> None:
     full = {**body, "event_id": "ev-2", "amount": "60.00"}
     assert _pay(live, full).status_code == 201
     with live.db.connect() as conn:
-        status = conn.execute(sa.select(accounts.c.status).where(
-            accounts.c.account_id == "A00002")).scalar_one()
+        status = conn.execute(
+            sa.select(accounts.c.status).where(accounts.c.account_id == "A00002")
+        ).scalar_one()
     assert status == "closed"
 
 
@@ -375,8 +467,9 @@ def test_payment_webhook(live: Live) -> None:
 
 def test_pay_link_records_a_click_and_redirects(live: Live) -> None:
     send = _send(live, "A00003")
-    link = pay_link(live.url, live.server.settings.secret_key or "", send.message_id,
-                    T + timedelta(days=30))
+    link = pay_link(
+        live.url, live.server.settings.secret_key or "", send.message_id, T + timedelta(days=30)
+    )
     response = httpx.get(link, follow_redirects=False)
     assert response.status_code == 302
     assert response.headers["location"] == "https://pay.example.com/R3"
@@ -397,11 +490,23 @@ def keyed(headers: dict[str, str]) -> dict[str, str]:
 
 def test_api_needs_a_token_and_upserts_with_csv_validation(live: Live) -> None:
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
-    body = {"name": "Lee Chen", "phone": "+12125550123", "country": "US", "region": "NY",
-            "currency": "USD", "balance": "300.00", "due_date": "2026-02-01", "creditor": "acme"}
+    body = {
+        "name": "Lee Chen",
+        "phone": "+12125550123",
+        "country": "US",
+        "region": "NY",
+        "currency": "USD",
+        "balance": "300.00",
+        "due_date": "2026-02-01",
+        "creditor": "acme",
+    }
     assert httpx.put(f"{live.url}/api/v1/accounts/N1", json=body).status_code == 401
-    assert httpx.put(f"{live.url}/api/v1/accounts/N1", json=body,
-                     headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        httpx.put(
+            f"{live.url}/api/v1/accounts/N1", json=body, headers={"Authorization": "Bearer nope"}
+        ).status_code
+        == 401
+    )
     created = httpx.put(f"{live.url}/api/v1/accounts/N1", json=body, headers=auth)
     assert created.status_code == 200 and created.json()["result"] == "inserted"
     again = httpx.put(f"{live.url}/api/v1/accounts/N1", json=body, headers=auth)
@@ -412,24 +517,35 @@ def test_api_needs_a_token_and_upserts_with_csv_validation(live: Live) -> None:
     assert shown["account_id"] == "N1" and shown["status"] == "open"
     assert "Lee Chen" not in json.dumps(shown)
 
-    promise = httpx.post(f"{live.url}/api/v1/accounts/N1/events", headers=keyed(auth),
-                         json={"type": "promise", "amount": "100.00", "due": "2026-03-20"})
+    promise = httpx.post(
+        f"{live.url}/api/v1/accounts/N1/events",
+        headers=keyed(auth),
+        json={"type": "promise", "amount": "100.00", "due": "2026-03-20"},
+    )
     assert promise.status_code == 201
     shown = httpx.get(f"{live.url}/api/v1/accounts/N1", headers=auth).json()
     assert [p["state"] for p in shown["promises"]] == ["pending"]
     assert httpx.get(f"{live.url}/healthz").json() == {"status": "ok"}
     metrics = httpx.get(f"{live.url}/metrics").text
     assert "outreach_sends" in metrics and "outreach_webhook_rejections_total" in metrics
-    big = httpx.put(f"{live.url}/api/v1/accounts/N3", headers=auth,
-                    content=b"{" + b" " * 300_000 + b"}")
+    big = httpx.put(
+        f"{live.url}/api/v1/accounts/N3", headers=auth, content=b"{" + b" " * 300_000 + b"}"
+    )
     assert big.status_code == 413
 
 
 def test_api_counts_dpd_on_the_debtors_local_date(live: Live) -> None:
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
-    body = {"name": "Wang Fang", "phone": "+8613800138000", "country": "CN",
-            "timezone": "Asia/Shanghai", "currency": "CNY", "balance": "300.00",
-            "due_date": "2026-03-01", "creditor": "acme"}
+    body = {
+        "name": "Wang Fang",
+        "phone": "+8613800138000",
+        "country": "CN",
+        "timezone": "Asia/Shanghai",
+        "currency": "CNY",
+        "balance": "300.00",
+        "due_date": "2026-03-01",
+        "creditor": "acme",
+    }
     assert httpx.put(f"{live.url}/api/v1/accounts/Z1", json=body, headers=auth).status_code == 200
     live.clock.set(datetime(2026, 3, 10, 17, 0, tzinfo=UTC))  # already 03-11 01:00 in Beijing
     shown = httpx.get(f"{live.url}/api/v1/accounts/Z1", headers=auth).json()
@@ -449,8 +565,9 @@ def test_openapi_fuzzing_finds_no_server_error(live: Live) -> None:
             raise result.err()  # an operation of the served schema is invalid
         operation = result.ok()
 
-        @settings(max_examples=15, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         @given(case=operation.as_strategy())
         def check(case: Any) -> None:
             response = case.call(base_url=live.url, headers=auth)
@@ -465,20 +582,25 @@ def test_one_click_unsubscribe_stops_email_only(live: Live) -> None:
     from orchestrator.core.links import unsubscribe_link
 
     send = _send(live, "A00001", "email")
-    link = unsubscribe_link(live.url, live.server.settings.secret_key or "", send.message_id,
-                            T + timedelta(days=30))
+    link = unsubscribe_link(
+        live.url, live.server.settings.secret_key or "", send.message_id, T + timedelta(days=30)
+    )
     page = httpx.get(link)
     assert page.status_code == 200 and "<form method=post" in page.text
-    done = httpx.post(link, content=b"List-Unsubscribe=One-Click",
-                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    done = httpx.post(
+        link,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert done.status_code == 200
     day2 = T + timedelta(days=1)
     live.clock.set(day2)
     live.runner.tick(day2)
     assert _decision(live, "A00001", "daily-email", "d2") == ("suppressed", "opted_out")
     assert _decision(live, "A00001", "daily-sms", "d2") == ("sent", None)
-    pay = pay_link(live.url, live.server.settings.secret_key or "", send.message_id,
-                   T + timedelta(days=30))
+    pay = pay_link(
+        live.url, live.server.settings.secret_key or "", send.message_id, T + timedelta(days=30)
+    )
     assert httpx.post(pay.replace("/p/", "/u/")).status_code == 404  # a pay token is not one
 
 
@@ -487,18 +609,40 @@ def test_api_records_a_payment_plan(live: Live) -> None:
     instalments shown on the account."""
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
     url = f"{live.url}/api/v1/accounts/A00003/events"
-    for bad in ({"type": "plan"}, {"type": "plan", "instalments": []},
-                {"type": "plan", "instalments": [{"due": "2026-03-20", "amount": "-5"}]},
-                {"type": "plan", "instalments": [{"due": "2026-03-20"}]},
-                {"type": "plan", "instalments": [{"due": "soon", "amount": "5"}]}):
+    for bad in (
+        {"type": "plan"},
+        {"type": "plan", "instalments": []},
+        {"type": "plan", "instalments": [{"due": "2026-03-20", "amount": "-5"}]},
+        {"type": "plan", "instalments": [{"due": "2026-03-20"}]},
+        {"type": "plan", "instalments": [{"due": "soon", "amount": "5"}]},
+    ):
         assert httpx.post(url, headers=keyed(auth), json=bad).status_code == 422, bad
-    assert httpx.post(f"{live.url}/api/v1/accounts/NOPE/events", headers=keyed(auth), json={
-        "type": "plan", "instalments": [{"due": "2026-03-20", "amount": "5"}]}).status_code == 404
+    assert (
+        httpx.post(
+            f"{live.url}/api/v1/accounts/NOPE/events",
+            headers=keyed(auth),
+            json={"type": "plan", "instalments": [{"due": "2026-03-20", "amount": "5"}]},
+        ).status_code
+        == 404
+    )
     with live.db.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(
-            table_of(InstalmentPlan))).scalar_one() == 0  # refused requests left nothing
-    made = httpx.post(url, headers=keyed(auth), json={"type": "plan", "instalments": [
-        {"due": "2026-04-20", "amount": "50.00"}, {"due": "2026-03-20", "amount": "50.00"}]})
+        assert (
+            conn.execute(
+                sa.select(sa.func.count()).select_from(table_of(InstalmentPlan))
+            ).scalar_one()
+            == 0
+        )  # refused requests left nothing
+    made = httpx.post(
+        url,
+        headers=keyed(auth),
+        json={
+            "type": "plan",
+            "instalments": [
+                {"due": "2026-04-20", "amount": "50.00"},
+                {"due": "2026-03-20", "amount": "50.00"},
+            ],
+        },
+    )
     assert made.status_code == 201, made.text
     day2 = T + timedelta(days=1)
     live.clock.set(day2)
@@ -509,7 +653,8 @@ def test_api_records_a_payment_plan(live: Live) -> None:
     assert [(p["state"], p["ended_at"]) for p in shown["plans"]] == [("active", None)]
     assert shown["plans"][0]["instalments"] == [
         {"due": "2026-03-20", "amount": "50.00", "paid": "0.00", "state": "pending"},
-        {"due": "2026-04-20", "amount": "50.00", "paid": "0.00", "state": "pending"}]
+        {"due": "2026-04-20", "amount": "50.00", "paid": "0.00", "state": "pending"},
+    ]
     timeline = httpx.get(f"{live.url}/api/v1/accounts/A00003/timeline", headers=auth).json()
     assert [e["status"] for e in timeline["events"] if e["type"] == "plan"] == ["active"]
 
@@ -520,8 +665,12 @@ def test_api_events_pause_and_suppress(live: Live) -> None:
     assert httpx.post(url, headers=auth, json={"type": "dispute"}).status_code == 201
     assert httpx.post(url, headers=auth, json={"type": "opt_out"}).status_code == 422
     assert httpx.post(url, headers=auth, json={"type": "arrest"}).status_code == 422
-    assert httpx.post(f"{live.url}/api/v1/accounts/NOPE/events", headers=auth,
-                      json={"type": "cease"}).status_code == 404
+    assert (
+        httpx.post(
+            f"{live.url}/api/v1/accounts/NOPE/events", headers=auth, json={"type": "cease"}
+        ).status_code
+        == 404
+    )
     day2 = T + timedelta(days=1)
     live.clock.set(day2)
     live.runner.tick(day2)

@@ -30,10 +30,15 @@ def _scenario(n: int = 160, days: int = 12) -> Scenario:
     accounts = list(generate_accounts(n, today=START.date(), seed=5))
     # Two debtors reached at one number: a STOP from it must reach both, in one part.
     accounts[1] = dataclasses.replace(accounts[1], phone=accounts[0].phone)
-    events = [ScenarioEvent(e.at, e.account, e.type, e.data)
-              for e in generate_events(accounts, start=START, days=days, seed=7)]
-    events.append(ScenarioEvent(START.replace(hour=14), accounts[1].account_id,
-                                "inbound_sms", {"body": "STOP"}))
+    events = [
+        ScenarioEvent(e.at, e.account, e.type, e.data)
+        for e in generate_events(accounts, start=START, days=days, seed=7)
+    ]
+    events.append(
+        ScenarioEvent(
+            START.replace(hour=14), accounts[1].account_id, "inbound_sms", {"body": "STOP"}
+        )
+    )
     events.sort(key=lambda e: e.at)
     return Scenario(START, days, config, ROOT / "templates", accounts, events)
 
@@ -43,7 +48,8 @@ def test_parts_share_no_debtor_phone_or_email() -> None:
     parts = partition(scenario, 3)
     assert len(parts) == 3
     assert sorted(a.account_id for p in parts for a in p.accounts) == sorted(
-        a.account_id for a in scenario.accounts)
+        a.account_id for a in scenario.accounts
+    )
     seen: dict[str, int] = {}
     for i, part in enumerate(parts):
         for a in part.accounts:
@@ -83,8 +89,14 @@ def test_a_scenario_runs_again_to_the_same_result() -> None:
 
 def test_cli_jobs_option(tmp_path: Path) -> None:
     example = ROOT / "tests" / "examples" / "promise_kept.yaml"
-    base = ["simulate", str(example), "--config", str(ROOT / "config"),
-            "--templates", str(ROOT / "templates")]
+    base = [
+        "simulate",
+        str(example),
+        "--config",
+        str(ROOT / "config"),
+        "--templates",
+        str(ROOT / "templates"),
+    ]
     _register_all()
     one = CliRunner().invoke(app, base)
     two = CliRunner().invoke(app, [*base, "--jobs", "2"])

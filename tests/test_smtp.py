@@ -30,8 +30,9 @@ class Mailbox:
     def __init__(self) -> None:
         self.received: list[tuple[str, list[str], Message, Any]] = []
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         if address.startswith("busy@"):
             return "451 4.3.0 mailbox busy, try again later"
         if address.startswith("nobody@"):
@@ -41,8 +42,7 @@ class Mailbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.original_content or envelope.content)
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), parsed,
-                              session.peer))
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), parsed, session.peer))
         return "250 Message accepted"
 
 
@@ -74,21 +74,36 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
 
 def adapter(tmp_path: Path, port: int, **options: Any) -> Any:
     cfg = ChannelConfig.model_validate(
-        {"adapter": "smtp", "host": "127.0.0.1", "port": port, "starttls": False,
-         "from": "Acme Recovery <billing@acme.example>", **options})
+        {
+            "adapter": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "starttls": False,
+            "from": "Acme Recovery <billing@acme.example>",
+            **options,
+        }
+    )
     return create_adapter("email", cfg, base_dir=tmp_path, clock=FrozenClock(NOW))
 
 
 def message(to: str, message_id: str = "m-1", **kw: Any) -> OutboundMessage:
     return OutboundMessage(
-        message_id=message_id, channel="email", account_id="A-1", debtor_id="D-1", to=to,
-        subject="Your Acme account", text="Hello Maria, please pay at https://x/p/1.",
+        message_id=message_id,
+        channel="email",
+        account_id="A-1",
+        debtor_id="D-1",
+        to=to,
+        subject="Your Acme account",
+        text="Hello Maria, please pay at https://x/p/1.",
         html="<p>Hello Maria, please <a href='https://x/p/1'>pay</a>.</p>",
-        metadata={"unsubscribe_link": UNSUB}, **kw)
+        metadata={"unsubscribe_link": UNSUB},
+        **kw,
+    )
 
 
-def test_multipart_mail_with_one_click_unsubscribe(smtp_server: tuple[Mailbox, int],
-                                                   tmp_path: Path) -> None:
+def test_multipart_mail_with_one_click_unsubscribe(
+    smtp_server: tuple[Mailbox, int], tmp_path: Path
+) -> None:
     box, port = smtp_server
     smtp = adapter(tmp_path, port, unsubscribe_mailto="unsub@acme.example")
     result = smtp.send(message("maria@example.com"))
@@ -103,7 +118,8 @@ def test_multipart_mail_with_one_click_unsubscribe(smtp_server: tuple[Mailbox, i
     assert mail["Message-ID"] == "<m-1@acme.example>"
     assert mail["Subject"] == "Your Acme account"
     assert " ".join(mail["List-Unsubscribe"].split()) == (
-        f"<{UNSUB}>, <mailto:unsub@acme.example?subject=unsubscribe>")
+        f"<{UNSUB}>, <mailto:unsub@acme.example?subject=unsubscribe>"
+    )
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     parts = {p.get_content_type(): p for p in mail.walk() if not p.is_multipart()}
     assert set(parts) == {"text/plain", "text/html"}
@@ -113,23 +129,33 @@ def test_multipart_mail_with_one_click_unsubscribe(smtp_server: tuple[Mailbox, i
     assert box.received[1][3] == peer
 
 
-def test_chinese_mail_survives_the_trip(smtp_server: tuple[Mailbox, int],
-                                        tmp_path: Path) -> None:
+def test_chinese_mail_survives_the_trip(smtp_server: tuple[Mailbox, int], tmp_path: Path) -> None:
     box, port = smtp_server
     smtp = adapter(tmp_path, port)
-    smtp.send(OutboundMessage(message_id="m-zh", channel="email", account_id="A", debtor_id="D",
-                              to="zhang@example.cn", subject="华夏消费金融：还款提醒",
-                              text="张伟您好，请尽快还款。", locale="zh-CN"))
+    smtp.send(
+        OutboundMessage(
+            message_id="m-zh",
+            channel="email",
+            account_id="A",
+            debtor_id="D",
+            to="zhang@example.cn",
+            subject="华夏消费金融：还款提醒",
+            text="张伟您好，请尽快还款。",
+            locale="zh-CN",
+        )
+    )
     smtp.close()
     mail = box.received[0][2]
     assert str(email.header.make_header(email.header.decode_header(mail["Subject"]))) == (
-        "华夏消费金融：还款提醒")
+        "华夏消费金融：还款提醒"
+    )
     assert "张伟您好" in body(mail, mail.get_content_charset())
     assert "List-Unsubscribe" not in mail
 
 
 def test_4xx_is_transient_5xx_is_permanent_and_the_connection_goes_on(
-        smtp_server: tuple[Mailbox, int], tmp_path: Path) -> None:
+    smtp_server: tuple[Mailbox, int], tmp_path: Path
+) -> None:
     box, port = smtp_server
     smtp = adapter(tmp_path, port)
     with pytest.raises(TransientChannelError) as busy:
@@ -157,8 +183,9 @@ def test_unknown_settings_are_refused(tmp_path: Path) -> None:
         adapter(tmp_path, 25, hots="typo")
 
 
-def test_templates_send_test_reaches_a_real_mailbox(smtp_server: tuple[Mailbox, int],
-                                                    tmp_path: Path) -> None:
+def test_templates_send_test_reaches_a_real_mailbox(
+    smtp_server: tuple[Mailbox, int], tmp_path: Path
+) -> None:
     import shutil
 
     from typer.testing import CliRunner
@@ -168,19 +195,41 @@ def test_templates_send_test_reaches_a_real_mailbox(smtp_server: tuple[Mailbox, 
     box, port = smtp_server
     cfg = tmp_path / "config"
     shutil.copytree(ROOT / "config", cfg)
-    channels = [line for line in (cfg / "channels.yaml").read_text().splitlines()
-                if not line.startswith("email:")]
-    channels.append(f'email: {{adapter: smtp, host: 127.0.0.1, port: {port}, '
-                    f'starttls: false, from: "Acme <billing@acme.example>"}}')
+    channels = [
+        line
+        for line in (cfg / "channels.yaml").read_text().splitlines()
+        if not line.startswith("email:")
+    ]
+    channels.append(
+        f"email: {{adapter: smtp, host: 127.0.0.1, port: {port}, "
+        f'starttls: false, from: "Acme <billing@acme.example>"}}'
+    )
     (cfg / "channels.yaml").write_text("\n".join(channels) + "\n")
     _register_all()
-    result = CliRunner().invoke(app, ["templates", "send-test", "reminder", "--channel", "email",
-                                      "--locale", "zh-CN", "--to", "author@example.com",
-                                      "--config", str(cfg), "--templates", str(ROOT / "templates")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "templates",
+            "send-test",
+            "reminder",
+            "--channel",
+            "email",
+            "--locale",
+            "zh-CN",
+            "--to",
+            "author@example.com",
+            "--config",
+            str(cfg),
+            "--templates",
+            str(ROOT / "templates"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     [(_, rcpts, mail, _)] = box.received
     assert rcpts == ["author@example.com"]
     subject = str(email.header.make_header(email.header.decode_header(mail["Subject"])))
     assert "[TEST]" in subject
     assert {p.get_content_type() for p in mail.walk() if not p.is_multipart()} == {
-        "text/plain", "text/html"}
+        "text/plain",
+        "text/html",
+    }

@@ -35,12 +35,15 @@ class Cli:
     """``outreach`` on one database and configuration."""
 
     def __init__(self, db_url: str, tmp_path: Path):
-        config = write_config(tmp_path / "config", outbox=tmp_path / "outbox",
-                              cadences=CADENCES)
-        self.env = {"OUTREACH_DATABASE_URL": db_url,
-                    "OUTREACH_DATA_KEYS": Fernet.generate_key().decode(),
-                    "OUTREACH_SECRET_KEY": TEST_SECRET, "OUTREACH_CONFIG": str(config),
-                    "OUTREACH_TEMPLATES": str(ROOT / "templates"), "COLUMNS": "200"}
+        config = write_config(tmp_path / "config", outbox=tmp_path / "outbox", cadences=CADENCES)
+        self.env = {
+            "OUTREACH_DATABASE_URL": db_url,
+            "OUTREACH_DATA_KEYS": Fernet.generate_key().decode(),
+            "OUTREACH_SECRET_KEY": TEST_SECRET,
+            "OUTREACH_CONFIG": str(config),
+            "OUTREACH_TEMPLATES": str(ROOT / "templates"),
+            "COLUMNS": "200",
+        }
         self.tmp = tmp_path
         _register_all()
 
@@ -66,15 +69,26 @@ class Cli:
 def cli(db_url: str, tmp_path: Path) -> Cli:
     db.upgrade(db_url)
     cli = Cli(db_url, tmp_path)
-    cli("import", "accounts", cli.csv("accounts.csv", HEADER + "\n"
-        "A1,Pat Doe,+12125550100,US,NY,USD,250.00,2026-02-20,acme,R1\n"
-        "A2,Sam Roe,+12125550111,US,NY,USD,80.00,2026-02-20,acme,R2\n"))
+    cli(
+        "import",
+        "accounts",
+        cli.csv(
+            "accounts.csv",
+            HEADER + "\n"
+            "A1,Pat Doe,+12125550100,US,NY,USD,250.00,2026-02-20,acme,R1\n"
+            "A2,Sam Roe,+12125550111,US,NY,USD,80.00,2026-02-20,acme,R2\n",
+        ),
+    )
     return cli
 
 
 def stage_of(shown: dict[str, Any]) -> tuple[Any, ...]:
-    return (shown["status"], shown["stage"], shown.get("stage_entered_at"),
-            shown.get("balance_at_stage_entry"))
+    return (
+        shown["status"],
+        shown["stage"],
+        shown.get("stage_entered_at"),
+        shown.get("balance_at_stage_entry"),
+    )
 
 
 def test_planning_writes_the_stage_its_entry_and_the_balance_then(cli: Cli) -> None:
@@ -86,9 +100,16 @@ def test_planning_writes_the_stage_its_entry_and_the_balance_then(cli: Cli) -> N
     human = cli("account", "show", "A1")
     assert "stage M1 (since 2026-02-21 05:00 UTC, balance then 250.00)" in human
 
-    cli("import", "payments", cli.csv("p1.csv", "payment_id,account_id,amount,paid_at\n"
-                                      "P1,A1,50.00,2026-03-10T16:00:00Z\n"
-                                      "P2,A2,80.00,2026-03-10T16:00:00Z\n"))
+    cli(
+        "import",
+        "payments",
+        cli.csv(
+            "p1.csv",
+            "payment_id,account_id,amount,paid_at\n"
+            "P1,A1,50.00,2026-03-10T16:00:00Z\n"
+            "P2,A2,80.00,2026-03-10T16:00:00Z\n",
+        ),
+    )
     cli.run_at("2026-03-23T15:00:00Z")  # DPD 31: M2 since that local midnight (EDT)
     assert stage_of(cli.show("A1")) == ("open", "M2", "2026-03-23T04:00:00Z", "200.00")
     # Paid in full on DPD 18: closed, in the stage it closed in, whatever the DPD now.
@@ -99,18 +120,27 @@ def test_planning_writes_the_stage_its_entry_and_the_balance_then(cli: Cli) -> N
 def test_the_balance_at_entry_stays_what_it_was_at_entry(cli: Cli) -> None:
     cli.run_at("2026-03-23T15:00:00Z")
     assert stage_of(cli.show("A1")) == ("open", "M2", "2026-03-23T04:00:00Z", "250.00")
-    cli("import", "payments", cli.csv("p.csv", "payment_id,account_id,amount,paid_at\n"
-                                      "P1,A1,30.00,2026-03-24T16:00:00Z\n"))
+    cli(
+        "import",
+        "payments",
+        cli.csv(
+            "p.csv", "payment_id,account_id,amount,paid_at\nP1,A1,30.00,2026-03-24T16:00:00Z\n"
+        ),
+    )
     # Fees added by a later import change the balance, not what it was at entry.
-    cli("import", "accounts", cli.csv("fees.csv", HEADER + "\n"
-        "A1,Pat Doe,+12125550100,US,NY,USD,400.00,2026-02-20,acme,R1\n"))
+    cli(
+        "import",
+        "accounts",
+        cli.csv(
+            "fees.csv", HEADER + "\nA1,Pat Doe,+12125550100,US,NY,USD,400.00,2026-02-20,acme,R1\n"
+        ),
+    )
     cli.run_at("2026-03-25T15:00:00Z")
     shown = cli.show("A1")
     assert shown["balance"] == "400.00"
     assert stage_of(shown) == ("open", "M2", "2026-03-23T04:00:00Z", "250.00")
     # The recovery rate divides by it: A1 250.00 and A2 80.00 (not 400.00 + 30.00 paid).
-    report = json.loads(cli("report", "--json", "--since", "2026-03-23",
-                            "--until", "2026-03-25"))
+    report = json.loads(cli("report", "--json", "--since", "2026-03-23", "--until", "2026-03-25"))
     m2 = next(s for s in report["stages"] if s["stage"] == "M2")
     assert m2["balance_at_entry"] == {"USD": "330.00"}
     assert m2["recovered"] == {"USD": "30.00"}

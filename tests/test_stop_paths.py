@@ -80,9 +80,13 @@ class Product:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**self.env, "OUTREACH_PUBLIC_URL": url}
-        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "serve", "--port",
-                                 str(port)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             wait_healthy(url)
             yield url
@@ -90,8 +94,9 @@ class Product:
             proc.terminate()
             proc.communicate(timeout=30)
 
-    def text(self, url: str, body: str, *, sid: str | None = None,
-             phone: str = PHONE) -> httpx.Response:
+    def text(
+        self, url: str, body: str, *, sid: str | None = None, phone: str = PHONE
+    ) -> httpx.Response:
         """An inbound text, signed as Twilio signs it (a fresh MessageSid unless given)."""
         path = "/webhooks/twilio/sms/inbound"
         if sid is None:
@@ -109,9 +114,11 @@ class Product:
         engine = db.make_engine(self.db_url)
         try:
             with engine.connect() as conn:
-                row = conn.execute(sa.select(t.c.decision, t.c.reason).where(
-                    t.c.account_id == account, t.c.step == step,
-                    t.c.time == _day(day)).order_by(t.c.id.desc())).first()
+                row = conn.execute(
+                    sa.select(t.c.decision, t.c.reason)
+                    .where(t.c.account_id == account, t.c.step == step, t.c.time == _day(day))
+                    .order_by(t.c.id.desc())
+                ).first()
         finally:
             engine.dispose()
         assert row is not None, (account, step, day)
@@ -122,22 +129,32 @@ class Product:
         engine = db.make_engine(self.db_url)
         try:
             with engine.connect() as conn:
-                return str(conn.execute(sa.select(t.c.phone_index).where(
-                    t.c.account_id == account)).scalar_one())
+                return str(
+                    conn.execute(
+                        sa.select(t.c.phone_index).where(t.c.account_id == account)
+                    ).scalar_one()
+                )
         finally:
             engine.dispose()
 
 
-def _product(db_url: str, tmp: Path, *, keys: str, index_key: str | None = None,
-             policy: str = "") -> Product:
+def _product(
+    db_url: str, tmp: Path, *, keys: str, index_key: str | None = None, policy: str = ""
+) -> Product:
     outbox = tmp / "outbox"
     config = write_config(tmp / "config", outbox=outbox, cadences=CADENCES)
     if policy:
         with (config / "policy.yaml").open("a") as handle:
             handle.write(policy)
-    env = {**os.environ, "OUTREACH_DATABASE_URL": db_url, "OUTREACH_DATA_KEYS": keys,
-           "OUTREACH_SECRET_KEY": "s" * 40, "OUTREACH_CONFIG": str(config),
-           "OUTREACH_TEMPLATES": str(ROOT / "templates"), "TWILIO_AUTH_TOKEN": TOKEN}
+    env = {
+        **os.environ,
+        "OUTREACH_DATABASE_URL": db_url,
+        "OUTREACH_DATA_KEYS": keys,
+        "OUTREACH_SECRET_KEY": "s" * 40,
+        "OUTREACH_CONFIG": str(config),
+        "OUTREACH_TEMPLATES": str(ROOT / "templates"),
+        "TWILIO_AUTH_TOKEN": TOKEN,
+    }
     env.pop("OUTREACH_INDEX_KEY", None)
     if index_key:
         env["OUTREACH_INDEX_KEY"] = index_key
@@ -217,8 +234,7 @@ def test_a_replayed_start_changes_nothing(db_url: str, tmp_path: Path) -> None:
     assert len(help_replies) == 1
 
 
-def test_an_inbound_text_without_a_message_sid_is_refused(db_url: str, tmp_path: Path
-                                                          ) -> None:
+def test_an_inbound_text_without_a_message_sid_is_refused(db_url: str, tmp_path: Path) -> None:
     product = _product(db_url, tmp_path, keys=_key())
     with product.serve() as url:
         path = "/webhooks/twilio/sms/inbound"
@@ -230,10 +246,12 @@ def test_an_inbound_text_without_a_message_sid_is_refused(db_url: str, tmp_path:
     assert [e for e in shown["events"] if e["type"] == "inbound_sms"] == []
 
 
-@pytest.mark.parametrize(("scope", "voice"), [("sms", ("sent", None)),
-                                              ("automated", ("suppressed", "opted_out"))])
-def test_what_a_stop_stops_follows_the_policy(db_url: str, tmp_path: Path, scope: str,
-                                              voice: tuple[str, str | None]) -> None:
+@pytest.mark.parametrize(
+    ("scope", "voice"), [("sms", ("sent", None)), ("automated", ("suppressed", "opted_out"))]
+)
+def test_what_a_stop_stops_follows_the_policy(
+    db_url: str, tmp_path: Path, scope: str, voice: tuple[str, str | None]
+) -> None:
     """``opt_out_scope: automated`` (the FCC's revoke-all rule): STOP stops prerecorded
     calls as well as texts; ``sms`` stops texts only. START undoes what STOP did."""
     product = _product(db_url, tmp_path, keys=_key(), policy=f"opt_out_scope: {scope}\n")
@@ -250,10 +268,12 @@ def test_what_a_stop_stops_follows_the_policy(db_url: str, tmp_path: Path, scope
     assert product.decided("A00000", "daily-voice", 2) == ("sent", None)
 
 
-@pytest.mark.parametrize("body", ["Please stop calling me!", "Don't text me again",
-                                  "请不要再打了", "我要退订"])
+@pytest.mark.parametrize(
+    "body", ["Please stop calling me!", "Don't text me again", "请不要再打了", "我要退订"]
+)
 def test_a_revocation_in_the_persons_own_words_stops_texts_and_calls(
-        db_url: str, tmp_path: Path, body: str) -> None:
+    db_url: str, tmp_path: Path, body: str
+) -> None:
     product = _product(db_url, tmp_path, keys=_key())
     with product.serve() as url:
         product.text(url, body)
@@ -266,7 +286,8 @@ def test_a_revocation_in_the_persons_own_words_stops_texts_and_calls(
 
 
 def test_a_reply_that_is_no_keyword_stops_nothing_and_is_kept_to_read(
-        db_url: str, tmp_path: Path) -> None:
+    db_url: str, tmp_path: Path
+) -> None:
     product = _product(db_url, tmp_path, keys=_key())
     with product.serve() as url:
         assert "<Message>" not in product.text(url, "I lost my job, can we talk?").text
@@ -280,7 +301,8 @@ def test_a_reply_that_is_no_keyword_stops_nothing_and_is_kept_to_read(
 
 
 def test_setting_an_index_key_on_an_existing_database_keeps_the_stops(
-        db_url: str, tmp_path: Path) -> None:
+    db_url: str, tmp_path: Path
+) -> None:
     """The README's way to adopt ``OUTREACH_INDEX_KEY`` later: set it, ``keys rotate``
     (every index recomputed, the opt-outs moved with them), start again."""
     product = _product(db_url, tmp_path, keys=_key())

@@ -37,20 +37,25 @@ def test_a_late_sent_after_delivered_is_not_shown_after_it(live: Live) -> None: 
     assert deliveries(shown["events"]) == ["queued", "delivered"]
 
     _register_all()
-    env = {"OUTREACH_DATABASE_URL": str(live.db.url.render_as_string(hide_password=False)),
-           "OUTREACH_DATA_KEYS": ",".join(live.server.settings.data_keys)}
-    cli = CliRunner().invoke(app, ["account", "show", "A00000", "--json",
-                                   "--today", "2026-03-10"], env=env)
+    env = {
+        "OUTREACH_DATABASE_URL": str(live.db.url.render_as_string(hide_password=False)),
+        "OUTREACH_DATA_KEYS": ",".join(live.server.settings.data_keys),
+    }
+    cli = CliRunner().invoke(
+        app, ["account", "show", "A00000", "--json", "--today", "2026-03-10"], env=env
+    )
     assert cli.exit_code == 0, cli.output
     assert deliveries(json.loads(cli.stdout)["events"]) == ["queued", "delivered"]
-    text = CliRunner().invoke(app, ["account", "show", "A00000", "--today", "2026-03-10"],
-                              env=env)
-    assert [line.split()[-2] for line in text.stdout.splitlines()
-            if " delivery " in line] == ["queued", "delivered"]
+    text = CliRunner().invoke(app, ["account", "show", "A00000", "--today", "2026-03-10"], env=env)
+    assert [line.split()[-2] for line in text.stdout.splitlines() if " delivery " in line] == [
+        "queued",
+        "delivered",
+    ]
 
     env["OUTREACH_CONFIG"] = str(live.server.settings.config_dir)
-    report = CliRunner().invoke(app, ["report", "--json", "--since", "2026-03-10",
-                                      "--until", "2026-03-10"], env=env)
+    report = CliRunner().invoke(
+        app, ["report", "--json", "--since", "2026-03-10", "--until", "2026-03-10"], env=env
+    )
     assert report.exit_code == 0, report.output
     sms = next(c for c in json.loads(report.stdout)["channels"] if c["channel"] == "sms")
     assert (sms["sends"], sms["delivered"]) == (4, 1)  # the send that reached its person

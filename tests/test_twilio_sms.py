@@ -43,17 +43,28 @@ def twilio() -> Iterator[FakeTwilio]:
 
 
 def adapter(tmp_path: Path, base: str, **options: Any) -> Any:
-    cfg = ChannelConfig.model_validate({
-        "adapter": "twilio_sms", "from": "+15005550006", "api_base": base,
-        "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
-        "public_url": "https://outreach.example.com", **options})
+    cfg = ChannelConfig.model_validate(
+        {
+            "adapter": "twilio_sms",
+            "from": "+15005550006",
+            "api_base": base,
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "public_url": "https://outreach.example.com",
+            **options,
+        }
+    )
     return create_adapter("sms", cfg, base_dir=tmp_path, clock=FrozenClock(NOW))
 
 
-def sms(to: str, text: str = "Acme: your payment is due. Reply STOP to opt out.",
-        message_id: str = "m-1") -> OutboundMessage:
-    return OutboundMessage(message_id=message_id, channel="sms", account_id="A-1",
-                           debtor_id="D-1", to=to, text=text)
+def sms(
+    to: str,
+    text: str = "Acme: your payment is due. Reply STOP to opt out.",
+    message_id: str = "m-1",
+) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=message_id, channel="sms", account_id="A-1", debtor_id="D-1", to=to, text=text
+    )
 
 
 def test_message_created_with_callback_and_segments(twilio: FakeTwilio, tmp_path: Path) -> None:
@@ -66,7 +77,8 @@ def test_message_created_with_callback_and_segments(twilio: FakeTwilio, tmp_path
     assert request["form"]["From"] == "+15005550006"
     assert request["form"]["Body"].startswith("Acme:")
     assert request["form"]["StatusCallback"] == (
-        "https://outreach.example.com/webhooks/twilio/sms/status?message_id=m-1")
+        "https://outreach.example.com/webhooks/twilio/sms/status?message_id=m-1"
+    )
 
 
 def test_chinese_text_counts_ucs2_segments(twilio: FakeTwilio, tmp_path: Path) -> None:
@@ -75,35 +87,44 @@ def test_chinese_text_counts_ucs2_segments(twilio: FakeTwilio, tmp_path: Path) -
     assert (result.segments, result.detail) == (2, "UCS-2")
 
 
-def test_messaging_service_instead_of_a_number(twilio: FakeTwilio, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_messaging_service_instead_of_a_number(
+    twilio: FakeTwilio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("OUTREACH_PUBLIC_URL", raising=False)
-    cfg = ChannelConfig.model_validate({
-        "adapter": "twilio_sms", "messaging_service_sid": "MG" + "1" * 32,
-        "api_base": twilio.base, "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN})
-    create_adapter("sms", cfg, base_dir=tmp_path, clock=FrozenClock(NOW)).send(
-        sms("+12125550123"))
+    cfg = ChannelConfig.model_validate(
+        {
+            "adapter": "twilio_sms",
+            "messaging_service_sid": "MG" + "1" * 32,
+            "api_base": twilio.base,
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+        }
+    )
+    create_adapter("sms", cfg, base_dir=tmp_path, clock=FrozenClock(NOW)).send(sms("+12125550123"))
     form = twilio.requests[0]["form"]
     assert form["MessagingServiceSid"] == "MG" + "1" * 32 and "From" not in form
     assert "StatusCallback" not in form  # no public URL: Twilio could not call us back
 
 
-@pytest.mark.parametrize(("to", "error", "code"), [
-    (INVALID, PermanentChannelError, "twilio_21211"),
-    (OPTED_OUT, PermanentChannelError, "twilio_21610"),
-    (THROTTLED, TransientChannelError, "twilio_20429"),
-    (BROKEN, TransientChannelError, "twilio_20500"),
-])
-def test_twilio_errors_map_to_retry_or_not(twilio: FakeTwilio, tmp_path: Path, to: str,
-                                           error: type[ChannelError], code: str) -> None:
+@pytest.mark.parametrize(
+    ("to", "error", "code"),
+    [
+        (INVALID, PermanentChannelError, "twilio_21211"),
+        (OPTED_OUT, PermanentChannelError, "twilio_21610"),
+        (THROTTLED, TransientChannelError, "twilio_20429"),
+        (BROKEN, TransientChannelError, "twilio_20500"),
+    ],
+)
+def test_twilio_errors_map_to_retry_or_not(
+    twilio: FakeTwilio, tmp_path: Path, to: str, error: type[ChannelError], code: str
+) -> None:
     with pytest.raises(error) as raised:
         adapter(tmp_path, twilio.base).send(sms(to))
     assert raised.value.code == code
     assert getattr(raised.value, "opt_out", False) == (to == OPTED_OUT)
 
 
-def test_a_timeout_after_the_request_left_is_ambiguous(twilio: FakeTwilio,
-                                                       tmp_path: Path) -> None:
+def test_a_timeout_after_the_request_left_is_ambiguous(twilio: FakeTwilio, tmp_path: Path) -> None:
     with pytest.raises(AmbiguousSendError):
         adapter(tmp_path, twilio.base, timeout=0.5).send(sms(HANG))
     assert twilio.requests[0]["form"]["To"] == HANG  # it did reach Twilio
@@ -122,15 +143,24 @@ def test_wrong_credentials_are_permanent(twilio: FakeTwilio, tmp_path: Path) -> 
         adapter(tmp_path, twilio.base, auth_token="wrong").send(sms("+12125550123"))
 
 
-def test_missing_credentials_or_sender_is_a_config_error(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_credentials_or_sender_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
     monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
     with pytest.raises(ConfigError, match="TWILIO_ACCOUNT_SID"):
-        create_adapter("sms", ChannelConfig.model_validate(
-            {"adapter": "twilio_sms", "from": "+15005550006"}), base_dir=tmp_path,
-            clock=FrozenClock(NOW))
+        create_adapter(
+            "sms",
+            ChannelConfig.model_validate({"adapter": "twilio_sms", "from": "+15005550006"}),
+            base_dir=tmp_path,
+            clock=FrozenClock(NOW),
+        )
     with pytest.raises(ConfigError, match="from"):
-        create_adapter("sms", ChannelConfig.model_validate(
-            {"adapter": "twilio_sms", "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}),
-            base_dir=tmp_path, clock=FrozenClock(NOW))
+        create_adapter(
+            "sms",
+            ChannelConfig.model_validate(
+                {"adapter": "twilio_sms", "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}
+            ),
+            base_dir=tmp_path,
+            clock=FrozenClock(NOW),
+        )

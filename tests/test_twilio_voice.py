@@ -73,20 +73,34 @@ def twilio() -> Iterator[FakeTwilio]:
 
 
 def adapter(tmp_path: Path, base: str, **options: Any) -> Any:
-    cfg = ChannelConfig.model_validate({
-        "adapter": "twilio_voice", "from": "+15005550006", "api_base": base,
-        "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "public_url": PUBLIC,
-        **options})
+    cfg = ChannelConfig.model_validate(
+        {
+            "adapter": "twilio_voice",
+            "from": "+15005550006",
+            "api_base": base,
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "public_url": PUBLIC,
+            **options,
+        }
+    )
     return create_adapter("voice", cfg, base_dir=tmp_path, clock=FrozenClock(NOW))
 
 
 def call(to: str, message_id: str = "m_0a1b") -> OutboundMessage:
-    return OutboundMessage(message_id=message_id, channel="voice", account_id="A-1",
-                           debtor_id="D-1", to=to, text="Hello, this is Acme.")
+    return OutboundMessage(
+        message_id=message_id,
+        channel="voice",
+        account_id="A-1",
+        debtor_id="D-1",
+        to=to,
+        text="Hello, this is Acme.",
+    )
 
 
-def test_call_points_twilio_at_our_twiml_and_asks_every_event(twilio: FakeTwilio,
-                                                              tmp_path: Path) -> None:
+def test_call_points_twilio_at_our_twiml_and_asks_every_event(
+    twilio: FakeTwilio, tmp_path: Path
+) -> None:
     result = adapter(tmp_path, twilio.base).send(call("+12125550123"))
     assert result.provider_id.startswith("CA") and result.status == DeliveryStatus.queued
     [request] = twilio.requests
@@ -97,7 +111,11 @@ def test_call_points_twilio_at_our_twiml_and_asks_every_event(twilio: FakeTwilio
     assert form["Method"] == "POST"
     assert form["StatusCallback"] == f"{PUBLIC}/webhooks/twilio/voice/status?message_id=m_0a1b"
     assert request["fields"]["StatusCallbackEvent"] == [
-        "initiated", "ringing", "answered", "completed"]
+        "initiated",
+        "ringing",
+        "answered",
+        "completed",
+    ]
     assert form["MachineDetection"] == "DetectMessageEnd"  # synchronous: no AsyncAmd
     assert "AsyncAmd" not in form and "Twiml" not in form and "Body" not in form
 
@@ -107,29 +125,33 @@ def test_without_machine_detection(twilio: FakeTwilio, tmp_path: Path) -> None:
     assert "MachineDetection" not in twilio.requests[0]["form"]
 
 
-@pytest.mark.parametrize(("to", "error", "code"), [
-    (INVALID, PermanentChannelError, "twilio_21211"),
-    (NO_PERMISSION, PermanentChannelError, "twilio_21215"),
-    (THROTTLED, TransientChannelError, "twilio_20429"),
-    (BROKEN, TransientChannelError, "twilio_20500"),
-])
-def test_twilio_errors_map_to_retry_or_not(twilio: FakeTwilio, tmp_path: Path, to: str,
-                                           error: type[ChannelError], code: str) -> None:
+@pytest.mark.parametrize(
+    ("to", "error", "code"),
+    [
+        (INVALID, PermanentChannelError, "twilio_21211"),
+        (NO_PERMISSION, PermanentChannelError, "twilio_21215"),
+        (THROTTLED, TransientChannelError, "twilio_20429"),
+        (BROKEN, TransientChannelError, "twilio_20500"),
+    ],
+)
+def test_twilio_errors_map_to_retry_or_not(
+    twilio: FakeTwilio, tmp_path: Path, to: str, error: type[ChannelError], code: str
+) -> None:
     with pytest.raises(error) as raised:
         adapter(tmp_path, twilio.base).send(call(to))
     assert raised.value.code == code
     assert not getattr(raised.value, "opt_out", False)
 
 
-def test_a_timeout_after_the_request_left_is_ambiguous(twilio: FakeTwilio,
-                                                       tmp_path: Path) -> None:
+def test_a_timeout_after_the_request_left_is_ambiguous(twilio: FakeTwilio, tmp_path: Path) -> None:
     with pytest.raises(AmbiguousSendError):
         adapter(tmp_path, twilio.base, timeout=0.5).send(call(HANG))
     assert twilio.requests[0]["form"]["To"] == HANG  # the phone may be ringing
 
 
-def test_no_server_is_transient_and_wrong_credentials_permanent(twilio: FakeTwilio,
-                                                                tmp_path: Path) -> None:
+def test_no_server_is_transient_and_wrong_credentials_permanent(
+    twilio: FakeTwilio, tmp_path: Path
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -150,13 +172,27 @@ def test_configuration_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_call_statuses_map_into_ours() -> None:
-    twilio_statuses = ["queued", "initiated", "ringing", "in-progress", "completed", "busy",
-                       "no-answer", "failed", "canceled"]
+    twilio_statuses = [
+        "queued",
+        "initiated",
+        "ringing",
+        "in-progress",
+        "completed",
+        "busy",
+        "no-answer",
+        "failed",
+        "canceled",
+    ]
     assert sorted(CALL_STATUS) == sorted(twilio_statuses)
     assert call_status("completed", "human") == DeliveryStatus.answered
     assert call_status("completed", "") == DeliveryStatus.answered  # no detection asked
-    for machine in ("machine_start", "machine_end_beep", "machine_end_silence",
-                    "machine_end_other", "fax"):
+    for machine in (
+        "machine_start",
+        "machine_end_beep",
+        "machine_end_silence",
+        "machine_end_other",
+        "fax",
+    ):
         assert call_status("completed", machine) == DeliveryStatus.machine
     assert call_status("completed", "unknown") == DeliveryStatus.answered
     assert call_status("no-answer") == DeliveryStatus.no_answer
@@ -199,8 +235,9 @@ class Live:
     runner: Runner
     twilio: FakeTwilio
 
-    def post(self, path: str, params: dict[str, str], *, signature: str | None = None
-             ) -> httpx.Response:
+    def post(
+        self, path: str, params: dict[str, str], *, signature: str | None = None
+    ) -> httpx.Response:
         sig = RequestValidator(AUTH_TOKEN).compute_signature(self.url + path, params)
         headers = {"X-Twilio-Signature": sig if signature is None else signature}
         return httpx.post(self.url + path, data=params, headers=headers)
@@ -209,18 +246,28 @@ class Live:
         """(message id, call sid, TwiML path) of the call placed to this account."""
         t = table_of(Send)
         with self.db.connect() as conn:
-            send = conn.execute(sa.select(t).where(t.c.account_id == account,
-                                                   t.c.channel == "voice")).one()
-        [request] = [r for r in self.twilio.requests
-                     if r["path"] == CALLS and r["form"]["To"] == PHONES[account]]
+            send = conn.execute(
+                sa.select(t).where(t.c.account_id == account, t.c.channel == "voice")
+            ).one()
+        [request] = [
+            r
+            for r in self.twilio.requests
+            if r["path"] == CALLS and r["form"]["To"] == PHONES[account]
+        ]
         path = urlsplit(request["form"]["Url"]).path
         assert path == f"/webhooks/twilio/voice/twiml/{send.message_id}"
         return send.message_id, send.provider_id, path
 
     def answer(self, account: str, answered_by: str | None) -> ET.Element:
         message_id, sid, path = self.placed(account)
-        params = {"CallSid": sid, "AccountSid": ACCOUNT_SID, "CallStatus": "in-progress",
-                  "From": "+15005550006", "To": PHONES[account], "Direction": "outbound-api"}
+        params = {
+            "CallSid": sid,
+            "AccountSid": ACCOUNT_SID,
+            "CallStatus": "in-progress",
+            "From": "+15005550006",
+            "To": PHONES[account],
+            "Direction": "outbound-api",
+        }
         if answered_by is not None:
             params["AnsweredBy"] = answered_by
         response = self.post(path, params)
@@ -250,8 +297,9 @@ class Live:
 
 
 @pytest.fixture
-def live(request: pytest.FixtureRequest, db_url: str, tmp_path: Path,
-         twilio: FakeTwilio) -> Iterator[Live]:
+def live(
+    request: pytest.FixtureRequest, db_url: str, tmp_path: Path, twilio: FakeTwilio
+) -> Iterator[Live]:
     voicemail = getattr(request, "param", "leave")
     sock = free_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -260,33 +308,57 @@ def live(request: pytest.FixtureRequest, db_url: str, tmp_path: Path,
     (config_dir / "cadences.yaml").write_text(CADENCES)
     (config_dir / "creditors.yaml").write_text(CREDITORS)
     (config_dir / "policy.yaml").write_text(POLICY)
-    twilio_opts = (f"api_base: '{twilio.base}', account_sid: {ACCOUNT_SID}, "
-                   f"auth_token: {AUTH_TOKEN}, public_url: '{url}'")
+    twilio_opts = (
+        f"api_base: '{twilio.base}', account_sid: {ACCOUNT_SID}, "
+        f"auth_token: {AUTH_TOKEN}, public_url: '{url}'"
+    )
     (config_dir / "channels.yaml").write_text(
         f"sms: {{adapter: twilio_sms, from: '+15005550006', {twilio_opts}}}\n"
         f"voice: {{adapter: twilio_voice, from: '+15005550006', machine_detection: true, "
-        f"voicemail: {voicemail}, {twilio_opts}}}\n")
+        f"voicemail: {voicemail}, {twilio_opts}}}\n"
+    )
     keys = Fernet.generate_key().decode()
     db.upgrade(db_url)
     engine = db.make_engine(db_url)
     (tmp_path / "accounts.csv").write_text(ACCOUNTS)
     cipher = DataCipher([keys])
     import_accounts(engine, tmp_path / "accounts.csv", cipher)
-    settings = Settings.from_env({
-        "OUTREACH_DATABASE_URL": db_url, "OUTREACH_DATA_KEYS": keys,
-        "OUTREACH_SECRET_KEY": "test-secret-for-links-0123456789abcdef", "OUTREACH_CONFIG": str(config_dir),
-        "OUTREACH_TEMPLATES": str(ROOT / "templates"), "OUTREACH_PUBLIC_URL": url,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN})
+    settings = Settings.from_env(
+        {
+            "OUTREACH_DATABASE_URL": db_url,
+            "OUTREACH_DATA_KEYS": keys,
+            "OUTREACH_SECRET_KEY": "test-secret-for-links-0123456789abcdef",
+            "OUTREACH_CONFIG": str(config_dir),
+            "OUTREACH_TEMPLATES": str(ROOT / "templates"),
+            "OUTREACH_PUBLIC_URL": url,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        }
+    )
     config = load_config(settings.config_dir, settings.templates_dir)
     clock = VirtualClock(T)
-    adapters = {n: create_adapter(n, c, base_dir=tmp_path, clock=clock)
-                for n, c in config.channels.items()}
-    runner = Runner(engine, config, TemplateRenderer(ROOT / "templates"), adapters, cipher,
-                    public_url=url, secret=settings.secret_key or "")
+    adapters = {
+        n: create_adapter(n, c, base_dir=tmp_path, clock=clock) for n, c in config.channels.items()
+    }
+    runner = Runner(
+        engine,
+        config,
+        TemplateRenderer(ROOT / "templates"),
+        adapters,
+        cipher,
+        public_url=url,
+        secret=settings.secret_key or "",
+    )
     runner.tick(T)  # one call per account, through the SDK to the fake Twilio
     assert len([r for r in twilio.requests if r["path"] == CALLS]) == 3
-    server = Server(db=engine, config=config, cipher=cipher, settings=settings, clock=clock,
-                    runner=runner, twilio_token=AUTH_TOKEN)
+    server = Server(
+        db=engine,
+        config=config,
+        cipher=cipher,
+        settings=settings,
+        clock=clock,
+        runner=runner,
+        twilio_token=AUTH_TOKEN,
+    )
     try:
         with live_server(create_app(server), sock):
             yield Live(url, engine, runner, twilio)
@@ -307,13 +379,16 @@ def _send_status(live: Live, account: str, channel: str = "voice") -> str:
     return str(send.status)
 
 
-@pytest.mark.parametrize(("account", "voice", "language", "name", "amount", "press_1"), [
-    ("V1", "Polly.Joanna", "en-US", "Pat Doe", "$250.00", "press 1"),
-    ("V2", "Polly.Zhiyu", "cmn-CN", "张伟", "¥3,200.00", "请按1"),
-])
+@pytest.mark.parametrize(
+    ("account", "voice", "language", "name", "amount", "press_1"),
+    [
+        ("V1", "Polly.Joanna", "en-US", "Pat Doe", "$250.00", "press 1"),
+        ("V2", "Polly.Zhiyu", "cmn-CN", "张伟", "¥3,200.00", "请按1"),
+    ],
+)
 def test_a_person_hears_the_script_in_their_language(
-        live: Live, account: str, voice: str, language: str, name: str, amount: str,
-        press_1: str) -> None:
+    live: Live, account: str, voice: str, language: str, name: str, amount: str, press_1: str
+) -> None:
     twiml = live.answer(account, "human")
     message_id, _, _ = live.placed(account)
     [gather] = twiml.findall("Gather")
@@ -334,12 +409,16 @@ def test_a_person_hears_the_script_in_their_language(
     assert event.status == "answered" and event.raw["AnsweredBy"] == "human"
 
 
-@pytest.mark.parametrize(("account", "voice", "name", "debt_words"), [
-    ("V1", "Polly.Joanna", "Pat Doe", ["250", "$", "payment", "due", "owe", "debt", "press"]),
-    ("V2", "Polly.Zhiyu", "张伟", ["3,200", "¥", "欠款", "还款", "逾期", "到期", "按1"]),
-])
+@pytest.mark.parametrize(
+    ("account", "voice", "name", "debt_words"),
+    [
+        ("V1", "Polly.Joanna", "Pat Doe", ["250", "$", "payment", "due", "owe", "debt", "press"]),
+        ("V2", "Polly.Zhiyu", "张伟", ["3,200", "¥", "欠款", "还款", "逾期", "到期", "按1"]),
+    ],
+)
 def test_a_machine_gets_the_limited_content_voicemail(
-        live: Live, account: str, voice: str, name: str, debt_words: list[str]) -> None:
+    live: Live, account: str, voice: str, name: str, debt_words: list[str]
+) -> None:
     twiml = live.answer(account, "machine_end_beep")
     assert [child.tag for child in twiml] == ["Say", "Hangup"]  # no menu for a machine
     [say] = _says(twiml)
@@ -384,8 +463,16 @@ def test_an_unknown_verdict_is_not_hung_up_on(live: Live) -> None:
 
 def test_an_account_paid_since_the_call_was_placed_hears_nothing(live: Live) -> None:
     with live.db.begin() as conn:
-        facts.record_payment(conn, account_id="V1", payment_id="p1", amount=Decimal("250.00"),
-                             currency="USD", paid_at=T, source="webhook", now=T)
+        facts.record_payment(
+            conn,
+            account_id="V1",
+            payment_id="p1",
+            amount=Decimal("250.00"),
+            currency="USD",
+            paid_at=T,
+            source="webhook",
+            now=T,
+        )
     twiml = live.answer("V1", "human")
     assert [child.tag for child in twiml] == ["Hangup"]
 
@@ -403,12 +490,18 @@ def test_pressing_1_texts_the_payment_link(live: Live) -> None:
     link = next(w for w in text["Body"].split() if w.startswith(f"{live.url}/p/"))
     [decision] = _decisions(live, "V1")
     assert (decision.channel, decision.kind, decision.decision, decision.reason) == (
-        "sms", "service", "sent", None)
+        "sms",
+        "service",
+        "sent",
+        None,
+    )
     assert decision.to_masked and PHONES["V1"] not in decision.to_masked
     [sms] = live.rows(Send, account_id="V1", channel="sms")
     assert sms.message_id == decision.message_id and sms.status == "sent"
     assert sms.provider_id and sms.provider_id.startswith("SM")
-    assert text["StatusCallback"].endswith(f"/webhooks/twilio/sms/status?message_id={sms.message_id}")
+    assert text["StatusCallback"].endswith(
+        f"/webhooks/twilio/sms/status?message_id={sms.message_id}"
+    )
 
     clicked = httpx.get(link, follow_redirects=False)  # the link works and is tracked
     assert clicked.status_code == 302
@@ -431,8 +524,10 @@ def test_pressing_1_in_chinese(live: Live) -> None:
 
 
 def test_pressing_1_after_stop_sends_no_text(live: Live) -> None:
-    stop = live.post("/webhooks/twilio/sms/inbound", {"From": PHONES["V1"], "Body": "STOP",
-                                                      "MessageSid": "SM" + "5" * 32})
+    stop = live.post(
+        "/webhooks/twilio/sms/inbound",
+        {"From": PHONES["V1"], "Body": "STOP", "MessageSid": "SM" + "5" * 32},
+    )
     assert stop.status_code == 200
     twiml = live.press("V1", "1")
     spoken = _spoken(twiml)
@@ -443,7 +538,8 @@ def test_pressing_1_after_stop_sends_no_text(live: Live) -> None:
     # the one text recorded is the answer to the STOP (its confirmation), no payment link
     [confirmation] = live.rows(Decision, account_id="V1", step="opt_out_confirmation")
     assert [s.message_id for s in live.rows(Send, account_id="V1", channel="sms")] == [
-        confirmation.message_id]
+        confirmation.message_id
+    ]
 
 
 def test_pressing_1_without_sms_consent_sends_no_text(live: Live) -> None:
@@ -468,8 +564,11 @@ def test_forged_requests_change_nothing(live: Live) -> None:
     assert live.post(path, answered, signature="bm90IGEgc2lnbmF0dXJl").status_code == 403
     assert httpx.post(live.url + path, data=answered).status_code == 403  # unsigned
     signed_other = RequestValidator(AUTH_TOKEN).compute_signature(live.url + path, answered)
-    tampered = httpx.post(live.url + path, data={**answered, "AnsweredBy": "machine_end_beep"},
-                          headers={"X-Twilio-Signature": signed_other})
+    tampered = httpx.post(
+        live.url + path,
+        data={**answered, "AnsweredBy": "machine_end_beep"},
+        headers={"X-Twilio-Signature": signed_other},
+    )
     assert tampered.status_code == 403
     gather = f"/webhooks/twilio/voice/gather/{message_id}"
     assert live.post(gather, {"CallSid": sid, "Digits": "1"}, signature="AAAA").status_code == 403
@@ -491,8 +590,12 @@ def test_status_callbacks_of_every_call_event(live: Live) -> None:
     for status in ("initiated", "ringing", "in-progress"):
         assert live.post(path, {"CallSid": sid, "CallStatus": status}).status_code == 200
     assert _send_status(live, "V1") == "in_progress"
-    done = {"CallSid": sid, "CallStatus": "completed", "AnsweredBy": "machine_end_other",
-            "CallDuration": "41"}
+    done = {
+        "CallSid": sid,
+        "CallStatus": "completed",
+        "AnsweredBy": "machine_end_other",
+        "CallDuration": "41",
+    }
     assert live.post(path, done).status_code == 200
     assert _send_status(live, "V1") == "machine"
     assert live.rows(AccountEvent, account_id="V1", type="conversation") == []  # a machine

@@ -191,8 +191,17 @@ def test_phone_facts_answer_as_phonenumbers_does(country: int, national: str) ->
     assert facts.zones == expected
 
 
-@pytest.mark.parametrize("text", ["+12125550100", "+8613800138000", "+441632960961",
-                                  "+5215512345678", "+18005550100", "+12125550"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+12125550100",
+        "+8613800138000",
+        "+441632960961",
+        "+5215512345678",
+        "+18005550100",
+        "+12125550",
+    ],
+)
 def test_phone_facts_of_known_numbers(text: str) -> None:
     number = phonenumbers.parse(text, None)
     facts = phone_facts(text)
@@ -215,16 +224,26 @@ def test_an_invalid_number_is_blocked_unless_the_import_found_it_valid() -> None
 
     policy = TimezonePolicy()
     text = cast(Occurrence, SimpleNamespace(channel="sms"))  # contact_rule reads its channel
-    bad = Account("A1", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1), phone="+1555",
-                  country="US")
+    bad = Account(
+        "A1", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1), phone="+1555", country="US"
+    )
     assert contact_rule(text, AccountState(bad, candidate_zones(bad, policy))) == (
-        Reason.invalid_contact)
-    good = Account("A2", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1),
-                   phone="+12125550100", country="US")
+        Reason.invalid_contact
+    )
+    good = Account(
+        "A2", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1), phone="+12125550100", country="US"
+    )
     assert contact_rule(text, AccountState(good, candidate_zones(good, policy))) is None
-    imported = Account("A2", "Jane Doe", "USD", Decimal("1"), date(2026, 3, 1),
-                       phone="+12125550100", country="US",
-                       phone_zones=stored_phone_zones(phone_zones_text(good)))
+    imported = Account(
+        "A2",
+        "Jane Doe",
+        "USD",
+        Decimal("1"),
+        date(2026, 3, 1),
+        phone="+12125550100",
+        country="US",
+        phone_zones=stored_phone_zones(phone_zones_text(good)),
+    )
     assert imported.phone_zones == ("America/New_York",)
     assert contact_rule(text, AccountState(imported, candidate_zones(imported, policy))) is None
     assert candidate_zones(imported, policy) == candidate_zones(good, policy)

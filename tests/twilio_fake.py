@@ -31,8 +31,12 @@ ERRORS = {
     OPTED_OUT: (400, 21610, "Attempt to send to unsubscribed recipient"),
     THROTTLED: (429, 20429, "Too Many Requests"),
     BROKEN: (500, 20500, "Internal Server Error"),
-    NO_PERMISSION: (400, 21215, "Account not authorized to call +15005550012. Perhaps you "
-                    "need to enable some international permissions."),
+    NO_PERMISSION: (
+        400,
+        21215,
+        "Account not authorized to call +15005550012. Perhaps you "
+        "need to enable some international permissions.",
+    ),
 }
 
 
@@ -79,23 +83,47 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fake.hang)
             if to in ERRORS:
                 status, code, message = ERRORS[to]
-                self.reply(status, {"code": code, "message": message, "status": status,
-                                    "more_info": f"https://www.twilio.com/docs/errors/{code}"})
+                self.reply(
+                    status,
+                    {
+                        "code": code,
+                        "message": message,
+                        "status": status,
+                        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                    },
+                )
                 return
             kind = "SM" if self.path.endswith("Messages.json") else "CA"
             sid = kind + uuid.uuid4().hex
-            body = {"sid": sid, "account_sid": ACCOUNT_SID, "to": to,
-                    "from": form.get("From"), "status": "queued",
-                    "date_created": "Mon, 02 Mar 2026 15:00:00 +0000",
-                    "api_version": "2010-04-01",
-                    "uri": f"{prefix}{'Messages' if kind == 'SM' else 'Calls'}/{sid}.json"}
+            body = {
+                "sid": sid,
+                "account_sid": ACCOUNT_SID,
+                "to": to,
+                "from": form.get("From"),
+                "status": "queued",
+                "date_created": "Mon, 02 Mar 2026 15:00:00 +0000",
+                "api_version": "2010-04-01",
+                "uri": f"{prefix}{'Messages' if kind == 'SM' else 'Calls'}/{sid}.json",
+            }
             if kind == "SM":
-                body.update({"body": form.get("Body"), "num_segments": "1", "direction":
-                             "outbound-api", "messaging_service_sid":
-                             form.get("MessagingServiceSid")})
+                body.update(
+                    {
+                        "body": form.get("Body"),
+                        "num_segments": "1",
+                        "direction": "outbound-api",
+                        "messaging_service_sid": form.get("MessagingServiceSid"),
+                    }
+                )
             else:
-                body.update({"direction": "outbound-api", "answered_by": None,
-                             "parent_call_sid": None, "duration": None, "price": None})
+                body.update(
+                    {
+                        "direction": "outbound-api",
+                        "answered_by": None,
+                        "parent_call_sid": None,
+                        "duration": None,
+                        "price": None,
+                    }
+                )
             self.reply(201, body)
 
     return Handler

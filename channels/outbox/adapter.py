@@ -64,8 +64,15 @@ class OutboxSettings(AdapterSettings):
 
 WRITE_GROUP = 256  # most messages sent to the writer in one frame
 
-__all__ = ["OutboxChannel", "OutboxSettings", "append_line", "pretty_json", "require_safe_id",
-           "resolve_dir", "sync_file"]
+__all__ = [
+    "OutboxChannel",
+    "OutboxSettings",
+    "append_line",
+    "pretty_json",
+    "require_safe_id",
+    "resolve_dir",
+    "sync_file",
+]
 
 
 def pretty_json(record: dict[str, Any]) -> str:
@@ -81,8 +88,9 @@ def pretty_json(record: dict[str, Any]) -> str:
 def require_safe_id(message_id: str) -> None:
     """Message ids name files: refuse one that is not a plain file name."""
     if not _SAFE_ID.match(message_id):
-        raise PermanentChannelError(f"message id {message_id!r} is not a safe file name",
-                                    code="bad_id")
+        raise PermanentChannelError(
+            f"message id {message_id!r} is not a safe file name", code="bad_id"
+        )
 
 
 def resolve_dir(directory: str, base_dir: Path) -> Path:
@@ -98,8 +106,9 @@ def _render_pdf(message: OutboundMessage) -> bytes | None:
 
     assert message.html is not None
     try:
-        document = render_pdf(message.html, templates_dir=message.templates_dir,
-                              channel=message.channel)
+        document = render_pdf(
+            message.html, templates_dir=message.templates_dir, channel=message.channel
+        )
     except PrinterUnavailable:
         return None
     except OutreachError as exc:  # Chinese text and no font for it
@@ -128,7 +137,10 @@ class _WriterProcess:
         script = str(Path(__file__).with_name("writer.py"))
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-S", script, journal],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
         self.queue: queue.Queue[Any] = queue.Queue()
         self.lock = threading.Lock()
         self.durable = 0  # the journal is fsynced through this message number
@@ -203,8 +215,11 @@ class _WriterProcess:
         """Wait until the messages numbered up to ``target`` are written and the journal
         is durable; raise ``TransientChannelError`` for a failed one among them."""
         with self.lock:
-            if (self.durable >= target and self.broken is None
-                    and not any(n <= target for n, _ in self.failures)):
+            if (
+                self.durable >= target
+                and self.broken is None
+                and not any(n <= target for n, _ in self.failures)
+            ):
                 return
         request = _Sync()
         self.queue.put(request)
@@ -258,8 +273,14 @@ class OutboxChannel:
         cls, channel: str, settings: AdapterSettings, *, base_dir: Path, clock: Clock
     ) -> OutboxChannel:
         assert isinstance(settings, OutboxSettings)
-        return cls(channel, resolve_dir(settings.dir, base_dir), clock, settings.from_,
-                   settings.delay, pdf=settings.pdf)
+        return cls(
+            channel,
+            resolve_dir(settings.dir, base_dir),
+            clock,
+            settings.from_,
+            settings.delay,
+            pdf=settings.pdf,
+        )
 
     def send(self, message: OutboundMessage) -> SendResult:
         require_safe_id(message.message_id)
@@ -267,7 +288,8 @@ class OutboxChannel:
         if writer is not None and (writer.failures or writer.broken):
             # failing: accept nothing more until a ``sync`` has reported it
             raise TransientChannelError(
-                f"outbox write failed: {writer.broken or writer.failures[0][1]}", code="io")
+                f"outbox write failed: {writer.broken or writer.failures[0][1]}", code="io"
+            )
         folder = self._folder_of.get(message.channel)
         if folder is None:
             folder = self._folder_of[message.channel] = str(self.directory / message.channel)
@@ -306,8 +328,10 @@ class OutboxChannel:
             time.sleep(self.delay)
         body = pretty_json(record)
         files.append((f"{message.message_id}.json", body.encode("utf-8")))
-        line = {k: record[k] for k in ("message_id", "provider_id", "channel", "account",
-                                       "debtor", "created_at")}
+        line = {
+            k: record[k]
+            for k in ("message_id", "provider_id", "channel", "account", "debtor", "created_at")
+        }
         journal = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
         self._accept(folder, files, journal)
         return SendResult(

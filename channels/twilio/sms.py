@@ -95,7 +95,7 @@ class _HttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK has no typ
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if self.base and url.startswith(TWILIO_API):
-            url = self.base + url[len(TWILIO_API):]
+            url = self.base + url[len(TWILIO_API) :]
         return super().request(method, url, *args, **kwargs)
 
 
@@ -106,8 +106,9 @@ class TwilioSmsChannel:
 
     def __init__(self, channel: str, settings: TwilioSmsSettings, clock: Clock):
         if not settings.from_ and not settings.messaging_service_sid:
-            raise ConfigError(f"channel {channel}: twilio_sms needs 'from' or "
-                              "'messaging_service_sid'")
+            raise ConfigError(
+                f"channel {channel}: twilio_sms needs 'from' or 'messaging_service_sid'"
+            )
         self.channel = channel
         self.settings = settings
         self.clock = clock
@@ -124,20 +125,26 @@ class TwilioSmsChannel:
     def status_callback(self, message_id: str) -> str | None:
         if not self.public_url:
             return None
-        return (f"{self.public_url.rstrip('/')}/webhooks/twilio/{self.kind}/status"
-                f"?message_id={quote(message_id)}")
+        return (
+            f"{self.public_url.rstrip('/')}/webhooks/twilio/{self.kind}/status"
+            f"?message_id={quote(message_id)}"
+        )
 
     def send(self, message: OutboundMessage) -> SendResult:
         count = segments(message.text)
         sender: dict[str, str] = (
             {"messaging_service_sid": self.settings.messaging_service_sid}
             if self.settings.messaging_service_sid
-            else {"from_": message.from_ or self.settings.from_ or ""})
+            else {"from_": message.from_ or self.settings.from_ or ""}
+        )
         callback = self.status_callback(message.message_id)
         try:
             created = self.client.messages.create(
-                to=message.to, body=message.text, **sender,
-                **({"status_callback": callback} if callback else {}))
+                to=message.to,
+                body=message.text,
+                **sender,
+                **({"status_callback": callback} if callback else {}),
+            )
         except TwilioRestException as exc:
             raise twilio_error(exc) from exc
         except requests.exceptions.RequestException as exc:
@@ -165,15 +172,18 @@ def twilio_client(channel: str, settings: TwilioSettings) -> Client:
     sid = settings.account_sid or os.environ.get("TWILIO_ACCOUNT_SID")
     token = settings.auth_token or os.environ.get("TWILIO_AUTH_TOKEN")
     if not sid or not token:
-        raise ConfigError(f"channel {channel}: Twilio needs TWILIO_ACCOUNT_SID and "
-                          "TWILIO_AUTH_TOKEN (or account_sid and auth_token)")
+        raise ConfigError(
+            f"channel {channel}: Twilio needs TWILIO_ACCOUNT_SID and "
+            "TWILIO_AUTH_TOKEN (or account_sid and auth_token)"
+        )
     # The SDK logs every request body (numbers, texts) at INFO: never in our logs.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     return Client(sid, token, http_client=_HttpClient(settings.api_base, settings.timeout))
 
 
-def twilio_error(exc: TwilioRestException, codes: Mapping[int, str] = PERMANENT_CODES
-                 ) -> PermanentChannelError | TransientChannelError:
+def twilio_error(
+    exc: TwilioRestException, codes: Mapping[int, str] = PERMANENT_CODES
+) -> PermanentChannelError | TransientChannelError:
     """A Twilio error reply as transient or permanent, with Twilio's code; ``codes`` are
     the ones no retry can fix, with what they mean."""
     code = int(exc.code) if exc.code is not None else None
@@ -183,17 +193,19 @@ def twilio_error(exc: TwilioRestException, codes: Mapping[int, str] = PERMANENT_
         error.opt_out = code == OPTED_OUT  # type: ignore[attr-defined]
         return error
     if exc.status == 429 or exc.status >= 500:
-        return TransientChannelError(f"Twilio HTTP {exc.status} ({code}): retry later",
-                                     code=label)
+        return TransientChannelError(f"Twilio HTTP {exc.status} ({code}): retry later", code=label)
     return PermanentChannelError(f"Twilio HTTP {exc.status} ({code}): {exc.msg}", code=label)
 
 
-def network_error(exc: requests.exceptions.RequestException) -> TransientChannelError | AmbiguousSendError:
+def network_error(
+    exc: requests.exceptions.RequestException,
+) -> TransientChannelError | AmbiguousSendError:
     """No connection at all is safe to retry; anything after the request left is not."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return TransientChannelError(f"Twilio unreachable: {exc}", code="connect")
     if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
-            exc, requests.exceptions.Timeout):
+        exc, requests.exceptions.Timeout
+    ):
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
         if isinstance(reason, NewConnectionError | ConnectionRefusedError):
             return TransientChannelError(f"Twilio unreachable: {exc}", code="connect")

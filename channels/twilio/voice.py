@@ -114,8 +114,10 @@ class TwilioVoiceChannel:
         self.clock = clock
         self.public_url = callback_base(settings)
         if not self.public_url:
-            raise ConfigError(f"channel {channel}: twilio_voice needs OUTREACH_PUBLIC_URL "
-                              "(or public_url): Twilio fetches what to say from it")
+            raise ConfigError(
+                f"channel {channel}: twilio_voice needs OUTREACH_PUBLIC_URL "
+                "(or public_url): Twilio fetches what to say from it"
+            )
         self.client = twilio_client(channel, settings)
 
     @classmethod
@@ -132,23 +134,30 @@ class TwilioVoiceChannel:
         return f"{self.public_url}{STATUS_PATH}?message_id={quote(message_id, safe='')}"
 
     def send(self, message: OutboundMessage) -> SendResult:
-        detection = ({"machine_detection": "DetectMessageEnd"}
-                     if self.settings.machine_detection else {})
+        detection = (
+            {"machine_detection": "DetectMessageEnd"} if self.settings.machine_detection else {}
+        )
         try:
             created = self.client.calls.create(
-                to=message.to, from_=message.from_ or self.settings.from_ or "",
-                url=self.twiml_url(message.message_id), method="POST",
+                to=message.to,
+                from_=message.from_ or self.settings.from_ or "",
+                url=self.twiml_url(message.message_id),
+                method="POST",
                 status_callback=self.status_callback(message.message_id),
-                status_callback_method="POST", status_callback_event=list(CALL_EVENTS),
-                **detection)
+                status_callback_method="POST",
+                status_callback_event=list(CALL_EVENTS),
+                **detection,
+            )
         except TwilioRestException as exc:
             raise twilio_error(exc, PERMANENT_CODES) from exc
         except requests.exceptions.RequestException as exc:
             raise network_error(exc) from exc
         except TwilioException as exc:
             raise AmbiguousSendError(f"Twilio: {exc}", code="twilio") from exc
-        return SendResult(provider_id=str(created.sid),
-                          status=call_status(str(created.status)) or DeliveryStatus.queued)
+        return SendResult(
+            provider_id=str(created.sid),
+            status=call_status(str(created.status)) or DeliveryStatus.queued,
+        )
 
     def close(self) -> None:
         return None

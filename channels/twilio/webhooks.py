@@ -65,8 +65,16 @@ CALL_STATUS: Mapping[str, DeliveryStatus] = {
 
 # The fields of a callback kept with its delivery event: ids, statuses, codes and
 # timings, never a number or a text.
-_STATUS_FIELDS = ("MessageSid", "MessageStatus", "CallSid", "CallStatus", "AnsweredBy",
-                  "CallDuration", "ErrorCode", "SequenceNumber")
+_STATUS_FIELDS = (
+    "MessageSid",
+    "MessageStatus",
+    "CallSid",
+    "CallStatus",
+    "AnsweredBy",
+    "CallDuration",
+    "ErrorCode",
+    "SequenceNumber",
+)
 _ANSWER_FIELDS = ("CallSid", "CallStatus", "AnsweredBy", "MachineDetectionDuration")
 
 
@@ -111,8 +119,11 @@ class SignatureCheck:
         self._validator = RequestValidator(auth_token) if auth_token else None
 
     def valid(self, url: str, form: Mapping[str, str], signature: str) -> bool:
-        return bool(self._validator is not None and signature
-                    and self._validator.validate(url, form, signature))
+        return bool(
+            self._validator is not None
+            and signature
+            and self._validator.validate(url, form, signature)
+        )
 
 
 # --- what it says ----------------------------------------------------------------------
@@ -152,9 +163,14 @@ def status_event(kind: str, form: Mapping[str, str]) -> StatusEvent:
     if not sid or status is None:
         raise UnknownStatus(raw)
     key = f"{sid}:{raw}:{form.get('SequenceNumber', '')}:{answered_by}"
-    return StatusEvent(provider_id=sid, status=status, event_key=key,
-                       duration=int(form.get("CallDuration") or 0), answered_by=answered_by,
-                       fields={k: v for k, v in form.items() if k in _STATUS_FIELDS})
+    return StatusEvent(
+        provider_id=sid,
+        status=status,
+        event_key=key,
+        duration=int(form.get("CallDuration") or 0),
+        answered_by=answered_by,
+        fields={k: v for k, v in form.items() if k in _STATUS_FIELDS},
+    )
 
 
 @dataclass(frozen=True)
@@ -197,14 +213,17 @@ class AnsweredCall:
         """Who answered, as a delivery status of the call."""
         if is_machine(self.answered_by):
             return DeliveryStatus.machine
-        return (DeliveryStatus.answered if self.answered_by == "human"
-                else DeliveryStatus.in_progress)
+        return (
+            DeliveryStatus.answered if self.answered_by == "human" else DeliveryStatus.in_progress
+        )
 
 
 def answered_call(form: Mapping[str, str]) -> AnsweredCall:
-    return AnsweredCall(sid=form.get("CallSid") or None,
-                        answered_by=form.get("AnsweredBy", ""),
-                        fields={k: v for k, v in form.items() if k in _ANSWER_FIELDS})
+    return AnsweredCall(
+        sid=form.get("CallSid") or None,
+        answered_by=form.get("AnsweredBy", ""),
+        fields={k: v for k, v in form.items() if k in _ANSWER_FIELDS},
+    )
 
 
 def pressed(form: Mapping[str, str]) -> str:

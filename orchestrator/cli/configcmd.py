@@ -9,8 +9,10 @@ import typer
 
 from orchestrator.errors import Problem
 
-config_app = typer.Typer(help="Check the configuration directory.\n\n"
-                         "Reference: docs/configuration.md.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Check the configuration directory.\n\nReference: docs/configuration.md.",
+    no_args_is_help=True,
+)
 
 
 @config_app.command("check")

@@ -89,8 +89,9 @@ def _runtime(url: str, what: str, exc: BaseException) -> tuple[int, list[str]]:
     """Exit 1 and ``OUTREACH_DATABASE_URL: error: WHAT URL: reason`` (no password)."""
     from orchestrator.store import db
 
-    return 1, [f"{db.URL_VARIABLE}: error: {what} {db.display_url(url)}: "
-               f"{db.failure_reason(exc, url)}"]
+    return 1, [
+        f"{db.URL_VARIABLE}: error: {what} {db.display_url(url)}: {db.failure_reason(exc, url)}"
+    ]
 
 
 def _schema_problem(url: str) -> tuple[int, list[str]] | None:

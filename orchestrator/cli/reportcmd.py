@@ -23,12 +23,15 @@ def _date(option: str, value: str | None) -> date | None:
 
 def report(
     since: str | None = typer.Option(
-        None, "--since", help="first date (default: the first recorded decision)"),
+        None, "--since", help="first date (default: the first recorded decision)"
+    ),
     until: str | None = typer.Option(
-        None, "--until", help="last date, inclusive (default: the last recorded decision)"),
+        None, "--until", help="last date, inclusive (default: the last recorded decision)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="one JSON object with every figure"),
-    html: Path | None = typer.Option(None, "--html", help="also write a self-contained HTML "
-                                     "report with charts to this file"),
+    html: Path | None = typer.Option(
+        None, "--html", help="also write a self-contained HTML report with charts to this file"
+    ),
 ) -> None:
     """KPIs per stage and per channel: contact, promise, kept and recovery rates, costs,
     opt-outs, complaints and decisions by reason.
@@ -56,8 +59,9 @@ def report(
             span = activity_span(conn)
             if first is None or last is None:
                 if span is None:
-                    typer.echo("error: no decisions recorded yet: give --since and --until",
-                               err=True)
+                    typer.echo(
+                        "error: no decisions recorded yet: give --since and --until", err=True
+                    )
                     raise typer.Exit(2)
                 first, last = first or span[0], last or span[1]
             if last < first:

@@ -17,7 +17,9 @@ from orchestrator.errors import OutreachError
 
 
 def build_runner(
-    *, now_fixed: datetime | None = None, worker: str | None = None,
+    *,
+    now_fixed: datetime | None = None,
+    worker: str | None = None,
     stop: threading.Event | None = None,
 ) -> tuple[Any, Any]:
     """A ``Runner`` and its clock, from the environment (docs/cli.md) and the config."""
@@ -39,10 +41,19 @@ def build_runner(
         for name, cfg in config.channels.items()
     }
     engine = db.make_engine(settings.database_url)
-    runner = Runner(engine, config, TemplateRenderer(settings.templates_dir, live=False), adapters, cipher,
-                    public_url=settings.public_url, secret=secret,
-                    worker=worker or default_worker(), workers=positive_env("OUTREACH_WORKERS", 1),
-                    stop=stop, send_batch=positive_env("OUTREACH_SEND_BATCH", SEND_BATCH))
+    runner = Runner(
+        engine,
+        config,
+        TemplateRenderer(settings.templates_dir, live=False),
+        adapters,
+        cipher,
+        public_url=settings.public_url,
+        secret=secret,
+        worker=worker or default_worker(),
+        workers=positive_env("OUTREACH_WORKERS", 1),
+        stop=stop,
+        send_batch=positive_env("OUTREACH_SEND_BATCH", SEND_BATCH),
+    )
     return runner, clock
 
 
@@ -111,10 +122,17 @@ def run(
         at = clock.now()
         ambiguous = runner.recover(at)
         result = runner.tick(at)
-        typer.echo(json.dumps({
-            "time": at.isoformat(), "worker": runner.worker, "planned": result.planned,
-            "recovered_ambiguous": ambiguous, "decisions": dict(sorted(result.decisions.items())),
-        }))
+        typer.echo(
+            json.dumps(
+                {
+                    "time": at.isoformat(),
+                    "worker": runner.worker,
+                    "planned": result.planned,
+                    "recovered_ambiguous": ambiguous,
+                    "decisions": dict(sorted(result.decisions.items())),
+                }
+            )
+        )
         return
     from orchestrator.dispatch.daemon import Daemon, setup_logging
 
@@ -127,8 +145,12 @@ def run(
         return runner
 
     try:
-        daemon = Daemon(build, clock=_LazyClock(clock_holder), plan_every=plan_every,
-                        dispatch_every=dispatch_every)
+        daemon = Daemon(
+            build,
+            clock=_LazyClock(clock_holder),
+            plan_every=plan_every,
+            dispatch_every=dispatch_every,
+        )
     except OutreachError as exc:
         _fail(exc)
         return
@@ -148,8 +170,13 @@ class _LazyClock:
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
-    workers: int = typer.Option(1, "--workers", min=1, envvar="OUTREACH_SERVE_WORKERS",
-                                help="processes, PostgreSQL only (one per core is a good start)"),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        envvar="OUTREACH_SERVE_WORKERS",
+        help="processes, PostgreSQL only (one per core is a good start)",
+    ),
 ) -> None:
     """Webhooks, payment links and the REST API.
 
@@ -169,17 +196,25 @@ def serve(
     if workers > 1 and server.db.dialect.name == "sqlite":
         # One process serialises SQLite's writes and batches them; several would race
         # between a callback's read and its write.
-        _fail(OutreachError("--workers above 1 needs PostgreSQL: on SQLite one process "
-                            "takes every write (about 1,000 callbacks/s)"))
+        _fail(
+            OutreachError(
+                "--workers above 1 needs PostgreSQL: on SQLite one process "
+                "takes every write (about 1,000 callbacks/s)"
+            )
+        )
         return
     setup_logging()
-    options: dict[str, Any] = {"host": host, "port": port, "log_config": None,
-                               "proxy_headers": True, "server_header": False,
-                               "access_log": False}
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "proxy_headers": True,
+        "server_header": False,
+        "access_log": False,
+    }
     if workers > 1:  # each process builds its own server (checked once above)
         server.db.dispose()
-        uvicorn.run("orchestrator.web.app:app_from_env", factory=True, workers=workers,
-                    **options)
+        uvicorn.run("orchestrator.web.app:app_from_env", factory=True, workers=workers, **options)
         return
     uvicorn.run(create_app(server), **options)
 

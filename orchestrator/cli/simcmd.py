@@ -27,7 +27,10 @@ def simulate(
     config: Path | None = typer.Option(None, "--config", help="configuration directory"),
     templates: Path | None = typer.Option(None, "--templates", help="template directory"),
     jobs: int = typer.Option(
-        1, "--jobs", "-j", min=0,
+        1,
+        "--jobs",
+        "-j",
+        min=0,
         help="processes to split the portfolio across (0: one per CPU); same output",
     ),
 ) -> None:
@@ -59,8 +62,9 @@ def simulate(
 def demo(
     accounts: int = typer.Option(500, min=1, help="accounts in the sample portfolio"),
     days: int = typer.Option(30, min=1, help="simulated days"),
-    out_dir: Path = typer.Option(Path("var/demo"), "--out-dir",
-                                 help="where the files go; deleted first, with all it holds"),
+    out_dir: Path = typer.Option(
+        Path("var/demo"), "--out-dir", help="where the files go; deleted first, with all it holds"
+    ),
 ) -> None:
     """Load the sample portfolio and run the engine over simulated days.
 

@@ -54,8 +54,11 @@ def _config(config_dir: Path) -> Any:
     from orchestrator.config.models import Config
 
     if not config_dir.is_dir():
-        typer.echo(f"{config_dir}: warning: no configuration directory; "
-                   "using the default policy (no content rules)", err=True)
+        typer.echo(
+            f"{config_dir}: warning: no configuration directory; "
+            "using the default policy (no content rules)",
+            err=True,
+        )
         return Config()
     try:
         return load_config(config_dir)
@@ -69,8 +72,9 @@ def _public_url() -> str:
 
 @templates_app.command("lint")
 def lint(
-    names: list[str] = typer.Argument(None, metavar="[NAME...]",
-                                      help="template names, or CHANNEL/NAME (default: all)"),
+    names: list[str] = typer.Argument(
+        None, metavar="[NAME...]", help="template names, or CHANNEL/NAME (default: all)"
+    ),
     config: Path | None = _CONFIG,
     templates: Path | None = _TEMPLATES,
 ) -> None:
@@ -93,8 +97,13 @@ def _channels_of(templates_dir: Path, name: str, channel: str | None) -> list[st
 
     if "/" in name:
         channel, name = name.split("/", 1)
-    found = sorted({f.channel for f in discover(templates_dir, [name])
-                    if channel is None or f.channel == channel})
+    found = sorted(
+        {
+            f.channel
+            for f in discover(templates_dir, [name])
+            if channel is None or f.channel == channel
+        }
+    )
     if not found:
         where = f"{channel}/{name}" if channel else name
         typer.echo(f"{templates_dir}: error: no template named {where!r}", err=True)
@@ -124,8 +133,14 @@ def _load_account(account_id: str) -> Any:
 
 
 def _render(
-    templates_dir: Path, cfg: Any, channel: str, name: str, locale: str | None,
-    account: Any, creditor: str | None, message_id: str,
+    templates_dir: Path,
+    cfg: Any,
+    channel: str,
+    name: str,
+    locale: str | None,
+    account: Any,
+    creditor: str | None,
+    message_id: str,
 ) -> tuple[Any, str]:
     """(Rendered, locale) for the sample debtor or the account."""
     from orchestrator.content.preview import account_context, sample_context
@@ -135,8 +150,13 @@ def _render(
     if account is not None:
         locale = locale or account.locale or "en-US"
         context = account_context(
-            account, cfg, today=datetime.now(UTC).date(), channel=channel, locale=locale,
-            public_url=_public_url(), secret=os.environ.get("OUTREACH_SECRET_KEY"),
+            account,
+            cfg,
+            today=datetime.now(UTC).date(),
+            channel=channel,
+            locale=locale,
+            public_url=_public_url(),
+            secret=os.environ.get("OUTREACH_SECRET_KEY"),
             message_id=message_id,
         )
     else:
@@ -145,11 +165,11 @@ def _render(
         if creditor is not None:
             chosen = cfg.creditor(creditor)
             if chosen is None:
-                typer.echo(f"--creditor: error: no creditor {creditor!r} in creditors.yaml",
-                           err=True)
+                typer.echo(
+                    f"--creditor: error: no creditor {creditor!r} in creditors.yaml", err=True
+                )
                 raise typer.Exit(2)
-        context = sample_context(locale, creditor=chosen, public_url=_public_url(),
-                                 channel=channel)
+        context = sample_context(locale, creditor=chosen, public_url=_public_url(), channel=channel)
     try:
         return renderer.render(channel, name, locale, context), locale
     except OutreachError as exc:
@@ -159,15 +179,19 @@ def _render(
 @templates_app.command("preview")
 def preview(
     name: str = typer.Argument(..., metavar="NAME", help="template name, or CHANNEL/NAME"),
-    channel: str | None = typer.Option(None, "--channel", help="sms, voice, email or letter "
-                                       "(default: every channel that has NAME)"),
-    locale: str | None = typer.Option(None, "--locale", help="e.g. zh-CN (default: the "
-                                      "account's, or en-US)"),
-    account_id: str | None = typer.Option(None, "--account", metavar="ID",
-                                          help="a real account (needs OUTREACH_DATA_KEYS)"),
+    channel: str | None = typer.Option(
+        None, "--channel", help="sms, voice, email or letter (default: every channel that has NAME)"
+    ),
+    locale: str | None = typer.Option(
+        None, "--locale", help="e.g. zh-CN (default: the account's, or en-US)"
+    ),
+    account_id: str | None = typer.Option(
+        None, "--account", metavar="ID", help="a real account (needs OUTREACH_DATA_KEYS)"
+    ),
     sample: bool = typer.Option(False, "--sample", help="the sample debtor (the default)"),
-    creditor: str | None = typer.Option(None, "--creditor", metavar="KEY",
-                                        help="with --sample: a creditor of creditors.yaml"),
+    creditor: str | None = typer.Option(
+        None, "--creditor", metavar="KEY", help="with --sample: a creditor of creditors.yaml"
+    ),
     out: Path = typer.Option(Path("var/preview"), "--out", help="where the files go"),
     config: Path | None = _CONFIG,
     templates: Path | None = _TEMPLATES,
@@ -186,15 +210,22 @@ def preview(
     name = name.split("/", 1)[-1]
     account = _load_account(account_id) if account_id is not None else None
     for ch in channels:
-        rendered, used = _render(templates_dir, cfg, ch, name, locale, account, creditor,
-                                 "m_" + "0" * 24)
+        rendered, used = _render(
+            templates_dir, cfg, ch, name, locale, account, creditor, "m_" + "0" * 24
+        )
         typer.echo(f"== {ch}/{name} ({used}) from {rendered.template_path}")
         if rendered.subject:
             typer.echo(f"Subject: {rendered.subject}\n")
         typer.echo(rendered.text)
         try:
-            files = write_preview(rendered, channel=ch, name=name, locale=used, out_dir=out,
-                                  templates_dir=templates_dir)
+            files = write_preview(
+                rendered,
+                channel=ch,
+                name=name,
+                locale=used,
+                out_dir=out,
+                templates_dir=templates_dir,
+            )
         except OutreachError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -207,13 +238,16 @@ def preview(
 @templates_app.command("send-test")
 def send_test(
     name: str = typer.Argument(..., metavar="NAME", help="template name, or CHANNEL/NAME"),
-    to: str = typer.Option(..., "--to", metavar="ADDRESS",
-                           help="your phone number (E.164) or email address"),
-    channel: str | None = typer.Option(None, "--channel", help="needed when NAME is in "
-                                       "several channels"),
+    to: str = typer.Option(
+        ..., "--to", metavar="ADDRESS", help="your phone number (E.164) or email address"
+    ),
+    channel: str | None = typer.Option(
+        None, "--channel", help="needed when NAME is in several channels"
+    ),
     locale: str | None = typer.Option(None, "--locale"),
-    account_id: str | None = typer.Option(None, "--account", metavar="ID",
-                                          help="render with a real account's data"),
+    account_id: str | None = typer.Option(
+        None, "--account", metavar="ID", help="render with a real account's data"
+    ),
     creditor: str | None = typer.Option(None, "--creditor", metavar="KEY"),
     config: Path | None = _CONFIG,
     templates: Path | None = _TEMPLATES,
@@ -231,8 +265,10 @@ def send_test(
     cfg = _config(config_dir)
     channels = _channels_of(templates_dir, name, channel)
     if len(channels) > 1:
-        typer.echo(f"error: {name!r} is a template of {', '.join(channels)}: "
-                   "choose one with --channel", err=True)
+        typer.echo(
+            f"error: {name!r} is a template of {', '.join(channels)}: choose one with --channel",
+            err=True,
+        )
         raise typer.Exit(2)
     ch = channels[0]
     name = name.split("/", 1)[-1]
@@ -242,8 +278,7 @@ def send_test(
         raise typer.Exit(2)
     account = _load_account(account_id) if account_id is not None else None
     message_id = "m_" + secrets.token_hex(12)
-    rendered, used = _render(templates_dir, cfg, ch, name, locale, account, creditor,
-                             message_id)
+    rendered, used = _render(templates_dir, cfg, ch, name, locale, account, creditor, message_id)
     message = OutboundMessage(
         message_id=message_id,
         channel=ch,
@@ -267,5 +302,7 @@ def send_test(
     except OutreachError as exc:
         typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"sent {ch}/{name} ({used}) to {to} through {channel_cfg.adapter}: "
-               f"message {message_id}, provider id {result.provider_id}, {result.status}")
+    typer.echo(
+        f"sent {ch}/{name} ({used}) to {to} through {channel_cfg.adapter}: "
+        f"message {message_id}, provider id {result.provider_id}, {result.status}"
+    )

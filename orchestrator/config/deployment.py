@@ -33,16 +33,22 @@ def reaches_people(adapter: str) -> bool:
 def public_url_problem(value: str | None) -> str | None:
     """Why ``OUTREACH_PUBLIC_URL`` (as set, or ``None``) cannot go into a real message."""
     if not value:
-        return (f"OUTREACH_PUBLIC_URL is not set, so links would point to "
-                f"{DEFAULT_PUBLIC_URL}: set it to the public https URL of `outreach serve`")
+        return (
+            f"OUTREACH_PUBLIC_URL is not set, so links would point to "
+            f"{DEFAULT_PUBLIC_URL}: set it to the public https URL of `outreach serve`"
+        )
     parts = urlsplit(value.strip())
     host = (parts.hostname or "").lower()
     if parts.scheme != "https" or not host:
-        return (f"OUTREACH_PUBLIC_URL {value!r} is not an https URL: links in messages "
-                "must use https (set it to the public https URL of `outreach serve`)")
+        return (
+            f"OUTREACH_PUBLIC_URL {value!r} is not an https URL: links in messages "
+            "must use https (set it to the public https URL of `outreach serve`)"
+        )
     if _is_loopback(host):
-        return (f"OUTREACH_PUBLIC_URL {value!r} is a loopback address no debtor can reach: "
-                "set it to the public https URL of `outreach serve`")
+        return (
+            f"OUTREACH_PUBLIC_URL {value!r} is a loopback address no debtor can reach: "
+            "set it to the public https URL of `outreach serve`"
+        )
     return None
 
 
@@ -56,8 +62,9 @@ def _is_loopback(host: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
-def credential_problems(adapter: str, options: Mapping[str, Any],
-                        env: Mapping[str, str]) -> list[tuple[str, str]]:
+def credential_problems(
+    adapter: str, options: Mapping[str, Any], env: Mapping[str, str]
+) -> list[tuple[str, str]]:
     """``(option key, message)`` for each credential or setting the adapter lacks."""
     if adapter in ("twilio_sms", "twilio_voice"):
         return _twilio(adapter, options, env)
@@ -66,16 +73,25 @@ def credential_problems(adapter: str, options: Mapping[str, Any],
     return []
 
 
-def _twilio(adapter: str, options: Mapping[str, Any],
-            env: Mapping[str, str]) -> list[tuple[str, str]]:
+def _twilio(
+    adapter: str, options: Mapping[str, Any], env: Mapping[str, str]
+) -> list[tuple[str, str]]:
     found = []
-    for option, variable in (("account_sid", "TWILIO_ACCOUNT_SID"),
-                             ("auth_token", "TWILIO_AUTH_TOKEN")):
+    for option, variable in (
+        ("account_sid", "TWILIO_ACCOUNT_SID"),
+        ("auth_token", "TWILIO_AUTH_TOKEN"),
+    ):
         if not options.get(option) and not env.get(variable):
-            found.append(("adapter", f"{adapter} needs {variable} in the environment "
-                          f"(or {option} in channels.yaml): it is not set"))
+            found.append(
+                (
+                    "adapter",
+                    f"{adapter} needs {variable} in the environment "
+                    f"(or {option} in channels.yaml): it is not set",
+                )
+            )
     if not options.get("from") and not (
-            adapter == "twilio_sms" and options.get("messaging_service_sid")):
+        adapter == "twilio_sms" and options.get("messaging_service_sid")
+    ):
         needed = "'from' or 'messaging_service_sid'" if adapter == "twilio_sms" else "'from'"
         found.append(("adapter", f"{adapter} needs {needed}"))
     return found

@@ -64,11 +64,19 @@ class Settings:
                 [Problem("environment", None, None, f"{name} is not set", field=name)]
             )
         if name == "OUTREACH_SECRET_KEY" and len(value.encode()) < MIN_SECRET_BYTES:
-            raise ConfigError([Problem(
-                "environment", None, None,
-                f"{name} is {len(value.encode())} bytes long: it signs every payment and "
-                f"unsubscribe link, use at least {MIN_SECRET_BYTES} random bytes (e.g. "
-                "python -c 'import secrets; print(secrets.token_urlsafe(32))')", field=name)])
+            raise ConfigError(
+                [
+                    Problem(
+                        "environment",
+                        None,
+                        None,
+                        f"{name} is {len(value.encode())} bytes long: it signs every payment and "
+                        f"unsubscribe link, use at least {MIN_SECRET_BYTES} random bytes (e.g. "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                        field=name,
+                    )
+                ]
+            )
         return value
 
     def cipher(self) -> DataCipher:

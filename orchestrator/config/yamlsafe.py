@@ -85,7 +85,11 @@ class _AliasCount:
 
     def message(self) -> str:
         if self.uses > MAX_ALIASES:
-            return (f"too many YAML aliases: more than {MAX_ALIASES} uses of anchors "
-                    "(*name) in one file; write the values out")
-        return (f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} values (an alias "
-                "of an alias of ...): write the values out")
+            return (
+                f"too many YAML aliases: more than {MAX_ALIASES} uses of anchors "
+                "(*name) in one file; write the values out"
+            )
+        return (
+            f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} values (an alias "
+            "of an alias of ...): write the values out"
+        )

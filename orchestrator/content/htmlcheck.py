@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-VOID = frozenset(
-    "area base br col embed hr img input link meta param source track wbr".split()
-)
+VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 _JINJA = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)
 
 
@@ -57,12 +55,15 @@ class _Checker(HTMLParser):
             if open_tag == tag:
                 return
             self.problems.append(
-                (opened, f"<{open_tag}> opened on line {opened} is not closed before "
-                 f"</{tag}> on line {line}")
+                (
+                    opened,
+                    f"<{open_tag}> opened on line {opened} is not closed before "
+                    f"</{tag}> on line {line}",
+                )
             )
 
     def finish(self) -> None:
-        rest = self.rawdata[self.rawdata.find("<"):] if "<" in self.rawdata else ""
+        rest = self.rawdata[self.rawdata.find("<") :] if "<" in self.rawdata else ""
         if rest.strip():
             line = self.getpos()[0]
             self.problems.append((line, f"unterminated tag {rest.strip()[:30]!r}"))

@@ -66,19 +66,33 @@ def sample_account(locale: str | None) -> Account:
     }
     if is_chinese(locale):
         return Account(
-            name="张伟", currency="CNY", phone="+8613800138000", email="zhangwei@example.cn",
-            address_line1="北京市朝阳区建国路88号", city="北京", postal_code="100022",
-            country="CN", **common,
+            name="张伟",
+            currency="CNY",
+            phone="+8613800138000",
+            email="zhangwei@example.cn",
+            address_line1="北京市朝阳区建国路88号",
+            city="北京",
+            postal_code="100022",
+            country="CN",
+            **common,
         )
     return Account(
-        name="Jane Doe", currency="USD", phone="+12125550123", email="jane@example.com",
-        address_line1="1 Main Street", city="New York", region="NY", postal_code="10001",
-        country="US", **common,
+        name="Jane Doe",
+        currency="USD",
+        phone="+12125550123",
+        email="jane@example.com",
+        address_line1="1 Main Street",
+        city="New York",
+        region="NY",
+        postal_code="10001",
+        country="US",
+        **common,
     )
 
 
-def sample_creditor(locale: str | None, *, debt_collector: bool = False,
-                    sparse: bool = False) -> Creditor:
+def sample_creditor(
+    locale: str | None, *, debt_collector: bool = False, sparse: bool = False
+) -> Creditor:
     fields = dict(_CN_CREDITOR if is_chinese(locale) else _US_CREDITOR)
     if sparse:
         fields = {"name": fields["name"], "phone": fields["phone"]}
@@ -116,8 +130,14 @@ def sample_context(
     )
     config = Config.model_validate({"creditors": {"creditors": {"sample": chosen.model_dump()}}})
     return _context(
-        account, config, today=SAMPLE_TODAY, locale=locale or "en-US", channel=channel,
-        public_url=public_url, secret=SAMPLE_SECRET, message_id=SAMPLE_MESSAGE_ID,
+        account,
+        config,
+        today=SAMPLE_TODAY,
+        locale=locale or "en-US",
+        channel=channel,
+        public_url=public_url,
+        secret=SAMPLE_SECRET,
+        message_id=SAMPLE_MESSAGE_ID,
         sparse=variant.sparse,
     )
 
@@ -135,15 +155,29 @@ def account_context(
 ) -> dict[str, Any]:
     """The context the engine would build for this account today (for previews)."""
     return _context(
-        account, config, today=today, locale=locale or account.locale or "en-US",
-        channel=channel, public_url=public_url, secret=secret or SAMPLE_SECRET,
-        message_id=message_id, sparse=False,
+        account,
+        config,
+        today=today,
+        locale=locale or account.locale or "en-US",
+        channel=channel,
+        public_url=public_url,
+        secret=secret or SAMPLE_SECRET,
+        message_id=message_id,
+        sparse=False,
     )
 
 
 def _context(
-    account: Account, config: Config, *, today: date, locale: str, channel: str,
-    public_url: str, secret: str, message_id: str, sparse: bool,
+    account: Account,
+    config: Config,
+    *,
+    today: date,
+    locale: str,
+    channel: str,
+    public_url: str,
+    secret: str,
+    message_id: str,
+    sparse: bool,
 ) -> dict[str, Any]:
     creditor = config.creditor(account.creditor)
     expires = datetime(today.year, today.month, today.day, tzinfo=UTC) + LINK_LIFETIME
@@ -190,7 +224,12 @@ class PreviewFiles:
 
 
 def write_preview(
-    rendered: Rendered, *, channel: str, name: str, locale: str, out_dir: Path,
+    rendered: Rendered,
+    *,
+    channel: str,
+    name: str,
+    locale: str,
+    out_dir: Path,
     templates_dir: Path,
 ) -> PreviewFiles:
     """``<out>/<channel>-<name>.<locale>.html`` and, for a letter, ``.pdf``."""
@@ -201,6 +240,7 @@ def write_preview(
     html_path.write_text(page, encoding="utf-8")
     pdf_path = None
     if channel == "letter":
-        pdf_path = write_pdf(page, out_dir / f"{stem}.pdf", templates_dir=templates_dir,
-                             channel=channel)
+        pdf_path = write_pdf(
+            page, out_dir / f"{stem}.pdf", templates_dir=templates_dir, channel=channel
+        )
     return PreviewFiles(html_path, pdf_path)

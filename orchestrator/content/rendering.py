@@ -163,8 +163,7 @@ def split_front_matter(source: str, path: str = "<template>") -> tuple[FrontMatt
     block = m.group(1) or ""
     bomb = check_aliases(block)
     if bomb is not None:
-        raise TemplateError(f"invalid front matter: {bomb.message}", path=path,
-                            line=bomb.line + 1)
+        raise TemplateError(f"invalid front matter: {bomb.message}", path=path, line=bomb.line + 1)
     try:
         data = YAML(typ="safe", pure=True).load(block) if block.strip() else {}
     except YAMLError as exc:
@@ -228,16 +227,17 @@ def _read_source(path: Path, template: str) -> tuple[str, float]:
         if not stat.S_ISREG(info.st_mode):
             raise TemplateNotFound(template)
         if info.st_size > MAX_SOURCE:
-            raise TemplateError(f"the file is larger than {MAX_SOURCE // 1024} KB",
-                                path=str(path))
+            raise TemplateError(f"the file is larger than {MAX_SOURCE // 1024} KB", path=str(path))
         source = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TemplateNotFound(template) from exc
     number = _LONG_NUMBER.search(source)
     if number is not None:
         raise TemplateError(
-            f"a number of {len(number.group()):,} digits is too large; the most is "
-            f"{MAX_DIGITS:,}", path=str(path), line=source.count("\n", 0, number.start()) + 1)
+            f"a number of {len(number.group()):,} digits is too large; the most is {MAX_DIGITS:,}",
+            path=str(path),
+            line=source.count("\n", 0, number.start()) + 1,
+        )
     return source, info.st_mtime
 
 
@@ -348,8 +348,7 @@ _MARKUP = re.compile(
     re.S,
 )
 _ATTRIBUTE = re.compile(r"""([^\s=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
-_RAW_TEXT = {"script": re.compile(r"</script\s*>", re.I),
-             "style": re.compile(r"</style\s*>", re.I)}
+_RAW_TEXT = {"script": re.compile(r"</script\s*>", re.I), "style": re.compile(r"</style\s*>", re.I)}
 
 
 def _attributes(source: str) -> list[tuple[str, str | None]]:
@@ -432,8 +431,9 @@ class TemplateRenderer:
         self._subjects: dict[str, Template] = {}
         self._fronts: dict[Path, tuple[int, FrontMatter]] = {}
         self._names: dict[Path, str] = {}
-        self._found: dict[tuple[str, str, str | None, tuple[str, ...]],
-                          tuple[Path, str, str | None] | None] = {}
+        self._found: dict[
+            tuple[str, str, str | None, tuple[str, ...]], tuple[Path, str, str | None] | None
+        ] = {}
         self._is_file: dict[Path, bool] = {}
 
     def candidates(self, channel: str, name: str, locale: str | None, ext: str) -> list[Path]:
@@ -624,8 +624,9 @@ def _creditor(creditor: Creditor | None, account: Account, key: str | None) -> S
         fields: dict[str, Any] = {name: None for name in Creditor.model_fields}
         fields.update(name="", phone="", bank_account="", pay_url="", debt_collector=False)
         return SimpleNamespace(key=key, **fields)
-    return SimpleNamespace(key=key, **_creditor_fields(creditor),
-                           pay_url=creditor_pay_url(creditor, account) or "")
+    return SimpleNamespace(
+        key=key, **_creditor_fields(creditor), pay_url=creditor_pay_url(creditor, account) or ""
+    )
 
 
 def build_context(

@@ -95,14 +95,15 @@ def _tick() -> None:
     if budget.steps > MAX_STEPS:
         raise TemplateLimitError(
             f"too much work: more than {MAX_STEPS:,} loop turns, calls and filters "
-            "in one message (a loop inside a loop?)")
+            "in one message (a loop inside a loop?)"
+        )
     if time.monotonic() > budget.deadline:
         raise TemplateLimitError(
-            f"the message took longer than {RENDER_SECONDS:g} s to write: stopped")
+            f"the message took longer than {RENDER_SECONDS:g} s to write: stopped"
+        )
 
 
-def render(template: Any, values: Mapping[str, Any], seconds: float = RENDER_SECONDS
-           ) -> str:
+def render(template: Any, values: Mapping[str, Any], seconds: float = RENDER_SECONDS) -> str:
     """``template.render(values)`` within the bounds: its output is read piece by piece
     and stopped past ``MAX_TEXT`` characters (at the template line that printed the
     piece), and every step of its code counts against ``seconds``."""
@@ -133,8 +134,7 @@ def _drain(chunks: Any) -> str:
 
 
 def _too_long(what: str, size: int) -> TemplateLimitError:
-    return TemplateLimitError(
-        f"{what} would be {size:,} characters long; the most is {MAX_TEXT:,}")
+    return TemplateLimitError(f"{what} would be {size:,} characters long; the most is {MAX_TEXT:,}")
 
 
 # --- sizes -----------------------------------------------------------------------------
@@ -184,7 +184,8 @@ def checked(value: Any) -> Any:
 
 def _too_big(number: int | Decimal) -> TemplateLimitError:
     return TemplateLimitError(
-        f"a number of {_digits(number):,} digits is too large; the most is {MAX_DIGITS:,}")
+        f"a number of {_digits(number):,} digits is too large; the most is {MAX_DIGITS:,}"
+    )
 
 
 def _at_most(value: Any, most: int, what: str) -> None:
@@ -207,7 +208,8 @@ def _pow(base: Any, exponent: Any) -> None:
         if bits > _MAX_BITS:
             raise TemplateLimitError(
                 f"{base} ** {exponent} would have about {int(bits / 3.32):,} digits; "
-                f"the most is {MAX_DIGITS:,}")
+                f"the most is {MAX_DIGITS:,}"
+            )
 
 
 def _mul(left: Any, right: Any) -> None:
@@ -234,7 +236,8 @@ def _printf(template: Any) -> None:
         for number in (width, precision):
             if number == "*" or len(number) > 6 or (number and int(number) > MAX_TEXT):
                 raise TemplateLimitError(
-                    f"a % format width of {number} is too large; the most is {MAX_TEXT:,}")
+                    f"a % format width of {number} is too large; the most is {MAX_TEXT:,}"
+                )
 
 
 def _mod(left: Any, right: Any) -> None:
@@ -292,9 +295,16 @@ def _refused(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None
 
 
 _METHODS: Mapping[str, Callable[[Any, tuple[Any, ...], Mapping[str, Any]], None]] = {
-    "ljust": _width, "rjust": _width, "center": _width, "zfill": _width,
-    "expandtabs": _expandtabs, "replace": _replace, "join": _join, "to_bytes": _to_bytes,
-    "translate": _refused, "maketrans": _refused,
+    "ljust": _width,
+    "rjust": _width,
+    "center": _width,
+    "zfill": _width,
+    "expandtabs": _expandtabs,
+    "replace": _replace,
+    "join": _join,
+    "to_bytes": _to_bytes,
+    "translate": _refused,
+    "maketrans": _refused,
 }
 
 
@@ -344,6 +354,7 @@ def _pre_join(a: dict[str, Any]) -> None:
 def _pre_count(name: str, what: str) -> Callable[[dict[str, Any]], None]:
     def check(a: dict[str, Any]) -> None:
         _at_most(a.get(name), MAX_RANGE, what)
+
     return check
 
 
@@ -359,11 +370,16 @@ def _pre_urlize(a: dict[str, Any]) -> None:
 
 
 _FILTER_BOUNDS: Mapping[str, Callable[[dict[str, Any]], None]] = {
-    "center": _pre_center, "indent": _pre_indent, "wordwrap": _pre_wordwrap,
-    "replace": _pre_replace, "format": _pre_format, "join": _pre_join,
+    "center": _pre_center,
+    "indent": _pre_indent,
+    "wordwrap": _pre_wordwrap,
+    "replace": _pre_replace,
+    "format": _pre_format,
+    "join": _pre_join,
     "batch": _pre_count("linecount", "a batch size"),
     "slice": _pre_count("slices", "a number of slices"),
-    "tojson": _pre_tojson, "urlize": _pre_urlize,
+    "tojson": _pre_tojson,
+    "urlize": _pre_urlize,
 }
 
 
@@ -386,8 +402,9 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return bounded
 
 
-def _binder(func: Callable[..., Any]
-            ) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[int, inspect.BoundArguments]]:
+def _binder(
+    func: Callable[..., Any],
+) -> Callable[[tuple[Any, ...], dict[str, Any]], tuple[int, inspect.BoundArguments]]:
     """Binds a filter's arguments to the names its own function gives them: Jinja
     registers some filters through a wrapper that takes one more argument first (the
     evaluation context) than the function it calls, which is skipped."""
@@ -395,8 +412,7 @@ def _binder(func: Callable[..., Any]
     skip = (_PassArg.from_obj(func) is not None) - (_PassArg.from_obj(target) is not None)
     signature = inspect.signature(target)
 
-    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]
-             ) -> tuple[int, inspect.BoundArguments]:
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, inspect.BoundArguments]:
         return skip, signature.bind(*args[skip:], **kwargs)
 
     return bind
@@ -439,7 +455,8 @@ def bounded_range(*args: int) -> range:
     numbers = range(*args)
     if len(numbers) > MAX_RANGE:
         raise TemplateLimitError(
-            f"range() of {len(numbers):,} numbers is too long; the most is {MAX_RANGE:,}")
+            f"range() of {len(numbers):,} numbers is too long; the most is {MAX_RANGE:,}"
+        )
     return numbers
 
 
@@ -545,8 +562,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         _text_of(sum(map(len, pieces)), "the text")
         return "".join(pieces)
 
-    def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
-                  defer_init: bool = False) -> str:
+    def _generate(
+        self,
+        source: nodes.Template,
+        name: str | None,
+        filename: str | None,
+        defer_init: bool = False,
+    ) -> str:
         """Jinja's hook before code generation (its docs say it may be overridden): the
         template's tree, with what Jinja does not intercept routed through ``_Guard``."""
         source = _Guard().visit(source)
@@ -567,6 +589,5 @@ def _printed(value: Any) -> Any:
         kind = type(value)
         budget.produced += len(value) if kind is str or kind is Markup else weight(value)
         if budget.produced > MAX_PRODUCED:
-            raise TemplateLimitError(
-                f"the template printed more than {MAX_PRODUCED:,} characters")
+            raise TemplateLimitError(f"the template printed more than {MAX_PRODUCED:,} characters")
     return value

@@ -57,8 +57,19 @@ SMS_MAX_SEGMENTS = 4
 DEFAULT_LINT_LOCALE = "en-US"
 SENDER_CHANNELS = ("sms", "email", "voice")  # must name the creditor
 _CODE = "\x00"  # where template code was, in a source scanned for URLs
-_JINJA_NAMES = {"self", "super", "loop", "varargs", "kwargs", "caller", "range", "dict",
-                "cycler", "joiner", "namespace"}
+_JINJA_NAMES = {
+    "self",
+    "super",
+    "loop",
+    "varargs",
+    "kwargs",
+    "caller",
+    "range",
+    "dict",
+    "cycler",
+    "joiner",
+    "namespace",
+}
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,11 @@ def discover(templates_dir: Path, names: Iterable[str] | None = None) -> list[Te
             parsed = parse_name(path, folder.name)
             if parsed is None:
                 continue
-            if wanted and parsed.name not in wanted and f"{folder.name}/{parsed.name}" not in wanted:
+            if (
+                wanted
+                and parsed.name not in wanted
+                and f"{folder.name}/{parsed.name}" not in wanted
+            ):
                 continue
             found.append(parsed)
     return found
@@ -157,8 +172,13 @@ class _Linter:
         if isinstance(front.variables, list):
             for var in front.variables:
                 if str(var).split(".")[0] not in self._known:
-                    self.add(path, 2, f"front matter variables: {var!r} is not a template "
-                             f"variable (see docs/templates.md)", "warning")
+                    self.add(
+                        path,
+                        2,
+                        f"front matter variables: {var!r} is not a template "
+                        f"variable (see docs/templates.md)",
+                        "warning",
+                    )
         for ref in refs:
             if ref.is_file():
                 self.parse(ref)
@@ -204,28 +224,41 @@ class _Linter:
     def lint(self, tf: TemplateFile) -> None:
         allowed = EXTENSIONS.get(tf.channel)
         if allowed is not None and tf.ext not in allowed:
-            self.add(tf.path, None, f"{tf.channel} templates are .{' or .'.join(allowed)}.j2: "
-                     f"this file is never used", "warning")
+            self.add(
+                tf.path,
+                None,
+                f"{tf.channel} templates are .{' or .'.join(allowed)}.j2: this file is never used",
+                "warning",
+            )
             return
         if self.parse(tf.path) is None:
             return
         for variant in VARIANTS:
-            context = sample_context(tf.lint_locale, variant, public_url=self.public_url,
-                                     channel=tf.channel)
+            context = sample_context(
+                tf.lint_locale, variant, public_url=self.public_url, channel=tf.channel
+            )
             try:
                 body, subject = self.renderer.render_file(tf.path, tf.lint_locale, context)
             except TemplateError as exc:
                 # The static name check may already have said this, at this very line.
-                if not any(p.path == str(exc.path) and p.line == exc.line and p.level == "error"
-                           for p in self.problems):
+                if not any(
+                    p.path == str(exc.path) and p.line == exc.line and p.level == "error"
+                    for p in self.problems
+                ):
                     self.add(exc.path, exc.line, f"{exc.reason} (sample data: {variant.name})")
                 return
             if variant.sparse:
                 continue
             self.check_rendered(tf, variant, context, body, subject)
 
-    def check_rendered(self, tf: TemplateFile, variant: Variant, ctx: dict[str, Any],
-                       body: str, subject: str | None) -> None:
+    def check_rendered(
+        self,
+        tf: TemplateFile,
+        variant: Variant,
+        ctx: dict[str, Any],
+        body: str,
+        subject: str | None,
+    ) -> None:
         html = tf.ext == "html"
         text = html_to_text(body) if html else _clean_text(body)
         checked = "\n".join(filter(None, [subject, text]))
@@ -256,39 +289,48 @@ class _Linter:
                 continue
             why = rule.message or f"required by content rule {rule.id}"
             data = f", sample data: {variant.name}" if rule.when != "always" else ""
-            self.add(tf.path, self.body_line(tf.path),
-                     f"{why}: none of {', '.join(repr(w) for w in rule.any_of)} found "
-                     f"(rule {rule.id}{data})")
+            self.add(
+                tf.path,
+                self.body_line(tf.path),
+                f"{why}: none of {', '.join(repr(w) for w in rule.any_of)} found "
+                f"(rule {rule.id}{data})",
+            )
 
     def check_sender(self, tf: TemplateFile, ctx: dict[str, Any], text: str) -> None:
         if ctx["creditor"].name not in text:
-            self.add(tf.path, self.body_line(tf.path),
-                     f"a {tf.channel} message must say who is writing: "
-                     "{{ creditor.name }} does not appear")
+            self.add(
+                tf.path,
+                self.body_line(tf.path),
+                f"a {tf.channel} message must say who is writing: "
+                "{{ creditor.name }} does not appear",
+            )
 
     def check_forbidden(self, tf: TemplateFile, text: str) -> None:
         hits = list(find(text, self.forbidden))
         for hit in hits:
-            if any(hit.matched != other.matched and hit.matched in other.matched
-                   for other in hits):
+            if any(hit.matched != other.matched and hit.matched in other.matched for other in hits):
                 continue  # '通讯录' inside '爆通讯录': one problem, the longer wording
             where = self.locate(tf.path, hit.phrase)
             path, line = where if where else (tf.path, self.body_line(tf.path))
             suffix = "" if where else " (in the rendered text)"
-            self.add(path, line, f"forbidden wording {hit.matched!r}: "
-                     f"{hit.phrase.category}{suffix}")
+            self.add(
+                path, line, f"forbidden wording {hit.matched!r}: {hit.phrase.category}{suffix}"
+            )
 
     def check_voice(self, tf: TemplateFile, ctx: dict[str, Any], text: str) -> None:
         account = ctx["account"]
-        amount = format_currency(account.balance, account.currency,
-                                 locale=babel_locale(tf.lint_locale))
+        amount = format_currency(
+            account.balance, account.currency, locale=babel_locale(tf.lint_locale)
+        )
         voicemail = tf.name.endswith("_voicemail") or bool(
-            self.renderer.front_matter(tf.path).extra.get("voicemail"))
+            self.renderer.front_matter(tf.path).extra.get("voicemail")
+        )
         part = text if voicemail else text.split("\n\n", 1)[0]
-        what = ("a voicemail must be limited content: no mention of a debt"
-                if voicemail else
-                "the call mentions the debt before the person is identified "
-                "(the first paragraph)")
+        what = (
+            "a voicemail must be limited content: no mention of a debt"
+            if voicemail
+            else "the call mentions the debt before the person is identified (the first paragraph)"
+        )
         for secret in (amount, str(account.reference)):
             if secret in part:
                 self.add(tf.path, self.body_line(tf.path), f"{what}: says {secret!r}")
@@ -310,10 +352,14 @@ class _Linter:
                 return  # one length problem per template: the longest sample data wins
             self.problems.remove(earlier[1])
         limit = 134 if info.encoding == "UCS-2" else 306
-        self.add(tf.path, self.body_line(tf.path),
-                 f"SMS is {info.segments} segments ({info.encoding}, {info.units} characters "
-                 f"with sample data: {variant.name}); keep it within {SMS_WARN_SEGMENTS} "
-                 f"({limit} characters), never over {SMS_MAX_SEGMENTS}", level)
+        self.add(
+            tf.path,
+            self.body_line(tf.path),
+            f"SMS is {info.segments} segments ({info.encoding}, {info.units} characters "
+            f"with sample data: {variant.name}); keep it within {SMS_WARN_SEGMENTS} "
+            f"({limit} characters), never over {SMS_MAX_SEGMENTS}",
+            level,
+        )
         self._sms_length[tf.path] = (info.segments, self.problems[-1])
 
     def check_letter(self, tf: TemplateFile, ctx: dict[str, Any], text: str) -> None:
@@ -325,15 +371,21 @@ class _Linter:
         ]
         required: list[tuple[str, list[str]]] = [
             ("the debtor's name ({{ debtor.name }})", [ctx["debtor"].name]),
-            ("the amount owed ({{ account.balance | money(account.currency) }})",
-             [format_currency(account.balance, account.currency, locale=locale)]),
+            (
+                "the amount owed ({{ account.balance | money(account.currency) }})",
+                [format_currency(account.balance, account.currency, locale=locale)],
+            ),
             ("the reference number ({{ account.reference }})", [str(account.reference)]),
-            ("the payment deadline ({{ deadline | date(\"long\") }})", dates),
-            ("the creditor's contact ({{ creditor.phone }})",
-             [v for v in (creditor.phone, creditor.email) if v]),
+            ('the payment deadline ({{ deadline | date("long") }})', dates),
+            (
+                "the creditor's contact ({{ creditor.phone }})",
+                [v for v in (creditor.phone, creditor.email) if v],
+            ),
             ("a complaint channel ({{ creditor.complaints }})", [creditor.complaints]),
-            ("the bank account or payment link ({{ creditor.bank_account }}, {{ pay_link }})",
-             [creditor.bank_account, ctx["pay_link"]]),
+            (
+                "the bank account or payment link ({{ creditor.bank_account }}, {{ pay_link }})",
+                [creditor.bank_account, ctx["pay_link"]],
+            ),
         ]
         for what, values in required:
             if not any(v and str(v) in text for v in values):
@@ -356,19 +408,24 @@ class _Linter:
                     self.check_url(tf, source, line, url)
         for _, url in resource_urls(html):
             if url not in written:
-                source, line = next(((s, n) for s, n, p in made if p.fullmatch(url)),
-                                    (tf.path, self.body_line(tf.path)))
+                source, line = next(
+                    ((s, n) for s, n, p in made if p.fullmatch(url)),
+                    (tf.path, self.body_line(tf.path)),
+                )
                 self.check_url(tf, source, line, url, " (as rendered with the sample data)")
 
-    def check_url(self, tf: TemplateFile, path: Path, line: int, url: str, made: str = ""
-                  ) -> None:
+    def check_url(self, tf: TemplateFile, path: Path, line: int, url: str, made: str = "") -> None:
         root = self.dir.resolve()
         base = root / tf.channel
         why = refusal(url, base, root)
         if why is not None:
-            self.add(path, line, f"the printer would not load {url!r}{made}: {why}; a "
-                     "letter may load only files under the template directory (by a "
-                     "relative path) and data: URLs")
+            self.add(
+                path,
+                line,
+                f"the printer would not load {url!r}{made}: {why}; a "
+                "letter may load only files under the template directory (by a "
+                "relative path) and data: URLs",
+            )
             return
         absent = missing(url, base)
         if absent is not None:
@@ -379,13 +436,18 @@ class _Linter:
             return
         found = False
         for source in self.sources(tf.path):
-            for line, message in html_problems(neutralise_jinja(source.read_text(encoding="utf-8"))):
+            for line, message in html_problems(
+                neutralise_jinja(source.read_text(encoding="utf-8"))
+            ):
                 self.add(source, line, f"HTML: {message}")
                 found = True
         if not found:
             for line, message in html_problems(html)[:3]:
-                self.add(tf.path, self.body_line(tf.path),
-                         f"HTML: {message} (line {line} of the rendered HTML)")
+                self.add(
+                    tf.path,
+                    self.body_line(tf.path),
+                    f"HTML: {message} (line {line} of the rendered HTML)",
+                )
 
 
 def _applies(rule: ContentRule, tf: TemplateFile, variant: Variant) -> bool:

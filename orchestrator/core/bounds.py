@@ -67,8 +67,9 @@ def least_promise(bounds: PromiseBounds, balance: Decimal) -> Decimal:
     return max(bounds.min_amount or Decimal(0), share)
 
 
-def promise_problem(bounds: PromiseBounds, *, amount: Decimal, due: date, made_on: date,
-                    balance: Decimal) -> str | None:
+def promise_problem(
+    bounds: PromiseBounds, *, amount: Decimal, due: date, made_on: date, balance: Decimal
+) -> str | None:
     """A promise of ``amount`` due on ``due``, made on the debtor's local day ``made_on``
     while the account owes ``balance``, outside the bounds (``PromiseBounds``)."""
     if amount <= 0:
@@ -76,46 +77,61 @@ def promise_problem(bounds: PromiseBounds, *, amount: Decimal, due: date, made_o
     if due < made_on:
         return f"the promise is due {due}, before the day it is made ({made_on})"
     if (due - made_on).days > bounds.max_days_ahead:
-        return (f"the promise is due {due}, more than {bounds.max_days_ahead} days after the "
-                f"day it is made ({made_on}) (policy promises.max_days_ahead)")
+        return (
+            f"the promise is due {due}, more than {bounds.max_days_ahead} days after the "
+            f"day it is made ({made_on}) (policy promises.max_days_ahead)"
+        )
     least = least_promise(bounds, balance)
     if amount < least and amount < balance:
-        return (f"the promise of {amount} is less than {least}, the least taken on a balance "
-                f"of {balance} (policy promises.min_amount, min_share_of_balance), and does "
-                f"not pay the whole balance")
+        return (
+            f"the promise of {amount} is less than {least}, the least taken on a balance "
+            f"of {balance} (policy promises.min_amount, min_share_of_balance), and does "
+            f"not pay the whole balance"
+        )
     return None
 
 
-def plan_problem(bounds: PlanBounds, *, instalments: Sequence[tuple[date, Decimal]],
-                 made_on: date, balance: Decimal) -> str | None:
+def plan_problem(
+    bounds: PlanBounds,
+    *,
+    instalments: Sequence[tuple[date, Decimal]],
+    made_on: date,
+    balance: Decimal,
+) -> str | None:
     """A plan of ``instalments`` (due date, amount), agreed on the debtor's local day
     ``made_on`` while the account owes ``balance``, outside the bounds (``PlanBounds``)."""
     dues = sorted(instalments)
     if not dues:
         return "a plan needs its instalments (due, amount)"
     if len(dues) > bounds.max_instalments:
-        return (f"the plan has {len(dues)} instalments, more than {bounds.max_instalments} "
-                f"(policy plans.max_instalments)")
+        return (
+            f"the plan has {len(dues)} instalments, more than {bounds.max_instalments} "
+            f"(policy plans.max_instalments)"
+        )
     if dues[0][0] < made_on:
-        return (f"the first instalment is due {dues[0][0]}, before the day the plan is "
-                f"agreed ({made_on})")
+        return (
+            f"the first instalment is due {dues[0][0]}, before the day the plan is "
+            f"agreed ({made_on})"
+        )
     return _gap_problem(bounds, dues, made_on) or _amount_problem(bounds, dues, balance)
 
 
-def _gap_problem(bounds: PlanBounds, dues: list[tuple[date, Decimal]], made_on: date
-                 ) -> str | None:
+def _gap_problem(bounds: PlanBounds, dues: list[tuple[date, Decimal]], made_on: date) -> str | None:
     previous, since = made_on, "the day the plan is agreed"
     for due, _ in dues:
         gap = (due - previous).days
         if gap > bounds.max_days_between:
-            return (f"the instalment due {due} comes {gap} days after {since} ({previous}), "
-                    f"more than {bounds.max_days_between} (policy plans.max_days_between)")
+            return (
+                f"the instalment due {due} comes {gap} days after {since} ({previous}), "
+                f"more than {bounds.max_days_between} (policy plans.max_days_between)"
+            )
         previous, since = due, "the instalment before it"
     return None
 
 
-def _amount_problem(bounds: PlanBounds, dues: list[tuple[date, Decimal]], balance: Decimal
-                    ) -> str | None:
+def _amount_problem(
+    bounds: PlanBounds, dues: list[tuple[date, Decimal]], balance: Decimal
+) -> str | None:
     for due, amount in dues:
         if amount <= 0:
             return f"the instalment due {due} must be of a positive amount, got {amount}"
@@ -126,7 +142,9 @@ def _amount_problem(bounds: PlanBounds, dues: list[tuple[date, Decimal]], balanc
     for index, (due, amount) in enumerate(dues):
         remainder = index == len(dues) - 1 and pays_all
         if amount < least and not remainder:
-            return (f"the instalment due {due} of {amount} is less than {least} (policy "
-                    f"plans.min_instalment; only a last one paying the rest of the balance "
-                    f"may be smaller)")
+            return (
+                f"the instalment due {due} of {amount} is less than {least} (policy "
+                f"plans.min_instalment; only a last one paying the rest of the balance "
+                f"may be smaller)"
+            )
     return None

@@ -342,8 +342,8 @@ def _split_e164(value: str) -> tuple[str, str] | None:
     if not _E164.fullmatch(value):
         return None
     for size in (1, 2, 3):
-        if int(value[1:1 + size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            return value[:1 + size], value[1 + size:]
+        if int(value[1 : 1 + size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return value[: 1 + size], value[1 + size :]
     return None
 
 

@@ -47,7 +47,9 @@ Verdict = Allow | Defer | Deny
 _MAX_ROUNDS = 64
 
 
-def still_applies(occ: Occurrence, state: AccountState, now: datetime, rules: AccountRules) -> Deny | None:
+def still_applies(
+    occ: Occurrence, state: AccountState, now: datetime, rules: AccountRules
+) -> Deny | None:
     """Is the occurrence still what it was planned for? (stage, trigger condition)"""
     if occ.trigger is None:
         stage = current_stage(state, rules, now)
@@ -75,7 +77,9 @@ def still_applies(occ: Occurrence, state: AccountState, now: datetime, rules: Ac
     return None
 
 
-def suppression(occ: Occurrence, state: AccountState, now: datetime, rules: AccountRules) -> str | None:
+def suppression(
+    occ: Occurrence, state: AccountState, now: datetime, rules: AccountRules
+) -> str | None:
     """The account-state reason that stops this send, or None.
 
     Promise, plan and dispute stop collection only; cease stops collection and service;
@@ -88,7 +92,8 @@ def suppression(occ: Occurrence, state: AccountState, now: datetime, rules: Acco
     if state.ceased and kind != Kind.notice:
         return Reason.cease
     if state.opted_out and not state.opted_out.isdisjoint(
-            rules.config.policy.opt_out_channels(occ.channel)):
+        rules.config.policy.opt_out_channels(occ.channel)
+    ):
         return Reason.opted_out
     if not collection:
         return None

@@ -126,7 +126,7 @@ _REPLIES = {
     OPT_OUT_CONFIRMATION: {
         "zh": "您已退订{creditor}的短信，今后不会再收到短信。回复START可重新订阅。",
         "en": "{creditor}: you are unsubscribed and will receive no more texts. "
-              "Reply START to resubscribe.",
+        "Reply START to resubscribe.",
     },
     HELP_REPLY: {
         "zh": "{creditor}：如需帮助请致电{phone}。回复STOP退订。",
@@ -144,5 +144,6 @@ def language(locale: str | None) -> str:
 def reply_text(step: str, creditor: Creditor | None, locale: str | None) -> str:
     """The reply to an opt-out (``OPT_OUT_CONFIRMATION``) or a help request
     (``HELP_REPLY``), in the account's language (Chinese for ``zh*``, else English)."""
-    return _REPLIES[step][language(locale)].format(creditor=creditor.name if creditor else "",
-                                       phone=creditor.phone if creditor else "")
+    return _REPLIES[step][language(locale)].format(
+        creditor=creditor.name if creditor else "", phone=creditor.phone if creditor else ""
+    )

@@ -27,9 +27,7 @@ def local_date(instant: datetime, zone: ZoneInfo) -> date:
     return instant.astimezone(zone).date()
 
 
-def _counted(
-    limit: Limit, sends: list[SendRecord], account_id: str
-) -> list[SendRecord]:
+def _counted(limit: Limit, sends: list[SendRecord], account_id: str) -> list[SendRecord]:
     channels = set(limit.channels)
     return [
         s

@@ -143,8 +143,9 @@ def open_token(secret: str, token: str) -> TokenData | None:
         return None
     if not message_id or not kind:
         return None
-    return TokenData(message_id=message_id, kind=kind,
-                     expires_at=datetime.fromtimestamp(day * _DAY, UTC))
+    return TokenData(
+        message_id=message_id, kind=kind, expires_at=datetime.fromtimestamp(day * _DAY, UTC)
+    )
 
 
 def pay_link(public_url: str, secret: str, message_id: str, expires_at: datetime) -> str:
@@ -179,8 +180,9 @@ def creditor_pay_url(creditor: _HasPayUrl, account: _HasReference) -> str | None
     if not creditor.pay_url:
         return None
     reference = account.reference or account.account_id
-    return (creditor.pay_url.replace("{reference}", quote(reference, safe=""))
-            .replace("{account_id}", quote(account.account_id, safe="")))
+    return creditor.pay_url.replace("{reference}", quote(reference, safe="")).replace(
+        "{account_id}", quote(account.account_id, safe="")
+    )
 
 
 # User-Agent fragments of link previewers and crawlers: they fetch a link when it is
@@ -189,10 +191,29 @@ def creditor_pay_url(creditor: _HasPayUrl, account: _HasReference) -> str | None
 # that fetch on their own belong here, not apps whose in-app browser names itself in its
 # User-Agent (Line, Viber, WeChat): there a person clicked.
 PREVIEW_AGENTS = (
-    "Slackbot", "facebookexternalhit", "Facebot", "Twitterbot", "WhatsApp", "TelegramBot",
-    "LinkedInBot", "Discordbot", "SkypeUriPreview", "Googlebot", "Google-PageRenderer",
-    "bingbot", "BingPreview", "Applebot", "Pinterestbot", "redditbot", "Embedly",
-    "Iframely", "vkShare", "YandexBot", "Baiduspider", "DuckDuckBot", "MicrosoftPreview",
+    "Slackbot",
+    "facebookexternalhit",
+    "Facebot",
+    "Twitterbot",
+    "WhatsApp",
+    "TelegramBot",
+    "LinkedInBot",
+    "Discordbot",
+    "SkypeUriPreview",
+    "Googlebot",
+    "Google-PageRenderer",
+    "bingbot",
+    "BingPreview",
+    "Applebot",
+    "Pinterestbot",
+    "redditbot",
+    "Embedly",
+    "Iframely",
+    "vkShare",
+    "YandexBot",
+    "Baiduspider",
+    "DuckDuckBot",
+    "MicrosoftPreview",
     "KakaoTalk-scrap",
 )
 _PREVIEW = re.compile("|".join(re.escape(agent) for agent in PREVIEW_AGENTS), re.IGNORECASE)

@@ -21,11 +21,13 @@ __all__ = ["GEOGRAPHIC", "PhoneFacts", "number_facts", "parse_phone", "phone_fac
 
 # Number types that carry a place (at least the country); toll-free, premium, VoIP, ...
 # numbers carry none.
-GEOGRAPHIC = frozenset({
-    PhoneNumberType.FIXED_LINE,
-    PhoneNumberType.MOBILE,
-    PhoneNumberType.FIXED_LINE_OR_MOBILE,
-})
+GEOGRAPHIC = frozenset(
+    {
+        PhoneNumberType.FIXED_LINE,
+        PhoneNumberType.MOBILE,
+        PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

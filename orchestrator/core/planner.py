@@ -73,8 +73,9 @@ def stage_mark(state: AccountState, rules: AccountRules, now: datetime) -> Stage
     stage = current_stage(state, rules, now)
     if stage is None:
         return StageMark(None, None, None)
-    entered = local_day_start(state.account.due_date + timedelta(days=stage.dpd[0]),
-                              rules.zones.primary)
+    entered = local_day_start(
+        state.account.due_date + timedelta(days=stage.dpd[0]), rules.zones.primary
+    )
     balance = state.account.balance
     if state.payments:  # most accounts have none: no generator to run
         balance += sum((amount for at, amount in state.payments if at >= entered), Decimal(0))
@@ -120,7 +121,9 @@ def plan_day(state: AccountState, rules: AccountRules, local_day: date) -> list[
         from orchestrator.core.state import TriggerFire
 
         entry = local_datetime(local_day, rules.preferred_time, zone)
-        fire = TriggerFire(TriggerEvent.stage_entered, entry, f"{stage.id}@{local_day}", day=local_day)
+        fire = TriggerFire(
+            TriggerEvent.stage_entered, entry, f"{stage.id}@{local_day}", day=local_day
+        )
         for trigger in rules.cadences.triggers:
             if trigger.on == TriggerEvent.stage_entered:
                 out.extend(plan_trigger(state, rules, trigger, fire, stage_id=stage.id))

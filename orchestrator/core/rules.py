@@ -114,7 +114,8 @@ def _overridden(base: _Terms, overrides: list[_Terms | None]) -> _Terms:
     for override in overrides:
         if override is not None:
             base = base.model_copy(
-                update={key: getattr(override, key) for key in override.model_fields_set})
+                update={key: getattr(override, key) for key in override.model_fields_set}
+            )
     return base
 
 
@@ -128,8 +129,14 @@ class RuleBook:
 
     def for_account(self, account: Account) -> AccountRules:
         # Zones depend only on these fields; caching them skips a phone parse per call.
-        zone_key = (account.timezone, account.country, account.region, account.postal_code,
-                    account.city, account.phone)
+        zone_key = (
+            account.timezone,
+            account.country,
+            account.region,
+            account.postal_code,
+            account.city,
+            account.phone,
+        )
         zones = self._zones.get(zone_key)
         if zones is None:
             if len(self._zones) > 200_000:

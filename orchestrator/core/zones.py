@@ -35,9 +35,18 @@ from orchestrator.config.models import TimezonePolicy
 from orchestrator.core.account import Account
 from orchestrator.core.phones import PhoneFacts, phone_facts
 
-__all__ = ["Zones", "account_phone_zones", "address_zones", "candidate_zones", "local_date",
-           "number_zones", "phone_zones", "phone_zones_text", "place_zones",
-           "stored_phone_zones"]
+__all__ = [
+    "Zones",
+    "account_phone_zones",
+    "address_zones",
+    "candidate_zones",
+    "local_date",
+    "number_zones",
+    "phone_zones",
+    "phone_zones_text",
+    "place_zones",
+    "stored_phone_zones",
+]
 
 # China legally runs on Beijing time everywhere; Xinjiang also keeps a local clock.
 _COUNTRY_OVERRIDE: dict[str, tuple[str, ...]] = {"CN": ("Asia/Shanghai",)}
@@ -99,8 +108,9 @@ def local_date(account: Account, tz_policy: TimezonePolicy, now: datetime) -> da
     return now.astimezone(candidate_zones(account, tz_policy).primary).date()
 
 
-def place_zones(timezone: str | None, country: str | None, region: str | None,
-                tz_policy: TimezonePolicy) -> Zones:
+def place_zones(
+    timezone: str | None, country: str | None, region: str | None, tz_policy: TimezonePolicy
+) -> Zones:
     """Zones from the explicit zone and the address only, never the phone: for reports,
     which read stored accounts without decrypting personal data. The same as
     ``candidate_zones`` for every account whose explicit zone or address gives one."""

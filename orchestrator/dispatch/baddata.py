@@ -58,23 +58,43 @@ def note(account_id: str, exc: Exception, phase: str) -> None:
     if frames:
         last = frames[-1]
         where = f"{Path(last.filename).name}:{last.lineno} {last.name}"
-    log.warning("account skipped: bad data", extra={
-        "account_id": account_id, "error": type(exc).__name__, "phase": phase, "where": where})
+    log.warning(
+        "account skipped: bad data",
+        extra={
+            "account_id": account_id,
+            "error": type(exc).__name__,
+            "phase": phase,
+            "where": where,
+        },
+    )
 
 
-def planning_failed(account_id: str, debtor_id: str, now: datetime, zone: ZoneInfo
-                    ) -> DecisionRecord:
+def planning_failed(
+    account_id: str, debtor_id: str, now: datetime, zone: ZoneInfo
+) -> DecisionRecord:
     """The decision of an account that could not be planned: no step of a stage or trigger,
     channel or kind applies (``null`` in the record), so ``step`` says what failed."""
     return DecisionRecord(
-        time=now, local_time=iso_local(now, zone), account=account_id, debtor=debtor_id,
-        stage=None, step=PLANNING, channel=None, kind=None, decision=DecisionKind.failed,
-        reason=Reason.bad_data)
+        time=now,
+        local_time=iso_local(now, zone),
+        account=account_id,
+        debtor=debtor_id,
+        stage=None,
+        step=PLANNING,
+        channel=None,
+        kind=None,
+        decision=DecisionKind.failed,
+        reason=Reason.bad_data,
+    )
 
 
-def replay_accounts(conn: Connection, rows: Sequence[Row[Any]], now: datetime,
-                    cipher: DataCipher, rules_for: Callable[..., AccountRules]
-                    ) -> tuple[dict[str, Replayed], dict[str, Exception]]:
+def replay_accounts(
+    conn: Connection,
+    rows: Sequence[Row[Any]],
+    now: datetime,
+    cipher: DataCipher,
+    rules_for: Callable[..., AccountRules],
+) -> tuple[dict[str, Replayed], dict[str, Exception]]:
     """Each account's state at ``now``, and apart, the accounts whose facts could not
     be read or replayed (bad data), with their errors: they fail alone."""
     bad: dict[str, Exception] = {}
@@ -92,8 +112,13 @@ def replay_accounts(conn: Connection, rows: Sequence[Row[Any]], now: datetime,
     return replayed, bad
 
 
-def _load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime,
-                cipher: DataCipher, bad: dict[str, Exception]) -> dict[str, Facts]:
+def _load_facts(
+    conn: Connection,
+    rows: Sequence[Row[Any]],
+    now: datetime,
+    cipher: DataCipher,
+    bad: dict[str, Exception],
+) -> dict[str, Facts]:
     """The facts of these accounts in one read, as usual; when that read fails on a
     value (SQLite hands back whatever was written, a date that is none), one account
     at a time, so that only the account with that value fails (into ``bad``)."""

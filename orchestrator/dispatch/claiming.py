@@ -68,8 +68,16 @@ class Claimed:
 class Claims:
     """Leases, claims and judges due occurrences for one worker."""
 
-    def __init__(self, connector: Connector, decider: Decider, config: Config,
-                 cipher: DataCipher, *, worker: str, default_zone: ZoneInfo):
+    def __init__(
+        self,
+        connector: Connector,
+        decider: Decider,
+        config: Config,
+        cipher: DataCipher,
+        *,
+        worker: str,
+        default_zone: ZoneInfo,
+    ):
         self.connector = connector
         self.decider = decider
         self.config = config
@@ -85,10 +93,19 @@ class Claims:
         never decide the same occurrence (``Connector.lease``). A lease left by a crashed
         worker lapses after ``LEASE``. Each row comes with its account's ``debtor_id``."""
         with conn.begin():
-            rows = self.connector.lease(conn, now=now, until=now + LEASE, worker=self.worker,
-                                        limit=limit)
-        return sorted(rows, key=lambda r: (r.next_attempt_at, r.planned_at, r.account_id,
-                                           r.step_id, r.occurrence_key))
+            rows = self.connector.lease(
+                conn, now=now, until=now + LEASE, worker=self.worker, limit=limit
+            )
+        return sorted(
+            rows,
+            key=lambda r: (
+                r.next_attempt_at,
+                r.planned_at,
+                r.account_id,
+                r.step_id,
+                r.occurrence_key,
+            ),
+        )
 
     def claim(self, conn: Connection, batch: Sequence[Row[Any]], now: datetime) -> Claimed:
         """Claim a batch, judge each again and render what may go, and record ``sending``
@@ -98,8 +115,11 @@ class Claims:
         with conn.begin():
             debtors = {o.debtor_id for o in batch}
             self.connector.lock_debtors(conn, debtors)
-            claimed = set(conn.execute(_CLAIM, {
-                "ids": [o.id for o in batch], "b_worker": self.worker, "b_now": now}).scalars())
+            claimed = set(
+                conn.execute(
+                    _CLAIM, {"ids": [o.id for o in batch], "b_worker": self.worker, "b_now": now}
+                ).scalars()
+            )
             rows = self._accounts_locked(conn, debtors, batch)
             replayed, bad = replay_accounts(conn, rows, now, self.cipher, self.decider.rules)
             for account_id in sorted(bad):
@@ -108,13 +128,17 @@ class Claims:
             by_account = {r.account_id: r for r in rows}
             ready, refused = self._prepare(
                 [o for o in batch if o.id in claimed],  # the others: another worker's
-                replayed, histories, now)
+                replayed,
+                histories,
+                now,
+            )
             self._record_refused(conn, refused, now)
             self._record_sending(conn, ready, by_account, now)
         return Claimed(ready, refused, by_account)
 
-    def _accounts_locked(self, conn: Connection, debtors: set[str], batch: Sequence[Row[Any]]
-                         ) -> list[Row[Any]]:
+    def _accounts_locked(
+        self, conn: Connection, debtors: set[str], batch: Sequence[Row[Any]]
+    ) -> list[Row[Any]]:
         """Every account of the batch's debtors, under their locks. An account that moved
         to another debtor since the lease (a re-import) has that debtor locked as well,
         and its other accounts read with it. That lock comes after the sorted ones, so two
@@ -130,17 +154,23 @@ class Claims:
             self.connector.lock_debtors(conn, moved)
             locked |= moved
 
-    def _histories(self, conn: Connection, debtors: Iterable[str], now: datetime
-                   ) -> dict[str, SendHistory]:
+    def _histories(
+        self, conn: Connection, debtors: Iterable[str], now: datetime
+    ) -> dict[str, SendHistory]:
         out: dict[str, SendHistory] = defaultdict(SendHistory)
-        for s in conn.execute(_HISTORY, {"debtors": list(debtors),
-                                         "since": now - self.history_span, "now": now}):
+        for s in conn.execute(
+            _HISTORY, {"debtors": list(debtors), "since": now - self.history_span, "now": now}
+        ):
             out[s.debtor_id].add(SendRecord(s.sent_at, s.channel, s.account_id, s.debtor_id))
         return out
 
-    def _prepare(self, batch: Sequence[Row[Any]], replayed: Mapping[str, Replayed],
-                 histories: Mapping[str, SendHistory], now: datetime
-                 ) -> tuple[list[Ready], list[tuple[int, Outcome]]]:
+    def _prepare(
+        self,
+        batch: Sequence[Row[Any]],
+        replayed: Mapping[str, Replayed],
+        histories: Mapping[str, SendHistory],
+        now: datetime,
+    ) -> tuple[list[Ready], list[tuple[int, Outcome]]]:
         """Each claimed occurrence judged under the lock and, if it may go, rendered:
         (ready to send, refused with their outcome). A send that will go counts toward
         the limits of the ones after it in the batch; one refused or failed does not. An
@@ -168,8 +198,7 @@ class Claims:
                 prepared = self.decider.prepare(occ, rep.state, rep.rules, now, message_id)
                 if isinstance(prepared, OutboundMessage):
                     account = rep.state.account
-                    history.add(SendRecord(now, occ.channel, account.account_id,
-                                           account.debtor_id))
+                    history.add(SendRecord(now, occ.channel, account.account_id, account.debtor_id))
                     ready.append(Ready(occ_row, occ, rep, prepared))
                     continue
                 outcome = prepared  # its template failed
@@ -177,8 +206,9 @@ class Claims:
             refused.append((occ_row.id, outcome))
         return ready, refused
 
-    def _judge(self, occ_row: Row[Any], rep: Replayed, history: SendHistory, now: datetime
-               ) -> tuple[Planned | None, Outcome | None]:
+    def _judge(
+        self, occ_row: Row[Any], rep: Replayed, history: SendHistory, now: datetime
+    ) -> tuple[Planned | None, Outcome | None]:
         """The occurrence a row stands for and the gate's verdict on it (``None``: it may go
         now); skipped when its step or the event behind it is gone."""
         occ = occurrence_of(self.config, occ_row, rep)
@@ -189,34 +219,63 @@ class Claims:
     def _bad_data(self, occ_row: Row[Any], now: datetime) -> Outcome:
         """An occurrence whose account's data cannot be replayed or judged: ``failed`` with
         reason ``bad_data``, settled (never retried)."""
-        return Outcome(DecisionRecord(
-            time=now, local_time=iso_local(now, self.default_zone), account=occ_row.account_id,
-            debtor=occ_row.debtor_id, stage=occ_row.stage, step=occ_row.step_id,
-            channel=occ_row.channel, kind=occ_row.kind, decision=DecisionKind.failed,
-            reason=Reason.bad_data))
+        return Outcome(
+            DecisionRecord(
+                time=now,
+                local_time=iso_local(now, self.default_zone),
+                account=occ_row.account_id,
+                debtor=occ_row.debtor_id,
+                stage=occ_row.stage,
+                step=occ_row.step_id,
+                channel=occ_row.channel,
+                kind=occ_row.kind,
+                decision=DecisionKind.failed,
+                reason=Reason.bad_data,
+            )
+        )
 
-    def _record_refused(self, conn: Connection, refused: Sequence[tuple[int, Outcome]],
-                        now: datetime) -> None:
+    def _record_refused(
+        self, conn: Connection, refused: Sequence[tuple[int, Outcome]], now: datetime
+    ) -> None:
         """What does not go out, recorded with the claim: decided, no adapter called."""
         if refused:
             self.connector.decisions(conn, [(i, v.record) for i, v in refused])
-            self.connector.occurrences(conn, [Moved.of(i, v) for i, v in refused], now,
-                                       attempted=False)
+            self.connector.occurrences(
+                conn, [Moved.of(i, v) for i, v in refused], now, attempted=False
+            )
 
-    def _record_sending(self, conn: Connection, ready: Sequence[Ready],
-                        by_account: Mapping[str, Row[Any]], now: datetime) -> None:
+    def _record_sending(
+        self,
+        conn: Connection,
+        ready: Sequence[Ready],
+        by_account: Mapping[str, Row[Any]],
+        now: datetime,
+    ) -> None:
         """A send row ``sending`` for each message about to be handed over."""
         if not ready:
             return
-        written = self.connector.sending(conn, [Sending(
-            r.message.message_id, r.occ.account_id, r.rep.state.account.debtor_id,
-            r.occ.channel, r.row.id,
-            by_account[r.occ.account_id].email_index if r.occ.channel == "email"
-            else by_account[r.occ.account_id].phone_index,
-        ) for r in ready], now)
+        written = self.connector.sending(
+            conn,
+            [
+                Sending(
+                    r.message.message_id,
+                    r.occ.account_id,
+                    r.rep.state.account.debtor_id,
+                    r.occ.channel,
+                    r.row.id,
+                    by_account[r.occ.account_id].email_index
+                    if r.occ.channel == "email"
+                    else by_account[r.occ.account_id].phone_index,
+                )
+                for r in ready
+            ],
+            now,
+        )
         if written != len(ready):  # a send row not failed: never send it again
-            raise RuntimeError("a claimed occurrence already has a send in progress "
-                               "or done; nothing of this batch was sent")
+            raise RuntimeError(
+                "a claimed occurrence already has a send in progress "
+                "or done; nothing of this batch was sent"
+            )
 
 
 def occurrence_of(config: Config, occ_row: Row[Any], rep: Replayed) -> Planned | None:
@@ -227,8 +286,9 @@ def occurrence_of(config: Config, occ_row: Row[Any], rep: Replayed) -> Planned |
         return None
     fire = None
     if isinstance(step, Trigger):
-        fire = next((f for f in rep.fires
-                     if f.event == step.on and f.key == occ_row.occurrence_key), None)
+        fire = next(
+            (f for f in rep.fires if f.event == step.on and f.key == occ_row.occurrence_key), None
+        )
         if fire is None:
             return None
     assert isinstance(step, Step | Trigger)
@@ -248,12 +308,20 @@ def occurrence_of(config: Config, occ_row: Row[Any], rep: Replayed) -> Planned |
 
 def _not_applicable(occ_row: Row[Any], rep: Replayed, now: datetime) -> Outcome:
     """The step left the configuration, or the event that caused it is gone."""
-    return Outcome(DecisionRecord(
-        time=now, local_time=iso_local(now, rep.rules.zones.primary),
-        account=occ_row.account_id, debtor=rep.state.account.debtor_id,
-        stage=occ_row.stage, step=occ_row.step_id, channel=occ_row.channel,
-        kind=occ_row.kind, decision=DecisionKind.skipped, reason=Reason.not_applicable,
-    ))
+    return Outcome(
+        DecisionRecord(
+            time=now,
+            local_time=iso_local(now, rep.rules.zones.primary),
+            account=occ_row.account_id,
+            debtor=rep.state.account.debtor_id,
+            stage=occ_row.stage,
+            step=occ_row.step_id,
+            channel=occ_row.channel,
+            kind=occ_row.kind,
+            decision=DecisionKind.skipped,
+            reason=Reason.not_applicable,
+        )
+    )
 
 
 def _history_span(config: Config) -> timedelta:
@@ -264,15 +332,22 @@ def _history_span(config: Config) -> timedelta:
     return max(windows, default=timedelta(days=1)) + timedelta(days=2)
 
 
-_CLAIM = (occurrence_t.update()
-          .where(one_of(occurrence_t.c.id, "ids"), state_in(DUE))
-          .values(state="sending", claimed_by=sa.bindparam("b_worker"),
-                  updated_at=sa.bindparam("b_now", type_=UTCDateTime()))
-          .returning(occurrence_t.c.id))
+_CLAIM = (
+    occurrence_t.update()
+    .where(one_of(occurrence_t.c.id, "ids"), state_in(DUE))
+    .values(
+        state="sending",
+        claimed_by=sa.bindparam("b_worker"),
+        updated_at=sa.bindparam("b_now", type_=UTCDateTime()),
+    )
+    .returning(occurrence_t.c.id)
+)
 _ACCOUNTS_OF = sa.select(account_t).where(
-    sa.or_(one_of(account_t.c.debtor_id, "debtors"), one_of(account_t.c.account_id, "ids")))
-_HISTORY = sa.select(send_t.c.sent_at, send_t.c.channel, send_t.c.account_id,
-                     send_t.c.debtor_id).where(
+    sa.or_(one_of(account_t.c.debtor_id, "debtors"), one_of(account_t.c.account_id, "ids"))
+)
+_HISTORY = sa.select(
+    send_t.c.sent_at, send_t.c.channel, send_t.c.account_id, send_t.c.debtor_id
+).where(
     one_of(send_t.c.debtor_id, "debtors"),
     send_t.c.sent_at > sa.bindparam("since", type_=UTCDateTime()),
     send_t.c.sent_at <= sa.bindparam("now", type_=UTCDateTime()),

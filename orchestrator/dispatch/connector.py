@@ -65,9 +65,11 @@ class Connector(ABC):
     def __init__(self, dialect: Dialect):
         self._decisions = BulkInsert(decision_t, DECISION_COLUMNS, dialect)
         # Occurrences are planned under their unique key: planning twice plans once.
-        self.plan_insert = self._insert(occurrence_t).on_conflict_do_nothing(
-            index_elements=["account_id", "step_id", "occurrence_key"]
-        ).returning(occurrence_t.c.id)
+        self.plan_insert = (
+            self._insert(occurrence_t)
+            .on_conflict_do_nothing(index_elements=["account_id", "step_id", "occurrence_key"])
+            .returning(occurrence_t.c.id)
+        )
         self._lease = self._lease_statement()
 
     # --- what each database does its own way -------------------------------------------
@@ -105,8 +107,14 @@ class Connector(ABC):
         one of them already has a send row that did not fail (never send that again)."""
 
     @abstractmethod
-    def settled(self, conn: Connection, records: Sequence[tuple[int, DecisionRecord]],
-                moved: Sequence[Moved], statuses: Statuses, now: datetime) -> None:
+    def settled(
+        self,
+        conn: Connection,
+        records: Sequence[tuple[int, DecisionRecord]],
+        moved: Sequence[Moved],
+        statuses: Statuses,
+        now: datetime,
+    ) -> None:
         """A sent batch: ``decisions``, ``occurrences`` (attempted) and ``sends``
         together."""
 
@@ -119,8 +127,9 @@ class Connector(ABC):
         for the accounts that moved (most days, none of a page)."""
 
     @abstractmethod
-    def occurrences(self, conn: Connection, moved: Sequence[Moved], now: datetime, *,
-                    attempted: bool) -> None:
+    def occurrences(
+        self, conn: Connection, moved: Sequence[Moved], now: datetime, *, attempted: bool
+    ) -> None:
         """Move occurrences on from ``sending``; ``attempted``: the adapter was called (one
         more attempt against the retry policy; a deferral by the gate is not one)."""
 
@@ -132,28 +141,37 @@ class Connector(ABC):
 
     # --- the same on every database ----------------------------------------------------
 
-    def decisions(self, conn: Connection, records: Sequence[tuple[int | None, DecisionRecord]]
-                  ) -> None:
+    def decisions(
+        self, conn: Connection, records: Sequence[tuple[int | None, DecisionRecord]]
+    ) -> None:
         """A decision row for each ``(occurrence id, record)`` (``COPY`` on PostgreSQL:
         ``BulkInsert``)."""
         if records:
-            self._decisions(conn, [
-                decision_row(decision_values(r, occurrence_id=i)) for i, r in records])
+            self._decisions(
+                conn, [decision_row(decision_values(r, occurrence_id=i)) for i, r in records]
+            )
 
-    def lease(self, conn: Connection, *, now: datetime, until: datetime, worker: str,
-              limit: int) -> list[Row[Any]]:
+    def lease(
+        self, conn: Connection, *, now: datetime, until: datetime, worker: str, limit: int
+    ) -> list[Row[Any]]:
         """Lease up to ``limit`` due occurrences to ``worker`` until ``until``, each with
         its account's ``debtor_id``, in one statement (the caller's transaction)."""
-        return list(conn.execute(self._lease, {
-            "b_now": now, "b_until": until, "b_worker": worker, "b_limit": limit}).all())
+        return list(
+            conn.execute(
+                self._lease, {"b_now": now, "b_until": until, "b_worker": worker, "b_limit": limit}
+            ).all()
+        )
 
     def _due_order(self) -> list[sa.ColumnElement[Any]]:
         """The order in which due occurrences take their turn: by due time, then
         ``simulate.due_order`` (planned first, then account, step, key), text compared by
         code point as Python compares it."""
         c = occurrence_t.c
-        return [c.next_attempt_at, c.planned_at,
-                *map(self._by_code_point, (c.account_id, c.step_id, c.occurrence_key))]
+        return [
+            c.next_attempt_at,
+            c.planned_at,
+            *map(self._by_code_point, (c.account_id, c.step_id, c.occurrence_key)),
+        ]
 
     def _lease_statement(self) -> sa.Update:
         """Due occurrences not leased (or whose lease lapsed), in their turn
@@ -162,17 +180,26 @@ class Connector(ABC):
         now = sa.bindparam("b_now", type_=UTCDateTime())
         pick = self._locked(
             sa.select(occurrence_t.c.id)
-            .where(state_in(DUE), occurrence_t.c.next_attempt_at <= now,
-                   sa.or_(occurrence_t.c.lease_until.is_(None),
-                          occurrence_t.c.lease_until < now))
+            .where(
+                state_in(DUE),
+                occurrence_t.c.next_attempt_at <= now,
+                sa.or_(occurrence_t.c.lease_until.is_(None), occurrence_t.c.lease_until < now),
+            )
             .order_by(*self._due_order())
             .limit(sa.bindparam("b_limit", type_=sa.Integer()))
         )
-        debtor = (sa.select(account_t.c.debtor_id)
-                  .where(account_t.c.account_id == occurrence_t.c.account_id)
-                  .scalar_subquery().label("debtor_id"))
-        return (occurrence_t.update()
-                .where(occurrence_t.c.id.in_(pick.scalar_subquery()))
-                .values(lease_until=sa.bindparam("b_until", type_=UTCDateTime()),
-                        claimed_by=sa.bindparam("b_worker"))
-                .returning(*occurrence_t.c, debtor))
+        debtor = (
+            sa.select(account_t.c.debtor_id)
+            .where(account_t.c.account_id == occurrence_t.c.account_id)
+            .scalar_subquery()
+            .label("debtor_id")
+        )
+        return (
+            occurrence_t.update()
+            .where(occurrence_t.c.id.in_(pick.scalar_subquery()))
+            .values(
+                lease_until=sa.bindparam("b_until", type_=UTCDateTime()),
+                claimed_by=sa.bindparam("b_worker"),
+            )
+            .returning(*occurrence_t.c, debtor)
+        )

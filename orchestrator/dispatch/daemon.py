@@ -49,8 +49,21 @@ def dispatch_job(daemon_id: str) -> None:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and known id fields."""
 
-    FIELDS = ("account_id", "message_id", "occurrence_id", "decision", "reason", "worker",
-              "planned", "decisions", "errors", "channel", "error", "phase", "where")
+    FIELDS = (
+        "account_id",
+        "message_id",
+        "occurrence_id",
+        "decision",
+        "reason",
+        "worker",
+        "planned",
+        "decisions",
+        "errors",
+        "channel",
+        "error",
+        "phase",
+        "where",
+    )
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -116,8 +129,10 @@ class Daemon:
         try:
             result = runner.dispatch(self.clock.now())
             if result.decisions:
-                log.info("dispatched", extra={"decisions": dict(result.decisions),
-                                              "worker": runner.worker})
+                log.info(
+                    "dispatched",
+                    extra={"decisions": dict(result.decisions), "worker": runner.worker},
+                )
         except Exception:  # noqa: BLE001
             log.exception("dispatch failed")
 
@@ -129,8 +144,10 @@ class Daemon:
             runner = self.build(self.stop_event)
         except OutreachError as exc:
             errors = [str(p) for p in getattr(exc, "problems", [])] or [str(exc)]
-            log.error("configuration rejected; still running on the previous one",
-                      extra={"errors": errors})
+            log.error(
+                "configuration rejected; still running on the previous one",
+                extra={"errors": errors},
+            )
             return False
         with self._lock:
             self.runner = runner
@@ -147,8 +164,10 @@ class Daemon:
         """Recover after a crash, then plan and dispatch until SIGTERM or SIGINT."""
         ambiguous = self.runner.recover(self.clock.now())
         if ambiguous:
-            log.warning("sends interrupted by a crash marked ambiguous",
-                        extra={"decisions": {"ambiguous": ambiguous}})
+            log.warning(
+                "sends interrupted by a crash marked ambiguous",
+                extra={"decisions": {"ambiguous": ambiguous}},
+            )
         _DAEMONS[self.id] = self
         executor = ThreadPoolExecutor(1)
         scheduler = BlockingScheduler(
@@ -158,10 +177,22 @@ class Daemon:
         )
         self.scheduler = scheduler
         first = datetime.now(UTC)
-        scheduler.add_job(plan_job, "interval", seconds=self.plan_every, args=[self.id],
-                          id="plan", next_run_time=first)
-        scheduler.add_job(dispatch_job, "interval", seconds=self.dispatch_every,
-                          args=[self.id], id="dispatch", next_run_time=first)
+        scheduler.add_job(
+            plan_job,
+            "interval",
+            seconds=self.plan_every,
+            args=[self.id],
+            id="plan",
+            next_run_time=first,
+        )
+        scheduler.add_job(
+            dispatch_job,
+            "interval",
+            seconds=self.dispatch_every,
+            args=[self.id],
+            id="dispatch",
+            next_run_time=first,
+        )
         previous = {
             sig: signal.signal(sig, self._on_signal)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

@@ -111,7 +111,11 @@ class Decider:
         )
 
     def decide(
-        self, occ: Occurrence, state: AccountState, history: SendHistory, now: datetime,
+        self,
+        occ: Occurrence,
+        state: AccountState,
+        history: SendHistory,
+        now: datetime,
         rules: AccountRules | None = None,
     ) -> Outcome:
         """Gate, and on ``Allow`` render and send: what ``simulate`` calls per occurrence.
@@ -123,7 +127,11 @@ class Decider:
         return self.send(occ, state, rules, now)
 
     def judge(
-        self, occ: Occurrence, state: AccountState, history: SendHistory, now: datetime,
+        self,
+        occ: Occurrence,
+        state: AccountState,
+        history: SendHistory,
+        now: datetime,
         rules: AccountRules | None = None,
     ) -> Outcome | None:
         """The gate's verdict as an outcome, or ``None`` when the send may go now.
@@ -154,16 +162,18 @@ class Decider:
                 out[channel] = mark()
         return out
 
-    def synced(self, outcomes: list[Outcome], marks: Mapping[str, Any] | None = None
-               ) -> list[Outcome]:
+    def synced(
+        self, outcomes: list[Outcome], marks: Mapping[str, Any] | None = None
+    ) -> list[Outcome]:
         """Ask each adapter that took messages among ``outcomes`` to make them durable
         (its optional ``sync``: one flush per batch, not one per send) before they are
         recorded sent; up to its mark in ``marks`` if given (``marks()`` just after
         they were sent). An adapter that cannot leaves them uncertain: ``ambiguous``,
         counted toward limits and never sent again."""
         failed: set[str] = set()
-        for channel in sorted({o.record.channel or "" for o in outcomes
-                               if o.record.decision == DecisionKind.sent}):
+        for channel in sorted(
+            {o.record.channel or "" for o in outcomes if o.record.decision == DecisionKind.sent}
+        ):
             sync = getattr(self.adapters.get(channel), "sync", None)
             if sync is None:
                 continue
@@ -173,23 +183,31 @@ class Decider:
                 else:
                     sync()
             except Exception as exc:  # noqa: BLE001 - whatever it is, the sends are uncertain
-                log.error("adapter sync failed", extra={"channel": channel,
-                                                        "error": type(exc).__name__})
+                log.error(
+                    "adapter sync failed", extra={"channel": channel, "error": type(exc).__name__}
+                )
                 failed.add(channel)
         if not failed:
             return outcomes
         return [
-            Outcome(replace(o.record, decision=DecisionKind.ambiguous,
-                            reason=Reason.provider_error),
-                    send=o.send, provider_id=o.provider_id)
+            Outcome(
+                replace(o.record, decision=DecisionKind.ambiguous, reason=Reason.provider_error),
+                send=o.send,
+                provider_id=o.provider_id,
+            )
             if o.record.decision == DecisionKind.sent and o.record.channel in failed
             else o
             for o in outcomes
         ]
 
     def render(
-        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime,
-        message_id: str, unsub: str | None,
+        self,
+        occ: Occurrence,
+        state: AccountState,
+        rules: AccountRules,
+        now: datetime,
+        message_id: str,
+        unsub: str | None,
     ) -> Rendered:
         account = state.account
         zone = rules.zones.primary
@@ -228,7 +246,11 @@ class Decider:
         return self.renderer.render(occ.channel, occ.template, locale, context)
 
     def send(
-        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime,
+        self,
+        occ: Occurrence,
+        state: AccountState,
+        rules: AccountRules,
+        now: datetime,
         message_id: str | None = None,
     ) -> Outcome:
         """Render and hand to the channel's adapter (``prepare``, then ``deliver``).
@@ -240,7 +262,11 @@ class Decider:
         return self.deliver(occ, state, rules, now, prepared)
 
     def prepare(
-        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime,
+        self,
+        occ: Occurrence,
+        state: AccountState,
+        rules: AccountRules,
+        now: datetime,
         message_id: str | None = None,
     ) -> OutboundMessage | Outcome:
         """The message for an occurrence the gate allowed, rendered; or, when its template
@@ -261,21 +287,35 @@ class Decider:
         except OutreachError as exc:
             # Where, not what: the message may quote the debtor's data.
             where = f"{getattr(exc, 'path', '?')}:{getattr(exc, 'line', None) or 1}"
-            log.warning("template failed to render", extra={
-                "account_id": account.account_id, "message_id": message_id,
-                "reason": str(Reason.render_error), "error": where})
-            return Outcome(self._record(occ, state, rules, now, DecisionKind.failed,
-                                        Reason.render_error))
+            log.warning(
+                "template failed to render",
+                extra={
+                    "account_id": account.account_id,
+                    "message_id": message_id,
+                    "reason": str(Reason.render_error),
+                    "error": where,
+                },
+            )
+            return Outcome(
+                self._record(occ, state, rules, now, DecisionKind.failed, Reason.render_error)
+            )
         except Exception as exc:  # the account's values, not the template (``baddata``)
             if not is_bad_data(exc):
                 raise
             note(account.account_id, exc, "render")
-            return Outcome(self._record(occ, state, rules, now, DecisionKind.failed,
-                                        Reason.bad_data))
+            return Outcome(
+                self._record(occ, state, rules, now, DecisionKind.failed, Reason.bad_data)
+            )
         return self._message(occ, account, message_id, rendered, unsub)
 
-    def _message(self, occ: Occurrence, account: Account, message_id: str,
-                 rendered: Rendered, unsub: str | None) -> OutboundMessage:
+    def _message(
+        self,
+        occ: Occurrence,
+        account: Account,
+        message_id: str,
+        rendered: Rendered,
+        unsub: str | None,
+    ) -> OutboundMessage:
         channel_cfg = self.config.channels.get(occ.channel)
         return OutboundMessage(
             message_id=message_id,
@@ -294,7 +334,11 @@ class Decider:
         )
 
     def deliver(
-        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime,
+        self,
+        occ: Occurrence,
+        state: AccountState,
+        rules: AccountRules,
+        now: datetime,
         message: OutboundMessage,
     ) -> Outcome:
         """Hand a prepared message to its channel's adapter: the outcome, sent or not."""
@@ -318,8 +362,20 @@ class Decider:
             record = self._record(
                 occ, state, rules, now, DecisionKind.failed, Reason.provider_error, **extra
             )
-            return Outcome(record, retryable=isinstance(exc, TransientChannelError),
-                           opt_out=bool(getattr(exc, "opt_out", False)))
-        record = self._record(occ, state, rules, now, DecisionKind.sent, None,
-                              subject=message.subject, text=message.text, **extra)
+            return Outcome(
+                record,
+                retryable=isinstance(exc, TransientChannelError),
+                opt_out=bool(getattr(exc, "opt_out", False)),
+            )
+        record = self._record(
+            occ,
+            state,
+            rules,
+            now,
+            DecisionKind.sent,
+            None,
+            subject=message.subject,
+            text=message.text,
+            **extra,
+        )
         return Outcome(record, send=send, provider_id=getattr(result, "provider_id", None))

@@ -86,21 +86,47 @@ class PostgresConnector(Connector):
     def sending(self, conn: Connection, sends: Sequence[Sending], now: datetime) -> int:
         if not sends:
             return 0
-        return len(conn.execute(_SENDING, {**_arrays(
-            ("mids", "accounts", "debtors", "channels", "occurrences", "indexes"),
-            [(s.message_id, s.account_id, s.debtor_id, s.channel, s.occurrence_id,
-              s.to_index) for s in sends]), "now": now}).all())
+        return len(
+            conn.execute(
+                _SENDING,
+                {
+                    **_arrays(
+                        ("mids", "accounts", "debtors", "channels", "occurrences", "indexes"),
+                        [
+                            (
+                                s.message_id,
+                                s.account_id,
+                                s.debtor_id,
+                                s.channel,
+                                s.occurrence_id,
+                                s.to_index,
+                            )
+                            for s in sends
+                        ],
+                    ),
+                    "now": now,
+                },
+            ).all()
+        )
 
-    def settled(self, conn: Connection, records: Sequence[tuple[int, DecisionRecord]],
-                moved: Sequence[Moved], statuses: Statuses, now: datetime) -> None:
+    def settled(
+        self,
+        conn: Connection,
+        records: Sequence[tuple[int, DecisionRecord]],
+        moved: Sequence[Moved],
+        statuses: Statuses,
+        now: datetime,
+    ) -> None:
         """One statement, so one round trip where there were three and, on a connection
         in autocommit, its own transaction: a daemon's recorder thread waits for the
         interpreter lock after every round trip, and waited more than the database
         worked."""
         if not (records or moved or statuses):
             return
-        params = _arrays(_DECISION_PARAMS, [
-            decision_row(decision_values(r, occurrence_id=i)) for i, r in records])
+        params = _arrays(
+            _DECISION_PARAMS,
+            [decision_row(decision_values(r, occurrence_id=i)) for i, r in records],
+        )
         params.update(_moved_params(moved, now))
         params.update(_status_params(statuses, now))
         conn.execute(self._settled, params)
@@ -109,16 +135,21 @@ class PostgresConnector(Connector):
         """One statement: the page's due times, joined to the stages of those that moved."""
         if not accounts:
             return
-        params = _arrays(("ids", "seqs", "dues"),
-                         [(p.account_id, p.plan_seq, p.due) for p in accounts])
-        moved = [(p.account_id, p.stage.stage, p.stage.entered_at, p.stage.balance_at_entry)
-                 for p in accounts if p.stage is not None]
+        params = _arrays(
+            ("ids", "seqs", "dues"), [(p.account_id, p.plan_seq, p.due) for p in accounts]
+        )
+        moved = [
+            (p.account_id, p.stage.stage, p.stage.entered_at, p.stage.balance_at_entry)
+            for p in accounts
+            if p.stage is not None
+        ]
         if moved:
             params.update(_arrays(("moved", "stages", "entered", "balances"), moved))
         conn.execute(_STAGED if moved else _PLANNED, params)
 
-    def occurrences(self, conn: Connection, moved: Sequence[Moved], now: datetime, *,
-                    attempted: bool) -> None:
+    def occurrences(
+        self, conn: Connection, moved: Sequence[Moved], now: datetime, *, attempted: bool
+    ) -> None:
         if moved:
             conn.execute(_MOVE_ATTEMPTED if attempted else _MOVE, _moved_params(moved, now))
 
@@ -135,8 +166,10 @@ def _arrays(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, An
 
 
 def _moved_params(moved: Sequence[Moved], now: datetime) -> dict[str, Any]:
-    return {**_arrays(("ids", "states", "nexts"),
-                      [(m.occurrence_id, m.state, m.next) for m in moved]), "now": now}
+    return {
+        **_arrays(("ids", "states", "nexts"), [(m.occurrence_id, m.state, m.next) for m in moved]),
+        "now": now,
+    }
 
 
 def _status_params(statuses: Statuses, now: datetime) -> dict[str, Any]:
@@ -170,7 +203,8 @@ _PLANNED = sa.text(
     "UPDATE account AS a SET plan_due_at = v.due "
     "FROM unnest(CAST(:ids AS text[]), CAST(:seqs AS bigint[]), "
     "CAST(:dues AS timestamptz[])) AS v(id, seq, due) "
-    "WHERE a.account_id = v.id AND a.plan_seq = v.seq")
+    "WHERE a.account_id = v.id AND a.plan_seq = v.seq"
+)
 # Every account of the page gets its due time; those that moved (the second arrays, on a
 # given day a few of a page, joined by id) their stage too.
 _STAGED = sa.text(
@@ -184,7 +218,8 @@ _STAGED = sa.text(
     "LEFT JOIN unnest(CAST(:moved AS text[]), CAST(:stages AS text[]), "
     "CAST(:entered AS timestamptz[]), CAST(:balances AS numeric[])) "
     "AS m(id, stage, entered, balance) ON m.id = v.id "
-    "WHERE a.account_id = v.id AND a.plan_seq = v.seq")
+    "WHERE a.account_id = v.id AND a.plan_seq = v.seq"
+)
 
 
 def _move_sql(*, attempted: bool) -> str:
@@ -201,7 +236,8 @@ def _move_sql(*, attempted: bool) -> str:
 
 def _move(*, attempted: bool) -> sa.TextClause:
     return sa.text(_move_sql(attempted=attempted)).bindparams(
-        sa.bindparam("now", type_=UTCDateTime()))
+        sa.bindparam("now", type_=UTCDateTime())
+    )
 
 
 _MOVE = _move(attempted=False)
@@ -223,11 +259,15 @@ def _settled(dialect: Dialect) -> sa.TextClause:
     """``settled``'s statement: the decision rows (each column an array), then the
     occurrences and the sends, as data-modifying ``WITH`` parts of one statement
     (PostgreSQL runs each of them once, whether or not anything reads it)."""
-    array_of = {name: dialect.type_compiler_instance.process(decision_t.c[name].type) + "[]"
-                for name in DECISION_COLUMNS}
+    array_of = {
+        name: dialect.type_compiler_instance.process(decision_t.c[name].type) + "[]"
+        for name in DECISION_COLUMNS
+    }
     columns = ", ".join(DECISION_COLUMNS)
-    arrays = ", ".join(f"CAST(:{param} AS {array_of[name]})"
-                       for name, param in zip(DECISION_COLUMNS, _DECISION_PARAMS, strict=True))
+    arrays = ", ".join(
+        f"CAST(:{param} AS {array_of[name]})"
+        for name, param in zip(DECISION_COLUMNS, _DECISION_PARAMS, strict=True)
+    )
     return sa.text(
         f"WITH decided AS (INSERT INTO decision ({columns}) SELECT * FROM unnest({arrays})), "
         f"moved AS ({_move_sql(attempted=True)}) "

@@ -27,40 +27,59 @@ occurrence_t = table_of(OccurrenceRow)
 send_t = table_of(Send)
 
 
-def recover(db: sa.Engine, decider: Decider, cipher: DataCipher, worker: str, now: datetime,
-            *, stale: timedelta) -> int:
+def recover(
+    db: sa.Engine,
+    decider: Decider,
+    cipher: DataCipher,
+    worker: str,
+    now: datetime,
+    *,
+    stale: timedelta,
+) -> int:
     """Sends ``worker`` left ``sending`` (it crashed mid-send), and anyone's ``sending``
     older than ``stale``, become ``ambiguous`` — recorded, never re-sent; the worker's
     own leases are released. Returns how many became ambiguous."""
     stuck_q = sa.select(occurrence_t).where(
         occurrence_t.c.state == "sending",
-        sa.or_(occurrence_t.c.claimed_by == worker,
-               occurrence_t.c.updated_at < now - stale),
+        sa.or_(occurrence_t.c.claimed_by == worker, occurrence_t.c.updated_at < now - stale),
     )
     with db.begin() as conn:
         conn.execute(
-            occurrence_t.update().where(
-                occurrence_t.c.claimed_by == worker, occurrence_t.c.state.in_(DUE)
-            ).values(lease_until=None)
+            occurrence_t.update()
+            .where(occurrence_t.c.claimed_by == worker, occurrence_t.c.state.in_(DUE))
+            .values(lease_until=None)
         )
         stuck = conn.execute(stuck_q).all()
         for occ_row in stuck:
-            row = conn.execute(sa.select(account_t).where(
-                account_t.c.account_id == occ_row.account_id)).one()
+            row = conn.execute(
+                sa.select(account_t).where(account_t.c.account_id == occ_row.account_id)
+            ).one()
             rules = decider.rules(account_from_row(row, cipher))
-            message_id = conn.execute(sa.select(send_t.c.message_id).where(
-                send_t.c.occurrence_id == occ_row.id)).scalar()
+            message_id = conn.execute(
+                sa.select(send_t.c.message_id).where(send_t.c.occurrence_id == occ_row.id)
+            ).scalar()
             record = DecisionRecord(
-                time=now, local_time=iso_local(now, rules.zones.primary),
-                account=occ_row.account_id, debtor=row.debtor_id, stage=occ_row.stage,
-                step=occ_row.step_id, channel=occ_row.channel, kind=occ_row.kind,
-                decision=DecisionKind.ambiguous, reason=Reason.interrupted,
+                time=now,
+                local_time=iso_local(now, rules.zones.primary),
+                account=occ_row.account_id,
+                debtor=row.debtor_id,
+                stage=occ_row.stage,
+                step=occ_row.step_id,
+                channel=occ_row.channel,
+                kind=occ_row.kind,
+                decision=DecisionKind.ambiguous,
+                reason=Reason.interrupted,
                 message_id=message_id,
             )
-            conn.execute(decision_t.insert(),
-                         [decision_values(record, occurrence_id=occ_row.id)])
-            conn.execute(occurrence_t.update().where(occurrence_t.c.id == occ_row.id)
-                         .values(state="ambiguous", lease_until=None, updated_at=now))
-            conn.execute(send_t.update().where(send_t.c.occurrence_id == occ_row.id)
-                         .values(status="ambiguous", status_at=now))
+            conn.execute(decision_t.insert(), [decision_values(record, occurrence_id=occ_row.id)])
+            conn.execute(
+                occurrence_t.update()
+                .where(occurrence_t.c.id == occ_row.id)
+                .values(state="ambiguous", lease_until=None, updated_at=now)
+            )
+            conn.execute(
+                send_t.update()
+                .where(send_t.c.occurrence_id == occ_row.id)
+                .values(status="ambiguous", status_at=now)
+            )
     return len(stuck)

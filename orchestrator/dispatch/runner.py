@@ -82,8 +82,7 @@ class Runner:
         self.db = db
         self.config = config
         self.cipher = cipher
-        self.decider = Decider(config, renderer, adapters, public_url=public_url,
-                                     secret=secret)
+        self.decider = Decider(config, renderer, adapters, public_url=public_url, secret=secret)
         self.batch = batch  # accounts planned, and occurrences leased, at a time
         self.worker = worker
         self.skipped_plans = 0  # rounds left to another worker planning at the time
@@ -95,12 +94,18 @@ class Runner:
         # Where a decision of bad data tells local time: the account's zones may be what
         # could not be worked out.
         default_zone = ZoneInfo(config.policy.timezone.default)
-        self.planning = Planning(db, self.connector, self.decider, cipher,
-                                 not_before=not_before, default_zone=default_zone)
-        self.claims = Claims(self.connector, self.decider, config, cipher, worker=worker,
-                             default_zone=default_zone)
-        self.sender = Sender(self.connector, self.decider, config, workers=workers,
-                             stop=self.stop)
+        self.planning = Planning(
+            db,
+            self.connector,
+            self.decider,
+            cipher,
+            not_before=not_before,
+            default_zone=default_zone,
+        )
+        self.claims = Claims(
+            self.connector, self.decider, config, cipher, worker=worker, default_zone=default_zone
+        )
+        self.sender = Sender(self.connector, self.decider, config, workers=workers, stop=self.stop)
 
     # --- one tick ------------------------------------------------------------------------
 
@@ -139,8 +144,9 @@ class Runner:
 
     # --- dispatch ------------------------------------------------------------------------
 
-    def dispatch(self, now: datetime, result: TickResult | None = None, *,
-                 keep_records: bool = False) -> TickResult:
+    def dispatch(
+        self, now: datetime, result: TickResult | None = None, *, keep_records: bool = False
+    ) -> TickResult:
         """Decide every occurrence due by ``now``, oldest first, a leased page at a time."""
         result = result or TickResult()
         recorder = self.connector.recorder(self.db, self.sender.settle)
@@ -162,11 +168,17 @@ class Runner:
         """On start: sends this worker left ``sending`` (it crashed mid-send), and anyone's
         ``sending`` older than ``stale``, become ``ambiguous`` — recorded, never re-sent;
         this worker's own leases are released. Returns how many became ambiguous."""
-        return recovery.recover(self.db, self.decider, self.cipher, self.worker, now,
-                                stale=stale)
+        return recovery.recover(self.db, self.decider, self.cipher, self.worker, now, stale=stale)
 
-    def _dispatch_page(self, conn: Connection, due: Sequence[Row[Any]], now: datetime,
-                       result: TickResult, keep_records: bool, recorder: Recorder) -> None:
+    def _dispatch_page(
+        self,
+        conn: Connection,
+        due: Sequence[Row[Any]],
+        now: datetime,
+        result: TickResult,
+        keep_records: bool,
+        recorder: Recorder,
+    ) -> None:
         """Decide a leased page a batch at a time. Each batch is claimed, judged under its
         debtors' locks and sent by ``_send_batch``, which also records what does not go
         out (deferred, suppressed, blocked...). Then ``recorder`` records what was sent
@@ -176,7 +188,7 @@ class Runner:
         start = 0
         while start < len(due) and not self.stop.is_set():
             size = self.batch_size()
-            handed = self._send_batch(conn, due[start:start + size], now)
+            handed = self._send_batch(conn, due[start : start + size], now)
             _count(result, recorder.record(conn, handed, now), keep_records)
             start += size
 
@@ -196,8 +208,7 @@ class Runner:
             return min(self.send_batch, FIRST_BATCH)
         return max(1, min(self.send_batch, int(SEND_WINDOW / max(self.pace, 1e-6))))
 
-    def _send_batch(self, conn: Connection, batch: Sequence[Row[Any]], now: datetime
-                    ) -> Handed:
+    def _send_batch(self, conn: Connection, batch: Sequence[Row[Any]], now: datetime) -> Handed:
         """Claim a batch, judge each again and render what may go, and record ``sending``
         in one transaction under the debtors' locks (so N workers never exceed a cap),
         with what does not go out (``Claims.claim``); then hand each to its adapter.
@@ -213,8 +224,9 @@ class Runner:
         done, unsent = self.sender.hand_over(claimed.ready, now)
         if done:
             self.pace = (time.monotonic() - started) / len(done)
-        return Handed([v for _, v in claimed.refused], done, unsent, claimed.by_account,
-                      self.decider.marks())
+        return Handed(
+            [v for _, v in claimed.refused], done, unsent, claimed.by_account, self.decider.marks()
+        )
 
     def occurrence(self, occ_row: Row[Any], rep: Replayed) -> Planned | None:
         """The planned occurrence a stored row stands for, or ``None`` when its step has left
@@ -230,7 +242,9 @@ def _count(result: TickResult, outcomes: Iterable[Outcome], keep_records: bool) 
 
 
 CONNECTORS: dict[str, type[Connector]] = {
-    "postgresql": PostgresConnector, "sqlite": SQLiteConnector}
+    "postgresql": PostgresConnector,
+    "sqlite": SQLiteConnector,
+}
 
 
 def connector_for(db: Engine) -> Connector:

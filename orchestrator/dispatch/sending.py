@@ -38,19 +38,28 @@ send_t = table_of(Send)
 class Sender:
     """Hands claimed messages to their adapters and records how it went."""
 
-    def __init__(self, connector: Connector, decider: Decider, config: Config, *,
-                 workers: int, stop: threading.Event):
+    def __init__(
+        self,
+        connector: Connector,
+        decider: Decider,
+        config: Config,
+        *,
+        workers: int,
+        stop: threading.Event,
+    ):
         self.connector = connector
         self.decider = decider
         self.config = config
         self.stop = stop  # set: finish the current send, then give the rest back
         self.pacers = {
             name: Pacer.from_rate(cfg.rate, workers)
-            for name, cfg in config.channels.items() if cfg.rate
+            for name, cfg in config.channels.items()
+            if cfg.rate
         }
 
-    def hand_over(self, ready: Sequence[Ready], now: datetime
-                  ) -> tuple[list[tuple[Row[Any], Outcome, str]], list[tuple[Row[Any], str]]]:
+    def hand_over(
+        self, ready: Sequence[Ready], now: datetime
+    ) -> tuple[list[tuple[Row[Any], Outcome, str]], list[tuple[Row[Any], str]]]:
         """Each rendered message to its adapter, paced: (done, given back on stopping)."""
         done: list[tuple[Row[Any], Outcome, str]] = []
         unsent: list[tuple[Row[Any], str]] = []
@@ -90,33 +99,45 @@ class Sender:
         with conn.begin():
             if done:
                 self.connector.settled(
-                    conn, [(r.id, o.record) for r, o, _ in done],
+                    conn,
+                    [(r.id, o.record) for r, o, _ in done],
                     [Moved.of(r.id, o) for r, o, _ in done],
                     [(m, send_status(str(o.record.decision)), o.provider_id) for _, o, m in done],
-                    now)
+                    now,
+                )
             for _, o, _ in done:
                 if o.opt_out:  # the provider refused: the recipient opted out there
                     owner = by_account.get(o.record.account)
-                    facts.opt_out(conn, debtor_id=o.record.debtor, account_id=o.record.account,
-                                  channel=o.record.channel or "sms",
-                                  contact_index=owner.phone_index if owner else None,
-                                  source="provider", at=now)
+                    facts.opt_out(
+                        conn,
+                        debtor_id=o.record.debtor,
+                        account_id=o.record.account,
+                        channel=o.record.channel or "sms",
+                        contact_index=owner.phone_index if owner else None,
+                        source="provider",
+                        at=now,
+                    )
             if unsent:
                 _give_back(conn, unsent, now)
         return [*handed.refused, *(o for _, o, _ in done)]
 
 
-def _give_back(conn: Connection, unsent: Sequence[tuple[Row[Any], str]], now: datetime
-               ) -> None:
+def _give_back(conn: Connection, unsent: Sequence[tuple[Row[Any], str]], now: datetime) -> None:
     """Sends claimed but never handed over (stopping): pending again, their ``sending``
     rows deleted; the next dispatch takes them up."""
-    conn.execute(occurrence_t.update().where(
-        occurrence_t.c.id.in_([r.id for r, _ in unsent]),
-        occurrence_t.c.state == "sending",
-    ).values(state="pending", lease_until=None, updated_at=now))
-    conn.execute(send_t.delete().where(
-        send_t.c.message_id.in_([m for _, m in unsent]),
-        send_t.c.status == "sending"))
+    conn.execute(
+        occurrence_t.update()
+        .where(
+            occurrence_t.c.id.in_([r.id for r, _ in unsent]),
+            occurrence_t.c.state == "sending",
+        )
+        .values(state="pending", lease_until=None, updated_at=now)
+    )
+    conn.execute(
+        send_t.delete().where(
+            send_t.c.message_id.in_([m for _, m in unsent]), send_t.c.status == "sending"
+        )
+    )
 
 
 def retry_wait(policy: RetryPolicy, attempt: int) -> timedelta:
@@ -124,8 +145,11 @@ def retry_wait(policy: RetryPolicy, attempt: int) -> timedelta:
     from ``backoff`` up to ``max_backoff``, with jitter if the policy asks for it."""
     initial = policy.backoff.delta.total_seconds()
     cap = policy.max_backoff.delta.total_seconds()
-    strategy = (wait_exponential_jitter(initial=initial, max=cap, jitter=initial)
-                if policy.jitter else wait_exponential(multiplier=initial, max=cap))
+    strategy = (
+        wait_exponential_jitter(initial=initial, max=cap, jitter=initial)
+        if policy.jitter
+        else wait_exponential(multiplier=initial, max=cap)
+    )
     state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = attempt
     return timedelta(seconds=strategy(state))

@@ -55,13 +55,34 @@ class SQLiteConnector(Connector):
     def sending(self, conn: Connection, sends: Sequence[Sending], now: datetime) -> int:
         if not sends:
             return 0
-        return len(conn.execute(_SENDING, [{
-            "message_id": s.message_id, "account_id": s.account_id, "debtor_id": s.debtor_id,
-            "channel": s.channel, "occurrence_id": s.occurrence_id, "status": "sending",
-            "sent_at": now, "status_at": None, "to_index": s.to_index} for s in sends]).all())
+        return len(
+            conn.execute(
+                _SENDING,
+                [
+                    {
+                        "message_id": s.message_id,
+                        "account_id": s.account_id,
+                        "debtor_id": s.debtor_id,
+                        "channel": s.channel,
+                        "occurrence_id": s.occurrence_id,
+                        "status": "sending",
+                        "sent_at": now,
+                        "status_at": None,
+                        "to_index": s.to_index,
+                    }
+                    for s in sends
+                ],
+            ).all()
+        )
 
-    def settled(self, conn: Connection, records: Sequence[tuple[int, DecisionRecord]],
-                moved: Sequence[Moved], statuses: Statuses, now: datetime) -> None:
+    def settled(
+        self,
+        conn: Connection,
+        records: Sequence[tuple[int, DecisionRecord]],
+        moved: Sequence[Moved],
+        statuses: Statuses,
+        now: datetime,
+    ) -> None:
         self.decisions(conn, records)
         self.occurrences(conn, moved, now, attempted=True)
         self.sends(conn, statuses, now)
@@ -69,64 +90,97 @@ class SQLiteConnector(Connector):
     def planned(self, conn: Connection, accounts: Sequence[PlannedAccount]) -> None:
         """An ``executemany`` for the accounts that stayed in their stage, one for those
         that moved."""
-        stayed = [{"b_id": p.account_id, "b_seq": p.plan_seq, "b_due": p.due}
-                  for p in accounts if p.stage is None]
-        moved = [{"b_id": p.account_id, "b_seq": p.plan_seq, "b_due": p.due,
-                  "b_stage": p.stage.stage, "b_entered": p.stage.entered_at,
-                  "b_balance": p.stage.balance_at_entry}
-                 for p in accounts if p.stage is not None]
+        stayed = [
+            {"b_id": p.account_id, "b_seq": p.plan_seq, "b_due": p.due}
+            for p in accounts
+            if p.stage is None
+        ]
+        moved = [
+            {
+                "b_id": p.account_id,
+                "b_seq": p.plan_seq,
+                "b_due": p.due,
+                "b_stage": p.stage.stage,
+                "b_entered": p.stage.entered_at,
+                "b_balance": p.stage.balance_at_entry,
+            }
+            for p in accounts
+            if p.stage is not None
+        ]
         for statement, rows in ((_PLANNED, stayed), (_STAGED, moved)):
             if rows:
                 conn.execute(statement, rows)
 
-    def occurrences(self, conn: Connection, moved: Sequence[Moved], now: datetime, *,
-                    attempted: bool) -> None:
+    def occurrences(
+        self, conn: Connection, moved: Sequence[Moved], now: datetime, *, attempted: bool
+    ) -> None:
         if moved:
-            conn.execute(_MOVE_ATTEMPTED if attempted else _MOVE, [
-                {"b_id": m.occurrence_id, "b_state": m.state, "b_next": m.next, "b_now": now}
-                for m in moved])
+            conn.execute(
+                _MOVE_ATTEMPTED if attempted else _MOVE,
+                [
+                    {"b_id": m.occurrence_id, "b_state": m.state, "b_next": m.next, "b_now": now}
+                    for m in moved
+                ],
+            )
 
     def sends(self, conn: Connection, statuses: Statuses, now: datetime) -> None:
         if statuses:
-            conn.execute(_SEND_STATUS, [
-                {"b_mid": m, "b_status": s, "b_provider": p, "b_now": now}
-                for m, s, p in statuses])
+            conn.execute(
+                _SEND_STATUS,
+                [
+                    {"b_mid": m, "b_status": s, "b_provider": p, "b_now": now}
+                    for m, s, p in statuses
+                ],
+            )
 
 
 def _sending() -> sa.Insert:
     sends = sqlite.insert(send_t)
     return sends.on_conflict_do_update(
         index_elements=["message_id"],
-        set_={"status": "sending", "sent_at": sends.excluded.sent_at,
-              "status_at": sends.excluded.sent_at},
+        set_={
+            "status": "sending",
+            "sent_at": sends.excluded.sent_at,
+            "status_at": sends.excluded.sent_at,
+        },
         where=send_t.c.status == "failed",
     ).returning(send_t.c.message_id)
 
 
 _SENDING = _sending()
 
-_PLANNED = account_t.update().where(
-    account_t.c.account_id == sa.bindparam("b_id"),
-    account_t.c.plan_seq == sa.bindparam("b_seq"),
-).values(plan_due_at=sa.bindparam("b_due", type_=UTCDateTime()))
+_PLANNED = (
+    account_t.update()
+    .where(
+        account_t.c.account_id == sa.bindparam("b_id"),
+        account_t.c.plan_seq == sa.bindparam("b_seq"),
+    )
+    .values(plan_due_at=sa.bindparam("b_due", type_=UTCDateTime()))
+)
 _STAGED = _PLANNED.values(
     stage=sa.bindparam("b_stage", type_=sa.String()),
     stage_entered_at=sa.bindparam("b_entered", type_=UTCDateTime()),
-    balance_at_stage_entry=sa.bindparam("b_balance", type_=account_t.c.balance.type))
+    balance_at_stage_entry=sa.bindparam("b_balance", type_=account_t.c.balance.type),
+)
 
 
 def _move(*, attempted: bool) -> sa.Update:
     extra: dict[str, Any] = {"attempts": occurrence_t.c.attempts + 1} if attempted else {}
-    return occurrence_t.update().where(
-        occurrence_t.c.id == sa.bindparam("b_id"),
-        occurrence_t.c.state == sa.literal_column("'sending'"),
-    ).values(
-        state=sa.bindparam("b_state"),
-        next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=UTCDateTime()),
-                                         occurrence_t.c.next_attempt_at),
-        updated_at=sa.bindparam("b_now"),
-        lease_until=None,
-        **extra,
+    return (
+        occurrence_t.update()
+        .where(
+            occurrence_t.c.id == sa.bindparam("b_id"),
+            occurrence_t.c.state == sa.literal_column("'sending'"),
+        )
+        .values(
+            state=sa.bindparam("b_state"),
+            next_attempt_at=sa.func.coalesce(
+                sa.bindparam("b_next", type_=UTCDateTime()), occurrence_t.c.next_attempt_at
+            ),
+            updated_at=sa.bindparam("b_now"),
+            lease_until=None,
+            **extra,
+        )
     )
 
 
@@ -134,7 +188,12 @@ _MOVE = _move(attempted=False)
 _MOVE_ATTEMPTED = _move(attempted=True)
 
 _STILL_SENDING = send_t.c.status == "sending"
-_SEND_STATUS = send_t.update().where(send_t.c.message_id == sa.bindparam("b_mid")).values(
-    status=sa.case((_STILL_SENDING, sa.bindparam("b_status")), else_=send_t.c.status),
-    provider_id=sa.func.coalesce(send_t.c.provider_id, sa.bindparam("b_provider")),
-    status_at=sa.case((_STILL_SENDING, sa.bindparam("b_now")), else_=send_t.c.status_at))
+_SEND_STATUS = (
+    send_t.update()
+    .where(send_t.c.message_id == sa.bindparam("b_mid"))
+    .values(
+        status=sa.case((_STILL_SENDING, sa.bindparam("b_status")), else_=send_t.c.status),
+        provider_id=sa.func.coalesce(send_t.c.provider_id, sa.bindparam("b_provider")),
+        status_at=sa.case((_STILL_SENDING, sa.bindparam("b_now")), else_=send_t.c.status_at),
+    )
+)

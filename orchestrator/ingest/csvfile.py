@@ -153,8 +153,11 @@ def _text_lines(handle: BinaryIO) -> Iterator[str]:
             text = raw.decode("utf-8-sig" if count == 0 else "utf-8")
         except UnicodeDecodeError as exc:
             start = exc.start + (3 if count == 0 and raw.startswith(codecs.BOM_UTF8) else 0)
-            raise _NotUtf8(count + 1, f"byte 0x{raw[start]:02x} at byte {start + 1} is not "
-                           "UTF-8 (save the file as UTF-8)") from None
+            raise _NotUtf8(
+                count + 1,
+                f"byte 0x{raw[start]:02x} at byte {start + 1} is not "
+                "UTF-8 (save the file as UTF-8)",
+            ) from None
         pieces = _LINE.findall(text) if "\r" in text[:-2] else (text,)
         for piece in pieces:
             count += 1

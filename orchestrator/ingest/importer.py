@@ -138,8 +138,9 @@ class _AccountWriter:
         self._update_full = (
             account_t.update()
             .where(cols.account_id == sa.bindparam("b_account_id"))
-            .values({**{f: sa.bindparam(f) for f in (*CLEAR_FIELDS, *personal, "updated_at")},
-                     **REPLAN})
+            .values(
+                {**{f: sa.bindparam(f) for f in (*CLEAR_FIELDS, *personal, "updated_at")}, **REPLAN}
+            )
         )
         self._update_debtor = (
             debtor_t.update()
@@ -269,8 +270,12 @@ def prepare_account(cipher: DataCipher, account: Account) -> Prepared:
         account.account_id,
         _clear_of(account),
         tuple(encrypt(value) for value in personal),
-        (index(account.phone, "phone"), index(account.email, "email"), cipher.digest(personal),
-         phone_zones_text(account)),  # found with the check of the number
+        (
+            index(account.phone, "phone"),
+            index(account.email, "email"),
+            cipher.digest(personal),
+            phone_zones_text(account),
+        ),  # found with the check of the number
         cipher.digest(personal[:3]),  # name, phone, email: the debtor's
     )
 
@@ -346,8 +351,11 @@ def import_accounts(
                 account_id = prepared[0]
                 first = seen.first(account_id, line)
                 if first is not None:
-                    problems.error(line, "account_id", f"duplicate account_id {account_id!r} "
-                                   f"in file (first on line {first})")
+                    problems.error(
+                        line,
+                        "account_id",
+                        f"duplicate account_id {account_id!r} in file (first on line {first})",
+                    )
                     continue
                 if problems.count:
                     continue  # keep validating, stop writing: nothing will be kept

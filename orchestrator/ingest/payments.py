@@ -31,8 +31,13 @@ __all__ = ["PaymentImportResult", "import_payments"]
 
 PAYMENT_COLUMNS = ("payment_id", "account_id", "amount", "paid_at", "currency")
 REQUIRED_PAYMENT_COLUMNS = ("payment_id", "account_id", "amount", "paid_at")
-PAYMENT_MAX_LENGTH = {"payment_id": 200, "account_id": 100, "amount": 40, "paid_at": 40,
-                      "currency": 10}  # as the payment webhook bounds them
+PAYMENT_MAX_LENGTH = {
+    "payment_id": 200,
+    "account_id": 100,
+    "amount": 40,
+    "paid_at": 40,
+    "currency": 10,
+}  # as the payment webhook bounds them
 
 account_t = table_of(AccountRow)
 payment_t = table_of(Payment)
@@ -78,8 +83,12 @@ def import_payments(
                     continue
                 first = seen.first(payment["payment_id"], line)
                 if first is not None:
-                    problems.error(line, "payment_id", f"duplicate payment_id "
-                                   f"{payment['payment_id']!r} in file (first on line {first})")
+                    problems.error(
+                        line,
+                        "payment_id",
+                        f"duplicate payment_id "
+                        f"{payment['payment_id']!r} in file (first on line {first})",
+                    )
                     continue
                 batch.append((line, payment))
                 if len(batch) >= batch_size:
@@ -99,8 +108,12 @@ def import_payments(
                         "import.payments",
                         "file",
                         path.name,
-                        {"file": str(path), "rows": rows, "inserted": writer.inserted,
-                         "skipped": writer.skipped},
+                        {
+                            "file": str(path),
+                            "rows": rows,
+                            "inserted": writer.inserted,
+                            "skipped": writer.skipped,
+                        },
                     )
                 ],
             )
@@ -133,8 +146,9 @@ class _PaymentWriter:
         for line, payment in batch:
             account = accounts.get(payment["account_id"])
             if account is None:
-                self.problems.error(line, "account_id",
-                                    f"unknown account {payment['account_id']!r}")
+                self.problems.error(
+                    line, "account_id", f"unknown account {payment['account_id']!r}"
+                )
                 continue
             if payment["currency"] and payment["currency"] != account.currency:
                 self.problems.error(
@@ -168,7 +182,8 @@ class _PaymentWriter:
         """The payment ids of ``ids`` already recorded."""
         return set(
             self.conn.scalars(
-                sa.select(payment_t.c.payment_id).where(payment_t.c.payment_id.in_(ids)))
+                sa.select(payment_t.c.payment_id).where(payment_t.c.payment_id.in_(ids))
+            )
         )
 
     def _accounts(self, account_ids: set[str]) -> dict[str, Any]:
@@ -207,8 +222,9 @@ class _PaymentWriter:
         )
 
 
-def _parse_payment(raw: dict[str, str], line: int, problems: Problems, now: datetime
-                   ) -> dict[str, Any] | None:
+def _parse_payment(
+    raw: dict[str, str], line: int, problems: Problems, now: datetime
+) -> dict[str, Any] | None:
     before = problems.count
     values = {k: (v or "").strip() for k, v in raw.items()}
     bad = set()

@@ -45,11 +45,29 @@ _KNOWN = frozenset(ACCOUNT_COLUMNS)
 # The longest value each column takes, from the CSV and the API alike: far above any real
 # one, low enough that one row cannot carry megabytes into every table, letter and log.
 MAX_LENGTH: dict[str, int] = {
-    "account_id": 100, "debtor_id": 100, "name": 200, "phone": 40, "email": 254,
-    "address_line1": 200, "address_line2": 200, "city": 100, "region": 100,
-    "postal_code": 20, "country": 10, "timezone": 64, "locale": 35, "email_type": 10,
-    "currency": 10, "balance": 40, "due_date": 40, "creditor": 100, "reference": 100,
-    "consent_sms": 10, "consent_voice": 10, "consent_email": 10, "segment": 100,
+    "account_id": 100,
+    "debtor_id": 100,
+    "name": 200,
+    "phone": 40,
+    "email": 254,
+    "address_line1": 200,
+    "address_line2": 200,
+    "city": 100,
+    "region": 100,
+    "postal_code": 20,
+    "country": 10,
+    "timezone": 64,
+    "locale": 35,
+    "email_type": 10,
+    "currency": 10,
+    "balance": 40,
+    "due_date": 40,
+    "creditor": 100,
+    "reference": 100,
+    "consent_sms": 10,
+    "consent_voice": 10,
+    "consent_email": 10,
+    "segment": 100,
 }
 # Never part of a name, an address or an id: C0 and C1 controls and DEL (PostgreSQL
 # refuses a NUL outright; the rest break CSV manifests, letters and log lines), the line
@@ -161,8 +179,9 @@ def _cached_date(text: str) -> date | str:
 
 
 @lru_cache(maxsize=32768)
-def _cached_phone(phone: str, region: str | None
-                  ) -> tuple[str | None, tuple[str, ...] | None, str | None]:
+def _cached_phone(
+    phone: str, region: str | None
+) -> tuple[str | None, tuple[str, ...] | None, str | None]:
     """``(E.164, zone keys, None)`` for a valid number, else ``(None, None, error
     message)``.
 
@@ -230,8 +249,9 @@ def _country(text: str, raw: Any, parsed: Mapping[str, Any]) -> str:
     return country
 
 
-def _phone(text: str, raw: Any, parsed: Mapping[str, Any]
-           ) -> tuple[str | None, tuple[str, ...] | None]:
+def _phone(
+    text: str, raw: Any, parsed: Mapping[str, Any]
+) -> tuple[str | None, tuple[str, ...] | None]:
     """``(E.164, zone keys)``: the zones are found with the check of the number, read in
     the account's country (hence after it)."""
     phone, zones, problem = _cached_phone(text, parsed["country"])

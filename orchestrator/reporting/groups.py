@@ -20,8 +20,11 @@ class Rate:
         return float(self.numerator) / float(self.denominator) if self.denominator else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"numerator": _num(self.numerator), "denominator": _num(self.denominator),
-                "value": None if self.value is None else round(self.value, 6)}
+        return {
+            "numerator": _num(self.numerator),
+            "denominator": _num(self.denominator),
+            "value": None if self.value is None else round(self.value, 6),
+        }
 
     def __str__(self) -> str:
         return "-" if self.value is None else f"{self.value:.1%}"
@@ -64,8 +67,10 @@ class Group:
         }
 
     def recovery(self) -> dict[str, Rate]:
-        return {cur: Rate(self.recovered.get(cur, Decimal(0)), total)
-                for cur, total in sorted(self.at_entry.items())}
+        return {
+            cur: Rate(self.recovered.get(cur, Decimal(0)), total)
+            for cur, total in sorted(self.at_entry.items())
+        }
 
     def to_json(self, unit_cost: Decimal | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -26,16 +26,29 @@ from orchestrator.reporting.tables import (
 )
 
 STYLE = Style(
-    background="white", plot_background="white", foreground="#333",
-    foreground_strong="#111", foreground_subtle="#ccc", font_family="sans-serif",
+    background="white",
+    plot_background="white",
+    foreground="#333",
+    foreground_strong="#111",
+    foreground_subtle="#ccc",
+    font_family="sans-serif",
     colors=("#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#e53e3e", "#718096", "#d69e2e"),
 )
 
 
 def _chart(kind: type[Any], title: str, **options: Any) -> Any:
-    return kind(js=[], disable_xml_declaration=True, style=STYLE, width=720, height=320,
-                title=title, legend_at_bottom=True, print_values=False,
-                explicit_size=False, **options)
+    return kind(
+        js=[],
+        disable_xml_declaration=True,
+        style=STYLE,
+        width=720,
+        height=320,
+        title=title,
+        legend_at_bottom=True,
+        print_values=False,
+        explicit_size=False,
+        **options,
+    )
 
 
 def _svg(chart: Any) -> Markup:
@@ -53,22 +66,30 @@ def charts(report: Mapping[str, Any]) -> dict[str, Markup]:
     recovery = _chart(pygal.Bar, "Recovery rate by stage (%)")
     recovery.x_labels = [s["stage"] for s in stages]
     for currency in currencies or ["-"]:
-        recovery.add(currency, [_pct(s["recovery_rate"][currency])
-                                if currency in s["recovery_rate"] else None for s in stages])
+        recovery.add(
+            currency,
+            [
+                _pct(s["recovery_rate"][currency]) if currency in s["recovery_rate"] else None
+                for s in stages
+            ],
+        )
 
     days = [row["date"] for row in report["daily"]]
     label_every = max(1, len(days) // 12)
-    sends = _chart(pygal.StackedBar, "Sends per day by channel", x_label_rotation=45,
-                   show_minor_x_labels=False)
+    sends = _chart(
+        pygal.StackedBar, "Sends per day by channel", x_label_rotation=45, show_minor_x_labels=False
+    )
     sends.x_labels = days
     sends.x_labels_major = days[::label_every]
-    channels = sorted({k.split(":", 1)[1] for row in report["daily"] for k in row
-                       if k.startswith("sent:")})
+    channels = sorted(
+        {k.split(":", 1)[1] for row in report["daily"] for k in row if k.startswith("sent:")}
+    )
     for channel in channels:
         sends.add(channel, [row.get(f"sent:{channel}", 0) for row in report["daily"]])
 
-    decisions = _chart(pygal.StackedBar, "Decisions per day", x_label_rotation=45,
-                       show_minor_x_labels=False)
+    decisions = _chart(
+        pygal.StackedBar, "Decisions per day", x_label_rotation=45, show_minor_x_labels=False
+    )
     decisions.x_labels = days
     decisions.x_labels_major = days[::label_every]
     for decision in DECISIONS:
@@ -83,20 +104,36 @@ def charts(report: Mapping[str, Any]) -> dict[str, Markup]:
     by_channel = _chart(pygal.Bar, "Delivery, contact and kept rates by channel (%)")
     groups = [g for g in report["channels"] if g["accounts"] or g["sends"]]
     by_channel.x_labels = [g["channel"] for g in groups]
-    for name, key in (("delivery", "delivery_rate"), ("contact", "contact_rate"),
-                      ("kept", "kept_rate")):
+    for name, key in (
+        ("delivery", "delivery_rate"),
+        ("contact", "contact_rate"),
+        ("kept", "kept_rate"),
+    ):
         by_channel.add(name, [_pct(g[key]) for g in groups])
-    return {"recovery": _svg(recovery), "sends": _svg(sends), "decisions": _svg(decisions),
-            "reasons": _svg(reasons), "channels": _svg(by_channel)}
+    return {
+        "recovery": _svg(recovery),
+        "sends": _svg(sends),
+        "decisions": _svg(decisions),
+        "reasons": _svg(reasons),
+        "channels": _svg(by_channel),
+    }
 
 
 def render_html(report: Mapping[str, Any], *, title: str = "Collections report") -> str:
-    env = Environment(autoescape=select_autoescape(default=True), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(pct=rate_text, money=money_text, recovery=recovery_text)
     source = files("orchestrator.reporting").joinpath("assets/report.html.j2").read_text("utf-8")
     return env.from_string(source).render(
-        title=title, report=report, charts=charts(report), stage_columns=STAGE_COLUMNS,
-        channel_columns=CHANNEL_COLUMNS, reasons=reason_rows(report),
+        title=title,
+        report=report,
+        charts=charts(report),
+        stage_columns=STAGE_COLUMNS,
+        channel_columns=CHANNEL_COLUMNS,
+        reasons=reason_rows(report),
         rate_keys=RATE_KEYS,
     )

@@ -74,8 +74,10 @@ class _Account:
 
 
 def _window(since: date, until: date) -> tuple[datetime, datetime]:
-    return (datetime.combine(since, time(), UTC),
-            datetime.combine(until + timedelta(days=1), time(), UTC))
+    return (
+        datetime.combine(since, time(), UTC),
+        datetime.combine(until + timedelta(days=1), time(), UTC),
+    )
 
 
 def activity_span(conn: Connection) -> tuple[date, date] | None:
@@ -93,8 +95,12 @@ def build_report(conn: Connection, config: Config, since: date, until: date) -> 
         raise ValueError(f"--until {until} is before --since {since}")
     start, end = _window(since, until)
     stages = sorted(config.cadences.stages, key=lambda s: s.dpd[0])
-    tally = _Tally(stages, _load_accounts(conn, config.policy.timezone),
-                   {s.id: Group(s.id) for s in stages}, {c: Group(c) for c in config.channels})
+    tally = _Tally(
+        stages,
+        _load_accounts(conn, config.policy.timezone),
+        {s.id: Group(s.id) for s in stages},
+        {c: Group(c) for c in config.channels},
+    )
     payments = _load_payments(conn)
     _count_stages(tally, payments, since, until)
     _count_payments(tally, payments, start, end)
@@ -143,8 +149,9 @@ class _Tally:
         return self.by_channel.setdefault(name, Group(name))
 
 
-def _count_stages(tally: _Tally, payments: Mapping[str, list[tuple[datetime, Decimal]]],
-                  since: date, until: date) -> None:
+def _count_stages(
+    tally: _Tally, payments: Mapping[str, list[tuple[datetime, Decimal]]], since: date, until: date
+) -> None:
     """Accounts in each stage over the period, their balance at entry and their rolls.
     In the total, an account counts once, with its balance at its first stage's entry."""
     stages, total = tally.stages, tally.total
@@ -156,8 +163,7 @@ def _count_stages(tally: _Tally, payments: Mapping[str, list[tuple[datetime, Dec
                 continue
             group = tally.by_stage[stage.id]
             group.accounts.add(acc.account_id)
-            entry = datetime.combine(acc.due + timedelta(days=stage.dpd[0]), time(),
-                                     acc.zone)
+            entry = datetime.combine(acc.due + timedelta(days=stage.dpd[0]), time(), acc.zone)
             balance = _balance_at_entry(acc, stage, entry, paid)
             group.at_entry[acc.currency] += balance
             if acc.account_id not in total.accounts:
@@ -166,13 +172,18 @@ def _count_stages(tally: _Tally, payments: Mapping[str, list[tuple[datetime, Dec
             if i + 1 < len(stages):
                 next_day = acc.due + timedelta(days=stages[i + 1].dpd[0])
                 if since <= next_day <= until and (
-                        acc.closed_on is None or acc.closed_on >= next_day):
+                    acc.closed_on is None or acc.closed_on >= next_day
+                ):
                     group.rolled.add(acc.account_id)
                     total.rolled.add(acc.account_id)
 
 
-def _count_payments(tally: _Tally, payments: Mapping[str, list[tuple[datetime, Decimal]]],
-                    start: datetime, end: datetime) -> None:
+def _count_payments(
+    tally: _Tally,
+    payments: Mapping[str, list[tuple[datetime, Decimal]]],
+    start: datetime,
+    end: datetime,
+) -> None:
     """Payments: recovered in the stage the account was in when it paid."""
     for account_id, paid in payments.items():
         owner = tally.accounts.get(account_id)
@@ -191,7 +202,9 @@ def _count_decisions(conn: Connection, tally: _Tally, in_period: Any) -> dict[st
     day = _day(conn, d.c.time)
     rows = conn.execute(
         sa.select(d.c.stage, d.c.channel, d.c.decision, d.c.reason, day, sa.func.count())
-        .where(in_period).group_by(d.c.stage, d.c.channel, d.c.decision, d.c.reason, day))
+        .where(in_period)
+        .group_by(d.c.stage, d.c.channel, d.c.decision, d.c.reason, day)
+    )
     for stage_id, channel, decision, reason, on, count in rows:
         for g in tally.groups(stage_id, channel):
             g.decisions[decision] += count
@@ -202,8 +215,8 @@ def _count_decisions(conn: Connection, tally: _Tally, in_period: Any) -> dict[st
         if decision == "sent":
             daily[day_key][f"sent:{channel}"] += count
     tried = conn.execute(  # a decision with no channel (bad_data) tried none
-        sa.select(d.c.channel, d.c.account_id)
-        .where(in_period, d.c.channel.is_not(None)).distinct())
+        sa.select(d.c.channel, d.c.account_id).where(in_period, d.c.channel.is_not(None)).distinct()
+    )
     for channel, account_id in tried:
         tally.channel(channel).accounts.add(account_id)
     return daily
@@ -220,10 +233,17 @@ def _count_sends(conn: Connection, tally: _Tally, in_period: Any) -> None:
     d, s = table_of(Decision), table_of(Send)
     sent = sa.and_(in_period, d.c.decision == "sent")
     for stage_id, channel, status, count, segments in conn.execute(
-            sa.select(d.c.stage, d.c.channel, s.c.status, sa.func.count(),
-                      sa.func.sum(sa.func.coalesce(s.c.segments, 1)))
-            .select_from(d.outerjoin(s, s.c.message_id == d.c.message_id))
-            .where(sent).group_by(d.c.stage, d.c.channel, s.c.status)):
+        sa.select(
+            d.c.stage,
+            d.c.channel,
+            s.c.status,
+            sa.func.count(),
+            sa.func.sum(sa.func.coalesce(s.c.segments, 1)),
+        )
+        .select_from(d.outerjoin(s, s.c.message_id == d.c.message_id))
+        .where(sent)
+        .group_by(d.c.stage, d.c.channel, s.c.status)
+    ):
         for g in tally.groups(stage_id, channel):
             g.sends += count
             g.segments += int(segments or 0)
@@ -231,24 +251,28 @@ def _count_sends(conn: Connection, tally: _Tally, in_period: Any) -> None:
                 g.delivered += count
                 g.clicked += count if status == "clicked" else 0
     for stage_id, channel, account_id in conn.execute(
-            sa.select(d.c.stage, d.c.channel, d.c.account_id).distinct()
-            .select_from(d.join(s, s.c.message_id == d.c.message_id))
-            .where(_reached(in_period))):
+        sa.select(d.c.stage, d.c.channel, d.c.account_id)
+        .distinct()
+        .select_from(d.join(s, s.c.message_id == d.c.message_id))
+        .where(_reached(in_period))
+    ):
         for g in tally.groups(stage_id, channel):
             if g is tally.by_channel.get(channel) or account_id in g.accounts:
                 g.contacted.add(account_id)
 
 
-def _count_conversations(conn: Connection, tally: _Tally, start: datetime, end: datetime
-                         ) -> dict[str, list[tuple[datetime, str]]]:
+def _count_conversations(
+    conn: Connection, tally: _Tally, start: datetime, end: datetime
+) -> dict[str, list[tuple[datetime, str]]]:
     """Complaints, and conversations as contacts. Returns the conversations as touches:
     ``(time, channel)`` by account."""
     e = table_of(AccountEvent)
     touches: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     events = conn.execute(
-        sa.select(e.c.account_id, e.c.type, e.c.channel, e.c.time)
-        .where(e.c.time >= start, e.c.time < end,
-               e.c.type.in_(("conversation", "complaint"))))
+        sa.select(e.c.account_id, e.c.type, e.c.channel, e.c.time).where(
+            e.c.time >= start, e.c.time < end, e.c.type.in_(("conversation", "complaint"))
+        )
+    )
     for account_id, type_, channel, at in events:
         in_stage = tally.stage_on(account_id, at)
         if type_ == "complaint":
@@ -265,23 +289,31 @@ def _count_conversations(conn: Connection, tally: _Tally, start: datetime, end: 
     return touches
 
 
-def _count_promises(conn: Connection, tally: _Tally,
-                    touches: dict[str, list[tuple[datetime, str]]], in_period: Any,
-                    start: datetime, end: datetime) -> None:
+def _count_promises(
+    conn: Connection,
+    tally: _Tally,
+    touches: dict[str, list[tuple[datetime, str]]],
+    in_period: Any,
+    start: datetime,
+    end: datetime,
+) -> None:
     """Promises made in the period: by stage, and by the channel of the last touch (a
     delivered send or a conversation) before each."""
     d, s, p = table_of(Decision), table_of(Send), table_of(Promise)
     promised = sa.select(p.c.account_id).where(p.c.made_at >= start, p.c.made_at < end)
     for account_id, at, channel in conn.execute(
-            sa.select(d.c.account_id, d.c.time, d.c.channel)
-            .select_from(d.join(s, s.c.message_id == d.c.message_id))
-            .where(_reached(in_period), d.c.account_id.in_(promised))):
+        sa.select(d.c.account_id, d.c.time, d.c.channel)
+        .select_from(d.join(s, s.c.message_id == d.c.message_id))
+        .where(_reached(in_period), d.c.account_id.in_(promised))
+    ):
         touches[account_id].append((at, channel))
     for ts in touches.values():
         ts.sort()
     for account_id, made_at, state in conn.execute(
-            sa.select(p.c.account_id, p.c.made_at, p.c.state)
-            .where(p.c.made_at >= start, p.c.made_at < end).order_by(p.c.made_at)):
+        sa.select(p.c.account_id, p.c.made_at, p.c.state)
+        .where(p.c.made_at >= start, p.c.made_at < end)
+        .order_by(p.c.made_at)
+    ):
         in_stage = tally.stage_on(account_id, made_at)
         touched = touches.get(account_id, [])
         before = bisect.bisect_right(touched, (made_at, "\uffff"))
@@ -297,25 +329,33 @@ def _count_opt_outs(conn: Connection, tally: _Tally, start: datetime, end: datet
     """Opt-outs by stage and channel (a debtor-wide one has no account: no stage)."""
     o = table_of(OptOut)
     for account_id, channel, at in conn.execute(
-            sa.select(o.c.account_id, o.c.channel, o.c.created_at)
-            .where(o.c.created_at >= start, o.c.created_at < end)):
+        sa.select(o.c.account_id, o.c.channel, o.c.created_at).where(
+            o.c.created_at >= start, o.c.created_at < end
+        )
+    ):
         in_stage = tally.stage_on(account_id, at) if account_id else None
         for g in _present(tally.total, in_stage, tally.by_channel.get(channel)):
             g.opt_outs += 1
 
 
-def _report_json(tally: _Tally, config: Config, since: date, until: date,
-                 daily: Mapping[str, Counter[str]]) -> dict[str, Any]:
+def _report_json(
+    tally: _Tally, config: Config, since: date, until: date, daily: Mapping[str, Counter[str]]
+) -> dict[str, Any]:
     costs = {name: cfg.cost for name, cfg in config.channels.items()}
     return {
         "period": {"since": since.isoformat(), "until": until.isoformat()},
-        "stages": [{"stage": s.id, "dpd": list(s.dpd), **tally.by_stage[s.id].to_json()}
-                   for s in tally.stages],
-        "channels": [{"channel": name, **g.to_json(costs.get(name))}
-                     for name, g in sorted(tally.by_channel.items())],
+        "stages": [
+            {"stage": s.id, "dpd": list(s.dpd), **tally.by_stage[s.id].to_json()}
+            for s in tally.stages
+        ],
+        "channels": [
+            {"channel": name, **g.to_json(costs.get(name))}
+            for name, g in sorted(tally.by_channel.items())
+        ],
         "total": tally.total.to_json(),
-        "daily": [{"date": day, **dict(sorted(counts.items()))}
-                  for day, counts in sorted(daily.items())],
+        "daily": [
+            {"date": day, **dict(sorted(counts.items()))} for day, counts in sorted(daily.items())
+        ],
     }
 
 
@@ -348,8 +388,9 @@ def _day(conn: Connection, column: Any) -> Any:
     return sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), column), sa.Date)
 
 
-def _balance_at_entry(acc: _Account, stage: Stage, entry: datetime,
-                      paid: Iterable[tuple[datetime, Decimal]]) -> Decimal:
+def _balance_at_entry(
+    acc: _Account, stage: Stage, entry: datetime, paid: Iterable[tuple[datetime, Decimal]]
+) -> Decimal:
     """The balance when the account entered ``stage``: as stored at entry for the stage
     planning last found it in; else rebuilt from today's balance and the payments since."""
     if acc.stage == stage.id and acc.balance_at_stage_entry is not None:
@@ -359,29 +400,53 @@ def _balance_at_entry(acc: _Account, stage: Stage, entry: datetime,
 
 def _load_accounts(conn: Connection, policy: Any) -> dict[str, _Account]:
     a, p = table_of(AccountRow), table_of(Payment)
-    last_paid = dict(conn.execute(
-        sa.select(p.c.account_id, sa.func.max(p.c.paid_at)).group_by(p.c.account_id)).all())
+    last_paid = dict(
+        conn.execute(
+            sa.select(p.c.account_id, sa.func.max(p.c.paid_at)).group_by(p.c.account_id)
+        ).all()
+    )
     found = {}
-    for row in conn.execute(sa.select(
-            a.c.account_id, a.c.due_date, a.c.balance, a.c.currency, a.c.status,
-            a.c.timezone, a.c.country, a.c.region, a.c.updated_at, a.c.stage,
-            a.c.balance_at_stage_entry)):
+    for row in conn.execute(
+        sa.select(
+            a.c.account_id,
+            a.c.due_date,
+            a.c.balance,
+            a.c.currency,
+            a.c.status,
+            a.c.timezone,
+            a.c.country,
+            a.c.region,
+            a.c.updated_at,
+            a.c.stage,
+            a.c.balance_at_stage_entry,
+        )
+    ):
         zone = place_zones(row.timezone, row.country, row.region, policy).primary
         closed_on = None
         if row.status == "closed":
             when = _aware(last_paid.get(row.account_id) or row.updated_at)
             closed_on = when.astimezone(zone).date() if when else None
-        found[row.account_id] = _Account(row.account_id, row.due_date, row.balance,
-                                         row.currency, zone, closed_on, row.stage,
-                                         row.balance_at_stage_entry)
+        found[row.account_id] = _Account(
+            row.account_id,
+            row.due_date,
+            row.balance,
+            row.currency,
+            zone,
+            closed_on,
+            row.stage,
+            row.balance_at_stage_entry,
+        )
     return found
 
 
 def _aware(value: Any) -> datetime | None:
     if value is None:
         return None
-    stamp: datetime = (datetime.fromisoformat(value) if isinstance(value, str)  # SQLite's
-                       else value)  # MAX() over text skips the column's type
+    stamp: datetime = (
+        datetime.fromisoformat(value)
+        if isinstance(value, str)  # SQLite's
+        else value
+    )  # MAX() over text skips the column's type
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
@@ -389,6 +454,7 @@ def _load_payments(conn: Connection) -> dict[str, list[tuple[datetime, Decimal]]
     p = table_of(Payment)
     found: dict[str, list[tuple[datetime, Decimal]]] = defaultdict(list)
     for account_id, paid_at, amount in conn.execute(
-            sa.select(p.c.account_id, p.c.paid_at, p.c.amount)):
+        sa.select(p.c.account_id, p.c.paid_at, p.c.amount)
+    ):
         found[account_id].append((paid_at, amount))
     return found

@@ -53,8 +53,14 @@ CHANNEL_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("cost", lambda g: g.get("cost") or "-"),
 )
 # Rate columns, with the report key holding their numerator and denominator.
-RATE_KEYS = {"deliv.": "delivery_rate", "contact": "contact_rate", "click": "click_rate",
-             "promise": "promise_rate", "kept": "kept_rate", "roll": "roll_rate"}
+RATE_KEYS = {
+    "deliv.": "delivery_rate",
+    "contact": "contact_rate",
+    "click": "click_rate",
+    "promise": "promise_rate",
+    "kept": "kept_rate",
+    "roll": "roll_rate",
+}
 
 
 def reason_rows(report: Mapping[str, Any]) -> list[tuple[str, list[int], int]]:
@@ -84,9 +90,10 @@ def print_report(report: Mapping[str, Any], console: Any) -> None:
         "recovered": lambda g: money_text(g["recovered"], "\n"),
         "recovery": lambda g: recovery_text(g["recovery_rate"], "\n"),
     }
-    for title, columns in ((f"by stage, {period['since']} to {period['until']}",
-                            STAGE_ACTIVITY),
-                           ("by stage: money and risk", tuple(outcome.items()))):
+    for title, columns in (
+        (f"by stage, {period['since']} to {period['until']}", STAGE_ACTIVITY),
+        ("by stage: money and risk", tuple(outcome.items())),
+    ):
         table = new_table(title, "stage", (name for name, _ in columns))
         for group in report["stages"]:
             table.add_row(group["stage"], *(fn(group) for _, fn in columns))
@@ -96,8 +103,11 @@ def print_report(report: Mapping[str, Any], console: Any) -> None:
     for group in report["channels"]:
         channels.add_row(group["channel"], *(fn(group) for _, fn in CHANNEL_COLUMNS))
     console.print(channels)
-    reasons = new_table("decisions by reason", "decision:reason",
-                        [*(group["stage"] for group in report["stages"]), "all"])
+    reasons = new_table(
+        "decisions by reason",
+        "decision:reason",
+        [*(group["stage"] for group in report["stages"]), "all"],
+    )
     for key, counts, all_count in reason_rows(report):
         reasons.add_row(key, *(str(c) for c in counts), str(all_count))
     console.print(reasons)

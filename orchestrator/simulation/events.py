@@ -86,8 +86,13 @@ class EventApplier:
         (``email``), whichever debtor it belongs to, as the daemon's contact-keyed
         opt-outs reach them; for a letter, or an account without that contact, this one."""
         account = state.account
-        key = (account.phone if channel in ("sms", "voice")
-               else account.email if channel == "email" else None)
+        key = (
+            account.phone
+            if channel in ("sms", "voice")
+            else account.email
+            if channel == "email"
+            else None
+        )
         if not key:
             return [state]
         return self.sim.by_contact[key]
@@ -166,8 +171,7 @@ class EventApplier:
         target = min(sharing, key=lambda s: s.account.account_id)
         account = target.account
         rules = self.sim.rules[account.account_id]
-        text = reply_text(step, self.sim.decider.config.creditor(account.creditor),
-                          account.locale)
+        text = reply_text(step, self.sim.decider.config.creditor(account.creditor), account.locale)
         message_id = message_id_for(account.account_id, step, now.isoformat())
         history = self.sim.histories[account.debtor_id]
         history.add(SendRecord(now, "sms", account.account_id, account.debtor_id))

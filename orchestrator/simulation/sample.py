@@ -36,8 +36,30 @@ CN_PLACES = [
     ("GD", "广州", "510000"),
     ("ZJ", "杭州", "310000"),
 ]
-US_FIRST = ["Maria", "James", "Linda", "Robert", "Daniel", "Aisha", "Kevin", "Emily", "Jose", "Grace"]
-US_LAST = ["Lopez", "Smith", "Johnson", "Kim", "Brown", "Nguyen", "Garcia", "Miller", "Davis", "Patel"]
+US_FIRST = [
+    "Maria",
+    "James",
+    "Linda",
+    "Robert",
+    "Daniel",
+    "Aisha",
+    "Kevin",
+    "Emily",
+    "Jose",
+    "Grace",
+]
+US_LAST = [
+    "Lopez",
+    "Smith",
+    "Johnson",
+    "Kim",
+    "Brown",
+    "Nguyen",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Patel",
+]
 CN_SURNAME = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"]
 CN_GIVEN = ["伟", "芳", "娜", "敏", "静", "磊", "强", "洋", "艳", "军"]
 
@@ -66,8 +88,14 @@ def generate_accounts(n: int, *, today: date, seed: int = 7) -> Iterator[Account
             phone = f"+86138{debtor % 100000000:08d}"
             email = f"user{debtor}@example.cn"
             base = dict(
-                country="CN", region=region, city=city, postal_code=postal, locale="zh-CN",
-                currency="CNY", creditor="huaxia", address_line1=f"{city}市中心路{debtor % 900 + 1}号",
+                country="CN",
+                region=region,
+                city=city,
+                postal_code=postal,
+                locale="zh-CN",
+                currency="CNY",
+                creditor="huaxia",
+                address_line1=f"{city}市中心路{debtor % 900 + 1}号",
             )
         else:
             region, city, area, postal = rng.choice(US_PLACES)
@@ -75,8 +103,14 @@ def generate_accounts(n: int, *, today: date, seed: int = 7) -> Iterator[Account
             phone = f"+1{area}55501{debtor % 100:02d}"
             email = f"{name.split()[0].lower()}.{debtor}@example.com"
             base = dict(
-                country="US", region=region, city=city, postal_code=postal, locale="en-US",
-                currency="USD", creditor="acme", address_line1=f"{debtor % 9000 + 100} Main Street",
+                country="US",
+                region=region,
+                city=city,
+                postal_code=postal,
+                locale="en-US",
+                currency="USD",
+                creditor="acme",
+                address_line1=f"{debtor % 9000 + 100} Main Street",
             )
         for k in range(count):
             i += 1
@@ -161,8 +195,11 @@ def sample_receipts(sends: list[tuple[str, str]], *, seed: int = 7) -> dict[str,
                 status = name
                 break
             roll -= share
-        if channel in ("sms", "email") and status in ("delivered", "opened") \
-                and rng.random() < CLICK_SHARE:
+        if (
+            channel in ("sms", "email")
+            and status in ("delivered", "opened")
+            and rng.random() < CLICK_SHARE
+        ):
             status = "clicked"
         found[message_id] = status
     return found

@@ -68,8 +68,10 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "plan": frozenset({"instalments"}),
     "inbound_sms": frozenset({"body"}),
     "delivery": frozenset({"channel", "status"}),
-    **{kind: frozenset({"channel"}) for kind in (
-        "conversation", "opt_out", "opt_in", "dispute", "complaint")},
+    **{
+        kind: frozenset({"channel"})
+        for kind in ("conversation", "opt_out", "opt_in", "dispute", "complaint")
+    },
     **{kind: frozenset() for kind in ("dispute_resolved", "cease", "click")},
 }
 
@@ -95,8 +97,9 @@ def _event_data(raw: dict[str, Any], kind: str) -> dict[str, Any]:
     return data
 
 
-def _event_problems(source: str, events: list[ScenarioEvent], accounts: list[Account],
-                    config: Config) -> list[Problem]:
+def _event_problems(
+    source: str, events: list[ScenarioEvent], accounts: list[Account], config: Config
+) -> list[Problem]:
     """Events the REST API would refuse, which therefore cannot happen in a simulation
     either: an instant out of range (whose date arithmetic would overflow), a promise or
     plan outside the policy's bounds (``orchestrator.core.bounds``), the balance then being
@@ -110,20 +113,31 @@ def _event_problems(source: str, events: list[ScenarioEvent], accounts: list[Acc
         if problem is None and event.type in ("promise", "plan"):
             rules = book.for_account(by_id[event.account])
             made_on = event.at.astimezone(rules.zones.primary).date()
-            problem = (promise_problem(rules.promise_bounds, amount=event.data["amount"],
-                                       due=event.data["due"], made_on=made_on,
-                                       balance=balance[event.account])
-                       if event.type == "promise" else
-                       plan_problem(rules.plan_bounds, made_on=made_on,
-                                    instalments=[(i["due"], i["amount"])
-                                                 for i in event.data["instalments"]],
-                                    balance=balance[event.account]))
+            problem = (
+                promise_problem(
+                    rules.promise_bounds,
+                    amount=event.data["amount"],
+                    due=event.data["due"],
+                    made_on=made_on,
+                    balance=balance[event.account],
+                )
+                if event.type == "promise"
+                else plan_problem(
+                    rules.plan_bounds,
+                    made_on=made_on,
+                    instalments=[(i["due"], i["amount"]) for i in event.data["instalments"]],
+                    balance=balance[event.account],
+                )
+            )
         elif problem is None and event.type == "payment":
             left = balance[event.account] - event.data["amount"]
             balance[event.account] = max(left, Decimal("0.00"))
         if problem is not None:
-            found.append(Problem(source, event.line, None, f"bad {event.type} event: {problem}",
-                                 field=event.type))
+            found.append(
+                Problem(
+                    source, event.line, None, f"bad {event.type} event: {problem}", field=event.type
+                )
+            )
     return found
 
 
@@ -198,8 +212,9 @@ def _days(doc: dict[Any, Any], found: _Found) -> int:
     return days
 
 
-def _config(doc: dict[Any, Any], path: Path, config_dir: Path, templates_dir: Path | None,
-            found: _Found) -> tuple[Config | None, Path]:
+def _config(
+    doc: dict[Any, Any], path: Path, config_dir: Path, templates_dir: Path | None, found: _Found
+) -> tuple[Config | None, Path]:
     """The configuration with the scenario's overrides (a file named relative to the
     scenario, or the section inline), and the templates folder; ``None`` if invalid."""
     overrides = doc.get("config") or {}
@@ -223,8 +238,9 @@ def _config(doc: dict[Any, Any], path: Path, config_dir: Path, templates_dir: Pa
             config_dir, templates, overrides=resolved, override_source=found.source
         )
     except Exception as exc:  # ConfigError carries its problems
-        found.problems.extend(getattr(exc, "problems",
-                                      [Problem(found.source, None, None, str(exc))]))
+        found.problems.extend(
+            getattr(exc, "problems", [Problem(found.source, None, None, str(exc))])
+        )
     return config, templates
 
 
@@ -252,8 +268,9 @@ def _events(doc: dict[Any, Any], ids: set[str], found: _Found) -> list[ScenarioE
         raw = _plain(item)
         kind = raw.get("type")
         if kind not in EVENT_TYPES:
-            found.err(item, "type",
-                      f"unknown event type {kind!r} (one of {', '.join(EVENT_TYPES)})")
+            found.err(
+                item, "type", f"unknown event type {kind!r} (one of {', '.join(EVENT_TYPES)})"
+            )
             continue
         if raw.get("account") not in ids:
             found.err(item, "account", f"event for unknown account {raw.get('account')!r}")

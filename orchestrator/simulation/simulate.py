@@ -206,9 +206,11 @@ def partition(scenario: Scenario, parts: int) -> list[Scenario]:
 
     for account in scenario.accounts:
         root = find("a:" + account.account_id)
-        for key in (f"d:{account.debtor_id or account.account_id}",
-                    f"p:{account.phone}" if account.phone else None,
-                    f"e:{account.email}" if account.email else None):
+        for key in (
+            f"d:{account.debtor_id or account.account_id}",
+            f"p:{account.phone}" if account.phone else None,
+            f"e:{account.email}" if account.email else None,
+        ):
             if key is not None:
                 other = find(key)
                 if other != root:
@@ -225,8 +227,9 @@ def partition(scenario: Scenario, parts: int) -> list[Scenario]:
         bucket.sort(key=lambda a: place[a.account_id])
     where = {a.account_id: i for i, bucket in enumerate(buckets) for a in bucket}
     events: list[list[ScenarioEvent]] = [[] for _ in buckets]
-    order = sorted(range(len(scenario.events)),
-                   key=lambda i: max(scenario.events[i].at, scenario.start))
+    order = sorted(
+        range(len(scenario.events)), key=lambda i: max(scenario.events[i].at, scenario.start)
+    )
     numbered: dict[int, ScenarioEvent] = {}
     payments = 0
     for i in order:  # the order one run applies them in (ties: as listed)
@@ -234,15 +237,23 @@ def partition(scenario: Scenario, parts: int) -> list[Scenario]:
         if ev.type == "payment":
             payments += 1
             if not ev.data.get("payment_id"):
-                ev = ScenarioEvent(ev.at, ev.account, ev.type,
-                                   {**ev.data, "payment_id": f"pay{payments}"}, ev.line)
+                ev = ScenarioEvent(
+                    ev.at, ev.account, ev.type, {**ev.data, "payment_id": f"pay{payments}"}, ev.line
+                )
         numbered[i] = ev
     for i, ev in enumerate(scenario.events):
         if ev.account in where:
             events[where[ev.account]].append(numbered[i])
     return [
-        Scenario(scenario.start, scenario.days, scenario.config, scenario.templates_dir,
-                 bucket, part_events, scenario.source)
+        Scenario(
+            scenario.start,
+            scenario.days,
+            scenario.config,
+            scenario.templates_dir,
+            bucket,
+            part_events,
+            scenario.source,
+        )
         for bucket, part_events in zip(buckets, events, strict=True)
     ]
 

@@ -64,8 +64,9 @@ def _ensure_sqlite_dir(url: str) -> None:
         try:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _url_error(f"cannot create the directory of {display_url(parsed)}: "
-                             f"{exc.strerror}") from None
+            raise _url_error(
+                f"cannot create the directory of {display_url(parsed)}: {exc.strerror}"
+            ) from None
 
 
 def _url_error(message: str) -> ConfigError:
@@ -83,8 +84,9 @@ def parse_url(url: str | URL) -> URL:
     except ArgumentError:
         raise _url_error(f"not a database URL ({SUPPORTED})") from None
     backend = parsed.get_backend_name()
-    if backend not in _DRIVERS or ("+" in parsed.drivername
-                                   and parsed.get_driver_name() != _DRIVERS[backend]):
+    if backend not in _DRIVERS or (
+        "+" in parsed.drivername and parsed.get_driver_name() != _DRIVERS[backend]
+    ):
         raise _url_error(f"unsupported database {parsed.drivername!r} ({SUPPORTED})")
     return parsed
 
@@ -95,8 +97,9 @@ def display_url(url: str | URL) -> str:
         parsed = make_url(normalize_url(url) if isinstance(url, str) else url)
     except ArgumentError:
         return URL_VARIABLE
-    shown = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port,
-                       parsed.database)
+    shown = URL.create(
+        parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database
+    )
     return shown.render_as_string(hide_password=False)
 
 
@@ -176,8 +179,7 @@ def upgrade(url: str = DEFAULT_URL, revision: str = "head") -> None:
 
 
 _REVISION = re.compile(r"""^revision: [^=]+= ['"]([^'"]+)['"]""", re.MULTILINE)
-_DOWN_REVISION = re.compile(r"""^down_revision: [^=]+= (?:['"]([^'"]+)['"]|None)""",
-                            re.MULTILINE)
+_DOWN_REVISION = re.compile(r"""^down_revision: [^=]+= (?:['"]([^'"]+)['"]|None)""", re.MULTILINE)
 
 
 @functools.cache
@@ -211,8 +213,10 @@ def schema_problem(conn: Connection) -> str | None:
         return f"has no schema (expected revision {head}): run `outreach db upgrade`"
     if current in revisions:
         return f"is at revision {current}, expected {head}: run `outreach db upgrade`"
-    return (f"is at revision {current}, which this release of outreach does not know "
-            f"(it needs {head}): run the release that migrated it, or a newer one")
+    return (
+        f"is at revision {current}, which this release of outreach does not know "
+        f"(it needs {head}): run the release that migrated it, or a newer one"
+    )
 
 
 def require_schema(engine: Engine) -> None:

@@ -82,28 +82,47 @@ def accounts_by_phone(conn: Connection, cipher: DataCipher, phone: str) -> list[
     candidates = cipher.index_candidates(phone, "phone")
     if not candidates:
         return []
-    return list(conn.execute(
-        sa.select(account_t).where(account_t.c.phone_index.in_(candidates))
-        .order_by(account_t.c.account_id)
-    ).all())
+    return list(
+        conn.execute(
+            sa.select(account_t)
+            .where(account_t.c.phone_index.in_(candidates))
+            .order_by(account_t.c.account_id)
+        ).all()
+    )
 
 
 def record_payment(
-    conn: Connection, *, account_id: str, payment_id: str, amount: Decimal,
-    currency: str | None, paid_at: datetime, source: str, now: datetime,
+    conn: Connection,
+    *,
+    account_id: str,
+    payment_id: str,
+    amount: Decimal,
+    currency: str | None,
+    paid_at: datetime,
+    source: str,
+    now: datetime,
 ) -> bool:
     """A payment, once per ``payment_id``: the balance goes down (never below zero) and a
     payment that covers it closes the account. ``False`` if it was already recorded."""
     inserted = conn.execute(
-        _insert(conn)(payment_t).values(
-            payment_id=payment_id, account_id=account_id, amount=amount, currency=currency,
-            paid_at=paid_at, source=source, created_at=now,
-        ).on_conflict_do_nothing(index_elements=["payment_id"]).returning(payment_t.c.id)
+        _insert(conn)(payment_t)
+        .values(
+            payment_id=payment_id,
+            account_id=account_id,
+            amount=amount,
+            currency=currency,
+            paid_at=paid_at,
+            source=source,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["payment_id"])
+        .returning(payment_t.c.id)
     ).first()
     if inserted is None:
         return False
-    balance = conn.execute(sa.select(account_t.c.balance).where(
-        account_t.c.account_id == account_id)).scalar_one()
+    balance = conn.execute(
+        sa.select(account_t.c.balance).where(account_t.c.account_id == account_id)
+    ).scalar_one()
     left = max(balance - amount, Decimal("0.00"))
     values: dict[str, Any] = {"balance": left, "updated_at": now, **REPLAN}
     if left <= 0:
@@ -112,120 +131,228 @@ def record_payment(
     return True
 
 
-def record_promise(conn: Connection, *, account_id: str, amount: Decimal, due: date,
-                   made_at: datetime) -> int:
-    result = conn.execute(promise_t.insert().values(
-        account_id=account_id, amount=amount, due=due, made_at=made_at, state="pending"))
+def record_promise(
+    conn: Connection, *, account_id: str, amount: Decimal, due: date, made_at: datetime
+) -> int:
+    result = conn.execute(
+        promise_t.insert().values(
+            account_id=account_id, amount=amount, due=due, made_at=made_at, state="pending"
+        )
+    )
     replan(conn, [account_id])
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
 
 
-def record_plan(conn: Connection, *, account_id: str,
-                instalments: Sequence[tuple[date, Decimal]], created_at: datetime) -> int:
+def record_plan(
+    conn: Connection,
+    *,
+    account_id: str,
+    instalments: Sequence[tuple[date, Decimal]],
+    created_at: datetime,
+) -> int:
     """A payment plan agreed with the debtor: its instalments (due date, amount), in due
     order. While it is kept only service messages go out (a reminder before each
     instalment, thanks for each payment); a missed instalment breaks it. Replayed like a
     scenario's ``plan`` event. Returns the plan's id."""
     if not instalments:
         raise ValueError("a plan needs at least one instalment")
-    result = conn.execute(plan_t.insert().values(account_id=account_id, created_at=created_at,
-                                                 state="active"))
+    result = conn.execute(
+        plan_t.insert().values(account_id=account_id, created_at=created_at, state="active")
+    )
     key = result.inserted_primary_key
     assert key is not None
     plan_id = int(key[0])
-    conn.execute(instalment_t.insert(), [
-        {"plan_id": plan_id, "due": due, "amount": amount, "paid": Decimal("0.00"),
-         "state": "pending"}
-        for due, amount in sorted(instalments, key=lambda item: item[0])])
+    conn.execute(
+        instalment_t.insert(),
+        [
+            {
+                "plan_id": plan_id,
+                "due": due,
+                "amount": amount,
+                "paid": Decimal("0.00"),
+                "state": "pending",
+            }
+            for due, amount in sorted(instalments, key=lambda item: item[0])
+        ],
+    )
     replan(conn, [account_id])
     return plan_id
 
 
-def replied_since(conn: Connection, account_ids: Sequence[str], step: str,
-                  since: datetime) -> bool:
+def replied_since(conn: Connection, account_ids: Sequence[str], step: str, since: datetime) -> bool:
     """Whether a reply of ``step`` (an opt-out confirmation) went to one of these accounts
     at or after ``since``."""
-    return conn.execute(sa.select(decision_t.c.id).where(
-        one_of(decision_t.c.account_id, "ids"), decision_t.c.step == step,
-        decision_t.c.decision == "sent", decision_t.c.time >= since,
-    ).limit(1), {"ids": list(account_ids)}).first() is not None
+    return (
+        conn.execute(
+            sa.select(decision_t.c.id)
+            .where(
+                one_of(decision_t.c.account_id, "ids"),
+                decision_t.c.step == step,
+                decision_t.c.decision == "sent",
+                decision_t.c.time >= since,
+            )
+            .limit(1),
+            {"ids": list(account_ids)},
+        ).first()
+        is not None
+    )
 
 
-def record_reply_send(conn: Connection, *, message_id: str, account_id: str, debtor_id: str,
-                      to_index: str | None, at: datetime) -> None:
+def record_reply_send(
+    conn: Connection,
+    *,
+    message_id: str,
+    account_id: str,
+    debtor_id: str,
+    to_index: str | None,
+    at: datetime,
+) -> None:
     """The send row of a reply to the person's own text (it went out in our answer to
     the provider's webhook): limits count it like any text."""
-    conn.execute(send_t.insert().values(
-        message_id=message_id, account_id=account_id, debtor_id=debtor_id, channel="sms",
-        status="sent", sent_at=at, status_at=at, to_index=to_index))
+    conn.execute(
+        send_t.insert().values(
+            message_id=message_id,
+            account_id=account_id,
+            debtor_id=debtor_id,
+            channel="sms",
+            status="sent",
+            sent_at=at,
+            status_at=at,
+            to_index=to_index,
+        )
+    )
 
 
-def record_event(conn: Connection, *, account_id: str, type_: str, at: datetime,
-                 channel: str | None = None, detail: dict[str, Any] | None = None) -> None:
-    conn.execute(event_t.insert().values(account_id=account_id, type=type_, channel=channel,
-                                         time=at, detail=detail))
+def record_event(
+    conn: Connection,
+    *,
+    account_id: str,
+    type_: str,
+    at: datetime,
+    channel: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        event_t.insert().values(
+            account_id=account_id, type=type_, channel=channel, time=at, detail=detail
+        )
+    )
 
 
 def first_inbound(conn: Connection, *, provider_id: str, channel: str, at: datetime) -> bool:
     """Note a provider's inbound message id; ``False`` if it was noted before (a repeat
     that must change nothing)."""
     inserted = conn.execute(
-        _insert(conn)(inbound_t).values(provider_id=provider_id, channel=channel,
-                                        received_at=at)
-        .on_conflict_do_nothing(index_elements=["provider_id"]).returning(inbound_t.c.id)
+        _insert(conn)(inbound_t)
+        .values(provider_id=provider_id, channel=channel, received_at=at)
+        .on_conflict_do_nothing(index_elements=["provider_id"])
+        .returning(inbound_t.c.id)
     ).first()
     return inserted is not None
 
 
-def opt_out(conn: Connection, *, debtor_id: str, account_id: str | None, channel: str,
-            contact_index: str | None, source: str, at: datetime) -> bool:
+def opt_out(
+    conn: Connection,
+    *,
+    debtor_id: str,
+    account_id: str | None,
+    channel: str,
+    contact_index: str | None,
+    source: str,
+    at: datetime,
+) -> bool:
     """Opt a contact (or, with no contact, the debtor) out of a channel. ``False`` if an
     active opt-out already covers it."""
-    active = conn.execute(sa.select(optout_t.c.id).where(
-        optout_t.c.channel == channel, optout_t.c.revoked_at.is_(None),
-        optout_t.c.contact_index == contact_index if contact_index is not None
-        else sa.and_(optout_t.c.debtor_id == debtor_id, optout_t.c.contact_index.is_(None)),
-    )).first()
+    active = conn.execute(
+        sa.select(optout_t.c.id).where(
+            optout_t.c.channel == channel,
+            optout_t.c.revoked_at.is_(None),
+            optout_t.c.contact_index == contact_index
+            if contact_index is not None
+            else sa.and_(optout_t.c.debtor_id == debtor_id, optout_t.c.contact_index.is_(None)),
+        )
+    ).first()
     if active is not None:
         return False
-    conn.execute(optout_t.insert().values(
-        debtor_id=debtor_id, account_id=account_id, channel=channel,
-        contact_index=contact_index, source=source, created_at=at))
+    conn.execute(
+        optout_t.insert().values(
+            debtor_id=debtor_id,
+            account_id=account_id,
+            channel=channel,
+            contact_index=contact_index,
+            source=source,
+            created_at=at,
+        )
+    )
     return True
 
 
-def opt_out_account(conn: Connection, row: Row[Any], channel: str, *, source: str,
-                    at: datetime) -> bool:
+def opt_out_account(
+    conn: Connection, row: Row[Any], channel: str, *, source: str, at: datetime
+) -> bool:
     """An opt-out asked for on an account (the REST API, an agent): for a text, a call or
     an email it is the number's or address's, and reaches every account at it whichever
     debtor it belongs to (as ``simulate`` applies it); a letter's, or one for an account
     without that contact, reaches that account only."""
     index = row.email_index if channel == "email" else row.phone_index
     if channel in ("sms", "voice", "email") and index is not None:
-        return opt_out(conn, debtor_id=row.debtor_id, account_id=None, channel=channel,
-                       contact_index=index, source=source, at=at)
-    return opt_out(conn, debtor_id=row.debtor_id, account_id=row.account_id, channel=channel,
-                   contact_index=None, source=source, at=at)
+        return opt_out(
+            conn,
+            debtor_id=row.debtor_id,
+            account_id=None,
+            channel=channel,
+            contact_index=index,
+            source=source,
+            at=at,
+        )
+    return opt_out(
+        conn,
+        debtor_id=row.debtor_id,
+        account_id=row.account_id,
+        channel=channel,
+        contact_index=None,
+        source=source,
+        at=at,
+    )
 
 
 def opt_in(conn: Connection, *, contact_indexes: list[str], channel: str, at: datetime) -> int:
     """Revoke the active opt-outs of these contacts from a channel (START)."""
     if not contact_indexes:
         return 0
-    return conn.execute(optout_t.update().where(
-        optout_t.c.channel == channel, optout_t.c.revoked_at.is_(None),
-        optout_t.c.contact_index.in_(contact_indexes),
-    ).values(revoked_at=at)).rowcount or 0
+    return (
+        conn.execute(
+            optout_t.update()
+            .where(
+                optout_t.c.channel == channel,
+                optout_t.c.revoked_at.is_(None),
+                optout_t.c.contact_index.in_(contact_indexes),
+            )
+            .values(revoked_at=at)
+        ).rowcount
+        or 0
+    )
 
 
-_WENT_OUT = frozenset({
-    DeliveryStatus.queued, DeliveryStatus.sending, DeliveryStatus.sent, DeliveryStatus.delivered,
-    DeliveryStatus.undelivered, DeliveryStatus.ringing, DeliveryStatus.in_progress,
-    DeliveryStatus.answered, DeliveryStatus.machine, DeliveryStatus.no_answer,
-    DeliveryStatus.busy, DeliveryStatus.opened, DeliveryStatus.clicked,
-})
+_WENT_OUT = frozenset(
+    {
+        DeliveryStatus.queued,
+        DeliveryStatus.sending,
+        DeliveryStatus.sent,
+        DeliveryStatus.delivered,
+        DeliveryStatus.undelivered,
+        DeliveryStatus.ringing,
+        DeliveryStatus.in_progress,
+        DeliveryStatus.answered,
+        DeliveryStatus.machine,
+        DeliveryStatus.no_answer,
+        DeliveryStatus.busy,
+        DeliveryStatus.opened,
+        DeliveryStatus.clicked,
+    }
+)
 
 
 def _same_offset(at: datetime, local_time: str | None) -> str | None:
@@ -245,18 +372,27 @@ def _resolve_ambiguous(conn: Connection, send: Row[Any], at: datetime) -> None:
     from orchestrator.store.tables import Decision, OccurrenceRow
 
     decision_t, occurrence_t = table_of(Decision), table_of(OccurrenceRow)
-    last = conn.execute(sa.select(decision_t).where(
-        decision_t.c.message_id == send.message_id, decision_t.c.decision == "ambiguous"
-    ).order_by(decision_t.c.id.desc())).first()
+    last = conn.execute(
+        sa.select(decision_t)
+        .where(decision_t.c.message_id == send.message_id, decision_t.c.decision == "ambiguous")
+        .order_by(decision_t.c.id.desc())
+    ).first()
     if last is not None:
         values = {c: getattr(last, c) for c in last._fields if c != "id"}
-        values.update(time=at, local_time=_same_offset(at, last.local_time), decision="sent",
-                      reason=str(Reason.confirmed_by_provider), until=None)
+        values.update(
+            time=at,
+            local_time=_same_offset(at, last.local_time),
+            decision="sent",
+            reason=str(Reason.confirmed_by_provider),
+            until=None,
+        )
         conn.execute(decision_t.insert().values(values))
     if send.occurrence_id is not None:
-        conn.execute(occurrence_t.update().where(
-            occurrence_t.c.id == send.occurrence_id, occurrence_t.c.state == "ambiguous"
-        ).values(state="sent", updated_at=at))
+        conn.execute(
+            occurrence_t.update()
+            .where(occurrence_t.c.id == send.occurrence_id, occurrence_t.c.state == "ambiguous")
+            .values(state="sent", updated_at=at)
+        )
 
 
 @dataclass(frozen=True)
@@ -275,15 +411,23 @@ def _as_delivery_status(status: str) -> DeliveryStatus | None:
         return None if status in ("sending", "ambiguous") else DeliveryStatus.failed
 
 
-_SEND_BY_PROVIDER = sa.select(send_t).where(
-    send_t.c.provider_id == sa.bindparam("provider_id")).with_for_update()
-_SEND_BY_MESSAGE = sa.select(send_t).where(
-    send_t.c.message_id == sa.bindparam("message_id")).with_for_update()
+_SEND_BY_PROVIDER = (
+    sa.select(send_t).where(send_t.c.provider_id == sa.bindparam("provider_id")).with_for_update()
+)
+_SEND_BY_MESSAGE = (
+    sa.select(send_t).where(send_t.c.message_id == sa.bindparam("message_id")).with_for_update()
+)
 
 
 def record_delivery(
-    conn: Connection, *, provider_id: str | None, message_id: str | None,
-    status: DeliveryStatus, event_key: str, at: datetime, raw: dict[str, Any] | None = None,
+    conn: Connection,
+    *,
+    provider_id: str | None,
+    message_id: str | None,
+    status: DeliveryStatus,
+    event_key: str,
+    at: datetime,
+    raw: dict[str, Any] | None = None,
 ) -> DeliveryResult:
     """A provider's status callback: stored once per ``event_key``; the send's status
     moves forward only (a final status is never downgraded by a late callback)."""
@@ -297,10 +441,16 @@ def record_delivery(
     if send is None:
         return DeliveryResult("unknown")
     inserted = conn.execute(
-        _insert(conn)(delivery_t).values(
-            provider_event_key=event_key, send_id=send.id, message_id=send.message_id,
-            status=str(status), time=at, raw=raw,
-        ).on_conflict_do_nothing(index_elements=["provider_event_key"])
+        _insert(conn)(delivery_t)
+        .values(
+            provider_event_key=event_key,
+            send_id=send.id,
+            message_id=send.message_id,
+            status=str(status),
+            time=at,
+            raw=raw,
+        )
+        .on_conflict_do_nothing(index_elements=["provider_event_key"])
         .returning(delivery_t.c.id)
     ).first()
     if inserted is None:
@@ -330,11 +480,17 @@ class Delivery:
     raw: dict[str, Any] | None = None
 
 
-_SENDS_BY_PROVIDERS = sa.select(send_t).where(
-    send_t.c.provider_id.in_(sa.bindparam("provider_ids", expanding=True))
-).order_by(send_t.c.id).with_for_update()
-_MOVE_SEND = send_t.update().where(send_t.c.id == sa.bindparam("b_id")).values(
-    status=sa.bindparam("b_status"), status_at=sa.bindparam("b_at"))
+_SENDS_BY_PROVIDERS = (
+    sa.select(send_t)
+    .where(send_t.c.provider_id.in_(sa.bindparam("provider_ids", expanding=True)))
+    .order_by(send_t.c.id)
+    .with_for_update()
+)
+_MOVE_SEND = (
+    send_t.update()
+    .where(send_t.c.id == sa.bindparam("b_id"))
+    .values(status=sa.bindparam("b_status"), status_at=sa.bindparam("b_at"))
+)
 
 
 def record_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
@@ -344,8 +500,14 @@ def record_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[
     status moves. The rest (a send found only by our message id, an ambiguous send
     being resolved) go through ``record_delivery`` one by one."""
     provider_ids = sorted({d.provider_id for d in deliveries if d.provider_id})
-    sends = ({r.provider_id: r for r in conn.execute(
-        _SENDS_BY_PROVIDERS, {"provider_ids": provider_ids})} if provider_ids else {})
+    sends = (
+        {
+            r.provider_id: r
+            for r in conn.execute(_SENDS_BY_PROVIDERS, {"provider_ids": provider_ids})
+        }
+        if provider_ids
+        else {}
+    )
 
     usual: list[Row[Any] | None] = []  # the send, when the usual path takes it
     for d in deliveries:
@@ -357,22 +519,41 @@ def record_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[
             first_of_key.setdefault(d.event_key, (i, send))
     inserted: set[str] = set()
     if first_of_key:
-        rows = [{"provider_event_key": deliveries[i].event_key, "send_id": send.id,
-                 "message_id": send.message_id, "status": str(deliveries[i].status),
-                 "time": deliveries[i].at, "raw": deliveries[i].raw}
-                for i, send in first_of_key.values()]
-        inserted = set(conn.execute(
-            _insert(conn)(delivery_t).values(rows)
-            .on_conflict_do_nothing(index_elements=["provider_event_key"])
-            .returning(delivery_t.c.provider_event_key)).scalars())
+        rows = [
+            {
+                "provider_event_key": deliveries[i].event_key,
+                "send_id": send.id,
+                "message_id": send.message_id,
+                "status": str(deliveries[i].status),
+                "time": deliveries[i].at,
+                "raw": deliveries[i].raw,
+            }
+            for i, send in first_of_key.values()
+        ]
+        inserted = set(
+            conn.execute(
+                _insert(conn)(delivery_t)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["provider_event_key"])
+                .returning(delivery_t.c.provider_event_key)
+            ).scalars()
+        )
     status_now = {pid: send.status for pid, send in sends.items()}
     moves: dict[int, dict[str, Any]] = {}
     results: list[DeliveryResult] = []
     for i, (d, send) in enumerate(zip(deliveries, usual, strict=True)):
         if send is None:
-            results.append(record_delivery(
-                conn, provider_id=d.provider_id, message_id=d.message_id, status=d.status,
-                event_key=d.event_key, at=d.at, raw=d.raw))
+            results.append(
+                record_delivery(
+                    conn,
+                    provider_id=d.provider_id,
+                    message_id=d.message_id,
+                    status=d.status,
+                    event_key=d.event_key,
+                    at=d.at,
+                    raw=d.raw,
+                )
+            )
             continue
         pid = send.provider_id
         if first_of_key[d.event_key][0] != i or d.event_key not in inserted:

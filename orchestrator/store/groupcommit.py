@@ -55,14 +55,23 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class GroupCommit:
     """Writer threads; ``await submit(item)`` returns the item's result once committed."""
 
-    def __init__(self, tx: Callable[[], AbstractContextManager[Connection]], run: RunMany, *,
-                 writers: int = 1, limit: int = 100, name: str = "outreach-commit"):
+    def __init__(
+        self,
+        tx: Callable[[], AbstractContextManager[Connection]],
+        run: RunMany,
+        *,
+        writers: int = 1,
+        limit: int = 100,
+        name: str = "outreach-commit",
+    ):
         self._tx = tx
         self._run_many = run
         self._limit = limit
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{n}", daemon=True)
-                         for n in range(writers)]
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"{name}-{n}", daemon=True)
+            for n in range(writers)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -107,8 +116,9 @@ class GroupCommit:
                 results = self._run_many(conn, [item.payload for item in batch])
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
             if len(batch) > 1:
-                log.info("batch rolled back, retrying its items one by one",
-                         extra={"items": len(batch)})
+                log.info(
+                    "batch rolled back, retrying its items one by one", extra={"items": len(batch)}
+                )
                 for item in batch:
                     self._run([item])
                 return

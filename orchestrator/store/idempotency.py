@@ -55,23 +55,42 @@ def _canonical(value: Any) -> str:
 
 def fingerprint(account_id: str, request: BaseModel) -> str:
     """What makes two requests the same one: their account and every field they give."""
-    text = json.dumps({"account": account_id, "request": request.model_dump()},
-                      sort_keys=True, default=_canonical)
+    text = json.dumps(
+        {"account": account_id, "request": request.model_dump()}, sort_keys=True, default=_canonical
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def first_answer(conn: Connection, key: str) -> Answer | None:
     """The answer stored for ``key``, if a request with it was recorded."""
-    row = conn.execute(sa.select(key_t.c.status_code, key_t.c.response, key_t.c.fingerprint)
-                       .where(key_t.c.key == key)).first()
+    row = conn.execute(
+        sa.select(key_t.c.status_code, key_t.c.response, key_t.c.fingerprint).where(
+            key_t.c.key == key
+        )
+    ).first()
     return None if row is None else Answer(row.status_code, row.response, row.fingerprint)
 
 
-def remember(conn: Connection, *, key: str, account_id: str, fingerprint: str,
-             answer: Answer | tuple[int, dict[str, Any]], now: datetime) -> None:
+def remember(
+    conn: Connection,
+    *,
+    key: str,
+    account_id: str,
+    fingerprint: str,
+    answer: Answer | tuple[int, dict[str, Any]],
+    now: datetime,
+) -> None:
     """Store the first answer to a keyed request, in the transaction that recorded it.
     Raises ``IntegrityError`` if another request took the key meanwhile (that
     transaction must then be rolled back: its request was recorded by the other)."""
     status, body = (answer.status, answer.body) if isinstance(answer, Answer) else answer
-    conn.execute(key_t.insert().values(key=key, account_id=account_id, fingerprint=fingerprint,
-                                       status_code=status, response=body, created_at=now))
+    conn.execute(
+        key_t.insert().values(
+            key=key,
+            account_id=account_id,
+            fingerprint=fingerprint,
+            status_code=status,
+            response=body,
+            created_at=now,
+        )
+    )

@@ -96,14 +96,18 @@ class _OneOf(ColumnElement[bool]):
 @compiles(_OneOf, "postgresql")
 def _one_of_postgresql(element: _OneOf, compiler: Any, **kw: Any) -> str:
     array = compiler.dialect.type_compiler_instance.process(element.column.type) + "[]"
-    return (f"{compiler.process(element.column, **kw)} = "
-            f"ANY(CAST({compiler.process(element.values, **kw)} AS {array}))")
+    return (
+        f"{compiler.process(element.column, **kw)} = "
+        f"ANY(CAST({compiler.process(element.values, **kw)} AS {array}))"
+    )
 
 
 @compiles(_OneOf)
 def _one_of_sqlite(element: _OneOf, compiler: Any, **kw: Any) -> str:
-    return (f"{compiler.process(element.column, **kw)} IN "
-            f"(SELECT value FROM json_each({compiler.process(element.values, **kw)}))")
+    return (
+        f"{compiler.process(element.column, **kw)} IN "
+        f"(SELECT value FROM json_each({compiler.process(element.values, **kw)}))"
+    )
 
 
 def one_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:

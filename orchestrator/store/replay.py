@@ -71,8 +71,11 @@ class Replayed:
 
 
 def replay(
-    account_row: Row[Any], cipher: DataCipher, rules_for: Callable[..., AccountRules],
-    facts: Facts, now: datetime,
+    account_row: Row[Any],
+    cipher: DataCipher,
+    rules_for: Callable[..., AccountRules],
+    facts: Facts,
+    now: datetime,
 ) -> Replayed:
     """The account's state at ``now``, and every trigger event its facts caused.
 
@@ -170,14 +173,17 @@ _KIND_OF: dict[str, tuple[sa.Table, sa.ColumnElement[Any], list[sa.ColumnElement
 }
 
 
-def _dated(table: sa.Table, time: sa.ColumnElement[Any],
-           extra: list[sa.ColumnElement[bool]]) -> list[sa.ColumnElement[bool]]:
+def _dated(
+    table: sa.Table, time: sa.ColumnElement[Any], extra: list[sa.ColumnElement[bool]]
+) -> list[sa.ColumnElement[bool]]:
     return [one_of(table.c.account_id, "ids"), time <= _NOW, *extra]
 
 
 # Each kind's facts in time order (as ``replay`` applies them).
-_FACTS = {kind: sa.select(table).where(*_dated(table, time, extra)).order_by(time, table.c.id)
-          for kind, (table, time, extra) in _KIND_OF.items()}
+_FACTS = {
+    kind: sa.select(table).where(*_dated(table, time, extra)).order_by(time, table.c.id)
+    for kind, (table, time, extra) in _KIND_OF.items()
+}
 _INSTALMENTS = (
     sa.select(instalment_t)
     .where(one_of(instalment_t.c.plan_id, "plans"))
@@ -191,8 +197,11 @@ _OPT_OUTS_IN_FORCE = [
     sa.or_(
         one_of(optout_t.c.account_id, "ids"),
         one_of(optout_t.c.contact_index, "contacts"),
-        sa.and_(one_of(optout_t.c.debtor_id, "debtors"), optout_t.c.account_id.is_(None),
-                optout_t.c.contact_index.is_(None)),
+        sa.and_(
+            one_of(optout_t.c.debtor_id, "debtors"),
+            optout_t.c.account_id.is_(None),
+            optout_t.c.contact_index.is_(None),
+        ),
     ),
 ]
 # In one statement: which of these accounts have facts of each kind (most have none, and
@@ -200,17 +209,31 @@ _OPT_OUTS_IN_FORCE = [
 # force (kind ``opt_out``, with their channel, contact index and debtor).
 _NONE = sa.null()
 _HEADS = sa.union_all(
-    *(sa.select(sa.literal(kind).label("kind"), table.c.account_id,
-                _NONE.label("channel"), _NONE.label("contact_index"), _NONE.label("debtor_id"))
-      .where(*_dated(table, time, extra)).distinct()
-      for kind, (table, time, extra) in _KIND_OF.items()),
-    sa.select(sa.literal("opt_out"), optout_t.c.account_id, optout_t.c.channel,
-              optout_t.c.contact_index, optout_t.c.debtor_id).where(*_OPT_OUTS_IN_FORCE),
+    *(
+        sa.select(
+            sa.literal(kind).label("kind"),
+            table.c.account_id,
+            _NONE.label("channel"),
+            _NONE.label("contact_index"),
+            _NONE.label("debtor_id"),
+        )
+        .where(*_dated(table, time, extra))
+        .distinct()
+        for kind, (table, time, extra) in _KIND_OF.items()
+    ),
+    sa.select(
+        sa.literal("opt_out"),
+        optout_t.c.account_id,
+        optout_t.c.channel,
+        optout_t.c.contact_index,
+        optout_t.c.debtor_id,
+    ).where(*_OPT_OUTS_IN_FORCE),
 )
 
 
-def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime,
-               cipher: DataCipher) -> dict[str, Facts]:
+def load_facts(
+    conn: Connection, rows: Sequence[Row[Any]], now: datetime, cipher: DataCipher
+) -> dict[str, Facts]:
     """Facts of these accounts, in a fixed number of statements whatever their number:
     one when none of them has a promise, plan, payment or event (the usual case).
     Opt-outs of a contact are matched under every index the contact may have while keys
@@ -223,14 +246,17 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime,
     by_debtor: dict[str, list[str]] = defaultdict(list)
     for r in rows:
         by_debtor[r.debtor_id].append(r.account_id)
-        indexes = {*cipher.contact_indexes(r.phone_enc, r.phone_index, "phone"),
-                   *cipher.contact_indexes(r.email_enc, r.email_index, "email")}
+        indexes = {
+            *cipher.contact_indexes(r.phone_enc, r.phone_index, "phone"),
+            *cipher.contact_indexes(r.email_enc, r.email_index, "email"),
+        }
         for index in indexes:
             by_contact[index].append(r.account_id)
     having: dict[str, list[str]] = defaultdict(list)
     opt_outs = []
-    for head in conn.execute(_HEADS, {"ids": ids, "now": now, "contacts": list(by_contact),
-                                      "debtors": list(by_debtor)}):
+    for head in conn.execute(
+        _HEADS, {"ids": ids, "now": now, "contacts": list(by_contact), "debtors": list(by_debtor)}
+    ):
         if head.kind == "opt_out":
             opt_outs.append(head)
         else:
@@ -268,12 +294,14 @@ def load_facts(conn: Connection, rows: Sequence[Row[Any]], now: datetime,
 
 # The first planning fact dated after ``now`` of each account (a payment or promise
 # recorded ahead of its date): its account's plan changes then.
-_NEXT_FACTS = sa.union_all(*(
-    sa.select(table.c.account_id, sa.func.min(time).label("at"))
-    .where(one_of(table.c.account_id, "ids"), time > _NOW)
-    .group_by(table.c.account_id)
-    for table, time, _ in (_KIND_OF[k] for k in ("promise", "plan", "payment"))
-))
+_NEXT_FACTS = sa.union_all(
+    *(
+        sa.select(table.c.account_id, sa.func.min(time).label("at"))
+        .where(one_of(table.c.account_id, "ids"), time > _NOW)
+        .group_by(table.c.account_id)
+        for table, time, _ in (_KIND_OF[k] for k in ("promise", "plan", "payment"))
+    )
+)
 
 
 def next_facts(conn: Connection, ids: Sequence[str], now: datetime) -> dict[str, datetime]:

@@ -45,8 +45,13 @@ def forward_deliveries(conn: Connection, account_id: str) -> list[Any]:
     others it would read as if the message had gone back in flight."""
     send_t, delivery_t = table_of(Send), table_of(DeliveryEvent)
     rows = conn.execute(
-        sa.select(delivery_t.c.send_id, delivery_t.c.time, delivery_t.c.status,
-                  send_t.c.channel, send_t.c.message_id)
+        sa.select(
+            delivery_t.c.send_id,
+            delivery_t.c.time,
+            delivery_t.c.status,
+            send_t.c.channel,
+            send_t.c.message_id,
+        )
         .join(send_t, delivery_t.c.send_id == send_t.c.id)
         .where(send_t.c.account_id == account_id)
         .order_by(delivery_t.c.send_id, delivery_t.c.id)
@@ -106,8 +111,12 @@ def account_timeline(
         "dpd": _dpd(row.due_date, today),
         "balance": f"{row.balance:.2f}",
         "promises": [
-            {"amount": f"{p.amount:.2f}", "due": p.due.isoformat(), "state": p.state,
-             "made_at": iso_utc(p.made_at)}
+            {
+                "amount": f"{p.amount:.2f}",
+                "due": p.due.isoformat(),
+                "state": p.state,
+                "made_at": iso_utc(p.made_at),
+            }
             for p in promises
         ],
         "payments": [
@@ -119,8 +128,9 @@ def account_timeline(
     }
     if row.stage is not None:  # since when, and owing what then (beyond the documented keys)
         shown["stage_entered_at"] = iso_utc(row.stage_entered_at)
-        shown["balance_at_stage_entry"] = (None if row.balance_at_stage_entry is None
-                                           else f"{row.balance_at_stage_entry:.2f}")
+        shown["balance_at_stage_entry"] = (
+            None if row.balance_at_stage_entry is None else f"{row.balance_at_stage_entry:.2f}"
+        )
     if plans:  # payment plans: shown where there are any (not a documented key otherwise)
         shown["plans"] = [_plan_shown(p, instalments[p.id]) for p in plans]
     return shown
@@ -131,20 +141,24 @@ def account_timeline(
 
 def _promises(conn: Connection, account_id: str) -> list[Any]:
     promise_t = table_of(Promise)
-    return list(conn.execute(
-        sa.select(promise_t)
-        .where(promise_t.c.account_id == account_id)
-        .order_by(promise_t.c.made_at, promise_t.c.id)
-    ).all())
+    return list(
+        conn.execute(
+            sa.select(promise_t)
+            .where(promise_t.c.account_id == account_id)
+            .order_by(promise_t.c.made_at, promise_t.c.id)
+        ).all()
+    )
 
 
 def _plans(conn: Connection, account_id: str) -> list[Any]:
     plan_t = table_of(InstalmentPlan)
-    return list(conn.execute(
-        sa.select(plan_t)
-        .where(plan_t.c.account_id == account_id)
-        .order_by(plan_t.c.created_at, plan_t.c.id)
-    ).all())
+    return list(
+        conn.execute(
+            sa.select(plan_t)
+            .where(plan_t.c.account_id == account_id)
+            .order_by(plan_t.c.created_at, plan_t.c.id)
+        ).all()
+    )
 
 
 def _instalments(conn: Connection, plans: list[Any]) -> dict[int, list[Any]]:
@@ -163,42 +177,51 @@ def _instalments(conn: Connection, plans: list[Any]) -> dict[int, list[Any]]:
 
 def _payments(conn: Connection, account_id: str) -> list[Any]:
     payment_t = table_of(Payment)
-    return list(conn.execute(
-        sa.select(payment_t)
-        .where(payment_t.c.account_id == account_id)
-        .order_by(payment_t.c.paid_at, payment_t.c.id)
-    ).all())
+    return list(
+        conn.execute(
+            sa.select(payment_t)
+            .where(payment_t.c.account_id == account_id)
+            .order_by(payment_t.c.paid_at, payment_t.c.id)
+        ).all()
+    )
 
 
 def _opt_out_rows(conn: Connection, row: Any) -> list[Any]:
     """The account's opt-outs and its debtor's debtor-wide ones (no account)."""
     opt_t = table_of(OptOut)
-    return list(conn.execute(
-        sa.select(opt_t)
-        .where(
-            sa.or_(
-                opt_t.c.account_id == row.account_id,
-                sa.and_(opt_t.c.account_id.is_(None), opt_t.c.debtor_id == row.debtor_id),
+    return list(
+        conn.execute(
+            sa.select(opt_t)
+            .where(
+                sa.or_(
+                    opt_t.c.account_id == row.account_id,
+                    sa.and_(opt_t.c.account_id.is_(None), opt_t.c.debtor_id == row.debtor_id),
+                )
             )
-        )
-        .order_by(opt_t.c.created_at, opt_t.c.id)
-    ).all())
+            .order_by(opt_t.c.created_at, opt_t.c.id)
+        ).all()
+    )
 
 
 def _decisions(conn: Connection, account_id: str) -> list[Any]:
-    return list(conn.execute(
-        sa.select(decision_t)
-        .where(decision_t.c.account_id == account_id)
-        .order_by(decision_t.c.time, decision_t.c.id)
-    ).all())
+    return list(
+        conn.execute(
+            sa.select(decision_t)
+            .where(decision_t.c.account_id == account_id)
+            .order_by(decision_t.c.time, decision_t.c.id)
+        ).all()
+    )
 
 
 def _opted_out(cipher: DataCipher, row: Any, opt_rows: list[Any]) -> list[str]:
     """The channels opted out of now: the account's own opt-outs, and a debtor-wide one
     made from a contact (phone, email) this account still has."""
     phones = cipher.contact_indexes(row.phone_enc, row.phone_index, "phone")
-    contact = {"sms": phones, "voice": phones,
-               "email": cipher.contact_indexes(row.email_enc, row.email_index, "email")}
+    contact = {
+        "sms": phones,
+        "voice": phones,
+        "email": cipher.contact_indexes(row.email_enc, row.email_index, "email"),
+    }
     return sorted(
         {
             o.channel
@@ -216,10 +239,16 @@ def _opted_out(cipher: DataCipher, row: Any, opt_rows: list[Any]) -> list[str]:
 # -- the events --------------------------------------------------------------------
 
 
-def _event(at: datetime, type_: str, channel: Any = None, status: Any = None,
-           message_id: Any = None) -> Event:
-    return at, {"time": iso_utc(at), "type": type_, "channel": channel, "status": status,
-                "message_id": message_id}
+def _event(
+    at: datetime, type_: str, channel: Any = None, status: Any = None, message_id: Any = None
+) -> Event:
+    return at, {
+        "time": iso_utc(at),
+        "type": type_,
+        "channel": channel,
+        "status": status,
+        "message_id": message_id,
+    }
 
 
 def _in_time_order(*sources: list[Event]) -> list[dict[str, Any]]:
@@ -230,8 +259,10 @@ def _in_time_order(*sources: list[Event]) -> list[dict[str, Any]]:
 
 
 def _delivery_events(conn: Connection, account_id: str) -> list[Event]:
-    return [_event(d.time, "delivery", d.channel, d.status, d.message_id)
-            for d in forward_deliveries(conn, account_id)]
+    return [
+        _event(d.time, "delivery", d.channel, d.status, d.message_id)
+        for d in forward_deliveries(conn, account_id)
+    ]
 
 
 def _account_events(conn: Connection, cipher: DataCipher, account_id: str) -> list[Event]:
@@ -239,8 +270,13 @@ def _account_events(conn: Connection, cipher: DataCipher, account_id: str) -> li
     found = []
     for e in conn.execute(sa.select(event_t).where(event_t.c.account_id == account_id)):
         detail = e.detail or {}
-        event = _event(e.time, e.type, e.channel, detail.get("status") or detail.get("kind"),
-                       detail.get("message_id"))
+        event = _event(
+            e.time,
+            e.type,
+            e.channel,
+            detail.get("status") or detail.get("kind"),
+            detail.get("message_id"),
+        )
         if e.type == "inbound_sms" and detail.get("body"):
             # The person's own words, for people to read (what was not a keyword above all).
             event[1]["text"] = _readable(cipher, detail["body"])
@@ -281,9 +317,17 @@ def _decision_shown(d: Any) -> dict[str, Any]:
 
 
 def _plan_shown(plan: Any, instalments: list[Any]) -> dict[str, Any]:
-    return {"created_at": iso_utc(plan.created_at), "state": plan.state,
-            "ended_at": iso_utc(plan.ended_at),
-            "instalments": [
-                {"due": i.due.isoformat(), "amount": f"{i.amount:.2f}",
-                 "paid": f"{i.paid:.2f}", "state": i.state}
-                for i in instalments]}
+    return {
+        "created_at": iso_utc(plan.created_at),
+        "state": plan.state,
+        "ended_at": iso_utc(plan.ended_at),
+        "instalments": [
+            {
+                "due": i.due.isoformat(),
+                "amount": f"{i.amount:.2f}",
+                "paid": f"{i.paid:.2f}",
+                "state": i.state,
+            }
+            for i in instalments
+        ],
+    }

@@ -109,8 +109,15 @@ _MINIMAL = {
 def minimal_templates(directory: Path, names: list[str] | None = None) -> Path:
     """One tiny template per channel and name, enough for engine tests."""
     names = names or [
-        "reminder", "overdue", "final_notice", "promise_reminder", "promise_broken",
-        "payment_thanks", "reminder_letter", "demand_letter", "final_demand",
+        "reminder",
+        "overdue",
+        "final_notice",
+        "promise_reminder",
+        "promise_broken",
+        "payment_thanks",
+        "reminder_letter",
+        "demand_letter",
+        "final_demand",
     ]
     for channel, ext in _MINIMAL.items():
         folder = directory / channel

@@ -46,8 +46,12 @@ class BodyLimit:
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
-                       send: Callable[[Any], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -72,8 +76,9 @@ class BodyLimit:
 def _link_for_a_browser(request: Request) -> bool:
     """A person's browser following a ``/p/`` or ``/u/`` link gets HTML pages; scripts and
     API clients keep JSON."""
-    return (request.url.path.startswith(("/p/", "/u/"))
-            and "text/html" in request.headers.get("accept", ""))
+    return request.url.path.startswith(("/p/", "/u/")) and "text/html" in request.headers.get(
+        "accept", ""
+    )
 
 
 async def _json_errors(request: Request, exc: HTTPException) -> Response:
@@ -85,9 +90,15 @@ async def _json_errors(request: Request, exc: HTTPException) -> Response:
 async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422, without echoing the input: it may be personal data, megabytes, or
     text that cannot even be encoded (a lone surrogate made the default a 500)."""
-    return JSONResponse({"detail": [
-        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": str(e.get("msg"))}
-        for e in exc.errors()]}, status_code=422)
+    return JSONResponse(
+        {
+            "detail": [
+                {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": str(e.get("msg"))}
+                for e in exc.errors()
+            ]
+        },
+        status_code=422,
+    )
 
 
 def create_app(server: Server) -> FastAPI:
@@ -95,8 +106,7 @@ def create_app(server: Server) -> FastAPI:
     ``{"error": ...}`` (a browser following a bad link gets a page instead)."""
     # The OpenAPI document only: no Swagger UI or ReDoc page, which load scripts from a
     # public CDN, on a server that holds debtors' data (docs/http.md).
-    app = FastAPI(title="outreach", version="1", description=__doc__,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(title="outreach", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.server = server  # what the routes' ``ServerDep`` reads
     app.add_middleware(BodyLimit)
     app.exception_handler(HTTPException)(_json_errors)
@@ -119,17 +129,38 @@ def build_server(settings: Settings | None = None) -> Server:
     secret = settings.require("OUTREACH_SECRET_KEY")
     cipher = settings.cipher()
     config = load_config(settings.config_dir, settings.templates_dir, deployment=True)
-    engine = db.make_engine(settings.database_url, pool_size=20, max_overflow=20) \
-        if settings.database_url.startswith("postgresql") else db.make_engine(settings.database_url)
+    engine = (
+        db.make_engine(settings.database_url, pool_size=20, max_overflow=20)
+        if settings.database_url.startswith("postgresql")
+        else db.make_engine(settings.database_url)
+    )
     clock = SystemClock()
     # The server sends one thing itself: the payment-link text a person asks for on a call.
     sms = config.channels.get(PAY_LINK_CHANNEL)
-    adapters = ({PAY_LINK_CHANNEL: create_adapter(PAY_LINK_CHANNEL, sms, base_dir=Path.cwd(),
-                                                  clock=clock)} if sms is not None else {})
-    runner = Runner(engine, config, TemplateRenderer(settings.templates_dir), adapters, cipher,
-                    public_url=settings.public_url, secret=secret, worker="server")
-    return Server(db=engine, config=config, cipher=cipher, settings=settings, clock=clock,
-                  runner=runner, twilio_token=settings.twilio_auth_token)
+    adapters = (
+        {PAY_LINK_CHANNEL: create_adapter(PAY_LINK_CHANNEL, sms, base_dir=Path.cwd(), clock=clock)}
+        if sms is not None
+        else {}
+    )
+    runner = Runner(
+        engine,
+        config,
+        TemplateRenderer(settings.templates_dir),
+        adapters,
+        cipher,
+        public_url=settings.public_url,
+        secret=secret,
+        worker="server",
+    )
+    return Server(
+        db=engine,
+        config=config,
+        cipher=cipher,
+        settings=settings,
+        clock=clock,
+        runner=runner,
+        twilio_token=settings.twilio_auth_token,
+    )
 
 
 def app_from_env() -> FastAPI:

@@ -16,8 +16,9 @@ def same_secret(given: str, expected: str) -> bool:
     """Constant-time equality of two header values. Starlette decodes header bytes as
     latin-1, and ``hmac.compare_digest`` refuses non-ASCII text (a TypeError, a 500):
     compare their UTF-8 bytes instead, so a stray byte is just a wrong credential."""
-    return hmac.compare_digest(given.encode("utf-8", "replace"),
-                               expected.encode("utf-8", "replace"))
+    return hmac.compare_digest(
+        given.encode("utf-8", "replace"), expected.encode("utf-8", "replace")
+    )
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -38,8 +38,16 @@ from orchestrator.store.accounts import account_from_row, record_decision
 __all__ = ["handle_inbound"]
 
 
-def handle_inbound(conn: Connection, decider: Decider, cipher: DataCipher, phone: str,
-                   body: str, now: datetime, *, message_sid: str) -> list[str]:
+def handle_inbound(
+    conn: Connection,
+    decider: Decider,
+    cipher: DataCipher,
+    phone: str,
+    body: str,
+    now: datetime,
+    *,
+    message_sid: str,
+) -> list[str]:
     """Record an inbound text from ``phone`` and act on its keyword; returns the replies
     to send back (already recorded). A message id seen before (a provider's retry, or a
     captured START replayed after a later STOP) changes nothing and gets no reply."""
@@ -50,20 +58,35 @@ def handle_inbound(conn: Connection, decider: Decider, cipher: DataCipher, phone
     what = classify_inbound(body, policy.revocations)
     indexes = cipher.index_candidates(phone, "phone")
     for row in rows:
-        facts.record_event(conn, account_id=row.account_id, type_="inbound_sms", at=now,
-                           channel="sms", detail={"kind": str(what),
-                                                  "body": cipher.encrypt(body)})
+        facts.record_event(
+            conn,
+            account_id=row.account_id,
+            type_="inbound_sms",
+            at=now,
+            channel="sms",
+            detail={"kind": str(what), "body": cipher.encrypt(body)},
+        )
     if what in (InboundKind.opt_out, InboundKind.revocation):
         # In their own words, the person may mean calls or texts: both stop.
         channels = AUTOMATED_CHANNELS if what == InboundKind.revocation else {"sms"}
         for debtor in sorted({r.debtor_id for r in rows}):
             for channel in sorted(channels):
-                facts.opt_out(conn, debtor_id=debtor, account_id=None, channel=channel,
-                              contact_index=indexes[0] if indexes else None,
-                              source="inbound_sms", at=now)
-        if rows and policy.opt_out_confirmation and not facts.replied_since(
-                conn, [r.account_id for r in rows], OPT_OUT_CONFIRMATION,
-                now - CONFIRMATION_WINDOW):
+                facts.opt_out(
+                    conn,
+                    debtor_id=debtor,
+                    account_id=None,
+                    channel=channel,
+                    contact_index=indexes[0] if indexes else None,
+                    source="inbound_sms",
+                    at=now,
+                )
+        if (
+            rows
+            and policy.opt_out_confirmation
+            and not facts.replied_since(
+                conn, [r.account_id for r in rows], OPT_OUT_CONFIRMATION, now - CONFIRMATION_WINDOW
+            )
+        ):
             return [_reply(conn, decider, cipher, rows[0], phone, OPT_OUT_CONFIRMATION, now)]
     elif what == InboundKind.opt_in:
         for channel in sorted(policy.opt_out_channels("sms")):
@@ -73,15 +96,41 @@ def handle_inbound(conn: Connection, decider: Decider, cipher: DataCipher, phone
     return []
 
 
-def _reply(conn: Connection, decider: Decider, cipher: DataCipher, row: Any, phone: str,
-           step: str, now: datetime) -> str:
+def _reply(
+    conn: Connection,
+    decider: Decider,
+    cipher: DataCipher,
+    row: Any,
+    phone: str,
+    step: str,
+    now: datetime,
+) -> str:
     text = reply_text(step, decider.config.creditor(row.creditor), row.locale)
     zone = decider.rules(account_from_row(row, cipher)).zones.primary
     message_id = message_id_for(row.account_id, step, now.isoformat())
-    record_decision(conn, DecisionRecord(
-        time=now, local_time=iso_local(now, zone), account=row.account_id,
-        debtor=row.debtor_id, stage=None, step=step, channel="sms", kind=str(Kind.notice),
-        decision=DecisionKind.sent, message_id=message_id, to=phone, text=text))
-    facts.record_reply_send(conn, message_id=message_id, account_id=row.account_id,
-                            debtor_id=row.debtor_id, to_index=row.phone_index, at=now)
+    record_decision(
+        conn,
+        DecisionRecord(
+            time=now,
+            local_time=iso_local(now, zone),
+            account=row.account_id,
+            debtor=row.debtor_id,
+            stage=None,
+            step=step,
+            channel="sms",
+            kind=str(Kind.notice),
+            decision=DecisionKind.sent,
+            message_id=message_id,
+            to=phone,
+            text=text,
+        ),
+    )
+    facts.record_reply_send(
+        conn,
+        message_id=message_id,
+        account_id=row.account_id,
+        debtor_id=row.debtor_id,
+        to_index=row.phone_index,
+        at=now,
+    )
     return text

@@ -45,8 +45,10 @@ _TEXT = {
         "missing": "此链接无效，请核对您收到的消息。",
     },
 }
-_STYLE = ("body{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;"
-          "padding:0 1rem;line-height:1.5;color:#222}h1{font-size:1.4rem}")
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;"
+    "padding:0 1rem;line-height:1.5;color:#222}h1{font-size:1.4rem}"
+)
 
 
 def page_locale(locale: str | None) -> str:
@@ -92,13 +94,16 @@ def _call(t: dict[str, str], key: str, creditor: Creditor | None) -> str:
     if creditor is None:
         return escape(t["nobody"])
     phone = escape(creditor.phone)
-    return escape(t[key]).format(name=escape(creditor.name),
-                                 phone=f'<a href="tel:{phone}">{phone}</a>')
+    return escape(t[key]).format(
+        name=escape(creditor.name), phone=f'<a href="tel:{phone}">{phone}</a>'
+    )
 
 
 def _document(lang: str, title: str, lines: list[str]) -> str:
     body = "".join(f"<p>{line}</p>" for line in lines)
-    return (f'<!doctype html><html lang="{lang}"><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{escape(title)}</title><style>{_STYLE}</style>"
-            f"<h1>{escape(title)}</h1>{body}</html>")
+    return (
+        f'<!doctype html><html lang="{lang}"><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style>"
+        f"<h1>{escape(title)}</h1>{body}</html>"
+    )

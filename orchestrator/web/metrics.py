@@ -24,18 +24,28 @@ class DbCollector:
         self.clock = clock
 
     def collect(self) -> Any:
-        sends = GaugeMetricFamily("outreach_sends", "Sends by channel and status",
-                                  labels=["channel", "status"])
+        sends = GaugeMetricFamily(
+            "outreach_sends", "Sends by channel and status", labels=["channel", "status"]
+        )
         due = GaugeMetricFamily("outreach_due_occurrences", "Occurrences due now, not decided")
         send_t, occ_t = table_of(Send), table_of(OccurrenceRow)
         with self.db.connect() as conn:
             for channel, status, count in conn.execute(
-                sa.select(send_t.c.channel, send_t.c.status, sa.func.count())
-                .group_by(send_t.c.channel, send_t.c.status)
+                sa.select(send_t.c.channel, send_t.c.status, sa.func.count()).group_by(
+                    send_t.c.channel, send_t.c.status
+                )
             ):
                 sends.add_metric([channel, status], count)
-            due.add_metric([], conn.execute(sa.select(sa.func.count()).select_from(occ_t).where(
-                occ_t.c.state.in_(("pending", "deferred")),
-                occ_t.c.next_attempt_at <= self.clock.now())).scalar_one())
+            due.add_metric(
+                [],
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(occ_t)
+                    .where(
+                        occ_t.c.state.in_(("pending", "deferred")),
+                        occ_t.c.next_attempt_at <= self.clock.now(),
+                    )
+                ).scalar_one(),
+            )
         yield sends
         yield due

@@ -17,8 +17,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from orchestrator.ingest.validation import CONTROL, MAX_LENGTH
 
-__all__ = ["KEY_PATTERN", "AccountId", "AccountIn", "EventIn", "InstalmentIn", "PaymentIn",
-           "PlainText"]
+__all__ = [
+    "KEY_PATTERN",
+    "AccountId",
+    "AccountIn",
+    "EventIn",
+    "InstalmentIn",
+    "PaymentIn",
+    "PlainText",
+]
 
 
 def _plain_text(value: str) -> str:
@@ -36,8 +43,9 @@ def _bounded(field: str) -> Any:
 # Text of a request body or path: bounded, and no control characters (a NUL is a 500 on
 # PostgreSQL, the others corrupt letters, manifests and logs).
 PlainText = Annotated[str, AfterValidator(_plain_text)]
-AccountId = Annotated[str, PathParam(min_length=1, max_length=MAX_LENGTH["account_id"]),
-                      AfterValidator(_plain_text)]
+AccountId = Annotated[
+    str, PathParam(min_length=1, max_length=MAX_LENGTH["account_id"]), AfterValidator(_plain_text)
+]
 
 
 class AccountIn(BaseModel):
@@ -81,16 +89,29 @@ KEY_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["promise", "payment", "plan", "conversation", "dispute", "dispute_resolved",
-                  "cease", "complaint", "opt_out"]
+    type: Literal[
+        "promise",
+        "payment",
+        "plan",
+        "conversation",
+        "dispute",
+        "dispute_resolved",
+        "cease",
+        "complaint",
+        "opt_out",
+    ]
     at: datetime | None = None
     amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
     due: date | None = None
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     payment_id: PlainText | None = Field(
-        default=None, min_length=1, max_length=200, pattern=KEY_PATTERN,
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=KEY_PATTERN,
         description="the payment's own id: recorded once (its idempotency key when no "
-                    "Idempotency-Key header is sent)")
+        "Idempotency-Key header is sent)",
+    )
     channel: Literal["sms", "voice", "email", "letter"] | None = None
     # a payment plan's instalments (``type: plan``)
     instalments: list[InstalmentIn] | None = Field(default=None, min_length=1, max_length=360)

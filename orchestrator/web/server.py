@@ -47,9 +47,18 @@ log = logging.getLogger("outreach.server")
 class Server:
     """Everything a request needs, built once per process."""
 
-    def __init__(self, *, db: Engine, config: Config, cipher: DataCipher, settings: Settings,
-                 clock: Clock, runner: Runner, twilio_token: str | None = None,
-                 conversation_seconds: int = 30):
+    def __init__(
+        self,
+        *,
+        db: Engine,
+        config: Config,
+        cipher: DataCipher,
+        settings: Settings,
+        clock: Clock,
+        runner: Runner,
+        twilio_token: str | None = None,
+        conversation_seconds: int = 30,
+    ):
         self.db = db
         self.config = config
         self.cipher = cipher
@@ -61,17 +70,24 @@ class Server:
         self._write_lock = threading.Lock() if db.dialect.name == "sqlite" else None
         # Webhook writes run here, off the event loop: one thread for SQLite (one writer
         # anyway), a few for PostgreSQL. Fewer threads than requests keeps latency flat.
-        self.executor = ThreadPoolExecutor(1 if self._write_lock else 8,
-                                           thread_name_prefix="outreach-db")
+        self.executor = ThreadPoolExecutor(
+            1 if self._write_lock else 8, thread_name_prefix="outreach-db"
+        )
         self.registry = CollectorRegistry()
-        self.rejections = Counter("outreach_webhook_rejections", "Requests refused, by reason",
-                                  ["route", "reason"], registry=self.registry)
+        self.rejections = Counter(
+            "outreach_webhook_rejections",
+            "Requests refused, by reason",
+            ["route", "reason"],
+            registry=self.registry,
+        )
         self.registry.register(DbCollector(db, clock))
         # Status callbacks come in bursts: their writes share transactions (groupcommit).
-        self.commits = GroupCommit(self.tx, self.record_statuses,
-                                   writers=1 if self._write_lock else 2)
-        self.calls = VoiceCalls(tx=self.tx, config=config, cipher=cipher, runner=runner,
-                                public_url=settings.public_url)
+        self.commits = GroupCommit(
+            self.tx, self.record_statuses, writers=1 if self._write_lock else 2
+        )
+        self.calls = VoiceCalls(
+            tx=self.tx, config=config, cipher=cipher, runner=runner, public_url=settings.public_url
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -93,11 +109,11 @@ class Server:
         log.warning("rejected", extra={"reason": reason})
         return HTTPException(status, message)
 
-    def record_statuses(self, conn: Connection, callbacks: list[StatusCallback]
-                        ) -> list[facts.DeliveryResult]:
+    def record_statuses(
+        self, conn: Connection, callbacks: list[StatusCallback]
+    ) -> list[facts.DeliveryResult]:
         """A group commit's batch of status callbacks (``services.statuses``)."""
-        return record_statuses(conn, callbacks,
-                               conversation_seconds=self.conversation_seconds)
+        return record_statuses(conn, callbacks, conversation_seconds=self.conversation_seconds)
 
     def replan(self, account_ids: list[str]) -> None:
         """Plan these accounts now that their new facts are committed. Never raises: the
@@ -106,9 +122,10 @@ class Server:
         try:
             self.runner.plan_accounts(account_ids, self.clock.now())
         except Exception as exc:  # noqa: BLE001 - see above
-            log.warning("planning after a request failed; the next round plans it",
-                        extra={"account_id": ",".join(account_ids),
-                               "error": type(exc).__name__})
+            log.warning(
+                "planning after a request failed; the next round plans it",
+                extra={"account_id": ",".join(account_ids), "error": type(exc).__name__},
+            )
 
     def rules(self, row: Row[Any]) -> AccountRules:
         """The rules of an account row: its zones, its promise and plan bounds."""

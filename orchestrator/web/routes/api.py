@@ -60,13 +60,21 @@ def get_timeline(account_id: AccountId, server: ServerDep) -> Any:
 
 @router.post("/api/v1/accounts/{account_id}/events", dependencies=api, status_code=201)
 def post_event(
-    account_id: AccountId, event: EventIn, server: ServerDep,
-    idempotency_key: Annotated[str | None, Header(
-        min_length=1, max_length=200, pattern=KEY_PATTERN,
-        description="unique to this request (a UUID). A repeat with the same key gets "
-                    "the first answer again (status and body) and records nothing; the "
-                    "same key with another request is refused (422). Required for a "
-                    "payment (or its payment_id), a promise and a plan.")] = None,
+    account_id: AccountId,
+    event: EventIn,
+    server: ServerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            pattern=KEY_PATTERN,
+            description="unique to this request (a UUID). A repeat with the same key gets "
+            "the first answer again (status and body) and records nothing; the "
+            "same key with another request is refused (422). Required for a "
+            "payment (or its payment_id), a promise and a plan.",
+        ),
+    ] = None,
 ) -> Any:
     """Record what was agreed with the debtor. Every check (the key, the instant, the
     account, the policy's promise and plan bounds) comes before the transaction

@@ -51,5 +51,6 @@ def _health(server: Server) -> Response:
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(server: ServerDep) -> Response:
-    return PlainTextResponse(generate_latest(server.registry).decode(),
-                             media_type=CONTENT_TYPE_LATEST)
+    return PlainTextResponse(
+        generate_latest(server.registry).decode(), media_type=CONTENT_TYPE_LATEST
+    )

@@ -27,8 +27,9 @@ def pay_redirect(token: str, request: Request, server: ServerDep) -> Response:
     HEAD or a link previewer is answered the same without recording; an expired link
     still leads to the pay page (or where to pay and whom to call)."""
     try:
-        answer = links.follow_pay_link(server, token, method=request.method,
-                                       user_agent=request.headers.get("user-agent"))
+        answer = links.follow_pay_link(
+            server, token, method=request.method, user_agent=request.headers.get("user-agent")
+        )
     except Refused as exc:
         raise server.reject(f"link_{PAY}", exc.reason, exc.status, exc.detail) from None
     if answer.redirect:
@@ -42,8 +43,7 @@ def _unsubscribe_link(server: Server, token: str) -> tuple[Any, Response | None]
     try:
         send, too_old = links.unsubscribe_link(server, token)
     except Refused as exc:
-        raise server.reject(f"link_{UNSUBSCRIBE}", exc.reason, exc.status,
-                            exc.detail) from None
+        raise server.reject(f"link_{UNSUBSCRIBE}", exc.reason, exc.status, exc.detail) from None
     return send, None if too_old is None else HTMLResponse(too_old, 410)
 
 
@@ -66,5 +66,6 @@ def unsubscribe(token: str, server: ServerDep) -> Response:
     if too_old is not None:
         return too_old
     links.unsubscribe(server, send)
-    return HTMLResponse("<!doctype html><title>Unsubscribed</title>"
-                        "<p>You will receive no more emails from us.</p>")
+    return HTMLResponse(
+        "<!doctype html><title>Unsubscribed</title><p>You will receive no more emails from us.</p>"
+    )

@@ -55,8 +55,9 @@ async def _status(server: Server, request: Request, kind: str) -> Response:
         event = status_event(kind, form)
     except UnknownStatus as exc:
         raise server.reject(route, "bad_status", 400, str(exc)) from None
-    callback = status_callback(kind, event, request.query_params.get("message_id"),
-                               server.clock.now())
+    callback = status_callback(
+        kind, event, request.query_params.get("message_id"), server.clock.now()
+    )
     result = await server.commits.submit(callback, key=event.provider_id)
     if result.outcome == "unknown":
         raise server.reject(route, "unknown_send", 404, "no such send")
@@ -78,19 +79,26 @@ async def voice_status(request: Request, server: ServerDep) -> Response:
 @router.post("/webhooks/twilio/voice/twiml/{message_id}", include_in_schema=False)
 async def voice_twiml(request: Request, message_id: str, server: ServerDep) -> Response:
     form = await signed_form(server, request, "twilio_voice_twiml")
-    return await server.run(_voice, server, "twilio_voice_twiml", server.calls.answer,
-                            message_id, answered_call(form))
+    return await server.run(
+        _voice, server, "twilio_voice_twiml", server.calls.answer, message_id, answered_call(form)
+    )
 
 
 @router.post("/webhooks/twilio/voice/gather/{message_id}", include_in_schema=False)
 async def voice_gather(request: Request, message_id: str, server: ServerDep) -> Response:
     form = await signed_form(server, request, "twilio_voice_gather")
-    return await server.run(_voice, server, "twilio_voice_gather", server.calls.press,
-                            message_id, pressed(form))
+    return await server.run(
+        _voice, server, "twilio_voice_gather", server.calls.press, message_id, pressed(form)
+    )
 
 
-def _voice(server: Server, route: str, answer: Callable[[str, Any, datetime], str | None],
-           message_id: str, given: Any) -> Response:
+def _voice(
+    server: Server,
+    route: str,
+    answer: Callable[[str, Any, datetime], str | None],
+    message_id: str,
+    given: Any,
+) -> Response:
     twiml = answer(message_id, given, server.clock.now())
     if twiml is None:
         raise server.reject(route, "unknown_send", 404, "no such call")
@@ -102,14 +110,20 @@ async def sms_inbound(request: Request, server: ServerDep) -> Response:
     form = await signed_form(server, request, "twilio_sms_inbound")
     text = inbound_text(form)
     if text is None:
-        raise server.reject("twilio_sms_inbound", "no_message_sid", 400,
-                            "MessageSid is missing")
+        raise server.reject("twilio_sms_inbound", "no_message_sid", 400, "MessageSid is missing")
     return await server.run(_inbound, server, text.sid, text.phone, text.body)
 
 
 def _inbound(server: Server, sid: str, phone: str, body: str) -> Response:
     """An inbound text acted on (``web.inbound``), answered with the replies to send."""
     with server.tx() as conn:
-        replies = handle_inbound(conn, server.runner.decider, server.cipher, phone, body,
-                                 server.clock.now(), message_sid=sid)
+        replies = handle_inbound(
+            conn,
+            server.runner.decider,
+            server.cipher,
+            phone,
+            body,
+            server.clock.now(),
+            message_sid=sid,
+        )
     return Response(reply_twiml(replies), media_type="application/xml")

@@ -28,22 +28,22 @@ _PERSONAL = ("name", "phone", "email", "address")
 def put_account(server: Server, account_id: str, body: AccountIn) -> str:
     """Create or update an account; what happened (``upsert_account``'s outcome).
     ``Invalid`` with every problem (field and message) if the account is not valid."""
-    raw = {k: ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v))
-           for k, v in body.model_dump().items()}
+    raw = {
+        k: ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v))
+        for k, v in body.model_dump().items()
+    }
     raw = {k: v for k, v in raw.items() if v != ""}
-    account, problems = parse_account({"account_id": account_id, **raw}, source="api",
-                                      line=None)
+    account, problems = parse_account({"account_id": account_id, **raw}, source="api", line=None)
     if account is None:
-        raise Invalid([{"field": p.field, "message": p.message} for p in problems],
-                      "invalid")
+        raise Invalid([{"field": p.field, "message": p.message} for p in problems], "invalid")
     if account.creditor and server.config.creditor(account.creditor) is None:
-        raise Invalid([{"field": "creditor",
-                        "message": f"unknown creditor {account.creditor!r}"}], "invalid")
+        raise Invalid(
+            [{"field": "creditor", "message": f"unknown creditor {account.creditor!r}"}], "invalid"
+        )
     from orchestrator.ingest.importer import upsert_account
 
     with server.tx() as conn:
-        outcome = upsert_account(conn, server.cipher, account, now=server.clock.now(),
-                                 actor="api")
+        outcome = upsert_account(conn, server.cipher, account, now=server.clock.now(), actor="api")
     return outcome
 
 
@@ -60,14 +60,18 @@ def timeline_view(server: Server, account_id: str) -> dict[str, Any] | None:
     found = _timeline(server, account_id)
     if found is None:
         return None
-    return {"account_id": account_id, "decisions": found.get("decisions", []),
-            "events": found.get("events", [])}
+    return {
+        "account_id": account_id,
+        "decisions": found.get("decisions", []),
+        "events": found.get("events", []),
+    }
 
 
 def _timeline(server: Server, account_id: str) -> dict[str, Any] | None:
     with server.db.connect() as conn:
-        return account_timeline(conn, server.cipher, account_id,
-                                today=_today(server, conn, account_id))
+        return account_timeline(
+            conn, server.cipher, account_id, today=_today(server, conn, account_id)
+        )
 
 
 def _today(server: Server, conn: Any, account_id: str) -> date:
@@ -76,5 +80,4 @@ def _today(server: Server, conn: Any, account_id: str) -> date:
     row = facts.account_row(conn, account_id)
     if row is None:
         return now.date()
-    return local_date(account_from_row(row, server.cipher), server.config.policy.timezone,
-                      now)
+    return local_date(account_from_row(row, server.cipher), server.config.policy.timezone, now)

@@ -31,8 +31,9 @@ KEYED = ("payment", "promise", "plan")  # events a retry must not record twice
 Answer = tuple[int, dict[str, Any]]  # an HTTP status and the body that goes with it
 
 
-def record_event(server: Server, account_id: str, event: EventIn,
-                 idempotency_key: str | None) -> Answer:
+def record_event(
+    server: Server, account_id: str, event: EventIn, idempotency_key: str | None
+) -> Answer:
     """Record what was agreed with the debtor, once per key; the answer (201 recorded,
     200 a payment recorded before, or the first answer again for a repeated key).
     ``Invalid`` or ``Unknown`` if it cannot be recorded: then nothing was written."""
@@ -41,8 +42,7 @@ def record_event(server: Server, account_id: str, event: EventIn,
     at = _event_at(event, now)
     fingerprint = idempotency.fingerprint(account_id, event)
     try:
-        status, answer, new = _record_once(server, account_id, event, key, fingerprint, at,
-                                           now)
+        status, answer, new = _record_once(server, account_id, event, key, fingerprint, at, now)
     except sa.exc.IntegrityError:  # the same key, committed by a request racing this one
         first = _first_answer(server, key)
         if first is None:
@@ -62,8 +62,11 @@ def _request_key(event: EventIn, header: str | None) -> str | None:
         return f"payment_id:{event.payment_id}"
     if event.type in KEYED:
         either = " or a payment_id" if event.type == "payment" else ""
-        raise Invalid(f"a {event.type} needs an Idempotency-Key header{either}, "
-                      f"so that a retry cannot record it twice", "no_key")
+        raise Invalid(
+            f"a {event.type} needs an Idempotency-Key header{either}, "
+            f"so that a retry cannot record it twice",
+            "no_key",
+        )
     return None
 
 
@@ -74,9 +77,15 @@ def _event_at(event: EventIn, now: datetime) -> datetime:
     return min(checked_instant(event.at, now, "at"), now)
 
 
-def _record_once(server: Server, account_id: str, event: EventIn, key: str | None,
-                 fingerprint: str, at: datetime, now: datetime
-                 ) -> tuple[int, dict[str, Any], bool]:
+def _record_once(
+    server: Server,
+    account_id: str,
+    event: EventIn,
+    key: str | None,
+    fingerprint: str,
+    at: datetime,
+    now: datetime,
+) -> tuple[int, dict[str, Any], bool]:
     """The answer, and whether this request wrote: the first answer again for a key
     recorded before; else the event checked and written, with its answer under its
     key, in one transaction."""
@@ -92,8 +101,14 @@ def _record_once(server: Server, account_id: str, event: EventIn, key: str | Non
             raise Invalid(problem, "invalid")
         status, answer = _write_event(conn, row, event, key, at, now)
         if key is not None:
-            idempotency.remember(conn, key=key, account_id=account_id,
-                                 fingerprint=fingerprint, answer=(status, answer), now=now)
+            idempotency.remember(
+                conn,
+                key=key,
+                account_id=account_id,
+                fingerprint=fingerprint,
+                answer=(status, answer),
+                now=now,
+            )
     return status, answer, status == 201
 
 
@@ -107,8 +122,11 @@ def _first_answer(server: Server, key: str | None) -> idempotency.Answer | None:
 def _repeat(first: idempotency.Answer, fingerprint: str) -> Answer:
     """A repeat's answer: the first one, if it is the same request (as Stripe does)."""
     if first.fingerprint != fingerprint:
-        raise Invalid("this Idempotency-Key (or payment_id) came before with another "
-                      "request: a new request needs a new key", "key_reused")
+        raise Invalid(
+            "this Idempotency-Key (or payment_id) came before with another "
+            "request: a new request needs a new key",
+            "key_reused",
+        )
     return first.status, first.body
 
 
@@ -122,24 +140,31 @@ def _event_problem(server: Server, row: Row[Any], event: EventIn, at: datetime) 
         if event.amount is None or event.due is None:
             return "a promise needs an amount and a due date"
         rules = server.rules(row)
-        return promise_problem(rules.promise_bounds, amount=event.amount, due=event.due,
-                               made_on=at.astimezone(rules.zones.primary).date(),
-                               balance=row.balance)
+        return promise_problem(
+            rules.promise_bounds,
+            amount=event.amount,
+            due=event.due,
+            made_on=at.astimezone(rules.zones.primary).date(),
+            balance=row.balance,
+        )
     if event.type == "plan":
         if not event.instalments:
             return "a plan needs its instalments (due, amount)"
         rules = server.rules(row)
-        return plan_problem(rules.plan_bounds,
-                            instalments=[(i.due, i.amount) for i in event.instalments],
-                            made_on=at.astimezone(rules.zones.primary).date(),
-                            balance=row.balance)
+        return plan_problem(
+            rules.plan_bounds,
+            instalments=[(i.due, i.amount) for i in event.instalments],
+            made_on=at.astimezone(rules.zones.primary).date(),
+            balance=row.balance,
+        )
     if event.type == "opt_out" and event.channel is None:
         return "an opt-out needs a channel"
     return None
 
 
-def _write_event(conn: Connection, row: Row[Any], event: EventIn, key: str | None,
-                 at: datetime, now: datetime) -> Answer:
+def _write_event(
+    conn: Connection, row: Row[Any], event: EventIn, key: str | None, at: datetime, now: datetime
+) -> Answer:
     """Record a checked event: the answer's status and body."""
     account_id = row.account_id
     answer = {"account_id": account_id, "type": event.type, "at": at.isoformat()}
@@ -152,16 +177,22 @@ def _write_event(conn: Connection, row: Row[Any], event: EventIn, key: str | Non
         return 201, {**answer, "status": "recorded"}
     if event.type == "promise":
         assert event.amount is not None and event.due is not None
-        facts.record_promise(conn, account_id=account_id, amount=event.amount,
-                             due=event.due, made_at=at)
+        facts.record_promise(
+            conn, account_id=account_id, amount=event.amount, due=event.due, made_at=at
+        )
     elif event.type == "plan":
         assert event.instalments
-        facts.record_plan(conn, account_id=account_id, created_at=at,
-                          instalments=[(i.due, i.amount) for i in event.instalments])
+        facts.record_plan(
+            conn,
+            account_id=account_id,
+            created_at=at,
+            instalments=[(i.due, i.amount) for i in event.instalments],
+        )
     elif event.type == "opt_out":
         assert event.channel is not None
         facts.opt_out_account(conn, row, event.channel, source="api", at=at)
     else:
-        facts.record_event(conn, account_id=account_id, type_=event.type, at=at,
-                           channel=event.channel)
+        facts.record_event(
+            conn, account_id=account_id, type_=event.type, at=at, channel=event.channel
+        )
     return 201, answer

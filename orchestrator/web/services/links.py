@@ -35,8 +35,16 @@ from orchestrator.web.linkpages import PayHelp, pay_help_page, unsubscribe_too_o
 from orchestrator.web.server import Server
 from orchestrator.web.services.refusals import Unknown
 
-__all__ = ["Link", "PayAnswer", "follow_pay_link", "is_click", "open_link", "record_click",
-           "unsubscribe", "unsubscribe_link"]
+__all__ = [
+    "Link",
+    "PayAnswer",
+    "follow_pay_link",
+    "is_click",
+    "open_link",
+    "record_click",
+    "unsubscribe",
+    "unsubscribe_link",
+]
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,9 @@ def open_link(server: Server, token: str, kind: str) -> Link:
     if data is None or data.kind != kind:
         raise Unknown("not found", "bad_token")
     with server.db.connect() as conn:
-        send = conn.execute(sa.select(table_of(Send)).where(
-            table_of(Send).c.message_id == data.message_id)).first()
+        send = conn.execute(
+            sa.select(table_of(Send)).where(table_of(Send).c.message_id == data.message_id)
+        ).first()
     if send is None:
         raise Unknown("not found", "unknown_send")
     return Link(data, send)
@@ -75,8 +84,9 @@ def is_click(method: str, user_agent: str | None, data: TokenData, now: datetime
     return method == "GET" and not data.expired(now) and not is_preview_agent(user_agent)
 
 
-def follow_pay_link(server: Server, token: str, *, method: str,
-                    user_agent: str | None) -> PayAnswer:
+def follow_pay_link(
+    server: Server, token: str, *, method: str, user_agent: str | None
+) -> PayAnswer:
     """Where a pay link leads, recording the click if it is one (``is_click``)."""
     link = open_link(server, token, PAY)
     now = server.clock.now()
@@ -89,20 +99,32 @@ def follow_pay_link(server: Server, token: str, *, method: str,
     if target:
         return PayAnswer(redirect=target)
     reference = account.reference or account.account_id
-    return PayAnswer(page=pay_help_page(account.locale, PayHelp(
-        creditor, reference, expired=link.data.expired(now))))
+    return PayAnswer(
+        page=pay_help_page(
+            account.locale, PayHelp(creditor, reference, expired=link.data.expired(now))
+        )
+    )
 
 
 def record_click(conn: Connection, send: Any, now: datetime) -> None:
     """Every click is an event; the first of a message is also its ``clicked``
     delivery status, the one the report's click rate counts."""
-    first = facts.record_delivery(conn, provider_id=None, message_id=send.message_id,
-                                  status=DeliveryStatus.clicked,
-                                  event_key=f"click:{send.message_id}", at=now)
-    facts.record_event(conn, account_id=send.account_id, type_="click", at=now,
-                       channel=send.channel,
-                       detail={"message_id": send.message_id,
-                               "first": first.outcome == "recorded"})
+    first = facts.record_delivery(
+        conn,
+        provider_id=None,
+        message_id=send.message_id,
+        status=DeliveryStatus.clicked,
+        event_key=f"click:{send.message_id}",
+        at=now,
+    )
+    facts.record_event(
+        conn,
+        account_id=send.account_id,
+        type_="click",
+        at=now,
+        channel=send.channel,
+        detail={"message_id": send.message_id, "first": first.outcome == "recorded"},
+    )
 
 
 def unsubscribe_link(server: Server, token: str) -> tuple[Any, str | None]:
@@ -122,12 +144,18 @@ def unsubscribe(server: Server, send: Any) -> None:
     with server.tx() as conn:
         row = facts.account_row(conn, send.account_id)
         assert row is not None
-        facts.opt_out(conn, debtor_id=row.debtor_id, account_id=None, channel="email",
-                      contact_index=row.email_index, source="unsubscribe", at=now)
+        facts.opt_out(
+            conn,
+            debtor_id=row.debtor_id,
+            account_id=None,
+            channel="email",
+            contact_index=row.email_index,
+            source="unsubscribe",
+            at=now,
+        )
 
 
-def _account_of(server: Server, conn: Connection, send: Any
-                ) -> tuple[Account, Creditor | None]:
+def _account_of(server: Server, conn: Connection, send: Any) -> tuple[Account, Creditor | None]:
     row = facts.account_row(conn, send.account_id)
     assert row is not None  # a send's account is never deleted (foreign key)
     account = account_from_row(row, server.cipher)

@@ -29,19 +29,28 @@ from orchestrator.web.services.refusals import (
     checked_instant,
 )
 
-__all__ = ["PAYMENT_WINDOW", "currency_problem", "parse_payment", "record_webhook_payment",
-           "verify_signature", "write_payment"]
+__all__ = [
+    "PAYMENT_WINDOW",
+    "currency_problem",
+    "parse_payment",
+    "record_webhook_payment",
+    "verify_signature",
+    "write_payment",
+]
 
 PAYMENT_WINDOW = timedelta(seconds=300)
 
 
-def verify_signature(secret: str | None, stamp: str, signature: str, body: bytes,
-                     now: datetime) -> None:
+def verify_signature(
+    secret: str | None, stamp: str, signature: str, body: bytes, now: datetime
+) -> None:
     """``NotAuthenticated`` unless the provider signed this body at ``stamp``, lately."""
     if not secret:
         raise NotAuthenticated("payment webhook disabled", "not_configured")
-    expected = "sha256=" + hmac.new(secret.encode(), stamp.encode() + b"." + body,
-                                    hashlib.sha256).hexdigest()
+    expected = (
+        "sha256="
+        + hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    )
     if not same_secret(expected, signature):
         raise NotAuthenticated("invalid signature", "bad_signature")
     try:
@@ -58,8 +67,9 @@ def parse_payment(body: bytes, now: datetime) -> tuple[PaymentIn, datetime]:
     try:
         payment = PaymentIn.model_validate_json(body)
     except ValidationError as exc:  # where and what, never the value (it may be personal)
-        where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                          for e in exc.errors())
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
         raise Invalid(f"invalid payment: {where}", "invalid") from None
     return payment, checked_instant(payment.paid_at, now, "paid_at")
 
@@ -75,8 +85,7 @@ def record_webhook_payment(server: Server, payment: PaymentIn, paid_at: datetime
         problem = currency_problem(row, payment.currency)
         if problem is not None:
             raise Invalid(problem, "currency")
-        new = write_payment(conn, row, payment.event_id, payment.amount, paid_at,
-                            "webhook", now)
+        new = write_payment(conn, row, payment.event_id, payment.amount, paid_at, "webhook", now)
     if new:
         server.replan([payment.account_id])
     return new
@@ -88,9 +97,23 @@ def currency_problem(row: Row[Any], currency: str | None) -> str | None:
     return None
 
 
-def write_payment(conn: Connection, row: Row[Any], payment_id: str, amount: Decimal,
-                  paid_at: datetime, source: str, now: datetime) -> bool:
+def write_payment(
+    conn: Connection,
+    row: Row[Any],
+    payment_id: str,
+    amount: Decimal,
+    paid_at: datetime,
+    source: str,
+    now: datetime,
+) -> bool:
     """Record a payment checked already; ``False``: its id was recorded before."""
-    return facts.record_payment(conn, account_id=row.account_id, payment_id=payment_id,
-                                amount=amount, currency=row.currency,
-                                paid_at=min(paid_at, now), source=source, now=now)
+    return facts.record_payment(
+        conn,
+        account_id=row.account_id,
+        payment_id=payment_id,
+        amount=amount,
+        currency=row.currency,
+        paid_at=min(paid_at, now),
+        source=source,
+        now=now,
+    )

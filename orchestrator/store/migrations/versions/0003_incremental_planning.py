@@ -22,10 +22,8 @@ def upgrade() -> None:
     # Existing accounts get NULL: planned at the next round, as before.
     with op.batch_alter_table("account", schema=None) as batch_op:
         batch_op.add_column(sa.Column("plan_due_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("plan_seq", sa.Integer(), nullable=False,
-                                      server_default="0"))
-        batch_op.create_index(batch_op.f("ix_account_plan_due_at"), ["plan_due_at"],
-                              unique=False)
+        batch_op.add_column(sa.Column("plan_seq", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.create_index(batch_op.f("ix_account_plan_due_at"), ["plan_due_at"], unique=False)
     op.create_table(
         "planner_state",
         sa.Column("id", sa.Integer(), nullable=False),

@@ -29,14 +29,18 @@ def upgrade() -> None:
         sa.Column("status_code", sa.Integer(), nullable=False),
         sa.Column("response", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["account_id"], ["account.account_id"],
-                                name=op.f("fk_idempotency_key_account_id_account")),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["account.account_id"],
+            name=op.f("fk_idempotency_key_account_id_account"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_key")),
         sa.UniqueConstraint("key", name=op.f("uq_idempotency_key_key")),
     )
     with op.batch_alter_table("idempotency_key", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_idempotency_key_account_id"), ["account_id"],
-                              unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_idempotency_key_account_id"), ["account_id"], unique=False
+        )
 
 
 def downgrade() -> None:
