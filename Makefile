@@ -60,9 +60,9 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	OUTREACH_TEST_DB=sqlite $(BIN)/pytest -p no:cacheprovider
 	OUTREACH_TEST_DB=postgresql $(BIN)/pytest -p no:cacheprovider -m "not sqlite_only"
-	$(BIN)/ruff check orchestrator channels tests bench
-	$(BIN)/mypy
+	$(MAKE) --no-print-directory lint
 
+# ruff's lint and format check, and mypy --strict (product code, tests and bench).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check orchestrator channels tests bench
 	$(BIN)/ruff format --check orchestrator channels tests bench
