@@ -44,7 +44,7 @@ def errors(config_dir: Path, templates: Path | None = ROOT / "templates") -> lis
 
 def test_shipped_sample_is_valid_and_complete() -> None:
     config = load_config(ROOT / "config", ROOT / "templates")
-    assert [s.id for s in config.cadences.stages] == ["M1", "M2", "M3", "M3+"]
+    assert [s.id for s in config.cadences.stages] == ["M0", "M1", "M2", "M3", "M3+"]
     assert {s.channel for st in config.cadences.stages for s in st.steps} == {
         "sms",
         "voice",
@@ -111,7 +111,7 @@ def test_overlapping_stages_are_errors_and_gaps_warnings(cfg: Path) -> None:
     problems = check_config(cfg, ROOT / "templates")
     assert [p for p in problems if p.level == "error"] == []
     gaps = [p for p in problems if p.level == "warning"]
-    assert any("31-34" in p.message for p in gaps), gaps
+    assert any("31 to 34" in p.message for p in gaps), gaps
     load_config(cfg, ROOT / "templates")  # warnings do not stop loading
 
 
@@ -222,7 +222,7 @@ def test_scenario_overrides_replace_whole_parts(cfg: Path, tmp_path: Path) -> No
     )
     assert config.policy.preferred_time.hour == 11
     assert config.creditors.creditors == {}
-    assert [s.id for s in config.cadences.stages] == ["M1", "M2", "M3", "M3+"]
+    assert [s.id for s in config.cadences.stages] == ["M0", "M1", "M2", "M3", "M3+"]
 
 
 def test_cli_config_check(cfg: Path) -> None:

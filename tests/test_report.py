@@ -1,6 +1,6 @@
 """`outreach report` against a small portfolio whose every KPI was counted by hand.
 
-Period 2026-03-01..03-10 with the shipped stages (M1 1-30, M2 31-60, M3 61-90, M3+ 91-):
+Period 2026-03-01..03-10 with the shipped stages (M0 -5-0, M1 1-30, M2 31-60, M3 61-90, M3+ 91-):
 
 - A (USD, due 02-05): DPD 24..33, so M1 then M2 from 03-08 (a roll). Paid 40 on 03-03
   (in M1), balance now 100: 140 at M1 entry, 100 at M2 entry. Promise 03-03 16:00, kept.
@@ -228,8 +228,9 @@ def rate(found: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def test_stage_kpis_match_the_hand_count(report: dict[str, Any]) -> None:
-    m1, m2, m3, m3p = report["stages"]
-    assert [s["stage"] for s in report["stages"]] == ["M1", "M2", "M3", "M3+"]
+    m0, m1, m2, m3, m3p = report["stages"]
+    assert [s["stage"] for s in report["stages"]] == ["M0", "M1", "M2", "M3", "M3+"]
+    assert m0["accounts"] == 0  # every account was past due before the period began
 
     assert m1["accounts"] == 2  # A (until 03-07) and E
     assert m1["sends"] == 3  # a1, a2, e1 (a0 is before the period)
@@ -338,7 +339,8 @@ def test_cli_json_tables_and_html(db_url: str, tmp_path: Path) -> None:
     done = _cli(db_url, "--since", "2026-03-01", "--until", "2026-03-10", "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert data["stages"][0]["accounts"] == 2 and data["total"]["sends"] == 6
+    m1 = next(s for s in data["stages"] if s["stage"] == "M1")
+    assert m1["accounts"] == 2 and data["total"]["sends"] == 6
 
     # Without dates: the span of recorded decisions (02-28 to 03-09).
     html = tmp_path / "out" / "report.html"

@@ -359,6 +359,10 @@ def _check_cadences(
     _check_triggers(c, cadences, ids, step_ids, channels, templates_dir)
 
 
+# A stage may start before the due date (negative DPD: pre-due reminders), within reason.
+MAX_DAYS_BEFORE_DUE = 366
+
+
 def _check_stage_ids(c: _Checker, cadences: Cadences) -> dict[str, tuple[Any, ...]]:
     """Each stage's id once and its DPD range not empty; the ids, with where they are."""
     ids: dict[str, tuple[Any, ...]] = {}
@@ -368,11 +372,18 @@ def _check_stage_ids(c: _Checker, cadences: Cadences) -> dict[str, tuple[Any, ..
             c.add("cadences", where, f"duplicate stage id {stage.id!r}")
         ids[stage.id] = where
         lo, hi = stage.dpd
-        if lo < 0 or (hi is not None and hi < lo):
+        if hi is not None and hi < lo:
             c.add(
                 "cadences",
                 ("stages", index, "dpd"),
-                f"stage {stage.id}: dpd range [{lo}, {hi}] is empty or negative",
+                f"stage {stage.id}: dpd range [{lo}, {hi}] is empty",
+            )
+        elif lo < -MAX_DAYS_BEFORE_DUE:
+            c.add(
+                "cadences",
+                ("stages", index, "dpd"),
+                f"stage {stage.id}: dpd {lo} starts more than {MAX_DAYS_BEFORE_DUE} days "
+                "before the due date",
             )
     return ids
 
@@ -397,7 +408,7 @@ def _check_stage_ranges(c: _Checker, cadences: Cadences) -> None:
                 c.add(
                     "cadences",
                     ("stages", index, "dpd"),
-                    f"stage {stage.id}: no stage covers dpd {p_hi + 1}-{lo - 1} "
+                    f"stage {stage.id}: no stage covers dpd {p_hi + 1} to {lo - 1} "
                     f"(gap after {p_stage.id}); those accounts get no cadence",
                     level="warning",
                 )

@@ -83,11 +83,14 @@ def suppression(
     """The account-state reason that stops this send, or None.
 
     Promise, plan and dispute stop collection only; cease stops collection and service;
-    opt-outs stop every kind (docs/configuration.md, "Kinds").
+    opt-outs stop every kind (docs/configuration.md, "Kinds"). A paid account gets no
+    collection and no stage step of any kind: a pre-due reminder (a service step of a
+    stage before the due date) is pointless, even unsettling, once the balance is paid;
+    triggers of kind service (thanks for the payment) still go.
     """
     kind = occ.kind
     collection = kind == Kind.collection
-    if state.closed and collection:
+    if state.closed and (collection or occ.trigger is None):
         return Reason.paid
     if state.ceased and kind != Kind.notice:
         return Reason.cease

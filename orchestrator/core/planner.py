@@ -36,6 +36,9 @@ class Occurrence:
     planned_at: datetime
     expires_at: datetime
     trigger: TriggerFire | None = None
+    segment: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
 
     @property
     def unique_key(self) -> tuple[str, str, str]:

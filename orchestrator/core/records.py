@@ -82,6 +82,9 @@ RECORD_KEYS = (
     "message_id",
     "to",
     "subject",
+    "segment",
+    "experiment",
+    "variant",
     "text",
 )
 
@@ -103,6 +106,9 @@ class DecisionRecord:
     to: str | None = None
     subject: str | None = None
     text: str | None = None
+    segment: str | None = None  # the account's segment when the step was planned
+    experiment: str | None = None  # the experiment the step came from, and its arm
+    variant: str | None = None
 
     def as_dict(self, *, with_text: bool = True) -> dict[str, object]:
         out: dict[str, object] = {
@@ -120,6 +126,9 @@ class DecisionRecord:
             "message_id": self.message_id,
             "to": self.to,
             "subject": self.subject,
+            "segment": self.segment,
+            "experiment": self.experiment,
+            "variant": self.variant,
         }
         if with_text:
             out["text"] = self.text

@@ -231,6 +231,9 @@ class Claims:
                 kind=occ_row.kind,
                 decision=DecisionKind.failed,
                 reason=Reason.bad_data,
+                segment=occ_row.segment,
+                experiment=occ_row.experiment,
+                variant=occ_row.variant,
             )
         )
 
@@ -303,6 +306,9 @@ def occurrence_of(config: Config, occ_row: Row[Any], rep: Replayed) -> Planned |
         planned_at=occ_row.planned_at,
         expires_at=occ_row.expires_at,
         trigger=fire,
+        segment=occ_row.segment,
+        experiment=occ_row.experiment,
+        variant=occ_row.variant,
     )
 
 
@@ -320,6 +326,9 @@ def _not_applicable(occ_row: Row[Any], rep: Replayed, now: datetime) -> Outcome:
             kind=occ_row.kind,
             decision=DecisionKind.skipped,
             reason=Reason.not_applicable,
+            segment=occ_row.segment,
+            experiment=occ_row.experiment,
+            variant=occ_row.variant,
         )
     )
 

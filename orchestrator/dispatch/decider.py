@@ -107,6 +107,9 @@ class Decider:
             kind=str(occ.kind),
             decision=decision,
             reason=reason,
+            segment=occ.segment,
+            experiment=occ.experiment,
+            variant=occ.variant,
             **extra,  # type: ignore[arg-type]
         )
 

@@ -70,6 +70,9 @@ def recover(
                 decision=DecisionKind.ambiguous,
                 reason=Reason.interrupted,
                 message_id=message_id,
+                segment=occ_row.segment,
+                experiment=occ_row.experiment,
+                variant=occ_row.variant,
             )
             conn.execute(decision_t.insert(), [decision_values(record, occurrence_id=occ_row.id)])
             conn.execute(

@@ -115,6 +115,8 @@ def generate_accounts(n: int, *, today: date, seed: int = 7) -> Iterator[Account
         for k in range(count):
             i += 1
             dpd = rng.randint(1, 120)
+            if i % 10 == 0:  # one in ten not due yet: the pre-due stage's reminders
+                dpd = -(dpd % 7)
             balance = Decimal(rng.randint(5000, 500000)) / 100
             yield Account(
                 account_id=f"{'C' if chinese else 'U'}-{i:06d}",

@@ -105,6 +105,9 @@ def decision_values(record: DecisionRecord, *, occurrence_id: int | None = None)
         "message_id": record.message_id,
         "to_masked": masked,
         "subject": record.subject,
+        "segment": record.segment,
+        "experiment": record.experiment,
+        "variant": record.variant,
     }
 
 

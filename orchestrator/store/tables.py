@@ -93,6 +93,8 @@ class AccountRow(SQLModel, table=True):
     reference: str | None = None
     status: str = Field(default="open", index=True)  # open | closed
     segment: str | None = None
+    product: str | None = None
+    risk_score: Decimal | None = Field(default=None, sa_type=sa.Numeric(12, 4))
     consent_sms: bool | None = None
     consent_voice: bool | None = None
     consent_email: bool | None = None
@@ -209,6 +211,11 @@ class OccurrenceRow(SQLModel, table=True):
     attempts: int = 0
     claimed_by: str | None = None
     lease_until: datetime | None = _instant()  # a worker holds it for dispatch until then
+    # The segment the account was in when this was planned, and the experiment arm the
+    # step came from (NULL outside any): copied onto each of its decisions.
+    segment: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
     created_at: datetime | None = _instant()
     updated_at: datetime | None = _instant()
 
@@ -235,6 +242,9 @@ class Decision(SQLModel, table=True):
     message_id: str | None = None
     to_masked: str | None = None
     subject: str | None = None
+    segment: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
 
 
 class Send(SQLModel, table=True):
