@@ -201,7 +201,13 @@ def test_a_third_party_adapter_installed_as_a_package(
 
     config_dir = tmp_path / "config"
     config_dir.mkdir()
-    for f in ("cadences.yaml", "policy.yaml", "creditors.yaml"):
+    for f in (
+        "cadences.yaml",
+        "policy.yaml",
+        "creditors.yaml",
+        "segments.yaml",
+        "experiments.yaml",
+    ):
         (config_dir / f).write_text(
             (ROOT / "config" / f).read_text(encoding="utf-8"), encoding="utf-8"
         )

@@ -147,7 +147,13 @@ def test_the_demo_never_reaches_a_provider(tmp_path: Path) -> None:
     outbox: its debtors are made up, and a demo must not text or mail anyone."""
     config = tmp_path / "config"
     config.mkdir()
-    for name in ("cadences.yaml", "policy.yaml", "creditors.yaml"):
+    for name in (
+        "cadences.yaml",
+        "policy.yaml",
+        "creditors.yaml",
+        "segments.yaml",
+        "experiments.yaml",
+    ):
         (config / name).write_text((ROOT / "config" / name).read_text())
     (config / "channels.yaml").write_text(
         'sms: {adapter: twilio_sms, from: "+15005550006", account_sid: AC0, auth_token: t}\n'

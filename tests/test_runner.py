@@ -87,7 +87,19 @@ def _setup(
 
 
 def _key(r: DecisionRecord) -> Key:
-    return (r.time, r.account, r.step, r.channel, str(r.decision), r.reason, r.until, r.message_id)
+    return (
+        r.time,
+        r.account,
+        r.step,
+        r.channel,
+        str(r.decision),
+        r.reason,
+        r.until,
+        r.message_id,
+        r.segment,
+        r.experiment,
+        r.variant,
+    )
 
 
 def _db_decisions(engine: sa.Engine) -> list[Key]:
@@ -95,7 +107,19 @@ def _db_decisions(engine: sa.Engine) -> list[Key]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(t).order_by(t.c.time, t.c.id)).all()
     return [
-        (r.time, r.account_id, r.step, r.channel, r.decision, r.reason, r.until, r.message_id)
+        (
+            r.time,
+            r.account_id,
+            r.step,
+            r.channel,
+            r.decision,
+            r.reason,
+            r.until,
+            r.message_id,
+            r.segment,
+            r.experiment,
+            r.variant,
+        )
         for r in rows
     ]
 
@@ -105,6 +129,8 @@ def test_ticks_decide_what_simulate_decides(db_url: str, data_keys: str, tmp_pat
     scenario = Scenario(START, 3, config, ROOT / "templates", accounts, [])
     expected = [_key(r) for r in Simulation(scenario).run()]
     assert len({r[4] for r in expected}) >= 3  # sent, deferred and more: a real test
+    assert {"standard", "high-balance"} <= {r[8] for r in expected}  # segments.yaml's
+    assert {"champion", "challenger"} <= {r[10] for r in expected}  # experiments.yaml
 
     for instant in sorted({r[0] for r in expected}):
         runner.tick(instant)

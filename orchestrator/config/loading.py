@@ -31,24 +31,33 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from orchestrator.config.models import (
     CHANNELS,
+    HOLDOUT,
     Cadences,
     ChannelConfig,
     Config,
     Creditors,
+    Experiments,
     Policy,
+    SegmentFilter,
+    Segments,
     Stage,
     Step,
 )
 from orchestrator.config.yamlsafe import check_aliases
 from orchestrator.errors import ConfigError, Problem
 
-PARTS = ("cadences", "policy", "channels", "creditors")
+PARTS = ("cadences", "policy", "channels", "creditors", "segments", "experiments")
+# Parts whose file holds one list under the part's own name: inline in a scenario, the
+# list may be given alone (``config: {segments: [...]}``).
+LISTS = ("segments", "experiments")
 REQUIRED = ("cadences", "channels")  # policy and creditors have safe defaults
 _MODELS: dict[str, Any] = {
     "cadences": TypeAdapter(Cadences),
     "policy": TypeAdapter(Policy),
     "channels": TypeAdapter(dict[str, ChannelConfig]),
     "creditors": TypeAdapter(Creditors),
+    "segments": TypeAdapter(Segments),
+    "experiments": TypeAdapter(Experiments),
 }
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLACE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
@@ -200,6 +209,8 @@ def _sources(
     found: dict[str, _Source] = {}
     for part in PARTS:
         override = overrides.get(part)
+        if part in LISTS and isinstance(override, list):
+            override = {part: override}
         if isinstance(override, Mapping):
             found[part] = _Source(part, origin, override)
             continue
@@ -268,6 +279,8 @@ _ROOTS: dict[str, Any] = {
     "policy": Policy,
     "channels": ChannelConfig,
     "creditors": Creditors,
+    "segments": Segments,
+    "experiments": Experiments,
 }
 
 
@@ -436,27 +449,29 @@ def _check_steps(
     return step_ids
 
 
-def _check_step_timing(c: _Checker, base: tuple[Any, ...], stage: Stage, step: Step) -> None:
+def _check_step_timing(
+    c: _Checker, base: tuple[Any, ...], stage: Stage, step: Step, *, part: str = "cadences"
+) -> None:
     """One of on_dpd or every, whole days, DPDs inside the stage, a positive expiry."""
     if (step.on_dpd is None) == (step.every is None):
-        c.add("cadences", base, f"step {step.id}: give exactly one of on_dpd or every", value=False)
+        c.add(part, base, f"step {step.id}: give exactly one of on_dpd or every", value=False)
     if step.every is not None and (step.every.unit != "d" or step.every.amount < 1):
         c.add(
-            "cadences",
+            part,
             (*base, "every"),
             f"step {step.id}: every must be a whole number of days (e.g. 3d)",
         )
     for n, dpd in enumerate(step.on_dpd or []):
         if not stage.contains(dpd):
             c.add(
-                "cadences",
+                part,
                 (*base, "on_dpd", n),
                 f"step {step.id}: dpd {dpd} is outside stage {stage.id} "
                 f"{list(stage.dpd)}; it never fires",
                 level="warning",
             )
     if step.expires.amount <= 0:
-        c.add("cadences", (*base, "expires"), f"step {step.id}: expires must be positive")
+        c.add(part, (*base, "expires"), f"step {step.id}: expires must be positive")
 
 
 def _check_triggers(
@@ -494,10 +509,12 @@ def _check_send(
     template: str,
     channels: set[str] | None,
     templates_dir: Path | None,
+    *,
+    part: str = "cadences",
 ) -> None:
     if channels is not None and channel not in channels:
         c.add(
-            "cadences",
+            part,
             (*base, "channel"),
             f"step {step_id}: unknown channel {channel!r}: not in channels.yaml"
             f"{_suggest(channel, sorted(channels))}",
@@ -514,7 +531,7 @@ def _check_send(
     localized = sorted(folder.glob(f"{template}.*.j2")) if folder.is_dir() else []
     if localized:
         c.add(
-            "cadences",
+            part,
             (*base, "template"),
             f"step {step_id}: template {template!r} has no default file for locales "
             f"without their own (only {', '.join(p.name for p in localized)})",
@@ -522,7 +539,7 @@ def _check_send(
         )
         return
     c.add(
-        "cadences",
+        part,
         (*base, "template"),
         f"step {step_id}: template {template!r} not found for channel {channel} "
         f"(expected {folder / template}.<locale>.<ext>.j2)",
@@ -767,6 +784,161 @@ def _check_creditors(c: _Checker, creditors: Creditors, policy: Policy | None) -
 # --- entry points --------------------------------------------------------------------------
 
 
+# --- segments ------------------------------------------------------------------------------
+
+
+def _check_segments(c: _Checker, segments: Segments) -> None:
+    """Each rule's id once, bounds in order, and no rule behind one that takes everyone."""
+    seen: set[str] = set()
+    catch_all: str | None = None
+    for index, rule in enumerate(segments.segments):
+        base = ("segments", index)
+        if rule.id in seen:
+            c.add("segments", (*base, "id"), f"duplicate segment id {rule.id!r}")
+        seen.add(rule.id)
+        when = rule.when.model_dump(exclude_none=True, exclude={"within"})
+        for key, low in when.items():
+            if key.endswith("_min"):
+                high = when.get(key[:-4] + "_max")
+                if high is not None and high < low:
+                    c.add(
+                        "segments",
+                        (*base, "when", key),
+                        f"segment {rule.id}: {key} {low} is above {key[:-4]}_max {high}: "
+                        "no account can match",
+                    )
+        if catch_all is not None:
+            c.add(
+                "segments",
+                (*base, "id"),
+                f"segment {rule.id} is never reached: {catch_all} before it matches "
+                "every account (the first rule that matches wins)",
+                level="warning",
+            )
+        elif not when:
+            catch_all = rule.id
+
+
+def _check_segment_filters(c: _Checker, cadences: Cadences, segments: Segments) -> None:
+    """``segments``/``except_segments`` name defined segments, one of the two at most;
+    a step that no segment can reach is a warning."""
+    ids = sorted(segments.ids)
+    # Where an account can be: in a segment, or in none when no rule takes everyone.
+    rules = segments.segments
+    takes_all = any(not r.when.model_dump(exclude_none=True, exclude={"within"}) for r in rules)
+    universe: list[str | None] = [*ids] + ([] if takes_all else [None])
+
+    def check(path: tuple[Any, ...], what: str, item: SegmentFilter) -> None:
+        if item.segments is not None and item.except_segments is not None:
+            c.add(
+                "cadences",
+                (*path, "except_segments"),
+                f"{what}: give segments or except_segments, not both",
+            )
+        for key in ("segments", "except_segments"):
+            for n, name in enumerate(getattr(item, key) or []):
+                if name not in segments.ids:
+                    known = (
+                        f" (segments.yaml defines {', '.join(ids)})"
+                        if ids
+                        else " (no segments.yaml rules)"
+                    )
+                    c.add(
+                        "cadences",
+                        (*path, key, n),
+                        f"{what}: unknown segment {name!r}{_suggest(name, ids) or known}",
+                    )
+
+    for s_index, stage in enumerate(cadences.stages):
+        base = ("stages", s_index)
+        check(base, f"stage {stage.id}", stage)
+        for index, step in enumerate(stage.steps):
+            where = (*base, "steps", index)
+            check(where, f"step {step.id}", step)
+            if not any(stage.admits(s) and step.admits(s) for s in universe):
+                c.add(
+                    "cadences",
+                    (*where, "id"),
+                    f"step {step.id}: no segment can reach it (stage {stage.id} and the step "
+                    "admit no segment in common)",
+                    level="warning",
+                )
+    for index, trigger in enumerate(cadences.triggers):
+        check(("triggers", index), f"trigger {trigger.id}", trigger)
+
+
+# --- experiments ---------------------------------------------------------------------------
+
+
+def _check_experiments(
+    c: _Checker,
+    experiments: Experiments,
+    cadences: Cadences,
+    channels: set[str] | None,
+    templates_dir: Path | None,
+) -> None:
+    """A known stage, dates in order, arms with distinct ids whose shares and the holdout
+    make 1, arm steps checked as the stage's own (their ids unique over cadences too)."""
+    stages = {s.id: s for s in cadences.stages}
+    step_ids = {step.id for s in cadences.stages for step in s.steps}
+    step_ids |= {t.id for t in cadences.triggers}
+    seen: set[str] = set()
+    for index, exp in enumerate(experiments.experiments):
+        base = ("experiments", index)
+        if exp.id in seen:
+            c.add("experiments", (*base, "id"), f"duplicate experiment id {exp.id!r}")
+        seen.add(exp.id)
+        stage = stages.get(exp.stage)
+        if stage is None:
+            c.add(
+                "experiments",
+                (*base, "stage"),
+                f"experiment {exp.id}: unknown stage {exp.stage!r}{_suggest(exp.stage, list(stages))}",
+            )
+        if exp.start is not None and exp.end is not None and exp.end < exp.start:
+            c.add(
+                "experiments",
+                (*base, "end"),
+                f"experiment {exp.id}: end {exp.end} is before start {exp.start}",
+            )
+        if not exp.arms:
+            c.add("experiments", (*base, "arms"), f"experiment {exp.id}: give at least one arm")
+        total = exp.holdout + sum(arm.share for arm in exp.arms)
+        if exp.arms and abs(total - 1) > 1e-9:
+            c.add(
+                "experiments",
+                (*base, "arms"),
+                f"experiment {exp.id}: the holdout and the arms' shares add up to {total:g}, not 1",
+            )
+        arm_ids: set[str] = set()
+        for a_index, arm in enumerate(exp.arms):
+            where = (*base, "arms", a_index)
+            if arm.id in arm_ids or arm.id == HOLDOUT:
+                c.add(
+                    "experiments",
+                    (*where, "id"),
+                    f"experiment {exp.id}: arm id {arm.id!r} is taken",
+                )
+            arm_ids.add(arm.id)
+            for s_index, step in enumerate(arm.steps or []):
+                s_base = (*where, "steps", s_index)
+                if step.id in step_ids:
+                    c.add("experiments", (*s_base, "id"), f"duplicate step id {step.id!r}")
+                step_ids.add(step.id)
+                if stage is not None:
+                    _check_step_timing(c, s_base, stage, step, part="experiments")
+                _check_send(
+                    c,
+                    s_base,
+                    step.id,
+                    step.channel,
+                    step.template,
+                    channels,
+                    templates_dir,
+                    part="experiments",
+                )
+
+
 def _load(
     config_dir: Path | str,
     templates_dir: Path | str | None,
@@ -806,6 +978,14 @@ def _load(
         _check_policy(checker, parts["policy"], (configured or set()) | set(CHANNELS))
     if "creditors" in parts:
         _check_creditors(checker, parts["creditors"], parts.get("policy"))
+    if "segments" in parts:
+        _check_segments(checker, parts["segments"])
+    if "cadences" in parts:
+        _check_segment_filters(checker, parts["cadences"], parts.get("segments", Segments()))
+        if "experiments" in parts:
+            _check_experiments(
+                checker, parts["experiments"], parts["cadences"], configured, templates
+            )
     missing = [p for p in REQUIRED if p not in sources]
     if any(p.level == "error" for p in problems) or missing:
         return None, problems
@@ -814,6 +994,8 @@ def _load(
         policy=parts.get("policy", Policy()),
         channels=parts.get("channels", {}),
         creditors=parts.get("creditors", Creditors()),
+        segments=parts.get("segments", Segments()),
+        experiments=parts.get("experiments", Experiments()),
     )
     if lint and templates is not None and templates.is_dir():
         _lint_steps(checker, config, templates)

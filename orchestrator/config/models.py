@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
@@ -118,7 +118,20 @@ class Strict(BaseModel):
 # --- cadences.yaml -----------------------------------------------------------------------
 
 
-class Step(Strict):
+class SegmentFilter(Strict):
+    """``segments: [ids]`` (only accounts in one of these) or ``except_segments: [ids]``
+    (all but these; an account in no segment is in none of them)."""
+
+    segments: list[str] | None = None
+    except_segments: list[str] | None = None
+
+    def admits(self, segment: str | None) -> bool:
+        if self.segments is not None and segment not in self.segments:
+            return False
+        return not (self.except_segments is not None and segment in self.except_segments)
+
+
+class Step(SegmentFilter):
     id: str
     channel: str
     template: str
@@ -129,7 +142,7 @@ class Step(Strict):
     expires: DurationField = Duration(1, "d")
 
 
-class Stage(Strict):
+class Stage(SegmentFilter):
     id: str
     dpd: tuple[int, int | None]
     steps: list[Step] = Field(default_factory=list)
@@ -139,7 +152,7 @@ class Stage(Strict):
         return dpd >= lo and (hi is None or dpd <= hi)
 
 
-class Trigger(Strict):
+class Trigger(SegmentFilter):
     id: str
     on: TriggerEvent
     offset: DurationField = Duration(0, "d")
@@ -168,6 +181,100 @@ class Cadences(Strict):
         for stage in self.stages:
             if stage.contains(dpd):
                 return stage
+        return None
+
+
+# --- segments.yaml -----------------------------------------------------------------------
+
+
+def _one_or_many(value: Any) -> Any:
+    """``currency: USD`` as ``[USD]``: a single value where a list is expected."""
+    return [value] if isinstance(value, str) else value
+
+
+Names = Annotated[list[str], BeforeValidator(_one_or_many)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class SegmentWhen(Strict):
+    """The conditions of one segment rule; all that are given must hold (none: always).
+
+    Amounts and scores are compared as decimals; counts are over the ``within`` window
+    before the day (promises made, kept and broken; payments). Behaviour is read as it
+    stood at the start of the debtor's local day, so a segment holds for a whole day."""
+
+    balance_min: Decimal | None = None
+    balance_max: Decimal | None = None
+    currency: Names | None = None
+    creditor: Names | None = None
+    product: Names | None = None
+    imported: Names | None = None  # the ``segment`` column of the accounts file
+    risk_score_min: Decimal | None = None
+    risk_score_max: Decimal | None = None
+    dpd_min: int | None = None
+    dpd_max: int | None = None
+    promises_made_min: Count | None = None
+    promises_made_max: Count | None = None
+    promises_kept_min: Count | None = None
+    promises_kept_max: Count | None = None
+    promises_broken_min: Count | None = None
+    promises_broken_max: Count | None = None
+    payments_min: Count | None = None
+    payments_max: Count | None = None
+    days_since_conversation_min: Count | None = None
+    days_since_conversation_max: Count | None = None
+    within: DurationField = Duration(90, "d")
+
+
+class SegmentRule(Strict):
+    id: str
+    when: SegmentWhen = Field(default_factory=SegmentWhen)
+    description: str | None = None
+
+
+class Segments(Strict):
+    segments: list[SegmentRule] = Field(default_factory=list)
+
+    @cached_property
+    def ids(self) -> frozenset[str]:
+        return frozenset(rule.id for rule in self.segments)
+
+
+# --- experiments.yaml --------------------------------------------------------------------
+
+HOLDOUT = "holdout"  # the variant of an experiment's holdout
+
+
+class Arm(Strict):
+    """One arm: its share of the debtors, and the steps that replace the stage's own
+    (none: the stage's own steps, the champion)."""
+
+    id: str
+    share: float = Field(ge=0, le=1)
+    steps: list[Step] | None = None
+
+
+class Experiment(Strict):
+    id: str
+    stage: str
+    salt: str
+    start: date | None = None  # local dates, inclusive; outside them: the champion
+    end: date | None = None
+    holdout: float = Field(default=0.0, ge=0, le=1)
+    arms: list[Arm] = Field(default_factory=list)
+
+    def active_on(self, day: date) -> bool:
+        return (self.start is None or day >= self.start) and (self.end is None or day <= self.end)
+
+
+class Experiments(Strict):
+    experiments: list[Experiment] = Field(default_factory=list)
+
+    def for_stage(self, stage_id: str, day: date) -> Experiment | None:
+        """The experiment running on the stage that day (the first listed)."""
+        for experiment in self.experiments:
+            if experiment.stage == stage_id and experiment.active_on(day):
+                return experiment
         return None
 
 
@@ -435,6 +542,8 @@ class Config(Strict):
     policy: Policy = Field(default_factory=Policy)
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     creditors: Creditors = Field(default_factory=Creditors)
+    segments: Segments = Field(default_factory=Segments)
+    experiments: Experiments = Field(default_factory=Experiments)
 
     def creditor(self, key: str | None) -> Creditor | None:
         if key is None:
@@ -449,4 +558,9 @@ class Config(Strict):
         for trigger in self.cadences.triggers:
             if trigger.id == step_id:
                 return trigger
+        for experiment in self.experiments.experiments:
+            for arm in experiment.arms:
+                for step in arm.steps or []:
+                    if step.id == step_id:
+                        return step
         return None

@@ -34,6 +34,8 @@ ACCOUNT_COLUMNS = (
     "consent_voice",
     "consent_email",
     "segment",
+    "product",
+    "risk_score",
 )
 REQUIRED_ACCOUNT_COLUMNS = ("account_id", "name", "currency", "balance", "due_date")
 PERSONAL_FIELDS = ("name", "phone", "email", "address_line1", "address_line2")
@@ -63,7 +65,9 @@ class Account:
     consent_sms: bool | None = None
     consent_voice: bool | None = None
     consent_email: bool | None = None
-    segment: str | None = None
+    segment: str | None = None  # the lender's own label, as imported (``imported`` in rules)
+    product: str | None = None  # e.g. card, personal-loan: for segment rules
+    risk_score: Decimal | None = None  # the lender's score, for segment rules
     status: str = "open"  # open | closed
     created_at: datetime | None = None
     # The phone's zone keys, found when the number was checked (``parse_account``) and

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from orchestrator.config.models import Kind, TriggerEvent
+from orchestrator.config.models import HOLDOUT, Kind, TriggerEvent
 from orchestrator.core.hours import first_permitted
 from orchestrator.core.limiter import limit_free_at, pause_free_at
 from orchestrator.core.phones import phone_facts
@@ -213,6 +213,8 @@ def evaluate(
     reason = contact_rule(occ, state)
     if reason is not None:
         return Deny(DecisionKind.blocked, reason)
+    if occ.variant == HOLDOUT and occ.kind != Kind.notice:
+        return Deny(DecisionKind.skipped, Reason.holdout)
     verdict = timing(occ.channel, state.account.account_id, state, history, rules, now)
     if isinstance(verdict, Defer) and verdict.until > occ.expires_at:
         return Deny(DecisionKind.skipped, Reason.expired)

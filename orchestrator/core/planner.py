@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from orchestrator.config.models import Kind, Stage, Step, Trigger, TriggerEvent
+from orchestrator.core.experiments import stage_steps
 from orchestrator.core.hours import local_datetime, local_day_start
 
 if TYPE_CHECKING:
@@ -85,6 +86,18 @@ def stage_mark(state: AccountState, rules: AccountRules, now: datetime) -> Stage
     return StageMark(stage.id, entered, balance)
 
 
+def segment_on(state: AccountState, rules: AccountRules, local_day: date) -> str | None:
+    """The account's segment on its local day (``core.segments``); ``None`` without
+    segment rules, or when none holds."""
+    segments = rules.config.segments
+    if not segments.segments:
+        return None
+    from orchestrator.core.segments import segment_of
+
+    day_start = local_day_start(local_day, rules.zones.primary)
+    return segment_of(segments, state, day_start, dpd_on(state.account.due_date, local_day))
+
+
 def _step_fires(step: Step, stage: Stage, dpd: int) -> bool:
     if step.on_dpd is not None:
         return dpd in step.on_dpd
@@ -102,9 +115,13 @@ def plan_day(state: AccountState, rules: AccountRules, local_day: date) -> list[
     if stage is None:
         return []
     zone = rules.zones.primary
+    segment = segment_on(state, rules, local_day)
+    experiment = rules.config.experiments.for_stage(stage.id, local_day)
+    arm = stage_steps(experiment, stage, account.debtor_id)
+    steps = arm.steps if stage.admits(segment) else []
     out: list[Occurrence] = []
-    for step in stage.steps:
-        if not _step_fires(step, stage, dpd):
+    for step in steps:
+        if not _step_fires(step, stage, dpd) or not step.admits(segment):
             continue
         planned = local_datetime(local_day, step.at or rules.preferred_time, zone)
         out.append(
@@ -118,6 +135,9 @@ def plan_day(state: AccountState, rules: AccountRules, local_day: date) -> list[
                 kind=step.kind,
                 planned_at=planned,
                 expires_at=planned + step.expires.delta,
+                segment=segment,
+                experiment=arm.experiment,
+                variant=arm.variant,
             )
         )
     if dpd == stage.dpd[0]:
@@ -149,6 +169,9 @@ def plan_trigger(
     if trigger.stages is not None and stage_id not in trigger.stages:
         return []
     event_day = fire.time.astimezone(zone).date()
+    segment = segment_on(state, rules, event_day)
+    if not trigger.admits(segment):
+        return []
     if trigger.on in (TriggerEvent.promise_due, TriggerEvent.instalment_due) and fire.day:
         ref_day = fire.day
     else:
@@ -178,6 +201,7 @@ def plan_trigger(
             planned_at=planned,
             expires_at=planned + trigger.expires.delta,
             trigger=fire,
+            segment=segment,
         )
     ]
 

@@ -47,6 +47,7 @@ class Reason(StrEnum):
     never_permitted = "never_permitted"
     bad_data = "bad_data"  # the account's data cannot be replayed, planned or rendered
     confirmed_by_provider = "confirmed_by_provider"  # an ambiguous send the provider reported
+    holdout = "holdout"  # the debtor is in an experiment's holdout: no contact of the stage
 
 
 def limit_reason(limit_id: str) -> str:

@@ -56,6 +56,8 @@ CLEAR_FIELDS = (
     "creditor",
     "reference",
     "segment",
+    "product",
+    "risk_score",
     "consent_sms",
     "consent_voice",
     "consent_email",

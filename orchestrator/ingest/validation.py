@@ -68,6 +68,8 @@ MAX_LENGTH: dict[str, int] = {
     "consent_voice": 10,
     "consent_email": 10,
     "segment": 100,
+    "product": 100,
+    "risk_score": 40,
 }
 # Never part of a name, an address or an id: C0 and C1 controls and DEL (PostgreSQL
 # refuses a NUL outright; the rest break CSV manifests, letters and log lines), the line
@@ -277,6 +279,15 @@ def _balance(text: str, raw: Any, parsed: Mapping[str, Any]) -> Decimal:
     return balance
 
 
+def _risk_score(text: str, raw: Any, parsed: Mapping[str, Any]) -> Decimal:
+    score = parse_decimal(raw)
+    if not score.is_finite() or abs(score) >= Decimal("1e8"):
+        raise ValueError(f"risk score out of range: {text}")
+    if score != score.quantize(Decimal("0.0001")):
+        raise ValueError(f"more than 4 decimal places: {text}")
+    return score
+
+
 def _due_date(text: str, raw: Any, parsed: Mapping[str, Any]) -> date:
     due = _cached_date(text) if raw.__class__ is str else None
     if not isinstance(due, date):  # a YAML date, or no date: parsed as given, so that
@@ -332,6 +343,7 @@ _CHECKS: dict[str, _Check] = {
     "phone": _phone,  # after the country, which reads a national number
     "email": _email,
     "balance": _balance,
+    "risk_score": _risk_score,
     "due_date": _due_date,
     "currency": _currency,
     "timezone": _timezone,
@@ -419,5 +431,7 @@ def _account(parsed: Mapping[str, Any]) -> Account:
         consent_voice=parsed["consent_voice"],
         consent_email=parsed["consent_email"],
         segment=parsed["segment"],
+        product=parsed["product"],
+        risk_score=parsed["risk_score"],
         phone_zones=phone_zones,  # found with the check of the number
     )

@@ -219,7 +219,11 @@ def _config(
     scenario, or the section inline), and the templates folder; ``None`` if invalid."""
     overrides = doc.get("config") or {}
     if not isinstance(overrides, dict):
-        found.err(doc, "config", "config: expected a mapping of cadences/policy/channels/creditors")
+        found.err(
+            doc,
+            "config",
+            "config: expected a mapping of cadences/policy/channels/creditors/segments/experiments",
+        )
         overrides = {}
     resolved: dict[str, Any] = {}
     for key, value in overrides.items():
@@ -227,6 +231,11 @@ def _config(
             resolved[key] = str((path.parent / value).resolve())
         else:
             resolved[key] = value
+    if "cadences" in resolved:
+        # Segments and experiments name the stages and steps of the cadences: a scenario
+        # with cadences of its own has the ones it gives, not those of the directory.
+        for part in ("segments", "experiments"):
+            resolved.setdefault(part, {})
     if doc.get("templates"):
         templates = (path.parent / str(doc["templates"])).resolve()
     else:

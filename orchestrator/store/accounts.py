@@ -55,6 +55,8 @@ def account_from_row(row: Row[Any] | Any, cipher: DataCipher) -> Account:
         consent_voice=row.consent_voice,
         consent_email=row.consent_email,
         segment=row.segment,
+        product=row.product,
+        risk_score=row.risk_score,
         status=row.status,
         created_at=row.created_at,
         phone_zones=stored_phone_zones(row.phone_zones),

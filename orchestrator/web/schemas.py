@@ -75,6 +75,8 @@ class AccountIn(BaseModel):
     consent_voice: bool | None = None
     consent_email: bool | None = None
     segment: str | None = _bounded("segment")
+    product: str | None = _bounded("product")
+    risk_score: Decimal | None = Field(default=None, gt=-(10**8), lt=10**8, decimal_places=4)
 
 
 class InstalmentIn(BaseModel):
