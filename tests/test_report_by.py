@@ -8,8 +8,13 @@ k = 0 it is [0, z²/(n + z²)], at k = n [n/(n + z²), 1].
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +22,7 @@ from support import ROOT  # noqa: I001 - tests/support.py
 
 from orchestrator.config.loading import load_config
 from orchestrator.reporting.breakdown import DimGroup, baseline_of
+from orchestrator.reporting.html import render_html
 from orchestrator.reporting.kpis import build_report
 from orchestrator.reporting.stats import (
     bootstrap_mean_difference,
@@ -643,3 +649,81 @@ def _report_without_by(url: str) -> dict[str, Any]:
         found = build_report(conn, config, SINCE, UNTIL)
     engine.dispose()
     return found
+
+
+# --- the command line and the HTML ---------------------------------------------------------
+
+
+def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(
+        os.environ,
+        OUTREACH_DATABASE_URL=db_url,
+        OUTREACH_CONFIG=str(ROOT / "config"),
+        OUTREACH_TEMPLATES=str(ROOT / "templates"),
+        COLUMNS="160",
+    )
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "report",
+            "--since",
+            "2026-03-01",
+            "--until",
+            "2026-03-10",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_cli_by_variant_json_table_and_html(seeded: str, tmp_path: Path) -> None:
+    done = _cli(seeded, "--by", "variant", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["by"] == "variant" and len(data["groups"]) == 4
+    assert data["groups"][1]["versus"]["contact_rate"]["significant"] is True
+
+    page = tmp_path / "report.html"
+    done = _cli(seeded, "--by", "variant", "--html", str(page))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "experiment tone: each arm against champion" in out
+    assert "champion (baseline)" in out and "outside any experiment" in out
+    assert "+70.0 pts [+40.5, +83.9]" in out  # delivery, friendly - champion
+    assert "+5.0 pts [-17.3, +27.2]" in out  # promise
+    assert "significant" in out and "not significant yet" in out
+    assert "686 an arm to detect" in out
+    assert "by stage," in out  # the usual tables come first
+    html = page.read_text(encoding="utf-8")
+    assert 'id="by-variant-1"' in html and "not significant yet" in html
+    assert "+70.0 pts [+40.5, +83.9]<br>significant" in html
+    assert html.count("<svg") == 5
+
+
+def test_cli_by_hour_table_and_html_chart(seeded: str, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    done = _cli(seeded, "--by", "hour", "--html", str(page))
+    assert done.returncode == 0, done.stderr
+    assert "by hour" in done.stdout and "21:00" in done.stdout and "15:00" not in done.stdout
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<svg") == 6 and 'id="chart-by"' in html
+    assert 'title="22 / 40"' in html  # 10:00's contact rate, its counts on hover
+
+    report = _report(seeded, "weekday")
+    assert render_html(report).count("<svg") == 6
+    assert render_html(_report(seeded, "segment")).count("<svg") == 5
+
+
+def test_cli_refuses_an_unknown_dimension(seeded: str) -> None:
+    done = _cli(seeded, "--by", "channel")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "--by: error: unknown dimension 'channel': "
+        "one of segment, variant, step, template, hour, weekday"
+    )
+    assert "Traceback" not in done.stderr and done.stdout == ""
