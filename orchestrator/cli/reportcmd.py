@@ -32,20 +32,33 @@ def report(
     html: Path | None = typer.Option(
         None, "--html", help="also write a self-contained HTML report with charts to this file"
     ),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        metavar="DIM",
+        help="also break the KPIs down by segment, variant (with intervals against the "
+        "champion), step, template, hour or weekday (the debtor's local time)",
+    ),
 ) -> None:
     """KPIs per stage and per channel: contact, promise, kept and recovery rates, costs,
-    opt-outs, complaints and decisions by reason.
+    opt-outs, complaints and decisions by reason; with --by, per segment, experiment arm,
+    step, template, local hour or local weekday too.
 
     What each figure means: docs/cli.md."""
     from rich.console import Console
 
     from orchestrator.config.loading import load_config
     from orchestrator.config.settings import Settings
+    from orchestrator.reporting.breakdown import DIMENSIONS
     from orchestrator.reporting.kpis import activity_span, build_report
     from orchestrator.reporting.tables import print_report
     from orchestrator.store.db import open_database
 
     first, last = _date("--since", since), _date("--until", until)
+    if by is not None and by not in DIMENSIONS:
+        allowed = ", ".join(DIMENSIONS)
+        typer.echo(f"--by: error: unknown dimension {by!r}: one of {allowed}", err=True)
+        raise typer.Exit(2)
     settings = Settings.from_env()
     try:
         config = load_config(settings.config_dir, settings.templates_dir)
@@ -67,7 +80,7 @@ def report(
             if last < first:
                 typer.echo(f"--until: error: {last} is before --since {first}", err=True)
                 raise typer.Exit(2)
-            data = build_report(conn, config, first, last)
+            data = build_report(conn, config, first, last, by)
     finally:
         engine.dispose()
     if html is not None:

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+# Delivery statuses that mean the message reached the person (or their voicemail).
+REACHED = frozenset({"delivered", "answered", "machine", "opened", "clicked"})
+
 
 @dataclass(frozen=True)
 class Rate:

@@ -14,15 +14,19 @@ from jinja2 import Environment, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from pygal.style import Style
 
+from orchestrator.reporting.breakdown import WEEKDAYS
 from orchestrator.reporting.kpis import DECISIONS
 from orchestrator.reporting.tables import (
     CHANNEL_COLUMNS,
     RATE_KEYS,
     STAGE_COLUMNS,
+    by_columns,
+    group_label,
     money_text,
     rate_text,
     reason_rows,
     recovery_text,
+    variant_tables,
 )
 
 STYLE = Style(
@@ -110,13 +114,33 @@ def charts(report: Mapping[str, Any]) -> dict[str, Markup]:
         ("kept", "kept_rate"),
     ):
         by_channel.add(name, [_pct(g[key]) for g in groups])
-    return {
+    found = {
         "recovery": _svg(recovery),
         "sends": _svg(sends),
         "decisions": _svg(decisions),
         "reasons": _svg(reasons),
         "channels": _svg(by_channel),
     }
+    if report.get("by") in ("hour", "weekday"):
+        found["by"] = _svg(_by_time_chart(report))
+    return found
+
+
+def _by_time_chart(report: Mapping[str, Any]) -> Any:
+    """Contact, promise and payment rates by local hour (every hour of the day) or by
+    local weekday."""
+    by = report["by"]
+    groups = {g[by]: g for g in report["groups"] if g[by] is not None}
+    slots: list[Any] = list(range(24)) if by == "hour" else [w for w in WEEKDAYS if w in groups]
+    chart = _chart(pygal.Bar, f"Contact, promise and payment rates by local {by} (%)")
+    chart.x_labels = [f"{s:02d}" if by == "hour" else s for s in slots]
+    for name, key in (
+        ("contact", "contact_rate"),
+        ("promise", "promise_rate"),
+        ("paid", "payment_rate"),
+    ):
+        chart.add(name, [_pct(groups[s][key]) if s in groups else None for s in slots])
+    return chart
 
 
 def render_html(report: Mapping[str, Any], *, title: str = "Collections report") -> str:
@@ -127,6 +151,7 @@ def render_html(report: Mapping[str, Any], *, title: str = "Collections report")
         lstrip_blocks=True,
     )
     env.filters.update(pct=rate_text, money=money_text, recovery=recovery_text)
+    by = report.get("by")
     source = files("orchestrator.reporting").joinpath("assets/report.html.j2").read_text("utf-8")
     return env.from_string(source).render(
         title=title,
@@ -136,4 +161,8 @@ def render_html(report: Mapping[str, Any], *, title: str = "Collections report")
         channel_columns=CHANNEL_COLUMNS,
         reasons=reason_rows(report),
         rate_keys=RATE_KEYS,
+        by=by,
+        by_columns=sum(by_columns(by), ()) if by else (),
+        group_label=group_label,
+        variant_tables=variant_tables(report) if by == "variant" else [],
     )

@@ -44,7 +44,8 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.config.models import Config, Stage
 from orchestrator.core.zones import place_zones
-from orchestrator.reporting.groups import Group
+from orchestrator.reporting.breakdown import DIMENSIONS, Population, count_breakdown
+from orchestrator.reporting.groups import REACHED, Group
 from orchestrator.store.tables import (
     AccountEvent,
     AccountRow,
@@ -56,8 +57,6 @@ from orchestrator.store.tables import (
     table_of,
 )
 
-# Delivery statuses that mean the message reached the person (or their voicemail).
-REACHED = frozenset({"delivered", "answered", "machine", "opened", "clicked"})
 DECISIONS = ("sent", "deferred", "suppressed", "blocked", "skipped", "failed", "ambiguous")
 
 
@@ -89,10 +88,16 @@ def activity_span(conn: Connection) -> tuple[date, date] | None:
     return _aware(first).date(), _aware(last).date()  # type: ignore[union-attr]
 
 
-def build_report(conn: Connection, config: Config, since: date, until: date) -> dict[str, Any]:
-    """The KPIs over ``since``..``until`` (inclusive dates) as one JSON-ready dict."""
+def build_report(
+    conn: Connection, config: Config, since: date, until: date, by: str | None = None
+) -> dict[str, Any]:
+    """The KPIs over ``since``..``until`` (inclusive dates) as one JSON-ready dict; with
+    ``by`` (one of ``breakdown.DIMENSIONS``), also ``by`` and the ``groups`` of that
+    dimension (``breakdown``)."""
     if until < since:
         raise ValueError(f"--until {until} is before --since {since}")
+    if by is not None and by not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {by!r}: one of {', '.join(DIMENSIONS)}")
     start, end = _window(since, until)
     stages = sorted(config.cadences.stages, key=lambda s: s.dpd[0])
     tally = _Tally(
@@ -110,7 +115,16 @@ def build_report(conn: Connection, config: Config, since: date, until: date) -> 
     touches = _count_conversations(conn, tally, start, end)
     _count_promises(conn, tally, touches, in_period, start, end)
     _count_opt_outs(conn, tally, start, end)
-    return _report_json(tally, config, since, until, daily)
+    report = _report_json(tally, config, since, until, daily)
+    if by is not None:
+        population = Population(
+            {a.account_id: a.currency for a in tally.accounts.values()},
+            tally.entry_balance,
+            tally.total.rolled,
+            payments,
+        )
+        report |= count_breakdown(conn, config, population, by, in_period, (start, end))
+    return report
 
 
 @dataclass
@@ -123,6 +137,8 @@ class _Tally:
     by_stage: dict[str, Group]
     by_channel: dict[str, Group]
     total: Group = field(default_factory=lambda: Group("all"))
+    # Each account's balance at its first stage's entry in the period (as in the total).
+    entry_balance: dict[str, Decimal] = field(default_factory=dict)
 
     def stage_on(self, account_id: str, at: datetime) -> Group | None:
         """The group of the stage the account was in at ``at`` (on its local date)."""
@@ -169,6 +185,7 @@ def _count_stages(
             if acc.account_id not in total.accounts:
                 total.accounts.add(acc.account_id)
                 total.at_entry[acc.currency] += balance
+                tally.entry_balance[acc.account_id] = balance
             if i + 1 < len(stages):
                 next_day = acc.due + timedelta(days=stages[i + 1].dpd[0])
                 if since <= next_day <= until and (

@@ -60,6 +60,7 @@ RATE_KEYS = {
     "promise": "promise_rate",
     "kept": "kept_rate",
     "roll": "roll_rate",
+    "paid": "payment_rate",
 }
 
 
@@ -111,3 +112,178 @@ def print_report(report: Mapping[str, Any], console: Any) -> None:
     for key, counts, all_count in reason_rows(report):
         reasons.add_row(key, *(str(c) for c in counts), str(all_count))
     console.print(reasons)
+    if "by" in report:
+        print_breakdown(report, console)
+
+
+# --- the breakdown (--by) ------------------------------------------------------------------
+
+BY_ACTIVITY: tuple[tuple[str, Any], ...] = (
+    ("accts", lambda g: str(g["accounts"])),
+    ("sends", lambda g: str(g["sends"])),
+    ("deliv.", lambda g: rate_text(g["delivery_rate"])),
+    ("contact", lambda g: rate_text(g["contact_rate"])),
+    ("click", lambda g: rate_text(g["click_rate"])),
+    ("promise", lambda g: rate_text(g["promise_rate"])),
+    ("kept", lambda g: rate_text(g["kept_rate"])),
+    ("paid", lambda g: rate_text(g["payment_rate"])),
+)
+BY_OUTCOME: tuple[tuple[str, Any], ...] = (
+    ("recovered", lambda g: money_text(g["recovered"])),
+    ("per acct", lambda g: per_account_text(g["recovered_per_account"])),
+    ("opt-outs", lambda g: str(g["opt_outs"])),
+    ("complaints", lambda g: str(g["complaints"])),
+)
+
+
+def by_columns(by: str) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]]:
+    """The breakdown's activity and outcome columns; by segment, with the roll and
+    recovery rates (a group of accounts has a balance at stage entry, a send has none)."""
+    if by != "segment":
+        return BY_ACTIVITY, BY_OUTCOME
+    roll = ("roll", lambda g: rate_text(g["roll_rate"]))
+    recovery = ("recovery", lambda g: recovery_text(g["recovery_rate"]))
+    return (*BY_ACTIVITY, roll), (*BY_OUTCOME[:2], recovery, *BY_OUTCOME[2:])
+
+
+# The rates an arm is compared on, as the variant tables label them.
+COMPARED_LABELS = (
+    ("delivery", "delivery_rate"),
+    ("contact", "contact_rate"),
+    ("promise", "promise_rate"),
+    ("kept", "kept_rate"),
+    ("paid", "payment_rate"),
+)
+NOT_SIGNIFICANT = "not significant yet"
+
+
+def per_account_text(rates: Mapping[str, Mapping[str, Any]], sep: str = ", ") -> str:
+    return (
+        sep.join(
+            f"{cur} {'-' if r['value'] is None else format(r['value'], ',.2f')}"
+            for cur, r in rates.items()
+        )
+        or "-"
+    )
+
+
+def group_label(by: str, group: Mapping[str, Any]) -> str:
+    """How a group of the breakdown is named: its value, ``-`` for none."""
+    value = group["variant"] if by == "variant" else group[by]
+    if value is None:
+        return "-"
+    return f"{value:02d}:00" if by == "hour" else str(value)
+
+
+def interval_text(rate: Mapping[str, Any]) -> str:
+    """``4/20 = 20.0% [8.1, 41.6]``: a rate, its counts and its Wilson 95% interval."""
+    if rate["value"] is None:
+        return "-"
+    low, high = rate["ci"]
+    return (
+        f"{rate['numerator']}/{rate['denominator']} = {rate['value']:.1%} "
+        f"[{low * 100:.1f}, {high * 100:.1f}]"
+    )
+
+
+def verdict_text(diff: Mapping[str, Any]) -> str:
+    return "significant" if diff["significant"] else NOT_SIGNIFICANT
+
+
+def versus_text(diff: Mapping[str, Any] | None) -> str:
+    """``+70.0 pts [+40.5, +83.9]`` over ``significant`` (or ``not significant yet``)
+    and the accounts an arm needs to detect a difference that size."""
+    if diff is None:
+        return "-"
+    low, high = diff["ci"]
+    lines = [
+        f"{diff['difference'] * 100:+.1f} pts [{low * 100:+.1f}, {high * 100:+.1f}]",
+        verdict_text(diff),
+    ]
+    if diff.get("sample_size_per_arm") is not None:
+        lines.append(f"{diff['sample_size_per_arm']:,} an arm to detect")
+    return "\n".join(lines)
+
+
+def money_versus_text(diffs: Mapping[str, Mapping[str, Any] | None]) -> str:
+    lines = []
+    for cur, diff in diffs.items():
+        if diff is None:
+            lines.append(f"{cur} -")
+            continue
+        low, high = diff["ci"]
+        lines.append(
+            f"{cur} {diff['difference']:+,.2f} [{low:+,.2f}, {high:+,.2f}]\n{verdict_text(diff)}"
+        )
+    return "\n".join(lines) or "-"
+
+
+def variant_tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """By variant, one table per experiment (the groups outside any last): a column per
+    arm, the baseline first; a row per rate with its interval, each followed by the arms'
+    difference against the baseline. Returns ``(title, header, rows)``; a cell may hold
+    several lines."""
+    experiments: dict[Any, list[Mapping[str, Any]]] = {}
+    for group in report["groups"]:
+        experiments.setdefault(group["experiment"], []).append(group)
+    return [_experiment_table(name, arms) for name, arms in experiments.items()]
+
+
+def _experiment_table(
+    experiment: str | None, arms: list[Mapping[str, Any]]
+) -> tuple[str, list[str], list[list[str]]]:
+    base = next((a["variant"] for a in arms if a["baseline"]), None)
+    compared = experiment is not None and len(arms) > 1
+
+    def versus(text: Any) -> list[str]:
+        return [f"  vs {base}", *("baseline" if a["baseline"] else text(a["versus"]) for a in arms)]
+
+    rows = [["accounts", *(str(a["accounts"]) for a in arms)]]
+    for label, key in COMPARED_LABELS:
+        rows.append([label, *(interval_text(a[key]) for a in arms)])
+        if compared:
+            rows.append(versus(lambda v, key=key: versus_text(v[key])))
+    money = (per_account_text(a["recovered_per_account"], "\n") for a in arms)
+    rows.append(["recovered/acct", *money])
+    if compared:
+        rows.append(versus(lambda v: money_versus_text(v["recovered_per_account"])))
+    title = (
+        "outside any experiment"
+        if experiment is None
+        else f"experiment {experiment}: each arm against {base}"
+    )
+    header = ["", *(group_label("variant", a) + (" (baseline)" * a["baseline"]) for a in arms)]
+    return title, header, rows
+
+
+def print_breakdown(report: Mapping[str, Any], console: Any) -> None:
+    """The ``--by`` groups: by variant a table per experiment, else one table."""
+    from rich import box
+    from rich.table import Table
+
+    by = report["by"]
+    if by == "variant":
+        for title, header, rows in variant_tables(report):
+            table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+            table.add_column(header[0], no_wrap=True)
+            for name in header[1:]:
+                table.add_column(name, justify="right")
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
+        return
+    activity, outcome = by_columns(by)
+    multiline = dict(outcome) | {
+        "recovered": lambda g: money_text(g["recovered"], "\n"),
+        "per acct": lambda g: per_account_text(g["recovered_per_account"], "\n"),
+        "recovery": lambda g: recovery_text(g["recovery_rate"], "\n"),
+    }
+    outcome = tuple((name, multiline[name]) for name, _ in outcome)
+    for title, columns in ((f"by {by}", activity), (f"by {by}: money and risk", outcome)):
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.add_column(by, no_wrap=True)
+        for name, _ in columns:
+            table.add_column(name, justify="right", no_wrap=True)
+        for group in report["groups"]:
+            table.add_row(group_label(by, group), *(fn(group) for _, fn in columns))
+        console.print(table)
