@@ -166,10 +166,14 @@ def _dimension(conn: Connection, config: Config, by: str) -> _Dimension:
 
 
 def template_of_step(config: Config) -> dict[str, str]:
-    """The template of each step and trigger of the configuration, by its id."""
+    """The template of each step and trigger of the configuration, by its id (the steps
+    of experiment arms included)."""
     found = {t.id: t.template for t in config.cadences.triggers}
     for stage in config.cadences.stages:
         found.update((step.id, step.template) for step in stage.steps)
+    for experiment in config.experiments.experiments:
+        for arm in experiment.arms:
+            found.update((step.id, step.template) for step in arm.steps or [])
     return found
 
 
