@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -1002,6 +1002,31 @@ def _load(
         if any(p.level == "error" for p in problems):
             return None, problems
     return config, problems
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model_file(path: Path, model: type[M], what: str) -> M:
+    """One YAML file read into ``model``, or ``ConfigError`` with every problem at its
+    ``FILE:LINE:COL`` (for files beside the configuration: a response model)."""
+    problems: list[Problem] = []
+    node = _read_yaml(path, problems)
+    if node is None:
+        raise ConfigError(problems)
+    if not isinstance(node, dict):
+        line, col = _pos(node)
+        raise ConfigError([Problem(str(path), line, col, f"{what}: expected a mapping")])
+    try:
+        return model.model_validate(_plain(node))
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error.get("loc", ()))
+            line, col = _locate(node, loc)
+            text = _message(cast(dict[str, Any], error))
+            field = ".".join(str(p) for p in loc)
+            problems.append(Problem(str(path), line, col, f"{what}: {text}", field=field))
+        raise ConfigError(problems) from None
 
 
 def load_config(

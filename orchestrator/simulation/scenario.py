@@ -156,14 +156,14 @@ def load_scenario(path: Path, *, config_dir: Path, templates_dir: Path | None = 
     source = str(path)
     doc = _read(path, source)
     found = _Found(source)
-    known = {"start", "days", "config", "templates", "accounts", "events"}
+    known = {"start", "days", "config", "templates", "accounts", "sample", "events"}
     for key in doc:
         if key not in known:
             found.err(doc, key, f"unknown key {key!r}")
     start = _start(doc, found)
     days = _days(doc, found)
     config, templates = _config(doc, path, config_dir, templates_dir, found)
-    accounts = _accounts(doc, found)
+    accounts = _accounts(doc, found) + _sample(doc, start, found)
     events = _events(doc, {a.account_id for a in accounts}, found)
     problems = found.problems
     if config is not None:
@@ -251,6 +251,30 @@ def _config(
             getattr(exc, "problems", [Problem(found.source, None, None, str(exc))])
         )
     return config, templates
+
+
+MAX_SAMPLE = 100_000
+
+
+def _sample(doc: dict[Any, Any], start: datetime, found: _Found) -> list[Account]:
+    """``sample: {accounts: N, seed: S}``: the demo's generated portfolio, due dates
+    counted back from the start (ids ``U-000001``, ``C-000002``, ...)."""
+    spec = doc.get("sample")
+    if spec is None:
+        return []
+    if not isinstance(spec, dict) or set(spec) - {"accounts", "seed"}:
+        found.err(doc, "sample", "sample: expected {accounts: N, seed: S}")
+        return []
+    n, seed = spec.get("accounts"), spec.get("seed", 7)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SAMPLE:
+        found.err(spec, "accounts", f"sample.accounts: a whole number from 1 to {MAX_SAMPLE:,}")
+        return []
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        found.err(spec, "seed", "sample.seed: a whole number")
+        return []
+    from orchestrator.simulation.sample import generate_accounts
+
+    return list(generate_accounts(n, today=start.date(), seed=seed))
 
 
 def _accounts(doc: dict[Any, Any], found: _Found) -> list[Account]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.base import ChannelAdapter
 from channels.simulated import SimulatedChannel
@@ -31,6 +31,9 @@ from orchestrator.core.rules import AccountRules
 from orchestrator.core.state import AccountState, SendHistory
 from orchestrator.dispatch.decider import Decider
 from orchestrator.simulation.events import EventApplier, ScenarioEvent
+
+if TYPE_CHECKING:
+    from orchestrator.simulation.response import ResponseModel
 
 SIMULATION_SECRET = "outreach-simulation-secret"
 SIMULATION_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -57,6 +60,8 @@ class Scenario:
     accounts: list[Account]
     events: list[ScenarioEvent] = field(default_factory=list)
     source: str = "<scenario>"
+    # What people do after a contact (``--response-model``): events it makes join the run.
+    response: ResponseModel | None = None
 
 
 class Simulation:
@@ -151,6 +156,10 @@ class Simulation:
         state = self.states[account_id]
         rules = self.rules[account_id]
         self.schedule(plan_day(state, rules, day))
+        response = self.scenario.response
+        if response is not None:
+            for ev in response.self_cure(state, day):
+                self.push(max(ev.at, self.clock.now()), _EVENT, ("event", ev))
         nxt = local_day_start(day + timedelta(days=1), rules.zones.primary)
         self.push(nxt, _DAY, ("day", account_id, day + timedelta(days=1)))
         if self.on_progress is not None:
@@ -163,6 +172,9 @@ class Simulation:
         if outcome.send is not None:
             history.add(outcome.send)
             self.applier.note_send(outcome.record)
+            if self.scenario.response is not None:
+                for ev in self.scenario.response.respond(outcome.record, state):
+                    self.push(ev.at, _EVENT, ("event", ev))
         if outcome.defer_until is not None:
             self.push(outcome.defer_until, _OCC, ("occ", occ))
         yield outcome.record
@@ -253,6 +265,7 @@ def partition(scenario: Scenario, parts: int) -> list[Scenario]:
             bucket,
             part_events,
             scenario.source,
+            scenario.response,
         )
         for bucket, part_events in zip(buckets, events, strict=True)
     ]
