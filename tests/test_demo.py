@@ -31,6 +31,12 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
     )
     log = [json.loads(line) for line in (out / "decisions.jsonl").read_text().splitlines()]
     assert sum(summary["decisions"].values()) == len(log) > 0
+    # The report breaks the KPIs down by the sample's segments, in the HTML too.
+    by_segment = summary["report"]["groups"]
+    assert summary["report"]["by"] == "segment"
+    assert {g["segment"] for g in by_segment} >= {"standard", "high-balance"}
+    assert sum(g["accounts"] for g in by_segment) >= 40 - 4  # pre-due and unplanned aside
+    assert "high-balance" in (out / "report.html").read_text()
 
     engine = sa.create_engine(f"sqlite:///{out / 'outreach.db'}")
     with engine.connect() as conn:

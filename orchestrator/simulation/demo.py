@@ -186,7 +186,8 @@ def _print_summary(console: Console, tally: _Tally, out_dir: Path) -> None:
 def write_report(
     db_url: str, config: Config, since: date, until: date, html: Path
 ) -> dict[str, Any]:
-    """The KPI report over the simulated days, also written as HTML."""
+    """The KPI report over the simulated days, with its breakdown by segment, also
+    written as HTML."""
     from orchestrator.reporting.html import render_html
     from orchestrator.reporting.kpis import build_report
     from orchestrator.store import db
@@ -194,7 +195,7 @@ def write_report(
     engine = db.make_engine(db_url)
     try:
         with engine.connect() as conn:
-            report = build_report(conn, config, since, until)
+            report = build_report(conn, config, since, until, by="segment")
     finally:
         engine.dispose()
     html.write_text(
