@@ -660,6 +660,51 @@ def _check_policy(c: _Checker, policy: Policy, known: set[str]) -> None:
         overlay(("profiles", name), rules.hours, rules.limits, rules.pauses, rules.holidays)
     for n, rule in enumerate(policy.content):
         channel_list(("content", n, "channels"), rule.channels, f"content rule {rule.id}")
+    _check_budgets(c, policy, known)
+
+
+def _check_budgets(c: _Checker, policy: Policy, known: set[str]) -> None:
+    """Budget ids once, known channels and zones, windows of whole hours or days."""
+    budget_ids: set[str] = set()
+    for n, budget in enumerate(policy.budgets):
+        where = ("budgets", n)
+        if budget.id in budget_ids:
+            c.add("policy", (*where, "id"), f"duplicate budget id {budget.id!r}")
+        budget_ids.add(budget.id)
+        for m, name in enumerate(budget.channels):
+            if name not in known:
+                c.add(
+                    "policy",
+                    (*where, "channels", m),
+                    f"budget {budget.id}: unknown channel {name!r}{_suggest(name, sorted(known))}",
+                )
+        if budget.window.unit not in ("h", "d") or budget.window.amount < 1:
+            c.add(
+                "policy",
+                (*where, "window"),
+                f"budget {budget.id}: window must be whole hours or days (1h, 1d)",
+            )
+        if budget.zone is not None:
+            _check_zone(c, "policy", (*where, "zone"), budget.zone)
+
+
+def _check_priority(c: _Checker, policy: Policy, segments: Segments) -> None:
+    """The segments a ``priority`` key lists are defined ones."""
+    ids = sorted(segments.ids)
+    for n, key in enumerate(policy.priority):
+        if key.by != "segment" and key.segments is not None:
+            c.add(
+                "policy",
+                ("priority", n, "segments"),
+                f"priority {key.by}: segments apply to by: segment only",
+            )
+        for m, name in enumerate(key.segments or []):
+            if name not in segments.ids:
+                c.add(
+                    "policy",
+                    ("priority", n, "segments", m),
+                    f"priority: unknown segment {name!r}{_suggest(name, ids)}",
+                )
 
 
 def _check_holidays(c: _Checker, path: tuple[Any, ...], rule: Any) -> None:
@@ -980,6 +1025,8 @@ def _load(
         _check_creditors(checker, parts["creditors"], parts.get("policy"))
     if "segments" in parts:
         _check_segments(checker, parts["segments"])
+    if "policy" in parts:
+        _check_priority(checker, parts["policy"], parts.get("segments", Segments()))
     if "cadences" in parts:
         _check_segment_filters(checker, parts["cadences"], parts.get("segments", Segments()))
         if "experiments" in parts:

@@ -340,6 +340,30 @@ class PlanBounds(Strict):
     min_instalment: Decimal | None = Field(default=None, ge=0)
 
 
+class PriorityKey(Strict):
+    """One key of the order in which due sends take a limit's or a budget's room:
+    ``segment`` (the ``segments`` listed first, in that order, then the rest),
+    ``promise_broken`` (a debtor who broke a promise in the last 90 days first),
+    ``balance`` or ``dpd`` (highest first; ``descending: false`` for lowest first)."""
+
+    by: Literal["segment", "promise_broken", "balance", "dpd"]
+    segments: list[str] | None = None
+    descending: bool = True
+
+
+class Budget(Strict):
+    """At most ``max`` sends of these channels in each ``window`` (whole hours or days
+    of the clock in ``zone``, default the policy's default zone), over all debtors: what
+    a dialer's capacity or a day's SMS spend allows. A send beyond it is deferred
+    (reason ``budget``) to the next window."""
+
+    id: str
+    channels: list[str]
+    max: int = Field(ge=0)
+    window: DurationField = Duration(1, "d")
+    zone: str | None = None
+
+
 class Overlay(Strict):
     """Extra rules for a jurisdiction or a policy profile: limits and pauses accumulate,
     hours intersect, holidays add. Promise and plan bounds are terms, not protections:
@@ -459,6 +483,10 @@ class Policy(Strict):
     content: list[ContentRule] = Field(default_factory=list)
     forbidden: list[str] = Field(default_factory=list)  # extra forbidden phrases for lint
     opt_out_confirmation: bool = True
+    # Which due sends go first when a limit or a budget has room for some only (after
+    # that: the oldest planned, then by account). Empty: the oldest planned first.
+    priority: list[PriorityKey] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
     # What an SMS opt-out (STOP) stops: ``sms`` only, or ``automated``: texts and
     # prerecorded calls alike, and a voice opt-out texts too (revoke-all). Counsel decides.
     opt_out_scope: Literal["sms", "automated"] = "sms"

@@ -40,6 +40,7 @@ class Occurrence:
     segment: str | None = None
     experiment: str | None = None
     variant: str | None = None
+    priority: str = ""  # the policy's order (``core.priority``): smaller goes first
 
     @property
     def unique_key(self) -> tuple[str, str, str]:
@@ -98,6 +99,19 @@ def segment_on(state: AccountState, rules: AccountRules, local_day: date) -> str
     return segment_of(segments, state, day_start, dpd_on(state.account.due_date, local_day))
 
 
+def priority_on(
+    state: AccountState, rules: AccountRules, local_day: date, segment: str | None
+) -> str:
+    """The account's priority key on its local day (``core.priority``)."""
+    keys = rules.config.policy.priority
+    if not keys:
+        return ""
+    from orchestrator.core.priority import priority_key
+
+    day_start = local_day_start(local_day, rules.zones.primary)
+    return priority_key(keys, state, segment, dpd_on(state.account.due_date, local_day), day_start)
+
+
 def _step_fires(step: Step, stage: Stage, dpd: int) -> bool:
     if step.on_dpd is not None:
         return dpd in step.on_dpd
@@ -119,6 +133,7 @@ def plan_day(state: AccountState, rules: AccountRules, local_day: date) -> list[
     experiment = rules.config.experiments.for_stage(stage.id, local_day)
     arm = stage_steps(experiment, stage, account.debtor_id)
     steps = arm.steps if stage.admits(segment) else []
+    priority = priority_on(state, rules, local_day, segment)
     out: list[Occurrence] = []
     for step in steps:
         if not _step_fires(step, stage, dpd) or not step.admits(segment):
@@ -138,6 +153,7 @@ def plan_day(state: AccountState, rules: AccountRules, local_day: date) -> list[
                 segment=segment,
                 experiment=arm.experiment,
                 variant=arm.variant,
+                priority=priority,
             )
         )
     if dpd == stage.dpd[0]:
@@ -202,6 +218,7 @@ def plan_trigger(
             expires_at=planned + trigger.expires.delta,
             trigger=fire,
             segment=segment,
+            priority=priority_on(state, rules, event_day, segment),
         )
     ]
 

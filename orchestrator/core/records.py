@@ -48,6 +48,7 @@ class Reason(StrEnum):
     bad_data = "bad_data"  # the account's data cannot be replayed, planned or rendered
     confirmed_by_provider = "confirmed_by_provider"  # an ambiguous send the provider reported
     holdout = "holdout"  # the debtor is in an experiment's holdout: no contact of the stage
+    budget = "budget"  # a budget of the policy is spent for this window: the next one
 
 
 def limit_reason(limit_id: str) -> str:

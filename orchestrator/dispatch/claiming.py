@@ -23,9 +23,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from channels.base import OutboundMessage
-from orchestrator.config.models import Config, Step, Trigger
+from orchestrator.config.models import Config, Policy, Step, Trigger
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.planner import Occurrence as Planned
+from orchestrator.core.priority import window_of
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.state import SendHistory, SendRecord
 from orchestrator.dispatch.baddata import is_bad_data, note, replay_accounts
@@ -100,6 +101,7 @@ class Claims:
             rows,
             key=lambda r: (
                 r.next_attempt_at,
+                r.priority,
                 r.planned_at,
                 r.account_id,
                 r.step_id,
@@ -114,6 +116,9 @@ class Claims:
         judgement counts."""
         with conn.begin():
             debtors = {o.debtor_id for o in batch}
+            if self.decider.budget is not None:  # counted by one claim at a time
+                self.connector.lock_budgets(conn)
+                self.decider.budget.load(budget_counts(conn, self.config.policy, now))
             self.connector.lock_debtors(conn, debtors)
             claimed = set(
                 conn.execute(
@@ -199,6 +204,7 @@ class Claims:
                 if isinstance(prepared, OutboundMessage):
                     account = rep.state.account
                     history.add(SendRecord(now, occ.channel, account.account_id, account.debtor_id))
+                    self.decider.spent(occ.channel, now)
                     ready.append(Ready(occ_row, occ, rep, prepared))
                     continue
                 outcome = prepared  # its template failed
@@ -309,6 +315,7 @@ def occurrence_of(config: Config, occ_row: Row[Any], rep: Replayed) -> Planned |
         segment=occ_row.segment,
         experiment=occ_row.experiment,
         variant=occ_row.variant,
+        priority=occ_row.priority,
     )
 
 
@@ -331,6 +338,28 @@ def _not_applicable(occ_row: Row[Any], rep: Replayed, now: datetime) -> Outcome:
             variant=occ_row.variant,
         )
     )
+
+
+def budget_counts(
+    conn: Connection, policy: Policy, now: datetime
+) -> dict[tuple[str, datetime], int]:
+    """Each budget's sends in its current window, as the database holds them (failed
+    ones do not count, as for limits)."""
+    out: dict[tuple[str, datetime], int] = {}
+    for budget in policy.budgets:
+        start, _ = window_of(budget, now, policy.timezone.default)
+        count = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(send_t)
+            .where(
+                send_t.c.channel.in_(budget.channels),
+                send_t.c.sent_at >= start,
+                send_t.c.sent_at <= now,
+                send_t.c.status != "failed",
+            )
+        ).scalar_one()
+        out[(budget.id, start)] = int(count)
+    return out
 
 
 def _history_span(config: Config) -> timedelta:

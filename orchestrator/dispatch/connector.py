@@ -97,6 +97,11 @@ class Connector(ABC):
         worker at a time."""
 
     @abstractmethod
+    def lock_budgets(self, conn: Connection) -> None:
+        """Hold the policy's budgets for the claim's transaction (before any debtor):
+        what is spent of them is counted by one claim at a time."""
+
+    @abstractmethod
     def recorder(self, db: Engine, settle: Settle) -> Recorder:
         """What records the sent batches of one dispatch run."""
 
@@ -164,11 +169,12 @@ class Connector(ABC):
 
     def _due_order(self) -> list[sa.ColumnElement[Any]]:
         """The order in which due occurrences take their turn: by due time, then
-        ``simulate.due_order`` (planned first, then account, step, key), text compared by
-        code point as Python compares it."""
+        ``simulate.due_order`` (the policy's priority, planned first, then account, step,
+        key), text compared by code point as Python compares it."""
         c = occurrence_t.c
         return [
             c.next_attempt_at,
+            self._by_code_point(c.priority),
             c.planned_at,
             *map(self._by_code_point, (c.account_id, c.step_id, c.occurrence_key)),
         ]

@@ -24,6 +24,7 @@ from orchestrator.core.account import Account
 from orchestrator.core.gate import Allow, Defer, Deny, evaluate
 from orchestrator.core.links import LINK_LIFETIME, pay_link, unsubscribe_link
 from orchestrator.core.planner import Occurrence, dpd_on
+from orchestrator.core.priority import BudgetBook
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.rules import AccountRules, RuleBook
 from orchestrator.core.state import AccountState, SendHistory, SendRecord
@@ -80,6 +81,9 @@ class Decider:
         self.renderer = renderer
         self.adapters = adapters
         self.rulebook = RuleBook(config)
+        # The policy's budgets over all debtors: simulate counts its own sends, the
+        # daemon loads the counts the database holds at each claim.
+        self.budget = BudgetBook(config.policy) if config.policy.budgets else None
         self.public_url = public_url.rstrip("/")
         self.secret = secret
 
@@ -153,7 +157,32 @@ class Decider:
             )
             return Outcome(record, defer_until=verdict.until)
         assert isinstance(verdict, Allow)
-        return None
+        return self._over_budget(occ, state, rules, now)
+
+    def _over_budget(
+        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime
+    ) -> Outcome | None:
+        """Deferred to the next window (``budget``) when a budget of its channel is spent;
+        skipped (``expired``) when that window opens after the send expires."""
+        if self.budget is None:
+            return None
+        full = self.budget.full(occ.channel, now)
+        if full is None:
+            return None
+        until = full[1]
+        if until > occ.expires_at:
+            return Outcome(
+                self._record(occ, state, rules, now, DecisionKind.skipped, Reason.expired)
+            )
+        record = self._record(
+            occ, state, rules, now, DecisionKind.deferred, Reason.budget, until=until
+        )
+        return Outcome(record, defer_until=until)
+
+    def spent(self, channel: str, now: datetime) -> None:
+        """A send of ``channel`` goes now: count it against the budgets."""
+        if self.budget is not None:
+            self.budget.spend(channel, now)
 
     def marks(self) -> dict[str, Any]:
         """Each adapter's ``mark()`` (those that have one): where a later ``synced`` of the

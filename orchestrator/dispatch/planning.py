@@ -228,6 +228,7 @@ class Planning:
                 "segment": occ.segment,
                 "experiment": occ.experiment,
                 "variant": occ.variant,
+                "priority": occ.priority,
                 "state": "pending",
                 "next_attempt_at": occ.planned_at,
                 "attempts": 0,

@@ -80,6 +80,11 @@ class PostgresConnector(Connector):
         sorted order, so two workers never wait on each other in a cycle."""
         conn.execute(_DEBTOR_LOCKS, {"b_debtors": pg_array(sorted(debtors))})
 
+    def lock_budgets(self, conn: Connection) -> None:
+        """One transaction-level advisory lock for every budget, taken before the
+        debtors' (so always in the same order)."""
+        conn.execute(_BUDGET_LOCK)
+
     def recorder(self, db: Engine, settle: Settle) -> Recorder:
         return BackgroundRecorder(db, settle)
 
@@ -177,6 +182,7 @@ def _status_params(statuses: Statuses, now: datetime) -> dict[str, Any]:
 
 
 # Two 32-bit keys: a lock space apart from the debtors' 64-bit keys.
+_BUDGET_LOCK = sa.select(sa.func.pg_advisory_xact_lock(0x6F7574, 2))
 _PLANNER_TRY_LOCK = sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))
 _PLANNER_LOCK = sa.select(sa.func.pg_advisory_lock(0x6F7574, 1))
 _PLANNER_UNLOCK = sa.select(sa.func.pg_advisory_unlock(0x6F7574, 1))

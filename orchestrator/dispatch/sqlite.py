@@ -49,6 +49,9 @@ class SQLiteConnector(Connector):
     def lock_debtors(self, conn: Connection, debtors: Iterable[str]) -> None:
         """Nothing: the claim takes the single write lock first."""
 
+    def lock_budgets(self, conn: Connection) -> None:
+        """Nothing: the claim takes the single write lock first."""
+
     def recorder(self, db: Engine, settle: Settle) -> Recorder:
         return Recorder(settle)
 

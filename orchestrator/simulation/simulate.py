@@ -43,12 +43,13 @@ SIMULATION_PUBLIC_URL = "http://127.0.0.1:8000"
 _EVENT, _DAY, _DEADLINE, _OCC = 0, 1, 2, 3
 
 
-def due_order(occ: Occurrence) -> tuple[datetime, str, str, str]:
-    """How occurrences due at the same instant take their turn: the one planned first
-    goes first (it has waited longest), then by account, step and key. When a limit has
+def due_order(occ: Occurrence) -> tuple[str, datetime, str, str, str]:
+    """How occurrences due at the same instant take their turn: by the policy's
+    ``priority`` (``core.priority``; all equal without one), then the one planned first
+    (it has waited longest), then by account, step and key. When a limit or a budget has
     room for one more send, this decides which; the daemon leases in the same order
     (``runner``), so that it decides what ``simulate`` decides."""
-    return (occ.planned_at, occ.account_id, occ.step_id, occ.key)
+    return (occ.priority, occ.planned_at, occ.account_id, occ.step_id, occ.key)
 
 
 @dataclass
@@ -171,6 +172,7 @@ class Simulation:
         outcome = self.decider.decide(occ, state, history, now, self.rules[occ.account_id])
         if outcome.send is not None:
             history.add(outcome.send)
+            self.decider.spent(occ.channel, now)
             self.applier.note_send(outcome.record)
             if self.scenario.response is not None:
                 for ev in self.scenario.response.respond(outcome.record, state):

@@ -216,6 +216,9 @@ class OccurrenceRow(SQLModel, table=True):
     segment: str | None = None
     experiment: str | None = None
     variant: str | None = None
+    # The policy's order of due sends (``core.priority``), '' without one: leased in
+    # (next attempt, priority, planned, account, step, key) order, as ``simulate`` takes them.
+    priority: str = Field(default="", sa_column_kwargs={"server_default": ""})
     created_at: datetime | None = _instant()
     updated_at: datetime | None = _instant()
 
@@ -255,6 +258,7 @@ class Send(SQLModel, table=True):
         sa.Index(None, "account_id", "sent_at"),
         sa.Index(None, "debtor_id", "sent_at"),
         sa.Index(None, "to_index", "sent_at"),
+        sa.Index(None, "channel", "sent_at"),  # budgets: a channel's sends in a window
     )
 
     id: int | None = Field(default=None, primary_key=True)
