@@ -238,6 +238,6 @@ def test_config_check_refuses_bad_budgets_and_priority(cfg: Path) -> None:
     lines = policy.read_text().splitlines()
     seg = next(n for n, row in enumerate(lines, 1) if "high-balanse" in row)
     fax = next(n for n, row in enumerate(lines, 1) if "fax" in row)
-    assert f"policy.yaml:{seg}:" in out and "unknown segment 'high-balanse'" in out
+    assert f"policy.yaml:{seg}:" in out and "warning: policy: priority: unknown segment" in out
     assert f"policy.yaml:{fax}:" in out and "budget b1: unknown channel 'fax'" in out
     assert "budget b1: window must be whole hours or days" in out

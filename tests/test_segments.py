@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from orchestrator.cli import _register_all, app
 from orchestrator.config.models import Config, Segments, SegmentWhen
 from orchestrator.core.segments import holds, segment_of
-from orchestrator.core.state import AccountState, EventRecord
+from orchestrator.core.state import AccountState, Contact, EventRecord
 from orchestrator.core.zones import Zones
 from orchestrator.testing import account, event, make_config, minimal_templates, simulate
 
@@ -375,3 +375,195 @@ accounts:
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     assert lines and {x["segment"] for x in lines} == {"small"}
+
+
+# --- contacts and responsiveness ------------------------------------------------------------
+
+
+def _contact(days_ago: float, channel: str, *statuses: tuple[float, str]) -> Contact:
+    """A message sent ``days_ago`` before DAY, with statuses ``(hours after, status)``."""
+    at = DAY - timedelta(days=days_ago)
+    return Contact(
+        at, channel, f"m{days_ago}{channel}", [(at + timedelta(hours=h), s) for h, s in statuses]
+    )
+
+
+def test_days_since_the_last_contact_that_reached_the_person() -> None:
+    state = _state()
+    assert _holds(state, days_since_contact_min=99) and not _holds(state, days_since_contact_max=99)
+    state.contacts = [
+        _contact(6, "sms", (0.1, "delivered")),
+        _contact(2, "voice", (0.1, "no_answer")),  # never reached
+        _contact(0.5, "email", (13, "delivered")),  # after the day's start: not yet known
+    ]
+    assert _holds(state, days_since_contact_min=5, days_since_contact_max=5)  # 6 d - 0.1 h
+    state.events.append(EventRecord(DAY - timedelta(days=1, hours=1), "conversation", "voice"))
+    assert _holds(state, days_since_contact_max=1)
+
+
+def test_responsiveness_is_responded_over_reached_within_the_window() -> None:
+    state = _state()
+    assert not _holds(state, responsiveness_min="0")  # nothing reached: no share
+    state.contacts = [
+        _contact(20, "voice", (0.01, "answered")),
+        _contact(10, "sms", (0.1, "delivered"), (5, "clicked")),
+        _contact(5, "sms", (0.1, "delivered")),
+        _contact(3, "voice", (0.01, "machine")),
+        _contact(1, "sms", (0.1, "undelivered")),  # not reached: not counted
+        _contact(0.2, "sms", (0.1, "delivered"), (6, "clicked")),  # click after the start
+    ]
+    # within 30 days: answered and clicked of 5 reached = 0.4; within 7 days: 0 of 3.
+    assert _holds(state, responsiveness_min="0.4", responsiveness_max="0.4", within="30d")
+    assert _holds(state, responsiveness_max="0", within="7d")
+    assert not _holds(state, responsiveness_min="0.01", within="7d")
+
+
+def test_receipts_move_the_segment_in_simulate(tmp_path: Path) -> None:
+    """Daily texts. ``unreached`` while no text has reached the person for 3 days; a
+    delivery receipt on 03-05 and a click on 03-06 make the account ``engaged`` from
+    03-07 (1 clicked of 2 reached)."""
+    config = _config(
+        [
+            {
+                "id": "M1",
+                "dpd": [1, 60],
+                "steps": [{"id": "daily", "channel": "sms", "template": "reminder", "every": "1d"}],
+            }
+        ],
+        [
+            {"id": "engaged", "when": {"responsiveness_min": "0.5", "within": "14d"}},
+            {"id": "unreached", "when": {"days_since_contact_min": 3}},
+            {"id": "other", "when": {}},
+        ],
+    )
+    records = simulate(
+        config,
+        [account("A1", due_date="2026-03-01")],
+        [
+            event("2026-03-05T16:00:00Z", "A1", "delivery", channel="sms", status="delivered"),
+            event("2026-03-06T15:05:00Z", "A1", "delivery", channel="sms", status="delivered"),
+            event("2026-03-06T16:00:00Z", "A1", "click"),
+        ],
+        start="2026-03-02T05:00:00Z",
+        days=6,
+        templates=minimal_templates(tmp_path / "t"),
+    )
+    by_day = {r.local_time[:10]: r.segment for r in records if r.step == "daily"}
+    assert by_day == {
+        "2026-03-02": "unreached",
+        "2026-03-03": "unreached",
+        "2026-03-04": "unreached",
+        "2026-03-05": "unreached",
+        "2026-03-06": "other",  # reached on 03-05: 0 days since; nothing clicked yet
+        "2026-03-07": "engaged",
+    }
+
+
+def test_the_daemon_reads_receipts_as_simulate_does(
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
+    """Sample accounts, daily texts; receipts (delivered, and answered calls) arrive an
+    hour after some sends, through the daemon's own ``record_delivery``. The segments on
+    the decisions, and so the steps, are the ones ``simulate`` gives."""
+    import sqlalchemy as sa
+
+    from channels.base import DeliveryStatus
+    from channels.simulated import SimulatedChannel
+    from orchestrator.content.rendering import TemplateRenderer
+    from orchestrator.core.crypto import DataCipher
+    from orchestrator.dispatch.runner import Runner
+    from orchestrator.ingest.importer import import_accounts
+    from orchestrator.simulation.sample import generate_accounts, write_csv
+    from orchestrator.simulation.simulate import (
+        SIMULATION_PUBLIC_URL,
+        SIMULATION_SECRET,
+        Scenario,
+        Simulation,
+    )
+    from orchestrator.store import db, facts
+    from orchestrator.store.tables import Decision, table_of
+
+    config = _config(
+        [
+            {
+                "id": "M1",
+                "dpd": [-10, 200],
+                "steps": [
+                    {"id": "t", "channel": "sms", "template": "reminder", "every": "1d"},
+                    {
+                        "id": "c",
+                        "channel": "voice",
+                        "template": "reminder",
+                        "every": "1d",
+                        "at": "18:00",
+                        "segments": ["unreached"],
+                    },
+                ],
+            }
+        ],
+        [
+            {"id": "engaged", "when": {"responsiveness_min": "0.6", "within": "7d"}},
+            {"id": "unreached", "when": {"days_since_contact_min": 2}},
+            {"id": "other", "when": {}},
+        ],
+    )
+    start = datetime(2026, 3, 9, 5, tzinfo=UTC)
+    accounts = list(generate_accounts(12, today=start.date(), seed=9))
+    templates = ROOT / "templates"
+    first = list(Simulation(Scenario(start, 4, config, templates, accounts, [])).run())
+    receipts = []
+    for n, r in enumerate(
+        x for x in first if x.decision == "sent" and x.time < start + timedelta(days=2)
+    ):
+        status = "answered" if r.channel == "voice" else "delivered"
+        if n % 3 != 2:  # one in three never reaches the person
+            receipts.append(
+                (r.time + timedelta(hours=1), r.account, r.channel, status, r.message_id)
+            )
+    events = [
+        event(at.isoformat(), acc, "delivery", channel=channel, status=status)
+        for at, acc, channel, status, _ in receipts
+    ]
+    expected = list(Simulation(Scenario(start, 4, config, templates, accounts, events)).run())
+    assert len({r.segment for r in expected}) == 3  # a real test: every segment occurs
+
+    csv = tmp_path / "accounts.csv"
+    write_csv(accounts, csv)
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    cipher = DataCipher([data_keys])
+    import_accounts(engine, csv, cipher)
+    channel = SimulatedChannel()
+    runner = Runner(
+        engine,
+        config,
+        TemplateRenderer(templates),
+        {c: channel for c in config.channels},
+        cipher,
+        public_url=SIMULATION_PUBLIC_URL,
+        secret=SIMULATION_SECRET,
+        not_before=start,
+        batch=5,
+    )
+    pending = sorted(receipts)
+    for instant in sorted({r.time for r in expected} | {x[0] for x in receipts}):
+        while pending and pending[0][0] <= instant:
+            at, _, _, status, message_id = pending.pop(0)
+            with engine.begin() as conn:
+                facts.record_delivery(
+                    conn,
+                    provider_id=None,
+                    message_id=message_id,
+                    status=DeliveryStatus(status),
+                    event_key=f"k-{message_id}",
+                    at=at,
+                )
+        runner.tick(instant)
+    t = table_of(Decision)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t).order_by(t.c.time, t.c.id)).all()
+    engine.dispose()
+    found = sorted((r.time, r.account_id, r.step, r.decision, r.segment) for r in rows)
+    assert found == sorted(
+        (r.time, r.account, r.step, str(r.decision), r.segment) for r in expected
+    )

@@ -699,11 +699,12 @@ def _check_priority(c: _Checker, policy: Policy, segments: Segments) -> None:
                 f"priority {key.by}: segments apply to by: segment only",
             )
         for m, name in enumerate(key.segments or []):
-            if name not in segments.ids:
+            if name not in segments.ids:  # harmless (no account is in it): a warning
                 c.add(
                     "policy",
                     ("priority", n, "segments", m),
-                    f"priority: unknown segment {name!r}{_suggest(name, ids)}",
+                    f"priority: unknown segment {name!r}{_suggest(name, ids)}; it ranks no one",
+                    level="warning",
                 )
 
 

@@ -223,7 +223,27 @@ class SegmentWhen(Strict):
     payments_max: Count | None = None
     days_since_conversation_min: Count | None = None
     days_since_conversation_max: Count | None = None
+    # Whole days since the last contact that reached the person (a delivery receipt,
+    # an answered call, an opened email) or the last conversation.
+    days_since_contact_min: Count | None = None
+    days_since_contact_max: Count | None = None
+    # Responded (a call answered by the person, a link followed) / reached, over the
+    # contacts sent within ``within``; an account with none reached has no share.
+    responsiveness_min: Decimal | None = Field(default=None, ge=0, le=1)
+    responsiveness_max: Decimal | None = Field(default=None, ge=0, le=1)
     within: DurationField = Duration(90, "d")
+
+    @property
+    def reads_contacts(self) -> bool:
+        return any(
+            v is not None
+            for v in (
+                self.days_since_contact_min,
+                self.days_since_contact_max,
+                self.responsiveness_min,
+                self.responsiveness_max,
+            )
+        )
 
 
 class SegmentRule(Strict):
@@ -238,6 +258,11 @@ class Segments(Strict):
     @cached_property
     def ids(self) -> frozenset[str]:
         return frozenset(rule.id for rule in self.segments)
+
+    @cached_property
+    def reads_contacts(self) -> bool:
+        """Some rule reads the messages sent and their receipts: the engine keeps them."""
+        return any(rule.when.reads_contacts for rule in self.segments)
 
 
 # --- experiments.yaml --------------------------------------------------------------------

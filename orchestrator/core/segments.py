@@ -56,6 +56,45 @@ def days_since_conversation(state: AccountState, day_start: datetime) -> int | N
     return (day_start - max(times)).days
 
 
+def days_since_contact(state: AccountState, day_start: datetime) -> int | None:
+    """Whole days from the last contact that reached the person, or the last
+    conversation, before ``day_start``; ``None``: neither ever."""
+    times = [t for c in state.contacts if (t := c.reached_at(day_start)) is not None]
+    times += [e.time for e in state.events if e.type == "conversation" and e.time < day_start]
+    if not times:
+        return None
+    return (day_start - max(times)).days
+
+
+def responsiveness(state: AccountState, start: datetime, end: datetime) -> Decimal | None:
+    """Responded / reached over the contacts sent in [start, end), as known at ``end``;
+    ``None`` when none of them reached the person."""
+    reached = responded = 0
+    for contact in state.contacts:
+        if start <= contact.time < end and contact.reached_at(end) is not None:
+            reached += 1
+            responded += contact.responded(end)
+    return None if reached == 0 else Decimal(responded) / Decimal(reached)
+
+
+def _contacts_hold(when: SegmentWhen, state: AccountState, day_start: datetime) -> bool:
+    if not when.reads_contacts:
+        return True
+    lo, hi = when.days_since_contact_min, when.days_since_contact_max
+    if lo is not None or hi is not None:
+        days = days_since_contact(state, day_start)
+        if days is None:
+            if hi is not None:
+                return False
+        elif not _within(days, lo, hi):
+            return False
+    lo_r, hi_r = when.responsiveness_min, when.responsiveness_max
+    if lo_r is None and hi_r is None:
+        return True
+    share = responsiveness(state, day_start - when.within.delta, day_start)
+    return share is not None and _within(share, lo_r, hi_r)
+
+
 def _within(
     value: Decimal | int | None, lo: Decimal | int | None, hi: Decimal | int | None
 ) -> bool:
@@ -117,7 +156,11 @@ def _behaviour_holds(when: SegmentWhen, state: AccountState, day_start: datetime
 
 def holds(when: SegmentWhen, state: AccountState, day_start: datetime, dpd: int) -> bool:
     """Whether every condition given in ``when`` holds for the account at ``day_start``."""
-    return _account_holds(when, state, day_start, dpd) and _behaviour_holds(when, state, day_start)
+    return (
+        _account_holds(when, state, day_start, dpd)
+        and _behaviour_holds(when, state, day_start)
+        and _contacts_hold(when, state, day_start)
+    )
 
 
 def segment_of(

@@ -63,6 +63,31 @@ class EventRecord:
     channel: str | None = None
 
 
+# Delivery statuses that mean a message reached the person (or their voicemail), and
+# those that mean the person answered it (a call picked up, a payment link followed).
+REACHED = frozenset({"delivered", "answered", "machine", "opened", "clicked"})
+RESPONDED = frozenset({"answered", "clicked"})
+
+
+@dataclass
+class Contact:
+    """A message sent to the account, with what its provider said of it and when: what
+    segment rules on contact and responsiveness read (kept only where they are used)."""
+
+    time: datetime
+    channel: str
+    message_id: str
+    statuses: list[tuple[datetime, str]] = field(default_factory=list)
+
+    def reached_at(self, before: datetime) -> datetime | None:
+        """When a status said it reached the person, if one did before ``before``."""
+        times = [at for at, status in self.statuses if status in REACHED and at < before]
+        return min(times) if times else None
+
+    def responded(self, before: datetime) -> bool:
+        return any(status in RESPONDED and at < before for at, status in self.statuses)
+
+
 @dataclass(frozen=True)
 class TriggerFire:
     """A trigger-worthy event: the planner turns it into occurrences."""
@@ -87,6 +112,7 @@ class AccountState:
     disputed: bool = False
     ceased: bool = False
     stage: str | None = None
+    contacts: list[Contact] = field(default_factory=list)  # only where segments read them
 
     @property
     def closed(self) -> bool:

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.rules import AccountRules
-from orchestrator.store.replay import Facts, Replayed, load_facts, replay
+from orchestrator.store.replay import Facts, Replayed, attach_contacts, load_facts, replay
 
 __all__ = ["PLANNING", "is_bad_data", "note", "planning_failed", "replay_accounts"]
 
@@ -109,6 +109,9 @@ def replay_accounts(
             if not is_bad_data(exc):
                 raise
             bad[r.account_id] = exc
+    reading = [a for a, rep in replayed.items() if rep.rules.config.segments.reads_contacts]
+    if reading:  # only where a segment rule reads the messages sent and their receipts
+        attach_contacts(conn, replayed, reading, now)
     return replayed, bad
 
 

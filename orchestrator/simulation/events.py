@@ -144,6 +144,18 @@ class EventApplier:
                 other.opted_out.discard(data["channel"])
         elif kind == "inbound_sms":
             yield from self._inbound(state, str(data.get("body", "")), now)
+        elif kind in ("delivery", "click") and state.contacts:
+            self._receipt(state, kind, data, now)
+
+    @staticmethod
+    def _receipt(state: AccountState, kind: str, data: dict[str, Any], now: datetime) -> None:
+        """A delivery receipt for the latest message of its channel, or a click on the
+        latest message with a payment link (a text or an email), as the daemon stores
+        them: what segment rules on contact and responsiveness read."""
+        channels = (data.get("channel"),) if kind == "delivery" else ("sms", "email")
+        latest = next((c for c in reversed(state.contacts) if c.channel in channels), None)
+        if latest is not None:
+            latest.statuses.append((now, str(data["status"]) if kind == "delivery" else "clicked"))
 
     def _inbound(self, state: AccountState, body: str, now: datetime) -> Iterator[DecisionRecord]:
         policy = self.sim.decider.config.policy

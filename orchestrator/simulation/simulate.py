@@ -28,7 +28,7 @@ from orchestrator.core.hours import local_day_start
 from orchestrator.core.planner import Occurrence, plan_day
 from orchestrator.core.records import DecisionRecord
 from orchestrator.core.rules import AccountRules
-from orchestrator.core.state import AccountState, SendHistory
+from orchestrator.core.state import AccountState, Contact, SendHistory
 from orchestrator.dispatch.decider import Decider
 from orchestrator.simulation.events import EventApplier, ScenarioEvent
 
@@ -99,6 +99,8 @@ class Simulation:
         self._planned: set[tuple[str, str, str]] = set()
         self.on_progress = on_progress
         self.applier = EventApplier(self)
+        # Kept only where a segment rule reads the messages sent and their receipts.
+        self.reads_contacts = scenario.config.segments.reads_contacts
         # Each account's rules, worked out once: a simulation changes no account's
         # address, phone or creditor (only its balance and status).
         self.rules: dict[str, AccountRules] = {}
@@ -173,6 +175,8 @@ class Simulation:
         if outcome.send is not None:
             history.add(outcome.send)
             self.decider.spent(occ.channel, now)
+            if self.reads_contacts and outcome.record.message_id:
+                state.contacts.append(Contact(now, occ.channel, outcome.record.message_id))
             self.applier.note_send(outcome.record)
             if self.scenario.response is not None:
                 for ev in self.scenario.response.respond(outcome.record, state):
