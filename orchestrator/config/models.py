@@ -233,7 +233,7 @@ class SegmentWhen(Strict):
     responsiveness_max: Decimal | None = Field(default=None, ge=0, le=1)
     within: DurationField = Duration(90, "d")
 
-    @property
+    @cached_property
     def reads_contacts(self) -> bool:
         return any(
             v is not None
@@ -244,6 +244,28 @@ class SegmentWhen(Strict):
                 self.responsiveness_max,
             )
         )
+
+    @cached_property
+    def counts_behaviour(self) -> bool:
+        """Some condition counts promises or payments in the window."""
+        return any(
+            v is not None
+            for v in (
+                self.promises_made_min,
+                self.promises_made_max,
+                self.promises_kept_min,
+                self.promises_kept_max,
+                self.promises_broken_min,
+                self.promises_broken_max,
+                self.payments_min,
+                self.payments_max,
+            )
+        )
+
+    @cached_property
+    def always(self) -> bool:
+        """No condition at all: every account matches."""
+        return not self.model_dump(exclude_none=True, exclude={"within"})
 
 
 class SegmentRule(Strict):

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from orchestrator.config.models import HOLDOUT, Experiment, Stage, Step
 
 _SCALE = float(1 << 64)
 
 
+@lru_cache(maxsize=1 << 16)  # a debtor is drawn every day it is planned: hash it once
 def draw(salt: str, debtor_id: str) -> float:
     """The debtor's number in [0, 1) for this salt."""
     digest = hashlib.sha256(f"{salt}\x1f{debtor_id}".encode()).digest()

@@ -129,33 +129,34 @@ def plan_day(state: AccountState, rules: AccountRules, local_day: date) -> list[
     if stage is None:
         return []
     zone = rules.zones.primary
-    segment = segment_on(state, rules, local_day)
     experiment = rules.config.experiments.for_stage(stage.id, local_day)
     arm = stage_steps(experiment, stage, account.debtor_id)
-    steps = arm.steps if stage.admits(segment) else []
-    priority = priority_on(state, rules, local_day, segment)
+    firing = [step for step in arm.steps if _step_fires(step, stage, dpd)]
     out: list[Occurrence] = []
-    for step in steps:
-        if not _step_fires(step, stage, dpd) or not step.admits(segment):
-            continue
-        planned = local_datetime(local_day, step.at or rules.preferred_time, zone)
-        out.append(
-            Occurrence(
-                account_id=account.account_id,
-                step_id=step.id,
-                key=local_day.isoformat(),
-                stage=stage.id,
-                channel=step.channel,
-                template=step.template,
-                kind=step.kind,
-                planned_at=planned,
-                expires_at=planned + step.expires.delta,
-                segment=segment,
-                experiment=arm.experiment,
-                variant=arm.variant,
-                priority=priority,
+    if firing:  # most days no step fires: the segment and priority are not needed then
+        segment = segment_on(state, rules, local_day)
+        priority = priority_on(state, rules, local_day, segment)
+        for step in firing if stage.admits(segment) else []:
+            if not step.admits(segment):
+                continue
+            planned = local_datetime(local_day, step.at or rules.preferred_time, zone)
+            out.append(
+                Occurrence(
+                    account_id=account.account_id,
+                    step_id=step.id,
+                    key=local_day.isoformat(),
+                    stage=stage.id,
+                    channel=step.channel,
+                    template=step.template,
+                    kind=step.kind,
+                    planned_at=planned,
+                    expires_at=planned + step.expires.delta,
+                    segment=segment,
+                    experiment=arm.experiment,
+                    variant=arm.variant,
+                    priority=priority,
+                )
             )
-        )
     if dpd == stage.dpd[0]:
         from orchestrator.core.state import TriggerFire
 

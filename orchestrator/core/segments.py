@@ -10,7 +10,7 @@ the account from the next local day.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from orchestrator.config.models import Segments, SegmentWhen
@@ -27,6 +27,9 @@ class Behaviour:
     payments: int
 
 
+_NOTHING = Behaviour(0, 0, 0, 0)
+
+
 def balance_at(state: AccountState, instant: datetime) -> Decimal:
     """The balance at ``instant``: today's plus what was paid since."""
     paid_since = sum((amount for at, amount in state.payments if at >= instant), Decimal(0))
@@ -35,6 +38,8 @@ def balance_at(state: AccountState, instant: datetime) -> Decimal:
 
 def behaviour(state: AccountState, start: datetime, end: datetime) -> Behaviour:
     """Promises made, kept and broken, and payments, with ``start <= time < end``."""
+    if not state.promises and not state.payments:  # most accounts: nothing to count
+        return _NOTHING
 
     def inside(at: datetime | None) -> bool:
         return at is not None and start <= at < end
@@ -125,19 +130,18 @@ def _account_holds(when: SegmentWhen, state: AccountState, day_start: datetime, 
     return _within(balance_at(state, day_start), when.balance_min, when.balance_max)
 
 
-def _behaviour_holds(when: SegmentWhen, state: AccountState, day_start: datetime) -> bool:
-    counted = (
-        when.promises_made_min,
-        when.promises_made_max,
-        when.promises_kept_min,
-        when.promises_kept_max,
-        when.promises_broken_min,
-        when.promises_broken_max,
-        when.payments_min,
-        when.payments_max,
-    )
-    if any(v is not None for v in counted):
-        seen = behaviour(state, day_start - when.within.delta, day_start)
+def _behaviour_holds(
+    when: SegmentWhen,
+    state: AccountState,
+    day_start: datetime,
+    seen_by_window: dict[timedelta, Behaviour] | None = None,
+) -> bool:
+    if when.counts_behaviour:
+        window = when.within.delta
+        cache = {} if seen_by_window is None else seen_by_window
+        seen = cache.get(window)
+        if seen is None:
+            seen = cache[window] = behaviour(state, day_start - window, day_start)
         if not (
             _within(seen.promises_made, when.promises_made_min, when.promises_made_max)
             and _within(seen.promises_kept, when.promises_kept_min, when.promises_kept_max)
@@ -154,11 +158,18 @@ def _behaviour_holds(when: SegmentWhen, state: AccountState, day_start: datetime
     return _within(days, lo, hi)
 
 
-def holds(when: SegmentWhen, state: AccountState, day_start: datetime, dpd: int) -> bool:
-    """Whether every condition given in ``when`` holds for the account at ``day_start``."""
+def holds(
+    when: SegmentWhen,
+    state: AccountState,
+    day_start: datetime,
+    dpd: int,
+    seen_by_window: dict[timedelta, Behaviour] | None = None,
+) -> bool:
+    """Whether every condition given in ``when`` holds for the account at ``day_start``
+    (``seen_by_window``: the behaviour counts of the rules tried before, by window)."""
     return (
         _account_holds(when, state, day_start, dpd)
-        and _behaviour_holds(when, state, day_start)
+        and _behaviour_holds(when, state, day_start, seen_by_window)
         and _contacts_hold(when, state, day_start)
     )
 
@@ -167,7 +178,8 @@ def segment_of(
     segments: Segments, state: AccountState, day_start: datetime, dpd: int
 ) -> str | None:
     """The id of the first rule that holds, or ``None``."""
+    seen_by_window: dict[timedelta, Behaviour] = {}
     for rule in segments.segments:
-        if holds(rule.when, state, day_start, dpd):
+        if rule.when.always or holds(rule.when, state, day_start, dpd, seen_by_window):
             return rule.id
     return None
