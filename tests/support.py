@@ -277,3 +277,67 @@ def listener() -> Iterator[tuple[int, list[str]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def line_of(path: Path, needle: str) -> int:
+    """The number of the first line of ``path`` holding ``needle``."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+def config_check(config_dir: Path) -> tuple[int, str]:
+    """``outreach config check`` on this directory and the shipped templates, through
+    the real command line: its exit code and output."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import _register_all, app
+
+    _register_all()
+    result = CliRunner().invoke(
+        app,
+        ["config", "check"],
+        env={"OUTREACH_CONFIG": str(config_dir), "OUTREACH_TEMPLATES": str(ROOT / "templates")},
+    )
+    return result.exit_code, result.output
+
+
+def sample_runner(
+    db_url: str,
+    data_keys: str,
+    tmp_path: Path,
+    config: Any,
+    accounts: list[Any],
+    *,
+    start: Any,
+    batch: int,
+) -> tuple[sa.Engine, Any]:
+    """A database holding these accounts (imported from a CSV) and the daemon's runner on
+    it, with ``simulate``'s channel, URL and secret: what the daemon-vs-simulate tests
+    drive."""
+    from channels.simulated import SimulatedChannel
+    from orchestrator.content.rendering import TemplateRenderer
+    from orchestrator.dispatch.runner import Runner
+    from orchestrator.simulation.sample import write_csv
+    from orchestrator.simulation.simulate import SIMULATION_PUBLIC_URL, SIMULATION_SECRET
+
+    csv = tmp_path / "accounts.csv"
+    write_csv(accounts, csv)
+    db.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    cipher = DataCipher([data_keys])
+    import_accounts(engine, csv, cipher)
+    channel = SimulatedChannel()
+    runner = Runner(
+        engine,
+        config,
+        TemplateRenderer(ROOT / "templates"),
+        {c: channel for c in config.channels},
+        cipher,
+        public_url=SIMULATION_PUBLIC_URL,
+        secret=SIMULATION_SECRET,
+        not_before=start,
+        batch=batch,
+    )
+    return engine, runner

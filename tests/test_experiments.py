@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT  # noqa: I001 - tests/support.py
+from support import ROOT, config_check, line_of  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
@@ -190,20 +190,6 @@ def cfg(tmp_path: Path) -> Path:
     return target
 
 
-def _check(config_dir: Path) -> tuple[int, str]:
-    _register_all()
-    result = CliRunner().invoke(
-        app,
-        ["config", "check"],
-        env={"OUTREACH_CONFIG": str(config_dir), "OUTREACH_TEMPLATES": str(ROOT / "templates")},
-    )
-    return result.exit_code, result.output
-
-
-def _line(path: Path, needle: str) -> int:
-    return next(n for n, row in enumerate(path.read_text().splitlines(), 1) if needle in row)
-
-
 @pytest.mark.parametrize(
     ("old", "new", "needle", "message"),
     [
@@ -232,7 +218,7 @@ def test_config_check_refuses_a_bad_experiment_at_its_line(
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
-    code, out = _check(cfg)
+    code, out = config_check(cfg)
     assert code == 2, out
     assert message in out, out
-    assert f"experiments.yaml:{_line(path, needle)}:" in out, out
+    assert f"experiments.yaml:{line_of(path, needle)}:" in out, out

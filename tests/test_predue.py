@@ -9,10 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import ROOT  # noqa: I001 - tests/support.py
-from typer.testing import CliRunner
+from support import ROOT, config_check  # noqa: I001 - tests/support.py
 
-from orchestrator.cli import _register_all, app
 from orchestrator.config.loading import load_config
 from orchestrator.core.records import DecisionRecord
 from orchestrator.testing import account, event, make_config, minimal_templates, simulate
@@ -150,16 +148,6 @@ def test_paid_before_the_due_date_stops_the_pre_due_steps(tmp_path: Path) -> Non
     ]
 
 
-def _check(config_dir: Path) -> tuple[int, str]:
-    _register_all()
-    result = CliRunner().invoke(
-        app,
-        ["config", "check"],
-        env={"OUTREACH_CONFIG": str(config_dir), "OUTREACH_TEMPLATES": str(ROOT / "templates")},
-    )
-    return result.exit_code, result.output
-
-
 @pytest.mark.parametrize(
     ("dpd", "message"),
     [
@@ -177,7 +165,7 @@ def test_config_check_refuses_an_empty_or_far_pre_due_range(
     assert "dpd: [-5, 0]" in text
     cadences.write_text(text.replace("dpd: [-5, 0]", f"dpd: {dpd}"))
     line = next(n for n, row in enumerate(text.splitlines(), 1) if "dpd: [-5, 0]" in row)
-    code, output = _check(target)
+    code, output = config_check(target)
     assert code == 2, output
     assert f"cadences.yaml:{line}" in output and message in output, output
 

@@ -11,27 +11,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from support import ROOT  # noqa: I001 - tests/support.py
-from typer.testing import CliRunner
+from support import ROOT, config_check, sample_runner  # noqa: I001 - tests/support.py
 
-from channels.simulated import SimulatedChannel
-from orchestrator.cli import _register_all, app
 from orchestrator.config.loading import load_config
 from orchestrator.config.models import Config, Policy
-from orchestrator.content.rendering import TemplateRenderer
-from orchestrator.core.crypto import DataCipher
 from orchestrator.core.priority import window_of
 from orchestrator.core.records import DecisionRecord
-from orchestrator.dispatch.runner import Runner
-from orchestrator.ingest.importer import import_accounts
-from orchestrator.simulation.sample import generate_accounts, write_csv
+from orchestrator.simulation.sample import generate_accounts
 from orchestrator.simulation.simulate import (
-    SIMULATION_PUBLIC_URL,
-    SIMULATION_SECRET,
     Scenario,
     Simulation,
 )
-from orchestrator.store import db
 from orchestrator.store.tables import Decision, table_of
 from orchestrator.testing import account, make_config, minimal_templates, simulate
 
@@ -179,23 +169,8 @@ def test_the_daemon_decides_priority_and_budgets_as_simulate(
     start = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)
     config = _daemon_config()
     accounts = list(generate_accounts(80, today=start.date(), seed=5))
-    csv = tmp_path / "accounts.csv"
-    write_csv(accounts, csv)
-    db.upgrade(db_url)
-    engine = db.make_engine(db_url)
-    cipher = DataCipher([data_keys])
-    import_accounts(engine, csv, cipher)
-    channel = SimulatedChannel()
-    runner = Runner(
-        engine,
-        config,
-        TemplateRenderer(ROOT / "templates"),
-        {c: channel for c in config.channels},
-        cipher,
-        public_url=SIMULATION_PUBLIC_URL,
-        secret=SIMULATION_SECRET,
-        not_before=start,
-        batch=7,
+    engine, runner = sample_runner(
+        db_url, data_keys, tmp_path, config, accounts, start=start, batch=7
     )
     scenario = Scenario(start, 2, config, ROOT / "templates", accounts, [])
     expected = [
@@ -227,14 +202,8 @@ def test_config_check_refuses_bad_budgets_and_priority(cfg: Path) -> None:
     assert "  - {by: dpd}\n" in text
     text = text.replace("  - {by: dpd}\n", "  - {by: segment, segments: [high-balanse]}\n")
     policy.write_text(text + "\nbudgets:\n  - {id: b1, channels: [fax], max: 10, window: 30m}\n")
-    _register_all()
-    result = CliRunner().invoke(
-        app,
-        ["config", "check"],
-        env={"OUTREACH_CONFIG": str(cfg), "OUTREACH_TEMPLATES": str(ROOT / "templates")},
-    )
-    out = result.output
-    assert result.exit_code == 2, out
+    code, out = config_check(cfg)
+    assert code == 2, out
     lines = policy.read_text().splitlines()
     seg = next(n for n, row in enumerate(lines, 1) if "high-balanse" in row)
     fax = next(n for n, row in enumerate(lines, 1) if "fax" in row)

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from support import ROOT  # noqa: I001 - tests/support.py
+from support import ROOT, config_check, line_of, sample_runner  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
@@ -282,16 +282,6 @@ def test_the_imported_columns_reach_the_rules(tmp_path: Path) -> None:
 # --- config check ------------------------------------------------------------------------------
 
 
-def _check(config_dir: Path) -> tuple[int, str]:
-    _register_all()
-    result = CliRunner().invoke(
-        app,
-        ["config", "check"],
-        env={"OUTREACH_CONFIG": str(config_dir), "OUTREACH_TEMPLATES": str(ROOT / "templates")},
-    )
-    return result.exit_code, result.output
-
-
 @pytest.fixture
 def cfg(tmp_path: Path) -> Path:
     target = tmp_path / "config"
@@ -299,18 +289,14 @@ def cfg(tmp_path: Path) -> Path:
     return target
 
 
-def _line(path: Path, needle: str) -> int:
-    return next(n for n, row in enumerate(path.read_text().splitlines(), 1) if needle in row)
-
-
 def test_config_check_names_an_unknown_segment_at_its_line(cfg: Path) -> None:
     cadences = cfg / "cadences.yaml"
     cadences.write_text(
         cadences.read_text().replace("except_segments: [kept-promise]", "segments: [kept-promis]")
     )
-    code, out = _check(cfg)
+    code, out = config_check(cfg)
     assert code == 2, out
-    assert f"cadences.yaml:{_line(cadences, 'kept-promis]')}:" in out
+    assert f"cadences.yaml:{line_of(cadences, 'kept-promis]')}:" in out
     assert "step m1-call: unknown segment 'kept-promis' (did you mean 'kept-promise'?)" in out
 
 
@@ -320,9 +306,9 @@ def test_config_check_warns_of_a_step_no_segment_reaches(cfg: Path) -> None:
         "    dpd: [1, 30]\n", "    dpd: [1, 30]\n    segments: [standard]\n"
     )
     cadences.write_text(text.replace("except_segments: [kept-promise]", "segments: [kept-promise]"))
-    code, out = _check(cfg)
+    code, out = config_check(cfg)
     assert code == 0, out
-    assert f"cadences.yaml:{_line(cadences, 'id: m1-call')}:" in out
+    assert f"cadences.yaml:{line_of(cadences, 'id: m1-call')}:" in out
     assert "warning: cadences: step m1-call: no segment can reach it" in out
 
 
@@ -332,22 +318,22 @@ def test_config_check_refuses_bad_rules(cfg: Path) -> None:
     text = text.replace('{balance_min: "1000.00"}', '{balance_min: "1000.00", balance_max: 10}')
     text = text.replace("id: standard", "id: broke-promise")
     segments.write_text(text)
-    code, out = _check(cfg)
+    code, out = config_check(cfg)
     assert code == 2, out
-    assert f"segments.yaml:{_line(segments, 'balance_max: 10')}:" in out
+    assert f"segments.yaml:{line_of(segments, 'balance_max: 10')}:" in out
     assert "balance_min 1000.00 is above balance_max 10" in out
     assert "duplicate segment id 'broke-promise'" in out
 
     segments.write_text(text + "  - id: late\n    when: {dpd_min: 30, colour: red}\n")
-    code, out = _check(cfg)
+    code, out = config_check(cfg)
     assert code == 2, out
-    assert f"segments.yaml:{_line(segments, 'colour')}:" in out and "unknown key" in out
+    assert f"segments.yaml:{line_of(segments, 'colour')}:" in out and "unknown key" in out
 
 
 def test_config_check_warns_of_a_rule_behind_a_catch_all(cfg: Path) -> None:
     segments = cfg / "segments.yaml"
     segments.write_text(segments.read_text() + "  - id: never\n    when: {dpd_min: 30}\n")
-    code, out = _check(cfg)
+    code, out = config_check(cfg)
     assert code == 0, out
     assert "segment never is never reached: standard before it matches every account" in out
 
@@ -468,19 +454,12 @@ def test_the_daemon_reads_receipts_as_simulate_does(
     import sqlalchemy as sa
 
     from channels.base import DeliveryStatus
-    from channels.simulated import SimulatedChannel
-    from orchestrator.content.rendering import TemplateRenderer
-    from orchestrator.core.crypto import DataCipher
-    from orchestrator.dispatch.runner import Runner
-    from orchestrator.ingest.importer import import_accounts
-    from orchestrator.simulation.sample import generate_accounts, write_csv
+    from orchestrator.simulation.sample import generate_accounts
     from orchestrator.simulation.simulate import (
-        SIMULATION_PUBLIC_URL,
-        SIMULATION_SECRET,
         Scenario,
         Simulation,
     )
-    from orchestrator.store import db, facts
+    from orchestrator.store import facts
     from orchestrator.store.tables import Decision, table_of
 
     config = _config(
@@ -527,23 +506,8 @@ def test_the_daemon_reads_receipts_as_simulate_does(
     expected = list(Simulation(Scenario(start, 4, config, templates, accounts, events)).run())
     assert len({r.segment for r in expected}) == 3  # a real test: every segment occurs
 
-    csv = tmp_path / "accounts.csv"
-    write_csv(accounts, csv)
-    db.upgrade(db_url)
-    engine = db.make_engine(db_url)
-    cipher = DataCipher([data_keys])
-    import_accounts(engine, csv, cipher)
-    channel = SimulatedChannel()
-    runner = Runner(
-        engine,
-        config,
-        TemplateRenderer(templates),
-        {c: channel for c in config.channels},
-        cipher,
-        public_url=SIMULATION_PUBLIC_URL,
-        secret=SIMULATION_SECRET,
-        not_before=start,
-        batch=5,
+    engine, runner = sample_runner(
+        db_url, data_keys, tmp_path, config, accounts, start=start, batch=5
     )
     pending = sorted(receipts)
     for instant in sorted({r.time for r in expected} | {x[0] for x in receipts}):

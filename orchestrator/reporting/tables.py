@@ -119,13 +119,7 @@ def print_report(report: Mapping[str, Any], console: Any) -> None:
 # --- the breakdown (--by) ------------------------------------------------------------------
 
 BY_ACTIVITY: tuple[tuple[str, Any], ...] = (
-    ("accts", lambda g: str(g["accounts"])),
-    ("sends", lambda g: str(g["sends"])),
-    ("deliv.", lambda g: rate_text(g["delivery_rate"])),
-    ("contact", lambda g: rate_text(g["contact_rate"])),
-    ("click", lambda g: rate_text(g["click_rate"])),
-    ("promise", lambda g: rate_text(g["promise_rate"])),
-    ("kept", lambda g: rate_text(g["kept_rate"])),
+    *STAGE_ACTIVITY[:-1],  # a group of the breakdown has no roll: a payment rate instead
     ("paid", lambda g: rate_text(g["payment_rate"])),
 )
 BY_OUTCOME: tuple[tuple[str, Any], ...] = (
