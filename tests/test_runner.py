@@ -15,15 +15,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from support import ROOT  # noqa: I001 - tests/support.py
+from support import ROOT, sample_runner  # noqa: I001 - tests/support.py
 
 from channels.base import OutboundMessage, SendResult
 from channels.simulated import SimulatedChannel
 from orchestrator.config.loading import load_config
 from orchestrator.config.models import Config
-from orchestrator.content.rendering import TemplateRenderer
 from orchestrator.core.account import Account
-from orchestrator.core.crypto import DataCipher
 from orchestrator.core.planner import StageMark
 from orchestrator.core.records import DecisionRecord
 from orchestrator.dispatch.decider import message_id_for
@@ -34,8 +32,6 @@ from orchestrator.ingest.importer import import_accounts
 from orchestrator.simulation.events import ScenarioEvent
 from orchestrator.simulation.sample import generate_accounts, generate_events, write_csv
 from orchestrator.simulation.simulate import (
-    SIMULATION_PUBLIC_URL,
-    SIMULATION_SECRET,
     Scenario,
     Simulation,
 )
@@ -64,24 +60,8 @@ def _setup(
 ) -> tuple[Config, list[Account], sa.Engine, Runner]:
     config = load_config(ROOT / "config", ROOT / "templates")
     accounts = list(generate_accounts(n, today=START.date(), seed=3))
-    csv = tmp_path / "accounts.csv"
-    write_csv(accounts, csv)
-    db.upgrade(db_url)
-    engine = db.make_engine(db_url)
-    cipher = DataCipher([data_keys])
-    import_accounts(engine, csv, cipher)
-    channel = SimulatedChannel()
-    renderer = TemplateRenderer(ROOT / "templates")
-    runner = Runner(
-        engine,
-        config,
-        renderer,
-        {c: channel for c in config.channels},
-        cipher,
-        public_url=SIMULATION_PUBLIC_URL,
-        secret=SIMULATION_SECRET,
-        not_before=START,
-        batch=37,
+    engine, runner = sample_runner(
+        db_url, data_keys, tmp_path, config, accounts, start=START, batch=37
     )
     return config, accounts, engine, runner
 
