@@ -146,7 +146,7 @@ def retry_wait(policy: RetryPolicy, attempt: int) -> timedelta:
     initial = policy.backoff.delta.total_seconds()
     cap = policy.max_backoff.delta.total_seconds()
     strategy = (
-        wait_exponential_jitter(initial=initial, max=cap, jitter=initial)
+        wait_exponential_jitter(multiplier=initial, max=cap, jitter=initial)
         if policy.jitter
         else wait_exponential(multiplier=initial, max=cap)
     )
