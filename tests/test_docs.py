@@ -195,3 +195,27 @@ def test_links_between_the_pages_lead_somewhere() -> None:
                 elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
                     broken.append(f"{page.relative_to(ROOT)}: {target}: no such heading")
     assert not broken, "\n".join(broken)
+
+
+def test_every_environment_variable_is_in_the_operations_guide_and_the_example() -> None:
+    """Each variable the code reads (``OUTREACH_*``, ``TWILIO_*``) is in the going-live
+    guide's table and in ``deploy/env.example``; the example's lines are KEY=VALUE or
+    comments, as systemd's EnvironmentFile reads them."""
+    read: set[str] = set()
+    for folder in ("orchestrator", "channels"):
+        for path in (ROOT / folder).rglob("*.py"):
+            read |= set(re.findall(r'"((?:OUTREACH|TWILIO)_[A-Z_]+)"', path.read_text()))
+    assert {"OUTREACH_DATABASE_URL", "OUTREACH_INDEX_KEY", "TWILIO_AUTH_TOKEN"} <= read
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    table = guide[guide.index("## 11. Every environment variable") :]
+    missing = sorted(name for name in read if f"`{name}`" not in table)
+    assert not missing, f"docs/operations.md section 11 lacks {missing}"
+    example = (ROOT / "deploy" / "env.example").read_text().splitlines()
+    names = set()
+    for line in example:
+        if not line.strip() or line.startswith("#"):
+            continue
+        assert re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", line), line
+        names.add(line.split("=", 1)[0])
+    # Every variable but the one each unit sets on its command line.
+    assert sorted(read - names - {"OUTREACH_WORKER_ID"}) == []
