@@ -82,7 +82,8 @@ def test_cli_lint_passes_on_the_library_and_fails_with_exit_2(tmp_path: Path) ->
         app, ["templates", "lint", "--config", str(ROOT / "config"), "--templates", str(tmp_path)]
     )
     assert result.exit_code == 2
-    assert f"{bad}:4: error: undefined variable 'amout'" in result.stdout
+    column = (FRONT + GOOD_SMS.replace("please pay", "{{ amout }}")).splitlines()[3].index("amout")
+    assert f"{bad}:4:{column + 1}: error: undefined variable 'amout'" in result.stdout
 
 
 def test_lint_by_name_and_channel_name(tmp_path: Path) -> None:
@@ -117,7 +118,18 @@ def test_undefined_attribute_found_by_rendering(tmp_path: Path) -> None:
     )
     problem = only(lint(tmp_path))
     assert (problem.path, problem.line) == (str(path), 5)
-    assert "nmae" in problem.message
+    assert problem.message.startswith("undefined: debtor.nmae (did you mean name?)")
+
+
+def test_a_misspelt_name_is_reported_at_its_column_with_a_suggestion(tmp_path: Path) -> None:
+    body = "{{ creditor.name }}: Hi, pay {{ acount.balance }}. Reply STOP"
+    path = write(tmp_path, "sms/hi.txt.j2", body)
+    top = only(lint(tmp_path))
+    assert top.message == "undefined variable 'acount' (did you mean account?)"
+    assert (top.path, top.line, top.column) == (str(path), 1, body.index("acount") + 1)
+    path.write_text("{{ creditor.name }}: Hi {{ debtor.frist_name }}. Reply STOP")
+    attribute = only(lint(tmp_path))
+    assert attribute.message.startswith("undefined: debtor.frist_name (did you mean first_name?)")
 
 
 def test_syntax_error(tmp_path: Path) -> None:

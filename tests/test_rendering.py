@@ -149,7 +149,7 @@ def test_undefined_variable_is_an_error_with_file_and_line(tmp_path: Path) -> No
         renderer.render("email", "x", "en-US", context)
     assert caught.value.line == 5
     assert caught.value.path.endswith("x.html.j2")
-    assert "nmae" in str(caught.value)
+    assert "undefined: debtor.nmae (did you mean name?)" in str(caught.value)
     assert str(caught.value).startswith(str(tmp_path / "email/x.html.j2") + ":5:")
 
 

@@ -15,6 +15,7 @@ the ``money`` and ``date`` filters format with Babel in that locale.
 
 from __future__ import annotations
 
+import difflib
 import re
 import stat
 import traceback
@@ -34,6 +35,7 @@ from babel.numbers import format_currency
 from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, pass_context
 from jinja2.exceptions import TemplateSyntaxError, UndefinedError
 from jinja2.runtime import Context
+from jinja2.utils import missing
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -245,10 +247,47 @@ def _autoescape(name: str | None) -> bool:
     return name is not None and name.endswith((".html.j2", ".html", ".htm"))
 
 
+class MissingAttribute(UndefinedError):
+    """An attribute or key a template read that its object does not have, with the
+    names the object does have (for "did you mean")."""
+
+    def __init__(self, message: str, name: str, known: list[str]):
+        super().__init__(message)
+        self.name = name
+        self.known = known
+
+
+class NamedUndefined(StrictUndefined):
+    """``StrictUndefined`` whose error says which attribute was missing on what."""
+
+    __slots__ = ()
+
+    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> Any:
+        owner, name = self._undefined_obj, self._undefined_name
+        if name is not None and owner is not missing and isinstance(name, str):
+            raise MissingAttribute(self._undefined_message, name, _names_of(owner))
+        return super()._fail_with_undefined_error(*args, **kwargs)
+
+    __add__ = __radd__ = __sub__ = __rsub__ = _fail_with_undefined_error
+    __mul__ = __rmul__ = __div__ = __rdiv__ = _fail_with_undefined_error
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _fail_with_undefined_error
+    __mod__ = __rmod__ = __pos__ = __neg__ = _fail_with_undefined_error
+    __call__ = __getitem__ = __lt__ = __le__ = __gt__ = __ge__ = _fail_with_undefined_error
+    __int__ = __float__ = __complex__ = __pow__ = __rpow__ = _fail_with_undefined_error
+    __iter__ = __str__ = __len__ = __eq__ = __ne__ = __bool__ = _fail_with_undefined_error
+    __hash__ = __contains__ = __getattr__ = _fail_with_undefined_error
+
+
+def _names_of(owner: Any) -> list[str]:
+    if isinstance(owner, Mapping):
+        return [str(k) for k in owner]
+    return [n for n in vars(owner) if not n.startswith("_")] if hasattr(owner, "__dict__") else []
+
+
 def make_environment(root: Path, *, live: bool = True) -> BoundedSandbox:
     env = BoundedSandbox(
         loader=_Loader(root),
-        undefined=StrictUndefined,
+        undefined=NamedUndefined,
         autoescape=_autoescape,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -269,6 +308,8 @@ def _clean_text(text: str) -> str:
 
 def _describe(exc: BaseException) -> str:
     """A render error in words: the sandbox's own say what bound was passed."""
+    if isinstance(exc, MissingAttribute):
+        return _missing_attribute(exc)
     if isinstance(exc, UndefinedError):
         return f"undefined variable: {exc.message}"
     if isinstance(exc, TemplateLimitError):
@@ -276,6 +317,25 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "the template includes or calls itself without end"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _missing_attribute(exc: MissingAttribute) -> str:
+    """``undefined: debtor.frist_name (did you mean first_name?)``: the expression as
+    written on the template's line where it can be found there."""
+    name = exc.name
+    shown = name
+    filename, line = _error_location(exc)
+    if filename and line:
+        try:
+            text = Path(filename).read_text(encoding="utf-8").splitlines()[line - 1]
+        except (OSError, IndexError, UnicodeDecodeError):
+            text = ""
+        found = re.search(rf"([A-Za-z_][\w.]*)\.{re.escape(name)}\b", text)
+        if found:
+            shown = f"{found.group(1)}.{name}"
+    close = difflib.get_close_matches(name, exc.known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"undefined: {shown}{hint}"
 
 
 def _error_location(exc: BaseException) -> tuple[str | None, int | None]:

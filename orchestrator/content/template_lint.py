@@ -24,6 +24,7 @@ is written when it can be found, else the first line after the front matter.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -133,8 +134,16 @@ class _Linter:
 
     # -- problems --------------------------------------------------------------------------
 
-    def add(self, path: Path | str, line: int | None, message: str, level: str = "error") -> None:
-        self.problems.append(Problem(str(path), line, None, message, level=level))
+    def add(
+        self,
+        path: Path | str,
+        line: int | None,
+        message: str,
+        level: str = "error",
+        *,
+        column: int | None = None,
+    ) -> None:
+        self.problems.append(Problem(str(path), line, column, message, level=level))
 
     def body_line(self, path: Path) -> int:
         """The first line after the front matter: where file-wide problems are reported."""
@@ -194,7 +203,14 @@ class _Linter:
         for node in ast.find_all(nodes.Name):
             if node.name in unknown and node.name not in reported:
                 reported.add(node.name)
-                self.add(path, node.lineno, f"undefined variable {node.name!r}")
+                close = difflib.get_close_matches(node.name, sorted(self._known), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                self.add(
+                    path,
+                    node.lineno,
+                    f"undefined variable {node.name!r}{hint}",
+                    column=_column_of(path, node.lineno, node.name),
+                )
 
     def sources(self, path: Path) -> Iterator[Path]:
         """The file, then every file it extends or includes, depth first, once each."""
@@ -486,3 +502,15 @@ def lint_templates(
         linter.lint(tf)
     unique = dict.fromkeys(linter.problems)
     return sorted(unique, key=lambda p: (p.path, p.line or 0, p.level, p.message))
+
+
+def _column_of(path: Path, line: int | None, name: str) -> int | None:
+    """The 1-based column where ``name`` is first written as a word on ``line``."""
+    if not line:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8").splitlines()[line - 1]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+    found = re.search(rf"(?<![\w.]){re.escape(name)}\b", text)
+    return found.start() + 1 if found else None
