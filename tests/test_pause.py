@@ -278,14 +278,6 @@ def test_a_pause_never_lets_through_what_the_gate_holds_back(db_url: str, tmp_pa
     engine.dispose()
 
 
-def test_simulate_is_not_affected() -> None:
-    """``simulate`` never reads the database: its decider has no pause to consult."""
-    from orchestrator.simulation import simulate
-
-    source = Path(simulate.__file__).read_text(encoding="utf-8")
-    assert "pauses" not in source and "paused" not in source
-
-
 # --- the API -------------------------------------------------------------------------------
 
 
