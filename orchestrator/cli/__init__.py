@@ -23,9 +23,17 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from orchestrator.cli import configcmd, data, reportcmd, runcmd, simcmd, templatescmd
+    from orchestrator.cli import (
+        configcmd,
+        data,
+        pausecmd,
+        reportcmd,
+        runcmd,
+        simcmd,
+        templatescmd,
+    )
 
-    for module in (data, configcmd, simcmd, runcmd, templatescmd, reportcmd):
+    for module in (data, configcmd, simcmd, runcmd, pausecmd, templatescmd, reportcmd):
         module.register(app)
 
 

@@ -49,6 +49,7 @@ class Reason(StrEnum):
     confirmed_by_provider = "confirmed_by_provider"  # an ambiguous send the provider reported
     holdout = "holdout"  # the debtor is in an experiment's holdout: no contact of the stage
     budget = "budget"  # a budget of the policy is spent for this window: the next one
+    paused_by_operator = "paused_by_operator"  # an operator's pause (``outreach pause``)
 
 
 def limit_reason(limit_id: str) -> str:

@@ -5,7 +5,8 @@ then claims a batch of them in one transaction under its debtors' locks (so N wo
 never exceed a cap): each is judged again by the gate ``simulate`` uses
 (``Decider.judge``) on its account's state replayed from the facts, and what may go is
 rendered (``Decider.prepare``: a template that fails is that send's own
-``render_error``). What does not go out is recorded then; what does is recorded
+``render_error``); an operator's pause (``store.pauses``), read in the same transaction,
+defers what it covers (``paused_by_operator``). What does not go out is recorded then; what does is recorded
 ``sending`` and committed *before* any adapter is called, so a crash between the two
 leaves ``sending`` behind, which is never re-sent blindly.
 """
@@ -34,6 +35,7 @@ from orchestrator.dispatch.connector import DUE, Connector, state_in
 from orchestrator.dispatch.decider import Decider, Outcome, message_id_for
 from orchestrator.dispatch.settle import Moved, Sending
 from orchestrator.store.inlist import one_of
+from orchestrator.store.pauses import ActivePause, active_pauses, covering
 from orchestrator.store.replay import Replayed
 from orchestrator.store.tables import AccountRow, OccurrenceRow, Send, UTCDateTime, table_of
 
@@ -131,11 +133,15 @@ class Claims:
                 note(account_id, bad[account_id], "dispatch")
             histories = self._histories(conn, {r.debtor_id for r in rows}, now)
             by_account = {r.account_id: r for r in rows}
+            # Read last, under the locks: a pause committed before this statement holds
+            # back the whole batch; one committed after it, the next batch.
+            pauses = active_pauses(conn)
             ready, refused = self._prepare(
                 [o for o in batch if o.id in claimed],  # the others: another worker's
                 replayed,
                 histories,
                 now,
+                pauses,
             )
             self._record_refused(conn, refused, now)
             self._record_sending(conn, ready, by_account, now)
@@ -175,12 +181,15 @@ class Claims:
         replayed: Mapping[str, Replayed],
         histories: Mapping[str, SendHistory],
         now: datetime,
+        pauses: Sequence[ActivePause] = (),
     ) -> tuple[list[Ready], list[tuple[int, Outcome]]]:
         """Each claimed occurrence judged under the lock and, if it may go, rendered:
         (ready to send, refused with their outcome). A send that will go counts toward
         the limits of the ones after it in the batch; one refused or failed does not. An
         occurrence of an account whose facts could not be replayed, or that cannot be
-        judged, fails alone (``bad_data``): the rest of the batch goes on."""
+        judged, fails alone (``bad_data``): the rest of the batch goes on. One the gate
+        allows but an operator's pause covers (``pauses``) is deferred,
+        ``paused_by_operator``: a pause only ever holds back more than the gate."""
         ready: list[Ready] = []
         refused: list[tuple[int, Outcome]] = []
         for occ_row in batch:
@@ -197,6 +206,9 @@ class Claims:
                 note(occ_row.account_id, exc, "judge")
                 refused.append((occ_row.id, self._bad_data(occ_row, now)))
                 continue
+            if outcome is None and covering(pauses, occ_row.channel, self._creditor_of(rep)):
+                assert occ is not None
+                outcome = self.decider.paused(occ, rep.state, rep.rules, now)
             if outcome is None:  # allowed: render it now, before it is recorded sending
                 assert occ is not None
                 message_id = message_id_for(occ.account_id, occ.step_id, occ.key)
@@ -208,9 +220,16 @@ class Claims:
                     ready.append(Ready(occ_row, occ, rep, prepared))
                     continue
                 outcome = prepared  # its template failed
-            # A STOP, a payment or another worker's send since, or a template that failed.
+            # A STOP, a payment or another worker's send since, a template that failed, or
+            # an operator's pause.
             refused.append((occ_row.id, outcome))
         return ready, refused
+
+    def _creditor_of(self, rep: Replayed) -> str | None:
+        """The key of the account's creditor, as its messages name it: an account without
+        one is the first creditor's (``Config.creditor``)."""
+        key = rep.state.account.creditor
+        return key if key is not None else next(iter(self.config.creditors.creditors), None)
 
     def _judge(
         self, occ_row: Row[Any], rep: Replayed, history: SendHistory, now: datetime

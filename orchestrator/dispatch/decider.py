@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from channels.base import ChannelAdapter, OutboundMessage
@@ -37,6 +37,10 @@ from orchestrator.errors import (
 )
 
 log = logging.getLogger("outreach.decider")
+
+# How long a send held back by an operator's pause waits before it is looked at again:
+# once the pause ends, what it held goes out within this (docs/decisions.md).
+PAUSE_RECHECK = timedelta(seconds=60)
 
 
 def message_id_for(account_id: str, step_id: str, key: str) -> str:
@@ -176,6 +180,17 @@ class Decider:
             )
         record = self._record(
             occ, state, rules, now, DecisionKind.deferred, Reason.budget, until=until
+        )
+        return Outcome(record, defer_until=until)
+
+    def paused(
+        self, occ: Occurrence, state: AccountState, rules: AccountRules, now: datetime
+    ) -> Outcome:
+        """Deferred (``paused_by_operator``) by an operator's pause: looked at again
+        ``PAUSE_RECHECK`` later, when the gate judges it anew (the daemon only)."""
+        until = now + PAUSE_RECHECK
+        record = self._record(
+            occ, state, rules, now, DecisionKind.deferred, Reason.paused_by_operator, until=until
         )
         return Outcome(record, defer_until=until)
 

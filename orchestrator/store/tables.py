@@ -358,6 +358,22 @@ class AuditLog(SQLModel, table=True):
     detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
 
+class OperatorPause(SQLModel, table=True):
+    """An operator's emergency pause of outbound sends (``outreach pause``, the API): of
+    every channel or one (``channel``), of every creditor or one (``creditor``). Active
+    while ``ended_at`` is NULL; ``outreach resume`` sets it, the row stays for the record."""
+
+    __tablename__ = "operator_pause"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str | None = None  # None: every channel
+    creditor: str | None = None  # None: every creditor
+    reason: str | None = None
+    actor: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = _instant()
+
+
 metadata = SQLModel.metadata
 
 # Columns that hold encrypted tokens, per table: ``keys rotate`` walks exactly these.

@@ -23,6 +23,7 @@ __all__ = [
     "AccountIn",
     "EventIn",
     "InstalmentIn",
+    "PauseIn",
     "PaymentIn",
     "PlainText",
 ]
@@ -126,3 +127,22 @@ class PaymentIn(BaseModel):
     amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
     currency: str = Field(min_length=3, max_length=3)
     paid_at: datetime
+
+
+class PauseIn(BaseModel):
+    """An operator's emergency pause of outbound sends: of every channel of every
+    creditor when empty, else of ``channel`` and/or ``creditor`` only (docs/http.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: PlainText | None = Field(
+        default=None, min_length=1, max_length=50, description="a channel of channels.yaml"
+    )
+    creditor: PlainText | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_LENGTH["creditor"],
+        description="a creditor key of creditors.yaml",
+    )
+    reason: PlainText | None = Field(
+        default=None, max_length=500, description="why, kept with the pause and in the audit log"
+    )

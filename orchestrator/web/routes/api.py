@@ -2,7 +2,7 @@
 
 Every route needs ``Authorization: Bearer <token>``, one of ``OUTREACH_API_TOKENS``
 (else 401, counted under ``api``). The work is the services' (``services.accounts``,
-``services.events``); a refusal is a 404 or a 422 with the reason (docs/http.md).
+``services.events``, ``services.pauses``); a refusal is a 404 or a 422 with the reason (docs/http.md).
 These routes, their bodies and their headers make the OpenAPI document.
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from orchestrator.web.auth import bearer_token, same_secret
-from orchestrator.web.schemas import KEY_PATTERN, AccountId, AccountIn, EventIn
+from orchestrator.web.schemas import KEY_PATTERN, AccountId, AccountIn, EventIn, PauseIn
 from orchestrator.web.server import ServerDep
-from orchestrator.web.services import accounts, events
+from orchestrator.web.services import accounts, events, pauses
 from orchestrator.web.services.refusals import Refused
 
 router = APIRouter()
@@ -85,3 +86,30 @@ def post_event(
     except Refused as exc:
         raise HTTPException(exc.status, exc.detail) from None
     return JSONResponse(answer, status_code=status)
+
+
+@router.get("/api/v1/pauses", dependencies=api)
+def get_pauses(server: ServerDep) -> dict[str, Any]:
+    """The operator pauses in force, oldest first."""
+    return {"pauses": pauses.listed(server)}
+
+
+@router.post("/api/v1/pauses", dependencies=api, status_code=201)
+def post_pause(body: PauseIn, server: ServerDep) -> dict[str, Any]:
+    """Stop outbound sends now: every channel of every creditor, or only ``channel``
+    and/or ``creditor``. Every daemon worker holds back what it claims after the 201."""
+    try:
+        return pauses.start(server, body)
+    except Refused as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+
+
+@router.delete("/api/v1/pauses/{pause_id}", dependencies=api)
+def delete_pause(
+    pause_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], server: ServerDep
+) -> dict[str, Any]:
+    """End the pause ``pause_id``: what it held goes at its next check (within a minute)."""
+    try:
+        return pauses.end(server, pause_id)
+    except Refused as exc:
+        raise HTTPException(exc.status, exc.detail) from None
