@@ -3,6 +3,8 @@ and what ``db upgrade`` says it did, on the real command line (docs/cli.md)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -11,7 +13,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from support import ROOT  # noqa: I001 - tests/support.py
+from cryptography.fernet import Fernet
+from support import ROOT, TEST_SECRET  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app, version
@@ -132,3 +135,101 @@ def test_db_current_and_history_fail_like_the_other_db_commands(command: str) ->
     assert unsupported.exit_code == 2, unsupported.output
     assert "unsupported database 'mysql'" in unsupported.output
     assert "s3cret" not in unsupported.output + unreachable.output
+
+
+# --- run, serve and demo take --config and --templates ------------------------------------
+
+
+@pytest.fixture
+def daemon_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """What ``run`` and ``serve`` need, with OUTREACH_CONFIG and OUTREACH_TEMPLATES at
+    directories that do not exist: only the options can make the commands work. Set
+    through monkeypatch, which restores them (the options export theirs)."""
+    db.upgrade(db_url)
+    monkeypatch.chdir(tmp_path)  # the outbox writes under the working directory
+    env = {
+        "OUTREACH_DATABASE_URL": db_url,
+        "OUTREACH_DATA_KEYS": Fernet.generate_key().decode(),
+        "OUTREACH_SECRET_KEY": TEST_SECRET,
+        "OUTREACH_PUBLIC_URL": "http://127.0.0.1:8000",
+        "OUTREACH_CONFIG": str(tmp_path / "no-config"),
+        "OUTREACH_TEMPLATES": str(tmp_path / "no-templates"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def _broken_config(tmp_path: Path) -> Path:
+    copy = tmp_path / "broken"
+    shutil.copytree(ROOT / "config", copy)
+    cadences = copy / "cadences.yaml"
+    cadences.write_text(cadences.read_text().replace("template: reminder,", "templte: reminder,"))
+    return copy
+
+
+DIRS = ["--config", str(ROOT / "config"), "--templates", str(ROOT / "templates")]
+
+
+def test_run_reads_the_directories_of_its_options(
+    daemon_env: dict[str, str], tmp_path: Path
+) -> None:
+    now = ["--once", "--now", "2026-03-02T15:00:00Z"]
+    result = invoke(["run", *now, *DIRS], daemon_env["OUTREACH_DATABASE_URL"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[-1])["planned"] == 0
+    broken = _broken_config(tmp_path)
+    args = ["run", *now, "--config", str(broken), "--templates", str(ROOT / "templates")]
+    failed = invoke(args, daemon_env["OUTREACH_DATABASE_URL"])
+    assert failed.exit_code == 2, failed.output
+    assert f"{broken / 'cadences.yaml'}:" in failed.output and "templte" in failed.output
+
+
+def test_serve_reads_the_directories_of_its_options(
+    daemon_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    result = invoke(["serve", *DIRS], daemon_env["OUTREACH_DATABASE_URL"])
+    assert result.exit_code == 0, result.output
+    assert len(served) == 1
+    broken = _broken_config(tmp_path)
+    args = ["serve", "--config", str(broken), "--templates", str(ROOT / "templates")]
+    failed = invoke(args, daemon_env["OUTREACH_DATABASE_URL"])
+    assert failed.exit_code == 2, failed.output
+    assert f"{broken / 'cadences.yaml'}:" in failed.output and len(served) == 1
+
+
+def test_demo_takes_its_options_then_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.simulation.demo
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        orchestrator.simulation.demo, "run_demo", lambda **kwargs: calls.append(kwargs)
+    )
+    monkeypatch.setenv("OUTREACH_CONFIG", str(tmp_path / "env-config"))
+    monkeypatch.delenv("OUTREACH_TEMPLATES", raising=False)
+    assert invoke(["demo", "--out-dir", str(tmp_path / "d")]).exit_code == 0
+    assert calls[-1]["config_dir"] == tmp_path / "env-config"
+    assert calls[-1]["templates_dir"] == Path("templates")
+    assert invoke(["demo", *DIRS]).exit_code == 0
+    assert calls[-1]["config_dir"] == ROOT / "config"
+    assert calls[-1]["templates_dir"] == ROOT / "templates"
+
+
+@pytest.mark.parametrize("command", ["run", "serve", "demo"])
+@pytest.mark.parametrize("option", ["--config", "--templates"])
+def test_a_directory_that_does_not_exist_is_one_line_and_exit_2(
+    command: str, option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OUTREACH_CONFIG", "OUTREACH_TEMPLATES"):
+        monkeypatch.delenv(name, raising=False)
+    missing = tmp_path / "missing"
+    result = invoke([command, option, str(missing)])
+    assert result.exit_code == 2, result.output
+    what = "configuration" if option == "--config" else "template"
+    assert result.output.strip().splitlines() == [f"{missing}: error: no such {what} directory"]
