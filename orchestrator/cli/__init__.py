@@ -22,6 +22,37 @@ app = typer.Typer(
 )
 
 
+def version() -> str:
+    """This installation's version (pyproject.toml's), or ``unknown`` when the package's
+    metadata is missing (run from a source tree that was never installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("outreach")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"outreach {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="print the version and exit",
+    ),
+) -> None:
+    """Compliant debt-collection outreach. Documentation: README.md and docs/."""
+
+
 def _register_all() -> None:
     from orchestrator.cli import (
         configcmd,

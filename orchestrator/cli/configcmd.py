@@ -1,4 +1,5 @@
-"""``outreach config check``: every problem in the configuration, at once."""
+"""``outreach config check``: every problem in the configuration, at once; ``outreach
+config schema``: the JSON Schema of each configuration file, for editors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import typer
 from orchestrator.errors import Problem
 
 config_app = typer.Typer(
-    help="Check the configuration directory.\n\nReference: docs/configuration.md.",
+    help="Check the configuration directory, or write its JSON Schemas.\n\n"
+    "Reference: docs/configuration.md.",
     no_args_is_help=True,
 )
 
@@ -34,6 +36,37 @@ def check(
         typer.echo(f"{config_dir}: error: no such configuration directory", err=True)
         raise typer.Exit(2)
     report_problems(check_config(config_dir, templates_dir, deployment=True), config_dir)
+
+
+@config_app.command("schema")
+def schema(
+    out: Path | None = typer.Option(
+        None, "--out", help="directory to write to (default: the configuration's schema/)"
+    ),
+) -> None:
+    """Write the JSON Schema of each configuration file (PART.schema.json), for editors
+    that complete and check YAML as you type.
+
+    Reference: docs/cli.md."""
+    from orchestrator.config.loading import json_schemas
+
+    target = out or Path(os.environ.get("OUTREACH_CONFIG") or "config") / "schema"
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for part, document in json_schemas().items():
+            path = target / f"{part}.schema.json"
+            path.write_text(schema_text(document), encoding="utf-8")
+            typer.echo(f"wrote {path}")
+    except OSError as exc:
+        typer.echo(f"{target}: error: cannot write: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def schema_text(document: dict[str, object]) -> str:
+    """One schema file's text: indented JSON, keys in the models' order, a final newline."""
+    import json
+
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def report_problems(problems: list[Problem], where: Path) -> None:

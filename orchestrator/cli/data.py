@@ -75,7 +75,8 @@ def _engine() -> Any:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the schema on OUTREACH_DATABASE_URL (needs no keys).
+    """Create or migrate the schema on OUTREACH_DATABASE_URL (needs no keys); print
+    what it did.
 
     Reference: docs/cli.md."""
     from sqlalchemy.exc import DBAPIError
@@ -83,12 +84,15 @@ def db_upgrade() -> None:
     from orchestrator.store.db import (
         URL_VARIABLE,
         current_revision,
+        database_revision,
         display_url,
         failure_reason,
         upgrade,
     )
 
     url = _database_url()
+    before = database_revision(url)
+    _refuse_unknown(url, before)
     try:
         upgrade(url)
     except DBAPIError as exc:
@@ -101,7 +105,68 @@ def db_upgrade() -> None:
             err=True,
         )
         raise typer.Exit(1) from None
-    typer.echo(f"database at revision {current_revision(url)}")
+    after = current_revision(url)
+    if before == after:
+        typer.echo(f"already at {after}")
+    elif before is None:
+        typer.echo(f"created the schema at {after}")
+    else:
+        typer.echo(f"upgraded from {before} to {after}")
+
+
+def _refuse_unknown(url: str, revision: str | None) -> None:
+    """Exit 2 when the database is at a revision this release does not ship (a newer
+    release migrated it): Alembic could neither read its history nor migrate it."""
+    from orchestrator.store.db import URL_VARIABLE, display_url, known_revisions
+
+    if revision is None or revision in known_revisions():
+        return
+    typer.echo(
+        f"{URL_VARIABLE}: error: the database at {display_url(url)} is at revision "
+        f"{revision}, which this release of outreach does not know (it needs "
+        f"{known_revisions()[-1]}): run the release that migrated it, or a newer one",
+        err=True,
+    )
+    raise typer.Exit(2)
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and whether it is this release's (the
+    head); changes nothing.
+
+    Reference: docs/cli.md."""
+    from orchestrator.store.db import database_revision, known_revisions
+
+    head = known_revisions()[-1]
+    current = database_revision(_database_url())
+    if current == head:
+        typer.echo(f"{current} (head)")
+    elif current is None:
+        typer.echo(f"no schema (head is {head}): run `outreach db upgrade`")
+    elif current in known_revisions():
+        typer.echo(f"{current} (head is {head}): run `outreach db upgrade`")
+    else:
+        typer.echo(f"{current} (not a revision this release knows; its head is {head})")
+
+
+@db_app.command("history")
+def db_history() -> None:
+    """List the migrations this release ships, newest first, the database's marked
+    ``(current)``.
+
+    Reference: docs/cli.md."""
+    from orchestrator.store.db import database_revision, migrations
+
+    url = _database_url()
+    shipped = migrations()
+    current = database_revision(url)
+    _refuse_unknown(url, current)
+    for index, (revision, doc) in enumerate(shipped):
+        marks = [m for m, on in (("head", index == 0), ("current", revision == current)) if on]
+        typer.echo(f"{revision}  {doc}" + (f"  ({', '.join(marks)})" if marks else ""))
+    if current is None:
+        typer.echo("(the database has no schema: run `outreach db upgrade`)")
 
 
 class _Progress:

@@ -84,6 +84,36 @@ def require_schema() -> None:
     db.open_database(Settings.from_env().database_url).dispose()
 
 
+CONFIG_OPTION = typer.Option(
+    None, "--config", help="configuration directory (default OUTREACH_CONFIG, else config)"
+)
+TEMPLATES_OPTION = typer.Option(
+    None, "--templates", help="template directory (default OUTREACH_TEMPLATES, else templates)"
+)
+
+
+def use_directories(config: Path | None, templates: Path | None) -> tuple[Path, Path]:
+    """The configuration and template directories: ``--config`` and ``--templates``,
+    else ``OUTREACH_CONFIG`` and ``OUTREACH_TEMPLATES``, else ``config`` and
+    ``templates``. An option given is exported as its variable, so that what reads the
+    settings later (the daemon's reload on SIGHUP, ``serve``'s worker processes) reads
+    the same directory. A directory given that does not exist is exit 2."""
+    for given, variable, what in (
+        (config, "OUTREACH_CONFIG", "configuration"),
+        (templates, "OUTREACH_TEMPLATES", "template"),
+    ):
+        if given is None:
+            continue
+        if not given.is_dir():
+            typer.echo(f"{given}: error: no such {what} directory", err=True)
+            raise typer.Exit(2)
+        os.environ[variable] = str(given)
+    return (
+        Path(os.environ.get("OUTREACH_CONFIG") or "config"),
+        Path(os.environ.get("OUTREACH_TEMPLATES") or "templates"),
+    )
+
+
 def _parse_now(value: str) -> datetime:
     from orchestrator.clock import parse_instant
 
@@ -102,6 +132,8 @@ def run(
     ),
     plan_every: float = typer.Option(60.0, help="seconds between planning runs"),
     dispatch_every: float = typer.Option(5.0, help="seconds between dispatch runs"),
+    config: Path | None = CONFIG_OPTION,
+    templates: Path | None = TEMPLATES_OPTION,
 ) -> None:
     """Plan due steps and dispatch sends; forever, or one tick with --once.
 
@@ -109,6 +141,7 @@ def run(
     from orchestrator.cli.simcmd import _fail
 
     instant = _parse_now(now) if now else None
+    use_directories(config, templates)
     require_schema()
     if once:
         from orchestrator.dispatch.daemon import setup_logging
@@ -177,6 +210,8 @@ def serve(
         envvar="OUTREACH_SERVE_WORKERS",
         help="processes, PostgreSQL only (one per core is a good start)",
     ),
+    config: Path | None = CONFIG_OPTION,
+    templates: Path | None = TEMPLATES_OPTION,
 ) -> None:
     """Webhooks, payment links and the REST API.
 
@@ -187,6 +222,7 @@ def serve(
     from orchestrator.dispatch.daemon import setup_logging
     from orchestrator.web.app import build_server, create_app
 
+    use_directories(config, templates)
     require_schema()
     try:
         server = build_server()

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from orchestrator.cli.runcmd import CONFIG_OPTION, TEMPLATES_OPTION, use_directories
 from orchestrator.errors import OutreachError
 
 
@@ -111,14 +112,23 @@ def demo(
     out_dir: Path = typer.Option(
         Path("var/demo"), "--out-dir", help="where the files go; deleted first, with all it holds"
     ),
+    config: Path | None = CONFIG_OPTION,
+    templates: Path | None = TEMPLATES_OPTION,
 ) -> None:
     """Load the sample portfolio and run the engine over simulated days.
 
     Reference: docs/cli.md."""
     from orchestrator.simulation.demo import run_demo
 
+    config_dir, templates_dir = use_directories(config, templates)
     try:
-        run_demo(accounts=accounts, days=days, out_dir=out_dir)
+        run_demo(
+            accounts=accounts,
+            days=days,
+            out_dir=out_dir,
+            config_dir=config_dir,
+            templates_dir=templates_dir,
+        )
     except OutreachError as exc:
         _fail(exc)
 

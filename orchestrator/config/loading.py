@@ -21,11 +21,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.json_schema import GenerateJsonSchema
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -36,6 +38,7 @@ from orchestrator.config.models import (
     ChannelConfig,
     Config,
     Creditors,
+    Duration,
     Experiments,
     Policy,
     SegmentFilter,
@@ -1122,3 +1125,35 @@ def check_config(
 
 def _order(p: Problem) -> tuple[str, int, int]:
     return (p.path, p.line or 0, p.column or 0)
+
+
+# --- JSON Schemas ----------------------------------------------------------------------------
+
+
+class _YamlSchema(GenerateJsonSchema):
+    """Defaults as the YAML spells them (``1m``, ``"21:00"``), not as the objects
+    they parse into."""
+
+    def encode_default(self, dft: Any) -> Any:
+        if isinstance(dft, Duration):
+            return str(dft)
+        if isinstance(dft, time):
+            return dft.strftime("%H:%M")
+        return super().encode_default(dft)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema (draft 2020-12) of each file of the configuration directory,
+    ``PART.yaml``, from the models that load it (``outreach config schema``). It sees
+    keys and types; what the models check across keys and files is ``config check``'s.
+    ``channels.yaml`` allows each adapter's own keys, which only its adapter checks."""
+    schemas = {}
+    for part in PARTS:
+        schema = _MODELS[part].json_schema(schema_generator=_YamlSchema)
+        schemas[part] = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": f"outreach {part}.yaml",
+            "description": f"config/{part}.yaml; every key: docs/configuration.md",
+            **{k: v for k, v in schema.items() if k not in ("title", "description")},
+        }
+    return schemas

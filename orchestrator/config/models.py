@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -103,11 +104,31 @@ def _parse_time(value: Any) -> time:
     raise ValueError(f'invalid time of day {value!r}: expected "HH:MM" (00:00-24:00)')
 
 
+# What the YAML holds, for the JSON Schemas of the files (``outreach config schema``):
+# the parsers above take strings, not the objects they return.
+_DURATION_SCHEMA = {
+    "type": "string",
+    "pattern": r"^\s*[+-]?\d+\s*[dhm]\s*$",
+    "description": "Nd, Nh or Nm (e.g. 7d)",
+}
+_TIME_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*([01]\d|2[0-3]):[0-5]\d\s*$|^\s*24:00\s*$"},
+        {"type": "integer", "minimum": 0, "maximum": 1439},  # YAML 1.1's 10:00 (minutes)
+    ],
+    "description": 'a time of day, "HH:MM" (00:00-24:00)',
+}
 DurationField = Annotated[
-    Duration, BeforeValidator(Duration.parse), PlainSerializer(str, return_type=str)
+    Duration,
+    BeforeValidator(Duration.parse),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(_DURATION_SCHEMA),
 ]
 TimeOfDay = Annotated[
-    time, BeforeValidator(_parse_time), PlainSerializer(lambda t: t.strftime("%H:%M"))
+    time,
+    BeforeValidator(_parse_time),
+    PlainSerializer(lambda t: t.strftime("%H:%M")),
+    WithJsonSchema(_TIME_SCHEMA),
 ]
 
 
@@ -192,7 +213,11 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-Names = Annotated[list[str], BeforeValidator(_one_or_many)]
+Names = Annotated[
+    list[str],
+    BeforeValidator(_one_or_many),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
 Count = Annotated[int, Field(ge=0)]
 
 

@@ -254,3 +254,36 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+def database_revision(url: str) -> str | None:
+    """The revision of the schema on ``url``, ``None`` when it has none. Only reads: a
+    SQLite file that does not exist is not created (it has no schema)."""
+    parsed = parse_url(url)
+    database = parsed.database
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).expanduser().exists()
+    ):
+        return None
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            return None if current is None else str(current)
+    finally:
+        engine.dispose()
+
+
+def migrations() -> list[tuple[str, str]]:
+    """``(revision, what it does)`` of every shipped migration, newest first, through
+    Alembic's script directory (the first line of each migration's docstring)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return [(s.revision, " ".join((s.doc or "").split())) for s in script.walk_revisions()]
