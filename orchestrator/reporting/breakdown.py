@@ -39,7 +39,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from orchestrator.config.models import Config
-from orchestrator.reporting.groups import REACHED, Group, Rate
+from orchestrator.core.state import REACHED
+from orchestrator.reporting.groups import Group, Rate
 from orchestrator.reporting.stats import (
     bootstrap_mean_difference,
     newcombe,

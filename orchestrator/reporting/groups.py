@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 # Delivery statuses that mean the message reached the person (or their voicemail).
-REACHED = frozenset({"delivered", "answered", "machine", "opened", "clicked"})
 
 
 @dataclass(frozen=True)

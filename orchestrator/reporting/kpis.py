@@ -43,9 +43,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from orchestrator.config.models import Config, Stage
+from orchestrator.core.state import REACHED
 from orchestrator.core.zones import place_zones
 from orchestrator.reporting.breakdown import DIMENSIONS, Population, count_breakdown
-from orchestrator.reporting.groups import REACHED, Group
+from orchestrator.reporting.groups import Group
 from orchestrator.store.tables import (
     AccountEvent,
     AccountRow,
