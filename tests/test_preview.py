@@ -115,3 +115,52 @@ def test_a_letter_cannot_put_the_environment_in_its_pdf(tmp_path: Path) -> None:
     assert dict(reader.attachments) == {}
     assert marker.encode() not in pdf.read_bytes()
     assert "REF-2026-000123" in pdf_text(pdf)  # and the letter itself is there
+
+
+def test_sms_preview_prints_segments_and_encoding(tmp_path: Path) -> None:
+    """The Chinese reminder is UCS-2; the English one GSM-7: what the carrier bills."""
+    zh, _ = preview(tmp_path, "reminder", "--channel", "sms", "--locale", "zh-CN")
+    en, _ = preview(tmp_path, "reminder", "--channel", "sms", "--locale", "en-US")
+    from channels.segments import segments
+
+    for stdout, encoding in ((zh, "UCS-2"), (en, "GSM-7")):
+        text = stdout.split("\n== ")[0].split("\n", 1)[1].split("\n\nSMS: ")[0]
+        info = segments(text)
+        assert info.encoding == encoding
+        plural = "s" if info.segments != 1 else ""
+        assert f"SMS: {info.segments} segment{plural}, {encoding}, {info.units} " in stdout
+
+
+@pytest.mark.parametrize(
+    ("channel", "to", "message"),
+    [
+        ("sms", "12345", "'12345' is not a phone number in E.164 form"),
+        ("sms", "+1212555", "is not a phone number"),
+        ("voice", "me@example.com", "is not a phone number"),
+        ("email", "+12125550100", "'+12125550100' is not an email address"),
+    ],
+)
+def test_send_test_refuses_an_address_the_channel_cannot_reach(
+    channel: str, to: str, message: str
+) -> None:
+    _register_all()
+    result = CliRunner().invoke(
+        app,
+        [
+            "templates",
+            "send-test",
+            "reminder",
+            "--channel",
+            channel,
+            "--to",
+            to,
+            "--config",
+            str(ROOT / "config"),
+            "--templates",
+            str(ROOT / "templates"),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("--to: error: ")
+    assert message in result.stderr and "Traceback" not in result.output

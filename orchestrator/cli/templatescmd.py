@@ -9,6 +9,7 @@ through the channel's configured adapter.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -217,6 +218,15 @@ def preview(
         if rendered.subject:
             typer.echo(f"Subject: {rendered.subject}\n")
         typer.echo(rendered.text)
+        if ch == "sms":
+            from channels.segments import segments
+
+            info = segments(rendered.text)
+            unit = "characters" if info.encoding == "UCS-2" else "GSM-7 characters"
+            typer.echo(
+                f"\nSMS: {info.segments} segment{'s' if info.segments != 1 else ''}, "
+                f"{info.encoding}, {info.units} {unit}"
+            )
         try:
             files = write_preview(
                 rendered,
@@ -272,6 +282,10 @@ def send_test(
         raise typer.Exit(2)
     ch = channels[0]
     name = name.split("/", 1)[-1]
+    problem = _address_problem(ch, to)
+    if problem is not None:
+        typer.echo(f"--to: error: {problem}", err=True)
+        raise typer.Exit(2)
     channel_cfg = cfg.channels.get(ch)
     if channel_cfg is None:
         typer.echo(f"error: channel {ch!r} is not in channels.yaml", err=True)
@@ -306,3 +320,21 @@ def send_test(
         f"sent {ch}/{name} ({used}) to {to} through {channel_cfg.adapter}: "
         f"message {message_id}, provider id {result.provider_id}, {result.status}"
     )
+
+
+def _address_problem(channel: str, to: str) -> str | None:
+    """Why ``to`` cannot receive a test of this channel, or ``None``: a text or a call
+    needs a valid number in E.164 form, an email an address."""
+    if channel in ("sms", "voice"):
+        import phonenumbers
+
+        try:
+            number = phonenumbers.parse(to, None)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            return f"{to!r} is not a phone number in E.164 form (e.g. +12125550100) for {channel}"
+        return None
+    if channel == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s.]+", to):
+        return f"{to!r} is not an email address"
+    return None
