@@ -4,6 +4,7 @@ and what ``db upgrade`` says it did, on the real command line (docs/cli.md)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -236,3 +237,18 @@ def test_a_directory_that_does_not_exist_is_one_line_and_exit_2(
     assert result.exit_code == 2, result.output
     what = "configuration" if option == "--config" else "template"
     assert result.output.strip().splitlines() == [f"{missing}: error: no such {what} directory"]
+
+
+def test_shell_completion_completes_commands() -> None:
+    """``--install-completion`` is on: the completion script typer installs asks the
+    command itself, as bash does here."""
+    env = {
+        **os.environ,
+        "_OUTREACH_COMPLETE": "complete_bash",
+        "COMP_WORDS": "outreach config sc",
+        "COMP_CWORD": "2",
+    }
+    outreach = Path(sys.executable).with_name("outreach")
+    done = subprocess.run([str(outreach)], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["schema"]

@@ -17,7 +17,7 @@ app = typer.Typer(
     name="outreach",
     help="Compliant debt-collection outreach. Documentation: README.md and docs/.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion: bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
 )
 
