@@ -23,15 +23,10 @@ app = typer.Typer(
 
 
 def version() -> str:
-    """This installation's version (pyproject.toml's), or ``unknown`` when the package's
-    metadata is missing (run from a source tree that was never installed)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
+    """This installation's version (``orchestrator.installed_version``)."""
+    from orchestrator import installed_version
 
-    try:
-        return installed("outreach")
-    except PackageNotFoundError:
-        return "unknown"
+    return installed_version()
 
 
 def _print_version(value: bool) -> None:
@@ -61,10 +56,20 @@ def _register_all() -> None:
         reportcmd,
         runcmd,
         simcmd,
+        statuscmd,
         templatescmd,
     )
 
-    for module in (data, configcmd, simcmd, runcmd, pausecmd, templatescmd, reportcmd):
+    for module in (
+        data,
+        configcmd,
+        simcmd,
+        runcmd,
+        statuscmd,
+        pausecmd,
+        templatescmd,
+        reportcmd,
+    ):
         module.register(app)
 
 

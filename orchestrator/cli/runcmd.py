@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,9 @@ def run(
     use_directories(config, templates)
     require_schema()
     if once:
+        from orchestrator import installed_version
         from orchestrator.dispatch.daemon import setup_logging
+        from orchestrator.store.status import beat
 
         setup_logging(logging.WARNING)  # what needs telling (bad data), as JSON lines
         try:
@@ -154,7 +157,17 @@ def run(
             return
         at = clock.now()
         ambiguous = runner.recover(at)
+        began = time.perf_counter()
         result = runner.tick(at)
+        with runner.db.begin() as conn:  # `outreach status` shows the run as a worker's
+            beat(
+                conn,
+                runner.worker,
+                installed_version(),
+                at,
+                at,
+                planned=(result.planned, time.perf_counter() - began),
+            )
         typer.echo(
             json.dumps(
                 {

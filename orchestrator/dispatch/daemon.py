@@ -18,6 +18,7 @@ import json
 import logging
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,9 +28,11 @@ from typing import Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from orchestrator import installed_version
 from orchestrator.clock import Clock
 from orchestrator.dispatch.runner import Runner
 from orchestrator.errors import OutreachError
+from orchestrator.store.status import beat
 
 log = logging.getLogger("outreach.daemon")
 
@@ -109,6 +112,8 @@ class Daemon:
         self.stop_event = threading.Event()
         self.runner = build(self.stop_event)  # a bad config at start is the caller's error
         self.id = uuid.uuid4().hex
+        self.version = installed_version()
+        self.started_at = clock.now()
         self._lock = threading.Lock()
         self.scheduler: BlockingScheduler | None = None
 
@@ -118,8 +123,11 @@ class Daemon:
         with self._lock:
             runner = self.runner
         try:
+            began = time.perf_counter()
             planned = runner.plan(self.clock.now())
             log.info("planned", extra={"planned": planned, "worker": runner.worker})
+            took = time.perf_counter() - began
+            self._beat(runner, None if planned is None else (planned, took))
         except Exception:  # noqa: BLE001 - the next run tries again; the daemon stays up
             log.exception("planning failed")
 
@@ -133,8 +141,21 @@ class Daemon:
                     "dispatched",
                     extra={"decisions": dict(result.decisions), "worker": runner.worker},
                 )
+            self._beat(runner)
         except Exception:  # noqa: BLE001
             log.exception("dispatch failed")
+
+    def _beat(self, runner: Runner, planned: tuple[int, float] | None = None) -> None:
+        """This worker's heartbeat (and its planning round's figures): ``outreach status``."""
+        with runner.db.begin() as conn:
+            beat(
+                conn,
+                runner.worker,
+                self.version,
+                self.started_at,
+                self.clock.now(),
+                planned=planned,
+            )
 
     # --- control -------------------------------------------------------------------------
 

@@ -374,6 +374,23 @@ class OperatorPause(SQLModel, table=True):
     ended_at: datetime | None = _instant()
 
 
+class WorkerHeartbeat(SQLModel, table=True):
+    """A daemon worker's last sign of life (written at each of its jobs) and its last
+    planning round: what ``outreach status`` shows of the workers."""
+
+    __tablename__ = "worker_heartbeat"
+
+    worker: str = Field(primary_key=True)
+    host: str
+    pid: int
+    version: str
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    beat_at: datetime = Field(sa_type=UTCDateTime)
+    plan_at: datetime | None = _instant()  # when its last planning round ended
+    plan_occurrences: int | None = None  # how many occurrences that round planned
+    plan_seconds: float | None = None  # how long it took
+
+
 metadata = SQLModel.metadata
 
 # Columns that hold encrypted tokens, per table: ``keys rotate`` walks exactly these.

@@ -15,6 +15,7 @@ from fastapi import Path as PathParam
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from orchestrator.store.status import status as read_status
 from orchestrator.web.auth import bearer_token, same_secret
 from orchestrator.web.schemas import KEY_PATTERN, AccountId, AccountIn, EventIn, PauseIn
 from orchestrator.web.server import ServerDep
@@ -86,6 +87,14 @@ def post_event(
     except Refused as exc:
         raise HTTPException(exc.status, exc.detail) from None
     return JSONResponse(answer, status_code=status)
+
+
+@router.get("/api/v1/status", dependencies=api)
+def get_status(server: ServerDep) -> dict[str, Any]:
+    """What ``outreach status`` shows: the workers, sends due and late, ambiguous sends,
+    today's sends and decisions, and the pauses in force."""
+    with server.db.connect() as conn:
+        return read_status(conn, server.clock.now())
 
 
 @router.get("/api/v1/pauses", dependencies=api)

@@ -1,0 +1,151 @@
+"""What ``outreach status`` and ``GET /api/v1/status`` tell: the workers (from their
+heartbeats), what is due and late, today's sends and decisions, ambiguous sends waiting
+for a person, and the operator pauses in force. Reads only; no personal data.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import defaultdict
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from orchestrator.store.pauses import active_pauses
+from orchestrator.store.tables import Decision, OccurrenceRow, Send, WorkerHeartbeat, table_of
+
+__all__ = ["ALIVE_WITHIN", "LATE_AFTER", "beat", "status"]
+
+heartbeat_t = table_of(WorkerHeartbeat)
+occurrence_t = table_of(OccurrenceRow)
+decision_t = table_of(Decision)
+send_t = table_of(Send)
+
+# A worker that has not written a heartbeat for this long is shown as not alive (its
+# dispatch job runs every few seconds, its planning job every minute).
+ALIVE_WITHIN = timedelta(minutes=2)
+# A due send not decided this long after its time is shown as late: workers are down,
+# too few, or a provider is slow.
+LATE_AFTER = timedelta(minutes=10)
+_DUE = ("pending", "deferred")
+
+
+def beat(
+    conn: Connection,
+    worker: str,
+    version: str,
+    started_at: datetime,
+    now: datetime,
+    *,
+    planned: tuple[int, float] | None = None,
+) -> None:
+    """Write this worker's heartbeat; with ``planned`` (occurrences, seconds), also the
+    planning round that just ended."""
+    values: dict[str, Any] = {
+        "worker": worker,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "version": version,
+        "started_at": started_at,
+        "beat_at": now,
+    }
+    if planned is not None:
+        values.update(plan_at=now, plan_occurrences=planned[0], plan_seconds=planned[1])
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(heartbeat_t).values(values)
+    update = {k: statement.excluded[k] for k in values if k != "worker"}
+    conn.execute(statement.on_conflict_do_update(index_elements=["worker"], set_=update))
+
+
+def _iso(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    aware = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _workers(conn: Connection, now: datetime) -> list[dict[str, Any]]:
+    out = []
+    for row in conn.execute(sa.select(heartbeat_t).order_by(heartbeat_t.c.worker)):
+        beat_at = row.beat_at if row.beat_at.tzinfo else row.beat_at.replace(tzinfo=UTC)
+        out.append(
+            {
+                "worker": row.worker,
+                "host": row.host,
+                "pid": row.pid,
+                "version": row.version,
+                "started_at": _iso(row.started_at),
+                "last_heartbeat": _iso(row.beat_at),
+                "seconds_since_heartbeat": int((now - beat_at).total_seconds()),
+                "alive": now - beat_at <= ALIVE_WITHIN,
+                "last_planning": None
+                if row.plan_at is None
+                else {
+                    "at": _iso(row.plan_at),
+                    "occurrences": row.plan_occurrences,
+                    "seconds": round(row.plan_seconds or 0.0, 3),
+                },
+            }
+        )
+    return out
+
+
+def _by_channel(rows: Any) -> dict[str, int]:
+    return {str(channel): int(n) for channel, n in rows}
+
+
+def _occurrences(conn: Connection, now: datetime) -> dict[str, Any]:
+    o = occurrence_t.c
+    due = sa.and_(o.state.in_(_DUE), o.next_attempt_at <= now)
+    count_by = sa.select(o.channel, sa.func.count()).group_by(o.channel).order_by(o.channel)
+    ambiguous = conn.execute(
+        sa.select(sa.func.count()).select_from(occurrence_t).where(o.state == "ambiguous")
+    ).scalar_one()
+    return {
+        "due": _by_channel(conn.execute(count_by.where(due))),
+        "late": _by_channel(
+            conn.execute(count_by.where(due, o.next_attempt_at <= now - LATE_AFTER))
+        ),
+        "ambiguous": int(ambiguous),
+    }
+
+
+def _today(conn: Connection, now: datetime) -> dict[str, Any]:
+    """Decisions and sends since midnight UTC."""
+    start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+    d, s = decision_t.c, send_t.c
+    decisions: dict[str, dict[str, int]] = defaultdict(dict)
+    for channel, decision, n in conn.execute(
+        sa.select(d.channel, d.decision, sa.func.count())
+        .where(d.time >= start, d.time <= now)
+        .group_by(d.channel, d.decision)
+    ):
+        decisions[channel or "-"][decision] = int(n)
+    sends = _by_channel(
+        conn.execute(
+            sa.select(s.channel, sa.func.count())
+            .where(s.sent_at >= start, s.sent_at <= now)
+            .group_by(s.channel)
+            .order_by(s.channel)
+        )
+    )
+    return {
+        "since": _iso(start),
+        "sends": sends,
+        "decisions": {k: dict(sorted(v.items())) for k, v in sorted(decisions.items())},
+    }
+
+
+def status(conn: Connection, now: datetime) -> dict[str, Any]:
+    """Everything ``outreach status`` shows, as one JSON-ready dict."""
+    return {
+        "time": _iso(now),
+        "workers": _workers(conn, now),
+        "occurrences": _occurrences(conn, now),
+        "today": _today(conn, now),
+        "pauses": [p.as_json() for p in active_pauses(conn)],
+    }
