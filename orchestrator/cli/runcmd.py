@@ -133,6 +133,12 @@ def run(
     ),
     plan_every: float = typer.Option(60.0, help="seconds between planning runs"),
     dispatch_every: float = typer.Option(5.0, help="seconds between dispatch runs"),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=1, max=65535, help="serve this worker's /metrics on this port"
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="the address --metrics-port listens on"
+    ),
     config: Path | None = CONFIG_OPTION,
     templates: Path | None = TEMPLATES_OPTION,
 ) -> None:
@@ -196,6 +202,8 @@ def run(
             clock=_LazyClock(clock_holder),
             plan_every=plan_every,
             dispatch_every=dispatch_every,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )
     except OutreachError as exc:
         _fail(exc)

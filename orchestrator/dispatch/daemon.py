@@ -30,6 +30,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from orchestrator import installed_version
 from orchestrator.clock import Clock
+from orchestrator.dispatch.metrics import DaemonMetrics
 from orchestrator.dispatch.runner import Runner
 from orchestrator.errors import OutreachError
 from orchestrator.store.status import beat
@@ -104,13 +105,20 @@ class Daemon:
         *,
         plan_every: float = 60.0,
         dispatch_every: float = 5.0,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ):
         self.build = build
         self.clock = clock
         self.plan_every = plan_every
         self.dispatch_every = dispatch_every
         self.stop_event = threading.Event()
-        self.runner = build(self.stop_event)  # a bad config at start is the caller's error
+        runner = build(self.stop_event)  # a bad config at start is the caller's error
+        self.metrics_at = (metrics_host, metrics_port)
+        self.metrics = (
+            None if metrics_port is None else DaemonMetrics(runner.db, clock, runner.worker)
+        )
+        self.runner = self._observed(runner)
         self.id = uuid.uuid4().hex
         self.version = installed_version()
         self.started_at = clock.now()
@@ -128,6 +136,8 @@ class Daemon:
             log.info("planned", extra={"planned": planned, "worker": runner.worker})
             took = time.perf_counter() - began
             self._beat(runner, None if planned is None else (planned, took))
+            if self.metrics is not None and planned is not None:
+                self.metrics.planned_round(planned, took, time.time())
         except Exception:  # noqa: BLE001 - the next run tries again; the daemon stays up
             log.exception("planning failed")
 
@@ -135,7 +145,9 @@ class Daemon:
         with self._lock:
             runner = self.runner
         try:
-            result = runner.dispatch(self.clock.now())
+            result = runner.dispatch(self.clock.now(), keep_records=self.metrics is not None)
+            if self.metrics is not None:
+                self.metrics.dispatched(result.records, time.time())
             if result.decisions:
                 log.info(
                     "dispatched",
@@ -144,6 +156,12 @@ class Daemon:
             self._beat(runner)
         except Exception:  # noqa: BLE001
             log.exception("dispatch failed")
+
+    def _observed(self, runner: Runner) -> Runner:
+        """The runner, its sends timed for the metrics (when served)."""
+        if self.metrics is not None:
+            runner.sender.on_deliver = self.metrics.delivered
+        return runner
 
     def _beat(self, runner: Runner, planned: tuple[int, float] | None = None) -> None:
         """This worker's heartbeat (and its planning round's figures): ``outreach status``."""
@@ -162,7 +180,7 @@ class Daemon:
     def reload(self) -> bool:
         """Build a runner on the configuration as it is now; keep the old one if invalid."""
         try:
-            runner = self.build(self.stop_event)
+            runner = self._observed(self.build(self.stop_event))
         except OutreachError as exc:
             errors = [str(p) for p in getattr(exc, "problems", [])] or [str(exc)]
             log.error(
@@ -189,6 +207,10 @@ class Daemon:
                 "sends interrupted by a crash marked ambiguous",
                 extra={"decisions": {"ambiguous": ambiguous}},
             )
+        host, port = self.metrics_at
+        if self.metrics is not None and port is not None:
+            self.metrics.serve(port, host)
+            log.info("metrics served", extra={"where": f"http://{host}:{port}/metrics"})
         _DAEMONS[self.id] = self
         executor = ThreadPoolExecutor(1)
         scheduler = BlockingScheduler(

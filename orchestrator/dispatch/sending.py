@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,6 +56,9 @@ class Sender:
             for name, cfg in config.channels.items()
             if cfg.rate
         }
+        # Told of each message handed to an adapter: (channel, seconds, outcome); the
+        # daemon's metrics (``dispatch.metrics``) when it serves them.
+        self.on_deliver: Callable[[str, float, Outcome], None] | None = None
 
     def hand_over(
         self, ready: Sequence[Ready], now: datetime
@@ -70,7 +73,10 @@ class Sender:
             pacer = self.pacers.get(r.occ.channel)
             if pacer is not None:
                 pacer.wait()
+            began = time.perf_counter()
             outcome = self.decider.deliver(r.occ, r.rep.state, r.rep.rules, now, r.message)
+            if self.on_deliver is not None:
+                self.on_deliver(r.occ.channel, time.perf_counter() - began, outcome)
             if outcome.retryable:
                 outcome = self._retry_or_fail(r.row, outcome, now)
             done.append((r.row, outcome, r.message.message_id))

@@ -33,7 +33,7 @@ from orchestrator.dispatch.runner import Runner
 from orchestrator.store import facts
 from orchestrator.store.accounts import account_from_row
 from orchestrator.store.groupcommit import GroupCommit
-from orchestrator.web.metrics import DbCollector
+from orchestrator.store.metrics import DbCollector
 from orchestrator.web.services.statuses import StatusCallback, record_statuses
 from orchestrator.web.voice import VoiceCalls
 
