@@ -253,6 +253,7 @@ def test_stage_kpis_match_the_hand_count(report: dict[str, Any]) -> None:
     assert rate(m2["promise_rate"]) == (1, 3)
     assert rate(m2["kept_rate"]) == (0, 1)
     assert rate(m2["roll_rate"]) == (0, 3)
+    assert m3p["roll_rate"]["value"] is None  # the last stage: nowhere to roll
     assert m2["recovered"] == {"CNY": "500.00"}
     assert m2["balance_at_entry"] == {"CNY": "500.00", "USD": "300.00"}
     assert rate(m2["recovery_rate"]["CNY"]) == ("500.00", "500.00")

@@ -57,6 +57,7 @@ class Group:
     opt_outs: int = 0
     complaints: int = 0
     decisions: Counter[str] = field(default_factory=Counter)
+    rolls: bool = True  # False for the last stage: there is no stage to roll to
 
     def rates(self) -> dict[str, Rate]:
         return {
@@ -65,7 +66,7 @@ class Group:
             "click_rate": Rate(self.clicked, self.delivered),
             "promise_rate": Rate(len(self.promise_accounts), len(self.accounts)),
             "kept_rate": Rate(self.kept, self.kept + self.broken),
-            "roll_rate": Rate(len(self.rolled), len(self.accounts)),
+            "roll_rate": Rate(len(self.rolled), len(self.accounts) if self.rolls else 0),
         }
 
     def recovery(self) -> dict[str, Rate]:

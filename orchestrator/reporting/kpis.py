@@ -104,7 +104,8 @@ def build_report(
     tally = _Tally(
         stages,
         _load_accounts(conn, config.policy.timezone),
-        {s.id: Group(s.id) for s in stages},
+        # The last stage has no next one to roll to: its roll rate is "-", not 0%.
+        {s.id: Group(s.id, rolls=s is not stages[-1]) for s in stages},
         {c: Group(c) for c in config.channels},
     )
     payments = _load_payments(conn)
