@@ -139,3 +139,18 @@ def test_status_through_the_api(api: TestClient) -> None:
     assert answer.status_code == 200
     assert set(answer.json()) == {"time", "workers", "occurrences", "today", "pauses"}
     assert answer.json()["time"] == "2026-03-10T15:00:00Z"
+
+
+def test_logs_after_an_in_process_command_reach_the_current_stderr(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run`` sets up JSON logging on stderr. Run in process (as here, through Typer's
+    runner, which swaps stderr and closes its copy), a handler bound to that copy made
+    every later log line a "Logging error" on a closed file."""
+    import logging
+
+    env = write_setup(tmp_path, db_url, 1, creditors=("acme",))
+    cli(env, "run", "--once")
+    logging.getLogger("outreach.test").warning("after the command")
+    err = capsys.readouterr().err
+    assert "after the command" in err and "Logging error" not in err
