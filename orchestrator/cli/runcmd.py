@@ -125,6 +125,36 @@ def _parse_now(value: str) -> datetime:
         raise typer.Exit(2) from exc
 
 
+def _run_once(instant: datetime | None, worker: str | None) -> None:
+    """``run --once``: recover, one tick, a heartbeat; the summary as one JSON line."""
+    from orchestrator import installed_version
+    from orchestrator.cli.simcmd import _fail
+    from orchestrator.dispatch.daemon import setup_logging
+    from orchestrator.store.status import beat
+
+    setup_logging(logging.WARNING)  # what needs telling (bad data), as JSON lines
+    try:
+        runner, clock = build_runner(now_fixed=instant, worker=worker)
+    except OutreachError as exc:
+        _fail(exc)
+        return
+    at = clock.now()
+    ambiguous = runner.recover(at)
+    began = time.perf_counter()
+    result = runner.tick(at)
+    with runner.db.begin() as conn:  # `outreach status` shows the run as a worker's
+        planned = (result.planned, time.perf_counter() - began)
+        beat(conn, runner.worker, installed_version(), at, at, planned=planned)
+    summary = {
+        "time": at.isoformat(),
+        "worker": runner.worker,
+        "planned": result.planned,
+        "recovered_ambiguous": ambiguous,
+        "decisions": dict(sorted(result.decisions.items())),
+    }
+    typer.echo(json.dumps(summary))
+
+
 def run(
     once: bool = typer.Option(False, "--once", help="one full tick (plan + dispatch), then exit"),
     now: str | None = typer.Option(None, "--now", help="ISO-8601 instant for that tick"),
@@ -151,40 +181,7 @@ def run(
     use_directories(config, templates)
     require_schema()
     if once:
-        from orchestrator import installed_version
-        from orchestrator.dispatch.daemon import setup_logging
-        from orchestrator.store.status import beat
-
-        setup_logging(logging.WARNING)  # what needs telling (bad data), as JSON lines
-        try:
-            runner, clock = build_runner(now_fixed=instant, worker=worker)
-        except OutreachError as exc:
-            _fail(exc)
-            return
-        at = clock.now()
-        ambiguous = runner.recover(at)
-        began = time.perf_counter()
-        result = runner.tick(at)
-        with runner.db.begin() as conn:  # `outreach status` shows the run as a worker's
-            beat(
-                conn,
-                runner.worker,
-                installed_version(),
-                at,
-                at,
-                planned=(result.planned, time.perf_counter() - began),
-            )
-        typer.echo(
-            json.dumps(
-                {
-                    "time": at.isoformat(),
-                    "worker": runner.worker,
-                    "planned": result.planned,
-                    "recovered_ambiguous": ambiguous,
-                    "decisions": dict(sorted(result.decisions.items())),
-                }
-            )
-        )
+        _run_once(instant, worker)
         return
     from orchestrator.dispatch.daemon import Daemon, setup_logging
 
