@@ -598,13 +598,7 @@ def _check_policy(c: _Checker, policy: Policy, known: set[str]) -> None:
     pause_ids: set[str] = set()
 
     def channel_list(path: tuple[Any, ...], names: list[str], what: str) -> None:
-        for n, name in enumerate(names):
-            if name not in known:
-                c.add(
-                    "policy",
-                    (*path, n),
-                    f"{what}: unknown channel {name!r}{_suggest(name, sorted(known))}",
-                )
+        _check_channel_names(c, path, names, what, known)
 
     def overlay(
         prefix: tuple[Any, ...],
@@ -666,6 +660,19 @@ def _check_policy(c: _Checker, policy: Policy, known: set[str]) -> None:
     _check_budgets(c, policy, known)
 
 
+def _check_channel_names(
+    c: _Checker, path: tuple[Any, ...], names: list[str], what: str, known: set[str]
+) -> None:
+    """Each of these channels in ``policy.yaml`` is one the configuration knows."""
+    for n, name in enumerate(names):
+        if name not in known:
+            c.add(
+                "policy",
+                (*path, n),
+                f"{what}: unknown channel {name!r}{_suggest(name, sorted(known))}",
+            )
+
+
 def _check_budgets(c: _Checker, policy: Policy, known: set[str]) -> None:
     """Budget ids once, known channels and zones, windows of whole hours or days."""
     budget_ids: set[str] = set()
@@ -674,13 +681,7 @@ def _check_budgets(c: _Checker, policy: Policy, known: set[str]) -> None:
         if budget.id in budget_ids:
             c.add("policy", (*where, "id"), f"duplicate budget id {budget.id!r}")
         budget_ids.add(budget.id)
-        for m, name in enumerate(budget.channels):
-            if name not in known:
-                c.add(
-                    "policy",
-                    (*where, "channels", m),
-                    f"budget {budget.id}: unknown channel {name!r}{_suggest(name, sorted(known))}",
-                )
+        _check_channel_names(c, (*where, "channels"), budget.channels, f"budget {budget.id}", known)
         if budget.window.unit not in ("h", "d") or budget.window.amount < 1:
             c.add(
                 "policy",
@@ -864,7 +865,7 @@ def _check_segments(c: _Checker, segments: Segments) -> None:
                 "every account (the first rule that matches wins)",
                 level="warning",
             )
-        elif not when:
+        elif rule.when.always:
             catch_all = rule.id
 
 
@@ -873,8 +874,7 @@ def _check_segment_filters(c: _Checker, cadences: Cadences, segments: Segments) 
     a step that no segment can reach is a warning."""
     ids = sorted(segments.ids)
     # Where an account can be: in a segment, or in none when no rule takes everyone.
-    rules = segments.segments
-    takes_all = any(not r.when.model_dump(exclude_none=True, exclude={"within"}) for r in rules)
+    takes_all = any(rule.when.always for rule in segments.segments)
     universe: list[str | None] = [*ids] + ([] if takes_all else [None])
 
     def check(path: tuple[Any, ...], what: str, item: SegmentFilter) -> None:

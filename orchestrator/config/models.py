@@ -8,6 +8,7 @@ Every model forbids unknown keys: a typo must not silently change behaviour.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from decimal import Decimal
@@ -315,6 +316,7 @@ class Segments(Strict):
 # --- experiments.yaml --------------------------------------------------------------------
 
 HOLDOUT = "holdout"  # the variant of an experiment's holdout
+CHAMPION = "champion"  # the arm the report and simulate compare the others with
 
 
 class Arm(Strict):
@@ -650,17 +652,15 @@ class Config(Strict):
             return next(iter(self.creditors.creditors.values()), None)
         return self.creditors.creditors.get(key)
 
-    def step(self, step_id: str) -> Step | Trigger | None:
+    def steps(self) -> Iterator[Step | Trigger]:
+        """Every step that can be planned: the stages', the triggers', the experiment
+        arms'."""
         for stage in self.cadences.stages:
-            for step in stage.steps:
-                if step.id == step_id:
-                    return step
-        for trigger in self.cadences.triggers:
-            if trigger.id == step_id:
-                return trigger
+            yield from stage.steps
+        yield from self.cadences.triggers
         for experiment in self.experiments.experiments:
             for arm in experiment.arms:
-                for step in arm.steps or []:
-                    if step.id == step_id:
-                        return step
-        return None
+                yield from arm.steps or []
+
+    def step(self, step_id: str) -> Step | Trigger | None:
+        return next((step for step in self.steps() if step.id == step_id), None)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from orchestrator.config.models import Kind, Stage, Step, Trigger, TriggerEvent
 from orchestrator.core.experiments import stage_steps
 from orchestrator.core.hours import local_datetime, local_day_start
+from orchestrator.core.segments import balance_at, segment_of
 
 if TYPE_CHECKING:
     from orchestrator.core.rules import AccountRules
@@ -81,10 +82,7 @@ def stage_mark(state: AccountState, rules: AccountRules, now: datetime) -> Stage
     entered = local_day_start(
         state.account.due_date + timedelta(days=stage.dpd[0]), rules.zones.primary
     )
-    balance = state.account.balance
-    if state.payments:  # most accounts have none: no generator to run
-        balance += sum((amount for at, amount in state.payments if at >= entered), Decimal(0))
-    return StageMark(stage.id, entered, balance)
+    return StageMark(stage.id, entered, balance_at(state, entered))
 
 
 def segment_on(state: AccountState, rules: AccountRules, local_day: date) -> str | None:
@@ -93,8 +91,6 @@ def segment_on(state: AccountState, rules: AccountRules, local_day: date) -> str
     segments = rules.config.segments
     if not segments.segments:
         return None
-    from orchestrator.core.segments import segment_of
-
     day_start = local_day_start(local_day, rules.zones.primary)
     return segment_of(segments, state, day_start, dpd_on(state.account.due_date, local_day))
 

@@ -32,6 +32,8 @@ _NOTHING = Behaviour(0, 0, 0, 0)
 
 def balance_at(state: AccountState, instant: datetime) -> Decimal:
     """The balance at ``instant``: today's plus what was paid since."""
+    if not state.payments:  # most accounts have none: no generator to run
+        return state.account.balance
     paid_since = sum((amount for at, amount in state.payments if at >= instant), Decimal(0))
     return state.account.balance + paid_since
 

@@ -13,17 +13,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     start_http_server,
-)
-from prometheus_client import (
-    gc_collector as _gc,
-)
-from prometheus_client import (
-    platform_collector as _platform,
-)
-from prometheus_client import (
-    process_collector as _process,
 )
 from sqlalchemy.engine import Engine
 
@@ -41,9 +35,9 @@ class DaemonMetrics:
 
     def __init__(self, db: Engine, clock: Clock, worker: str) -> None:
         self.registry = CollectorRegistry()
-        _process.ProcessCollector(registry=self.registry)
-        _platform.PlatformCollector(registry=self.registry)
-        _gc.GCCollector(registry=self.registry)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.worker = worker
         self.decisions = Counter(
             "outreach_daemon_decisions",

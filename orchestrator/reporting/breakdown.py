@@ -38,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from orchestrator.config.models import Config
+from orchestrator.config.models import CHAMPION, Config
 from orchestrator.core.state import REACHED
 from orchestrator.reporting.groups import Group, Rate
 from orchestrator.reporting.stats import (
@@ -61,7 +61,6 @@ DIMENSIONS = ("segment", "variant", "step", "template", "hour", "weekday")
 # Dimensions that group accounts: every outcome of an account counts for its groups.
 ACCOUNT_DIMENSIONS = frozenset({"segment", "variant"})
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # ISO 1..7
-CHAMPION = "champion"
 # The rates an arm is compared on against its experiment's baseline.
 COMPARED = ("delivery_rate", "contact_rate", "promise_rate", "kept_rate", "payment_rate")
 
@@ -169,13 +168,7 @@ def _dimension(conn: Connection, config: Config, by: str) -> _Dimension:
 def template_of_step(config: Config) -> dict[str, str]:
     """The template of each step and trigger of the configuration, by its id (the steps
     of experiment arms included)."""
-    found = {t.id: t.template for t in config.cadences.triggers}
-    for stage in config.cadences.stages:
-        found.update((step.id, step.template) for step in stage.steps)
-    for experiment in config.experiments.experiments:
-        for arm in experiment.arms:
-            found.update((step.id, step.template) for step in arm.steps or [])
-    return found
+    return {step.id: step.template for step in config.steps()}
 
 
 def _iso_weekday(conn: Connection, local_time: Any) -> Any:

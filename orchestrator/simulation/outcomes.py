@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.config.models import Kind
+from orchestrator.config.models import CHAMPION, Kind
 from orchestrator.core.records import DecisionKind, DecisionRecord
 from orchestrator.reporting.stats import (
     bootstrap_mean_difference,
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 DIMENSIONS = ("segment", "variant")
 RATES = ("reach", "contact", "promise", "payment")
-CHAMPION = "champion"
 
 Key = tuple[str | None, ...]
 

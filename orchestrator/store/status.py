@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from orchestrator.core.records import iso_utc
 from orchestrator.store.pauses import active_pauses
 from orchestrator.store.tables import Decision, OccurrenceRow, Send, WorkerHeartbeat, table_of
 
@@ -61,31 +62,24 @@ def beat(
     conn.execute(statement.on_conflict_do_update(index_elements=["worker"], set_=update))
 
 
-def _iso(at: datetime | None) -> str | None:
-    if at is None:
-        return None
-    aware = at if at.tzinfo else at.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _workers(conn: Connection, now: datetime) -> list[dict[str, Any]]:
     out = []
     for row in conn.execute(sa.select(heartbeat_t).order_by(heartbeat_t.c.worker)):
-        beat_at = row.beat_at if row.beat_at.tzinfo else row.beat_at.replace(tzinfo=UTC)
+        beat_at = row.beat_at  # UTCDateTime: aware
         out.append(
             {
                 "worker": row.worker,
                 "host": row.host,
                 "pid": row.pid,
                 "version": row.version,
-                "started_at": _iso(row.started_at),
-                "last_heartbeat": _iso(row.beat_at),
+                "started_at": iso_utc(row.started_at),
+                "last_heartbeat": iso_utc(row.beat_at),
                 "seconds_since_heartbeat": int((now - beat_at).total_seconds()),
                 "alive": now - beat_at <= ALIVE_WITHIN,
                 "last_planning": None
                 if row.plan_at is None
                 else {
-                    "at": _iso(row.plan_at),
+                    "at": iso_utc(row.plan_at),
                     "occurrences": row.plan_occurrences,
                     "seconds": round(row.plan_seconds or 0.0, 3),
                 },
@@ -134,7 +128,7 @@ def _today(conn: Connection, now: datetime) -> dict[str, Any]:
         )
     )
     return {
-        "since": _iso(start),
+        "since": iso_utc(start),
         "sends": sends,
         "decisions": {k: dict(sorted(v.items())) for k, v in sorted(decisions.items())},
     }
@@ -143,7 +137,7 @@ def _today(conn: Connection, now: datetime) -> dict[str, Any]:
 def status(conn: Connection, now: datetime) -> dict[str, Any]:
     """Everything ``outreach status`` shows, as one JSON-ready dict."""
     return {
-        "time": _iso(now),
+        "time": iso_utc(now),
         "workers": _workers(conn, now),
         "occurrences": _occurrences(conn, now),
         "today": _today(conn, now),
