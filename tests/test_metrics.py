@@ -144,3 +144,18 @@ def test_run_takes_a_metrics_port(db_url: str, tmp_path: Path) -> None:
     _register_all()
     result = CliRunner().invoke(app, ["run", "--metrics-port", "70000"], env=env)
     assert result.exit_code == 2 and "metrics-port" in result.output
+
+
+def test_a_metrics_port_in_use_is_one_line_and_exit_2(db_url: str, tmp_path: Path) -> None:
+    env = write_setup(tmp_path, db_url, 1, creditors=("acme",))
+    taken = free_socket()
+    taken.listen()
+    port = taken.getsockname()[1]
+    _register_all()
+    try:
+        result = CliRunner().invoke(app, ["run", "--metrics-port", str(port)], env=env)
+    finally:
+        taken.close()
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"--metrics-port: error: cannot listen on 127.0.0.1:{port}: ")

@@ -205,6 +205,15 @@ def run(
     except OutreachError as exc:
         _fail(exc)
         return
+    try:
+        daemon.serve_metrics()
+    except OSError as exc:  # the port is taken, or the address is not this host's
+        reason = exc.strerror or type(exc).__name__
+        typer.echo(
+            f"--metrics-port: error: cannot listen on {metrics_host}:{metrics_port}: {reason}",
+            err=True,
+        )
+        raise typer.Exit(2) from None
     daemon.run()
 
 

@@ -175,6 +175,14 @@ class Daemon:
         except Exception:  # noqa: BLE001
             log.exception("dispatch failed")
 
+    def serve_metrics(self) -> None:
+        """Start serving ``/metrics`` when ``metrics_port`` was given; ``OSError`` when
+        the address cannot be listened on (the caller says so and stops)."""
+        host, port = self.metrics_at
+        if self.metrics is not None and port is not None:
+            self.metrics.serve(port, host)
+            log.info("metrics served", extra={"where": f"http://{host}:{port}/metrics"})
+
     def _observed(self, runner: Runner) -> Runner:
         """The runner, its sends timed for the metrics (when served)."""
         if self.metrics is not None:
@@ -225,10 +233,6 @@ class Daemon:
                 "sends interrupted by a crash marked ambiguous",
                 extra={"decisions": {"ambiguous": ambiguous}},
             )
-        host, port = self.metrics_at
-        if self.metrics is not None and port is not None:
-            self.metrics.serve(port, host)
-            log.info("metrics served", extra={"where": f"http://{host}:{port}/metrics"})
         _DAEMONS[self.id] = self
         executor = ThreadPoolExecutor(1)
         scheduler = BlockingScheduler(
