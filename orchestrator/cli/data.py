@@ -348,6 +348,9 @@ def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
         )
     if timeline["opt_outs"]:
         console.print(f"opted out: {', '.join(timeline['opt_outs'])}")
+    for channel, hours in timeline.get("best_hours", {}).items():
+        learned = ", ".join(f"{h['hour']} ({h['answered']} of {h['sent']} answered)" for h in hours)
+        console.print(f"best hours ({channel}, learned): {learned}", markup=False)
     # One line per entry (greppable, never wrapped mid-word): UTC time, the debtor's local
     # time, what happened, channel, the rule (stage / step / kind), detail, message id.
     console.print(

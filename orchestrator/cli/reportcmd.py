@@ -80,7 +80,7 @@ def report(
             if last < first:
                 typer.echo(f"--until: error: {last} is before --since {first}", err=True)
                 raise typer.Exit(2)
-            data = build_report(conn, config, first, last, by)
+            data = build_report(conn, config, first, last, by, heatmap=html is not None)
     finally:
         engine.dispose()
     if html is not None:

@@ -24,6 +24,7 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 CHANNELS = ("sms", "voice", "email", "letter")
@@ -133,6 +134,50 @@ TimeOfDay = Annotated[
 ]
 
 
+BEST = "best"  # ``at: best``: the hour each debtor answers most (``core.besttime``)
+
+
+def _parse_at(value: Any) -> time | str:
+    if isinstance(value, str) and value.strip() == BEST:
+        return BEST
+    return _parse_time(value)
+
+
+def _parse_window(value: Any) -> tuple[time, time]:
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, str) and value.count("-") == 1:
+        start, end = (_parse_time(part.strip()) for part in value.split("-"))
+        if start < end:
+            return start, end
+    raise ValueError(f'invalid window {value!r}: expected "HH:MM-HH:MM" with start before end')
+
+
+AtField = Annotated[
+    time | str,
+    BeforeValidator(_parse_at),
+    PlainSerializer(lambda t: t if isinstance(t, str) else t.strftime("%H:%M")),
+    WithJsonSchema(
+        {
+            "anyOf": [_TIME_SCHEMA, {"const": BEST}],
+            "description": 'a time of day "HH:MM", or "best": the hour this debtor answers most',
+        }
+    ),
+]
+WindowField = Annotated[
+    tuple[time, time],
+    BeforeValidator(_parse_window),
+    PlainSerializer(lambda w: f"{w[0].strftime('%H:%M')}-{w[1].strftime('%H:%M')}"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\s*\d{2}:\d{2}\s*-\s*\d{2}:\d{2}\s*$",
+            "description": 'local hours "HH:MM-HH:MM" an "at: best" send may be planned in',
+        }
+    ),
+]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -153,13 +198,39 @@ class SegmentFilter(Strict):
         return not (self.except_segments is not None and segment in self.except_segments)
 
 
-class Step(SegmentFilter):
+class Timed(SegmentFilter):
+    """When in the local day a step or trigger is planned: ``at: "HH:MM"``, or ``at:
+    best``: the hour this debtor has answered most on the channel (``core.besttime``),
+    inside ``window`` and the permitted hours, else ``at_default``."""
+
+    at: AtField | None = None
+    window: WindowField | None = None
+    at_default: TimeOfDay | None = None
+
+    @model_validator(mode="after")
+    def _best_only(self) -> Timed:
+        if self.at != BEST:
+            for name in ("window", "at_default"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies only with at: best")
+        return self
+
+    @property
+    def best(self) -> bool:
+        return self.at == BEST
+
+    @property
+    def fixed_at(self) -> time | None:
+        """The time of day ``at`` gives, ``None`` for none or ``best``."""
+        return self.at if isinstance(self.at, time) else None
+
+
+class Step(Timed):
     id: str
     channel: str
     template: str
     on_dpd: list[int] | None = None
     every: DurationField | None = None
-    at: TimeOfDay | None = None
     kind: Kind = Kind.collection
     expires: DurationField = Duration(1, "d")
 
@@ -174,11 +245,10 @@ class Stage(SegmentFilter):
         return dpd >= lo and (hi is None or dpd <= hi)
 
 
-class Trigger(SegmentFilter):
+class Trigger(Timed):
     id: str
     on: TriggerEvent
     offset: DurationField = Duration(0, "d")
-    at: TimeOfDay | None = None
     channel: str
     template: str
     kind: Kind | None = None
@@ -438,6 +508,32 @@ class Budget(Strict):
     zone: str | None = None
 
 
+class BestTime(Strict):
+    """How ``at: best`` learns each debtor's hour (``core.besttime``; docs/configuration.md).
+
+    A send counts as answered when, within ``attribution`` of it, the call was picked up,
+    the link clicked, a reply came, or a conversation, promise or payment was recorded.
+    Each hour's answer rate is a Beta posterior: the debtor's own sends at that hour
+    (and ``neighbour_weight`` of those an hour either side) over a prior whose mean is the
+    segment's rate at that hour (itself shrunk toward the portfolio's by
+    ``segment_weight`` sends) and whose weight is ``prior_weight`` sends."""
+
+    method: Literal["thompson", "mean"] = "thompson"
+    explore: float = Field(default=0.05, ge=0, le=1)
+    prior_weight: float = Field(default=2.0, gt=0)
+    segment_weight: float = Field(default=20.0, gt=0)
+    neighbour_weight: float = Field(default=0.5, ge=0, le=1)
+    attribution: DurationField = Duration(6, "h")
+    seed: str = "best-time"
+
+    @field_validator("attribution")
+    @classmethod
+    def _positive(cls, value: Duration) -> Duration:
+        if value.delta <= timedelta(0) or value.delta > timedelta(days=7):
+            raise ValueError("attribution: expected a duration above 0 and at most 7d")
+        return value
+
+
 class Overlay(Strict):
     """Extra rules for a jurisdiction or a policy profile: limits and pauses accumulate,
     hours intersect, holidays add. Promise and plan bounds are terms, not protections:
@@ -565,6 +661,7 @@ class Policy(Strict):
     # prerecorded calls alike, and a voice opt-out texts too (revoke-all). Counsel decides.
     opt_out_scope: Literal["sms", "automated"] = "sms"
     revocation_phrases: dict[str, list[str]] = Field(default_factory=_default_revocation_phrases)
+    best_time: BestTime = Field(default_factory=BestTime)
 
     @field_validator("revocation_phrases")
     @classmethod
@@ -651,6 +748,11 @@ class Config(Strict):
         if key is None:
             return next(iter(self.creditors.creditors.values()), None)
         return self.creditors.creditors.get(key)
+
+    @cached_property
+    def uses_best_time(self) -> bool:
+        """Some step or trigger is planned ``at: best``: the engine keeps what it learns."""
+        return any(step.best for step in self.steps())
 
     def steps(self) -> Iterator[Step | Trigger]:
         """Every step that can be planned: the stages', the triggers', the experiment

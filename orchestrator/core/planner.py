@@ -12,11 +12,12 @@ follow docs/configuration.md (``triggers``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from orchestrator.config.models import Kind, Stage, Step, Trigger, TriggerEvent
+from orchestrator.core.besttime import HourBook, choose_hour, permitted_hours
 from orchestrator.core.experiments import stage_steps
 from orchestrator.core.hours import local_datetime, local_day_start
 from orchestrator.core.segments import balance_at, segment_of
@@ -108,6 +109,53 @@ def priority_on(
     return priority_key(keys, state, segment, dpd_on(state.account.due_date, local_day), day_start)
 
 
+def planned_time(
+    timed: Step | Trigger,
+    state: AccountState,
+    rules: AccountRules,
+    day: date,
+    segment: str | None,
+    key: str,
+    *,
+    not_before: datetime | None = None,
+) -> datetime:
+    """When on local ``day`` a step or trigger is planned: its ``at``, the policy's
+    preferred time, or under ``at: best`` the hour ``core.besttime`` picks among the
+    day's permitted hours (from ``not_before`` on), else ``at_default``."""
+    zone = rules.zones.primary
+    fixed = timed.fixed_at
+    if fixed is not None:
+        return local_datetime(day, fixed, zone)
+    fallback = local_datetime(day, timed.at_default or rules.preferred_time, zone)
+    if not timed.best:
+        return fallback
+    channel = timed.channel
+    hours = permitted_hours(
+        day,
+        zone,
+        rules.hours_for(channel),
+        rules.zones.candidates,
+        rules.holidays_for(channel),
+        timed.window,
+    )
+    if not_before is not None:
+        hours = tuple(h for h in hours if local_datetime(day, time(h), zone) >= not_before)
+    hour = choose_hour(
+        hours,
+        state.hours if state.hours is not None else _NOTHING_LEARNED,
+        debtor=state.account.debtor_id,
+        segment=segment,
+        channel=channel,
+        settings=rules.config.policy.best_time,
+        step=timed.id,
+        key=key,
+    )
+    return fallback if hour is None else local_datetime(day, time(hour), zone)
+
+
+_NOTHING_LEARNED = HourBook()
+
+
 def _step_fires(step: Step, stage: Stage, dpd: int) -> bool:
     if step.on_dpd is not None:
         return dpd in step.on_dpd
@@ -135,7 +183,7 @@ def plan_day(state: AccountState, rules: AccountRules, local_day: date) -> list[
         for step in firing if stage.admits(segment) else []:
             if not step.admits(segment):
                 continue
-            planned = local_datetime(local_day, step.at or rules.preferred_time, zone)
+            planned = planned_time(step, state, rules, local_day, segment, local_day.isoformat())
             out.append(
                 Occurrence(
                     account_id=account.account_id,
@@ -191,7 +239,9 @@ def plan_trigger(
         ref_day = event_day
     offset = trigger.offset.delta if trigger.offset.unit == "d" else timedelta(0)
     if trigger.at is not None:
-        planned = local_datetime(ref_day + offset, trigger.at, zone)
+        planned = planned_time(
+            trigger, state, rules, ref_day + offset, segment, fire.key, not_before=fire.time
+        )
     elif trigger.offset.amount == 0 and trigger.on not in (
         TriggerEvent.promise_due,
         TriggerEvent.instalment_due,

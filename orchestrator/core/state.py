@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from orchestrator.config.models import TriggerEvent
 from orchestrator.core.account import Account
+from orchestrator.core.besttime import HourBook
 from orchestrator.core.zones import Zones
 
 
@@ -113,6 +114,9 @@ class AccountState:
     ceased: bool = False
     stage: str | None = None
     contacts: list[Contact] = field(default_factory=list)  # only where segments read them
+    # What ``at: best`` has learned (shared by the accounts of a planning page or of a
+    # simulation; only where a step is planned ``at: best``).
+    hours: HourBook | None = None
 
     @property
     def closed(self) -> bool:

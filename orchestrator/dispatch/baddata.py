@@ -30,6 +30,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.rules import AccountRules
+from orchestrator.store.besttime import load_book
 from orchestrator.store.replay import Facts, Replayed, attach_contacts, load_facts, replay
 
 __all__ = ["PLANNING", "is_bad_data", "note", "planning_failed", "replay_accounts"]
@@ -112,6 +113,11 @@ def replay_accounts(
     reading = [a for a, rep in replayed.items() if rep.rules.config.segments.reads_contacts]
     if reading:  # only where a segment rule reads the messages sent and their receipts
         attach_contacts(conn, replayed, reading, now)
+    learning = [rep.state for rep in replayed.values() if rep.rules.config.uses_best_time]
+    if learning:  # only where a step is planned ``at: best``: what it has learned
+        book = load_book(conn, [state.account.debtor_id for state in learning])
+        for state in learning:
+            state.hours = book
     return replayed, bad
 
 

@@ -30,6 +30,7 @@ from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed, re
 from orchestrator.dispatch.connector import Connector
 from orchestrator.dispatch.decider import Decider
 from orchestrator.dispatch.settle import PlannedAccount
+from orchestrator.store.besttime import fold
 from orchestrator.store.replay import Replayed, next_facts
 from orchestrator.store.tables import (
     AccountRow,
@@ -90,6 +91,10 @@ class Planning:
         with self.db.connect() as conn:
             stored = conn.execute(sa.select(planner_t.c.config_digest)).scalar()
         every = stored != digest
+        config = self.decider.config
+        if config.uses_best_time:  # count the sends ``at: best`` learns from, first
+            with self.db.begin() as conn:
+                fold(conn, now, config.policy.best_time)
         planned = sum(self._plan_rows(rows, now) for rows in self._pages(now, every, page))
         if every:  # from now on, the accounts' plan_due_at hold under this configuration
             with self.db.begin() as conn:

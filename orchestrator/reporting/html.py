@@ -143,6 +143,35 @@ def _by_time_chart(report: Mapping[str, Any]) -> Any:
     return chart
 
 
+def heatmap_tables(report: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, list[Any]]]]]:
+    """Per channel, rows Monday to Sunday of 24 cells ``(text, style, title)``: the share
+    of sends answered at that local hour, shaded against the channel's best cell."""
+    out: list[tuple[str, list[tuple[str, list[Any]]]]] = []
+    for channel, cells in sorted(report.get("heatmap", {}).items()):
+        at = {(c["weekday"], c["hour"]): c for c in cells}
+        top = max((c["answered"] / c["sent"] for c in cells if c["sent"]), default=0.0)
+        rows = []
+        for day, name in enumerate(WEEKDAYS, start=1):
+            row = []
+            for hour in range(24):
+                c = at.get((day, hour))
+                if c is None or not c["sent"]:
+                    row.append(("", "", ""))
+                    continue
+                rate = c["answered"] / c["sent"]
+                shade = 0.08 + 0.82 * (rate / top if top else 0.0)
+                row.append(
+                    (
+                        f"{rate * 100:.0f}",
+                        f"background: rgba(43, 108, 176, {shade:.2f})",
+                        f"{name} {hour:02d}:00: {c['answered']} of {c['sent']} answered",
+                    )
+                )
+            rows.append((name, row))
+        out.append((channel, rows))
+    return out
+
+
 def render_html(report: Mapping[str, Any], *, title: str = "Collections report") -> str:
     env = Environment(
         autoescape=select_autoescape(default=True),
@@ -165,4 +194,5 @@ def render_html(report: Mapping[str, Any], *, title: str = "Collections report")
         by_columns=sum(by_columns(by), ()) if by else (),
         group_label=group_label,
         variant_tables=variant_tables(report) if by == "variant" else [],
+        heatmaps=heatmap_tables(report),
     )

@@ -47,6 +47,7 @@ from orchestrator.core.state import REACHED
 from orchestrator.core.zones import place_zones
 from orchestrator.reporting.breakdown import DIMENSIONS, Population, count_breakdown
 from orchestrator.reporting.groups import Group
+from orchestrator.reporting.heatmap import answer_heatmap
 from orchestrator.store.tables import (
     AccountEvent,
     AccountRow,
@@ -90,11 +91,18 @@ def activity_span(conn: Connection) -> tuple[date, date] | None:
 
 
 def build_report(
-    conn: Connection, config: Config, since: date, until: date, by: str | None = None
+    conn: Connection,
+    config: Config,
+    since: date,
+    until: date,
+    by: str | None = None,
+    *,
+    heatmap: bool = False,
 ) -> dict[str, Any]:
     """The KPIs over ``since``..``until`` (inclusive dates) as one JSON-ready dict; with
     ``by`` (one of ``breakdown.DIMENSIONS``), also ``by`` and the ``groups`` of that
-    dimension (``breakdown``)."""
+    dimension (``breakdown``); with ``heatmap``, also the share of sends answered by
+    channel, local weekday and hour (``heatmap``: what the HTML report draws)."""
     if until < since:
         raise ValueError(f"--until {until} is before --since {since}")
     if by is not None and by not in DIMENSIONS:
@@ -126,6 +134,8 @@ def build_report(
             payments,
         )
         report |= count_breakdown(conn, config, population, by, in_period, (start, end))
+    if heatmap:
+        report["heatmap"] = answer_heatmap(conn, start, end, config.policy.best_time)
     return report
 
 

@@ -87,6 +87,33 @@ class Rule(Rates):
         )
 
 
+class PreferredHours(_Strict):
+    """Hidden preferred hours (what ``at: best`` should find): each debtor prefers one of
+    ``windows`` (local hours [from, to), drawn by the model's seed and the debtor id),
+    or none (``1 - share`` of them); a contact's rates are multiplied by ``inside`` at
+    the debtor's preferred hours and by ``outside`` at the others."""
+
+    windows: list[tuple[int, int]] = Field(min_length=1)
+    share: Probability = Field(default=1.0, ge=0, le=1)
+    inside: float = Field(default=2.0, ge=0)
+    outside: float = Field(default=1.0, ge=0)
+
+    @field_validator("windows")
+    @classmethod
+    def _hour_ranges(cls, value: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        for lo, hi in value:
+            if not 0 <= lo < hi <= 24:
+                raise ValueError(f"window [{lo}, {hi}]: expected 0 <= from < to <= 24")
+        return value
+
+    def factor(self, seed: int, debtor: str, hour: int) -> float:
+        rng = random.Random(f"{seed}\x1fhours\x1f{debtor}")
+        if rng.random() >= self.share:
+            return 1.0
+        lo, hi = self.windows[rng.randrange(len(self.windows))]
+        return self.inside if lo <= hour < hi else self.outside
+
+
 class ResponseModel(_Strict):
     seed: int = 0
     default: Rates = Field(default_factory=Rates)
@@ -95,6 +122,7 @@ class ResponseModel(_Strict):
     # The chance, each local day, that an account is paid in full with no contact at all
     # (self-cure): what a holdout is compared with.
     daily_pay: Probability = Field(default=0.0, ge=0, le=1)
+    preferred_hours: PreferredHours | None = None
 
     def self_cure(self, state: AccountState, day: date) -> list[ScenarioEvent]:
         """A payment of the balance at local noon of ``day``, with ``daily_pay``'s chance."""
@@ -119,7 +147,14 @@ class ResponseModel(_Strict):
                 given = getattr(self.default, name)
             return fallback if given is None else float(given)
 
-        return pick("pay", 0.0), pick("promise", 0.0), pick("reply", 0.0), pick("keep", 0.7)
+        pay, promise, reply = pick("pay", 0.0), pick("promise", 0.0), pick("reply", 0.0)
+        if self.preferred_hours is not None:
+            f = self.preferred_hours.factor(self.seed, record.debtor, local.hour)
+            pay, promise, reply = (min(1.0, x * f) for x in (pay, promise, reply))
+            total = pay + promise + reply
+            if total > 1:  # the three exclude each other: scaled to a sum of 1
+                pay, promise, reply = pay / total, promise / total, reply / total
+        return pay, promise, reply, pick("keep", 0.7)
 
     def respond(self, record: DecisionRecord, state: AccountState) -> list[ScenarioEvent]:
         """The events that follow a decision: none unless it is a sent contact."""

@@ -24,6 +24,7 @@ from orchestrator.clock import VirtualClock
 from orchestrator.config.models import Config
 from orchestrator.content.rendering import TemplateRenderer
 from orchestrator.core.account import Account
+from orchestrator.core.besttime import RESPONSE_EVENTS, HourLearner
 from orchestrator.core.hours import local_day_start
 from orchestrator.core.planner import Occurrence, plan_day
 from orchestrator.core.records import DecisionRecord
@@ -104,6 +105,12 @@ class Simulation:
         # Each account's rules, worked out once: a simulation changes no account's
         # address, phone or creditor (only its balance and status).
         self.rules: dict[str, AccountRules] = {}
+        # What ``at: best`` learns, from every account's sends and answers as they happen.
+        self.learner = (
+            HourLearner(scenario.config.policy.best_time)
+            if scenario.config.uses_best_time
+            else None
+        )
         for account in scenario.accounts:
             rules = self.decider.rules(account)
             self.rules[account.account_id] = rules
@@ -111,6 +118,8 @@ class Simulation:
             # accounts stay as given (the same scenario runs again to the same result).
             state = AccountState(copy.copy(account), rules.zones)
             self.states[account.account_id] = state
+            if self.learner is not None:
+                state.hours = self.learner.book
             for contact in (account.phone, account.email):
                 if contact:
                     self.by_contact[contact].append(state)
@@ -151,6 +160,8 @@ class Simulation:
             elif kind == "day":
                 self._plan_day(item[1], item[2])
             elif kind == "event":
+                if self.learner is not None and item[1].type in RESPONSE_EVENTS:
+                    self.learner.answered(item[1].account, when)
                 yield from self.applier.apply(item[1], when)
             elif kind == "deadline":
                 item[1](when)
@@ -158,6 +169,8 @@ class Simulation:
     def _plan_day(self, account_id: str, day: Any) -> None:
         state = self.states[account_id]
         rules = self.rules[account_id]
+        if self.learner is not None:
+            self.learner.fold(self.clock.now())
         self.schedule(plan_day(state, rules, day))
         response = self.scenario.response
         if response is not None:
@@ -178,12 +191,26 @@ class Simulation:
             if self.reads_contacts and outcome.record.message_id:
                 state.contacts.append(Contact(now, occ.channel, outcome.record.message_id))
             self.applier.note_send(outcome.record)
+            if self.learner is not None:
+                self._learn_send(occ, outcome.record, now)
             if self.scenario.response is not None:
                 for ev in self.scenario.response.respond(outcome.record, state):
                     self.push(ev.at, _EVENT, ("event", ev))
         if outcome.defer_until is not None:
             self.push(outcome.defer_until, _OCC, ("occ", occ))
         yield outcome.record
+
+    def _learn_send(self, occ: Occurrence, record: DecisionRecord, now: datetime) -> None:
+        assert self.learner is not None
+        zone = self.rules[occ.account_id].zones.primary
+        self.learner.sent(
+            occ.account_id,
+            now,
+            debtor=self.states[occ.account_id].account.debtor_id,
+            segment=record.segment,
+            channel=occ.channel,
+            slot=now.astimezone(zone).hour,
+        )
 
 
 # --- canonical order and parallel runs -----------------------------------------------------
@@ -319,7 +346,9 @@ def simulate_lines(scenario: Scenario, jobs: int = 1) -> Iterator[str]:
     (time, account): the same bytes whatever ``jobs`` is."""
     import multiprocessing as mp
 
-    parts = partition(scenario, jobs) if jobs > 1 else [scenario]
+    # What ``at: best`` learns pools all accounts: the portfolio is not split then.
+    split = jobs > 1 and not scenario.config.uses_best_time
+    parts = partition(scenario, jobs) if split else [scenario]
     if len(parts) == 1:
         for _, _, line in _keyed_lines(scenario):
             yield line

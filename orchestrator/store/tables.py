@@ -403,3 +403,27 @@ ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core ``Table`` of a model, for bulk statements (typed for mypy)."""
     return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+class ContactHour(SQLModel, table=True):
+    """What ``at: best`` has learned (``core.besttime``), one row per debtor, segment or
+    the portfolio (``scope``, ``key``: the debtor id, the segment id, or '') and channel:
+    sends and answered sends at each local hour 0-23, as 24 comma-separated counts. Ids
+    and counts only."""
+
+    __tablename__ = "contact_hour"
+
+    scope: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    channel: str = Field(primary_key=True)
+    sent: str
+    answered: str
+
+
+class BestTimeFold(SQLModel, table=True):
+    """Up to when sends are counted in ``contact_hour`` (one row)."""
+
+    __tablename__ = "best_time_fold"
+
+    id: int = Field(primary_key=True)
+    folded_until: datetime = Field(sa_type=UTCDateTime)

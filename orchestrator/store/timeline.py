@@ -13,8 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from channels.base import DeliveryStatus, can_move
+from orchestrator.config.models import BestTime
+from orchestrator.core.besttime import DEBTOR, learned_hours
 from orchestrator.core.crypto import DataCipher, InvalidToken
 from orchestrator.core.records import iso_utc
+from orchestrator.store.besttime import load_book
 from orchestrator.store.tables import (
     AccountEvent,
     AccountRow,
@@ -83,7 +86,12 @@ def _readable(cipher: DataCipher, token: str) -> str | None:
 
 
 def account_timeline(
-    conn: Connection, cipher: DataCipher, account_id: str, *, today: date
+    conn: Connection,
+    cipher: DataCipher,
+    account_id: str,
+    *,
+    today: date,
+    best_time: BestTime | None = None,
 ) -> dict[str, Any] | None:
     """The ``account show --json`` object (docs/cli.md), or ``None`` for an unknown id."""
     row = conn.execute(sa.select(account_t).where(account_t.c.account_id == account_id)).first()
@@ -133,7 +141,31 @@ def account_timeline(
         )
     if plans:  # payment plans: shown where there are any (not a documented key otherwise)
         shown["plans"] = [_plan_shown(p, instalments[p.id]) for p in plans]
+    segment = next((d.segment for d in reversed(decisions) if d.segment), None)
+    hours = best_hours(conn, row.debtor_id, segment, best_time or BestTime())
+    if hours:  # what ``at: best`` has learned of this debtor, where it has learned anything
+        shown["best_hours"] = hours
     return shown
+
+
+def best_hours(
+    conn: Connection, debtor_id: str, segment: str | None, settings: BestTime
+) -> dict[str, list[dict[str, Any]]]:
+    """Per channel, the debtor's three best local hours by the learned answer rate, each
+    with the debtor's own sends and answers at that hour (``core.besttime``)."""
+    book = load_book(conn, [debtor_id])
+    out: dict[str, list[dict[str, Any]]] = {}
+    for channel in book.channels(DEBTOR, debtor_id):
+        out[channel] = [
+            {
+                "hour": f"{h.hour:02d}:00",
+                "rate": round(h.rate, 3),
+                "sent": h.sent,
+                "answered": h.answered,
+            }
+            for h in learned_hours(book, debtor_id, segment, channel, settings)
+        ]
+    return out
 
 
 # -- the rows of each source, in the order they are shown ---------------------------
