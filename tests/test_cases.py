@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from test_pause import TOKEN, cli, make_runner, write_setup  # noqa: I001 - tests/
+from support import ROOT, config_check  # noqa: I001 - tests/support.py
+from test_pause import TOKEN, cli, make_runner, write_setup
 
 from orchestrator.clock import VirtualClock
 from orchestrator.config.models import CaseSla, Duration
@@ -350,3 +353,28 @@ def test_working_days_skip_weekends_and_holidays() -> None:
     assert due_times(friday, calendar, zone, "US", None).acknowledge == friday + timedelta(days=1)
     hours = CaseSla(acknowledge=Duration(36, "h"))
     assert due_times(friday, hours, zone, "US", None).acknowledge == friday + timedelta(hours=36)
+
+
+@pytest.mark.parametrize(
+    ("cases", "says"),
+    [
+        ("{default_category: nope}", "cases.default_category 'nope' is not one of"),
+        ("{categories: [other, other]}", "a category is listed twice"),
+        ("{categories: [Other]}", "categories"),
+        ("{categories: []}", "categories"),
+        ("{sla: {acknowledge: 0d}}", "a deadline must be after the opening"),
+        ("{sla: {resolve: soon}}", "invalid duration"),
+        ("{severity: high}", "severity"),
+    ],
+)
+def test_config_check_refuses_bad_cases_keys(tmp_path: Path, cases: str, says: str) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    policy = config / "policy.yaml"
+    shipped = policy.read_text(encoding="utf-8")
+    block = re.search(r"^cases:.*?\n\n", shipped, flags=re.M | re.S)
+    assert block is not None
+    policy.write_text(shipped.replace(block.group(), f"cases: {cases}\n\n"), encoding="utf-8")
+    code, output = config_check(config)
+    assert code == 2, output
+    assert "policy.yaml:" in output and says in output, output

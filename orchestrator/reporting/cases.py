@@ -94,13 +94,14 @@ def _complaints(
 
 def _cases(conn: Connection, start: datetime, end: datetime, as_of: datetime) -> dict[str, Any]:
     c = table_of(CaseFile)
-    opened: dict[str, int] = dict(
-        conn.execute(
+    opened: dict[str, int] = {
+        kind: count
+        for kind, count in conn.execute(
             sa.select(c.c.kind, sa.func.count())
             .where(c.c.opened_at >= start, c.c.opened_at < end)
             .group_by(c.c.kind)
-        ).tuples()
-    )
+        )
+    }
     unresolved = sa.and_(
         c.c.opened_at <= as_of, sa.or_(c.c.resolved_at.is_(None), c.c.resolved_at > as_of)
     )
