@@ -378,3 +378,31 @@ def test_config_check_refuses_bad_cases_keys(tmp_path: Path, cases: str, says: s
     code, output = config_check(config)
     assert code == 2, output
     assert "policy.yaml:" in output and says in output, output
+
+
+def test_a_case_read_by_two_requests_is_resolved_once(api: Api) -> None:
+    """Two resolutions that both read the case unresolved: the second finds it resolved
+    when it writes, and rolls back (no second audit entry, no second event)."""
+    from orchestrator.errors import Invalid
+    from orchestrator.store.cases import acknowledge_case, find_case, resolve_case
+
+    client, engine, clock, _, _ = api
+    made = client.post(
+        "/api/v1/cases", json={"account_id": "A00000", "kind": "dispute"}, headers=AUTH
+    )
+    case_id = made.json()["id"]
+    with engine.connect() as conn:
+        stale = find_case(conn, case_id)
+    assert stale is not None
+    now = clock.now()
+    with engine.begin() as conn:
+        resolve_case(conn, stale, resolution="first", verified=True, actor="one", now=now)
+    with pytest.raises(Invalid, match="resolved already"), engine.begin() as conn:
+        resolve_case(conn, stale, resolution="second", verified=True, actor="two", now=now)
+    with engine.begin() as conn:
+        assert acknowledge_case(conn, stale, actor="three", now=now).resolution == "first"
+    assert [e.type for e in rows(engine, AccountEvent)] == ["dispute", "dispute_resolved"]
+    assert [(a.actor, a.action) for a in rows(engine, AuditLog) if a.object_type == "case"] == [
+        ("api", "case.opened"),
+        ("one", "case.resolved"),
+    ]

@@ -178,12 +178,17 @@ def acknowledge_case(conn: Connection, case: Case, *, actor: str, now: datetime)
     """Acknowledge an open case; one acknowledged or resolved already is left as it is."""
     if case.acknowledged_at is not None or case.resolved_at is not None:
         return case
-    conn.execute(
+    done = conn.execute(
         case_t.update()
-        .where(case_t.c.id == case.id)
+        .where(
+            case_t.c.id == case.id,
+            case_t.c.acknowledged_at.is_(None),
+            case_t.c.resolved_at.is_(None),
+        )
         .values(acknowledged_at=now, acknowledged_by=actor, updated_at=now)
-    )
-    _audit(conn, case, actor, now, "case.acknowledged", {})
+    ).rowcount
+    if done:  # else a concurrent request acknowledged it first
+        _audit(conn, case, actor, now, "case.acknowledged", {})
     return _reread(conn, case)
 
 
@@ -208,7 +213,13 @@ def resolve_case(
     }
     if case.acknowledged_at is None:
         values |= {"acknowledged_at": now, "acknowledged_by": actor}
-    conn.execute(case_t.update().where(case_t.c.id == case.id).values(**values))
+    done = conn.execute(
+        case_t.update()
+        .where(case_t.c.id == case.id, case_t.c.resolved_at.is_(None))
+        .values(**values)
+    ).rowcount
+    if not done:  # a concurrent request resolved it first: this one rolls back
+        raise Invalid(f"case {case.id} is resolved already", "resolved")
     if case.kind == CaseKind.dispute and verified:
         facts.record_event(
             conn,
@@ -252,7 +263,13 @@ def resolve_open_disputes(
         }
         if case.acknowledged_at is None:
             values |= {"acknowledged_at": now, "acknowledged_by": actor}
-        conn.execute(case_t.update().where(case_t.c.id == case.id).values(**values))
+        done = conn.execute(
+            case_t.update()
+            .where(case_t.c.id == case.id, case_t.c.resolved_at.is_(None))
+            .values(**values)
+        ).rowcount
+        if not done:
+            continue
         _audit(conn, case, actor, now, "case.resolved", {"verified": True})
         resolved.append(_reread(conn, case))
     return resolved
