@@ -400,3 +400,88 @@ def test_html_report_renders_its_charts_in_chromium(report: dict[str, Any], tmp_
     saturation = image.convert("HSV").getchannel("S").histogram()
     coloured = sum(saturation[80:])
     assert coloured > 5000, coloured
+
+
+def test_complaints_per_10000_contacts_by_stage_channel_and_creditor(
+    report: dict[str, Any],
+) -> None:
+    # Contacts (sends that reached the person): a1 sms and a2 email in M1, b2 voice in M2.
+    # The complaint: C on 03-06, DPD 45 (M2), by no channel said, no creditor.
+    rates = report["complaint_rates"]
+    by_stage = {
+        g["stage"]: (g["complaints"], g["contacts"], g["per_10000"]) for g in rates["stage"]
+    }
+    assert by_stage == {
+        "M0": (0, 0, None),
+        "M1": (0, 2, 0.0),
+        "M2": (1, 1, 10000.0),
+        "M3": (0, 0, None),
+        "M3+": (0, 0, None),
+    }
+    by_channel = {g["channel"]: (g["complaints"], g["contacts"]) for g in rates["channel"]}
+    assert by_channel == {"email": (0, 1), "sms": (0, 1), "unknown": (1, 0), "voice": (0, 1)}
+    assert rates["creditor"] == [
+        {"creditor": "-", "complaints": 1, "contacts": 3, "per_10000": 3333.3}
+    ]
+    assert rates["total"] == {"complaints": 1, "contacts": 3, "per_10000": 3333.3}
+    assert report["cases"] == {
+        "as_of": "2026-03-11T00:00:00Z",
+        "opened": {"complaint": 0, "dispute": 0},
+        "open": 0,
+        "overdue": 0,
+    }
+    html = render_html(report)
+    assert "Complaints per 10,000 contacts" in html and "3333.3" in html
+
+
+def test_cases_open_and_overdue_at_the_end_of_the_period(db_url: str) -> None:
+    from orchestrator.store.tables import CaseFile
+
+    seed(db_url)
+    engine = db.make_engine(db_url)
+    cases = [  # (kind, opened, ack due, resolve due, acknowledged, resolved)
+        ("complaint", at(2), at(3), at(20), None, None),  # not acknowledged in time
+        ("dispute", at(2), at(3), at(9), at(2, 16), None),  # acknowledged, resolution late
+        ("complaint", at(4), at(5), at(25), at(4, 16), None),  # in time
+        ("dispute", at(3), at(4), at(9), at(3, 16), at(8)),  # resolved in time
+        ("complaint", at(12), at(13), at(30), None, None),  # after the period
+        ("complaint", at(20, month=2), at(21, month=2), at(1), None, at(12)),  # late,
+    ]  # resolved after the period's end: open and overdue at its end
+    with engine.begin() as conn:
+        conn.execute(
+            table_of(CaseFile).insert(),
+            [
+                {
+                    "account_id": "A",
+                    "kind": kind,
+                    "category": "other",
+                    "opened_at": opened,
+                    "opened_by": "test",
+                    "due_ack_at": ack_due,
+                    "due_resolve_at": resolve_due,
+                    "acknowledged_at": acked,
+                    "resolved_at": resolved,
+                    "updated_at": opened,
+                }
+                for kind, opened, ack_due, resolve_due, acked, resolved in cases
+            ],
+        )
+    config = load_config(ROOT / "config", ROOT / "templates")
+    with engine.connect() as conn:
+        found = build_report(conn, config, SINCE, UNTIL)["cases"]
+        earlier = build_report(conn, config, SINCE, UNTIL, now=at(4, 12))["cases"]
+    engine.dispose()
+    assert found == {
+        "as_of": "2026-03-11T00:00:00Z",
+        "opened": {"complaint": 2, "dispute": 2},
+        "open": 4,
+        "overdue": 3,
+    }
+    # at 03-04 12:00: the first, second, fourth (resolved later) and February ones are
+    # open, the third not yet; overdue: the first (unacknowledged) and February's
+    assert earlier == {
+        "as_of": "2026-03-04T12:00:00Z",
+        "opened": {"complaint": 2, "dispute": 2},
+        "open": 4,
+        "overdue": 2,
+    }

@@ -232,6 +232,14 @@ def test_a_replayed_start_changes_nothing(db_url: str, tmp_path: Path) -> None:
     assert sum(e["type"] == "inbound_sms" for e in shown["events"]) == 4
     help_replies = [d for d in shown["decisions"] if d["step"] == "help_reply"]
     assert len(help_replies) == 1
+    # STOP, START and STOP again are in the account's audit trail; the replays are not
+    trail = json.loads(product.cli("audit", "--account", "A00000", "--json").stdout)
+    assert [(e["actor"], e["action"], e["object_id"]) for e in trail["entries"]] == [
+        ("inbound_sms", "opt_out.added", "sms"),
+        ("inbound_sms", "opt_out.revoked", "sms"),
+        ("inbound_sms", "opt_out.added", "sms"),
+    ]
+    assert PHONE not in json.dumps(trail) and PHONE[2:] not in json.dumps(trail)
 
 
 def test_an_inbound_text_without_a_message_sid_is_refused(db_url: str, tmp_path: Path) -> None:

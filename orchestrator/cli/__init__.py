@@ -50,6 +50,8 @@ def _root(
 
 def _register_all() -> None:
     from orchestrator.cli import (
+        auditcmd,
+        casescmd,
         configcmd,
         data,
         pausecmd,
@@ -69,6 +71,8 @@ def _register_all() -> None:
         pausecmd,
         templatescmd,
         reportcmd,
+        casescmd,
+        auditcmd,
     ):
         module.register(app)
 

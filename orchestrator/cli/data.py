@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import typer
 
+from orchestrator.cli.actor import cli_actor
 from orchestrator.errors import ConfigError, InputError, OutreachError
 
 db_app = typer.Typer(help="Database schema.\n\nReference: docs/cli.md.", no_args_is_help=True)
@@ -224,7 +225,9 @@ def import_accounts_cmd(
     engine = _engine()
     try:
         with _Progress(file, "accounts") as progress:
-            result = import_accounts(engine, file, cipher, dry_run=dry_run, progress=progress)
+            result = import_accounts(
+                engine, file, cipher, dry_run=dry_run, progress=progress, actor=cli_actor()
+            )
     except OutreachError as exc:
         _fail(exc)
     finally:
@@ -251,7 +254,9 @@ def import_payments_cmd(
     engine = _engine()
     try:
         with _Progress(file, "payments") as progress:
-            result = import_payments(engine, file, dry_run=dry_run, progress=progress)
+            result = import_payments(
+                engine, file, dry_run=dry_run, progress=progress, actor=cli_actor()
+            )
     except OutreachError as exc:
         _fail(exc)
     finally:

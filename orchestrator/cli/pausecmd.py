@@ -8,20 +8,12 @@ in force afterwards.
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 
 import typer
 
+from orchestrator.cli.actor import cli_actor
 from orchestrator.errors import OutreachError
-
-
-def _actor() -> str:
-    """Who runs the command: the OS user (``cli`` if it cannot be told)."""
-    try:
-        return getpass.getuser() or "cli"
-    except (KeyError, OSError):  # no user name for this uid
-        return "cli"
 
 
 def _scope(channel: str | None, creditor: str | None) -> Any:
@@ -83,7 +75,7 @@ def pause(
                 channel=channel,
                 creditor=creditor,
                 reason=reason,
-                actor=_actor(),
+                actor=cli_actor(),
                 now=SystemClock().now(),
             )
         typer.echo(f"paused {started.describe()}")
@@ -112,7 +104,7 @@ def resume(
         with engine.begin() as conn:
             ended = end_pauses(
                 conn,
-                actor=_actor(),
+                actor=cli_actor(),
                 now=SystemClock().now(),
                 channel=channel,
                 creditor=creditor,

@@ -47,6 +47,7 @@ def report(
     What each figure means: docs/cli.md."""
     from rich.console import Console
 
+    from orchestrator.clock import SystemClock
     from orchestrator.config.loading import load_config
     from orchestrator.config.settings import Settings
     from orchestrator.reporting.breakdown import DIMENSIONS
@@ -80,7 +81,9 @@ def report(
             if last < first:
                 typer.echo(f"--until: error: {last} is before --since {first}", err=True)
                 raise typer.Exit(2)
-            data = build_report(conn, config, first, last, by, heatmap=html is not None)
+            data = build_report(
+                conn, config, first, last, by, now=SystemClock().now(), heatmap=html is not None
+            )
     finally:
         engine.dispose()
     if html is not None:

@@ -569,6 +569,56 @@ class Suppression(Strict):
     after_kept: DurationField = Duration(14, "d")
 
 
+CASE_CATEGORIES = [
+    "harassment",
+    "wrong_person",
+    "amount_disputed",
+    "identity_theft",
+    "hardship",
+    "other",
+]
+_CASE_CATEGORY = r"^[a-z][a-z0-9_]{0,49}$"
+
+
+class CaseSla(Strict):
+    """How long a case may wait: to be acknowledged, and to be resolved, from its
+    opening. With ``working_days``, a ``Nd`` counts working days (not Saturday, Sunday
+    or a public holiday of the account's country) and ends at midnight in the policy's
+    default zone; ``Nh``/``Nm`` are always elapsed time."""
+
+    acknowledge: DurationField = Duration(1, "d")
+    resolve: DurationField = Duration(15, "d")
+    working_days: bool = True
+
+    @field_validator("acknowledge", "resolve")
+    @classmethod
+    def _positive(cls, value: Duration) -> Duration:
+        if value.amount <= 0:
+            raise ValueError(f"{value}: a deadline must be after the opening")
+        return value
+
+
+class CasePolicy(Strict):
+    """Complaints and disputes as cases: the categories a case may have (the one given
+    to a case opened by an event that names none: ``default_category``) and the SLA."""
+
+    categories: list[Annotated[str, Field(pattern=_CASE_CATEGORY)]] = Field(
+        default_factory=lambda: list(CASE_CATEGORIES), min_length=1
+    )
+    default_category: str = "other"
+    sla: CaseSla = Field(default_factory=CaseSla)
+
+    @model_validator(mode="after")
+    def _default_is_listed(self) -> CasePolicy:
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError("cases.categories: a category is listed twice")
+        if self.default_category not in self.categories:
+            raise ValueError(
+                f"cases.default_category {self.default_category!r} is not one of cases.categories"
+            )
+        return self
+
+
 class ContentRule(Strict):
     """A lint rule: templates of these channels (and locales) must contain one of ``any_of``
     (case-insensitive, in the rendered text). ``when: debt_collector`` applies the rule only
@@ -662,6 +712,7 @@ class Policy(Strict):
     opt_out_scope: Literal["sms", "automated"] = "sms"
     revocation_phrases: dict[str, list[str]] = Field(default_factory=_default_revocation_phrases)
     best_time: BestTime = Field(default_factory=BestTime)
+    cases: CasePolicy = Field(default_factory=CasePolicy)
 
     @field_validator("revocation_phrases")
     @classmethod

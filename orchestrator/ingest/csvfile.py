@@ -174,6 +174,7 @@ def audit_row(
         "object_type": object_type,
         "object_id": object_id,
         "detail": detail,
+        "account_id": object_id if object_type == "account" else None,
     }
 
 

@@ -21,6 +21,8 @@ from orchestrator.reporting.tables import (
     RATE_KEYS,
     STAGE_COLUMNS,
     by_columns,
+    cases_text,
+    complaint_rows,
     group_label,
     money_text,
     rate_text,
@@ -195,4 +197,6 @@ def render_html(report: Mapping[str, Any], *, title: str = "Collections report")
         group_label=group_label,
         variant_tables=variant_tables(report) if by == "variant" else [],
         heatmaps=heatmap_tables(report),
+        complaint_rows=complaint_rows,
+        cases_text=cases_text,
     )

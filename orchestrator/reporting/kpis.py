@@ -46,6 +46,7 @@ from orchestrator.config.models import Config, Stage
 from orchestrator.core.state import REACHED
 from orchestrator.core.zones import place_zones
 from orchestrator.reporting.breakdown import DIMENSIONS, Population, count_breakdown
+from orchestrator.reporting.cases import case_figures
 from orchestrator.reporting.groups import Group
 from orchestrator.reporting.heatmap import answer_heatmap
 from orchestrator.store.tables import (
@@ -97,12 +98,14 @@ def build_report(
     until: date,
     by: str | None = None,
     *,
+    now: datetime | None = None,
     heatmap: bool = False,
 ) -> dict[str, Any]:
     """The KPIs over ``since``..``until`` (inclusive dates) as one JSON-ready dict; with
     ``by`` (one of ``breakdown.DIMENSIONS``), also ``by`` and the ``groups`` of that
     dimension (``breakdown``); with ``heatmap``, also the share of sends answered by
-    channel, local weekday and hour (``heatmap``: what the HTML report draws)."""
+    channel, local weekday and hour (``heatmap``: what the HTML report draws). Cases open
+    and overdue are counted at the end of the period, or at ``now`` if that is earlier."""
     if until < since:
         raise ValueError(f"--until {until} is before --since {since}")
     if by is not None and by not in DIMENSIONS:
@@ -126,6 +129,15 @@ def build_report(
     _count_promises(conn, tally, touches, in_period, start, end)
     _count_opt_outs(conn, tally, start, end)
     report = _report_json(tally, config, since, until, daily)
+    report |= case_figures(
+        conn,
+        stage_of=lambda account_id, at: getattr(tally.stage_on(account_id, at), "name", None),
+        stages=[s.id for s in stages],
+        in_period=in_period,
+        start=start,
+        end=end,
+        as_of=end if now is None else min(end, now),
+    )
     if by is not None:
         population = Population(
             {a.account_id: a.currency for a in tally.accounts.values()},

@@ -112,8 +112,40 @@ def print_report(report: Mapping[str, Any], console: Any) -> None:
     for key, counts, all_count in reason_rows(report):
         reasons.add_row(key, *(str(c) for c in counts), str(all_count))
     console.print(reasons)
+    if "complaint_rates" in report:
+        table = new_table("complaints per 10,000 contacts", "group", ("complaints / contacts",))
+        for label, group in complaint_rows(report):
+            table.add_row(label, per_10000_text(group))
+        console.print(table)
+        console.print(cases_text(report["cases"]))
     if "by" in report:
         print_breakdown(report, console)
+
+
+def per_10000_text(group: Mapping[str, Any]) -> str:
+    """``3 / 1,200 = 25.0``: complaints, contacts, and complaints per 10,000 contacts."""
+    value = group["per_10000"]
+    rate = "-" if value is None else f"{value:,.1f}"
+    return f"{group['complaints']} / {group['contacts']:,} = {rate}"
+
+
+def complaint_rows(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``stage M1``, ``channel sms``, ``creditor acme``, ..., ``all``, with their rates."""
+    rates = report["complaint_rates"]
+    rows: list[tuple[str, Mapping[str, Any]]] = [
+        (f"{dim} {group[dim]}", group)
+        for dim in ("stage", "channel", "creditor")
+        for group in rates[dim]
+    ]
+    return [*rows, ("all", rates["total"])]
+
+
+def cases_text(cases: Mapping[str, Any]) -> str:
+    opened = cases["opened"]
+    return (
+        f"cases opened: {opened['complaint']} complaints, {opened['dispute']} disputes; "
+        f"at {cases['as_of']}: {cases['open']} open, {cases['overdue']} overdue"
+    )
 
 
 # --- the breakdown (--by) ------------------------------------------------------------------

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Row
 from channels.base import DeliveryStatus, can_move
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.records import Reason
+from orchestrator.store import audit
 from orchestrator.store.inlist import one_of
 from orchestrator.store.tables import (
     AccountEvent,
@@ -262,9 +263,11 @@ def opt_out(
     contact_index: str | None,
     source: str,
     at: datetime,
+    about: Sequence[str] | None = None,
 ) -> bool:
     """Opt a contact (or, with no contact, the debtor) out of a channel. ``False`` if an
-    active opt-out already covers it."""
+    active opt-out already covers it. A new one is audited, with ``source`` as its actor,
+    once per account of ``about`` (default: ``account_id``'s)."""
     active = conn.execute(
         sa.select(optout_t.c.id).where(
             optout_t.c.channel == channel,
@@ -286,6 +289,22 @@ def opt_out(
             created_at=at,
         )
     )
+    accounts: list[str | None] = list(about) if about is not None else [account_id]
+    for account in accounts or [None]:
+        audit.write(
+            conn,
+            now=at,
+            actor=source,
+            action="opt_out.added",
+            object_type="opt_out",
+            object_id=channel,
+            account_id=account,
+            detail={
+                "channel": channel,
+                "debtor_id": debtor_id,
+                "contact": contact_index is not None,
+            },
+        )
     return True
 
 
@@ -306,6 +325,7 @@ def opt_out_account(
             contact_index=index,
             source=source,
             at=at,
+            about=[row.account_id],
         )
     return opt_out(
         conn,

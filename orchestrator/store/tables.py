@@ -347,6 +347,11 @@ class IdempotencyKey(SQLModel, table=True):
 
 
 class AuditLog(SQLModel, table=True):
+    """Who changed what, when: ``actor`` is a CLI's OS user, ``api``, or the system part
+    that acted (``inbound_sms``, ``unsubscribe``, ...). ``account_id`` is the account a
+    change concerns, when it concerns one (``outreach audit --account``); ``detail``
+    holds no personal data in clear."""
+
     __tablename__ = "audit_log"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -356,6 +361,33 @@ class AuditLog(SQLModel, table=True):
     object_type: str | None = None
     object_id: str | None = None
     detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    account_id: str | None = Field(default=None, index=True)
+
+
+class CaseFile(SQLModel, table=True):
+    """A complaint or a dispute (``core.cases``): opened, acknowledged, resolved, each
+    change audited. A dispute's suppression is the ``dispute`` account event, lifted by
+    ``dispute_resolved`` (written when the case is resolved with verification)."""
+
+    __tablename__ = "case_file"
+    __table_args__ = (sa.Index(None, "resolved_at", "due_resolve_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.account_id", index=True)
+    kind: str  # complaint | dispute
+    category: str
+    channel: str | None = None  # the channel it came in by, if known
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    opened_by: str
+    due_ack_at: datetime = Field(sa_type=UTCDateTime)
+    due_resolve_at: datetime = Field(sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = _instant()
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = _instant()
+    resolved_by: str | None = None
+    resolution: str | None = Field(default=None, sa_type=sa.Text)
+    verified: bool | None = None  # a dispute resolved with verification
+    updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class OperatorPause(SQLModel, table=True):

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from orchestrator.config.settings import Settings
 from orchestrator.dispatch.runner import Runner
 from orchestrator.web.linkpages import not_found_page
-from orchestrator.web.routes import api, health, links, payments, twilio
+from orchestrator.web.routes import api, cases, health, links, payments, twilio
 from orchestrator.web.server import Server
 
 __all__ = ["BodyLimit", "Server", "app_from_env", "build_server", "create_app"]
@@ -36,7 +36,14 @@ __all__ = ["BodyLimit", "Server", "app_from_env", "build_server", "create_app"]
 MAX_BODY = 256 * 1024
 
 # In this order: the OpenAPI document lists their paths so.
-ROUTERS = (twilio.router, links.router, payments.router, api.router, health.router)
+ROUTERS = (
+    twilio.router,
+    links.router,
+    payments.router,
+    api.router,
+    cases.router,
+    health.router,
+)
 
 
 class BodyLimit:

@@ -32,7 +32,7 @@ from orchestrator.core.keywords import (
 )
 from orchestrator.core.records import DecisionKind, DecisionRecord, iso_local
 from orchestrator.dispatch.decider import Decider, message_id_for
-from orchestrator.store import facts
+from orchestrator.store import audit, facts
 from orchestrator.store.accounts import account_from_row, record_decision
 
 __all__ = ["handle_inbound"]
@@ -79,6 +79,7 @@ def handle_inbound(
                     contact_index=indexes[0] if indexes else None,
                     source="inbound_sms",
                     at=now,
+                    about=[r.account_id for r in rows if r.debtor_id == debtor],
                 )
         if (
             rows
@@ -90,10 +91,26 @@ def handle_inbound(
             return [_reply(conn, decider, cipher, rows[0], phone, OPT_OUT_CONFIRMATION, now)]
     elif what == InboundKind.opt_in:
         for channel in sorted(policy.opt_out_channels("sms")):
-            facts.opt_in(conn, contact_indexes=indexes, channel=channel, at=now)
+            if facts.opt_in(conn, contact_indexes=indexes, channel=channel, at=now):
+                _audit_opt_in(conn, rows, channel, now)
     elif what == InboundKind.help and rows:
         return [_reply(conn, decider, cipher, rows[0], phone, HELP_REPLY, now)]
     return []
+
+
+def _audit_opt_in(conn: Connection, rows: list[Any], channel: str, now: datetime) -> None:
+    """START revoked opt-outs of ``channel``: one audit entry per account at the number."""
+    for row in rows:
+        audit.write(
+            conn,
+            now=now,
+            actor="inbound_sms",
+            action="opt_out.revoked",
+            object_type="opt_out",
+            object_id=channel,
+            account_id=row.account_id,
+            detail={"channel": channel},
+        )
 
 
 def _reply(

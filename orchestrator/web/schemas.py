@@ -21,6 +21,10 @@ __all__ = [
     "KEY_PATTERN",
     "AccountId",
     "AccountIn",
+    "CaseIn",
+    "CaseList",
+    "CaseOut",
+    "CasePatch",
     "EventIn",
     "InstalmentIn",
     "PauseIn",
@@ -146,3 +150,66 @@ class PauseIn(BaseModel):
     reason: PlainText | None = Field(
         default=None, max_length=500, description="why, kept with the pause and in the audit log"
     )
+
+
+CaseChannel = Literal["sms", "voice", "email", "letter"]
+
+
+class CaseIn(BaseModel):
+    """A complaint or a dispute received about an account. A dispute suppresses its
+    collection until resolved with verification; a complaint applies the policy's
+    complaint pause (docs/http.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    account_id: PlainText = Field(min_length=1, max_length=MAX_LENGTH["account_id"])
+    kind: Literal["complaint", "dispute"]
+    category: PlainText | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="one of policy.yaml cases.categories (default: cases.default_category)",
+    )
+    channel: CaseChannel | None = Field(default=None, description="the channel it came by")
+
+
+class CasePatch(BaseModel):
+    """A change to a case: acknowledge it, resolve it (``resolution`` required; a
+    dispute's ``verified`` lifts its suppression), change its category."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["acknowledge", "resolve", "categorise"]
+    resolution: PlainText | None = Field(
+        default=None, min_length=1, max_length=2000, description="how it was resolved"
+    )
+    verified: bool = Field(
+        default=False,
+        description="a dispute resolved with verification: collection resumes. Without "
+        "it the dispute case closes and collection stays suppressed",
+    )
+    category: PlainText | None = Field(default=None, min_length=1, max_length=50)
+
+
+class CaseOut(BaseModel):
+    """A case as the API answers it; instants in UTC (``...Z``)."""
+
+    id: int
+    account_id: str
+    kind: Literal["complaint", "dispute"]
+    category: str
+    channel: str | None
+    status: Literal["open", "acknowledged", "resolved"]
+    overdue: bool = Field(description="past its acknowledgement or resolution due time")
+    opened_at: str
+    opened_by: str
+    acknowledge_due_at: str
+    resolve_due_at: str
+    acknowledged_at: str | None
+    acknowledged_by: str | None
+    resolved_at: str | None
+    resolved_by: str | None
+    resolution: str | None
+    verified: bool | None
+
+
+class CaseList(BaseModel):
+    cases: list[CaseOut]

@@ -6,7 +6,8 @@ repeat of the same request gets the first answer again and records nothing; the 
 key with another request is refused (as Stripe does). Every check (the key, the instant,
 the account, the policy's promise and plan bounds) comes before the transaction writes:
 a refusal leaves nothing behind, and nothing after the commit can turn the answer into
-an error (``Server.replan`` never raises).
+an error (``Server.replan`` never raises). Each event recorded is audited; a dispute or
+a complaint also opens a case (``store.cases``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from orchestrator.core.bounds import plan_problem, promise_problem
-from orchestrator.store import facts, idempotency
+from orchestrator.core.cases import CaseKind
+from orchestrator.store import audit, cases, facts, idempotency
 from orchestrator.web.schemas import EventIn
 from orchestrator.web.server import Server
 from orchestrator.web.services.payments import currency_problem, write_payment
@@ -27,6 +29,7 @@ from orchestrator.web.services.refusals import Invalid, Unknown, checked_instant
 __all__ = ["KEYED", "record_event"]
 
 KEYED = ("payment", "promise", "plan")  # events a retry must not record twice
+ACTOR = "api"  # the actor of the audit log (the API's tokens carry no name)
 
 Answer = tuple[int, dict[str, Any]]  # an HTTP status and the body that goes with it
 
@@ -100,6 +103,8 @@ def _record_once(
         if problem is not None:
             raise Invalid(problem, "invalid")
         status, answer = _write_event(conn, row, event, key, at, now)
+        if status == 201:
+            _record_aside(conn, server, row, event, at, now)
         if key is not None:
             idempotency.remember(
                 conn,
@@ -160,6 +165,43 @@ def _event_problem(server: Server, row: Row[Any], event: EventIn, at: datetime) 
     if event.type == "opt_out" and event.channel is None:
         return "an opt-out needs a channel"
     return None
+
+
+def _record_aside(
+    conn: Connection, server: Server, row: Row[Any], event: EventIn, at: datetime, now: datetime
+) -> None:
+    """What an event recorded brings with it: its audit entry; a dispute or a complaint
+    opens a case (the event, written already, suppresses or pauses as it always did);
+    ``dispute_resolved`` resolves the account's open dispute cases."""
+    detail: dict[str, Any] = {"type": event.type, "at": at.isoformat()}
+    if event.channel is not None:
+        detail["channel"] = event.channel
+    if event.type == "payment":
+        detail["amount"] = str(event.amount)
+    audit.write(
+        conn,
+        now=now,
+        actor=ACTOR,
+        action=f"event.{event.type}",
+        object_type="account",
+        object_id=row.account_id,
+        account_id=row.account_id,
+        detail=detail,
+    )
+    if event.type in ("dispute", "complaint"):
+        cases.open_for_account(
+            conn,
+            server.config.policy,
+            row,
+            kind=CaseKind(event.type),
+            category=None,
+            channel=event.channel,
+            actor=ACTOR,
+            now=at,
+            write_event=False,
+        )
+    elif event.type == "dispute_resolved":
+        cases.resolve_open_disputes(conn, row.account_id, actor=ACTOR, now=now)
 
 
 def _write_event(

@@ -152,6 +152,7 @@ def unsubscribe(server: Server, send: Any) -> None:
             contact_index=row.email_index,
             source="unsubscribe",
             at=now,
+            about=[row.account_id],
         )
 
 
