@@ -58,6 +58,7 @@ def _register_all() -> None:
         simcmd,
         statuscmd,
         templatescmd,
+        webhookscmd,
     )
 
     for module in (
@@ -69,6 +70,7 @@ def _register_all() -> None:
         pausecmd,
         templatescmd,
         reportcmd,
+        webhookscmd,
     ):
         module.register(app)
 
