@@ -26,8 +26,10 @@ from support import free_socket  # noqa: I001 - tests/support.py
 from test_pause import T, cli, make_runner, write_setup
 
 from channels.base import DeliveryStatus
+from orchestrator.clock import FrozenClock
 from orchestrator.config.loading import load_config
 from orchestrator.core.crypto import DataCipher
+from orchestrator.dispatch.daemon import Daemon
 from orchestrator.dispatch.webhooks import WebhookDispatcher, secrets_from_env
 from orchestrator.store import db, facts
 from orchestrator.store.tables import AuditLog, Send, WebhookCursor, WebhookDelivery, table_of
@@ -371,20 +373,48 @@ def test_a_dead_letter_shows_in_status_and_replay_delivers_it(
     engine.dispose()
 
 
-def test_an_event_read_again_or_by_two_workers_is_posted_once(
+def test_an_event_read_again_is_queued_once(
     db_url: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     env = subscribe(write_setup(tmp_path, db_url, 3, creditors=("acme",)), receiver.url)
     engine = db.make_engine(db_url)
     make_runner(engine, env).tick(T)
-    one, two = dispatcher(engine, env), dispatcher(engine, env)
-    assert one.run(T)["delivered"] == 6
+    hooks = dispatcher(engine, env)
+    assert hooks.run(T)["delivered"] == 6
     with engine.begin() as conn:  # as if the cursors were lost: every source read again
         conn.execute(table_of(WebhookCursor).update().values(last_id=0))
-    assert two.run(T) == {"queued": 0, "delivered": 0, "failed": 0, "dead": 0}
-    assert one.run(T + timedelta(minutes=1))["queued"] == 0
+    assert hooks.run(T) == {"queued": 0, "delivered": 0, "failed": 0, "dead": 0}
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert len(ids) == 6 and len(set(ids)) == 6
+    assert len(deliveries(engine)) == 6
+    engine.dispose()
+
+
+def test_two_workers_at_once_post_each_event_once(
+    db_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    env = subscribe(write_setup(tmp_path, db_url, 8, creditors=("acme",)), receiver.url)
+    engine = db.make_engine(db_url)
+    make_runner(engine, env).tick(T)  # 16 sends: 16 events
+    workers = [dispatcher(engine, env), dispatcher(engine, env)]
+    results: list[dict[str, int]] = []
+    start = threading.Barrier(2)
+
+    def work(hooks: WebhookDispatcher) -> None:
+        start.wait()
+        results.append(hooks.run(T))
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == 2  # neither worker raised
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 16 and len(set(ids)) == 16
+    assert sum(r["queued"] for r in results) == 16
+    assert sum(r["delivered"] for r in results) == 16
+    assert {row.state for row in deliveries(engine)} == {"delivered"}
     engine.dispose()
 
 
@@ -447,3 +477,18 @@ def test_the_openapi_document_describes_every_outbound_event() -> None:
         assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
         ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith(PAYLOADS[family].__name__)
+
+
+def test_the_daemon_job_posts_what_its_runner_recorded(
+    db_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    env = subscribe(write_setup(tmp_path, db_url, 1, creditors=("acme",)), receiver.url)
+    engine = db.make_engine(db_url)
+    runner = make_runner(engine, env)
+    runner.webhooks = dispatcher(engine, env)
+    daemon = Daemon(lambda _stop: runner, clock=FrozenClock(T))
+    daemon.plan()  # the planning and dispatch jobs: two sends of A00000
+    daemon.dispatch()
+    daemon.post_webhooks()  # the webhooks job
+    assert [verify(r)["type"] for r in receiver.requests] == ["decision.sent"] * 2
+    engine.dispose()
