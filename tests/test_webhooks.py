@@ -31,7 +31,7 @@ from orchestrator.config.loading import load_config
 from orchestrator.core.crypto import DataCipher
 from orchestrator.dispatch.daemon import Daemon
 from orchestrator.dispatch.webhooks import WebhookDispatcher, secrets_from_env
-from orchestrator.store import db, facts
+from orchestrator.store import db, facts, webhook_events
 from orchestrator.store.tables import AuditLog, Send, WebhookCursor, WebhookDelivery, table_of
 from orchestrator.web.app import create_app
 from orchestrator.web.outbound import PAYLOADS
@@ -491,4 +491,33 @@ def test_the_daemon_job_posts_what_its_runner_recorded(
     daemon.dispatch()
     daemon.post_webhooks()  # the webhooks job
     assert [verify(r)["type"] for r in receiver.requests] == ["decision.sent"] * 2
+    engine.dispose()
+
+
+def test_a_backlog_read_in_pages_keeps_each_account_in_time_order(
+    db_url: str, tmp_path: Path
+) -> None:
+    env = subscribe(write_setup(tmp_path, db_url, 1, creditors=("acme",)), "http://127.0.0.1:9")
+    engine = db.make_engine(db_url)
+    make_runner(engine, env).tick(T)  # two decisions of A00000 at T
+    with engine.begin() as conn:
+        facts.record_payment(
+            conn,
+            account_id="A00000",
+            payment_id="P-2",
+            amount=Decimal("5.00"),
+            currency="USD",
+            paid_at=T + timedelta(minutes=1),
+            source="api",
+            now=T,
+        )
+    subscriptions = load_config(env["OUTREACH_CONFIG"]).webhooks.subscriptions
+    for _ in range(4):  # one decision a page: the payment waits until the decisions are in
+        with engine.begin() as conn:
+            webhook_events.emit(conn, subscriptions, T, limit=1)
+    assert [row.type for row in deliveries(engine)] == [
+        "decision.sent",
+        "decision.sent",
+        "payment",
+    ]
     engine.dispose()

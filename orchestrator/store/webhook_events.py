@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import takewhile
 from typing import Any
 
 import sqlalchemy as sa
@@ -210,15 +211,17 @@ def _move_cursor(conn: Connection, source: str, last_id: int, now: datetime) -> 
     )
 
 
-def _read(conn: Connection, source: Source, limit: int) -> tuple[list[EventDraft], int | None]:
-    """The events of ``source`` past its cursor (at most ``limit`` rows), and the id to
-    move the cursor to (None: nothing new)."""
-    after = _cursor(conn, source.name)
+def _read(conn: Connection, source: Source, limit: int) -> tuple[list[EventDraft], bool]:
+    """The events of ``source`` past its cursor, in row order (at most ``limit``), and
+    whether there may be more."""
     column = source.id_column()
-    rows = conn.execute(source.select().where(column > after).order_by(column).limit(limit)).all()
-    if not rows:
-        return [], None
-    return [source.draft(row) for row in rows], int(rows[-1].id)
+    query = source.select().where(column > _cursor(conn, source.name))
+    rows = conn.execute(query.order_by(column).limit(limit)).all()
+    return [source.draft(row) for row in rows], len(rows) >= limit
+
+
+def _row_id(event: EventDraft) -> int:
+    return int(event.key.split(":", 1)[1])
 
 
 def emit(
@@ -230,25 +233,29 @@ def emit(
 ) -> int:
     """Queue the events written since the last pass for the subscriptions that want them,
     oldest first across sources; the number of deliveries queued. Without subscriptions
-    the cursors only move to the end, so subscribing later does not replay history."""
+    the cursors only move to the end, so subscribing later does not replay history.
+
+    When a source has more than ``limit`` new rows (a backlog), only events up to the
+    latest instant read from it are queued from the others, so that a later pass does not
+    queue an account's older events after its newer ones; the rest are read again then."""
+    if not subscriptions:
+        for source in SOURCES:
+            _move_cursor(conn, source.name, _end(conn, source), now)
+        return 0
+    read = {source.name: _read(conn, source, limit) for source in SOURCES}
+    full = [max(e.time for e in events) for events, more in read.values() if more]
+    horizon = min(full, default=None)
     drafts: list[EventDraft] = []
-    moves: list[tuple[str, int]] = []
-    for source in SOURCES:
-        if not subscriptions:
-            moves.append((source.name, _end(conn, source)))
-            continue
-        events, last = _read(conn, source, limit)
-        drafts.extend(events)
-        if last is not None:
-            moves.append((source.name, last))
-    drafts.sort(key=_order)
+    for name, (events, _) in read.items():
+        taken = events if horizon is None else list(takewhile(lambda e: e.time <= horizon, events))
+        drafts.extend(taken)
+        if taken:
+            _move_cursor(conn, name, _row_id(taken[-1]), now)
     queued = 0
-    for event in drafts:
+    for event in sorted(drafts, key=_order):
         for sub in subscriptions:
             if matches(sub.events, event.type):
                 queued += _enqueue(conn, sub.id, event, now)
-    for name, last in moves:
-        _move_cursor(conn, name, last, now)
     return queued
 
 
