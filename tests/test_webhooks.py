@@ -32,7 +32,14 @@ from orchestrator.core.crypto import DataCipher
 from orchestrator.dispatch.daemon import Daemon
 from orchestrator.dispatch.webhooks import WebhookDispatcher, secrets_from_env
 from orchestrator.store import db, facts, webhook_events
-from orchestrator.store.tables import AuditLog, Send, WebhookCursor, WebhookDelivery, table_of
+from orchestrator.store.tables import (
+    AuditLog,
+    Payment,
+    Send,
+    WebhookCursor,
+    WebhookDelivery,
+    table_of,
+)
 from orchestrator.web.app import create_app
 from orchestrator.web.outbound import PAYLOADS
 
@@ -520,4 +527,40 @@ def test_a_backlog_read_in_pages_keeps_each_account_in_time_order(
         "decision.sent",
         "payment",
     ]
+    engine.dispose()
+
+
+def test_a_row_committed_after_a_later_one_was_read_is_still_posted(
+    db_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    """On PostgreSQL a transaction may commit its row (id 5) after a row with a higher id
+    (10) was read and the cursor moved past it: the next pass still queues it, once."""
+    env = subscribe(
+        write_setup(tmp_path, db_url, 1, creditors=("acme",)), receiver.url, "[payment]"
+    )
+    engine = db.make_engine(db_url)
+    hooks = dispatcher(engine, env)
+    payment_t = table_of(Payment)
+
+    def pay(row_id: int) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                payment_t.insert().values(
+                    id=row_id,
+                    payment_id=f"P-{row_id}",
+                    account_id="A00000",
+                    amount=Decimal("1.00"),
+                    currency="USD",
+                    paid_at=T,
+                    source="api",
+                    created_at=T,
+                )
+            )
+
+    pay(10)
+    assert hooks.run(T)["delivered"] == 1
+    pay(5)  # the late commit, below the cursor
+    assert hooks.run(T)["delivered"] == 1
+    assert hooks.run(T)["queued"] == 0
+    assert [verify(r)["data"]["payment_id"] for r in receiver.requests] == ["P-10", "P-5"]
     engine.dispose()

@@ -51,6 +51,10 @@ cursor_t = table_of(WebhookCursor)
 outbox_t = table_of(WebhookDelivery)
 
 READ_BATCH = 1000  # rows read from one source in one pass
+# Ids below a cursor looked at again at each pass: on PostgreSQL a transaction can commit
+# a row after another transaction's row with a higher id was read (ids are handed out at
+# insert, rows seen at commit). Such a row, found with no delivery queued, is queued then.
+LATE_WINDOW = 500
 
 
 def _money(value: Any) -> str | None:
@@ -220,6 +224,32 @@ def _read(conn: Connection, source: Source, limit: int) -> tuple[list[EventDraft
     return [source.draft(row) for row in rows], len(rows) >= limit
 
 
+def _late(
+    conn: Connection, source: Source, subscriptions: Sequence[WebhookSubscription]
+) -> list[EventDraft]:
+    """Events of the ``LATE_WINDOW`` ids up to the cursor that were never queued: rows
+    committed after the cursor passed them. A row queued for none of the subscriptions
+    counts as not read (one that no subscription wanted is then dropped again)."""
+    cursor = _cursor(conn, source.name)
+    if cursor <= 0:
+        return []
+    column = source.id_column()
+    window = sa.and_(column > cursor - LATE_WINDOW, column <= cursor)
+    events = [source.draft(row) for row in conn.execute(source.select().where(window))]
+    if not events:
+        return []
+    o = outbox_t.c
+    queued = set(
+        conn.execute(
+            sa.select(o.event_key).where(
+                o.subscription_id.in_([sub.id for sub in subscriptions]),
+                o.event_key.in_([e.key for e in events]),
+            )
+        ).scalars()
+    )
+    return [e for e in events if e.key not in queued]
+
+
 def _row_id(event: EventDraft) -> int:
     return int(event.key.split(":", 1)[1])
 
@@ -242,10 +272,10 @@ def emit(
         for source in SOURCES:
             _move_cursor(conn, source.name, _end(conn, source), now)
         return 0
+    drafts = [late for source in SOURCES for late in _late(conn, source, subscriptions)]
     read = {source.name: _read(conn, source, limit) for source in SOURCES}
     full = [max(e.time for e in events) for events, more in read.values() if more]
     horizon = min(full, default=None)
-    drafts: list[EventDraft] = []
     for name, (events, _) in read.items():
         taken = events if horizon is None else list(takewhile(lambda e: e.time <= horizon, events))
         drafts.extend(taken)
