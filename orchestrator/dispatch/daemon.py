@@ -74,6 +74,7 @@ class JsonFormatter(logging.Formatter):
         "error",
         "phase",
         "where",
+        "subscription",
     )
 
     def format(self, record: logging.LogRecord) -> str:

@@ -116,7 +116,7 @@ class WebhookDispatcher:
             "webhook not delivered",
             extra={
                 "account_id": row.account_id,
-                "channel": row.subscription_id,
+                "subscription": row.subscription_id,
                 "error": error,
                 "decision": "dead" if retry_at is None else "retry",
             },
@@ -136,9 +136,11 @@ class WebhookDispatcher:
                 headers=headers,
                 timeout=self.webhooks.timeout,
                 allow_redirects=False,
+                stream=True,  # the status is all we read: never a receiver's large body
             )
         except requests.Timeout:
             return None, f"no answer within {self.webhooks.timeout:g}s"
         except requests.RequestException as exc:
             return None, f"{type(exc).__name__}: cannot reach the receiver"
+        response.close()
         return response.status_code, f"HTTP {response.status_code}"
