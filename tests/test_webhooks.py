@@ -564,3 +564,24 @@ def test_a_row_committed_after_a_later_one_was_read_is_still_posted(
     assert hooks.run(T)["queued"] == 0
     assert [verify(r)["data"]["payment_id"] for r in receiver.requests] == ["P-10", "P-5"]
     engine.dispose()
+
+
+def test_upgrading_a_database_with_history_posts_none_of_it(
+    db_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    env = subscribe(write_setup(tmp_path, db_url, 1, creditors=("acme",)), receiver.url)
+    engine = db.make_engine(db_url)
+    make_runner(engine, env).tick(T)  # two decisions recorded before the upgrade
+    with engine.begin() as conn:  # as the database was before migration 0014
+        conn.execute(sa.text("DROP TABLE webhook_cursor"))
+        conn.execute(sa.text("DROP TABLE webhook_delivery"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0011'"))
+    db.upgrade(db_url)
+    cursor_t = table_of(WebhookCursor)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(cursor_t)).all()
+    cursors = {row.source: (row.last_id, row.start_id) for row in rows}
+    assert cursors["decision"] == (2, 2) and cursors["payment"] == (0, 0)
+    assert dispatcher(engine, env).run(T)["queued"] == 0
+    assert receiver.requests == []
+    engine.dispose()

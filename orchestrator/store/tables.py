@@ -427,12 +427,14 @@ class WebhookDelivery(SQLModel, table=True):
 
 
 class WebhookCursor(SQLModel, table=True):
-    """How far the emitter has read each event source (the highest row id queued)."""
+    """How far the emitter has read each event source (the highest row id queued), and
+    where it started (``start_id``: rows up to it are never posted, however late)."""
 
     __tablename__ = "webhook_cursor"
 
     source: str = Field(primary_key=True)
     last_id: int = 0
+    start_id: int = 0
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 

@@ -190,13 +190,14 @@ SOURCES: tuple[Source, ...] = (
 _RANK = {source.name: rank for rank, source in enumerate(SOURCES)}
 
 
-def _cursor(conn: Connection, source: str) -> int:
-    """How far ``source`` was read (0: from its first row; the migration that made the
-    outbox set each source at its end, so upgrading does not post the past)."""
+def _cursor(conn: Connection, source: str) -> tuple[int, int]:
+    """How far ``source`` was read, and where reading started (0, 0: from its first row;
+    the migration that made the outbox set each source at its end, so upgrading does not
+    post the past)."""
     found = conn.execute(
-        sa.select(cursor_t.c.last_id).where(cursor_t.c.source == source)
-    ).scalar_one_or_none()
-    return int(found or 0)
+        sa.select(cursor_t.c.last_id, cursor_t.c.start_id).where(cursor_t.c.source == source)
+    ).first()
+    return (0, 0) if found is None else (int(found.last_id), int(found.start_id))
 
 
 def _end(conn: Connection, source: Source) -> int:
@@ -204,22 +205,25 @@ def _end(conn: Connection, source: Source) -> int:
     return int(conn.execute(sa.select(sa.func.max(source.id_column()))).scalar() or 0)
 
 
-def _move_cursor(conn: Connection, source: str, last_id: int, now: datetime) -> None:
+def _move_cursor(
+    conn: Connection, source: str, last_id: int, now: datetime, *, restart: bool = False
+) -> None:
+    """Record ``source`` read up to ``last_id``; with ``restart``, also as where reading
+    starts (nothing up to it is ever posted)."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(cursor_t).values(source=source, last_id=last_id, updated_at=now)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["source"],
-            set_={"last_id": statement.excluded.last_id, "updated_at": now},
-        )
-    )
+    values = {"source": source, "last_id": last_id, "start_id": last_id if restart else 0}
+    statement = insert(cursor_t).values(**values, updated_at=now)
+    update = {"last_id": statement.excluded.last_id, "updated_at": now}
+    if restart:
+        update["start_id"] = statement.excluded.start_id
+    conn.execute(statement.on_conflict_do_update(index_elements=["source"], set_=update))
 
 
 def _read(conn: Connection, source: Source, limit: int) -> tuple[list[EventDraft], bool]:
     """The events of ``source`` past its cursor, in row order (at most ``limit``), and
     whether there may be more."""
     column = source.id_column()
-    query = source.select().where(column > _cursor(conn, source.name))
+    query = source.select().where(column > _cursor(conn, source.name)[0])
     rows = conn.execute(query.order_by(column).limit(limit)).all()
     return [source.draft(row) for row in rows], len(rows) >= limit
 
@@ -230,11 +234,11 @@ def _late(
     """Events of the ``LATE_WINDOW`` ids up to the cursor that were never queued: rows
     committed after the cursor passed them. A row queued for none of the subscriptions
     counts as not read (one that no subscription wanted is then dropped again)."""
-    cursor = _cursor(conn, source.name)
-    if cursor <= 0:
+    cursor, start = _cursor(conn, source.name)
+    if cursor <= start:
         return []
     column = source.id_column()
-    window = sa.and_(column > cursor - LATE_WINDOW, column <= cursor)
+    window = sa.and_(column > max(cursor - LATE_WINDOW, start), column <= cursor)
     events = [source.draft(row) for row in conn.execute(source.select().where(window))]
     if not events:
         return []
@@ -270,7 +274,7 @@ def emit(
     queue an account's older events after its newer ones; the rest are read again then."""
     if not subscriptions:
         for source in SOURCES:
-            _move_cursor(conn, source.name, _end(conn, source), now)
+            _move_cursor(conn, source.name, _end(conn, source), now, restart=True)
         return 0
     drafts = [late for source in SOURCES for late in _late(conn, source, subscriptions)]
     read = {source.name: _read(conn, source, limit) for source in SOURCES}

@@ -64,6 +64,7 @@ def upgrade() -> None:
         "webhook_cursor",
         sa.Column("source", sa.String(), nullable=False),
         sa.Column("last_id", sa.Integer(), nullable=False),
+        sa.Column("start_id", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("source", name=op.f("pk_webhook_cursor")),
     )
@@ -72,8 +73,9 @@ def upgrade() -> None:
     for source, table in _SOURCES:
         op.execute(
             sa.text(
-                f"INSERT INTO webhook_cursor (source, last_id, updated_at) "
-                f"SELECT '{source}', COALESCE(MAX(id), 0), CURRENT_TIMESTAMP FROM {table}"
+                f"INSERT INTO webhook_cursor (source, last_id, start_id, updated_at) "
+                f"SELECT '{source}', COALESCE(MAX(id), 0), COALESCE(MAX(id), 0), "
+                f"CURRENT_TIMESTAMP FROM {table}"
             )
         )
 
