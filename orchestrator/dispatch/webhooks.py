@@ -9,12 +9,17 @@ tried again after the retry policy's backoff (tenacity, as the channels' sends),
 after its attempts the delivery is dead-lettered. The signature's timestamp is the wall
 clock's (``signing_clock``): receivers check it against theirs, whatever virtual time
 ``run --once --now`` plans at.
+
+The daemon runs its jobs one at a time, so a pass is bounded: no post starts after
+``PASS_SECONDS``, and a receiver that does not answer is waited for once a pass, its other
+deliveries left for the next.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -36,6 +41,7 @@ log = logging.getLogger("outreach.webhooks")
 
 PAGE = 100  # deliveries looked at in one round
 MAX_ROUNDS = 50  # rounds in one pass: a backlog drains over passes, never blocks a job
+PASS_SECONDS = 30.0  # no new post starts after this long: slow receivers delay no send long
 
 
 def secrets_from_env(webhooks: Webhooks, env: Mapping[str, str] | None = None) -> dict[str, bytes]:
@@ -81,11 +87,14 @@ class WebhookDispatcher:
         if not self.urls:
             return dict(counts)
         down: set[str] = set()  # receivers that did not answer: left for the next pass
+        until = time.monotonic() + PASS_SECONDS  # real time: it bounds waiting on sockets
         for _ in range(MAX_ROUNDS):  # each round posts the head of each account
             with self.db.connect() as conn:
                 heads = webhook_outbox.due_heads(conn, self.urls, now, PAGE)
             outcomes = Counter(
-                self._deliver(row, now, down) for row in heads if row.subscription_id not in down
+                self._deliver(row, now, down)
+                for row in heads
+                if row.subscription_id not in down and time.monotonic() < until
             )
             outcomes.pop(None, None)
             counts.update(outcomes)  # type: ignore[arg-type]
