@@ -60,6 +60,7 @@ def _register_all() -> None:
         simcmd,
         statuscmd,
         templatescmd,
+        webhookscmd,
     )
 
     for module in (
@@ -73,6 +74,7 @@ def _register_all() -> None:
         reportcmd,
         casescmd,
         auditcmd,
+        webhookscmd,
     ):
         module.register(app)
 

@@ -30,6 +30,7 @@ def build_runner(
     from orchestrator.config.settings import Settings
     from orchestrator.content.rendering import TemplateRenderer
     from orchestrator.dispatch.runner import SEND_BATCH, Runner
+    from orchestrator.dispatch.webhooks import WebhookDispatcher, secrets_from_env
     from orchestrator.store import db
 
     settings = Settings.from_env()
@@ -55,6 +56,7 @@ def build_runner(
         stop=stop,
         send_batch=positive_env("OUTREACH_SEND_BATCH", SEND_BATCH),
     )
+    runner.webhooks = WebhookDispatcher(engine, config.webhooks, secrets_from_env(config.webhooks))
     return runner, clock
 
 
@@ -145,13 +147,17 @@ def _run_once(instant: datetime | None, worker: str | None) -> None:
     with runner.db.begin() as conn:  # `outreach status` shows the run as a worker's
         planned = (result.planned, time.perf_counter() - began)
         beat(conn, runner.worker, installed_version(), at, at, planned=planned)
-    summary = {
+    summary: dict[str, Any] = {
         "time": at.isoformat(),
         "worker": runner.worker,
         "planned": result.planned,
         "recovered_ambiguous": ambiguous,
         "decisions": dict(sorted(result.decisions.items())),
     }
+    if runner.webhooks is not None:
+        hooks = runner.webhooks.run(at)
+        if runner.webhooks.urls:  # subscriptions configured: what the pass did
+            summary["webhooks"] = hooks
     typer.echo(json.dumps(summary))
 
 

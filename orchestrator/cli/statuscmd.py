@@ -75,6 +75,19 @@ def _print(data: dict[str, Any]) -> None:
             ]
         )
         typer.echo(f"PAUSED #{p['id']} {scope} by {p['actor']} since {p['created_at']}")
+    _print_webhooks(data["webhooks"])
+
+
+def _print_webhooks(hooks: dict[str, Any]) -> None:
+    if not hooks["subscriptions"]:
+        typer.echo("webhooks: nothing waiting")
+        return
+    for sub, n in hooks["subscriptions"].items():
+        dead = f"DEAD {n['dead']} (outreach webhooks replay)" if n["dead"] else "dead 0"
+        typer.echo(
+            f"webhooks {sub}: pending {n['pending']} (retrying {n['retrying']}), "
+            f"sending {n['sending']}, {dead}"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -45,11 +45,20 @@ from orchestrator.config.models import (
     Segments,
     Stage,
     Step,
+    Webhooks,
 )
 from orchestrator.config.yamlsafe import check_aliases
 from orchestrator.errors import ConfigError, Problem
 
-PARTS = ("cadences", "policy", "channels", "creditors", "segments", "experiments")
+PARTS = (
+    "cadences",
+    "policy",
+    "channels",
+    "creditors",
+    "segments",
+    "experiments",
+    "webhooks",
+)
 # Parts whose file holds one list under the part's own name: inline in a scenario, the
 # list may be given alone (``config: {segments: [...]}``).
 LISTS = ("segments", "experiments")
@@ -61,6 +70,7 @@ _MODELS: dict[str, Any] = {
     "creditors": TypeAdapter(Creditors),
     "segments": TypeAdapter(Segments),
     "experiments": TypeAdapter(Experiments),
+    "webhooks": TypeAdapter(Webhooks),
 }
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLACE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
@@ -284,6 +294,7 @@ _ROOTS: dict[str, Any] = {
     "creditors": Creditors,
     "segments": Segments,
     "experiments": Experiments,
+    "webhooks": Webhooks,
 }
 
 
@@ -988,6 +999,37 @@ def _check_experiments(
                 )
 
 
+def _check_webhooks(c: _Checker, webhooks: Webhooks, env: Mapping[str, str] | None) -> None:
+    """Subscription ids are unique and name known events; with ``env`` (``run``,
+    ``serve``), each secret is in the environment and is a ``whsec_`` secret."""
+    from orchestrator.core.webhooks import EVENT_FAMILIES, decode_secret, known_event
+
+    seen: set[str] = set()
+    for i, sub in enumerate(webhooks.subscriptions):
+        if sub.id in seen:
+            c.add("webhooks", ("subscriptions", i, "id"), f"duplicate subscription id {sub.id!r}")
+        seen.add(sub.id)
+        for j, name in enumerate(sub.events):
+            if not known_event(name):
+                c.add(
+                    "webhooks",
+                    ("subscriptions", i, "events", j),
+                    f"{sub.id}: unknown event {name!r} (one of *, "
+                    f"{', '.join(EVENT_FAMILIES)}, or a type such as decision.sent)",
+                )
+        if env is None:
+            continue
+        where = ("subscriptions", i, "secret_env")
+        value = env.get(sub.secret_env, "")
+        if not value.strip():
+            c.add("webhooks", where, f"{sub.id}: environment variable {sub.secret_env} is not set")
+            continue
+        try:
+            decode_secret(value.strip())
+        except ValueError as exc:
+            c.add("webhooks", where, f"{sub.id}: {sub.secret_env}: {exc}")
+
+
 def _load(
     config_dir: Path | str,
     templates_dir: Path | str | None,
@@ -1037,6 +1079,8 @@ def _load(
             _check_experiments(
                 checker, parts["experiments"], parts["cadences"], configured, templates
             )
+    if "webhooks" in parts:
+        _check_webhooks(checker, parts["webhooks"], environ if deployment else None)
     missing = [p for p in REQUIRED if p not in sources]
     if any(p.level == "error" for p in problems) or missing:
         return None, problems
@@ -1047,6 +1091,7 @@ def _load(
         creditors=parts.get("creditors", Creditors()),
         segments=parts.get("segments", Segments()),
         experiments=parts.get("experiments", Experiments()),
+        webhooks=parts.get("webhooks", Webhooks()),
     )
     if lint and templates is not None and templates.is_dir():
         _lint_steps(checker, config, templates)

@@ -787,6 +787,36 @@ class Creditors(Strict):
 # --- everything --------------------------------------------------------------------------
 
 
+# --- webhooks.yaml -----------------------------------------------------------------------
+
+_SUBSCRIPTION_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class WebhookSubscription(Strict):
+    """One receiver (a CRM): where to post, which events, and the name of the environment
+    variable holding its ``whsec_`` secret (never the secret itself)."""
+
+    id: str = Field(pattern=_SUBSCRIPTION_ID)
+    url: str = Field(pattern=r"^https?://[^\s/]+")
+    events: list[str] = Field(min_length=1)
+    secret_env: str = Field(pattern=_ENV_NAME)
+
+
+def _webhook_retry() -> RetryPolicy:
+    return RetryPolicy(attempts=10, backoff=Duration(1, "m"), max_backoff=Duration(1, "h"))
+
+
+class Webhooks(Strict):
+    """``webhooks.yaml``: the subscriptions, and how each delivery is tried: ``retry``
+    (attempts before it is dead-lettered, exponential backoff) and ``timeout`` (seconds
+    one post may take)."""
+
+    subscriptions: list[WebhookSubscription] = Field(default_factory=list)
+    retry: RetryPolicy = Field(default_factory=_webhook_retry)
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
 class Config(Strict):
     cadences: Cadences = Field(default_factory=Cadences)
     policy: Policy = Field(default_factory=Policy)
@@ -794,6 +824,7 @@ class Config(Strict):
     creditors: Creditors = Field(default_factory=Creditors)
     segments: Segments = Field(default_factory=Segments)
     experiments: Experiments = Field(default_factory=Experiments)
+    webhooks: Webhooks = Field(default_factory=Webhooks)
 
     def creditor(self, key: str | None) -> Creditor | None:
         if key is None:

@@ -1,7 +1,8 @@
 """``outreach run``: the runner on APScheduler 3 (the stable line), for months on end.
 
-Two interval jobs, each a module-level function that takes the daemon's id (so a job
-store could persist them): planning (``plan_job``) and dispatch (``dispatch_job``), with
+Three interval jobs, each a module-level function that takes the daemon's id (so a job
+store could persist them): planning (``plan_job``), dispatch (``dispatch_job``) and the
+outbound webhooks (``webhooks_job``, ``orchestrator.dispatch.webhooks``), with
 ``max_instances=1`` and ``coalesce=True`` so a slow run never piles up, and a one-thread
 executor so they never overlap in one process. Many processes may run at once on
 PostgreSQL: leases, the claim and the debtor locks (``orchestrator.dispatch.claiming``, with
@@ -51,6 +52,11 @@ def dispatch_job(daemon_id: str) -> None:
     _DAEMONS[daemon_id].dispatch()
 
 
+def webhooks_job(daemon_id: str) -> None:
+    """APScheduler job: queue new events and post the outbound webhooks due."""
+    _DAEMONS[daemon_id].post_webhooks()
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and known id fields."""
 
@@ -68,6 +74,7 @@ class JsonFormatter(logging.Formatter):
         "error",
         "phase",
         "where",
+        "subscription",
     )
 
     def format(self, record: logging.LogRecord) -> str:
@@ -175,6 +182,18 @@ class Daemon:
         except Exception:  # noqa: BLE001
             log.exception("dispatch failed")
 
+    def post_webhooks(self) -> None:
+        with self._lock:
+            runner = self.runner
+        if runner.webhooks is None:
+            return
+        try:
+            counts = runner.webhooks.run(self.clock.now())
+            if any(counts.values()):
+                log.info("webhooks", extra={"decisions": counts, "worker": runner.worker})
+        except Exception:  # noqa: BLE001 - the next run tries again
+            log.exception("webhooks failed")
+
     def serve_metrics(self) -> None:
         """Start serving ``/metrics`` when ``metrics_port`` was given; ``OSError`` when
         the address cannot be listened on (the caller says so and stops)."""
@@ -256,6 +275,14 @@ class Daemon:
             seconds=self.dispatch_every,
             args=[self.id],
             id="dispatch",
+            next_run_time=first,
+        )
+        scheduler.add_job(
+            webhooks_job,
+            "interval",
+            seconds=self.dispatch_every,
+            args=[self.id],
+            id="webhooks",
             next_run_time=first,
         )
         previous = {

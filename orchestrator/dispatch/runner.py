@@ -43,6 +43,7 @@ from orchestrator.dispatch.postgres import PostgresConnector
 from orchestrator.dispatch.recording import Handed, Recorder
 from orchestrator.dispatch.sending import Sender
 from orchestrator.dispatch.sqlite import SQLiteConnector
+from orchestrator.dispatch.webhooks import WebhookDispatcher
 from orchestrator.store.replay import Replayed
 
 __all__ = ["SEND_BATCH", "Runner", "TickResult", "connector_for"]
@@ -106,6 +107,9 @@ class Runner:
             self.connector, self.decider, config, cipher, worker=worker, default_zone=default_zone
         )
         self.sender = Sender(self.connector, self.decider, config, workers=workers, stop=self.stop)
+        # Outbound webhooks, set by whoever builds a runner for the daemon (``run``): the
+        # daemon's webhooks job and ``run --once`` run a pass of it.
+        self.webhooks: WebhookDispatcher | None = None
 
     # --- one tick ------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """What ``outreach status`` and ``GET /api/v1/status`` tell: the workers (from their
 heartbeats), what is due and late, today's sends and decisions, ambiguous sends waiting
-for a person, and the operator pauses in force. Reads only; no personal data.
+for a person, the operator pauses in force, and the outbound webhooks retrying or dead. Reads only; no personal data.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from orchestrator.core.records import iso_utc
 from orchestrator.store.pauses import active_pauses
 from orchestrator.store.tables import Decision, OccurrenceRow, Send, WorkerHeartbeat, table_of
+from orchestrator.store.webhook_outbox import summary as webhook_summary
 
 __all__ = ["ALIVE_WITHIN", "LATE_AFTER", "beat", "status"]
 
@@ -142,4 +143,5 @@ def status(conn: Connection, now: datetime) -> dict[str, Any]:
         "occurrences": _occurrences(conn, now),
         "today": _today(conn, now),
         "pauses": [p.as_json() for p in active_pauses(conn)],
+        "webhooks": webhook_summary(conn),
     }

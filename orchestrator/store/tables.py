@@ -423,6 +423,53 @@ class WorkerHeartbeat(SQLModel, table=True):
     plan_seconds: float | None = None  # how long it took
 
 
+class WebhookDelivery(SQLModel, table=True):
+    """One event to one subscription (the outbox of outbound webhooks): queued once under
+    (subscription, event key), posted at least once, in ``id`` order per (subscription,
+    ``order_key``). ``state``: pending (due at ``next_attempt_at``), sending (leased by a
+    worker until ``lease_until``), delivered, or dead (given up after the retry policy's
+    attempts; ``outreach webhooks replay`` queues it again). ``body`` is the exact JSON
+    posted: ids, statuses and amounts, no personal data."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        sa.UniqueConstraint("subscription_id", "event_key"),
+        sa.Index(None, "state", "next_attempt_at"),
+        sa.Index(None, "subscription_id", "order_key", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: str
+    event_key: str  # source:row id, e.g. decision:42
+    webhook_id: str  # the webhook-id header: the same on every attempt
+    type: str
+    account_id: str | None = Field(default=None, index=True)
+    order_key: str  # the account (or debtor:<id>): deliveries keep its order
+    event_time: datetime = Field(sa_type=UTCDateTime)
+    body: str = Field(sa_type=sa.Text)
+    state: str = "pending"  # pending | sending | delivered | dead
+    attempts: int = 0
+    next_attempt_at: datetime | None = _instant()
+    lease_until: datetime | None = _instant()
+    last_status: int | None = None  # the receiver's HTTP status, None: no answer
+    last_error: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: datetime | None = _instant()
+    dead_at: datetime | None = _instant()
+
+
+class WebhookCursor(SQLModel, table=True):
+    """How far the emitter has read each event source (the highest row id queued), and
+    where it started (``start_id``: rows up to it are never posted, however late)."""
+
+    __tablename__ = "webhook_cursor"
+
+    source: str = Field(primary_key=True)
+    last_id: int = 0
+    start_id: int = 0
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 metadata = SQLModel.metadata
 
 # Columns that hold encrypted tokens, per table: ``keys rotate`` walks exactly these.

@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from orchestrator.config.settings import Settings
 from orchestrator.dispatch.runner import Runner
 from orchestrator.web.linkpages import not_found_page
+from orchestrator.web.outbound import document_webhooks
 from orchestrator.web.routes import api, cases, health, links, payments, twilio
 from orchestrator.web.server import Server
 
@@ -120,6 +121,7 @@ def create_app(server: Server) -> FastAPI:
     app.exception_handler(RequestValidationError)(_invalid)
     for router in ROUTERS:
         app.include_router(router)
+    document_webhooks(app)  # what the daemon posts to subscribers (never served)
     return app
 
 
