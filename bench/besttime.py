@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,20 @@ def history(debtors: list[str], seed: int = 5) -> HourBook:
     return book
 
 
+def _interleaved(
+    fixed: Config, best: Config, rounds: int, run: Callable[[Config], tuple[float, int]]
+) -> tuple[float, float, dict[str, int]]:
+    """The median seconds of ``run`` under each configuration, taking turns (machines are
+    noisy: both see the same noise), and the occurrences each planned."""
+    times: dict[str, list[float]] = {"fixed": [], "best": []}
+    counts: dict[str, int] = {}
+    for _ in range(rounds):
+        for name, config in (("fixed", fixed), ("best", best)):
+            elapsed, counts[name] = run(config)
+            times[name].append(elapsed)
+    return statistics.median(times["fixed"]), statistics.median(times["best"]), counts
+
+
 def _memory_pass(config: Config, accounts: list[Any], book: HourBook) -> tuple[float, int]:
     rules_of = RuleBook(config)
     t0 = time.perf_counter()
@@ -84,13 +99,7 @@ def bench_memory(n: int, rounds: int) -> None:
     best = best_config(fixed)
     accounts = list(generate_accounts(n, today=DAY.date()))
     book = history(sorted({a.debtor_id for a in accounts}))
-    times: dict[str, list[float]] = {"fixed": [], "best": []}
-    counts = {}
-    for _ in range(rounds):  # interleaved
-        for name, config in (("fixed", fixed), ("best", best)):
-            elapsed, counts[name] = _memory_pass(config, accounts, book)
-            times[name].append(elapsed)
-    f, b = statistics.median(times["fixed"]), statistics.median(times["best"])
+    f, b, counts = _interleaved(fixed, best, rounds, lambda c: _memory_pass(c, accounts, book))
     print(
         f"plan_day in memory, {n:,} accounts ({counts['fixed']:,} occurrences): fixed "
         f"{f:.2f} s, at: best {b:.2f} s (medians of {rounds}); at: best / fixed = "
@@ -153,13 +162,7 @@ def _db_round(config: Config, n: int) -> tuple[float, int]:
 def bench_db(n: int, rounds: int) -> None:
     fixed = load_config(ROOT / "config", ROOT / "templates")
     best = best_config(fixed)
-    times: dict[str, list[float]] = {"fixed": [], "best": []}
-    counts = {}
-    for _ in range(rounds):
-        for name, config in (("fixed", fixed), ("best", best)):
-            elapsed, counts[name] = _db_round(config, n)
-            times[name].append(elapsed)
-    f, b = statistics.median(times["fixed"]), statistics.median(times["best"])
+    f, b, counts = _interleaved(fixed, best, rounds, lambda c: _db_round(c, n))
     print(
         f"planning round on SQLite, {n:,} accounts ({counts['fixed']:,} occurrences): fixed "
         f"{f:.2f} s, at: best {b:.2f} s (medians of {rounds}); at: best / fixed = "

@@ -204,21 +204,9 @@ def resolve_case(
     """Resolve a case (acknowledging it too, if it was not). A dispute resolved with
     ``verified`` writes ``dispute_resolved``: collection resumes; without, it stays
     suppressed. The caller replans the account."""
-    values: dict[str, Any] = {
-        "resolved_at": now,
-        "resolved_by": actor,
-        "resolution": resolution,
-        "verified": verified if case.kind == CaseKind.dispute else None,
-        "updated_at": now,
-    }
-    if case.acknowledged_at is None:
-        values |= {"acknowledged_at": now, "acknowledged_by": actor}
-    done = conn.execute(
-        case_t.update()
-        .where(case_t.c.id == case.id, case_t.c.resolved_at.is_(None))
-        .values(**values)
-    ).rowcount
-    if not done:  # a concurrent request resolved it first: this one rolls back
+    kept = verified if case.kind == CaseKind.dispute else None
+    if not _mark_resolved(conn, case, resolution, kept, actor, now):
+        # a concurrent request resolved it first: this one rolls back
         raise Invalid(f"case {case.id} is resolved already", "resolved")
     if case.kind == CaseKind.dispute and verified:
         facts.record_event(
@@ -228,9 +216,35 @@ def resolve_case(
             at=now,
             detail={"case": case.id},
         )
-    detail = {"verified": values["verified"]}
-    _audit(conn, case, actor, now, "case.resolved", detail)
+    _audit(conn, case, actor, now, "case.resolved", {"verified": kept})
     return _reread(conn, case)
+
+
+def _mark_resolved(
+    conn: Connection,
+    case: Case,
+    resolution: str,
+    verified: bool | None,
+    actor: str,
+    now: datetime,
+) -> bool:
+    """Resolve (and acknowledge, if it was not) a case still open; False when another
+    request resolved it first."""
+    values: dict[str, Any] = {
+        "resolved_at": now,
+        "resolved_by": actor,
+        "resolution": resolution,
+        "verified": verified,
+        "updated_at": now,
+    }
+    if case.acknowledged_at is None:
+        values |= {"acknowledged_at": now, "acknowledged_by": actor}
+    done = conn.execute(
+        case_t.update()
+        .where(case_t.c.id == case.id, case_t.c.resolved_at.is_(None))
+        .values(**values)
+    ).rowcount
+    return bool(done)
 
 
 def recategorise_case(
@@ -254,21 +268,8 @@ def resolve_open_disputes(
     for case in list_cases(conn, now=now, account_id=account_id):
         if case.kind != CaseKind.dispute or case.resolved_at is not None:
             continue
-        values: dict[str, Any] = {
-            "resolved_at": now,
-            "resolved_by": actor,
-            "resolution": "dispute_resolved recorded through the events API",
-            "verified": True,
-            "updated_at": now,
-        }
-        if case.acknowledged_at is None:
-            values |= {"acknowledged_at": now, "acknowledged_by": actor}
-        done = conn.execute(
-            case_t.update()
-            .where(case_t.c.id == case.id, case_t.c.resolved_at.is_(None))
-            .values(**values)
-        ).rowcount
-        if not done:
+        resolution = "dispute_resolved recorded through the events API"
+        if not _mark_resolved(conn, case, resolution, True, actor, now):
             continue
         _audit(conn, case, actor, now, "case.resolved", {"verified": True})
         resolved.append(_reread(conn, case))
