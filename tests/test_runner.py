@@ -7,7 +7,8 @@ import hashlib
 import random
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ from channels.simulated import SimulatedChannel
 from orchestrator.config.loading import load_config
 from orchestrator.config.models import Config
 from orchestrator.core.account import Account
+from orchestrator.core.crypto import DataCipher
 from orchestrator.core.planner import StageMark
 from orchestrator.core.records import DecisionRecord
 from orchestrator.dispatch.decider import message_id_for
@@ -810,37 +812,195 @@ def test_a_batch_that_could_not_be_recorded_is_never_sent_again(
     assert set(states.values()) == {"ambiguous"}
 
 
-def test_one_worker_plans_at_a_time_on_postgresql(
+def _occurrences(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    occ = table_of(OccurrenceRow)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(occ.c.account_id, occ.c.step_id, occ.c.occurrence_key, occ.c.planned_at)
+        ).all()
+    return sorted(tuple(r) for r in rows)
+
+
+def _reference_plan(
+    db_url: str, data_keys: str, tmp_path: Path, n: int, now: datetime
+) -> list[tuple[Any, ...]]:
+    """What one worker plans for the same accounts, on a database of its own."""
+    import uuid
+
+    if db_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'reference.db'}"
+    else:
+        url = db_url.rsplit("/", 1)[0] + f"/outreach_ref_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(
+            db_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"'))
+        admin.dispose()
+    (tmp_path / "ref").mkdir()
+    _, _, engine, runner = _setup(url, data_keys, tmp_path / "ref", n)
+    runner.plan(now)
+    got = _occurrences(engine)
+    engine.dispose()
+    if not url.startswith("sqlite"):
+        admin = sa.create_engine(
+            db_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        admin.dispose()
+    return got
+
+
+@contextmanager
+def _partition_locks(url: str, parts: Iterable[int]) -> Iterator[None]:
+    """Another worker's session holding these partitions until the block ends."""
+    other = db.make_engine(url)
+    try:
+        with other.connect() as holder:
+            for part in parts:
+                held = holder.execute(sa.text(f"SELECT pg_try_advisory_lock(7304565, {part})"))
+                assert held.scalar()
+            holder.commit()
+            yield
+    finally:
+        other.dispose()  # the session ends: its locks go with it
+
+
+def test_workers_plan_partitions_apart_on_postgresql(
     db_url: str, data_keys: str, tmp_path: Path
 ) -> None:
-    """While another worker plans, this one waits for it and then skips the round (it
-    would only replay every account again); on its own, it plans."""
-    import pytest
+    """Accounts are planned in partitions by debtor: a partition another worker holds is
+    left to it; once free, the next round plans it; together, what one worker plans."""
+    from orchestrator.dispatch.postgres import PARTITIONS
 
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has one worker")
-    _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 40)
+    n = 60
     now = START + timedelta(hours=15)
-    occ = table_of(OccurrenceRow)
+    expected = _reference_plan(db_url, data_keys, tmp_path, n, now)
+    _, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, n)
+    held = range(0, PARTITIONS, 2)  # every other partition, held by another worker
+    with _partition_locks(db_url, held):
+        first = runner.plan(now)
+    part_t = sa.literal_column("((hashtext(debtor_id) & 2147483647) % 64)", type_=sa.Integer)
+    with engine.connect() as conn:
+        in_held = {
+            r.account_id
+            for r in conn.execute(
+                sa.select(table_of(AccountRow).c.account_id).where(part_t.in_(list(held)))
+            )
+        }
+    planned_now = {o[0] for o in _occurrences(engine)}
+    assert first > 0 and planned_now and not planned_now & in_held  # none of the held ones
+    second = runner.plan(now)  # the other worker's session ended: its partitions are free
+    assert second > 0 and first + second == len(expected)
+    assert _occurrences(engine) == expected
+    assert runner.plan(now) == 0  # planned, nothing new
+    # every partition held elsewhere: the round is skipped
+    with _partition_locks(db_url, range(PARTITIONS)):
+        assert runner.plan(now) == 0 and runner.skipped_plans == 1
+    engine.dispose()
 
-    def planned() -> int:
-        with engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(occ)).scalar_one())
 
-    other = db.make_engine(db_url)
-    results: list[int] = []
-    with other.connect() as holder:
-        assert holder.execute(sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))).scalar()
-        waiting = threading.Thread(target=lambda: results.append(runner.plan(now)))
-        waiting.start()
-        waiting.join(1.0)
-        assert waiting.is_alive() and results == []  # it waits for the other planner
-    other.dispose()  # the holder's session ends: its lock goes with it
-    waiting.join(30)
-    assert results == [0] and planned() == 0 and runner.skipped_plans == 1
-    count = runner.plan(now)
-    assert count > 0 and planned() == count
-    assert runner.plan(now) == 0 and runner.skipped_plans == 1  # planned, nothing new
+def test_two_workers_plan_what_one_plans(db_url: str, data_keys: str, tmp_path: Path) -> None:
+    """Two workers planning the same round at once (threads, each with its own
+    connections) plan exactly what one worker plans: every occurrence once."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one worker")
+    n = 120
+    now = START + timedelta(hours=15)
+    expected = _reference_plan(db_url, data_keys, tmp_path, n, now)
+    config, _, engine, first = _setup(db_url, data_keys, tmp_path, n)
+    second = _second_runner(db_url, data_keys, config, "w2")
+    counts: list[int] = []
+    threads = [
+        threading.Thread(target=lambda r=r: counts.append(r.plan(now))) for r in (first, second)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sum(counts) == len(expected) and all(c > 0 for c in counts), counts
+    assert _occurrences(engine) == expected
+    engine.dispose()
+    second.db.dispose()
+
+
+def _second_runner(
+    db_url: str, data_keys: str, config: Config, worker: str, batch: int = 7
+) -> Runner:
+    from channels.simulated import SimulatedChannel
+    from orchestrator.content.rendering import TemplateRenderer
+    from orchestrator.simulation.simulate import SIMULATION_PUBLIC_URL, SIMULATION_SECRET
+
+    channel = SimulatedChannel()
+    return Runner(
+        db.make_engine(db_url),
+        config,
+        TemplateRenderer(ROOT / "templates"),
+        {c: channel for c in config.channels},
+        DataCipher([data_keys]),
+        public_url=SIMULATION_PUBLIC_URL,
+        secret=SIMULATION_SECRET,
+        not_before=START,
+        batch=batch,
+        worker=worker,
+    )
+
+
+_KILLED_PLANNER = """
+import os, sys
+from datetime import datetime
+sys.path.insert(0, {tests!r})
+from test_runner import START, _second_runner
+from orchestrator.config.loading import load_config
+from orchestrator.dispatch import planning
+config = load_config({config!r}, {templates!r})
+runner = _second_runner({url!r}, {keys!r}, config, "doomed", batch=1)  # a page an account
+pages = 0
+real = planning.Planning._plan_rows
+def dying(self, rows, now, **kw):
+    global pages
+    done = real(self, rows, now, **kw)
+    pages += 1
+    if pages == 3:
+        os.kill(os.getpid(), 9)  # killed mid-round, its partition half planned
+    return done
+planning.Planning._plan_rows = dying
+runner.plan(datetime.fromisoformat({now!r}))
+"""
+
+
+def test_a_worker_killed_mid_round_leaves_its_partition_to_another(
+    db_url: str, data_keys: str, tmp_path: Path
+) -> None:
+    """A planner killed (SIGKILL) in the middle of a partition: its lock goes with its
+    connection, the next worker plans the rest, and no occurrence is planned twice or
+    missing."""
+    import subprocess
+    import sys
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one worker")
+    n = 120
+    now = START + timedelta(hours=15)
+    expected = _reference_plan(db_url, data_keys, tmp_path, n, now)
+    _, _, engine, runner = _setup(db_url, data_keys, tmp_path, n)
+    script = _KILLED_PLANNER.format(
+        tests=str(ROOT / "tests"),
+        config=str(ROOT / "config"),
+        templates=str(ROOT / "templates"),
+        url=db_url,
+        keys=data_keys,
+        now=now.isoformat(),
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    partly = _occurrences(engine)
+    assert 0 < len(partly) < len(expected)  # it had planned some, not all
+    assert runner.plan(now) == len(expected) - len(partly)
+    assert _occurrences(engine) == expected
     engine.dispose()
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import operator
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -59,6 +59,10 @@ def state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
     return sa.or_(*(occurrence_t.c.state == sa.literal_column(f"'{s}'") for s in states))
 
 
+# A planning partition: its number and the accounts in it (``None``: every account).
+Partition = tuple[int, sa.ColumnElement[bool] | None]
+
+
 class Connector(ABC):
     """The runner's statements and safeguards on one database (see the module)."""
 
@@ -87,9 +91,17 @@ class Connector(ABC):
         """The due rows a lease takes, kept from other workers."""
 
     @abstractmethod
-    def planning_turn(self, db: Engine) -> AbstractContextManager[bool]:
-        """Whether this worker plans the round (``True`` while it does), or another one
-        just did and this one skips it."""
+    def partitions(self, db: Engine, start: int) -> Iterator[Partition]:
+        """The planning partitions this worker takes, one at a time, each held while the
+        caller plans it (the next is taken when the caller asks for it): its number (the
+        ``planner_state`` row of its configuration digest) and a condition on the account
+        table selecting its accounts, ``None`` for all of them (one partition). ``start``
+        spreads workers over different partitions."""
+
+    @abstractmethod
+    def fold_turn(self, db: Engine) -> AbstractContextManager[bool]:
+        """Whether this worker folds what ``at: best`` learned this round (``True``
+        while it does); another worker folding at the time: ``False``, skip it."""
 
     @abstractmethod
     def lock_debtors(self, conn: Connection, debtors: Iterable[str]) -> None:

@@ -79,27 +79,47 @@ class Planning:
         # could not be worked out.
         self.default_zone = default_zone
 
-    def plan(self, now: datetime, *, digest: str, page: int) -> int | None:
+    def plan(self, now: datetime, *, digest: str, page: int, start: int = 0) -> int | None:
         """A planning round, ``page`` accounts at a time: how many occurrences were new,
-        or ``None`` when another worker was planning (``Connector.planning_turn``: this
-        one waited for it, and skips the round). Under a planning configuration
-        (``digest``) other than the last round's, every account is planned again."""
-        with self.connector.planning_turn(self.db) as mine:
-            return self._round(now, digest, page) if mine else None
-
-    def _round(self, now: datetime, digest: str, page: int) -> int:
-        with self.db.connect() as conn:
-            stored = conn.execute(sa.select(planner_t.c.config_digest)).scalar()
-        every = stored != digest
+        or ``None`` when other workers held every partition (``Connector.partitions``:
+        on PostgreSQL the accounts are split in partitions by debtor, each planned by one
+        worker at a time; this one takes those free, from ``start`` on). Under a planning
+        configuration (``digest``) other than the one a partition was last planned
+        under, every account of the partition is planned again."""
         config = self.decider.config
         if config.uses_best_time:  # count the sends ``at: best`` learns from, first
-            with self.db.begin() as conn:
-                fold(conn, now, config.policy.best_time)
-        planned = sum(self._plan_rows(rows, now) for rows in self._pages(now, every, page))
+            with self.connector.fold_turn(self.db) as mine:
+                if mine:
+                    with self.db.begin() as conn:
+                        fold(conn, now, config.policy.best_time)
+        planned: int | None = None
+        for key, part in self.connector.partitions(self.db, start):
+            planned = (planned or 0) + self._round(now, digest, page, key, part)
+        return planned
+
+    def _round(
+        self,
+        now: datetime,
+        digest: str,
+        page: int,
+        key: int,
+        part: sa.ColumnElement[bool] | None,
+    ) -> int:
+        """Plan one partition: ``part`` its accounts (``None``: all of them), ``key`` the
+        ``planner_state`` row of the configuration it was last planned under."""
+        with self.db.connect() as conn:
+            stored = conn.execute(
+                sa.select(planner_t.c.config_digest).where(planner_t.c.id == key)
+            ).scalar()
+        every = stored != digest
+        pages = self._pages(now, every, page, part)
+        planned = sum(self._plan_rows(rows, now) for rows in pages)
         if every:  # from now on, the accounts' plan_due_at hold under this configuration
             with self.db.begin() as conn:
-                conn.execute(planner_t.delete())
-                conn.execute(planner_t.insert().values(id=1, config_digest=digest, updated_at=now))
+                conn.execute(planner_t.delete().where(planner_t.c.id == key))
+                conn.execute(
+                    planner_t.insert().values(id=key, config_digest=digest, updated_at=now)
+                )
         return planned
 
     def plan_accounts(self, account_ids: Iterable[str], now: datetime) -> int:
@@ -191,9 +211,14 @@ class Planning:
             [(None, planning_failed(a, debtors[a], now, self.default_zone)) for a in sorted(bad)],
         )
 
-    def _pages(self, now: datetime, every: bool, page: int) -> Iterator[list[Row[Any]]]:
-        """Pages of the accounts to plan: those due (or all of them), by account id."""
+    def _pages(
+        self, now: datetime, every: bool, page: int, part: sa.ColumnElement[bool] | None
+    ) -> Iterator[list[Row[Any]]]:
+        """Pages of the accounts to plan: those due (or all of them), by account id, of
+        the partition ``part`` (``None``: every account)."""
         query = sa.select(account_t).order_by(account_t.c.account_id).limit(page)
+        if part is not None:
+            query = query.where(part)
         if not every:
             query = query.where(
                 sa.or_(account_t.c.plan_due_at.is_(None), account_t.c.plan_due_at <= now)

@@ -2,8 +2,9 @@
 
 Workers keep apart by locks: a lease skips the rows another worker is leasing
 (``FOR UPDATE SKIP LOCKED``), a claim holds its debtors (transaction-level advisory
-locks, so N workers never exceed a cap), and one worker plans at a time (a session-level
-advisory lock). Every statement is a round trip, so a batch writes each kind of row in
+locks, so N workers never exceed a cap), and each planning partition (accounts split by
+a hash of the debtor id) is planned by one worker at a time (a session-level advisory
+lock each; the others take other partitions). Every statement is a round trip, so a batch writes each kind of row in
 one statement, the batch's values passed as arrays, each array as one string
 (``inlist.pg_array``), and what a sent batch writes after its adapter calls is one
 statement in all (``settled``), recorded in a thread while the next batch goes out.
@@ -24,6 +25,7 @@ from orchestrator.core.records import DecisionRecord
 from orchestrator.dispatch.connector import (
     DECISION_COLUMNS,
     Connector,
+    Partition,
     Statuses,
     decision_row,
 )
@@ -56,24 +58,35 @@ class PostgresConnector(Connector):
     def _locked(self, pick: sa.Select[Any]) -> sa.Select[Any]:
         return pick.with_for_update(skip_locked=True)
 
-    @contextmanager
-    def planning_turn(self, db: Engine) -> Iterator[bool]:
-        """One worker plans at a time. The others wait for it to finish and then skip
-        the round rather than replay the same accounts again for nothing. A planner that
-        dies releases the lock with its connection."""
+    def partitions(self, db: Engine, start: int) -> Iterator[Partition]:
+        """Every partition this worker can lock (a session-level advisory lock each, so
+        a worker that dies frees its partition with its connection), from ``start`` on;
+        one another worker holds is left to it. Accounts are split by a hash of the
+        debtor id, so a debtor's accounts are planned by one worker at a time."""
         with db.connect() as lock:
-            if not lock.execute(_PLANNER_TRY_LOCK).scalar():
-                lock.execute(_PLANNER_LOCK)  # wait for the round in progress to end
-                lock.execute(_PLANNER_UNLOCK)
-                lock.commit()
-                yield False
-                return
-            lock.commit()  # the session's lock stays; no transaction stays open
+            for i in range(PARTITIONS):
+                part = (start + i) % PARTITIONS
+                if not lock.execute(_PARTITION_TRY_LOCK, {"p": part}).scalar():
+                    lock.commit()
+                    continue
+                lock.commit()  # the session's lock stays; no transaction stays open
+                try:
+                    yield FIRST_PARTITION + part, PARTITION_OF_ACCOUNT == part
+                finally:
+                    lock.execute(_PARTITION_UNLOCK, {"p": part})
+                    lock.commit()
+
+    @contextmanager
+    def fold_turn(self, db: Engine) -> Iterator[bool]:
+        with db.connect() as lock:
+            mine = bool(lock.execute(_FOLD_TRY_LOCK).scalar())
+            lock.commit()
             try:
-                yield True
+                yield mine
             finally:
-                lock.execute(_PLANNER_UNLOCK)
-                lock.commit()
+                if mine:
+                    lock.execute(_FOLD_UNLOCK)
+                    lock.commit()
 
     def lock_debtors(self, conn: Connection, debtors: Iterable[str]) -> None:
         """Transaction-level advisory locks on these debtors, taken in one statement in
@@ -183,9 +196,18 @@ def _status_params(statuses: Statuses, now: datetime) -> dict[str, Any]:
 
 # Two 32-bit keys: a lock space apart from the debtors' 64-bit keys.
 _BUDGET_LOCK = sa.select(sa.func.pg_advisory_xact_lock(0x6F7574, 2))
-_PLANNER_TRY_LOCK = sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))
-_PLANNER_LOCK = sa.select(sa.func.pg_advisory_lock(0x6F7574, 1))
-_PLANNER_UNLOCK = sa.select(sa.func.pg_advisory_unlock(0x6F7574, 1))
+_FOLD_TRY_LOCK = sa.select(sa.func.pg_try_advisory_lock(0x6F7574, 1))
+_FOLD_UNLOCK = sa.select(sa.func.pg_advisory_unlock(0x6F7574, 1))
+# One lock per planning partition, in a key space of their own (0x6F7575).
+_PARTITION_TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(7304565, CAST(:p AS integer))")
+_PARTITION_UNLOCK = sa.text("SELECT pg_advisory_unlock(7304565, CAST(:p AS integer))")
+# How many partitions the accounts are planned in, and which an account is in: the text
+# of migration 0018's index, so the planner's pages read it (the literal 64 included).
+PARTITIONS = 64
+FIRST_PARTITION = 100  # planner_state ids 100..163 (1 is the single partition of SQLite)
+PARTITION_OF_ACCOUNT: sa.ColumnElement[int] = sa.literal_column(
+    "((hashtext(account.debtor_id) & 2147483647) % 64)", type_=sa.Integer
+)
 # Every debtor of a batch in one statement, in the order given: a function scan returns
 # the array's elements in order (WITH ORDINALITY makes that explicit).
 _DEBTOR_LOCKS = sa.text(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class Runner:
         self.batch = batch  # accounts planned, and occurrences leased, at a time
         self.worker = worker
         self.skipped_plans = 0  # rounds left to another worker planning at the time
+        # Workers start their planning rounds at partitions of their own (by name).
+        self._first_partition = zlib.crc32(worker.encode())
         self.send_batch = max(1, send_batch)  # at most this many sends claimed together
         self.pace: float | None = None  # seconds a send took in the last batch
         self.stop = stop or threading.Event()  # set: finish the current send, then return
@@ -130,12 +133,15 @@ class Runner:
         Under a planning configuration other than the last round's (a reload, a new
         release), every account is planned again.
 
-        On PostgreSQL one worker plans at a time. The others wait for it to finish and
-        then skip the round (returning 0) rather than replay the same accounts again for
-        nothing: planning is idempotent, so this only saves work, and what they dispatch
-        next is what it planned. A planner that dies releases the lock with its
-        connection; the next round is planned by whoever comes first."""
-        planned = self.planning.plan(now, digest=self.plan_digest, page=self.batch)
+        On PostgreSQL the accounts are planned in partitions (by a hash of the debtor
+        id), each by one worker at a time: this worker plans those no other holds,
+        starting at a partition of its own, and skips the round (returning 0) when others
+        hold them all. Planning is idempotent, so a partition planned twice plans once. A
+        planner that dies frees its partition with its connection; the next round plans
+        the rest of it."""
+        planned = self.planning.plan(
+            now, digest=self.plan_digest, page=self.batch, start=self._first_partition
+        )
         if planned is None:
             self.skipped_plans += 1
             return 0

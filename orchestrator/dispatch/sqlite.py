@@ -18,7 +18,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.records import DecisionRecord
-from orchestrator.dispatch.connector import Connector, Statuses
+from orchestrator.dispatch.connector import Connector, Partition, Statuses
 from orchestrator.dispatch.recording import Recorder, Settle
 from orchestrator.dispatch.settle import Moved, PlannedAccount, Sending
 from orchestrator.store.tables import AccountRow, OccurrenceRow, Send, UTCDateTime, table_of
@@ -42,8 +42,11 @@ class SQLiteConnector(Connector):
     def _locked(self, pick: sa.Select[Any]) -> sa.Select[Any]:
         return pick  # the lease's update takes the single write lock
 
+    def partitions(self, db: Engine, start: int) -> Iterator[Partition]:
+        yield 1, None  # one worker plans every account
+
     @contextmanager
-    def planning_turn(self, db: Engine) -> Iterator[bool]:
+    def fold_turn(self, db: Engine) -> Iterator[bool]:
         yield True  # one worker
 
     def lock_debtors(self, conn: Connection, debtors: Iterable[str]) -> None:

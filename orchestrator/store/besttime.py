@@ -1,9 +1,9 @@
 """What ``at: best`` learns, in the database: ``contact_hour`` counts, folded in by the
 planning round from the decision log and the answers that followed each send.
 
-``fold`` runs at the start of each planning round (one worker at a time: the planning
-turn), as ``simulate`` folds before it plans a day: the sends whose attribution window
-has closed since the last fold are counted, each once, answered or not
+``fold`` runs at the start of each planning round (one worker at a time:
+``Connector.fold_turn``), as ``simulate`` folds before it plans a day: the sends whose
+attribution window has closed since the last fold are counted, each once, answered or not
 (``core.besttime.HourLearner`` decides which, the same code ``simulate`` runs). The
 window closes ``attribution`` after a send, so a count lags the send by that much.
 ``load_book`` reads what a planning page needs: its debtors' own counts and every
@@ -172,7 +172,7 @@ def fold(conn: Connection, now: datetime, settings: BestTime) -> int:
 
 def _add(conn: Connection, deltas: HourBook) -> None:
     """Add the counts of ``deltas`` to the stored rows (read, add, write: one worker
-    folds at a time, under the planning turn)."""
+    folds at a time, ``Connector.fold_turn``)."""
     if not deltas.cells:
         return
     h = hour_t.c

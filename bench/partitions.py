@@ -1,0 +1,133 @@
+"""Partitioned planning benchmark (PostgreSQL): prints figures, asserts nothing.
+
+    .venv/bin/python bench/partitions.py [--accounts 100000] [--workers 1,2] [--rounds 2]
+
+Imports N sample accounts into a scratch PostgreSQL database, then plans the day with 1
+worker and with 2 worker processes at once (each its own ``Runner``, as two daemons on
+one database), resetting the plan between runs, taking turns. Prints accounts planned
+per second for each and the ratio. Target (issue 27): 2 workers >= 1.6x the rate of one.
+This machine has 2 cores that PostgreSQL shares with the workers: say what you see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import scratch_database  # noqa: E402
+
+DAY = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)  # local midnight in New York
+
+
+def _runner(url: str, worker: str) -> Any:
+    from channels.simulated import SimulatedChannel
+    from orchestrator.config.loading import load_config
+    from orchestrator.content.rendering import TemplateRenderer
+    from orchestrator.core.crypto import DataCipher
+    from orchestrator.dispatch.runner import Runner
+    from orchestrator.store import db
+
+    config = load_config(ROOT / "config", ROOT / "templates")
+    channel = SimulatedChannel()
+    return Runner(
+        db.make_engine(url),
+        config,
+        TemplateRenderer(ROOT / "templates"),
+        {c: channel for c in config.channels},
+        DataCipher.ephemeral(),
+        public_url="http://127.0.0.1:8000",
+        secret="bench",
+        batch=1000,
+        worker=worker,
+    )
+
+
+def _plan(url: str, worker: str, start: Any, out: Any) -> None:
+    runner = _runner(url, worker)
+    start.wait()
+    t0 = time.perf_counter()
+    planned = runner.plan(DAY)
+    out.put((planned, time.perf_counter() - t0))
+    runner.db.dispose()
+
+
+def _reset(url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM occurrence"))
+        conn.execute(sa.text("DELETE FROM planner_state"))
+        conn.execute(sa.text("UPDATE account SET plan_due_at = NULL"))
+    engine.dispose()
+
+
+def run(url: str, workers: int) -> tuple[float, int]:
+    """Wall seconds for ``workers`` processes to plan the day, and occurrences planned."""
+    _reset(url)
+    ctx = mp.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_plan, args=(url, f"w{i}", start, out)) for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    time.sleep(3)  # every process has imported and built its runner
+    t0 = time.perf_counter()
+    start.set()
+    results = [out.get() for _ in procs]
+    elapsed = time.perf_counter() - t0
+    for proc in procs:
+        proc.join()
+    return elapsed, sum(planned or 0 for planned, _ in results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    counts = [int(w) for w in args.workers.split(",")]
+    from orchestrator.core.crypto import DataCipher
+    from orchestrator.ingest.importer import import_accounts
+    from orchestrator.simulation.sample import generate_accounts, write_csv
+    from orchestrator.store import db
+
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(tmp, True) as url:
+        csv_path = Path(tmp) / "accounts.csv"
+        write_csv(generate_accounts(args.accounts, today=DAY.date()), csv_path)
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        import_accounts(engine, csv_path, DataCipher.ephemeral())
+        engine.dispose()
+        times: dict[int, list[float]] = {n: [] for n in counts}
+        planned: dict[int, int] = {}
+        for _ in range(args.rounds):
+            for n in counts:
+                elapsed, planned[n] = run(url, n)
+                times[n].append(elapsed)
+    rate = {n: args.accounts / statistics.median(times[n]) for n in counts}
+    for n in counts:
+        print(
+            f"planning {args.accounts:,} accounts on PostgreSQL with {n} worker(s): "
+            f"{statistics.median(times[n]):.1f} s (median of {args.rounds}), "
+            f"{rate[n]:,.0f} accounts/s, {planned[n]:,} occurrences"
+        )
+    if 1 in rate:
+        for n in counts:
+            if n != 1:
+                print(f"{n} workers / 1 worker: {rate[n] / rate[1]:.2f}x (target >= 1.6x)")
+
+
+if __name__ == "__main__":
+    main()
