@@ -18,7 +18,7 @@ from orchestrator.web.server import Server, ServerDep
 
 log = logging.getLogger("outreach.server")
 
-router = APIRouter()
+router = APIRouter(tags=["Probes"])
 
 
 @router.get("/healthz")
