@@ -25,7 +25,7 @@ TOKEN_PROOF = (
     " The token is the proof: the message id, its purpose and an expiry, signed with "
     "HMAC-SHA256 keyed with `OUTREACH_SECRET_KEY`; one that is not ours is a 404, writing nothing."
 )
-NOT_OURS = {404: {"description": "not one of our links"}}
+NOT_OURS: dict[int | str, dict[str, Any]] = {404: {"description": "not one of our links"}}
 
 
 @router.head("/p/{token}", include_in_schema=False)

@@ -51,7 +51,9 @@ SIGNED_FORM: dict[str, Any] = {
         },
     },
 }
-REFUSED = {403: {"description": "no valid X-Twilio-Signature: nothing written"}}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    403: {"description": "no valid X-Twilio-Signature: nothing written"}
+}
 
 
 async def signed_form(server: Server, request: Request, route: str) -> dict[str, str]:
