@@ -30,6 +30,7 @@ from orchestrator.dispatch.runner import Runner
 from orchestrator.web.apidocs import serve_docs
 from orchestrator.web.linkpages import not_found_page
 from orchestrator.web.outbound import document_webhooks
+from orchestrator.web.requests import RequestTiming
 from orchestrator.web.routes import api, cases, health, links, payments, twilio
 from orchestrator.web.server import Server
 
@@ -118,6 +119,8 @@ def create_app(server: Server) -> FastAPI:
     app = FastAPI(title="outreach", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.server = server  # what the routes' ``ServerDep`` reads
     app.add_middleware(BodyLimit)
+    # Outermost: a request refused for its size is counted too.
+    app.add_middleware(RequestTiming, metrics=lambda: getattr(server, "http", None))
     app.exception_handler(HTTPException)(_json_errors)
     app.exception_handler(RequestValidationError)(_invalid)
     for router in ROUTERS:
