@@ -542,6 +542,8 @@ def test_money_lines_up_per_currency(report: dict[str, Any]) -> None:
     ]
     assert recovered_text(m2) == "CNY 500.00, USD 0.00"
     assert group_recovery_text(m2) == "CNY 100.0%, USD 0.0%"
+    html = render_html(report)  # a line per currency in the cell, in the same order
+    assert "<td>CNY 500.00<br>USD 0.00</td>" in html and "<td>CNY 100.0%<br>USD 0.0%</td>" in html
     text = _terminal(report)
     cny = next(line for line in text.splitlines() if line.startswith(" M2 ") and "CNY" in line)
     usd = text.splitlines()[text.splitlines().index(cny) + 1]

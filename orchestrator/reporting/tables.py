@@ -68,9 +68,9 @@ STAGE_ACTIVITY: tuple[tuple[str, Any], ...] = (
     ("kept", lambda g: rate_text(g["kept_rate"])),
     ("roll", lambda g: rate_text(g["roll_rate"])),
 )
-STAGE_OUTCOME: tuple[tuple[str, Any], ...] = (
-    ("recovered", lambda g: recovered_text(g)),
-    ("recovery", lambda g: group_recovery_text(g)),
+STAGE_OUTCOME: tuple[tuple[str, Any], ...] = (  # money: a line per currency, line for line
+    ("recovered", lambda g: recovered_text(g, "\n")),
+    ("recovery", lambda g: group_recovery_text(g, "\n")),
     ("opt-outs", lambda g: str(g["opt_outs"])),
     ("complaints", lambda g: str(g["complaints"])),
     ("failed", lambda g: str(g["failed"])),
