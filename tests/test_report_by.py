@@ -727,3 +727,18 @@ def test_cli_refuses_an_unknown_dimension(seeded: str) -> None:
         "one of segment, variant, step, template, hour, weekday"
     )
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_every_breakdown_fits_100_columns_in_the_terminal(seeded: str) -> None:
+    from rich.console import Console
+
+    from orchestrator.reporting.tables import print_report
+
+    for by in ("segment", "variant", "hour"):
+        console = Console(width=100, color_system=None)
+        with console.capture() as captured:
+            print_report(_report(seeded, by), console)
+        text = captured.get()
+        assert f"by {by}" in text or "experiment" in text
+        assert max(len(line) for line in text.splitlines()) <= 100, by
+        assert "…" not in text, by  # nothing cut to fit
