@@ -154,8 +154,8 @@ def test_unknown_channel_adapter_and_template(cfg: Path) -> None:
 def test_adapter_options_are_checked(cfg: Path) -> None:
     replace(
         cfg / "channels.yaml",
-        "sms:    {adapter: outbox, dir: var/outbox, cost: 0.0079}",
-        "sms:    {adapter: outbox, folder: var/outbox, cost: 0.0079}",
+        "sms:    {adapter: outbox, dir: var/outbox, cost: 0.0079, currency: USD}",
+        "sms:    {adapter: outbox, folder: var/outbox, cost: 0.0079, currency: USD}",
     )
     found = errors(cfg)
     assert any("sms" in e and "folder" in e for e in found), found
@@ -248,19 +248,25 @@ def test_a_negative_channel_cost_is_an_error(cfg: Path) -> None:
     assert any("channels.yaml" in e and "cost" in e for e in found), found
 
 
+def test_a_channel_cost_currency_is_an_iso_code(cfg: Path) -> None:
+    replace(cfg / "channels.yaml", "cost: 0.85, currency: USD", "cost: 0.85, currency: usd")
+    found = errors(cfg)
+    assert any("channels.yaml" in e and "currency" in e for e in found), found
+
+
 def test_a_voice_channels_pay_link_template_must_exist(cfg: Path, tmp_path: Path) -> None:
     """Pressing 1 on a call texts the ``sms`` template named by ``pay_link_template``."""
     channels = cfg / "channels.yaml"
     replace(
         channels,
-        "voice:  {adapter: outbox, dir: var/outbox, cost: 0.014}",
-        'voice:  {adapter: twilio_voice, from: "+15005550006", cost: 0.014}',
+        "voice:  {adapter: outbox, dir: var/outbox, cost: 0.014, currency: USD}",
+        'voice:  {adapter: twilio_voice, from: "+15005550006", cost: 0.014, currency: USD}',
     )
     assert errors(cfg) == []  # the default, sms/pay_link, ships
     replace(
         channels,
-        'from: "+15005550006", cost: 0.014}',
-        'from: "+15005550006", cost: 0.014,\n         pay_link_template: pay_lnk}',
+        'from: "+15005550006", cost: 0.014, currency: USD}',
+        'from: "+15005550006", cost: 0.014, currency: USD,\n         pay_link_template: pay_lnk}',
     )
     found = errors(cfg)
     line = line_of(channels, "pay_link_template: pay_lnk")

@@ -86,7 +86,7 @@ def test_demo_stores_what_it_decided(tmp_path: Path) -> None:
     assert report["total"]["sends"] == len(sent)
     staged = [r for r in sent if r["stage"]]  # service texts (thanks, reminders) have none
     assert sum(s["decisions"].get("sent", 0) for s in report["stages"]) == len(staged)
-    assert (out / "report.html").read_text(encoding="utf-8").count("<svg") == 5
+    assert (out / "report.html").read_text(encoding="utf-8").count("<svg") == 6
     # Personal data is encrypted at rest, in the demo too.
     first = next(csv.DictReader((out / "portfolio.csv").open(encoding="utf-8")))
     stored_bytes = (out / "outreach.db").read_bytes()

@@ -117,6 +117,7 @@ def _exported(db_url: str, tmp_path: Path) -> set[str]:
         runner=runner,
     )
     server.rejections.labels("/webhooks/twilio/sms/status", "signature").inc()
+    server.http.observe("GET", "/healthz", 200, 0.002)  # a request (tests/test_health.py)
     names: set[str] = set()
     for registry in (daemon.metrics.registry, server.registry):
         for line in generate_latest(registry).decode().splitlines():
@@ -135,6 +136,7 @@ def test_alert_rules_and_dashboard_name_only_exported_metrics(db_url: str, tmp_p
     exprs += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     named = {m for e in exprs for m in re.findall(r"\b((?:outreach|process)_[a-z_]+)\b", e)}
     assert named, "no metric named: the check proves nothing"
+    assert {"outreach_http_requests_total", "outreach_http_request_seconds_bucket"} <= named
     assert sorted(named - exported) == []
 
 

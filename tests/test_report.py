@@ -311,7 +311,7 @@ def test_daily_series_and_html(report: dict[str, Any]) -> None:
     assert days["2026-03-02"]["sent"] == 3 and days["2026-03-02"]["blocked"] == 1
     assert days["2026-03-02"]["sent:sms"] == 2 and days["2026-03-02"]["sent:email"] == 1
     html = render_html(report)
-    assert html.count("<svg") == 5
+    assert html.count("<svg") == 6
     assert "http://" not in html.replace("http://www.w3.org", "").replace(
         "http://pygal.org", ""
     ).replace("http://github.com/Kozea/pygal", "")
@@ -349,7 +349,7 @@ def test_cli_json_tables_and_html(db_url: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "by stage, 2026-02-28 to 2026-03-09" in done.stdout
     assert "suppressed:promise_pending" in done.stdout
-    assert html.read_text(encoding="utf-8").count("<svg") == 5
+    assert html.read_text(encoding="utf-8").count("<svg") == 6
 
     done = _cli(db_url, "--since", "2026-03-10", "--until", "2026-03-01")
     assert done.returncode == 2 and "--until" in done.stderr
@@ -383,7 +383,7 @@ def test_html_report_renders_its_charts_in_chromium(report: dict[str, Any], tmp_
     dom = subprocess.run(
         [*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
     ).stdout
-    for chart in ("recovery", "channels", "sends", "decisions", "reasons"):
+    for chart in ("recovered", "recovery", "channels", "sends", "decisions", "reasons"):
         start = dom.index(f'id="chart-{chart}"')
         svg = dom[start : dom.index("</svg>", start)]
         assert "<svg" in svg and ("<rect" in svg or "<path" in svg), chart
@@ -485,3 +485,106 @@ def test_cases_open_and_overdue_at_the_end_of_the_period(db_url: str) -> None:
         "open": 4,
         "overdue": 2,
     }
+
+
+# --- what the report shows ----------------------------------------------------------------
+
+
+def _terminal(report: dict[str, Any]) -> str:
+    from rich.console import Console
+
+    from orchestrator.reporting.tables import print_report
+
+    console = Console(width=100, color_system=None)
+    with console.capture() as captured:
+        print_report(report, console)
+    return captured.get()
+
+
+def _inflated(value: Any) -> Any:
+    """The report with every count and amount 100,000 times larger: a big portfolio."""
+    if isinstance(value, dict):
+        return {k: _inflated(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_inflated(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return value
+    if isinstance(value, int):
+        return value * 100_000
+    try:
+        return str(Decimal(value) * 100_000)
+    except ArithmeticError:
+        return value
+
+
+def test_the_terminal_report_shows_each_rates_counts_within_100_columns(
+    report: dict[str, Any],
+) -> None:
+    text = _terminal(report)
+    assert "66.7% (2/3)" in text  # M1's delivery rate
+    assert "25.0% (1/4)" in text  # the roll rate of all
+    for printed in (text, _terminal(_inflated(report))):
+        lines = printed.splitlines()
+        assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+        assert "…" not in printed  # nothing cut to fit
+    assert "66.7% (200000/300000)" in _terminal(_inflated(report))
+
+
+def test_money_lines_up_per_currency(report: dict[str, Any]) -> None:
+    """M2 has a CNY payment and a USD balance with nothing paid: a line per currency,
+    each with its own amount, balance and rate (not ``CNY 500.00 | USD 0.0%``)."""
+    from orchestrator.reporting.tables import group_recovery_text, money_rows, recovered_text
+
+    m2 = next(s for s in report["stages"] if s["stage"] == "M2")
+    assert [row[:4] for row in money_rows(m2)] == [
+        ["CNY", "500.00", "500.00", "100.0%"],
+        ["USD", "0.00", "300.00", "0.0%"],
+    ]
+    assert recovered_text(m2) == "CNY 500.00, USD 0.00"
+    assert group_recovery_text(m2) == "CNY 100.0%, USD 0.0%"
+    html = render_html(report)  # a line per currency in the cell, in the same order
+    assert "<td>CNY 500.00<br>USD 0.00</td>" in html and "<td>CNY 100.0%<br>USD 0.0%</td>" in html
+    text = _terminal(report)
+    cny = next(line for line in text.splitlines() if line.startswith(" M2 ") and "CNY" in line)
+    usd = text.splitlines()[text.splitlines().index(cny) + 1]
+    assert usd.split() == ["USD", "0.00", "300.00", "0.0%"]
+    assert cny.index("500.00") + len("500.00") == usd.index("0.00") + len("0.00")  # aligned
+
+
+def test_costs_show_their_currency(report: dict[str, Any]) -> None:
+    from orchestrator.reporting.tables import cost_text
+
+    sms = next(c for c in report["channels"] if c["channel"] == "sms")
+    assert (sms["cost_currency"], sms["unit_cost"]) == ("USD", "0.05")
+    assert cost_text(sms) == f"USD {sms['cost']}"
+    assert f"USD {sms['cost']}" in _terminal(report)
+
+
+def test_recovered_per_day_and_the_period_before(report: dict[str, Any]) -> None:
+    daily = report["recovered_daily"]
+    assert [d["date"] for d in daily][:2] == ["2026-03-01", "2026-03-02"] and len(daily) == 10
+    paid = {
+        d["date"]: d["recovered"]
+        for d in daily
+        if any(v != "0.00" for v in d["recovered"].values())
+    }
+    assert paid == {
+        "2026-03-03": {"CNY": "0.00", "USD": "40.00"},
+        "2026-03-05": {"CNY": "500.00", "USD": "0.00"},
+    }
+    compared = report["comparison"]
+    assert compared["previous"] == {"since": "2026-02-19", "until": "2026-02-28"}
+    rows = {(r["metric"], r.get("currency")): r for r in compared["rows"]}
+    assert (rows["sends", None]["current"], rows["sends", None]["previous"]) == (6, 1)  # a0
+    assert rows["sends", None]["change"] == 5
+    assert rows["recovered", "CNY"] | {} == {
+        "metric": "recovered",
+        "currency": "CNY",
+        "current": "500.00",
+        "previous": "0",
+        "change": "500.00",
+    }
+    html = render_html(report)
+    assert 'id="chart-recovered"' in html and "Amount recovered per day" in html
+    assert 'id="comparison"' in html and "2026-02-19 to 2026-02-28" in html
+    assert "against the period before, 2026-02-19 to 2026-02-28" in _terminal(report)

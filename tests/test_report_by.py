@@ -702,7 +702,7 @@ def test_cli_by_variant_json_table_and_html(seeded: str, tmp_path: Path) -> None
     html = page.read_text(encoding="utf-8")
     assert 'id="by-variant-1"' in html and "not significant yet" in html
     assert "+70.0 pts [+40.5, +83.9]<br>significant" in html
-    assert html.count("<svg") == 5
+    assert html.count("<svg") == 6
 
 
 def test_cli_by_hour_table_and_html_chart(seeded: str, tmp_path: Path) -> None:
@@ -711,12 +711,12 @@ def test_cli_by_hour_table_and_html_chart(seeded: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "by hour" in done.stdout and "21:00" in done.stdout and "15:00" not in done.stdout
     html = page.read_text(encoding="utf-8")
-    assert html.count("<svg") == 6 and 'id="chart-by"' in html
+    assert html.count("<svg") == 7 and 'id="chart-by"' in html
     assert 'title="22 / 40"' in html  # 10:00's contact rate, its counts on hover
 
     report = _report(seeded, "weekday")
-    assert render_html(report).count("<svg") == 6
-    assert render_html(_report(seeded, "segment")).count("<svg") == 5
+    assert render_html(report).count("<svg") == 7
+    assert render_html(_report(seeded, "segment")).count("<svg") == 6
 
 
 def test_cli_refuses_an_unknown_dimension(seeded: str) -> None:
@@ -727,3 +727,18 @@ def test_cli_refuses_an_unknown_dimension(seeded: str) -> None:
         "one of segment, variant, step, template, hour, weekday"
     )
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_every_breakdown_fits_100_columns_in_the_terminal(seeded: str) -> None:
+    from rich.console import Console
+
+    from orchestrator.reporting.tables import print_report
+
+    for by in ("segment", "variant", "hour"):
+        console = Console(width=100, color_system=None)
+        with console.capture() as captured:
+            print_report(_report(seeded, by), console)
+        text = captured.get()
+        assert f"by {by}" in text or "experiment" in text
+        assert max(len(line) for line in text.splitlines()) <= 100, by
+        assert "…" not in text, by  # nothing cut to fit

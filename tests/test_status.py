@@ -137,7 +137,15 @@ def test_status_through_the_api(api: TestClient) -> None:
     assert api.get("/api/v1/status").status_code == 401
     answer = api.get("/api/v1/status", headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 200
-    assert set(answer.json()) == {"time", "workers", "occurrences", "today", "pauses", "webhooks"}
+    assert set(answer.json()) == {
+        "time",
+        "workers",
+        "occurrences",
+        "today",
+        "pauses",
+        "cases",
+        "webhooks",
+    }
     assert answer.json()["time"] == "2026-03-10T15:00:00Z"
 
 
@@ -154,3 +162,50 @@ def test_logs_after_an_in_process_command_reach_the_current_stderr(
     logging.getLogger("outreach.test").warning("after the command")
     err = capsys.readouterr().err
     assert "after the command" in err and "Logging error" not in err
+
+
+def test_status_shows_cases_open_and_overdue(db_url: str, tmp_path: Path) -> None:
+    """Cases from ``cases list``'s point of view: unresolved ones by kind, and those past
+    their acknowledgement or resolution due time."""
+    from orchestrator.core.cases import CaseKind, DueTimes
+    from orchestrator.store.cases import acknowledge_case, open_case, resolve_case
+
+    env = write_setup(tmp_path, db_url, 1, creditors=("acme",))
+    assert _status(env)["cases"] == {"open": {}, "overdue": {}}
+    assert "cases: 0 open, none overdue" in cli(env, "status").stdout
+    now = SystemClock().now()
+    engine = db.make_engine(db_url)
+    day = timedelta(days=1)
+
+    def case(kind: CaseKind, ack: timedelta, resolve: timedelta) -> Any:
+        return open_case(
+            conn,
+            account_id="A00000",
+            kind=kind,
+            category="other" if kind == CaseKind.complaint else "amount",
+            channel=None,
+            due=DueTimes(now + ack, now + resolve),
+            actor="ops",
+            now=now - 10 * day,
+            write_event=False,
+        )
+
+    with engine.begin() as conn:
+        case(CaseKind.complaint, day, 5 * day)  # open, in time
+        case(CaseKind.complaint, -day, 5 * day)  # not acknowledged in time
+        case(CaseKind.dispute, -2 * day, -day)  # past both
+        acknowledged = case(CaseKind.complaint, -day, 5 * day)
+        acknowledge_case(conn, acknowledged, actor="ops", now=now - 2 * day)  # late, but done
+        done = case(CaseKind.dispute, -2 * day, -day)
+        resolve_case(conn, done, actor="ops", now=now, resolution="fixed", verified=False)
+    engine.dispose()
+    found = _status(env)["cases"]
+    assert found == {
+        "open": {"complaint": 3, "dispute": 1},
+        "overdue": {"complaint": 1, "dispute": 1},
+    }
+    text = cli(env, "status").stdout
+    assert (
+        "cases: 4 open (complaint 3, dispute 1), OVERDUE 2 (complaint 1, dispute 1): "
+        "outreach cases list --overdue"
+    ) in text

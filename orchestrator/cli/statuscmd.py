@@ -12,8 +12,9 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="one JSON object with every figure"),
 ) -> None:
     """The workers (alive, version, last planning round), sends due and late by channel,
-    ambiguous sends waiting for a person, today's sends and decisions, and the operator
-    pauses in force.
+    ambiguous sends waiting for a person, today's sends and decisions, the operator
+    pauses in force, complaint and dispute cases open and overdue, and outbound webhooks
+    retrying or dead.
 
     Reference: docs/cli.md."""
     from orchestrator.clock import SystemClock
@@ -75,7 +76,23 @@ def _print(data: dict[str, Any]) -> None:
             ]
         )
         typer.echo(f"PAUSED #{p['id']} {scope} by {p['actor']} since {p['created_at']}")
+    _print_cases(data["cases"])
     _print_webhooks(data["webhooks"])
+
+
+def _print_cases(cases: dict[str, Any]) -> None:
+    """``cases: 3 open (complaint 2, dispute 1), OVERDUE 1 (complaint 1)``."""
+    open_, overdue = cases["open"], cases["overdue"]
+    line = f"cases: {sum(open_.values())} open"
+    if open_:
+        line += f" ({_counts(open_)})"
+    if overdue:
+        line += (
+            f", OVERDUE {sum(overdue.values())} ({_counts(overdue)}): outreach cases list --overdue"
+        )
+    else:
+        line += ", none overdue"
+    typer.echo(line)
 
 
 def _print_webhooks(hooks: dict[str, Any]) -> None:

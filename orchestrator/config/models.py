@@ -754,9 +754,10 @@ class ChannelConfig(BaseModel):
     adapter: str
     rate: str | None = None  # e.g. 10/s
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    # What one send costs (an SMS: one segment), for `outreach report`; no currency
-    # conversion is done, so give every channel's cost in the same currency.
+    # What one send costs (an SMS: one segment), for `outreach report`, in `currency`
+    # (ISO 4217); the report shows each channel's cost in its own currency, unconverted.
     cost: Decimal | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
 
     @property
     def options(self) -> dict[str, Any]:

@@ -75,7 +75,9 @@ class Group:
             for cur, total in sorted(self.at_entry.items())
         }
 
-    def to_json(self, unit_cost: Decimal | None = None) -> dict[str, Any]:
+    def to_json(
+        self, unit_cost: Decimal | None = None, cost_currency: str | None = None
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "accounts": len(self.accounts),
             "sends": self.sends,
@@ -100,4 +102,5 @@ class Group:
         if unit_cost is not None:
             out["unit_cost"] = str(unit_cost)
             out["cost"] = str((unit_cost * self.segments).quantize(Decimal("0.01")))
+            out["cost_currency"] = cost_currency
         return out

@@ -22,6 +22,7 @@ from orchestrator.reporting.tables import (
     STAGE_COLUMNS,
     by_columns,
     cases_text,
+    comparison_rows,
     complaint_rows,
     group_label,
     money_text,
@@ -117,6 +118,7 @@ def charts(report: Mapping[str, Any]) -> dict[str, Markup]:
     ):
         by_channel.add(name, [_pct(g[key]) for g in groups])
     found = {
+        "recovered": _svg(_recovered_chart(report)),
         "recovery": _svg(recovery),
         "sends": _svg(sends),
         "decisions": _svg(decisions),
@@ -126,6 +128,26 @@ def charts(report: Mapping[str, Any]) -> dict[str, Markup]:
     if report.get("by") in ("hour", "weekday"):
         found["by"] = _svg(_by_time_chart(report))
     return found
+
+
+def _recovered_chart(report: Mapping[str, Any]) -> Any:
+    """The amount recovered per day, a line per currency (amounts of different
+    currencies share the axis, never a sum)."""
+    rows = report["recovered_daily"]
+    days = [row["date"] for row in rows]
+    chart = _chart(
+        pygal.Line,
+        "Amount recovered per day",
+        x_label_rotation=45,
+        show_minor_x_labels=False,
+        fill=False,
+    )
+    chart.x_labels = days
+    chart.x_labels_major = days[:: max(1, len(days) // 12)]
+    found = sorted({c for row in rows for c in row["recovered"]})
+    for currency in found or ["-"]:
+        chart.add(currency, [float(row["recovered"].get(currency, 0)) for row in rows])
+    return chart
 
 
 def _by_time_chart(report: Mapping[str, Any]) -> Any:
@@ -199,4 +221,5 @@ def render_html(report: Mapping[str, Any], *, title: str = "Collections report")
         heatmaps=heatmap_tables(report),
         complaint_rows=complaint_rows,
         cases_text=cases_text,
+        comparison=comparison_rows(report["comparison"]) if "comparison" in report else None,
     )

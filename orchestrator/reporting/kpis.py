@@ -21,7 +21,12 @@ denominator so anyone can check it by hand. The definitions (docs/cli.md):
 - **roll rate**: accounts that entered the next stage in the period / accounts.
 - Per channel, **contact rate** is over the accounts the channel was tried on, and
   promises (with their kept rate) go to the channel of the last touch before them.
-- **cost**: sends x the channel's ``cost`` in channels.yaml (an SMS: per segment).
+- **cost**: sends x the channel's ``cost`` in channels.yaml (an SMS: per segment), in
+  the channel's ``currency``.
+- **recovered per day**: the total's payments by UTC date and currency, every date of
+  the period (zero when none), for the trend chart.
+- **comparison**: the total's figures against the period of the same length just before
+  (``since - n days`` to ``since - 1``), counted the same way.
 
 The period is whole dates, ``since`` to ``until`` inclusive; instants are cut at UTC
 midnight, stage days at the debtor's local midnight. The report reads no personal
@@ -100,12 +105,14 @@ def build_report(
     *,
     now: datetime | None = None,
     heatmap: bool = False,
+    compare: bool = True,
 ) -> dict[str, Any]:
     """The KPIs over ``since``..``until`` (inclusive dates) as one JSON-ready dict; with
     ``by`` (one of ``breakdown.DIMENSIONS``), also ``by`` and the ``groups`` of that
     dimension (``breakdown``); with ``heatmap``, also the share of sends answered by
     channel, local weekday and hour (``heatmap``: what the HTML report draws). Cases open
-    and overdue are counted at the end of the period, or at ``now`` if that is earlier."""
+    and overdue are counted at the end of the period, or at ``now`` if that is earlier.
+    With ``compare``, also the ``comparison`` with the period of the same length before."""
     if until < since:
         raise ValueError(f"--until {until} is before --since {since}")
     if by is not None and by not in DIMENSIONS:
@@ -129,6 +136,13 @@ def build_report(
     _count_promises(conn, tally, touches, in_period, start, end)
     _count_opt_outs(conn, tally, start, end)
     report = _report_json(tally, config, since, until, daily)
+    report["recovered_daily"] = _recovered_daily(tally, payments, since, until)
+    if compare:
+        days = (until - since).days + 1
+        before = build_report(
+            conn, config, since - timedelta(days=days), since - timedelta(days=1), compare=False
+        )
+        report["comparison"] = comparison(report, before)
     report |= case_figures(
         conn,
         stage_of=lambda account_id, at: getattr(tally.stage_on(account_id, at), "name", None),
@@ -383,6 +397,7 @@ def _report_json(
     tally: _Tally, config: Config, since: date, until: date, daily: Mapping[str, Counter[str]]
 ) -> dict[str, Any]:
     costs = {name: cfg.cost for name, cfg in config.channels.items()}
+    cost_currency = {name: cfg.currency for name, cfg in config.channels.items()}
     return {
         "period": {"since": since.isoformat(), "until": until.isoformat()},
         "stages": [
@@ -390,7 +405,7 @@ def _report_json(
             for s in tally.stages
         ],
         "channels": [
-            {"channel": name, **g.to_json(costs.get(name))}
+            {"channel": name, **g.to_json(costs.get(name), cost_currency.get(name))}
             for name, g in sorted(tally.by_channel.items())
         ],
         "total": tally.total.to_json(),
@@ -398,6 +413,76 @@ def _report_json(
             {"date": day, **dict(sorted(counts.items()))} for day, counts in sorted(daily.items())
         ],
     }
+
+
+def _recovered_daily(
+    tally: _Tally,
+    payments: Mapping[str, list[tuple[datetime, Decimal]]],
+    since: date,
+    until: date,
+) -> list[dict[str, Any]]:
+    """``[{"date": "2026-03-03", "recovered": {"USD": "40.00"}}, ...]``: what the total
+    counts as recovered, by UTC date, every date of the period, each currency present in
+    the period on every date (``0.00`` when nothing was paid)."""
+    start, end = _window(since, until)
+    by_day: dict[date, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for account_id, paid in payments.items():
+        owner = tally.accounts.get(account_id)
+        for at, amount in paid:
+            if owner is not None and start <= at < end:
+                by_day[at.astimezone(UTC).date()][owner.currency] += amount
+    currencies = sorted({c for day in by_day.values() for c in day})
+    return [
+        {
+            "date": (since + timedelta(days=i)).isoformat(),
+            "recovered": {
+                c: str(by_day[since + timedelta(days=i)][c].quantize(Decimal("0.01")))
+                for c in currencies
+            },
+        }
+        for i in range((until - since).days + 1)
+    ]
+
+
+COMPARED = ("accounts", "sends", "delivery_rate", "contact_rate", "promise_rate", "kept_rate")
+
+
+def comparison(report: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
+    """This period's total against ``before``'s: counts and rates, then the amount
+    recovered and the recovery rate per currency (in either period). A change is
+    ``None`` where either side has no value; a rate's change is in rate units (0.05 is
+    5 percentage points)."""
+    now, then = report["total"], before["total"]
+    rows: list[dict[str, Any]] = []
+    for key in COMPARED:
+        a, b = now[key], then[key]
+        if isinstance(a, dict):
+            a, b = a["value"], b["value"]
+        change = None if a is None or b is None else round(a - b, 6)
+        rows.append({"metric": key, "current": a, "previous": b, "change": change})
+    for cur in sorted(set(now["recovered"]) | set(then["recovered"]) | set(now["recovery_rate"])):
+        a, b = Decimal(now["recovered"].get(cur, "0")), Decimal(then["recovered"].get(cur, "0"))
+        rows.append(
+            {
+                "metric": "recovered",
+                "currency": cur,
+                "current": str(a),
+                "previous": str(b),
+                "change": str(a - b),
+            }
+        )
+        ra = now["recovery_rate"].get(cur, {}).get("value")
+        rb = then["recovery_rate"].get(cur, {}).get("value")
+        rows.append(
+            {
+                "metric": "recovery_rate",
+                "currency": cur,
+                "current": ra,
+                "previous": rb,
+                "change": None if ra is None or rb is None else round(ra - rb, 6),
+            }
+        )
+    return {"previous": dict(before["period"]), "rows": rows}
 
 
 def _present(*groups: Group | None) -> list[Group]:

@@ -14,12 +14,48 @@ def rate_text(rate: Mapping[str, Any]) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def rate_n_text(rate: Mapping[str, Any]) -> str:
+    """``12.5% (3/24)``: the rate with its numerator and denominator (the terminal's)."""
+    if rate["value"] is None:
+        return "-"
+    return f"{rate['value']:.1%} ({rate['numerator']}/{rate['denominator']})"
+
+
 def money_text(amounts: Mapping[str, str], sep: str = ", ") -> str:
     return sep.join(f"{cur} {Decimal(v):,.2f}" for cur, v in amounts.items()) or "-"
 
 
 def recovery_text(rates: Mapping[str, Mapping[str, Any]], sep: str = ", ") -> str:
     return sep.join(f"{cur} {rate_text(r)}" for cur, r in rates.items()) or "-"
+
+
+def currencies(group: Mapping[str, Any]) -> list[str]:
+    """Every currency a group has an amount recovered or a balance at entry in."""
+    return sorted(set(group["recovered"]) | set(group["recovery_rate"]))
+
+
+def recovered_text(group: Mapping[str, Any], sep: str = ", ") -> str:
+    """The amount recovered in every currency of the group, ``0.00`` where nothing was
+    paid: line for line with ``group_recovery_text``."""
+    shown = {c: group["recovered"].get(c, "0") for c in currencies(group)}
+    return money_text(shown, sep)
+
+
+def group_recovery_text(group: Mapping[str, Any], sep: str = ", ") -> str:
+    """The recovery rate in every currency of the group (``-`` without a balance at
+    entry), in the same order as ``recovered_text``."""
+    no_balance = {"value": None}
+    rates = {c: group["recovery_rate"].get(c, no_balance) for c in currencies(group)}
+    return recovery_text(rates, sep)
+
+
+def cost_text(group: Mapping[str, Any]) -> str:
+    """``USD 0.02``: a channel's cost in its currency; ``-`` when it has no cost set."""
+    cost = group.get("cost")
+    if cost is None:
+        return "-"
+    currency = group.get("cost_currency")
+    return f"{currency} {cost}" if currency else cost
 
 
 STAGE_ACTIVITY: tuple[tuple[str, Any], ...] = (
@@ -32,9 +68,9 @@ STAGE_ACTIVITY: tuple[tuple[str, Any], ...] = (
     ("kept", lambda g: rate_text(g["kept_rate"])),
     ("roll", lambda g: rate_text(g["roll_rate"])),
 )
-STAGE_OUTCOME: tuple[tuple[str, Any], ...] = (
-    ("recovered", lambda g: money_text(g["recovered"])),
-    ("recovery", lambda g: recovery_text(g["recovery_rate"])),
+STAGE_OUTCOME: tuple[tuple[str, Any], ...] = (  # money: a line per currency, line for line
+    ("recovered", lambda g: recovered_text(g, "\n")),
+    ("recovery", lambda g: group_recovery_text(g, "\n")),
     ("opt-outs", lambda g: str(g["opt_outs"])),
     ("complaints", lambda g: str(g["complaints"])),
     ("failed", lambda g: str(g["failed"])),
@@ -50,7 +86,7 @@ CHANNEL_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("prom.", lambda g: str(g["promises"])),
     ("kept", lambda g: rate_text(g["kept_rate"])),
     ("opt-outs", lambda g: str(g["opt_outs"])),
-    ("cost", lambda g: g.get("cost") or "-"),
+    ("cost", cost_text),
 )
 # Rate columns, with the report key holding their numerator and denominator.
 RATE_KEYS = {
@@ -74,8 +110,59 @@ def reason_rows(report: Mapping[str, Any]) -> list[tuple[str, list[int], int]]:
     return sorted(rows, key=lambda r: (-r[2], r[0]))
 
 
+# The terminal splits the stage and channel tables so each rate can show its counts
+# (``12.5% (3/24)``) within 100 columns.
+TERMINAL_REACH = ("accts", "sends", "deliv.", "contact", "click")
+TERMINAL_PROMISES = ("accts", "promise", "kept", "roll")
+TERMINAL_CHANNEL_PROMISES = ("prom.", "kept", "opt-outs", "cost")
+
+
+def _terminal_columns(columns: Any, names: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """``names`` of ``columns``, each rate column showing its numerator and denominator."""
+    by_name = dict(columns)
+    return [
+        (name, (lambda g, key=RATE_KEYS[name]: rate_n_text(g[key])))
+        if name in RATE_KEYS
+        else (name, by_name[name])
+        for name in names
+    ]
+
+
+def money_rows(group: Mapping[str, Any]) -> list[list[str]]:
+    """One row per currency: currency, recovered, balance at entry, recovery rate; the
+    risk counts on the first row only. A group with no money has one row of ``-``."""
+    risk = [str(group[k]) for k in ("opt_outs", "complaints", "failed", "ambiguous")]
+    rows = []
+    for i, cur in enumerate(currencies(group) or ["-"]):
+        rate = group["recovery_rate"].get(cur, {"value": None})
+        rows.append(
+            [
+                cur,
+                "-" if cur == "-" else f"{Decimal(group['recovered'].get(cur, '0')):,.2f}",
+                "-" if cur == "-" else f"{Decimal(group['balance_at_entry'].get(cur, '0')):,.2f}",
+                rate_text(rate),
+                *(risk if i == 0 else [""] * len(risk)),
+            ]
+        )
+    return rows
+
+
+MONEY_HEADER = (
+    "cur",
+    "recovered",
+    "at entry",
+    "recovery",
+    "opt-outs",
+    "complaints",
+    "failed",
+    "ambiguous",
+)
+
+
 def print_report(report: Mapping[str, Any], console: Any) -> None:
-    """Rich tables: by stage (activity, then outcome), by channel, decisions by reason."""
+    """Rich tables, each within 100 columns: by stage (reach, promises, money and risk,
+    one line per currency), by channel, decisions by reason, complaints, and the
+    comparison with the period before."""
     from rich import box
     from rich.table import Table
 
@@ -87,23 +174,35 @@ def print_report(report: Mapping[str, Any], console: Any) -> None:
         return table
 
     period = report["period"]
-    outcome = dict(STAGE_OUTCOME) | {
-        "recovered": lambda g: money_text(g["recovered"], "\n"),
-        "recovery": lambda g: recovery_text(g["recovery_rate"], "\n"),
-    }
     for title, columns in (
-        (f"by stage, {period['since']} to {period['until']}", STAGE_ACTIVITY),
-        ("by stage: money and risk", tuple(outcome.items())),
+        (f"by stage, {period['since']} to {period['until']}: reach", TERMINAL_REACH),
+        ("by stage: promises and roll", TERMINAL_PROMISES),
     ):
-        table = new_table(title, "stage", (name for name, _ in columns))
+        shown = _terminal_columns(STAGE_COLUMNS, columns)
+        table = new_table(title, "stage", (name for name, _ in shown))
         for group in report["stages"]:
-            table.add_row(group["stage"], *(fn(group) for _, fn in columns))
-        table.add_row("all", *(fn(report["total"]) for _, fn in columns), style="bold")
+            table.add_row(group["stage"], *(fn(group) for _, fn in shown))
+        table.add_row("all", *(fn(report["total"]) for _, fn in shown), style="bold")
         console.print(table)
-    channels = new_table("by channel", "channel", (name for name, _ in CHANNEL_COLUMNS))
-    for group in report["channels"]:
-        channels.add_row(group["channel"], *(fn(group) for _, fn in CHANNEL_COLUMNS))
-    console.print(channels)
+    money = new_table("by stage: money and risk", "stage", MONEY_HEADER)
+    for label, group in [*((g["stage"], g) for g in report["stages"]), ("all", report["total"])]:
+        for i, row in enumerate(money_rows(group)):
+            money.add_row(label if i == 0 else "", *row, style="bold" if label == "all" else None)
+    console.print(money)
+    for title, columns in (
+        ("by channel: reach", TERMINAL_REACH),
+        ("by channel: promises and cost", TERMINAL_CHANNEL_PROMISES),
+    ):
+        shown = _terminal_columns(CHANNEL_COLUMNS, columns)
+        table = new_table(title, "channel", (name for name, _ in shown))
+        for group in report["channels"]:
+            table.add_row(group["channel"], *(fn(group) for _, fn in shown))
+        console.print(table)
+    _print_rest(report, console, new_table)
+
+
+def _print_rest(report: Mapping[str, Any], console: Any, new_table: Any) -> None:
+    """Decisions by reason, complaints and cases, the comparison, the breakdown."""
     reasons = new_table(
         "decisions by reason",
         "decision:reason",
@@ -118,8 +217,53 @@ def print_report(report: Mapping[str, Any], console: Any) -> None:
             table.add_row(label, per_10000_text(group))
         console.print(table)
         console.print(cases_text(report["cases"]))
+    if "comparison" in report:
+        compared = report["comparison"]
+        before = compared["previous"]
+        table = new_table(
+            f"against the period before, {before['since']} to {before['until']}",
+            "",
+            ("this period", "before", "change"),
+        )
+        for row in comparison_rows(compared):
+            table.add_row(*row)
+        console.print(table)
     if "by" in report:
         print_breakdown(report, console)
+
+
+COMPARISON_LABELS = {
+    "accounts": "accounts",
+    "sends": "sends",
+    "delivery_rate": "delivery rate",
+    "contact_rate": "contact rate",
+    "promise_rate": "promise rate",
+    "kept_rate": "kept rate",
+    "recovered": "recovered",
+    "recovery_rate": "recovery rate",
+}
+
+
+def comparison_rows(compared: Mapping[str, Any]) -> list[list[str]]:
+    """``[label, this period, before, change]`` of each row of ``kpis.comparison``:
+    counts as numbers, rates in % with changes in points, money per currency."""
+    out = []
+    for row in compared["rows"]:
+        label = COMPARISON_LABELS[row["metric"]]
+        now, then, change = row["current"], row["previous"], row["change"]
+        if row["metric"] == "recovered":
+            cur = row["currency"]
+            cells = [f"{cur} {Decimal(v):,.2f}" for v in (now, then)]
+            cells.append(f"{cur} {Decimal(change):+,.2f}")
+        elif row["metric"].endswith("_rate"):
+            cells = ["-" if v is None else f"{v:.1%}" for v in (now, then)]
+            cells.append("-" if change is None else f"{change * 100:+.1f} pts")
+        else:
+            cells = [f"{now:,}", f"{then:,}", f"{change:+,}"]
+        if "currency" in row and row["metric"] == "recovery_rate":
+            label = f"{label} {row['currency']}"
+        out.append([label, *cells])
+    return out
 
 
 def per_10000_text(group: Mapping[str, Any]) -> str:

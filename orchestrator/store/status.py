@@ -1,6 +1,7 @@
 """What ``outreach status`` and ``GET /api/v1/status`` tell: the workers (from their
 heartbeats), what is due and late, today's sends and decisions, ambiguous sends waiting
-for a person, the operator pauses in force, and the outbound webhooks retrying or dead. Reads only; no personal data.
+for a person, the operator pauses in force, the complaint and dispute cases open and
+overdue, and the outbound webhooks retrying or dead. Reads only; no personal data.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.core.records import iso_utc
 from orchestrator.store.pauses import active_pauses
-from orchestrator.store.tables import Decision, OccurrenceRow, Send, WorkerHeartbeat, table_of
+from orchestrator.store.tables import (
+    CaseFile,
+    Decision,
+    OccurrenceRow,
+    Send,
+    WorkerHeartbeat,
+    table_of,
+)
 from orchestrator.store.webhook_outbox import summary as webhook_summary
 
 __all__ = ["ALIVE_WITHIN", "LATE_AFTER", "beat", "status"]
@@ -26,6 +34,7 @@ heartbeat_t = table_of(WorkerHeartbeat)
 occurrence_t = table_of(OccurrenceRow)
 decision_t = table_of(Decision)
 send_t = table_of(Send)
+case_t = table_of(CaseFile)
 
 # A worker that has not written a heartbeat for this long is shown as not alive (its
 # dispatch job runs every few seconds, its planning job every minute).
@@ -135,6 +144,30 @@ def _today(conn: Connection, now: datetime) -> dict[str, Any]:
     }
 
 
+def _cases(conn: Connection, now: datetime) -> dict[str, Any]:
+    """Unresolved cases by kind, and those past a due time (unacknowledged after their
+    acknowledgement was due, or unresolved after their resolution was), as ``cases list
+    --overdue`` finds them."""
+    late = sa.or_(
+        case_t.c.due_resolve_at <= now,
+        sa.and_(case_t.c.acknowledged_at.is_(None), case_t.c.due_ack_at <= now),
+    )
+    rows = conn.execute(
+        sa.select(
+            case_t.c.kind,
+            sa.func.count(),
+            sa.func.count().filter(late),
+        )
+        .where(case_t.c.resolved_at.is_(None))
+        .group_by(case_t.c.kind)
+        .order_by(case_t.c.kind)
+    ).all()
+    return {
+        "open": {kind: n for kind, n, _ in rows},
+        "overdue": {kind: n for kind, _, n in rows if n},
+    }
+
+
 def status(conn: Connection, now: datetime) -> dict[str, Any]:
     """Everything ``outreach status`` shows, as one JSON-ready dict."""
     return {
@@ -143,5 +176,6 @@ def status(conn: Connection, now: datetime) -> dict[str, Any]:
         "occurrences": _occurrences(conn, now),
         "today": _today(conn, now),
         "pauses": [p.as_json() for p in active_pauses(conn)],
+        "cases": _cases(conn, now),
         "webhooks": webhook_summary(conn),
     }

@@ -27,8 +27,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from orchestrator.config.settings import Settings
 from orchestrator.dispatch.runner import Runner
+from orchestrator.web.apidocs import serve_docs
 from orchestrator.web.linkpages import not_found_page
 from orchestrator.web.outbound import document_webhooks
+from orchestrator.web.requests import RequestTiming
 from orchestrator.web.routes import api, cases, health, links, payments, twilio
 from orchestrator.web.server import Server
 
@@ -112,16 +114,19 @@ async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
 def create_app(server: Server) -> FastAPI:
     """The app serving ``server``: every router, the body limit, and errors as JSON
     ``{"error": ...}`` (a browser following a bad link gets a page instead)."""
-    # The OpenAPI document only: no Swagger UI or ReDoc page, which load scripts from a
-    # public CDN, on a server that holds debtors' data (docs/http.md).
+    # Swagger UI from the installed package at /docs (``apidocs``): FastAPI's own pages
+    # would load scripts from a public CDN, on a server that holds debtors' data.
     app = FastAPI(title="outreach", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.server = server  # what the routes' ``ServerDep`` reads
     app.add_middleware(BodyLimit)
+    # Outermost: a request refused for its size is counted too.
+    app.add_middleware(RequestTiming, metrics=lambda: getattr(server, "http", None))
     app.exception_handler(HTTPException)(_json_errors)
     app.exception_handler(RequestValidationError)(_invalid)
     for router in ROUTERS:
         app.include_router(router)
     document_webhooks(app)  # what the daemon posts to subscribers (never served)
+    serve_docs(app)
     return app
 
 

@@ -34,6 +34,7 @@ from orchestrator.store import facts
 from orchestrator.store.accounts import account_from_row
 from orchestrator.store.groupcommit import GroupCommit
 from orchestrator.store.metrics import DbCollector
+from orchestrator.web.requests import RequestMetrics
 from orchestrator.web.services.statuses import StatusCallback, record_statuses
 from orchestrator.web.voice import VoiceCalls
 
@@ -81,6 +82,7 @@ class Server:
             registry=self.registry,
         )
         self.registry.register(DbCollector(db, clock))
+        self.http = RequestMetrics(self.registry)  # per route: ``requests.RequestTiming``
         # Status callbacks come in bursts: their writes share transactions (groupcommit).
         self.commits = GroupCommit(
             self.tx, self.record_statuses, writers=1 if self._write_lock else 2

@@ -22,7 +22,7 @@ from orchestrator.web.server import ServerDep
 from orchestrator.web.services import accounts, events, pauses
 from orchestrator.web.services.refusals import Refused
 
-router = APIRouter()
+router = APIRouter(tags=["REST API"])
 
 
 def bearer(server: ServerDep, authorization: Annotated[str | None, Header()] = None) -> str:

@@ -18,7 +18,7 @@ from orchestrator.web.server import ServerDep
 from orchestrator.web.services import cases
 from orchestrator.web.services.refusals import Refused
 
-router = APIRouter()
+router = APIRouter(tags=["REST API"])
 
 CaseId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 

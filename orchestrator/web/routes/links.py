@@ -2,7 +2,8 @@
 
 What they record and show is ``services.links``'s; a link that is not ours is a 404
 counted under ``link_<kind>`` (a browser gets an HTML page: ``app``'s error handler).
-Not in the OpenAPI document: people, not programs, follow them.
+In the OpenAPI document for completeness (people, not programs, follow them): the proof
+is the token itself, signed with ``OUTREACH_SECRET_KEY`` and carrying its expiry.
 """
 
 from __future__ import annotations
@@ -18,10 +19,23 @@ from orchestrator.web.server import Server, ServerDep
 from orchestrator.web.services import links
 from orchestrator.web.services.refusals import Refused
 
-router = APIRouter()
+router = APIRouter(tags=["Links in messages"])
+
+TOKEN_PROOF = (
+    " The token is the proof: the message id, its purpose and an expiry, signed with "
+    "HMAC-SHA256 keyed with `OUTREACH_SECRET_KEY`; one that is not ours is a 404, writing nothing."
+)
+NOT_OURS: dict[int | str, dict[str, Any]] = {404: {"description": "not one of our links"}}
 
 
-@router.api_route("/p/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+@router.head("/p/{token}", include_in_schema=False)
+@router.get(
+    "/p/{token}",
+    summary="A payment link",
+    description="Redirects (302) to the creditor's pay page; a GET from a person counts as a click."
+    + TOKEN_PROOF,
+    responses=NOT_OURS,
+)
 def pay_redirect(token: str, request: Request, server: ServerDep) -> Response:
     """To the creditor's pay page. Only a person's GET of a live link is a click: a
     HEAD or a link previewer is answered the same without recording; an expired link
@@ -47,7 +61,13 @@ def _unsubscribe_link(server: Server, token: str) -> tuple[Any, Response | None]
     return send, None if too_old is None else HTMLResponse(too_old, 410)
 
 
-@router.api_route("/u/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+@router.head("/u/{token}", include_in_schema=False)
+@router.get(
+    "/u/{token}",
+    summary="An email's unsubscribe page",
+    description="A page with one button; 410 when the link is too old." + TOKEN_PROOF,
+    responses=NOT_OURS,
+)
 def unsubscribe_page(token: str, server: ServerDep) -> Response:
     _, too_old = _unsubscribe_link(server, token)
     if too_old is not None:
@@ -60,7 +80,13 @@ def unsubscribe_page(token: str, server: ServerDep) -> Response:
     )
 
 
-@router.post("/u/{token}", include_in_schema=False)
+@router.post(
+    "/u/{token}",
+    summary="Unsubscribe from email",
+    description="The page's button, or the mailbox's one-click (RFC 8058): stops email only."
+    + TOKEN_PROOF,
+    responses=NOT_OURS,
+)
 def unsubscribe(token: str, server: ServerDep) -> Response:
     send, too_old = _unsubscribe_link(server, token)
     if too_old is not None:

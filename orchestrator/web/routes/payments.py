@@ -2,7 +2,7 @@
 
 Authenticated by an HMAC of its raw body (``services.payments``): a refusal is counted
 under ``payments`` and writes nothing; a payment id seen before answers ``duplicate``
-(docs/http.md). Not in the OpenAPI document: only the payment provider calls it.
+(docs/http.md). In the OpenAPI document under the ``paymentSignature`` scheme.
 """
 
 from __future__ import annotations
@@ -10,14 +10,43 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from orchestrator.web.apidocs import security
+from orchestrator.web.schemas import PaymentIn
 from orchestrator.web.server import ServerDep
 from orchestrator.web.services import payments
 from orchestrator.web.services.refusals import Refused
 
-router = APIRouter()
+router = APIRouter(tags=["Payment webhook"])
+
+SIGNED_JSON = {
+    **security("paymentSignature"),
+    "parameters": [
+        {
+            "name": "X-Outreach-Timestamp",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "Unix seconds when signed; within 300 s of the server's clock",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PaymentIn.model_json_schema()}},
+    },
+}
 
 
-@router.post("/webhooks/payments", include_in_schema=False)
+@router.post(
+    "/webhooks/payments",
+    summary="A payment received",
+    description="From the payment provider: recorded once per `payment_id` (a repeat answers "
+    "`duplicate`), and the account is planned again at once.",
+    openapi_extra=SIGNED_JSON,
+    responses={
+        201: {"description": "recorded"},
+        401: {"description": "bad or stale signature: nothing written"},
+    },
+)
 async def payment_webhook(request: Request, server: ServerDep) -> Response:
     secret = server.settings.payment_webhook_secret
     body = await request.body()

@@ -3,8 +3,9 @@
 Every request must carry a valid ``X-Twilio-Signature`` for ``OUTREACH_PUBLIC_URL`` +
 path (``channels.twilio.webhooks``), else 403 and nothing is written. Status callbacks
 are written in group commits (``Server.commits``); the rest runs on the server's
-database threads, off the event loop. None of these routes is in the OpenAPI document:
-Twilio is their only caller.
+database threads, off the event loop. The OpenAPI document lists them (under the
+``twilioSignature`` scheme) for whoever sets up the Twilio numbers; Twilio is their only
+caller.
 """
 
 from __future__ import annotations
@@ -27,11 +28,32 @@ from channels.twilio.webhooks import (
     signed_url,
     status_event,
 )
+from orchestrator.web.apidocs import security
 from orchestrator.web.inbound import handle_inbound
 from orchestrator.web.server import Server, ServerDep
 from orchestrator.web.services.statuses import status_callback
 
-router = APIRouter()
+router = APIRouter(tags=["Twilio webhooks"])
+
+# What the OpenAPI document says of every route here: a signed form post from Twilio.
+SIGNED_FORM: dict[str, Any] = {
+    **security("twilioSignature"),
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "description": "Twilio's parameters (MessageSid, CallSid, ...)",
+                    "additionalProperties": {"type": "string"},
+                }
+            }
+        },
+    },
+}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    403: {"description": "no valid X-Twilio-Signature: nothing written"}
+}
 
 
 async def signed_form(server: Server, request: Request, route: str) -> dict[str, str]:
@@ -66,17 +88,35 @@ async def _status(server: Server, request: Request, kind: str) -> Response:
     return JSONResponse({"status": result.outcome, "send_status": result.status})
 
 
-@router.post("/webhooks/twilio/sms/status", include_in_schema=False)
+@router.post(
+    "/webhooks/twilio/sms/status",
+    summary="An SMS's delivery status",
+    description="Twilio's status callback of a text: the send moves forward (delivered, undelivered, ...), never back.",
+    openapi_extra=SIGNED_FORM,
+    responses=REFUSED,
+)
 async def sms_status(request: Request, server: ServerDep) -> Response:
     return await _status(server, request, "sms")
 
 
-@router.post("/webhooks/twilio/voice/status", include_in_schema=False)
+@router.post(
+    "/webhooks/twilio/voice/status",
+    summary="A call's progress",
+    description="Twilio's status callback of a call; an answered call re-plans its account (a conversation pauses calls).",
+    openapi_extra=SIGNED_FORM,
+    responses=REFUSED,
+)
 async def voice_status(request: Request, server: ServerDep) -> Response:
     return await _status(server, request, "voice")
 
 
-@router.post("/webhooks/twilio/voice/twiml/{message_id}", include_in_schema=False)
+@router.post(
+    "/webhooks/twilio/voice/twiml/{message_id}",
+    summary="What to say on an answered call",
+    description="Answers TwiML (application/xml): the call's script, with a key to press for the payment link.",
+    openapi_extra=SIGNED_FORM,
+    responses=REFUSED,
+)
 async def voice_twiml(request: Request, message_id: str, server: ServerDep) -> Response:
     form = await signed_form(server, request, "twilio_voice_twiml")
     return await server.run(
@@ -84,7 +124,13 @@ async def voice_twiml(request: Request, message_id: str, server: ServerDep) -> R
     )
 
 
-@router.post("/webhooks/twilio/voice/gather/{message_id}", include_in_schema=False)
+@router.post(
+    "/webhooks/twilio/voice/gather/{message_id}",
+    summary="The key pressed on a call",
+    description="Answers TwiML; pressing 1 texts the person their payment link.",
+    openapi_extra=SIGNED_FORM,
+    responses=REFUSED,
+)
 async def voice_gather(request: Request, message_id: str, server: ServerDep) -> Response:
     form = await signed_form(server, request, "twilio_voice_gather")
     return await server.run(
@@ -105,7 +151,13 @@ def _voice(
     return Response(twiml, media_type="application/xml")
 
 
-@router.post("/webhooks/twilio/sms/inbound", include_in_schema=False)
+@router.post(
+    "/webhooks/twilio/sms/inbound",
+    summary="A text from a debtor",
+    description="STOP, START, HELP and the rest; answers TwiML with the replies to send.",
+    openapi_extra=SIGNED_FORM,
+    responses=REFUSED,
+)
 async def sms_inbound(request: Request, server: ServerDep) -> Response:
     form = await signed_form(server, request, "twilio_sms_inbound")
     text = inbound_text(form)
