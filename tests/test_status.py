@@ -137,7 +137,19 @@ def test_status_through_the_api(api: TestClient) -> None:
     assert api.get("/api/v1/status").status_code == 401
     answer = api.get("/api/v1/status", headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 200
-    assert set(answer.json()) == {"time", "workers", "occurrences", "today", "pauses", "webhooks"}
+    assert set(answer.json()) == {
+        "time",
+        "workers",
+        "occurrences",
+        "today",
+        "pauses",
+        "webhooks",
+        "work",
+    }
+    assert answer.json()["work"] == {
+        "tasks": {"open": 0, "overdue": 0},
+        "cases": {"open": 0, "overdue": 0},
+    }
     assert answer.json()["time"] == "2026-03-10T15:00:00Z"
 
 

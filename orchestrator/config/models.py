@@ -619,6 +619,56 @@ class CasePolicy(Strict):
         return self
 
 
+_TASK_TYPE = r"^[a-z][a-z0-9_]{0,39}$"
+
+
+class TaskRule(Strict):
+    """What a rule's task is: its ``type`` (one open task per account and type), its
+    ``priority`` (1 first) and how long after its creation it is due."""
+
+    type: Annotated[str, Field(pattern=_TASK_TYPE)]
+    priority: int = Field(default=3, ge=1, le=9)
+    due: DurationField = Duration(1, "d")
+
+    @field_validator("due")
+    @classmethod
+    def _positive(cls, value: Duration) -> Duration:
+        if value.amount <= 0:
+            raise ValueError(f"{value}: a task is due after its creation")
+        return value
+
+
+class UnreachedRule(TaskRule):
+    """An account in one of ``stages`` with no delivered contact in ``days`` days."""
+
+    stages: list[str] = Field(min_length=1)
+    days: int = Field(ge=1, le=365)
+
+
+class TaskRules(Strict):
+    """The events that make a task for a person (none listed: no task). ``hardship``
+    and ``inbound_reply`` are read from an inbound text: a hardship phrase makes a
+    hardship task, any other text that is no keyword an inbound reply task."""
+
+    inbound_reply: TaskRule | None = None
+    hardship: TaskRule | None = None
+    case_opened: TaskRule | None = None
+    promises_broken: TaskRule | None = None
+    plan_broken: TaskRule | None = None
+    unreached: UnreachedRule | None = None
+
+
+class TaskPolicy(Strict):
+    """The work queue: the rules that create tasks, and the hardship phrases (per
+    language; a phrase of any language is matched, case-insensitively)."""
+
+    rules: TaskRules = Field(default_factory=TaskRules)
+    hardship_phrases: dict[str, list[Annotated[str, Field(min_length=2, max_length=100)]]] = Field(
+        default_factory=dict
+    )
+    promises_broken: int = Field(default=2, ge=1, le=20)  # how many broken make a task
+
+
 class ContentRule(Strict):
     """A lint rule: templates of these channels (and locales) must contain one of ``any_of``
     (case-insensitive, in the rendered text). ``when: debt_collector`` applies the rule only
@@ -713,6 +763,7 @@ class Policy(Strict):
     revocation_phrases: dict[str, list[str]] = Field(default_factory=_default_revocation_phrases)
     best_time: BestTime = Field(default_factory=BestTime)
     cases: CasePolicy = Field(default_factory=CasePolicy)
+    tasks: TaskPolicy = Field(default_factory=TaskPolicy)
 
     @field_validator("revocation_phrases")
     @classmethod

@@ -1,6 +1,7 @@
 """What ``outreach status`` and ``GET /api/v1/status`` tell: the workers (from their
 heartbeats), what is due and late, today's sends and decisions, ambiguous sends waiting
-for a person, the operator pauses in force, and the outbound webhooks retrying or dead. Reads only; no personal data.
+for a person, the operator pauses in force, the outbound webhooks retrying or dead, and
+the tasks and cases open and overdue. Reads only; no personal data.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.core.records import iso_utc
 from orchestrator.store.pauses import active_pauses
-from orchestrator.store.tables import Decision, OccurrenceRow, Send, WorkerHeartbeat, table_of
+from orchestrator.store.tables import (
+    CaseFile,
+    Decision,
+    OccurrenceRow,
+    Send,
+    Task,
+    WorkerHeartbeat,
+    table_of,
+)
 from orchestrator.store.webhook_outbox import summary as webhook_summary
 
 __all__ = ["ALIVE_WITHIN", "LATE_AFTER", "beat", "status"]
@@ -26,6 +35,8 @@ heartbeat_t = table_of(WorkerHeartbeat)
 occurrence_t = table_of(OccurrenceRow)
 decision_t = table_of(Decision)
 send_t = table_of(Send)
+task_t = table_of(Task)
+case_t = table_of(CaseFile)
 
 # A worker that has not written a heartbeat for this long is shown as not alive (its
 # dispatch job runs every few seconds, its planning job every minute).
@@ -144,4 +155,23 @@ def status(conn: Connection, now: datetime) -> dict[str, Any]:
         "today": _today(conn, now),
         "pauses": [p.as_json() for p in active_pauses(conn)],
         "webhooks": webhook_summary(conn),
+        "work": _work(conn, now),
+    }
+
+
+def _work(conn: Connection, now: datetime) -> dict[str, dict[str, int]]:
+    """Tasks not done and cases not resolved, and how many of each are overdue."""
+    t, c = task_t.c, case_t.c
+    tasks = conn.execute(
+        sa.select(sa.func.count(), sa.func.count().filter(t.due_at <= now)).where(t.state != "done")
+    ).one()
+    late_case = sa.or_(
+        c.due_resolve_at <= now, sa.and_(c.acknowledged_at.is_(None), c.due_ack_at <= now)
+    )
+    cases = conn.execute(
+        sa.select(sa.func.count(), sa.func.count().filter(late_case)).where(c.resolved_at.is_(None))
+    ).one()
+    return {
+        "tasks": {"open": int(tasks[0]), "overdue": int(tasks[1])},
+        "cases": {"open": int(cases[0]), "overdue": int(cases[1])},
     }
