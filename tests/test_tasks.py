@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from test_pause import cli, make_runner, write_setup  # noqa: I001 - tests/
 
 from orchestrator.clock import VirtualClock
+from orchestrator.config.models import AgentHours
 from orchestrator.config.settings import Settings
-from orchestrator.core.tasks import TaskOutcome
+from orchestrator.core.tasks import TaskOutcome, agents_answer
 from orchestrator.store import db
 from orchestrator.store import tasks as task_store
 from orchestrator.store.tables import (
@@ -339,3 +341,23 @@ def test_the_cli_lists_claims_and_finishes(api: Api) -> None:
     assert "cases: open 0, overdue 0" in status.output
     data = json.loads(cli(env, "status", "--json").output)
     assert data["work"]["tasks"] == {"open": 1, "overdue": 0}
+
+
+def test_agent_hours_are_read_in_their_zone() -> None:
+    hours = AgentHours.model_validate({"start": "09:00", "end": "17:00"})
+    ny = "America/New_York"
+    assert agents_answer(None, ny, T)  # no hours: the line always answers
+    assert agents_answer(hours, ny, T)  # Tuesday 11:00 in New York (summer time)
+    assert not agents_answer(hours, ny, T + timedelta(hours=6))  # 17:00: closed
+    assert agents_answer(hours, ny, T + timedelta(hours=5, minutes=59))
+    assert not agents_answer(hours, ny, T + timedelta(days=4))  # Saturday
+    shanghai = hours.model_copy(update={"timezone": "Asia/Shanghai"})
+    assert not agents_answer(shanghai, ny, T)  # 23:00 in Shanghai
+    assert agents_answer(shanghai, ny, T - timedelta(hours=10))  # 13:00 in Shanghai
+    for bad, said in [
+        ({"start": "17:00", "end": "09:00"}, "end must be after start"),
+        ({"start": "09:00", "end": "17:00", "timezone": "Mars/Base"}, "unknown time zone"),
+        ({"start": "09:00", "end": "17:00", "days": ["monday"]}, "days"),
+    ]:
+        with pytest.raises(ValidationError, match=said):
+            AgentHours.model_validate(bad)

@@ -15,6 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -656,6 +657,7 @@ class TaskRules(Strict):
     promises_broken: TaskRule | None = None
     plan_broken: TaskRule | None = None
     unreached: UnreachedRule | None = None
+    callback: TaskRule | None = None
 
 
 class TaskPolicy(Strict):
@@ -817,6 +819,40 @@ class ChannelConfig(BaseModel):
 # --- creditors.yaml ----------------------------------------------------------------------
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _working_week() -> tuple[Weekday, ...]:
+    return ("mon", "tue", "wed", "thu", "fri")
+
+
+class AgentHours(Strict):
+    """When a creditor's agents answer the phone: from ``start`` to ``end`` on ``days``,
+    in ``timezone`` (default: the policy's ``timezone.default``)."""
+
+    start: TimeOfDay
+    end: TimeOfDay
+    days: tuple[Weekday, ...] = Field(default_factory=_working_week, min_length=1)
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgentHours:
+        if self.end <= self.start:
+            raise ValueError("agent_hours: end must be after start")
+        return self
+
+
 class Creditor(Strict):
     name: str
     phone: str
@@ -829,6 +865,9 @@ class Creditor(Strict):
     licence: str | None = None  # e.g. a California licence number for letters
     debt_collector: bool = False  # add the Reg F debt-collector disclosure
     policy: str | None = None  # name of a policy.yaml profile that applies to its accounts
+    # Pressing 2 on a call: transferred to this line within agent_hours, else a callback task.
+    agent_phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    agent_hours: AgentHours | None = None
 
 
 class Creditors(Strict):

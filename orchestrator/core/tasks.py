@@ -12,8 +12,18 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
-__all__ = ["RECORDED", "TaskOutcome", "TaskState", "hardship_phrase", "is_overdue"]
+from orchestrator.config.models import WEEKDAYS, AgentHours
+
+__all__ = [
+    "RECORDED",
+    "TaskOutcome",
+    "TaskState",
+    "agents_answer",
+    "hardship_phrase",
+    "is_overdue",
+]
 
 
 class TaskState(StrEnum):
@@ -53,3 +63,12 @@ def hardship_phrase(body: str, phrases: Mapping[str, Sequence[str]]) -> str | No
         if any(_folded(phrase) in text for phrase in listed):
             return language
     return None
+
+
+def agents_answer(hours: AgentHours | None, default_zone: str, now: datetime) -> bool:
+    """Whether a creditor's agent line answers at ``now``: within ``hours`` (on one of
+    its days, from start up to end, in its zone or ``default_zone``). No hours: always."""
+    if hours is None:
+        return True
+    local = now.astimezone(ZoneInfo(hours.timezone or default_zone))
+    return WEEKDAYS[local.weekday()] in hours.days and hours.start <= local.time() < hours.end
