@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from test_pause import cli, make_runner, write_setup  # noqa: I001 - tests/
+from support import config_check  # noqa: I001 - tests/support.py
+from test_pause import cli, make_runner, write_setup
 
 from orchestrator.clock import VirtualClock
 from orchestrator.config.models import AgentHours
@@ -57,10 +58,23 @@ tasks:
     case_opened: {type: case, priority: 1, due: 1d}
     promises_broken: {type: broken_promises, priority: 2, due: 1d}
     plan_broken: {type: plan_broken, priority: 2, due: 1d}
-    unreached: {type: unreached, priority: 3, due: 3d, stages: [M3, M4], days: 14}
+    unreached: {type: unreached, priority: 3, due: 3d, stages: [M3], days: 14}
   hardship_phrases:
     en: [lost my job, can't pay]
     es: [perdí mi trabajo]
+"""
+
+CADENCES = """
+stages:
+  - id: M1
+    dpd: [1, 60]
+    steps:
+      - {id: daily-sms, channel: sms, template: reminder, every: 1d, at: "10:00", expires: 3d}
+      - {id: daily-email, channel: email, template: overdue, every: 1d, at: "10:00", expires: 3d}
+  - id: M3
+    dpd: [61, 400]
+    steps:
+      - {id: weekly-sms, channel: sms, template: reminder, every: 7d, at: "10:00", expires: 3d}
 """
 
 Api = tuple[TestClient, sa.Engine, VirtualClock, Any, dict[str, str]]
@@ -70,6 +84,7 @@ Api = tuple[TestClient, sa.Engine, VirtualClock, Any, dict[str, str]]
 def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
     env = write_setup(tmp_path, db_url, 4, creditors=("acme", "beta"))
     (Path(env["OUTREACH_CONFIG"]) / "policy.yaml").write_text(POLICY)
+    (Path(env["OUTREACH_CONFIG"]) / "cadences.yaml").write_text(CADENCES)
     engine = db.make_engine(db_url)
     clock = VirtualClock(T)
     runner = make_runner(engine, env)
@@ -361,3 +376,24 @@ def test_agent_hours_are_read_in_their_zone() -> None:
     ]:
         with pytest.raises(ValidationError, match=said):
             AgentHours.model_validate(bad)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "said"),
+    [
+        (
+            "tasks: {rules: {unreached: {type: unreached, stages: [M9], days: 14}}}",
+            "tasks.rules.unreached: unknown stage 'M9'",
+        ),
+        ("tasks: {rules: {hardship: {type: Hardship}}}", "tasks.rules.hardship.type"),
+        ("tasks: {rules: {reply: {type: reply}}}", "tasks.rules.reply"),
+        ("tasks: {rules: {case_opened: {type: case, due: 0h}}}", "a task is due after"),
+        ("tasks: {rules: {case_opened: {type: case, priority: 0}}}", "priority"),
+    ],
+)
+def test_config_check_names_a_bad_task_rule(tmp_path: Path, tasks: str, said: str) -> None:
+    env = write_setup(tmp_path, f"sqlite:///{tmp_path}/db.sqlite", 0, creditors=("acme",))
+    policy = Path(env["OUTREACH_CONFIG"]) / "policy.yaml"
+    policy.write_text(policy.read_text() + tasks + "\n")
+    code, output = config_check(Path(env["OUTREACH_CONFIG"]))
+    assert code == 2 and said in output and "policy.yaml:4" in output, output
