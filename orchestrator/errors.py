@@ -125,6 +125,12 @@ class Invalid(Refused):
     status = 422
 
 
+class Conflict(Refused):
+    """Someone else holds it (a task claimed by another person), or it is over (done)."""
+
+    status = 409
+
+
 class ChannelError(OutreachError):
     """An adapter failed to hand a message to its provider."""
 

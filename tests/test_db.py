@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -29,12 +30,19 @@ def test_upgrade_is_idempotent_and_reaches_head(db_url: str) -> None:
     assert set(tables.metadata.tables) <= names
 
 
+def _not_the_partition_index(obj: Any, name: str | None, kind: str, *_: Any) -> bool:
+    """Migration 0018's index on PostgreSQL (an expression, for planning partitions) is
+    not in the models: SQLite has no such function and needs no partitions."""
+    return not (kind == "index" and name == "ix_account_plan_partition")
+
+
 def test_migrations_match_models(db_url: str) -> None:
     db.upgrade(db_url)
     engine = db.make_engine(db_url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            options = {"compare_type": True, "include_object": _not_the_partition_index}
+            context = MigrationContext.configure(conn, opts=options)
             assert compare_metadata(context, tables.metadata) == []
     finally:
         engine.dispose()

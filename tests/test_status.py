@@ -145,6 +145,11 @@ def test_status_through_the_api(api: TestClient) -> None:
         "pauses",
         "cases",
         "webhooks",
+        "work",
+    }
+    assert answer.json()["work"] == {
+        "tasks": {"open": 0, "overdue": 0},
+        "cases": {"open": 0, "overdue": 0},
     }
     assert answer.json()["time"] == "2026-03-10T15:00:00Z"
 

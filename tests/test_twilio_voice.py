@@ -10,7 +10,7 @@ import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,15 @@ from orchestrator.errors import (
 )
 from orchestrator.ingest.importer import import_accounts
 from orchestrator.store import db, facts
-from orchestrator.store.tables import AccountEvent, Decision, DeliveryEvent, Send, table_of
+from orchestrator.store.tables import (
+    AccountEvent,
+    AuditLog,
+    Decision,
+    DeliveryEvent,
+    Send,
+    Task,
+    table_of,
+)
 from orchestrator.web.app import Server, create_app
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -211,7 +219,12 @@ stages:
 """
 CREDITORS = """
 creditors:
-  acme: {name: Acme Consumer Finance, phone: "+18005550100", pay_url: "https://pay.example.com/{reference}"}
+  acme:
+    name: Acme Consumer Finance
+    phone: "+18005550100"
+    pay_url: "https://pay.example.com/{reference}"
+    agent_phone: "+18005550199"
+    agent_hours: {start: "09:00", end: "17:00", days: [mon, tue, wed, thu, fri]}
   huaxia: {name: 华夏消费金融, phone: "+864008001234", pay_url: "https://pay.example.cn/{reference}"}
 """
 POLICY = """
@@ -234,6 +247,7 @@ class Live:
     db: sa.Engine
     runner: Runner
     twilio: FakeTwilio
+    clock: VirtualClock
 
     def post(
         self, path: str, params: dict[str, str], *, signature: str | None = None
@@ -361,7 +375,7 @@ def live(
     )
     try:
         with live_server(create_app(server), sock):
-            yield Live(url, engine, runner, twilio)
+            yield Live(url, engine, runner, twilio, clock)
     finally:
         engine.dispose()
 
@@ -550,7 +564,7 @@ def test_pressing_1_without_sms_consent_sends_no_text(live: Live) -> None:
     assert (decision.decision, decision.reason) == ("blocked", "no_consent")
 
 
-@pytest.mark.parametrize("digits", ["2", "*", "", None])
+@pytest.mark.parametrize("digits", ["3", "*", "", None])
 def test_any_other_key_or_none_says_goodbye(live: Live, digits: str | None) -> None:
     twiml = live.press("V1", digits)
     assert [child.tag for child in twiml] == ["Say", "Hangup"]
@@ -599,3 +613,44 @@ def test_status_callbacks_of_every_call_event(live: Live) -> None:
     assert live.post(path, done).status_code == 200
     assert _send_status(live, "V1") == "machine"
     assert live.rows(AccountEvent, account_id="V1", type="conversation") == []  # a machine
+
+
+# --- pressing 2: the creditor's agent line -------------------------------------------------
+
+
+def test_pressing_2_in_agent_hours_dials_the_agent_line(live: Live) -> None:
+    twiml = live.press("V1", "2")  # a Tuesday morning in New York: the agents answer
+    assert [child.tag for child in twiml] == ["Say", "Dial"]
+    assert "connect you with an agent" in _spoken(twiml)
+    assert twiml.find("Dial").text == "+18005550199"  # type: ignore[union-attr]
+    assert live.rows(Task) == [] and live.texts() == []
+
+
+@pytest.mark.parametrize(
+    "later",
+    [timedelta(hours=6), timedelta(days=4)],  # Tuesday 17:00 in New York; Saturday
+)
+def test_pressing_2_outside_agent_hours_makes_a_callback_task(live: Live, later: timedelta) -> None:
+    live.clock.set(T + later)
+    twiml = live.press("V1", "2")
+    assert [child.tag for child in twiml] == ["Say", "Hangup"]
+    assert "We will call you back" in _spoken(twiml)
+    _, sid, _ = live.placed("V1")
+    [task] = live.rows(Task)
+    assert (task.account_id, task.type, task.state, task.message_id) == (
+        "V1",
+        "callback",
+        "open",
+        sid,
+    )
+    assert task.due_at == T + later + timedelta(hours=4) and task.created_by == "rules"
+    live.press("V1", "2")  # pressed again: the open callback stands
+    assert len(live.rows(Task)) == 1
+    [entry] = live.rows(AuditLog, action="task.created")
+    assert entry.account_id == "V1" and entry.actor == "rules"
+
+
+def test_pressing_2_without_an_agent_line_says_goodbye(live: Live) -> None:
+    twiml = live.press("V2", "2")  # huaxia has no agent line
+    assert [child.tag for child in twiml] == ["Say", "Hangup"]
+    assert "再见" in _spoken(twiml) and live.rows(Task) == []

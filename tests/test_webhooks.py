@@ -22,16 +22,19 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from support import free_socket  # noqa: I001 - tests/support.py
+from support import ROOT, free_socket  # noqa: I001 - tests/support.py
 from test_pause import T, cli, make_runner, write_setup
 
 from channels.base import DeliveryStatus
 from orchestrator.clock import FrozenClock
 from orchestrator.config.loading import load_config
+from orchestrator.config.models import Duration, TaskRule
+from orchestrator.core.cases import CaseKind
 from orchestrator.core.crypto import DataCipher
+from orchestrator.core.tasks import TaskOutcome
 from orchestrator.dispatch.daemon import Daemon
 from orchestrator.dispatch.webhooks import WebhookDispatcher, secrets_from_env
-from orchestrator.store import db, facts, webhook_events
+from orchestrator.store import cases, db, facts, tasks, webhook_events
 from orchestrator.store.tables import (
     AuditLog,
     Payment,
@@ -273,10 +276,55 @@ def test_every_payload_is_documented_and_holds_no_personal_data(
             source="api",
             now=later,
         )
+        row = facts.account_row(conn, "A00000")
+        assert row is not None
+        case = cases.open_for_account(
+            conn,
+            load_config(env["OUTREACH_CONFIG"], ROOT / "templates").policy,
+            row,
+            kind=CaseKind.dispute,
+            category="amount_disputed",
+            channel="voice",
+            actor="alice",
+            now=later,
+            write_event=True,
+        )
+        cases.acknowledge_case(conn, case, actor="alice", now=later)
+        cases.resolve_checked(
+            conn, case.id, resolution="Pat Doe sent papers", verified=True, actor="bob", now=later
+        )
+        rule = TaskRule(type="callback", priority=1, due=Duration(2, "h"))
+        task = tasks.create_task(conn, rule, account_id="A00000", now=later, message_id="CA1")
+        assert task is not None
+        tasks.claim_task(conn, task.id, actor="alice", now=later)
+        tasks.finish_task(conn, task.id, outcome=TaskOutcome.no_answer, actor="alice", now=later)
 
     dispatcher(engine, env).run(later)
 
     events = [verify(r) for r in receiver.requests]
+    assert [e["type"] for e in events if e["type"].startswith(("case.", "task."))] == [
+        "case.opened",
+        "case.acknowledged",
+        "case.resolved",
+        "task.created",
+        "task.claimed",
+        "task.done",
+    ]
+    [opened] = [e for e in events if e["type"] == "case.opened"]
+    assert opened["data"] == {
+        "account_id": "A00000",
+        "case_id": case.id,
+        "actor": "alice",
+        "kind": "dispute",
+        "category": "amount_disputed",
+    }
+    [done] = [e for e in events if e["type"] == "task.done"]
+    assert done["data"] == {
+        "account_id": "A00000",
+        "task_id": task.id,
+        "actor": "alice",
+        "outcome": "no_answer",
+    }
     families = {e["type"].split(".")[0] for e in events}
     assert families == set(PAYLOADS)  # every family the product posts, and no other
     for event in events:  # each body is what the OpenAPI document says
@@ -573,6 +621,8 @@ def test_upgrading_a_database_with_history_posts_none_of_it(
     engine = db.make_engine(db_url)
     make_runner(engine, env).tick(T)  # two decisions recorded before the upgrade
     with engine.begin() as conn:  # as the database was before migration 0014
+        conn.execute(sa.text("DROP INDEX IF EXISTS ix_account_plan_partition"))  # 0018's
+        conn.execute(sa.text("DROP TABLE task"))  # migration 0015's
         conn.execute(sa.text("DROP TABLE webhook_cursor"))
         conn.execute(sa.text("DROP TABLE webhook_delivery"))
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0013'"))

@@ -59,6 +59,7 @@ def _register_all() -> None:
         runcmd,
         simcmd,
         statuscmd,
+        taskscmd,
         templatescmd,
         webhookscmd,
     )
@@ -73,6 +74,7 @@ def _register_all() -> None:
         templatescmd,
         reportcmd,
         casescmd,
+        taskscmd,
         auditcmd,
         webhookscmd,
     ):

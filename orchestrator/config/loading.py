@@ -603,6 +603,20 @@ def _check_zone(c: _Checker, part: str, path: tuple[Any, ...], zone: str) -> Non
         c.add(part, path, f"unknown time zone {zone!r}")
 
 
+def _check_task_stages(c: _Checker, policy: Policy, cadences: Cadences) -> None:
+    """The stages of the ``unreached`` task rule are stages of cadences.yaml (a typo
+    would make a rule that never fires)."""
+    unreached = policy.tasks.rules.unreached
+    ids = [stage.id for stage in cadences.stages]
+    for n, name in enumerate(unreached.stages if unreached else []):
+        if name not in ids:
+            c.add(
+                "policy",
+                ("tasks", "rules", "unreached", "stages", n),
+                f"tasks.rules.unreached: unknown stage {name!r}{_suggest(name, ids)}",
+            )
+
+
 def _check_policy(c: _Checker, policy: Policy, known: set[str]) -> None:
     _check_zone(c, "policy", ("timezone", "default"), policy.timezone.default)
     limit_ids: set[str] = set()
@@ -1073,6 +1087,8 @@ def _load(
         _check_segments(checker, parts["segments"])
     if "policy" in parts:
         _check_priority(checker, parts["policy"], parts.get("segments", Segments()))
+    if "cadences" in parts and "policy" in parts:
+        _check_task_stages(checker, parts["policy"], parts["cadences"])
     if "cadences" in parts:
         _check_segment_filters(checker, parts["cadences"], parts.get("segments", Segments()))
         if "experiments" in parts:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -619,6 +620,57 @@ class CasePolicy(Strict):
         return self
 
 
+_TASK_TYPE = r"^[a-z][a-z0-9_]{0,39}$"
+
+
+class TaskRule(Strict):
+    """What a rule's task is: its ``type`` (one open task per account and type), its
+    ``priority`` (1 first) and how long after its creation it is due."""
+
+    type: Annotated[str, Field(pattern=_TASK_TYPE)]
+    priority: int = Field(default=3, ge=1, le=9)
+    due: DurationField = Duration(1, "d")
+
+    @field_validator("due")
+    @classmethod
+    def _positive(cls, value: Duration) -> Duration:
+        if value.amount <= 0:
+            raise ValueError(f"{value}: a task is due after its creation")
+        return value
+
+
+class UnreachedRule(TaskRule):
+    """An account in one of ``stages`` with no delivered contact in ``days`` days."""
+
+    stages: list[str] = Field(min_length=1)
+    days: int = Field(ge=1, le=365)
+
+
+class TaskRules(Strict):
+    """The events that make a task for a person (none listed: no task). ``hardship``
+    and ``inbound_reply`` are read from an inbound text: a hardship phrase makes a
+    hardship task, any other text that is no keyword an inbound reply task."""
+
+    inbound_reply: TaskRule | None = None
+    hardship: TaskRule | None = None
+    case_opened: TaskRule | None = None
+    promises_broken: TaskRule | None = None
+    plan_broken: TaskRule | None = None
+    unreached: UnreachedRule | None = None
+    callback: TaskRule | None = None
+
+
+class TaskPolicy(Strict):
+    """The work queue: the rules that create tasks, and the hardship phrases (per
+    language; a phrase of any language is matched, case-insensitively)."""
+
+    rules: TaskRules = Field(default_factory=TaskRules)
+    hardship_phrases: dict[str, list[Annotated[str, Field(min_length=2, max_length=100)]]] = Field(
+        default_factory=dict
+    )
+    promises_broken: int = Field(default=2, ge=1, le=20)  # how many broken make a task
+
+
 class ContentRule(Strict):
     """A lint rule: templates of these channels (and locales) must contain one of ``any_of``
     (case-insensitive, in the rendered text). ``when: debt_collector`` applies the rule only
@@ -713,6 +765,7 @@ class Policy(Strict):
     revocation_phrases: dict[str, list[str]] = Field(default_factory=_default_revocation_phrases)
     best_time: BestTime = Field(default_factory=BestTime)
     cases: CasePolicy = Field(default_factory=CasePolicy)
+    tasks: TaskPolicy = Field(default_factory=TaskPolicy)
 
     @field_validator("revocation_phrases")
     @classmethod
@@ -767,6 +820,40 @@ class ChannelConfig(BaseModel):
 # --- creditors.yaml ----------------------------------------------------------------------
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _working_week() -> tuple[Weekday, ...]:
+    return ("mon", "tue", "wed", "thu", "fri")
+
+
+class AgentHours(Strict):
+    """When a creditor's agents answer the phone: from ``start`` to ``end`` on ``days``,
+    in ``timezone`` (default: the policy's ``timezone.default``)."""
+
+    start: TimeOfDay
+    end: TimeOfDay
+    days: tuple[Weekday, ...] = Field(default_factory=_working_week, min_length=1)
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgentHours:
+        if self.end <= self.start:
+            raise ValueError("agent_hours: end must be after start")
+        return self
+
+
 class Creditor(Strict):
     name: str
     phone: str
@@ -779,6 +866,9 @@ class Creditor(Strict):
     licence: str | None = None  # e.g. a California licence number for letters
     debt_collector: bool = False  # add the Reg F debt-collector disclosure
     policy: str | None = None  # name of a policy.yaml profile that applies to its accounts
+    # Pressing 2 on a call: transferred to this line within agent_hours, else a callback task.
+    agent_phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    agent_hours: AgentHours | None = None
 
 
 class Creditors(Strict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,57 @@ MIN_SECRET_BYTES = 32
 
 def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+BARE_TOKEN_NAME = "api"  # the name of a token given without one
+TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """One bearer token of the REST API and the name it acts under: the actor of the
+    audit log entries and the assignee of the tasks its requests claim."""
+
+    name: str
+    token: str = field(repr=False)
+
+
+def parse_api_tokens(entries: list[str]) -> list[ApiToken]:
+    """``OUTREACH_API_TOKENS``'s entries: ``name:token`` or a bare ``token`` (named
+    ``api``). ``ConfigError`` naming the variable (never the token) for a bad name, an
+    empty token or one token given twice (which of its names would act?)."""
+    tokens: list[ApiToken] = []
+    problems: list[str] = []
+    for number, entry in enumerate(entries, 1):
+        name, colon, token = entry.partition(":")
+        if not colon:
+            name, token = BARE_TOKEN_NAME, entry
+        name, token = name.strip(), token.strip()
+        if not TOKEN_NAME.fullmatch(name):
+            problems.append(
+                f"entry {number}: the name before ':' must be 1 to 64 letters, digits or "
+                "._@- (a token itself holds no ':')"
+            )
+        elif not token:
+            problems.append(f"entry {number} ({name}): the token after ':' is empty")
+        elif any(t.token == token for t in tokens):
+            problems.append(f"entry {number} ({name}): this token is given twice")
+        else:
+            tokens.append(ApiToken(name, token))
+    if problems:
+        raise ConfigError(
+            [
+                Problem(
+                    "environment",
+                    None,
+                    None,
+                    f"OUTREACH_API_TOKENS {p}",
+                    field="OUTREACH_API_TOKENS",
+                )
+                for p in problems
+            ]
+        )
+    return tokens
 
 
 @dataclass(frozen=True)
@@ -51,6 +103,10 @@ class Settings:
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
         )
+
+    def named_api_tokens(self) -> list[ApiToken]:
+        """The REST API's tokens with their names (``parse_api_tokens``)."""
+        return parse_api_tokens(self.api_tokens)
 
     def require(self, name: str) -> str:
         """The value of a required secret, or a clear error naming the variable."""

@@ -55,6 +55,8 @@ EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
     "opt_out": ("opt_out",),
     "promise": ("promise",),
     "payment": ("payment",),
+    "case": ("case.opened", "case.acknowledged", "case.resolved"),
+    "task": ("task.created", "task.claimed", "task.done"),
 }
 
 

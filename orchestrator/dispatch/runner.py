@@ -45,6 +45,7 @@ from orchestrator.dispatch.recording import Handed, Recorder
 from orchestrator.dispatch.sending import Sender
 from orchestrator.dispatch.sqlite import SQLiteConnector
 from orchestrator.dispatch.webhooks import WebhookDispatcher
+from orchestrator.store import tasks
 from orchestrator.store.replay import Replayed
 
 __all__ = ["SEND_BATCH", "Runner", "TickResult", "connector_for"]
@@ -145,7 +146,17 @@ class Runner:
         if planned is None:
             self.skipped_plans += 1
             return 0
+        self.sweep_tasks(now)
         return planned
+
+    def sweep_tasks(self, now: datetime) -> int:
+        """The tasks of the rules read from facts (promises or a plan broken, an account
+        nobody reached), after the planning that wrote the promise and plan states."""
+        rules = self.config.policy.tasks.rules
+        if rules.promises_broken is None and rules.plan_broken is None and rules.unreached is None:
+            return 0
+        with self.db.begin() as conn:
+            return tasks.sweep(conn, self.config.policy.tasks, now)
 
     def plan_accounts(self, account_ids: Iterable[str], now: datetime) -> int:
         """Plan just these accounts now (after a payment, a promise, an event arrived), and

@@ -30,7 +30,7 @@ from orchestrator.core.cases import (
     status_of,
 )
 from orchestrator.errors import Invalid, Unknown
-from orchestrator.store import audit, facts
+from orchestrator.store import audit, facts, tasks
 from orchestrator.store.tables import CaseFile, table_of
 
 __all__ = [
@@ -309,8 +309,9 @@ def open_for_account(
     now: datetime,
     write_event: bool,
 ) -> Case:
-    """Open a case on the account ``row`` with the policy's deadlines; ``Invalid`` for a
-    category the policy does not list (none given: its ``default_category``)."""
+    """Open a case on the account ``row`` with the policy's deadlines (and a task, under
+    the policy's ``tasks.rules.case_opened``); ``Invalid`` for a category the policy does
+    not list (none given: its ``default_category``)."""
     cases = policy.cases
     category = category or cases.default_category
     if category not in cases.categories:
@@ -338,6 +339,9 @@ def open_for_account(
     )
     if write_event:
         facts.replan(conn, [row.account_id])
+    rule = policy.tasks.rules.case_opened
+    if rule is not None:
+        tasks.create_task(conn, rule, account_id=row.account_id, now=now, case_id=case.id)
     return case
 
 

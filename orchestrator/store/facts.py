@@ -264,10 +264,11 @@ def opt_out(
     source: str,
     at: datetime,
     about: Sequence[str] | None = None,
+    actor: str | None = None,
 ) -> bool:
     """Opt a contact (or, with no contact, the debtor) out of a channel. ``False`` if an
-    active opt-out already covers it. A new one is audited, with ``source`` as its actor,
-    once per account of ``about`` (default: ``account_id``'s)."""
+    active opt-out already covers it. A new one is audited, with ``actor`` (default:
+    ``source``) as its actor, once per account of ``about`` (default: ``account_id``'s)."""
     active = conn.execute(
         sa.select(optout_t.c.id).where(
             optout_t.c.channel == channel,
@@ -294,7 +295,7 @@ def opt_out(
         audit.write(
             conn,
             now=at,
-            actor=source,
+            actor=actor or source,
             action="opt_out.added",
             object_type="opt_out",
             object_id=channel,
@@ -309,7 +310,13 @@ def opt_out(
 
 
 def opt_out_account(
-    conn: Connection, row: Row[Any], channel: str, *, source: str, at: datetime
+    conn: Connection,
+    row: Row[Any],
+    channel: str,
+    *,
+    source: str,
+    at: datetime,
+    actor: str | None = None,
 ) -> bool:
     """An opt-out asked for on an account (the REST API, an agent): for a text, a call or
     an email it is the number's or address's, and reaches every account at it whichever
@@ -326,6 +333,7 @@ def opt_out_account(
             source=source,
             at=at,
             about=[row.account_id],
+            actor=actor,
         )
     return opt_out(
         conn,
@@ -335,6 +343,7 @@ def opt_out_account(
         contact_index=None,
         source=source,
         at=at,
+        actor=actor,
     )
 
 

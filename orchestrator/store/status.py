@@ -1,7 +1,8 @@
 """What ``outreach status`` and ``GET /api/v1/status`` tell: the workers (from their
 heartbeats), what is due and late, today's sends and decisions, ambiguous sends waiting
 for a person, the operator pauses in force, the complaint and dispute cases open and
-overdue, and the outbound webhooks retrying or dead. Reads only; no personal data.
+overdue, the outbound webhooks retrying or dead, and the tasks (with the cases) open and
+overdue. Reads only; no personal data.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orchestrator.store.tables import (
     Decision,
     OccurrenceRow,
     Send,
+    Task,
     WorkerHeartbeat,
     table_of,
 )
@@ -34,6 +36,7 @@ heartbeat_t = table_of(WorkerHeartbeat)
 occurrence_t = table_of(OccurrenceRow)
 decision_t = table_of(Decision)
 send_t = table_of(Send)
+task_t = table_of(Task)
 case_t = table_of(CaseFile)
 
 # A worker that has not written a heartbeat for this long is shown as not alive (its
@@ -178,4 +181,23 @@ def status(conn: Connection, now: datetime) -> dict[str, Any]:
         "pauses": [p.as_json() for p in active_pauses(conn)],
         "cases": _cases(conn, now),
         "webhooks": webhook_summary(conn),
+        "work": _work(conn, now),
+    }
+
+
+def _work(conn: Connection, now: datetime) -> dict[str, dict[str, int]]:
+    """Tasks not done and cases not resolved, and how many of each are overdue."""
+    t, c = task_t.c, case_t.c
+    tasks = conn.execute(
+        sa.select(sa.func.count(), sa.func.count().filter(t.due_at <= now)).where(t.state != "done")
+    ).one()
+    late_case = sa.or_(
+        c.due_resolve_at <= now, sa.and_(c.acknowledged_at.is_(None), c.due_ack_at <= now)
+    )
+    cases = conn.execute(
+        sa.select(sa.func.count(), sa.func.count().filter(late_case)).where(c.resolved_at.is_(None))
+    ).one()
+    return {
+        "tasks": {"open": int(tasks[0]), "overdue": int(tasks[1])},
+        "cases": {"open": int(cases[0]), "overdue": int(cases[1])},
     }

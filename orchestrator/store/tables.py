@@ -506,3 +506,30 @@ class BestTimeFold(SQLModel, table=True):
 
     id: int = Field(primary_key=True)
     folded_until: datetime = Field(sa_type=UTCDateTime)
+
+
+class Task(SQLModel, table=True):
+    """Work for a person (``store.tasks``): made by a rule (``policy.yaml`` ``tasks:``),
+    claimed by an assignee (an API token's name or a CLI user), done with an outcome.
+    ``open_key`` is ``account:type`` while the task is not done (NULL after): the unique
+    constraint keeps one open task per account and type."""
+
+    __tablename__ = "task"
+    __table_args__ = (sa.Index(None, "state", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.account_id", index=True)
+    type: str
+    priority: int
+    state: str  # open | claimed | done
+    open_key: str | None = Field(default=None, unique=True, nullable=True)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    case_id: int | None = Field(default=None, foreign_key="case_file.id", nullable=True)
+    message_id: str | None = None  # the inbound text's or the call's provider id
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str
+    assignee: str | None = None
+    claimed_at: datetime | None = _instant()
+    done_at: datetime | None = _instant()
+    outcome: str | None = None
+    updated_at: datetime = Field(sa_type=UTCDateTime)

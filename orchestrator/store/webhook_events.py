@@ -24,9 +24,16 @@ from sqlalchemy.engine import Connection, Row
 
 from orchestrator.config.models import WebhookSubscription
 from orchestrator.core.records import iso_utc
-from orchestrator.core.webhooks import EventDraft, matches, payload_body, webhook_id
+from orchestrator.core.webhooks import (
+    EVENT_FAMILIES,
+    EventDraft,
+    matches,
+    payload_body,
+    webhook_id,
+)
 from orchestrator.store.tables import (
     AccountEvent,
+    AuditLog,
     Decision,
     DeliveryEvent,
     OptOut,
@@ -47,6 +54,7 @@ event_t = table_of(AccountEvent)
 opt_out_t = table_of(OptOut)
 promise_t = table_of(Promise)
 payment_t = table_of(Payment)
+audit_t = table_of(AuditLog)
 cursor_t = table_of(WebhookCursor)
 outbox_t = table_of(WebhookDelivery)
 
@@ -145,6 +153,21 @@ def _payment(row: Row[Any]) -> EventDraft:
     )
 
 
+def _audited(family: str) -> Callable[[Row[Any]], EventDraft]:
+    """An ``audit_log`` entry of a case or a task: its id, who acted, and the entry's
+    detail (kinds, categories, types, outcomes: never free text)."""
+
+    def draft(row: Row[Any]) -> EventDraft:
+        data = {f"{family}_id": int(row.object_id), "actor": row.actor, **(row.detail or {})}
+        return EventDraft(f"{family}:{row.id}", row.action, row.time, row.account_id, data)
+
+    return draft
+
+
+def _audit_of(family: str) -> sa.Select[Any]:
+    return sa.select(audit_t).where(audit_t.c.action.in_(EVENT_FAMILIES[family]))
+
+
 @dataclass(frozen=True)
 class Source:
     """One table read for events: ``select`` gives its rows (with an ``id`` column) and
@@ -184,6 +207,8 @@ SOURCES: tuple[Source, ...] = (
     Source("opt_out", lambda: sa.select(opt_out_t), _opt_out, lambda: opt_out_t.c.id),
     Source("promise", lambda: sa.select(promise_t), _promise, lambda: promise_t.c.id),
     Source("payment", lambda: sa.select(payment_t), _payment, lambda: payment_t.c.id),
+    Source("case", lambda: _audit_of("case"), _audited("case"), lambda: audit_t.c.id),
+    Source("task", lambda: _audit_of("task"), _audited("task"), lambda: audit_t.c.id),
 )
 
 

@@ -6,7 +6,9 @@ on every account reached at the number (``inbound_sms`` events, the body encrypt
 people to read). An opt-out stops SMS to every account at that number, whichever debtor
 it belongs to: the person holding the phone asked; ``START`` undoes it. Under the policy's
 ``opt_out_scope: automated`` the gate lets it stop prerecorded calls too. A revocation in
-the person's own words ("stop calling me") stops texts and calls whatever the scope. The replies
+the person's own words ("stop calling me") stops texts and calls whatever the scope. A
+text that is no keyword makes a task for a person under the policy's ``tasks:`` rules (a
+hardship task if it holds a hardship phrase, else an inbound reply task). The replies
 (the opt-out confirmation, at most once per number in ``CONFIRMATION_WINDOW``, and the
 help text) answer the person's own message, so hours and limits do not hold them back;
 each is recorded as a ``sent`` decision (kind ``notice``) and a send under the lowest
@@ -20,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from orchestrator.config.models import AUTOMATED_CHANNELS, Kind
+from orchestrator.config.models import AUTOMATED_CHANNELS, Kind, TaskPolicy
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.keywords import (
     CONFIRMATION_WINDOW,
@@ -31,8 +33,9 @@ from orchestrator.core.keywords import (
     reply_text,
 )
 from orchestrator.core.records import DecisionKind, DecisionRecord, iso_local
+from orchestrator.core.tasks import hardship_phrase
 from orchestrator.dispatch.decider import Decider, message_id_for
-from orchestrator.store import audit, facts
+from orchestrator.store import audit, facts, tasks
 from orchestrator.store.accounts import account_from_row, record_decision
 
 __all__ = ["handle_inbound"]
@@ -66,6 +69,8 @@ def handle_inbound(
             channel="sms",
             detail={"kind": str(what), "body": cipher.encrypt(body)},
         )
+    if what == InboundKind.other:
+        _make_tasks(conn, policy.tasks, rows, body, message_sid, now)
     if what in (InboundKind.opt_out, InboundKind.revocation):
         # In their own words, the person may mean calls or texts: both stop.
         channels = AUTOMATED_CHANNELS if what == InboundKind.revocation else {"sms"}
@@ -96,6 +101,19 @@ def handle_inbound(
     elif what == InboundKind.help and rows:
         return [_reply(conn, decider, cipher, rows[0], phone, HELP_REPLY, now)]
     return []
+
+
+def _make_tasks(
+    conn: Connection, policy: TaskPolicy, rows: list[Any], body: str, sid: str, now: datetime
+) -> None:
+    """A text that is no keyword: a hardship task if it holds a hardship phrase, else an
+    inbound reply task (each under its rule, if the policy has one)."""
+    hardship = hardship_phrase(body, policy.hardship_phrases) is not None
+    rule = policy.rules.hardship if hardship else policy.rules.inbound_reply
+    if rule is None:
+        return
+    for row in rows:
+        tasks.create_task(conn, rule, account_id=row.account_id, now=now, message_id=sid)
 
 
 def _audit_opt_in(conn: Connection, rows: list[Any], channel: str, now: datetime) -> None:

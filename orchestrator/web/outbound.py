@@ -7,7 +7,7 @@ the product builds against these models (``PAYLOADS``), so the document cannot d
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Header
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -83,9 +83,30 @@ class PaymentData(_Data):
     source: str | None
 
 
+class CaseData(_Data):
+    case_id: int
+    actor: str = Field(description="who acted: an API token's name, a CLI user, or a system part")
+    kind: Literal["complaint", "dispute"] | None = Field(None, description="case.opened")
+    category: str | None = Field(None, description="case.opened")
+    verified: bool | None = Field(None, description="case.resolved: a dispute verified")
+
+
+class TaskData(_Data):
+    task_id: int
+    actor: str = Field(description="who acted: `rules`, an API token's name or a CLI user")
+    type: str | None = Field(None, description="task.created: the task's type")
+    priority: int | None = Field(None, description="task.created: 1 first")
+    case_id: int | None = Field(None, description="task.created: the case it is about")
+    outcome: str | None = Field(None, description="task.done: how it ended")
+
+
 def _payload(family: str, data: type[_Data]) -> type[BaseModel]:
     name = "".join(part.title() for part in family.split("_")) + "Event"
-    type_doc = "decision.<decision>" if family == "decision" else family
+    type_doc = {
+        "decision": "decision.<decision>",
+        "case": "case.opened|acknowledged|resolved",
+        "task": "task.created|claimed|done",
+    }.get(family, family)
     fields: dict[str, Any] = {
         "type": (str, Field(description=f"`{type_doc}`", pattern=rf"^{family}(\.[a-z_]+)?$")),
         "timestamp": (datetime, Field(description="when the event happened (UTC)")),
@@ -104,6 +125,8 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "opt_out": _payload("opt_out", OptOutData),
     "promise": _payload("promise", PromiseData),
     "payment": _payload("payment", PaymentData),
+    "case": _payload("case", CaseData),
+    "task": _payload("task", TaskData),
 }
 
 

@@ -213,3 +213,49 @@ class CaseOut(BaseModel):
 
 class CaseList(BaseModel):
     cases: list[CaseOut]
+
+
+class TaskOut(BaseModel):
+    """A task as the API answers it; instants in UTC (``...Z``)."""
+
+    id: int
+    account_id: str
+    type: str
+    priority: int = Field(description="1 first")
+    state: Literal["open", "claimed", "done"]
+    overdue: bool = Field(description="not done and past its due time")
+    due_at: str
+    case_id: int | None = Field(description="the case it is about, if any")
+    message_id: str | None = Field(description="the inbound text's or call's provider id")
+    created_at: str
+    created_by: str = Field(description="`rules` for a task a rule made")
+    assignee: str | None = Field(description="the API token's name or CLI user holding it")
+    claimed_at: str | None
+    done_at: str | None
+    outcome: str | None
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskOut]
+
+
+class TaskDone(BaseModel):
+    """How a task ended. ``promise`` (``amount``, ``due``), ``plan`` (``instalments``),
+    ``conversation`` and ``dispute`` record the same event as ``POST
+    /api/v1/accounts/{id}/events``, with the same checks; ``no_answer`` and ``other`` only
+    close the task and take no other field."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["promise", "plan", "conversation", "dispute", "no_answer", "other"]
+    amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
+    due: date | None = None
+    instalments: list[InstalmentIn] | None = Field(default=None, min_length=1, max_length=360)
+    channel: Literal["sms", "voice", "email", "letter"] | None = None
+
+
+class TaskDoneOut(BaseModel):
+    task: TaskOut
+    event: dict[str, Any] | None = Field(
+        description="the event recorded, as the events API answers it (none for "
+        "no_answer and other)"
+    )

@@ -64,6 +64,7 @@ class Server:
         self.config = config
         self.cipher = cipher
         self.settings = settings
+        self.api_tokens = settings.named_api_tokens()  # a bad entry stops the start
         self.clock = clock
         self.runner = runner
         self.signatures = SignatureCheck(twilio_token)

@@ -15,6 +15,10 @@ renders it (``Decider.render``), so names and amounts exist only in the reply.
 - If the account is suppressed or the contact blocked by the time the call is answered
   (a payment, a dispute or a cease since it was placed), the call hangs up unsaid.
 
+Pressing 2 connects the person to the creditor's agent line (``agent_phone``, a
+``<Dial>``) within its ``agent_hours``; outside them the call says so and a ``callback``
+task is made for a person (``store.tasks``). A creditor without an agent line: goodbye.
+
 Pressing 1 sends the payment-link text through the ``sms`` channel as the daemon would:
 an occurrence (step ``voice_pay_link``, kind ``service``, one per call) and a ``sending``
 send are committed before the adapter is called, and the decision after. It answers the
@@ -41,18 +45,19 @@ from twilio.twiml.voice_response import VoiceResponse
 from channels.base import OutboundMessage
 from channels.twilio.voice import TwilioVoiceSettings, Voice
 from channels.twilio.webhooks import AnsweredCall, is_machine
-from orchestrator.config.models import Config, Kind
+from orchestrator.config.models import Config, Duration, Kind, TaskRule
 from orchestrator.content.rendering import digits_filter
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.gate import contact_rule, suppression
 from orchestrator.core.keywords import language
 from orchestrator.core.planner import Occurrence as Planned
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
+from orchestrator.core.tasks import agents_answer
 from orchestrator.dispatch.decider import Outcome, message_id_for
 from orchestrator.dispatch.runner import Runner
 from orchestrator.dispatch.settle import send_status
 from orchestrator.errors import OutreachError
-from orchestrator.store import facts
+from orchestrator.store import facts, tasks
 from orchestrator.store.accounts import decision_values
 from orchestrator.store.replay import Replayed, load_facts, replay
 from orchestrator.store.tables import Decision, OccurrenceRow, Send, table_of
@@ -62,6 +67,8 @@ log = logging.getLogger("outreach.voice")
 PAY_LINK_STEP = "voice_pay_link"
 PAY_LINK_CHANNEL = "sms"
 GATHER_PATH = "/webhooks/twilio/voice/gather/"
+# A callback promised to a caller who pressed 2 out of hours, when the policy has no rule.
+CALLBACK = TaskRule(type="callback", priority=1, due=Duration(4, "h"))
 
 send_t, occurrence_t, decision_t = table_of(Send), table_of(OccurrenceRow), table_of(Decision)
 
@@ -77,6 +84,9 @@ PHRASES: Mapping[str, Mapping[str, str]] = {
         "failed": "Sorry, we could not send the text message just now. To pay or to talk "
         "with us, please call {phone}. Goodbye.",
         "goodbye": "Thank you for your time. Goodbye.",
+        "transfer": "Please hold while we connect you with an agent.",
+        "callback": "Our agents are not available right now. We will call you back as "
+        "soon as we can. Goodbye.",
     },
     "zh": {
         "sent": "我们已通过短信向您发送安全还款链接。谢谢，再见。",
@@ -85,6 +95,8 @@ PHRASES: Mapping[str, Mapping[str, str]] = {
         "not_sent": "我们无法向本号码发送短信。如需还款或咨询，请致电{phone}。再见。",
         "failed": "抱歉，短信暂时无法发送。如需还款或咨询，请致电{phone}。再见。",
         "goodbye": "感谢您的接听，再见。",
+        "transfer": "正在为您转接人工客服，请稍候。",
+        "callback": "现在不是人工客服的服务时间，我们会尽快给您回电。再见。",
     },
 }
 
@@ -116,6 +128,14 @@ def say_twiml(text: str, voice: Voice) -> str:
     response = VoiceResponse()
     response.say(text, voice=voice.voice, language=voice.language)
     response.hangup()
+    return str(response)
+
+
+def dial_twiml(text: str, voice: Voice, number: str) -> str:
+    """Say ``text``, then connect the call to ``number`` (the caller id is the call's)."""
+    response = VoiceResponse()
+    response.say(text, voice=voice.voice, language=voice.language)
+    response.dial(number)
     return str(response)
 
 
@@ -256,10 +276,32 @@ class VoiceCalls:
         if call is None:
             return None
         lang = language(call.rep.state.account.locale)
-        phrase = self._text_pay_link(call, now) if digits.strip() == "1" else "goodbye"
         creditor = self.config.creditor(call.rep.state.account.creditor)
+        key = digits.strip()
+        phrase = "goodbye"
+        if key == "1":
+            phrase = self._text_pay_link(call, now)
+        elif key == "2" and creditor is not None and creditor.agent_phone:
+            zone = self.config.policy.timezone.default
+            if agents_answer(creditor.agent_hours, zone, now):
+                return dial_twiml(PHRASES[lang]["transfer"], call.voice, creditor.agent_phone)
+            phrase = self._callback(call, now)
         text = PHRASES[lang][phrase].format(phone=digits_filter(creditor.phone if creditor else ""))
         return say_twiml(text, call.voice)
+
+    def _callback(self, call: _Call, now: datetime) -> str:
+        """Pressed 2 outside the agents' hours: a callback task (the policy's ``tasks``
+        ``callback`` rule, else ``CALLBACK``), once per open callback of the account."""
+        rule = self.config.policy.tasks.rules.callback or CALLBACK
+        with self.tx() as conn:
+            tasks.create_task(
+                conn,
+                rule,
+                account_id=call.send.account_id,
+                now=now,
+                message_id=call.send.provider_id or call.send.message_id,
+            )
+        return "callback"
 
     def _text_pay_link(self, call: _Call, now: datetime) -> str:
         """Send (once per call) the payment-link text; which phrase the call says."""

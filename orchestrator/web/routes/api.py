@@ -1,7 +1,8 @@
 """The REST API, ``/api/v1``: accounts in and out, and what was agreed with a debtor.
 
 Every route needs ``Authorization: Bearer <token>``, one of ``OUTREACH_API_TOKENS``
-(else 401, counted under ``api``). The work is the services' (``services.accounts``,
+(else 401, counted under ``api``); the token's name (``Actor``) is the actor of the
+audit log entries the request writes. The work is the services' (``services.accounts``,
 ``services.events``, ``services.pauses``); a refusal is a 404 or a 422 with the reason (docs/http.md).
 These routes, their bodies and their headers make the OpenAPI document.
 """
@@ -26,19 +27,24 @@ router = APIRouter(tags=["REST API"])
 
 
 def bearer(server: ServerDep, authorization: Annotated[str | None, Header()] = None) -> str:
+    """The name of the request's token (every token is compared, in constant time)."""
     token = bearer_token(authorization)
-    if not token or not any(same_secret(token, t) for t in server.settings.api_tokens):
+    names = [t.name for t in server.api_tokens if token and same_secret(token, t.token)]
+    if not names:
         raise server.reject("api", "bad_token", 401, "invalid or missing bearer token")
-    return token
+    return names[0]
 
 
 api = [Depends(bearer)]
+Actor = Annotated[str, Depends(bearer)]  # who the request acts as: its token's name
 
 
 @router.put("/api/v1/accounts/{account_id}", dependencies=api, status_code=200)
-def put_account(account_id: AccountId, body: AccountIn, server: ServerDep) -> dict[str, Any]:
+def put_account(
+    account_id: AccountId, body: AccountIn, server: ServerDep, actor: Actor
+) -> dict[str, Any]:
     try:
-        outcome = accounts.put_account(server, account_id, body)
+        outcome = accounts.put_account(server, account_id, body, actor)
     except Refused as exc:
         raise HTTPException(exc.status, exc.detail) from None
     return {"account_id": account_id, "result": outcome}
@@ -65,6 +71,7 @@ def post_event(
     account_id: AccountId,
     event: EventIn,
     server: ServerDep,
+    actor: Actor,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -83,7 +90,7 @@ def post_event(
     writes: a refusal leaves nothing behind, and nothing after the commit can turn
     the answer into an error."""
     try:
-        status, answer = events.record_event(server, account_id, event, idempotency_key)
+        status, answer = events.record_event(server, account_id, event, idempotency_key, actor)
     except Refused as exc:
         raise HTTPException(exc.status, exc.detail) from None
     return JSONResponse(answer, status_code=status)
@@ -104,21 +111,21 @@ def get_pauses(server: ServerDep) -> dict[str, Any]:
 
 
 @router.post("/api/v1/pauses", dependencies=api, status_code=201)
-def post_pause(body: PauseIn, server: ServerDep) -> dict[str, Any]:
+def post_pause(body: PauseIn, server: ServerDep, actor: Actor) -> dict[str, Any]:
     """Stop outbound sends now: every channel of every creditor, or only ``channel``
     and/or ``creditor``. Every daemon worker holds back what it claims after the 201."""
     try:
-        return pauses.start(server, body)
+        return pauses.start(server, body, actor)
     except Refused as exc:
         raise HTTPException(exc.status, exc.detail) from None
 
 
 @router.delete("/api/v1/pauses/{pause_id}", dependencies=api)
 def delete_pause(
-    pause_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], server: ServerDep
+    pause_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], server: ServerDep, actor: Actor
 ) -> dict[str, Any]:
     """End the pause ``pause_id``: what it held goes at its next check (within a minute)."""
     try:
-        return pauses.end(server, pause_id)
+        return pauses.end(server, pause_id, actor)
     except Refused as exc:
         raise HTTPException(exc.status, exc.detail) from None

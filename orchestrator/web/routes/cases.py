@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 
 from orchestrator.core.cases import CaseStatus
-from orchestrator.web.routes.api import api
+from orchestrator.web.routes.api import Actor, api
 from orchestrator.web.schemas import CaseIn, CaseList, CaseOut, CasePatch
 from orchestrator.web.server import ServerDep
 from orchestrator.web.services import cases
@@ -24,11 +24,11 @@ CaseId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
 @router.post("/api/v1/cases", dependencies=api, status_code=201, response_model=CaseOut)
-def post_case(body: CaseIn, server: ServerDep) -> dict[str, object]:
+def post_case(body: CaseIn, server: ServerDep, actor: Actor) -> dict[str, object]:
     """Open a case. A dispute suppresses the account's collection until it is resolved
     with verification; a complaint applies the policy's complaint pause."""
     try:
-        return cases.create(server, body)
+        return cases.create(server, body, actor)
     except Refused as exc:
         raise HTTPException(exc.status, exc.detail) from None
 
@@ -52,10 +52,12 @@ def get_case(case_id: CaseId, server: ServerDep) -> dict[str, object]:
 
 
 @router.patch("/api/v1/cases/{case_id}", dependencies=api, response_model=CaseOut)
-def patch_case(case_id: CaseId, body: CasePatch, server: ServerDep) -> dict[str, object]:
+def patch_case(
+    case_id: CaseId, body: CasePatch, server: ServerDep, actor: Actor
+) -> dict[str, object]:
     """Acknowledge, resolve (with a resolution; ``verified`` for a dispute lifts its
     suppression) or recategorise a case."""
     try:
-        return cases.change(server, case_id, body)
+        return cases.change(server, case_id, body, actor)
     except Refused as exc:
         raise HTTPException(exc.status, exc.detail) from None

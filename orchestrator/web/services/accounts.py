@@ -25,7 +25,7 @@ __all__ = ["account_view", "put_account", "timeline_view"]
 _PERSONAL = ("name", "phone", "email", "address")
 
 
-def put_account(server: Server, account_id: str, body: AccountIn) -> str:
+def put_account(server: Server, account_id: str, body: AccountIn, actor: str) -> str:
     """Create or update an account; what happened (``upsert_account``'s outcome).
     ``Invalid`` with every problem (field and message) if the account is not valid."""
     raw = {
@@ -43,7 +43,7 @@ def put_account(server: Server, account_id: str, body: AccountIn) -> str:
     from orchestrator.ingest.importer import upsert_account
 
     with server.tx() as conn:
-        outcome = upsert_account(conn, server.cipher, account, now=server.clock.now(), actor="api")
+        outcome = upsert_account(conn, server.cipher, account, now=server.clock.now(), actor=actor)
     return outcome
 
 

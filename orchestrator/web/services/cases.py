@@ -2,7 +2,7 @@
 
 A refusal (an unknown account or case 404, a bad category or change 422) comes before
 anything is written, or inside the transaction, which then rolls back. The actor of
-every change is ``api`` (the API's tokens carry no name). An account whose suppression
+every change is the name of the request's token (``api`` for a bare token). An account whose suppression
 changed (a case opened, a dispute resolved with verification) is planned again after
 the commit (``Server.replan`` never raises).
 """
@@ -17,12 +17,10 @@ from orchestrator.web.schemas import CaseIn, CasePatch
 from orchestrator.web.server import Server
 from orchestrator.web.services.refusals import Invalid, Unknown
 
-__all__ = ["ACTOR", "change", "create", "listed", "read"]
-
-ACTOR = "api"
+__all__ = ["change", "create", "listed", "read"]
 
 
-def create(server: Server, body: CaseIn) -> dict[str, Any]:
+def create(server: Server, body: CaseIn, actor: str) -> dict[str, Any]:
     now = server.clock.now()
     with server.tx() as conn:
         row = facts.account_row(conn, body.account_id)
@@ -35,7 +33,7 @@ def create(server: Server, body: CaseIn) -> dict[str, Any]:
             kind=CaseKind(body.kind),
             category=body.category,
             channel=body.channel,
-            actor=ACTOR,
+            actor=actor,
             now=now,
             write_event=True,
         )
@@ -58,7 +56,7 @@ def read(server: Server, case_id: int) -> dict[str, Any]:
     return case.as_json(server.clock.now())
 
 
-def change(server: Server, case_id: int, body: CasePatch) -> dict[str, Any]:
+def change(server: Server, case_id: int, body: CasePatch, actor: str) -> dict[str, Any]:
     """Acknowledge, resolve or recategorise a case."""
     now = server.clock.now()
     _check(server, body)
@@ -73,16 +71,16 @@ def change(server: Server, case_id: int, body: CasePatch) -> dict[str, Any]:
                 case_id,
                 resolution=body.resolution,
                 verified=body.verified,
-                actor=ACTOR,
+                actor=actor,
                 now=now,
             )
         elif case.resolved_at is not None:
             raise Invalid(f"case {case_id} is resolved already", "resolved")
         elif body.action == "acknowledge":
-            case = cases.acknowledge_case(conn, case, actor=ACTOR, now=now)
+            case = cases.acknowledge_case(conn, case, actor=actor, now=now)
         else:
             assert body.category is not None
-            case = cases.recategorise_case(conn, case, category=body.category, actor=ACTOR, now=now)
+            case = cases.recategorise_case(conn, case, category=body.category, actor=actor, now=now)
     if body.action == "resolve" and body.verified:
         server.replan([case.account_id])
     return case.as_json(now)

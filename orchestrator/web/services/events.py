@@ -29,23 +29,25 @@ from orchestrator.web.services.refusals import Invalid, Unknown, checked_instant
 __all__ = ["KEYED", "record_event"]
 
 KEYED = ("payment", "promise", "plan")  # events a retry must not record twice
-ACTOR = "api"  # the actor of the audit log (the API's tokens carry no name)
 
 Answer = tuple[int, dict[str, Any]]  # an HTTP status and the body that goes with it
 
 
 def record_event(
-    server: Server, account_id: str, event: EventIn, idempotency_key: str | None
+    server: Server, account_id: str, event: EventIn, idempotency_key: str | None, actor: str
 ) -> Answer:
     """Record what was agreed with the debtor, once per key; the answer (201 recorded,
     200 a payment recorded before, or the first answer again for a repeated key).
-    ``Invalid`` or ``Unknown`` if it cannot be recorded: then nothing was written."""
+    ``Invalid`` or ``Unknown`` if it cannot be recorded: then nothing was written.
+    ``actor`` (the token's name) is the actor of its audit log entries."""
     now = server.clock.now()
     key = _request_key(event, idempotency_key)
     at = _event_at(event, now)
     fingerprint = idempotency.fingerprint(account_id, event)
     try:
-        status, answer, new = _record_once(server, account_id, event, key, fingerprint, at, now)
+        status, answer, new = _record_once(
+            server, account_id, event, (key, fingerprint), at, now, actor
+        )
     except sa.exc.IntegrityError:  # the same key, committed by a request racing this one
         first = _first_answer(server, key)
         if first is None:
@@ -84,14 +86,15 @@ def _record_once(
     server: Server,
     account_id: str,
     event: EventIn,
-    key: str | None,
-    fingerprint: str,
+    keyed: tuple[str | None, str],
     at: datetime,
     now: datetime,
+    actor: str,
 ) -> tuple[int, dict[str, Any], bool]:
     """The answer, and whether this request wrote: the first answer again for a key
     recorded before; else the event checked and written, with its answer under its
     key, in one transaction."""
+    key, fingerprint = keyed
     with server.tx() as conn:
         first = idempotency.first_answer(conn, key) if key is not None else None
         if first is not None:
@@ -102,9 +105,9 @@ def _record_once(
         problem = _event_problem(server, row, event, at)
         if problem is not None:
             raise Invalid(problem, "invalid")
-        status, answer = _write_event(conn, row, event, key, at, now)
+        status, answer = _write_event(conn, row, event, key, (at, now), actor)
         if status == 201:
-            _record_aside(conn, server, row, event, at, now)
+            _record_aside(conn, server, row, event, (at, now), actor)
         if key is not None:
             idempotency.remember(
                 conn,
@@ -168,11 +171,17 @@ def _event_problem(server: Server, row: Row[Any], event: EventIn, at: datetime) 
 
 
 def _record_aside(
-    conn: Connection, server: Server, row: Row[Any], event: EventIn, at: datetime, now: datetime
+    conn: Connection,
+    server: Server,
+    row: Row[Any],
+    event: EventIn,
+    times: tuple[datetime, datetime],
+    actor: str,
 ) -> None:
     """What an event recorded brings with it: its audit entry; a dispute or a complaint
     opens a case (the event, written already, suppresses or pauses as it always did);
     ``dispute_resolved`` resolves the account's open dispute cases."""
+    at, now = times
     detail: dict[str, Any] = {"type": event.type, "at": at.isoformat()}
     if event.channel is not None:
         detail["channel"] = event.channel
@@ -181,7 +190,7 @@ def _record_aside(
     audit.write(
         conn,
         now=now,
-        actor=ACTOR,
+        actor=actor,
         action=f"event.{event.type}",
         object_type="account",
         object_id=row.account_id,
@@ -196,18 +205,24 @@ def _record_aside(
             kind=CaseKind(event.type),
             category=None,
             channel=event.channel,
-            actor=ACTOR,
+            actor=actor,
             now=at,
             write_event=False,
         )
     elif event.type == "dispute_resolved":
-        cases.resolve_open_disputes(conn, row.account_id, actor=ACTOR, now=now)
+        cases.resolve_open_disputes(conn, row.account_id, actor=actor, now=now)
 
 
 def _write_event(
-    conn: Connection, row: Row[Any], event: EventIn, key: str | None, at: datetime, now: datetime
+    conn: Connection,
+    row: Row[Any],
+    event: EventIn,
+    key: str | None,
+    times: tuple[datetime, datetime],
+    actor: str,
 ) -> Answer:
     """Record a checked event: the answer's status and body."""
+    at, now = times
     account_id = row.account_id
     answer = {"account_id": account_id, "type": event.type, "at": at.isoformat()}
     if event.type == "payment":
@@ -232,7 +247,7 @@ def _write_event(
         )
     elif event.type == "opt_out":
         assert event.channel is not None
-        facts.opt_out_account(conn, row, event.channel, source="api", at=at)
+        facts.opt_out_account(conn, row, event.channel, source="api", at=at, actor=actor)
     else:
         facts.record_event(
             conn, account_id=account_id, type_=event.type, at=at, channel=event.channel

@@ -2,7 +2,7 @@
 
 A channel or creditor the configuration does not know is refused (422) before anything
 is written; ending a pause that is not in force is a 404. The actor of the audit log
-is ``api`` (the API's tokens carry no name).
+is the name of the request's token.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from orchestrator.web.services.refusals import Invalid, Unknown
 
 __all__ = ["end", "listed", "start"]
 
-ACTOR = "api"
-
 
 def listed(server: Server) -> list[dict[str, Any]]:
     """The pauses in force, oldest first."""
@@ -25,7 +23,7 @@ def listed(server: Server) -> list[dict[str, Any]]:
         return [p.as_json() for p in active_pauses(conn)]
 
 
-def start(server: Server, body: PauseIn) -> dict[str, Any]:
+def start(server: Server, body: PauseIn, actor: str) -> dict[str, Any]:
     """Start a pause; ``Invalid`` for a channel or creditor not in the configuration."""
     problems = []
     if body.channel is not None and body.channel not in server.config.channels:
@@ -40,16 +38,16 @@ def start(server: Server, body: PauseIn) -> dict[str, Any]:
             channel=body.channel,
             creditor=body.creditor,
             reason=body.reason,
-            actor=ACTOR,
+            actor=actor,
             now=server.clock.now(),
         )
     return pause.as_json()
 
 
-def end(server: Server, pause_id: int) -> dict[str, Any]:
+def end(server: Server, pause_id: int, actor: str) -> dict[str, Any]:
     """End the pause ``pause_id``; ``Unknown`` if no such pause is in force."""
     with server.tx() as conn:
-        ended = end_pauses(conn, actor=ACTOR, now=server.clock.now(), pause_id=pause_id)
+        ended = end_pauses(conn, actor=actor, now=server.clock.now(), pause_id=pause_id)
     if not ended:
         raise Unknown("no such pause in force", "unknown")
     return {**ended[0].as_json(), "ended": True}
