@@ -534,6 +534,24 @@ class BestTime(Strict):
         return value
 
 
+class ValidationNotice(Strict):
+    """The US validation notice (Reg F 1006.34): sent once to every account it applies to,
+    before any collection send; the validation period starts ``assumed_receipt`` after it
+    is sent and lasts ``period`` (docs/configuration.md, ``validation_notice``)."""
+
+    channel: Literal["letter", "email"] = "letter"
+    template: str = "validation_notice"
+    assumed_receipt: DurationField = Duration(5, "d")
+    period: DurationField = Duration(30, "d")
+
+    @field_validator("assumed_receipt", "period")
+    @classmethod
+    def _in_days(cls, value: Duration) -> Duration:
+        if value.unit != "d" or value.amount < 0 or value.amount > 366:
+            raise ValueError("expected whole days from 0d to 366d")
+        return value
+
+
 class Overlay(Strict):
     """Extra rules for a jurisdiction or a policy profile: limits and pauses accumulate,
     hours intersect, holidays add. Promise and plan bounds are terms, not protections:
@@ -546,6 +564,9 @@ class Overlay(Strict):
     holidays: HolidayRule | None = None
     promises: PromiseBounds | None = None
     plans: PlanBounds | None = None
+    # The validation notice for the accounts of this place or profile (the last overlay
+    # that sets one wins over the base policy's).
+    validation_notice: ValidationNotice | None = None
 
 
 ZoneSource = Literal["explicit", "address", "phone"]
@@ -713,6 +734,8 @@ class Policy(Strict):
     revocation_phrases: dict[str, list[str]] = Field(default_factory=_default_revocation_phrases)
     best_time: BestTime = Field(default_factory=BestTime)
     cases: CasePolicy = Field(default_factory=CasePolicy)
+    # The US validation notice for every account (an overlay may set it for some only).
+    validation_notice: ValidationNotice | None = None
 
     @field_validator("revocation_phrases")
     @classmethod

@@ -198,7 +198,28 @@ def _context(
         instalment=None,
         deadline=None if sparse else deadline,
         locale=locale,
+        validation=sample_validation(account, today),
     )
+
+
+def sample_validation(account: Account, today: date) -> dict[str, Any]:
+    """The validation notice's facts for a sample account sent its notice ``today``, as
+    ``core.validation.notice_facts`` gives them (assumed receipt 5 days, period 30):
+    the notice's template must show them (the engine sets them for the notice only)."""
+    paid = Decimal("100.00")
+    zero = Decimal("0.00")
+    return {
+        "itemization_date": account.due_date,
+        "itemization_amount": account.balance + paid,
+        "interest": zero,
+        "fees": zero,
+        "payments": paid,
+        "credits": zero,
+        "current_amount": account.balance,
+        "sent_on": today,
+        "period_start": today + timedelta(days=5),
+        "period_end": today + timedelta(days=35),
+    }
 
 
 # --- files ---------------------------------------------------------------------------------

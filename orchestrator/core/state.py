@@ -117,6 +117,9 @@ class AccountState:
     # What ``at: best`` has learned (shared by the accounts of a planning page or of a
     # simulation; only where a step is planned ``at: best``).
     hours: HourBook | None = None
+    # When the US validation notice was handed to its channel (``core.validation``);
+    # None: not yet (or it does not apply).
+    notice_sent_at: datetime | None = None
 
     @property
     def closed(self) -> bool:

@@ -24,12 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from channels.base import OutboundMessage
-from orchestrator.config.models import Config, Policy, Step, Trigger
+from orchestrator.config.models import Config, Kind, Policy, Step, Trigger
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.planner import Occurrence as Planned
 from orchestrator.core.priority import window_of
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.state import SendHistory, SendRecord
+from orchestrator.core.validation import VALIDATION_STEP, is_notice
 from orchestrator.dispatch.baddata import is_bad_data, note, replay_accounts
 from orchestrator.dispatch.connector import DUE, Connector, state_in
 from orchestrator.dispatch.decider import Decider, Outcome, message_id_for
@@ -216,6 +217,8 @@ class Claims:
                 if isinstance(prepared, OutboundMessage):
                     account = rep.state.account
                     history.add(SendRecord(now, occ.channel, account.account_id, account.debtor_id))
+                    if is_notice(occ):  # the account's collection after it in the batch may go
+                        rep.state.notice_sent_at = now
                     self.decider.spent(occ.channel, now)
                     ready.append(Ready(occ_row, occ, rep, prepared))
                     continue
@@ -309,6 +312,8 @@ class Claims:
 def occurrence_of(config: Config, occ_row: Row[Any], rep: Replayed) -> Planned | None:
     """The planned occurrence a stored row stands for, or ``None`` when its step has left
     the configuration or the event that fired its trigger is gone."""
+    if occ_row.step_id == VALIDATION_STEP:
+        return notice_of(occ_row, rep)
     step = config.step(occ_row.step_id)
     if step is None:
         return None
@@ -331,6 +336,29 @@ def occurrence_of(config: Config, occ_row: Row[Any], rep: Replayed) -> Planned |
         planned_at=occ_row.planned_at,
         expires_at=occ_row.expires_at,
         trigger=fire,
+        segment=occ_row.segment,
+        experiment=occ_row.experiment,
+        variant=occ_row.variant,
+        priority=occ_row.priority,
+    )
+
+
+def notice_of(occ_row: Row[Any], rep: Replayed) -> Planned | None:
+    """The validation notice a stored row stands for (``core.validation``), or ``None``
+    when the account's rules no longer ask for one."""
+    notice = rep.rules.validation_notice
+    if notice is None:
+        return None
+    return Planned(
+        account_id=occ_row.account_id,
+        step_id=occ_row.step_id,
+        key=occ_row.occurrence_key,
+        stage=occ_row.stage,
+        channel=occ_row.channel,
+        template=notice.template,
+        kind=Kind.notice,
+        planned_at=occ_row.planned_at,
+        expires_at=occ_row.expires_at,
         segment=occ_row.segment,
         experiment=occ_row.experiment,
         variant=occ_row.variant,
