@@ -104,11 +104,17 @@ def test_the_notice_goes_before_any_collection_send() -> None:
 
 def test_the_notice_states_the_itemization_and_the_period() -> None:
     accounts = [a for a in _accounts(30) if a.country == "US"][1:4]
-    records = _run(_shipped(ValidationNotice(assumed_receipt="5d", period="30d")), accounts, 1)
+    records = _run(
+        _shipped(ValidationNotice.model_validate({"assumed_receipt": "5d", "period": "30d"})),
+        accounts,
+        1,
+    )
     notices = [r for r in records if r.step == STEP and r.decision == "sent"]
     assert len(notices) == len(accounts)
     for record, account in zip(
-        sorted(notices, key=lambda r: r.account), sorted(accounts, key=lambda a: a.account_id)
+        sorted(notices, key=lambda r: r.account),
+        sorted(accounts, key=lambda a: a.account_id),
+        strict=True,
     ):
         assert record.subject == f"Notice about your debt - account {account.reference}"
         assert record.text is not None
