@@ -215,6 +215,20 @@ def test_an_email_notice_ticks_as_simulate_decides(
     _assert_ticks_decide(runner, expected, [])
 
 
+def test_the_shipped_collector_profile_sends_the_notice() -> None:
+    """The shipped ``debt-collector`` profile (creditor ``acme-recovery``) asks for the
+    notice; the same debtor under ``acme`` (a creditor, no profile) does not get one."""
+    config = load_config(ROOT / "config", ROOT / "templates")
+    us = [a for a in _accounts(30) if a.country == "US" and a.address_line1][:2]
+    collector = dataclasses.replace(us[0], creditor="acme-recovery")
+    records = _run(config, [collector, us[1]], 3)
+    notices = [r for r in records if r.step == STEP]
+    assert {(r.account, str(r.decision)) for r in notices} == {(collector.account_id, "sent")}
+    assert notices[0].channel == "letter" and notices[0].text is not None
+    assert "Acme Recovery Services is trying to collect a debt" in " ".join(notices[0].text.split())
+    assert "This is a communication from a debt collector." in notices[0].text
+
+
 # --- configuration and lint -----------------------------------------------------------------
 
 
@@ -246,7 +260,7 @@ def test_config_check_finds_the_notice_template(tmp_path: Path) -> None:
     [
         ("validation_notice:\n  channel: sms\n", "channel: sms", "validation_notice.channel"),
         ("validation_notice:\n  period: 12h\n", "period: 12h", "whole days"),
-        ("validation_notice:\n  assumed_receipt: -1d\n", "assumed_receipt", "assumed_receipt"),
+        ("validation_notice:\n  assumed_receipt: -1d\n", "assumed_receipt: -1d", "whole days"),
     ],
 )
 def test_config_check_refuses_a_bad_notice(
