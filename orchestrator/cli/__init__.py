@@ -55,6 +55,7 @@ def _register_all() -> None:
         configcmd,
         data,
         pausecmd,
+        placementscmd,
         reportcmd,
         runcmd,
         simcmd,
@@ -75,6 +76,7 @@ def _register_all() -> None:
         casescmd,
         auditcmd,
         webhookscmd,
+        placementscmd,
     ):
         module.register(app)
 

@@ -446,6 +446,9 @@ class Limit(Strict):
     max: int = Field(ge=0)
     window: DurationField
     scope: Literal["account", "debtor"] = "account"
+    # Count the contacts collection agencies report (``agency_contact`` events) as well
+    # as our own sends: a cap on the institution and its agencies combined (China).
+    agency_contacts: bool = False
 
 
 class Pause(Strict):
@@ -803,8 +806,49 @@ class Creditor(Strict):
     policy: str | None = None  # name of a policy.yaml profile that applies to its accounts
 
 
+# What a placement file may hold of an account (``agencies``): the agreement names some.
+PlacementField = Literal[
+    "account_id",
+    "reference",
+    "creditor",
+    "balance",
+    "currency",
+    "due_date",
+    "stage",
+    "name",
+    "phone",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+]
+PERSONAL_PLACEMENT_FIELDS = ("name", "phone", "email", "address_line1", "address_line2")
+
+
+class Agency(Strict):
+    """A collection agency accounts are placed with (``outreach placements place``)."""
+
+    name: str
+    # The fields its agreement lets us give it, in the placement file's column order.
+    fields: list[PlacementField] = Field(min_length=1)
+    dir: str = "var/placements"  # where its placement files are written
+
+    @field_validator("fields")
+    @classmethod
+    def _once_each(cls, fields: list[str]) -> list[str]:
+        twice = sorted({f for f in fields if fields.count(f) > 1})
+        if twice:
+            raise ValueError(f"{twice[0]!r} is listed twice")
+        return fields
+
+
 class Creditors(Strict):
     creditors: dict[str, Creditor] = Field(default_factory=dict)
+    # Collection agencies (委外), by id: ``outreach placements place --agency ID``.
+    agencies: dict[str, Agency] = Field(default_factory=dict)
 
 
 # --- everything --------------------------------------------------------------------------

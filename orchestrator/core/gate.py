@@ -5,7 +5,7 @@ returning ``Allow``, ``Defer(until, reason)`` or ``Deny(decision, reason)``. The
 ``simulate`` both call it; there is no simulation-only branch.
 
 Order of judgement: does the occurrence still apply (stage, trigger condition) → account
-suppression (paid, cease, opt-out, dispute, promise, plan) → the US validation notice not
+suppression (paid, cease, opt-out, placement, dispute, promise, plan) → the US validation notice not
 yet sent (collection only, ``core.validation``) → contact rules (consent,
 contact present and valid) → timing (permitted hours and holidays in every candidate zone,
 pauses, limits), combined into the first instant every timing rule accepts → expiry.
@@ -89,8 +89,8 @@ def suppression(
 ) -> str | None:
     """The account-state reason that stops this send, or None.
 
-    Promise, plan and dispute stop collection only; cease stops collection and service;
-    opt-outs stop every kind (docs/configuration.md, "Kinds"). A paid account gets no
+    Promise, plan and dispute stop collection only; cease and a placement with an agency
+    stop collection and service; opt-outs stop every kind (docs/configuration.md, "Kinds"). A paid account gets no
     collection and no stage step of any kind: a pre-due reminder (a service step of a
     stage before the due date) is pointless, even unsettling, once the balance is paid;
     triggers of kind service (thanks for the payment) still go.
@@ -105,6 +105,8 @@ def suppression(
         rules.config.policy.opt_out_channels(occ.channel)
     ):
         return Reason.opted_out
+    if state.placed is not None and kind != Kind.notice:
+        return Reason.placed  # the agency collects: our collection and service stop
     if not collection:
         return None
     if state.disputed:

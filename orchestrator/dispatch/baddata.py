@@ -36,6 +36,7 @@ from orchestrator.store.replay import (
     Replayed,
     attach_contacts,
     attach_notices,
+    attach_placements,
     load_facts,
     replay,
 )
@@ -120,6 +121,8 @@ def replay_accounts(
     reading = [a for a, rep in replayed.items() if rep.rules.config.segments.reads_contacts]
     if reading:  # only where a segment rule reads the messages sent and their receipts
         attach_contacts(conn, replayed, reading, now)
+    if replayed:  # the accounts placed with an agency: our collection stops
+        attach_placements(conn, replayed, list(replayed), now)
     noticed = [a for a, rep in replayed.items() if rep.rules.validation_notice is not None]
     if noticed:  # only where the US validation notice applies: whether it has gone
         attach_notices(conn, replayed, noticed, now)

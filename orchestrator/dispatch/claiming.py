@@ -38,13 +38,21 @@ from orchestrator.dispatch.settle import Moved, Sending
 from orchestrator.store.inlist import one_of
 from orchestrator.store.pauses import ActivePause, active_pauses, covering
 from orchestrator.store.replay import Replayed
-from orchestrator.store.tables import AccountRow, OccurrenceRow, Send, UTCDateTime, table_of
+from orchestrator.store.tables import (
+    AccountEvent,
+    AccountRow,
+    OccurrenceRow,
+    Send,
+    UTCDateTime,
+    table_of,
+)
 
 __all__ = ["LEASE", "Claimed", "Claims", "Ready", "occurrence_of"]
 
 account_t = table_of(AccountRow)
 occurrence_t = table_of(OccurrenceRow)
 send_t = table_of(Send)
+event_t = table_of(AccountEvent)
 
 LEASE = timedelta(minutes=5)
 
@@ -88,6 +96,12 @@ class Claims:
         self.cipher = cipher
         self.worker = worker
         self.history_span = _history_span(config)
+        policy = config.policy
+        overlays = [*policy.jurisdictions.values(), *policy.profiles.values()]
+        self.agency_limits = any(
+            limit.agency_contacts
+            for limit in [*policy.limits, *(lim for o in overlays for lim in o.limits)]
+        )
         # Where a decision of bad data tells local time: the account's zones may be what
         # could not be worked out.
         self.default_zone = default_zone
@@ -170,10 +184,12 @@ class Claims:
         self, conn: Connection, debtors: Iterable[str], now: datetime
     ) -> dict[str, SendHistory]:
         out: dict[str, SendHistory] = defaultdict(SendHistory)
-        for s in conn.execute(
-            _HISTORY, {"debtors": list(debtors), "since": now - self.history_span, "now": now}
-        ):
+        params = {"debtors": list(debtors), "since": now - self.history_span, "now": now}
+        for s in conn.execute(_HISTORY, params):
             out[s.debtor_id].add(SendRecord(s.sent_at, s.channel, s.account_id, s.debtor_id))
+        if self.agency_limits:  # the agencies' reported contacts, where a limit counts them
+            for e in conn.execute(_AGENCY_CONTACTS, params):
+                out[e.debtor_id].add(SendRecord(e.time, e.channel, e.account_id, e.debtor_id, True))
         return out
 
     def _prepare(
@@ -437,4 +453,16 @@ _HISTORY = sa.select(
     send_t.c.sent_at > sa.bindparam("since", type_=UTCDateTime()),
     send_t.c.sent_at <= sa.bindparam("now", type_=UTCDateTime()),
     send_t.c.status != "failed",
+)
+# Contacts collection agencies reported (``agency_contact`` events) of these debtors.
+_AGENCY_CONTACTS = (
+    sa.select(event_t.c.time, event_t.c.channel, event_t.c.account_id, account_t.c.debtor_id)
+    .select_from(event_t.join(account_t, account_t.c.account_id == event_t.c.account_id))
+    .where(
+        one_of(account_t.c.debtor_id, "debtors"),
+        event_t.c.type == "agency_contact",
+        event_t.c.channel.is_not(None),
+        event_t.c.time > sa.bindparam("since", type_=UTCDateTime()),
+        event_t.c.time <= sa.bindparam("now", type_=UTCDateTime()),
+    )
 )

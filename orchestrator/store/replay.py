@@ -38,6 +38,7 @@ from orchestrator.store.tables import (
     OccurrenceRow,
     OptOut,
     Payment,
+    Placement,
     Promise,
     Send,
     UTCDateTime,
@@ -49,6 +50,7 @@ __all__ = [
     "Replayed",
     "attach_contacts",
     "attach_notices",
+    "attach_placements",
     "load_facts",
     "next_facts",
     "replay",
@@ -386,3 +388,24 @@ def attach_notices(
     ).all()
     for account_id, at in rows:
         replayed[account_id].state.notice_sent_at = at
+
+
+def attach_placements(
+    conn: Connection, replayed: dict[str, Replayed], account_ids: Sequence[str], now: datetime
+) -> None:
+    """The agency each of these accounts is placed with at ``now`` (a placement made by
+    then and not recalled by then), if any. One statement."""
+    placement_t = table_of(Placement)
+    at = sa.bindparam("now", type_=UTCDateTime())
+    rows = conn.execute(
+        sa.select(placement_t.c.account_id, placement_t.c.agency)
+        .where(
+            one_of(placement_t.c.account_id, "ids"),
+            placement_t.c.placed_at <= at,
+            sa.or_(placement_t.c.recalled_at.is_(None), placement_t.c.recalled_at > at),
+        )
+        .order_by(placement_t.c.placed_at, placement_t.c.id),
+        {"ids": list(account_ids), "now": now},
+    ).all()
+    for account_id, agency in rows:
+        replayed[account_id].state.placed = agency

@@ -29,7 +29,7 @@ from orchestrator.config.settings import Settings
 from orchestrator.dispatch.runner import Runner
 from orchestrator.web.linkpages import not_found_page
 from orchestrator.web.outbound import document_webhooks
-from orchestrator.web.routes import api, cases, health, links, payments, twilio
+from orchestrator.web.routes import api, cases, health, links, payments, placements, twilio
 from orchestrator.web.server import Server
 
 __all__ = ["BodyLimit", "Server", "app_from_env", "build_server", "create_app"]
@@ -43,6 +43,7 @@ ROUTERS = (
     payments.router,
     api.router,
     cases.router,
+    placements.router,
     health.router,
 )
 
