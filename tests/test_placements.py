@@ -84,6 +84,7 @@ def test_place_list_and_recall_on_the_command_line(db_url: str, tmp_path: Path) 
     assert document["accounts"][0] == dict(zip(rows[0], rows[1], strict=True))
     assert "pat0@example.com" not in files[0].read_text() + files[1].read_text()
     assert not [p for p in files[0].parent.iterdir() if p.name.startswith(".")]
+    assert {f.stat().st_mode & 0o777 for f in files} == {0o600}  # they hold PII in clear
 
     again = cli(env, "placements", "place", "--agency", "east", "--account", "A00000")
     assert again.exit_code == 0 and "placed 0 account(s)" in again.stdout
