@@ -6,6 +6,7 @@ and the daemon's ticks decide the same (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,9 @@ from babel.dates import format_date
 from support import ROOT, config_check, line_of, sample_runner  # noqa: I001 - tests/support.py
 from test_runner import _assert_ticks_decide, _key  # the differential harness
 
+from typer.testing import CliRunner
+
+from orchestrator.cli import _register_all, app
 from orchestrator.config.loading import load_config
 from orchestrator.config.models import Config, Overlay, ValidationNotice
 from orchestrator.content.template_lint import lint_templates
@@ -289,3 +293,41 @@ def test_the_shipped_notice_passes_lint_and_lint_finds_a_missing_fact(tmp_path: 
         p.path == str(path) and "missing the end of the validation period" in p.message
         for p in problems
     ), problems
+
+
+def test_outreach_simulate_reads_the_notice_and_placements_from_a_scenario(
+    tmp_path: Path,
+) -> None:
+    """Through the command line: a scenario's account of the shipped collector gets the
+    letter first; placed with an agency, its collection is ``placed`` until recalled."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "start: 2026-03-02T00:00:00Z\n"
+        "days: 12\n"
+        "accounts:\n"
+        '  - {account_id: A1, name: Jane Doe, phone: "+12125550100", email: jane@example.com,\n'
+        '     address_line1: "1 Main St", city: New York, region: NY, postal_code: "10001",\n'
+        '     country: US, currency: USD, balance: "250.00", due_date: 2026-02-20,\n'
+        "     locale: en-US, creditor: acme-recovery}\n"
+        "events:\n"
+        "  - {at: 2026-03-04T00:00:00Z, account: A1, type: placed, agency: eastern-recovery}\n"
+        "  - {at: 2026-03-09T00:00:00Z, account: A1, type: recalled}\n",
+        encoding="utf-8",
+    )
+    _register_all()
+    result = CliRunner().invoke(
+        app,
+        ["simulate", str(scenario)],
+        env={
+            "OUTREACH_CONFIG": str(ROOT / "config"),
+            "OUTREACH_TEMPLATES": str(ROOT / "templates"),
+        },
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert lines[0]["step"] == STEP and lines[0]["decision"] == "sent"
+    collection = [r for r in lines if r["kind"] == "collection"]
+    placed = [r for r in collection if "2026-03-04" <= r["time"] < "2026-03-09"]
+    assert placed and {(r["decision"], r["reason"]) for r in placed} == {("suppressed", "placed")}
+    assert any(r["decision"] == "sent" for r in collection if r["time"] >= "2026-03-09")
+    assert all(r["time"] >= lines[0]["time"] for r in collection)
