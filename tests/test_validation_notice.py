@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,6 @@ import pytest
 from babel.dates import format_date
 from support import ROOT, config_check, line_of, sample_runner  # noqa: I001 - tests/support.py
 from test_runner import _assert_ticks_decide, _key  # the differential harness
-
 from typer.testing import CliRunner
 
 from orchestrator.cli import _register_all, app
@@ -24,6 +24,7 @@ from orchestrator.config.models import Config, Overlay, ValidationNotice
 from orchestrator.content.template_lint import lint_templates
 from orchestrator.core.account import Account
 from orchestrator.core.records import DecisionRecord
+from orchestrator.simulation.events import ScenarioEvent
 from orchestrator.simulation.sample import generate_accounts
 from orchestrator.simulation.simulate import Scenario, Simulation
 from orchestrator.testing import event
@@ -61,7 +62,9 @@ def _accounts(n: int) -> list[Account]:
     return accounts
 
 
-def _run(config: Config, accounts: list[Account], days: int, events: list = []) -> list:  # type: ignore[type-arg]  # noqa: B006
+def _run(
+    config: Config, accounts: list[Account], days: int, events: Sequence[ScenarioEvent] = ()
+) -> list[DecisionRecord]:
     scenario = Scenario(START, days, config, ROOT / "templates", accounts, list(events))
     return list(Simulation(scenario).run())
 
