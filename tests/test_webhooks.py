@@ -623,6 +623,7 @@ def test_upgrading_a_database_with_history_posts_none_of_it(
     with engine.begin() as conn:  # as the database was before migration 0014
         conn.execute(sa.text("DROP INDEX IF EXISTS ix_account_plan_partition"))  # 0018's
         conn.execute(sa.text("DROP TABLE task"))  # migration 0015's
+        conn.execute(sa.text("DROP TABLE placement"))  # migration 0016's
         conn.execute(sa.text("DROP TABLE webhook_cursor"))
         conn.execute(sa.text("DROP TABLE webhook_delivery"))
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0013'"))

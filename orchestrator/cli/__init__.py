@@ -55,6 +55,7 @@ def _register_all() -> None:
         configcmd,
         data,
         pausecmd,
+        placementscmd,
         reportcmd,
         runcmd,
         simcmd,
@@ -77,6 +78,7 @@ def _register_all() -> None:
         taskscmd,
         auditcmd,
         webhookscmd,
+        placementscmd,
     ):
         module.register(app)
 

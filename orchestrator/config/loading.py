@@ -685,6 +685,47 @@ def _check_policy(c: _Checker, policy: Policy, known: set[str]) -> None:
     _check_budgets(c, policy, known)
 
 
+def _check_validation_notices(
+    c: _Checker,
+    policy: Policy,
+    cadences: Cadences | None,
+    channels: set[str] | None,
+    templates_dir: Path | None,
+) -> None:
+    """Each ``validation_notice`` (base policy, jurisdictions, profiles): its channel is
+    configured and its template found; no step of the cadences takes its step id."""
+    from orchestrator.core.validation import VALIDATION_STEP
+
+    notices: list[tuple[tuple[Any, ...], Any]] = [
+        (("validation_notice",), policy.validation_notice)
+    ]
+    for group in ("jurisdictions", "profiles"):
+        for key, overlay in getattr(policy, group).items():
+            notices.append(((group, key, "validation_notice"), overlay.validation_notice))
+    notices = [(path, notice) for path, notice in notices if notice is not None]
+    for path, notice in notices:
+        _check_send(
+            c,
+            path,
+            VALIDATION_STEP,
+            notice.channel,
+            notice.template,
+            channels,
+            templates_dir,
+            part="policy",
+        )
+    if notices and cadences is not None:
+        ids = [step.id for stage in cadences.stages for step in stage.steps]
+        ids += [trigger.id for trigger in cadences.triggers]
+        if VALIDATION_STEP in ids:
+            c.add(
+                "policy",
+                notices[0][0],
+                f"step id {VALIDATION_STEP!r} is the validation notice's: "
+                "rename that step of cadences.yaml",
+            )
+
+
 def _check_channel_names(
     c: _Checker, path: tuple[Any, ...], names: list[str], what: str, known: set[str]
 ) -> None:
@@ -1081,6 +1122,10 @@ def _load(
         _check_cadences(checker, parts["cadences"], configured, templates)
     if "policy" in parts:
         _check_policy(checker, parts["policy"], (configured or set()) | set(CHANNELS))
+    if "policy" in parts:
+        _check_validation_notices(
+            checker, parts["policy"], parts.get("cadences"), configured, templates
+        )
     if "creditors" in parts:
         _check_creditors(checker, parts["creditors"], parts.get("policy"))
     if "segments" in parts:

@@ -447,6 +447,9 @@ class Limit(Strict):
     max: int = Field(ge=0)
     window: DurationField
     scope: Literal["account", "debtor"] = "account"
+    # Count the contacts collection agencies report (``agency_contact`` events) as well
+    # as our own sends: a cap on the institution and its agencies combined (China).
+    agency_contacts: bool = False
 
 
 class Pause(Strict):
@@ -535,6 +538,24 @@ class BestTime(Strict):
         return value
 
 
+class ValidationNotice(Strict):
+    """The US validation notice (Reg F 1006.34): sent once to every account it applies to,
+    before any collection send; the validation period starts ``assumed_receipt`` after it
+    is sent and lasts ``period`` (docs/configuration.md, ``validation_notice``)."""
+
+    channel: Literal["letter", "email"] = "letter"
+    template: str = "validation_notice"
+    assumed_receipt: DurationField = Duration(5, "d")
+    period: DurationField = Duration(30, "d")
+
+    @field_validator("assumed_receipt", "period")
+    @classmethod
+    def _in_days(cls, value: Duration) -> Duration:
+        if value.unit != "d" or value.amount < 0 or value.amount > 366:
+            raise ValueError("expected whole days from 0d to 366d")
+        return value
+
+
 class Overlay(Strict):
     """Extra rules for a jurisdiction or a policy profile: limits and pauses accumulate,
     hours intersect, holidays add. Promise and plan bounds are terms, not protections:
@@ -547,6 +568,9 @@ class Overlay(Strict):
     holidays: HolidayRule | None = None
     promises: PromiseBounds | None = None
     plans: PlanBounds | None = None
+    # The validation notice for the accounts of this place or profile (the last overlay
+    # that sets one wins over the base policy's).
+    validation_notice: ValidationNotice | None = None
 
 
 ZoneSource = Literal["explicit", "address", "phone"]
@@ -766,6 +790,8 @@ class Policy(Strict):
     best_time: BestTime = Field(default_factory=BestTime)
     cases: CasePolicy = Field(default_factory=CasePolicy)
     tasks: TaskPolicy = Field(default_factory=TaskPolicy)
+    # The US validation notice for every account (an overlay may set it for some only).
+    validation_notice: ValidationNotice | None = None
 
     @field_validator("revocation_phrases")
     @classmethod
@@ -871,8 +897,49 @@ class Creditor(Strict):
     agent_hours: AgentHours | None = None
 
 
+# What a placement file may hold of an account (``agencies``): the agreement names some.
+PlacementField = Literal[
+    "account_id",
+    "reference",
+    "creditor",
+    "balance",
+    "currency",
+    "due_date",
+    "stage",
+    "name",
+    "phone",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+]
+PERSONAL_PLACEMENT_FIELDS = ("name", "phone", "email", "address_line1", "address_line2")
+
+
+class Agency(Strict):
+    """A collection agency accounts are placed with (``outreach placements place``)."""
+
+    name: str
+    # The fields its agreement lets us give it, in the placement file's column order.
+    fields: list[PlacementField] = Field(min_length=1)
+    dir: str = "var/placements"  # where its placement files are written
+
+    @field_validator("fields")
+    @classmethod
+    def _once_each(cls, fields: list[str]) -> list[str]:
+        twice = sorted({f for f in fields if fields.count(f) > 1})
+        if twice:
+            raise ValueError(f"{twice[0]!r} is listed twice")
+        return fields
+
+
 class Creditors(Strict):
     creditors: dict[str, Creditor] = Field(default_factory=dict)
+    # Collection agencies (委外), by id: ``outreach placements place --agency ID``.
+    agencies: dict[str, Agency] = Field(default_factory=dict)
 
 
 # --- everything --------------------------------------------------------------------------

@@ -139,6 +139,7 @@ def sample_context(
         secret=SAMPLE_SECRET,
         message_id=SAMPLE_MESSAGE_ID,
         sparse=variant.sparse,
+        sample=True,
     )
 
 
@@ -178,6 +179,7 @@ def _context(
     secret: str,
     message_id: str,
     sparse: bool,
+    sample: bool = False,
 ) -> dict[str, Any]:
     creditor = config.creditor(account.creditor)
     expires = datetime(today.year, today.month, today.day, tzinfo=UTC) + LINK_LIFETIME
@@ -198,7 +200,29 @@ def _context(
         instalment=None,
         deadline=None if sparse else deadline,
         locale=locale,
+        validation=sample_validation(account, today, paid=Decimal("100.00") if sample else None),
     )
+
+
+def sample_validation(account: Account, today: date, *, paid: Decimal | None) -> dict[str, Any]:
+    """The validation notice's facts for an account sent its notice ``today``, as
+    ``core.validation.notice_facts`` gives them (assumed receipt 5 days, period 30), with
+    ``paid`` since the due date (sample data; none for a real account's preview): the
+    notice's template must show them (the engine sets them for the notice only)."""
+    zero = Decimal("0.00")
+    paid = paid or zero
+    return {
+        "itemization_date": account.due_date,
+        "itemization_amount": account.balance + paid,
+        "interest": zero,
+        "fees": zero,
+        "payments": paid,
+        "credits": zero,
+        "current_amount": account.balance,
+        "sent_on": today,
+        "period_start": today + timedelta(days=5),
+        "period_end": today + timedelta(days=35),
+    }
 
 
 # --- files ---------------------------------------------------------------------------------

@@ -702,9 +702,12 @@ def build_context(
     instalment: Any = None,
     deadline: date | None,
     locale: str,
+    validation: Any = None,
 ) -> dict[str, Any]:
     """The names of docs/templates.md §3, plus ``disclosure`` (the creditor is a debt collector) and
-    the debtor's postal address for letters. Names that do not apply are ``None``."""
+    the debtor's postal address for letters. Names that do not apply are ``None``;
+    ``validation`` (the US validation notice's facts, ``core.validation.NoticeFacts``) is
+    set for that notice only."""
     creditor = config.creditor(account.creditor)
     address = [account.address_line1, account.address_line2]
     city_line = " ".join(p for p in (account.city, account.region, account.postal_code) if p)
@@ -740,4 +743,20 @@ def build_context(
         "today": today,
         "locale": locale,
         "disclosure": bool(creditor is not None and creditor.debt_collector),
+        "validation": _ns(validation, *VALIDATION_FIELDS),
     }
+
+
+# What the validation notice states (``validation.<name>`` in its template).
+VALIDATION_FIELDS = (
+    "itemization_date",
+    "itemization_amount",
+    "interest",
+    "fees",
+    "payments",
+    "credits",
+    "current_amount",
+    "sent_on",
+    "period_start",
+    "period_end",
+)

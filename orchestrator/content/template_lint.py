@@ -40,6 +40,7 @@ from channels.pdf_assets import missing, refusal, resource_urls
 from channels.segments import segments
 from orchestrator.config.models import Config, ContentRule
 from orchestrator.content.htmlcheck import html_links, html_problems, neutralise_jinja
+from orchestrator.content.notice_lint import missing_facts, notice_templates
 from orchestrator.content.preview import VARIANTS, Variant, sample_context
 from orchestrator.content.rendering import (
     EXTENSIONS,
@@ -131,6 +132,7 @@ class _Linter:
         self.forbidden = phrases(tuple(config.policy.forbidden))
         self._parsed: dict[Path, tuple[Any, list[Path]] | None] = {}
         self._known = set(sample_context("en-US")) | _JINJA_NAMES
+        self.notices = notice_templates(config)
 
     # -- problems --------------------------------------------------------------------------
 
@@ -295,6 +297,9 @@ class _Linter:
         if tf.channel == "letter":
             self.check_letter(tf, ctx, checked_with_links)
             self.check_urls(tf, body)
+        if (tf.channel, tf.name) in self.notices:
+            for what in missing_facts(ctx, checked, tf.lint_locale):
+                self.add(tf.path, self.body_line(tf.path), f"validation notice is missing {what}")
 
     def check_content(self, tf: TemplateFile, variant: Variant, text: str) -> None:
         folded = text.casefold()
@@ -385,6 +390,12 @@ class _Linter:
         dates = [deadline.isoformat()] + [
             format_date(deadline, f, locale=locale) for f in ("short", "medium", "long", "full")
         ]
+        # A validation notice names no payment deadline: none may shadow its period.
+        deadline_rule = (
+            []
+            if (tf.channel, tf.name) in self.notices
+            else [('the payment deadline ({{ deadline | date("long") }})', dates)]
+        )
         required: list[tuple[str, list[str]]] = [
             ("the debtor's name ({{ debtor.name }})", [ctx["debtor"].name]),
             (
@@ -392,7 +403,7 @@ class _Linter:
                 [format_currency(account.balance, account.currency, locale=locale)],
             ),
             ("the reference number ({{ account.reference }})", [str(account.reference)]),
-            ('the payment deadline ({{ deadline | date("long") }})', dates),
+            *deadline_rule,
             (
                 "the creditor's contact ({{ creditor.phone }})",
                 [v for v in (creditor.phone, creditor.email) if v],

@@ -5,7 +5,8 @@ returning ``Allow``, ``Defer(until, reason)`` or ``Deny(decision, reason)``. The
 ``simulate`` both call it; there is no simulation-only branch.
 
 Order of judgement: does the occurrence still apply (stage, trigger condition) → account
-suppression (paid, cease, opt-out, dispute, promise, plan) → contact rules (consent,
+suppression (paid, cease, opt-out, placement, dispute, promise, plan) → the US validation notice not
+yet sent (collection only, ``core.validation``) → contact rules (consent,
 contact present and valid) → timing (permitted hours and holidays in every candidate zone,
 pauses, limits), combined into the first instant every timing rule accepts → expiry.
 """
@@ -23,6 +24,7 @@ from orchestrator.core.planner import Occurrence, current_stage
 from orchestrator.core.records import DecisionKind, Reason, limit_reason, pause_reason
 from orchestrator.core.rules import AccountRules
 from orchestrator.core.state import AccountState, SendHistory
+from orchestrator.core.validation import is_notice, pending
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,12 @@ _MAX_ROUNDS = 64
 def still_applies(
     occ: Occurrence, state: AccountState, now: datetime, rules: AccountRules
 ) -> Deny | None:
-    """Is the occurrence still what it was planned for? (stage, trigger condition)"""
+    """Is the occurrence still what it was planned for? (stage, trigger condition; the
+    validation notice: still not sent, still required)"""
+    if is_notice(occ):
+        if state.notice_sent_at is not None or rules.validation_notice is None:
+            return Deny(DecisionKind.skipped, Reason.not_applicable)
+        return None
     if occ.trigger is None:
         stage = current_stage(state, rules, now)
         if stage is None or stage.id != occ.stage:
@@ -82,8 +89,8 @@ def suppression(
 ) -> str | None:
     """The account-state reason that stops this send, or None.
 
-    Promise, plan and dispute stop collection only; cease stops collection and service;
-    opt-outs stop every kind (docs/configuration.md, "Kinds"). A paid account gets no
+    Promise, plan and dispute stop collection only; cease and a placement with an agency
+    stop collection and service; opt-outs stop every kind (docs/configuration.md, "Kinds"). A paid account gets no
     collection and no stage step of any kind: a pre-due reminder (a service step of a
     stage before the due date) is pointless, even unsettling, once the balance is paid;
     triggers of kind service (thanks for the payment) still go.
@@ -98,6 +105,8 @@ def suppression(
         rules.config.policy.opt_out_channels(occ.channel)
     ):
         return Reason.opted_out
+    if state.placed is not None and kind != Kind.notice:
+        return Reason.placed  # the agency collects: our collection and service stop
     if not collection:
         return None
     if state.disputed:
@@ -210,6 +219,8 @@ def evaluate(
     reason = suppression(occ, state, now, rules)
     if reason is not None:
         return Deny(DecisionKind.suppressed, reason)
+    if pending(occ, state, rules):
+        return Deny(DecisionKind.blocked, Reason.validation_pending)
     reason = contact_rule(occ, state)
     if reason is not None:
         return Deny(DecisionKind.blocked, reason)

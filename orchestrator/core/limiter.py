@@ -32,7 +32,9 @@ def _counted(limit: Limit, sends: list[SendRecord], account_id: str) -> list[Sen
     return [
         s
         for s in sends
-        if s.channel in channels and (limit.scope == "debtor" or s.account_id == account_id)
+        if s.channel in channels
+        and (limit.scope == "debtor" or s.account_id == account_id)
+        and (limit.agency_contacts or not s.agency)
     ]
 
 

@@ -50,6 +50,8 @@ class Reason(StrEnum):
     holdout = "holdout"  # the debtor is in an experiment's holdout: no contact of the stage
     budget = "budget"  # a budget of the policy is spent for this window: the next one
     paused_by_operator = "paused_by_operator"  # an operator's pause (``outreach pause``)
+    validation_pending = "validation_pending"  # the US validation notice is not sent yet
+    placed = "placed"  # the account is placed with a collection agency
 
 
 def limit_reason(limit_id: str) -> str:

@@ -21,6 +21,7 @@ from orchestrator.config.models import (
     Pause,
     PlanBounds,
     PromiseBounds,
+    ValidationNotice,
 )
 from orchestrator.core.account import Account
 from orchestrator.core.hours import HolidayCalendar, HoursRule, effective_hours
@@ -63,6 +64,15 @@ class AccountRules:
     def plan_bounds(self) -> PlanBounds:
         """The policy's plan bounds, each key an overlay gives replacing the policy's."""
         return _overridden(self.config.policy.plans, [o.plans for o in self.overlays])
+
+    @cached_property
+    def validation_notice(self) -> ValidationNotice | None:
+        """The validation notice the account gets: the last overlay's that sets one (in
+        the order they apply: country, region, creditor profile), else the policy's."""
+        for overlay in reversed(self.overlays):
+            if overlay.validation_notice is not None:
+                return overlay.validation_notice
+        return self.config.policy.validation_notice
 
     @cached_property
     def limits(self) -> list[Limit]:

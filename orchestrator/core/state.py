@@ -117,6 +117,11 @@ class AccountState:
     # What ``at: best`` has learned (shared by the accounts of a planning page or of a
     # simulation; only where a step is planned ``at: best``).
     hours: HourBook | None = None
+    # When the US validation notice was handed to its channel (``core.validation``);
+    # None: not yet (or it does not apply).
+    notice_sent_at: datetime | None = None
+    # The collection agency the account is placed with now (``store.placements``), if any.
+    placed: str | None = None
 
     @property
     def closed(self) -> bool:
@@ -229,6 +234,9 @@ class SendRecord:
     channel: str
     account_id: str
     debtor_id: str
+    # A contact a collection agency reported (``agency_contact``), not a send of ours:
+    # only limits with ``agency_contacts: true`` count it.
+    agency: bool = False
 
 
 class SendHistory:

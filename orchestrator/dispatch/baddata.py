@@ -31,7 +31,15 @@ from orchestrator.core.crypto import DataCipher
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.rules import AccountRules
 from orchestrator.store.besttime import load_book
-from orchestrator.store.replay import Facts, Replayed, attach_contacts, load_facts, replay
+from orchestrator.store.replay import (
+    Facts,
+    Replayed,
+    attach_contacts,
+    attach_notices,
+    attach_placements,
+    load_facts,
+    replay,
+)
 
 __all__ = ["PLANNING", "is_bad_data", "note", "planning_failed", "replay_accounts"]
 
@@ -113,6 +121,11 @@ def replay_accounts(
     reading = [a for a, rep in replayed.items() if rep.rules.config.segments.reads_contacts]
     if reading:  # only where a segment rule reads the messages sent and their receipts
         attach_contacts(conn, replayed, reading, now)
+    if replayed:  # the accounts placed with an agency: our collection stops
+        attach_placements(conn, replayed, list(replayed), now)
+    noticed = [a for a, rep in replayed.items() if rep.rules.validation_notice is not None]
+    if noticed:  # only where the US validation notice applies: whether it has gone
+        attach_notices(conn, replayed, noticed, now)
     learning = [rep.state for rep in replayed.values() if rep.rules.config.uses_best_time]
     if learning:  # only where a step is planned ``at: best``: what it has learned
         book = load_book(conn, [state.account.debtor_id for state in learning])

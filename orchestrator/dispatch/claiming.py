@@ -24,12 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from channels.base import OutboundMessage
-from orchestrator.config.models import Config, Policy, Step, Trigger
+from orchestrator.config.models import Config, Kind, Policy, Step, Trigger
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.planner import Occurrence as Planned
 from orchestrator.core.priority import window_of
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.state import SendHistory, SendRecord
+from orchestrator.core.validation import VALIDATION_STEP, is_notice
 from orchestrator.dispatch.baddata import is_bad_data, note, replay_accounts
 from orchestrator.dispatch.connector import DUE, Connector, state_in
 from orchestrator.dispatch.decider import Decider, Outcome, message_id_for
@@ -37,13 +38,21 @@ from orchestrator.dispatch.settle import Moved, Sending
 from orchestrator.store.inlist import one_of
 from orchestrator.store.pauses import ActivePause, active_pauses, covering
 from orchestrator.store.replay import Replayed
-from orchestrator.store.tables import AccountRow, OccurrenceRow, Send, UTCDateTime, table_of
+from orchestrator.store.tables import (
+    AccountEvent,
+    AccountRow,
+    OccurrenceRow,
+    Send,
+    UTCDateTime,
+    table_of,
+)
 
 __all__ = ["LEASE", "Claimed", "Claims", "Ready", "occurrence_of"]
 
 account_t = table_of(AccountRow)
 occurrence_t = table_of(OccurrenceRow)
 send_t = table_of(Send)
+event_t = table_of(AccountEvent)
 
 LEASE = timedelta(minutes=5)
 
@@ -87,6 +96,12 @@ class Claims:
         self.cipher = cipher
         self.worker = worker
         self.history_span = _history_span(config)
+        policy = config.policy
+        overlays = [*policy.jurisdictions.values(), *policy.profiles.values()]
+        self.agency_limits = any(
+            limit.agency_contacts
+            for limit in [*policy.limits, *(lim for o in overlays for lim in o.limits)]
+        )
         # Where a decision of bad data tells local time: the account's zones may be what
         # could not be worked out.
         self.default_zone = default_zone
@@ -169,10 +184,12 @@ class Claims:
         self, conn: Connection, debtors: Iterable[str], now: datetime
     ) -> dict[str, SendHistory]:
         out: dict[str, SendHistory] = defaultdict(SendHistory)
-        for s in conn.execute(
-            _HISTORY, {"debtors": list(debtors), "since": now - self.history_span, "now": now}
-        ):
+        params = {"debtors": list(debtors), "since": now - self.history_span, "now": now}
+        for s in conn.execute(_HISTORY, params):
             out[s.debtor_id].add(SendRecord(s.sent_at, s.channel, s.account_id, s.debtor_id))
+        if self.agency_limits:  # the agencies' reported contacts, where a limit counts them
+            for e in conn.execute(_AGENCY_CONTACTS, params):
+                out[e.debtor_id].add(SendRecord(e.time, e.channel, e.account_id, e.debtor_id, True))
         return out
 
     def _prepare(
@@ -216,6 +233,8 @@ class Claims:
                 if isinstance(prepared, OutboundMessage):
                     account = rep.state.account
                     history.add(SendRecord(now, occ.channel, account.account_id, account.debtor_id))
+                    if is_notice(occ):  # the account's collection after it in the batch may go
+                        rep.state.notice_sent_at = now
                     self.decider.spent(occ.channel, now)
                     ready.append(Ready(occ_row, occ, rep, prepared))
                     continue
@@ -309,6 +328,8 @@ class Claims:
 def occurrence_of(config: Config, occ_row: Row[Any], rep: Replayed) -> Planned | None:
     """The planned occurrence a stored row stands for, or ``None`` when its step has left
     the configuration or the event that fired its trigger is gone."""
+    if occ_row.step_id == VALIDATION_STEP:
+        return notice_of(occ_row, rep)
     step = config.step(occ_row.step_id)
     if step is None:
         return None
@@ -331,6 +352,29 @@ def occurrence_of(config: Config, occ_row: Row[Any], rep: Replayed) -> Planned |
         planned_at=occ_row.planned_at,
         expires_at=occ_row.expires_at,
         trigger=fire,
+        segment=occ_row.segment,
+        experiment=occ_row.experiment,
+        variant=occ_row.variant,
+        priority=occ_row.priority,
+    )
+
+
+def notice_of(occ_row: Row[Any], rep: Replayed) -> Planned | None:
+    """The validation notice a stored row stands for (``core.validation``), or ``None``
+    when the account's rules no longer ask for one."""
+    notice = rep.rules.validation_notice
+    if notice is None:
+        return None
+    return Planned(
+        account_id=occ_row.account_id,
+        step_id=occ_row.step_id,
+        key=occ_row.occurrence_key,
+        stage=occ_row.stage,
+        channel=occ_row.channel,
+        template=notice.template,
+        kind=Kind.notice,
+        planned_at=occ_row.planned_at,
+        expires_at=occ_row.expires_at,
         segment=occ_row.segment,
         experiment=occ_row.experiment,
         variant=occ_row.variant,
@@ -409,4 +453,16 @@ _HISTORY = sa.select(
     send_t.c.sent_at > sa.bindparam("since", type_=UTCDateTime()),
     send_t.c.sent_at <= sa.bindparam("now", type_=UTCDateTime()),
     send_t.c.status != "failed",
+)
+# Contacts collection agencies reported (``agency_contact`` events) of these debtors.
+_AGENCY_CONTACTS = (
+    sa.select(event_t.c.time, event_t.c.channel, event_t.c.account_id, account_t.c.debtor_id)
+    .select_from(event_t.join(account_t, account_t.c.account_id == event_t.c.account_id))
+    .where(
+        one_of(account_t.c.debtor_id, "debtors"),
+        event_t.c.type == "agency_contact",
+        event_t.c.channel.is_not(None),
+        event_t.c.time > sa.bindparam("since", type_=UTCDateTime()),
+        event_t.c.time <= sa.bindparam("now", type_=UTCDateTime()),
+    )
 )

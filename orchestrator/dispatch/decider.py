@@ -28,6 +28,7 @@ from orchestrator.core.priority import BudgetBook
 from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_local
 from orchestrator.core.rules import AccountRules, RuleBook
 from orchestrator.core.state import AccountState, SendHistory, SendRecord
+from orchestrator.core.validation import is_notice, notice_facts
 from orchestrator.dispatch.baddata import is_bad_data, note
 from orchestrator.errors import (
     AmbiguousSendError,
@@ -289,6 +290,7 @@ class Decider:
             instalment=instalment,
             deadline=deadline,
             locale=locale,
+            validation=notice_facts(state, rules, now) if is_notice(occ) else None,
         )
         return self.renderer.render(occ.channel, occ.template, locale, context)
 

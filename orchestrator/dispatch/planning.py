@@ -26,6 +26,7 @@ from orchestrator.core.hours import local_day_start
 from orchestrator.core.planner import Occurrence as Planned
 from orchestrator.core.planner import StageMark, plan_day, plan_fire, stage_mark
 from orchestrator.core.state import AccountState
+from orchestrator.core.validation import plan_notice
 from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed, replay_accounts
 from orchestrator.dispatch.connector import Connector
 from orchestrator.dispatch.decider import Decider
@@ -237,7 +238,11 @@ class Planning:
         occs: list[Planned] = []
         # Closed accounts are planned too, as in ``simulate``: their steps are recorded as
         # suppressed (paid), so "why no reminder?" always has an answer.
-        occs.extend(plan_day(state, rules, now.astimezone(rules.zones.primary).date()))
+        day = now.astimezone(rules.zones.primary).date()
+        notice = plan_notice(state, rules, day, self.not_before)  # until it has gone
+        if notice is not None:
+            occs.append(notice)
+        occs.extend(plan_day(state, rules, day))
         for fire in rep.fires:
             if fire.time <= now:
                 occs.extend(plan_fire(state, rules, fire))

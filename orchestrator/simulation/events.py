@@ -46,6 +46,9 @@ EVENT_TYPES = (
     "plan",
     "delivery",
     "click",
+    "placed",
+    "recalled",
+    "agency_contact",
 )
 
 
@@ -136,6 +139,15 @@ class EventApplier:
             state.disputed = False
         elif kind == "cease":
             state.ceased = True
+        elif kind == "placed":
+            state.placed = str(data["agency"])
+        elif kind == "recalled":
+            state.placed = None
+        elif kind == "agency_contact":
+            account = state.account
+            self.sim.histories[account.debtor_id].add(
+                SendRecord(now, str(data["channel"]), account.account_id, account.debtor_id, True)
+            )
         elif kind == "opt_out":
             for other in self._same_contact(state, data["channel"]):
                 other.opted_out.add(data["channel"])

@@ -68,11 +68,13 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "plan": frozenset({"instalments"}),
     "inbound_sms": frozenset({"body"}),
     "delivery": frozenset({"channel", "status"}),
+    "placed": frozenset({"agency"}),
+    "agency_contact": frozenset({"channel"}),
     **{
         kind: frozenset({"channel"})
         for kind in ("conversation", "opt_out", "opt_in", "dispute", "complaint")
     },
-    **{kind: frozenset() for kind in ("dispute_resolved", "cease", "click")},
+    **{kind: frozenset() for kind in ("dispute_resolved", "cease", "click", "recalled")},
 }
 
 
@@ -92,8 +94,10 @@ def _event_data(raw: dict[str, Any], kind: str) -> dict[str, Any]:
             {"due": parse_day(i["due"]), "amount": Decimal(str(i["amount"]))}
             for i in data["instalments"]
         ]
-    elif kind in ("opt_out", "opt_in") and "channel" not in data:
+    elif kind in ("opt_out", "opt_in", "agency_contact") and "channel" not in data:
         raise KeyError("channel")
+    elif kind == "placed" and not isinstance(data.get("agency"), str):
+        raise KeyError("agency")
     return data
 
 

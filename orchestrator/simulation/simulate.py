@@ -30,6 +30,7 @@ from orchestrator.core.planner import Occurrence, plan_day
 from orchestrator.core.records import DecisionRecord
 from orchestrator.core.rules import AccountRules
 from orchestrator.core.state import AccountState, Contact, SendHistory
+from orchestrator.core.validation import is_notice, plan_notice
 from orchestrator.dispatch.decider import Decider
 from orchestrator.simulation.events import EventApplier, ScenarioEvent
 
@@ -171,7 +172,9 @@ class Simulation:
         rules = self.rules[account_id]
         if self.learner is not None:
             self.learner.fold(self.clock.now())
-        self.schedule(plan_day(state, rules, day))
+        planned = plan_day(state, rules, day)
+        notice = plan_notice(state, rules, day, self.scenario.start)  # until it has gone
+        self.schedule([notice, *planned] if notice is not None else planned)
         response = self.scenario.response
         if response is not None:
             for ev in response.self_cure(state, day):
@@ -187,6 +190,8 @@ class Simulation:
         outcome = self.decider.decide(occ, state, history, now, self.rules[occ.account_id])
         if outcome.send is not None:
             history.add(outcome.send)
+            if is_notice(occ) and state.notice_sent_at is None:
+                state.notice_sent_at = now  # handed over (sent or ambiguous): it went
             self.decider.spent(occ.channel, now)
             if self.reads_contacts and outcome.record.message_id:
                 state.contacts.append(Contact(now, occ.channel, outcome.record.message_id))

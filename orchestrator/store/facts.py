@@ -52,7 +52,14 @@ decision_t = table_of(Decision)
 delivery_t = table_of(DeliveryEvent)
 inbound_t = table_of(InboundMessage)
 
-EVENT_TYPES = ("conversation", "dispute", "dispute_resolved", "cease", "complaint")
+EVENT_TYPES = (
+    "conversation",
+    "dispute",
+    "dispute_resolved",
+    "cease",
+    "complaint",
+    "agency_contact",  # a contact a collection agency reported: limits may count it
+)
 
 
 # Planned again at the planner's next round; ``plan_seq`` tells a planner that read the

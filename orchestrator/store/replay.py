@@ -27,6 +27,7 @@ from orchestrator.core.crypto import DataCipher
 from orchestrator.core.hours import local_day_start
 from orchestrator.core.rules import AccountRules
 from orchestrator.core.state import AccountState, Contact, EventRecord, TriggerFire
+from orchestrator.core.validation import VALIDATION_STEP
 from orchestrator.store.accounts import account_from_row
 from orchestrator.store.inlist import one_of
 from orchestrator.store.tables import (
@@ -34,15 +35,26 @@ from orchestrator.store.tables import (
     DeliveryEvent,
     InstalmentPlan,
     InstalmentRow,
+    OccurrenceRow,
     OptOut,
     Payment,
+    Placement,
     Promise,
     Send,
     UTCDateTime,
     table_of,
 )
 
-__all__ = ["Facts", "Replayed", "attach_contacts", "load_facts", "next_facts", "replay"]
+__all__ = [
+    "Facts",
+    "Replayed",
+    "attach_contacts",
+    "attach_notices",
+    "attach_placements",
+    "load_facts",
+    "next_facts",
+    "replay",
+]
 
 promise_t = table_of(Promise)
 plan_t = table_of(InstalmentPlan)
@@ -353,3 +365,47 @@ def attach_contacts(
     ).all()
     for d in statuses:
         by_message[d.message_id].statuses.append((d.time, d.status))
+
+
+def attach_notices(
+    conn: Connection, replayed: dict[str, Replayed], account_ids: Sequence[str], now: datetime
+) -> None:
+    """When the validation notice (``core.validation``) of each of these accounts was
+    handed to its channel, if it was by ``now``: its first send not ``failed`` (in flight
+    and ``ambiguous`` count, as they do toward limits). One statement."""
+    send_t, occ_t = table_of(Send), table_of(OccurrenceRow)
+    rows = conn.execute(
+        sa.select(send_t.c.account_id, sa.func.min(send_t.c.sent_at).label("at"))
+        .select_from(send_t.join(occ_t, occ_t.c.id == send_t.c.occurrence_id))
+        .where(
+            one_of(send_t.c.account_id, "ids"),
+            occ_t.c.step_id == VALIDATION_STEP,
+            send_t.c.status != "failed",
+            send_t.c.sent_at <= sa.bindparam("now", type_=UTCDateTime()),
+        )
+        .group_by(send_t.c.account_id),
+        {"ids": list(account_ids), "now": now},
+    ).all()
+    for account_id, at in rows:
+        replayed[account_id].state.notice_sent_at = at
+
+
+def attach_placements(
+    conn: Connection, replayed: dict[str, Replayed], account_ids: Sequence[str], now: datetime
+) -> None:
+    """The agency each of these accounts is placed with at ``now`` (a placement made by
+    then and not recalled by then), if any. One statement."""
+    placement_t = table_of(Placement)
+    at = sa.bindparam("now", type_=UTCDateTime())
+    rows = conn.execute(
+        sa.select(placement_t.c.account_id, placement_t.c.agency)
+        .where(
+            one_of(placement_t.c.account_id, "ids"),
+            placement_t.c.placed_at <= at,
+            sa.or_(placement_t.c.recalled_at.is_(None), placement_t.c.recalled_at > at),
+        )
+        .order_by(placement_t.c.placed_at, placement_t.c.id),
+        {"ids": list(account_ids), "now": now},
+    ).all()
+    for account_id, agency in rows:
+        replayed[account_id].state.placed = agency

@@ -364,6 +364,23 @@ class AuditLog(SQLModel, table=True):
     account_id: str | None = Field(default=None, index=True)
 
 
+class Placement(SQLModel, table=True):
+    """An account placed with a collection agency (``store.placements``): while it is in
+    force (not recalled), our own collection and service sends are suppressed
+    (``placed``). ``actor`` placed it, ``recalled_by`` recalled it."""
+
+    __tablename__ = "placement"
+    __table_args__ = (sa.Index(None, "agency", "recalled_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.account_id", index=True)
+    agency: str
+    placed_at: datetime = Field(sa_type=UTCDateTime)
+    recalled_at: datetime | None = _instant()
+    actor: str
+    recalled_by: str | None = None
+
+
 class CaseFile(SQLModel, table=True):
     """A complaint or a dispute (``core.cases``): opened, acknowledged, resolved, each
     change audited. A dispute's suppression is the ``dispute`` account event, lifted by

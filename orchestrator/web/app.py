@@ -31,7 +31,16 @@ from orchestrator.web.apidocs import serve_docs
 from orchestrator.web.linkpages import not_found_page
 from orchestrator.web.outbound import document_webhooks
 from orchestrator.web.requests import RequestTiming
-from orchestrator.web.routes import api, cases, health, links, payments, tasks, twilio
+from orchestrator.web.routes import (
+    api,
+    cases,
+    health,
+    links,
+    payments,
+    placements,
+    tasks,
+    twilio,
+)
 from orchestrator.web.server import Server
 
 __all__ = ["BodyLimit", "Server", "app_from_env", "build_server", "create_app"]
@@ -46,6 +55,7 @@ ROUTERS = (
     api.router,
     cases.router,
     tasks.router,
+    placements.router,
     health.router,
 )
 

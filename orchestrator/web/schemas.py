@@ -106,6 +106,7 @@ class EventIn(BaseModel):
         "cease",
         "complaint",
         "opt_out",
+        "agency_contact",
     ]
     at: datetime | None = None
     amount: Decimal | None = Field(default=None, gt=0, max_digits=14, decimal_places=2)
@@ -259,3 +260,60 @@ class TaskDoneOut(BaseModel):
         description="the event recorded, as the events API answers it (none for "
         "no_answer and other)"
     )
+
+
+class PlacementRule(BaseModel):
+    """Which accounts to place: every open account not placed now that is in ``stage``
+    and has had no send reach the person in ``no_contact_days`` days."""
+
+    model_config = ConfigDict(extra="forbid")
+    stage: PlainText | None = Field(default=None, min_length=1, max_length=64)
+    no_contact_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class PlacementIn(BaseModel):
+    """Place accounts with an agency (``agencies`` in creditors.yaml): a list of accounts
+    or a rule, not both. The agency's placement file is written (docs/http.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    agency: PlainText = Field(min_length=1, max_length=64)
+    account_ids: list[Annotated[PlainText, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, min_length=1, max_length=10_000
+    )
+    rule: PlacementRule | None = None
+
+
+class PlacementOut(BaseModel):
+    """A placement; instants in UTC (``...Z``)."""
+
+    id: int
+    account_id: str
+    agency: str
+    placed_at: str
+    recalled_at: str | None
+    actor: str
+    recalled_by: str | None
+    in_force: bool
+
+
+class PlacementList(BaseModel):
+    placements: list[PlacementOut]
+
+
+class Placed(BaseModel):
+    """What a placement did: the placements made, the accounts placed already (left as
+    they were), and the placement files written (they hold personal data in clear)."""
+
+    placements: list[PlacementOut]
+    already_placed: list[str]
+    files: list[str]
+
+
+class RecallIn(BaseModel):
+    """Recall placements in force: of these accounts, or every one of an agency."""
+
+    model_config = ConfigDict(extra="forbid")
+    account_ids: list[Annotated[PlainText, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, min_length=1, max_length=10_000
+    )
+    agency: PlainText | None = Field(default=None, min_length=1, max_length=64)

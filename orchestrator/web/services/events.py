@@ -167,6 +167,8 @@ def _event_problem(server: Server, row: Row[Any], event: EventIn, at: datetime) 
         )
     if event.type == "opt_out" and event.channel is None:
         return "an opt-out needs a channel"
+    if event.type == "agency_contact" and event.channel is None:
+        return "an agency contact needs its channel (voice: a connected call)"
     return None
 
 
