@@ -45,6 +45,8 @@ class TriggerEvent(StrEnum):
     instalment_due = "instalment_due"
     payment_received = "payment_received"
     stage_entered = "stage_entered"
+    plan_made = "plan_made"  # a payment plan agreed (its confirmation)
+    plan_broken = "plan_broken"  # an instalment missed past its grace: the plan is broken
 
 
 class PauseEvent(StrEnum):
@@ -257,10 +259,15 @@ class Trigger(Timed):
 
     @property
     def effective_kind(self) -> Kind:
-        """Collection for promise_broken and stage_entered, else service (docs/configuration.md)."""
+        """Collection for promise_broken, plan_broken and stage_entered, else service
+        (docs/configuration.md)."""
         if self.kind is not None:
             return self.kind
-        if self.on in (TriggerEvent.promise_broken, TriggerEvent.stage_entered):
+        if self.on in (
+            TriggerEvent.promise_broken,
+            TriggerEvent.plan_broken,
+            TriggerEvent.stage_entered,
+        ):
             return Kind.collection
         return Kind.service
 
@@ -766,6 +773,34 @@ class ChannelConfig(BaseModel):
 # --- creditors.yaml ----------------------------------------------------------------------
 
 
+class PlanFrequency(StrEnum):
+    weekly = "weekly"
+    biweekly = "biweekly"
+    monthly = "monthly"
+
+
+class PlanOffers(Strict):
+    """The instalment plans a creditor lets debtors choose themselves on the e-bill page
+    (``/p/<token>``): from 2 to ``max_instalments`` equal instalments (the last one pays
+    the rest), each at least ``min_instalment`` (in the account's currency), at one of
+    the ``frequencies``, the first due within ``first_payment_within`` of the day the
+    plan is chosen. Offers outside the policy's ``plans:`` bounds are never shown."""
+
+    max_instalments: int = Field(default=6, ge=2, le=360)
+    min_instalment: Decimal | None = Field(default=None, ge=0)
+    frequencies: tuple[PlanFrequency, ...] = Field(
+        default=(PlanFrequency.monthly,), min_length=1, max_length=3
+    )
+    first_payment_within: DurationField = Duration(14, "d")
+
+    @field_validator("first_payment_within")
+    @classmethod
+    def _days(cls, value: Duration) -> Duration:
+        if value.unit != "d" or not 0 <= value.amount <= 366:
+            raise ValueError("first_payment_within must be 0d to 366d")
+        return value
+
+
 class Creditor(Strict):
     name: str
     phone: str
@@ -778,6 +813,9 @@ class Creditor(Strict):
     licence: str | None = None  # e.g. a California licence number for letters
     debt_collector: bool = False  # add the Reg F debt-collector disclosure
     policy: str | None = None  # name of a policy.yaml profile that applies to its accounts
+    # The e-bill page: the plans its debtors may choose themselves (none: no e-bill page,
+    # the pay link goes straight to ``pay_url``).
+    plans: PlanOffers | None = None
 
 
 class Creditors(Strict):

@@ -121,6 +121,9 @@ def replay(
     def break_promise(promise_id: str, at: datetime) -> None:
         fires.extend(state.break_promise(promise_id, at))
 
+    def check_plan(plan_id: str, index: int, at: datetime) -> None:
+        fires.extend(state.check_plan(plan_id, index, at))
+
     for when, _, _, kind, item in items:
         if when > now:
             break
@@ -136,7 +139,7 @@ def replay(
             plan = state.plans[-1]
             for inst in plan.instalments:
                 end = local_day_start(inst.due + timedelta(days=1), zone) + rules.promise_grace
-                check = partial(state.check_plan, plan.plan_id, inst.index)
+                check = partial(check_plan, plan.plan_id, inst.index)
                 deadline(max(end, when), check)
         elif kind == "payment":
             fires.extend(state.add_payment(when, item.amount, item.payment_id))

@@ -35,17 +35,26 @@ Answer = tuple[int, dict[str, Any]]  # an HTTP status and the body that goes wit
 
 
 def record_event(
-    server: Server, account_id: str, event: EventIn, idempotency_key: str | None
+    server: Server,
+    account_id: str,
+    event: EventIn,
+    idempotency_key: str | None,
+    *,
+    source: str = ACTOR,
 ) -> Answer:
     """Record what was agreed with the debtor, once per key; the answer (201 recorded,
     200 a payment recorded before, or the first answer again for a repeated key).
-    ``Invalid`` or ``Unknown`` if it cannot be recorded: then nothing was written."""
+    ``Invalid`` or ``Unknown`` if it cannot be recorded: then nothing was written.
+    ``source``: who recorded it (the API's ``api``, the e-bill page's ``self_service``),
+    kept with a promise or a plan and as the audit log's actor."""
     now = server.clock.now()
     key = _request_key(event, idempotency_key)
     at = _event_at(event, now)
     fingerprint = idempotency.fingerprint(account_id, event)
     try:
-        status, answer, new = _record_once(server, account_id, event, key, fingerprint, at, now)
+        status, answer, new = _record_once(
+            server, account_id, event, (key, source), fingerprint, at, now
+        )
     except sa.exc.IntegrityError:  # the same key, committed by a request racing this one
         first = _first_answer(server, key)
         if first is None:
@@ -84,14 +93,15 @@ def _record_once(
     server: Server,
     account_id: str,
     event: EventIn,
-    key: str | None,
+    keyed: tuple[str | None, str],
     fingerprint: str,
     at: datetime,
     now: datetime,
 ) -> tuple[int, dict[str, Any], bool]:
     """The answer, and whether this request wrote: the first answer again for a key
     recorded before; else the event checked and written, with its answer under its
-    key, in one transaction."""
+    key, in one transaction. ``keyed``: the request's key and its source."""
+    key, source = keyed
     with server.tx() as conn:
         first = idempotency.first_answer(conn, key) if key is not None else None
         if first is not None:
@@ -102,9 +112,9 @@ def _record_once(
         problem = _event_problem(server, row, event, at)
         if problem is not None:
             raise Invalid(problem, "invalid")
-        status, answer = _write_event(conn, row, event, key, at, now)
+        status, answer = _write_event(conn, row, event, keyed, at, now)
         if status == 201:
-            _record_aside(conn, server, row, event, at, now)
+            _record_aside(conn, server, row, event, (at, now), source)
         if key is not None:
             idempotency.remember(
                 conn,
@@ -168,11 +178,17 @@ def _event_problem(server: Server, row: Row[Any], event: EventIn, at: datetime) 
 
 
 def _record_aside(
-    conn: Connection, server: Server, row: Row[Any], event: EventIn, at: datetime, now: datetime
+    conn: Connection,
+    server: Server,
+    row: Row[Any],
+    event: EventIn,
+    times: tuple[datetime, datetime],
+    actor: str,
 ) -> None:
     """What an event recorded brings with it: its audit entry; a dispute or a complaint
     opens a case (the event, written already, suppresses or pauses as it always did);
     ``dispute_resolved`` resolves the account's open dispute cases."""
+    at, now = times
     detail: dict[str, Any] = {"type": event.type, "at": at.isoformat()}
     if event.channel is not None:
         detail["channel"] = event.channel
@@ -181,7 +197,7 @@ def _record_aside(
     audit.write(
         conn,
         now=now,
-        actor=ACTOR,
+        actor=actor,
         action=f"event.{event.type}",
         object_type="account",
         object_id=row.account_id,
@@ -196,18 +212,24 @@ def _record_aside(
             kind=CaseKind(event.type),
             category=None,
             channel=event.channel,
-            actor=ACTOR,
+            actor=actor,
             now=at,
             write_event=False,
         )
     elif event.type == "dispute_resolved":
-        cases.resolve_open_disputes(conn, row.account_id, actor=ACTOR, now=now)
+        cases.resolve_open_disputes(conn, row.account_id, actor=actor, now=now)
 
 
 def _write_event(
-    conn: Connection, row: Row[Any], event: EventIn, key: str | None, at: datetime, now: datetime
+    conn: Connection,
+    row: Row[Any],
+    event: EventIn,
+    keyed: tuple[str | None, str],
+    at: datetime,
+    now: datetime,
 ) -> Answer:
     """Record a checked event: the answer's status and body."""
+    key, source = keyed
     account_id = row.account_id
     answer = {"account_id": account_id, "type": event.type, "at": at.isoformat()}
     if event.type == "payment":
@@ -220,7 +242,12 @@ def _write_event(
     if event.type == "promise":
         assert event.amount is not None and event.due is not None
         facts.record_promise(
-            conn, account_id=account_id, amount=event.amount, due=event.due, made_at=at
+            conn,
+            account_id=account_id,
+            amount=event.amount,
+            due=event.due,
+            made_at=at,
+            source=source,
         )
     elif event.type == "plan":
         assert event.instalments
@@ -229,6 +256,7 @@ def _write_event(
             account_id=account_id,
             created_at=at,
             instalments=[(i.due, i.amount) for i in event.instalments],
+            source=source,
         )
     elif event.type == "opt_out":
         assert event.channel is not None
