@@ -84,7 +84,12 @@ def replay(
     try:
         with engine.begin() as conn:  # an --id not queued undoes the whole replay
             queued = replay_deliveries(
-                conn, SystemClock().now(), cli_actor(), subscription=subscription, since=after, ids=ids
+                conn,
+                SystemClock().now(),
+                cli_actor(),
+                subscription=subscription,
+                since=after,
+                ids=ids,
             )
             missing = sorted(set(ids) - set(queued))
             if missing:

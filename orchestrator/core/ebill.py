@@ -14,7 +14,6 @@ same page can be submitted twice (the choice is idempotent by link and choice).
 from __future__ import annotations
 
 import calendar
-import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -130,7 +129,9 @@ def _offer(
     first = today + timedelta(days=min(window, _STEP_DAYS.get(frequency, window)))
     dues = [_nth_due(frequency, first, k) for k in range(count)]
     amounts = [each] * (count - 1) + [last]
-    return PlanOffer(f"{frequency.value}-{count}", frequency, tuple(zip(dues, amounts, strict=True)))
+    return PlanOffer(
+        f"{frequency.value}-{count}", frequency, tuple(zip(dues, amounts, strict=True))
+    )
 
 
 def _nth_due(frequency: PlanFrequency, first: date, k: int) -> date:

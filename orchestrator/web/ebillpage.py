@@ -45,7 +45,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "promise_title": "Promise to pay on a date",
         "promise_date": "Date you will pay",
         "promise_amount": "Amount you will pay",
-        "promise_help": "Any date from {first} to {last}; at least {least}.",
+        "promise_help": "Any date from {first} to {last}.",
+        "promise_least": " At least {least}.",
         "promise_button": "Promise to pay",
         "plan_title": "Pay in instalments",
         "plan_legend": "Choose a plan",
@@ -80,7 +81,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "promise_title": "承诺还款日期",
         "promise_date": "还款日期",
         "promise_amount": "还款金额",
-        "promise_help": "可选{first}至{last}之间的任一日期；金额不少于{least}。",
+        "promise_help": "可选{first}至{last}之间的任一日期。",
+        "promise_least": "金额不少于{least}。",
         "promise_button": "提交还款承诺",
         "plan_title": "分期还款",
         "plan_legend": "选择分期方案",
@@ -192,10 +194,11 @@ def _promise(bill: EBill, t: dict[str, str]) -> dict[str, str] | None:
         "first": window.first.isoformat(),
         "last": window.last.isoformat(),
         "amount": str(bill.balance),
-        "help": t["promise_help"].format(
-            first=day(window.first, loc),
-            last=day(window.last, loc),
-            least=money(window.least, bill.currency, loc),
+        "help": t["promise_help"].format(first=day(window.first, loc), last=day(window.last, loc))
+        + (
+            t["promise_least"].format(least=money(window.least, bill.currency, loc))
+            if window.least > 0
+            else ""
         ),
     }
 
