@@ -43,6 +43,7 @@ from orchestrator.core.ebill import form_token, form_token_ok, plan_offers, prom
 from orchestrator.core.links import pay_link
 from orchestrator.dispatch.runner import Runner
 from orchestrator.ingest.importer import import_accounts
+from orchestrator.reporting.kpis import build_report
 from orchestrator.store import db
 from orchestrator.store.tables import (
     AccountEvent,
@@ -59,6 +60,7 @@ from orchestrator.web.app import Server, create_app
 
 T = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 10:00 in New York, 23:00 in Shanghai
 SECRET = "test-secret-for-links-0123456789abcdef"
+API_TOKEN = "api-token-ebill"
 BROWSER = {
     "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Safari/604.1",
     "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
@@ -178,6 +180,7 @@ def bill(db_url: str, tmp_path: Path) -> Iterator[Bill]:
             "OUTREACH_CONFIG": str(config_dir),
             "OUTREACH_TEMPLATES": str(ROOT / "templates"),
             "OUTREACH_PUBLIC_URL": url,
+            "OUTREACH_API_TOKENS": API_TOKEN,
         }
     )
     config = load_config(settings.config_dir, settings.templates_dir)
@@ -431,6 +434,81 @@ def test_a_tampered_or_expired_link_or_a_forged_form_records_nothing(bill: Bill)
     assert got.status_code == 403
     assert bill.count(InstalmentPlan) == 0 and bill.count(Promise) == 0
     assert bill.count(IdempotencyKey) == 0
+
+
+# --- follow-up and the report ---------------------------------------------------------------
+
+
+def _choose_plan(bill: Bill, account: str, offer: str) -> None:
+    link = bill.link(account)
+    form = {**_form(httpx.get(link, headers=BROWSER).text), "choice": "plan", "offer": offer}
+    assert httpx.post(link, data=form, headers=BROWSER).status_code == 200
+
+
+def _api(bill: Bill, account: str, event: dict[str, Any], key: str) -> httpx.Response:
+    return httpx.post(
+        f"{bill.url}/api/v1/accounts/{account}/events",
+        json=event,
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": key},
+    )
+
+
+def test_a_missed_instalment_breaks_the_plan_and_the_thanks_name_the_next_one(
+    bill: Bill,
+) -> None:
+    _choose_plan(bill, "E1", "monthly-3")  # 200.00 on 03-24, 04-24, 05-24
+    _choose_plan(bill, "Z1", "monthly-6")  # 600.00 a month from 03-24
+    paid = _api(bill, "Z1", {"type": "payment", "amount": "600.00"}, "pay-z1")
+    assert paid.status_code == 201, paid.text
+    bill.runner.tick(T + timedelta(minutes=1))
+    thanks = bill.sent_text("Z1", "thanks")
+    assert "下期分期款¥600.00于2026年4月24日到期" in thanks, thanks
+
+    # E1 pays nothing: at the end of 03-24 plus a day's grace the plan is broken.
+    bill.clock.set(T + timedelta(days=16))
+    bill.runner.tick(T + timedelta(days=16))
+    broken = bill.sent_text("E1", "plan-broken")
+    assert "we did not receive the $200.00 instalment due Mar 24, 2026" in broken, broken
+    assert "the plan has ended" in broken
+    bill.runner.plan_accounts(["E1", "Z1"], T + timedelta(days=16))  # the stored states
+    assert bill.count(InstalmentPlan, account_id="E1", state="broken") == 1
+    assert bill.count(InstalmentPlan, account_id="Z1", state="active") == 1
+    assert bill.decisions("Z1", "plan-broken") == []  # Z1's plan holds
+
+
+def test_the_report_counts_self_service_promises_and_plans_apart(bill: Bill) -> None:
+    _choose_plan(bill, "E1", "monthly-3")
+    link = bill.link("Z1")
+    form = {**_form(httpx.get(link, headers=BROWSER).text), "choice": "promise"}
+    got = httpx.post(link, data={**form, "due": "2026-03-12", "amount": "3600"}, headers=BROWSER)
+    assert got.status_code == 200
+    promise = {"type": "promise", "amount": "80.00", "due": "2026-03-12"}
+    assert _api(bill, "P1", promise, "promise-p1").status_code == 201
+    plan = {"type": "plan", "instalments": [{"due": "2026-03-20", "amount": "80.00"}]}
+    assert _api(bill, "P1", plan, "plan-p1").status_code == 201
+    # Z1 keeps its promise; P1 breaks its own and then misses its instalment.
+    assert _api(bill, "Z1", {"type": "payment", "amount": "3600.00"}, "pay-z1").status_code == 201
+    bill.clock.set(T + timedelta(days=15))
+    bill.runner.tick(T + timedelta(days=15))
+    # The stored states (what the report reads) are written when an account is planned
+    # after a request, as the server does: here, as if each account had one now.
+    bill.runner.plan_accounts(["E1", "Z1", "P1"], T + timedelta(days=15))
+    with bill.db.connect() as conn:
+        report = build_report(conn, bill.runner.config, date(2026, 3, 1), date(2026, 3, 31))
+    assert report["sources"] == {
+        "self_service": {
+            "promises": 1,
+            "promise_kept": {"kept": 1, "of": 1, "rate": 1.0},
+            "plans": 1,
+            "plan_kept": {"kept": 0, "of": 0, "rate": None},  # E1's plan is still running
+        },
+        "api": {
+            "promises": 1,
+            "promise_kept": {"kept": 0, "of": 1, "rate": 0.0},
+            "plans": 1,
+            "plan_kept": {"kept": 0, "of": 1, "rate": 0.0},
+        },
+    }
 
 
 # --- in a real browser -----------------------------------------------------------------------

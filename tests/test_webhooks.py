@@ -576,7 +576,7 @@ def test_upgrading_a_database_with_history_posts_none_of_it(
         conn.execute(sa.text("DROP TABLE webhook_cursor"))
         conn.execute(sa.text("DROP TABLE webhook_delivery"))
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0013'"))
-    db.upgrade(db_url)
+    db.upgrade(db_url, "0014")  # the later migrations' columns are there already
     cursor_t = table_of(WebhookCursor)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(cursor_t)).all()

@@ -138,6 +138,9 @@ class AccountState:
                 return plan
         return None
 
+    def plan(self, plan_id: str | None) -> PlanState | None:
+        return next((p for p in self.plans if p.plan_id == plan_id), None)
+
     def promise(self, promise_id: str | None) -> PromiseState | None:
         return next((p for p in self.promises if p.promise_id == promise_id), None)
 

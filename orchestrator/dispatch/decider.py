@@ -269,7 +269,8 @@ class Decider:
             if p is not None:
                 promise = {"amount": p.amount, "due": p.due}
         if fire is not None and fire.instalment is not None:
-            plan = state.active_plan()
+            broken = fire.event == TriggerEvent.plan_broken  # the instalment it missed
+            plan = state.plan(fire.key) if broken else state.active_plan()
             if plan is not None:
                 inst = plan.instalments[fire.instalment]
                 instalment = {"amount": inst.amount - inst.paid, "due": inst.due}

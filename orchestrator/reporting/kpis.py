@@ -49,6 +49,7 @@ from orchestrator.reporting.breakdown import DIMENSIONS, Population, count_break
 from orchestrator.reporting.cases import case_figures
 from orchestrator.reporting.groups import Group
 from orchestrator.reporting.heatmap import answer_heatmap
+from orchestrator.reporting.sources import source_figures
 from orchestrator.store.tables import (
     AccountEvent,
     AccountRow,
@@ -129,6 +130,7 @@ def build_report(
     _count_promises(conn, tally, touches, in_period, start, end)
     _count_opt_outs(conn, tally, start, end)
     report = _report_json(tally, config, since, until, daily)
+    report["sources"] = source_figures(conn, start, end)
     report |= case_figures(
         conn,
         stage_of=lambda account_id, at: getattr(tally.stage_on(account_id, at), "name", None),

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from orchestrator.reporting.sources import sources_text
+
 
 def rate_text(rate: Mapping[str, Any]) -> str:
     value = rate["value"]
@@ -118,6 +120,8 @@ def print_report(report: Mapping[str, Any], console: Any) -> None:
             table.add_row(label, per_10000_text(group))
         console.print(table)
         console.print(cases_text(report["cases"]))
+    if "sources" in report:
+        console.print(sources_text(report["sources"]))
     if "by" in report:
         print_breakdown(report, console)
 
