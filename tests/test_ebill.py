@@ -43,6 +43,7 @@ from orchestrator.core.ebill import form_token, form_token_ok, plan_offers, prom
 from orchestrator.core.links import pay_link
 from orchestrator.dispatch.runner import Runner
 from orchestrator.ingest.importer import import_accounts
+from orchestrator.ingest.validation import parse_account
 from orchestrator.reporting.kpis import build_report
 from orchestrator.store import db
 from orchestrator.store.tables import (
@@ -277,6 +278,30 @@ def test_the_promise_window_and_the_form_token() -> None:
     assert not form_token_ok(SECRET, "abd", token)  # another link's form
     assert not form_token_ok("another-secret-0123456789abcdef0123", "abc", token)
     assert not form_token_ok(SECRET, "abc", None) and not form_token_ok(SECRET, "abc", "")
+
+
+def test_the_breakdown_columns_are_optional_amounts() -> None:
+    row = {
+        "account_id": "A1",
+        "name": "Pat Doe",
+        "currency": "USD",
+        "balance": "100.00",
+        "due_date": "2026-03-01",
+    }
+    account, problems = parse_account(
+        {**row, "principal": "90", "interest": "7.5", "fees": "2.50"}, source="a.csv", line=2
+    )
+    assert problems == [] and account is not None
+    assert (account.principal, account.interest, account.fees) == (
+        Decimal("90"),
+        Decimal("7.5"),
+        Decimal("2.50"),
+    )
+    account, _ = parse_account(row, source="a.csv", line=2)
+    assert account is not None and account.principal is None and account.fees is None
+    for column, value in (("principal", "-1"), ("interest", "1.234"), ("fees", "lots")):
+        account, problems = parse_account({**row, column: value}, source="a.csv", line=2)
+        assert account is None and [p.field for p in problems] == [column], problems
 
 
 # --- the page --------------------------------------------------------------------------------
