@@ -444,6 +444,8 @@ def test_a_tampered_or_expired_link_or_a_forged_form_records_nothing(bill: Bill)
     tampered = f"{bill.url}/p/{token[:-2]}{'AA' if not token.endswith('AA') else 'BB'}"
     got = httpx.post(tampered, data=plan, headers=BROWSER)
     assert got.status_code == 404 and "<html" in got.text
+    got = httpx.post(bill.link("P1"), data=plan, headers=BROWSER)  # a creditor without plans
+    assert got.status_code == 410 and "Online payment is not available" in got.text
     expired = bill.link("E1", -timedelta(days=1))
     got = httpx.post(expired, data=plan, headers=BROWSER)
     assert got.status_code == 410 and "This payment link has expired." in got.text

@@ -87,9 +87,10 @@ def choose(server: Server, token: str, fields: dict[str, str]) -> Page:
     now = server.clock.now()
     with server.db.connect() as conn:
         found = _bill(server, conn, link, token)
-        if link.data.expired(now) or found is None:
+        expired = link.data.expired(now)
+        if expired or found is None:  # nothing to choose here: where to pay instead
             account, creditor = _account_of(server, conn, link)
-            help_ = PayHelp(creditor, account.reference or account.account_id, expired=True)
+            help_ = PayHelp(creditor, account.reference or account.account_id, expired=expired)
             return Page(pay_help_page(account.locale, help_), 410)
     t = text(found.account.locale or "")
     if not form_token_ok(server.settings.secret_key or "", token, fields.get("form")):
