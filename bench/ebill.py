@@ -6,8 +6,8 @@ figures and exits 1 past the budget (issue 25): HTML under 30 KB, under 50 ms.
 The shipped configuration on a scratch database (SQLite, or PostgreSQL with ``--pg``),
 an en-US and a zh-CN account with a breakdown, one text each (its pay link); then
 what the server does for a browser's GET of the link, timed per request: open the
-token, read the account, compute the offers and render the page (``services.ebill``,
-as a HEAD, so that no click is written), and the rendering alone.
+token, read the account and replay its facts, compute the offers, render the page
+(``services.ebill``, as a HEAD: no click written), and the rendering alone.
 """
 
 from __future__ import annotations

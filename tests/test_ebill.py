@@ -127,14 +127,22 @@ class Bill:
     clock: VirtualClock
     outbox: Path
 
-    def link(self, account: str, expires: timedelta = timedelta(days=30)) -> str:
-        t = table_of(Send)
+    def link(
+        self, account: str, expires: timedelta = timedelta(days=30), *, step: str | None = None
+    ) -> str:
+        """The pay link of the account's first send (of ``step``'s last, if given)."""
+        t, d = table_of(Send), table_of(Decision)
+        query = sa.select(t.c.message_id).where(t.c.account_id == account).order_by(t.c.id)
+        if step is not None:
+            query = (
+                query.where(t.c.message_id.in_(sa.select(d.c.message_id).where(d.c.step == step)))
+                .order_by(None)
+                .order_by(t.c.id.desc())
+            )
         with self.db.connect() as conn:
-            send = conn.execute(
-                sa.select(t).where(t.c.account_id == account).order_by(t.c.id)
-            ).first()
-        assert send is not None
-        return pay_link(self.url, SECRET, send.message_id, T + expires)
+            message_id = conn.execute(query).scalars().first()
+        assert message_id is not None
+        return pay_link(self.url, SECRET, message_id, T + expires)
 
     def count(self, model: Any, **where: Any) -> int:
         t = table_of(model)
@@ -400,6 +408,15 @@ def test_a_plan_is_recorded_once_as_the_api_records_it_and_confirmed(bill: Bill)
         assert 'name="offer"' not in got.text  # the choices give way to the confirmation
     other = httpx.post(link, data={**form, "offer": "weekly-2"}, headers=BROWSER)
     assert other.status_code == 200 and "Your choice is recorded already" in other.text
+    later = httpx.get(link, headers=BROWSER).text  # while the plan runs: no new choice
+    assert "You have a payment plan" in later
+    assert "Your next instalment, $200.00, is due on Mar 24, 2026." in later
+    assert 'name="offer"' not in later and 'name="due"' not in later
+    assert "Pay $600.00 now" in later
+    promise = {**_form(page), "choice": "promise", "due": "2026-03-20", "amount": "600"}
+    refused = httpx.post(link, data=promise, headers=BROWSER)
+    assert refused.status_code == 409 and "not available for your account now" in refused.text
+    assert bill.count(Promise) == 0
     assert bill.count(InstalmentPlan) == 1
     assert bill.count(InstalmentPlan, account_id="E1", source="self_service") == 1
     assert bill.count(InstalmentRow) == 3
@@ -501,6 +518,27 @@ def test_a_missed_instalment_breaks_the_plan_and_the_thanks_name_the_next_one(
     assert bill.count(InstalmentPlan, account_id="E1", state="broken") == 1
     assert bill.count(InstalmentPlan, account_id="Z1", state="active") == 1
     assert bill.decisions("Z1", "plan-broken") == []  # Z1's plan holds
+
+
+def test_a_broken_plan_is_offered_again_once(bill: Bill) -> None:
+    _choose_plan(bill, "E1", "monthly-3")  # first due 03-24
+    bill.clock.set(T + timedelta(days=16))
+    bill.runner.tick(T + timedelta(days=16))  # broken: the plan_broken text has a new link
+    again = bill.link("E1", timedelta(days=90), step="plan-broken")
+    page = httpx.get(again, headers=BROWSER).text
+    assert "monthly-3" in _offers(page)  # offered again, once
+    form = {**_form(page), "choice": "plan", "offer": "monthly-3"}
+    assert httpx.post(again, data=form, headers=BROWSER).status_code == 200  # first due 04-09
+    bill.clock.set(T + timedelta(days=32))
+    bill.runner.tick(T + timedelta(days=32))  # broken again
+    assert len([d for d in bill.decisions("E1", "plan-broken") if d.decision == "sent"]) == 2
+    last = bill.link("E1", timedelta(days=90), step="daily-sms")
+    page = httpx.get(last, headers=BROWSER).text
+    assert _offers(page) == [] and "Set up this plan" not in page
+    assert "Promise to pay" in page and "Pay $600.00 now" in page  # the rest stays open
+    form = {**_form(page), "choice": "plan", "offer": "monthly-3"}
+    assert httpx.post(last, data=form, headers=BROWSER).status_code == 409
+    assert bill.count(InstalmentPlan) == 2
 
 
 def test_the_report_counts_self_service_promises_and_plans_apart(bill: Bill) -> None:

@@ -784,7 +784,8 @@ class PlanOffers(Strict):
     (``/p/<token>``): from 2 to ``max_instalments`` equal instalments (the last one pays
     the rest), each at least ``min_instalment`` (in the account's currency), at one of
     the ``frequencies``, the first due within ``first_payment_within`` of the day the
-    plan is chosen. Offers outside the policy's ``plans:`` bounds are never shown."""
+    plan is chosen. Offers outside the policy's ``plans:`` bounds are never shown, nor any
+    while a plan runs or after more than ``reoffers`` broken plans."""
 
     max_instalments: int = Field(default=6, ge=2, le=360)
     min_instalment: Decimal | None = Field(default=None, ge=0)
@@ -792,6 +793,9 @@ class PlanOffers(Strict):
         default=(PlanFrequency.monthly,), min_length=1, max_length=3
     )
     first_payment_within: DurationField = Duration(14, "d")
+    # How many times plans are offered again after one is broken (1: once): an account
+    # with more broken plans than this is offered none (it may still pay or promise).
+    reoffers: int = Field(default=1, ge=0, le=100)
 
     @field_validator("first_payment_within")
     @classmethod

@@ -64,6 +64,11 @@ _TEXT: dict[str, dict[str, str]] = {
         "done_before": "Your choice is recorded already",
         "done_before_line": "This link has been used to make this choice before.",
         "refused": "We could not record this choice",
+        "plan_running": "You have a payment plan",
+        "plan_next": "Your next instalment, {amount}, is due on {due}.",
+        "promise_pending": "You have promised to pay",
+        "promise_line": "{amount} by {due}.",
+        "not_now": "This choice is not available for your account now.",
         "bad_form": "This page is out of date. Please open the link from your message again.",
     },
     "zh-CN": {
@@ -100,6 +105,11 @@ _TEXT: dict[str, dict[str, str]] = {
         "done_before": "您的选择已记录",
         "done_before_line": "此链接此前已用于提交该选择。",
         "refused": "无法记录此选择",
+        "plan_running": "您已有分期还款方案",
+        "plan_next": "下期分期款{amount}，于{due}到期。",
+        "promise_pending": "您已承诺还款",
+        "promise_line": "{due}前还款{amount}。",
+        "not_now": "您的账户当前无法进行此选择。",
         "bad_form": "此页面已过期，请重新打开消息中的链接。",
     },
 }
@@ -134,8 +144,9 @@ class EBill:
     action: str  # where the forms post: /p/<token>
     pay_href: str  # pay in full: /p/<token>/pay
     form: str  # the form token
-    promise: PromiseRange | None
-    offers: tuple[PlanOffer, ...] = field(default=())
+    promise: PromiseRange | None  # None: no promise is taken now (one is pending, a plan runs)
+    offers: tuple[PlanOffer, ...] = field(default=())  # the plans shown
+    standing: Notice | None = None  # a promise pending or a plan running
 
 
 def money(amount: Decimal, currency: str, locale: str | None) -> str:
@@ -164,7 +175,7 @@ def render_bill(bill: EBill, notice: Notice | None = None, *, choices: bool = Tr
     values: dict[str, Any] = {
         "lang": lang,
         "t": t,
-        "notice": notice,
+        "notice": notice or bill.standing,
         "choices": choices,
         "creditor_name": bill.creditor_name,
         "creditor_phone": bill.creditor_phone,

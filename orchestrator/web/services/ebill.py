@@ -34,8 +34,10 @@ from orchestrator.core.ebill import (
     promise_range,
 )
 from orchestrator.core.links import PAY
-from orchestrator.store import facts
+from orchestrator.core.state import AccountState
+from orchestrator.store import facts, idempotency
 from orchestrator.store.accounts import account_from_row
+from orchestrator.store.replay import Facts, load_facts, replay
 from orchestrator.web.ebillpage import EBill, Notice, day, money, render_bill, text
 from orchestrator.web.linkpages import PayHelp, pay_help_page
 from orchestrator.web.schemas import EventIn, InstalmentIn
@@ -59,7 +61,9 @@ class Page:
 class _Bill:
     account: Account
     creditor: Creditor
-    bill: EBill
+    bill: EBill  # what the page shows
+    offers: tuple[PlanOffer, ...]  # every plan offered on this balance today
+    open_to: frozenset[str]  # the choices the account may make now (promise, plan)
 
 
 def show_bill(server: Server, token: str, *, method: str, user_agent: str | None) -> str | None:
@@ -101,6 +105,8 @@ def choose(server: Server, token: str, fields: dict[str, str]) -> Page:
         return Page(render_bill(found.bill, _refusal(t, exc)), 422)
     choice = fields["choice"]
     key = f"{SELF_SERVICE}:{link.data.message_id}:{choice}"
+    if choice not in found.open_to and not _recorded(server, key):  # a repeat passes
+        return Page(render_bill(found.bill, Notice(t["refused"], (t["not_now"],), True)), 409)
     try:
         record_event(server, found.account.account_id, event, key, source=SELF_SERVICE)
     except Invalid as exc:
@@ -108,6 +114,11 @@ def choose(server: Server, token: str, fields: dict[str, str]) -> Page:
             return Page(render_bill(found.bill, _refusal(t, exc)), 422)
         done = Notice(t["done_before"], (t["done_before_line"],))
     return Page(render_bill(found.bill, done, choices=False))
+
+
+def _recorded(server: Server, key: str) -> bool:
+    with server.db.connect() as conn:
+        return idempotency.first_answer(conn, key) is not None
 
 
 def _refusal(t: dict[str, str], exc: Invalid) -> Notice:
@@ -129,9 +140,16 @@ def _bill(server: Server, conn: Any, link: Link, token: str) -> _Bill | None:
     creditor = server.config.creditor(row.creditor)
     if creditor is None or creditor.plans is None or row.status != "open" or row.balance <= 0:
         return None
-    account = account_from_row(row, server.cipher)
-    rules = server.rules(row)
-    today = server.clock.now().astimezone(rules.zones.primary).date()
+    now = server.clock.now()
+    rep = replay(row, server.cipher, server.runner.decider.rules, _facts(server, conn, row), now)
+    account, rules, state = rep.state.account, rep.rules, rep.state
+    today = now.astimezone(rules.zones.primary).date()
+    offers = tuple(plan_offers(creditor.plans, rules.plan_bounds, account.balance, today))
+    standing = _standing(state, account)
+    broken = sum(plan.broken_at is not None for plan in state.plans)
+    open_to = {"promise", "plan"} if standing is None else set()
+    if broken > creditor.plans.reoffers:
+        open_to.discard("plan")
     bill = EBill(
         locale=account.locale,
         creditor_name=creditor.name,
@@ -149,10 +167,38 @@ def _bill(server: Server, conn: Any, link: Link, token: str) -> _Bill | None:
         action=f"/p/{token}",
         pay_href=f"/p/{token}/pay",
         form=form_token(server.settings.secret_key or "", token),
-        promise=promise_range(rules.promise_bounds, account.balance, today),
-        offers=tuple(plan_offers(creditor.plans, rules.plan_bounds, account.balance, today)),
+        promise=(
+            promise_range(rules.promise_bounds, account.balance, today)
+            if "promise" in open_to
+            else None
+        ),
+        offers=offers if "plan" in open_to else (),
+        standing=standing,
     )
-    return _Bill(account, creditor, bill)
+    return _Bill(account, creditor, bill, offers, frozenset(open_to))
+
+
+def _facts(server: Server, conn: Any, row: Any) -> Facts:
+    return load_facts(conn, [row], server.clock.now(), server.cipher)[row.account_id]
+
+
+def _standing(state: AccountState, account: Account) -> Notice | None:
+    """What the account has agreed already and still holds: a plan running (its next
+    instalment) or a promise pending; ``None``: nothing, every choice is open."""
+    t, loc, cur = text(account.locale or ""), account.locale, account.currency
+    upcoming = state.next_instalment()
+    if upcoming is not None:
+        line = t["plan_next"].format(
+            amount=money(upcoming.amount - upcoming.paid, cur, loc), due=day(upcoming.due, loc)
+        )
+        return Notice(t["plan_running"], (line,))
+    promise = state.pending_promise()
+    if promise is not None:
+        line = t["promise_line"].format(
+            amount=money(promise.amount, cur, loc), due=day(promise.due, loc)
+        )
+        return Notice(t["promise_pending"], (line,))
+    return None
 
 
 def _event(found: _Bill, fields: dict[str, str]) -> tuple[EventIn, Notice]:
@@ -160,7 +206,7 @@ def _event(found: _Bill, fields: dict[str, str]) -> tuple[EventIn, Notice]:
     ``Invalid`` if the form does not make one."""
     choice = fields.get("choice")
     if choice == "plan":
-        offer = _offer(found.bill.offers, fields.get("offer"))
+        offer = _offer(found.offers, fields.get("offer"))
         return _plan_event(found, offer)
     if choice == "promise":
         due, amount = _date(fields.get("due")), _amount(fields.get("amount"))
