@@ -621,13 +621,10 @@ def test_upgrading_a_database_with_history_posts_none_of_it(
     engine = db.make_engine(db_url)
     make_runner(engine, env).tick(T)  # two decisions recorded before the upgrade
     with engine.begin() as conn:  # as the database was before migration 0014
-        conn.execute(sa.text("DROP INDEX IF EXISTS ix_account_plan_partition"))  # 0018's
-        conn.execute(sa.text("DROP TABLE task"))  # migration 0015's
-        conn.execute(sa.text("DROP TABLE placement"))  # migration 0016's
         conn.execute(sa.text("DROP TABLE webhook_cursor"))
         conn.execute(sa.text("DROP TABLE webhook_delivery"))
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0013'"))
-    db.upgrade(db_url)
+    db.upgrade(db_url, "0014")  # the later migrations' columns are there already
     cursor_t = table_of(WebhookCursor)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(cursor_t)).all()

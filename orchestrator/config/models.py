@@ -46,6 +46,8 @@ class TriggerEvent(StrEnum):
     instalment_due = "instalment_due"
     payment_received = "payment_received"
     stage_entered = "stage_entered"
+    plan_made = "plan_made"  # a payment plan agreed (its confirmation)
+    plan_broken = "plan_broken"  # an instalment missed past its grace: the plan is broken
 
 
 class PauseEvent(StrEnum):
@@ -258,10 +260,15 @@ class Trigger(Timed):
 
     @property
     def effective_kind(self) -> Kind:
-        """Collection for promise_broken and stage_entered, else service (docs/configuration.md)."""
+        """Collection for promise_broken, plan_broken and stage_entered, else service
+        (docs/configuration.md)."""
         if self.kind is not None:
             return self.kind
-        if self.on in (TriggerEvent.promise_broken, TriggerEvent.stage_entered):
+        if self.on in (
+            TriggerEvent.promise_broken,
+            TriggerEvent.plan_broken,
+            TriggerEvent.stage_entered,
+        ):
             return Kind.collection
         return Kind.service
 
@@ -880,6 +887,38 @@ class AgentHours(Strict):
         return self
 
 
+class PlanFrequency(StrEnum):
+    weekly = "weekly"
+    biweekly = "biweekly"
+    monthly = "monthly"
+
+
+class PlanOffers(Strict):
+    """The instalment plans a creditor lets debtors choose themselves on the e-bill page
+    (``/p/<token>``): from 2 to ``max_instalments`` equal instalments (the last one pays
+    the rest), each at least ``min_instalment`` (in the account's currency), at one of
+    the ``frequencies``, the first due within ``first_payment_within`` of the day the
+    plan is chosen. Offers outside the policy's ``plans:`` bounds are never shown, nor any
+    while a plan runs or after more than ``reoffers`` broken plans."""
+
+    max_instalments: int = Field(default=6, ge=2, le=360)
+    min_instalment: Decimal | None = Field(default=None, ge=0)
+    frequencies: tuple[PlanFrequency, ...] = Field(
+        default=(PlanFrequency.monthly,), min_length=1, max_length=3
+    )
+    first_payment_within: DurationField = Duration(14, "d")
+    # How many times plans are offered again after one is broken (1: once): an account
+    # with more broken plans than this is offered none (it may still pay or promise).
+    reoffers: int = Field(default=1, ge=0, le=100)
+
+    @field_validator("first_payment_within")
+    @classmethod
+    def _days(cls, value: Duration) -> Duration:
+        if value.unit != "d" or not 0 <= value.amount <= 366:
+            raise ValueError("first_payment_within must be 0d to 366d")
+        return value
+
+
 class Creditor(Strict):
     name: str
     phone: str
@@ -895,6 +934,9 @@ class Creditor(Strict):
     # Pressing 2 on a call: transferred to this line within agent_hours, else a callback task.
     agent_phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
     agent_hours: AgentHours | None = None
+    # The e-bill page: the plans its debtors may choose themselves (none: no e-bill page,
+    # the pay link goes straight to ``pay_url``).
+    plans: PlanOffers | None = None
 
 
 # What a placement file may hold of an account (``agencies``): the agreement names some.
@@ -934,6 +976,10 @@ class Agency(Strict):
         if twice:
             raise ValueError(f"{twice[0]!r} is listed twice")
         return fields
+
+    # The e-bill page: the plans its debtors may choose themselves (none: no e-bill page,
+    # the pay link goes straight to ``pay_url``).
+    plans: PlanOffers | None = None
 
 
 class Creditors(Strict):

@@ -36,6 +36,9 @@ ACCOUNT_COLUMNS = (
     "segment",
     "product",
     "risk_score",
+    "principal",
+    "interest",
+    "fees",
 )
 REQUIRED_ACCOUNT_COLUMNS = ("account_id", "name", "currency", "balance", "due_date")
 PERSONAL_FIELDS = ("name", "phone", "email", "address_line1", "address_line2")
@@ -68,6 +71,10 @@ class Account:
     segment: str | None = None  # the lender's own label, as imported (``imported`` in rules)
     product: str | None = None  # e.g. card, personal-loan: for segment rules
     risk_score: Decimal | None = None  # the lender's score, for segment rules
+    # What the balance is made of (optional; shown on the e-bill page)
+    principal: Decimal | None = None
+    interest: Decimal | None = None
+    fees: Decimal | None = None
     status: str = "open"  # open | closed
     created_at: datetime | None = None
     # The phone's zone keys, found when the number was checked (``parse_account``) and

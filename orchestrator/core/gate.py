@@ -81,6 +81,10 @@ def still_applies(
         stage = current_stage(state, rules, now)
         if stage is None or stage.id != occ.stage:
             return Deny(DecisionKind.skipped, Reason.not_applicable)
+    elif event in (TriggerEvent.plan_made, TriggerEvent.plan_broken):
+        # a confirmation while its plan runs; a broken plan's notice unless a plan runs again
+        if (state.active_plan() is None) == (event == TriggerEvent.plan_made):
+            return Deny(DecisionKind.skipped, Reason.not_applicable)
     return None
 
 

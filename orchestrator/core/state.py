@@ -143,6 +143,9 @@ class AccountState:
                 return plan
         return None
 
+    def plan(self, plan_id: str | None) -> PlanState | None:
+        return next((p for p in self.plans if p.plan_id == plan_id), None)
+
     def promise(self, promise_id: str | None) -> PromiseState | None:
         return next((p for p in self.promises if p.promise_id == promise_id), None)
 
@@ -158,10 +161,13 @@ class AccountState:
         ]
 
     def add_plan(self, at: datetime, instalments: list[tuple[date, Decimal]]) -> list[TriggerFire]:
+        """A plan agreed: its confirmation (``plan_made``, the first instalment's context)
+        and a reminder before each instalment (``instalment_due``)."""
         plan_id = f"plan{len(self.plans) + 1}"
         states = [InstalmentState(i, due, amount) for i, (due, amount) in enumerate(instalments)]
         self.plans.append(PlanState(plan_id, at, states))
-        return [
+        made = TriggerFire(TriggerEvent.plan_made, at, plan_id, day=states[0].due, instalment=0)
+        return [made] + [
             TriggerFire(
                 TriggerEvent.instalment_due,
                 at,
@@ -220,12 +226,27 @@ class AccountState:
             )
         ]
 
-    def check_plan(self, plan_id: str, index: int, at: datetime) -> None:
-        """An instalment's grace ended: an unpaid one breaks the plan."""
+    def check_plan(self, plan_id: str, index: int, at: datetime) -> list[TriggerFire]:
+        """An instalment's grace ended: an unpaid one breaks the plan (``plan_broken``,
+        with the missed instalment)."""
         for plan in self.plans:
             if plan.plan_id == plan_id and plan.broken_at is None:
-                if not plan.instalments[index].settled:
+                missed = plan.instalments[index]
+                if not missed.settled:
                     plan.broken_at = at
+                    return [
+                        TriggerFire(
+                            TriggerEvent.plan_broken, at, plan_id, day=missed.due, instalment=index
+                        )
+                    ]
+        return []
+
+    def next_instalment(self) -> InstalmentState | None:
+        """The first unsettled instalment of the active plan, if one is active."""
+        plan = self.active_plan()
+        if plan is None:
+            return None
+        return next((i for i in plan.instalments if not i.settled), None)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels.base import ChannelAdapter, OutboundMessage
-from orchestrator.config.models import Config
+from orchestrator.config.models import Config, TriggerEvent
 from orchestrator.content.rendering import Rendered, TemplateRenderer, build_context
 from orchestrator.core.account import Account
 from orchestrator.core.gate import Allow, Defer, Deny, evaluate
@@ -270,10 +270,15 @@ class Decider:
             if p is not None:
                 promise = {"amount": p.amount, "due": p.due}
         if fire is not None and fire.instalment is not None:
-            plan = state.active_plan()
+            broken = fire.event == TriggerEvent.plan_broken  # the instalment it missed
+            plan = state.plan(fire.key) if broken else state.active_plan()
             if plan is not None:
                 inst = plan.instalments[fire.instalment]
                 instalment = {"amount": inst.amount - inst.paid, "due": inst.due}
+        elif fire is not None and fire.event == TriggerEvent.payment_received:
+            upcoming = state.next_instalment()  # the thank-you names the next one
+            if upcoming is not None:
+                instalment = {"amount": upcoming.amount - upcoming.paid, "due": upcoming.due}
         deadline = None
         if creditor is not None:
             deadline = today + creditor.letter_deadline.delta

@@ -70,6 +70,9 @@ MAX_LENGTH: dict[str, int] = {
     "segment": 100,
     "product": 100,
     "risk_score": 40,
+    "principal": 40,
+    "interest": 40,
+    "fees": 40,
 }
 # Never part of a name, an address or an id: C0 and C1 controls and DEL (PostgreSQL
 # refuses a NUL outright; the rest break CSV manifests, letters and log lines), the line
@@ -279,6 +282,17 @@ def _balance(text: str, raw: Any, parsed: Mapping[str, Any]) -> Decimal:
     return balance
 
 
+def _part(text: str, raw: Any, parsed: Mapping[str, Any]) -> Decimal:
+    """A part of the balance (``principal``, ``interest``, ``fees``): an amount as the
+    balance is (not negative, 2 decimal places)."""
+    amount = parse_decimal(raw)
+    if not amount.is_finite() or amount < 0 or amount >= AMOUNT_LIMIT:
+        raise ValueError(f"must be an amount from 0 to below 10^16, got {text}")
+    if amount != amount.quantize(_CENT):
+        raise ValueError(f"more than 2 decimal places: {text}")
+    return amount
+
+
 def _risk_score(text: str, raw: Any, parsed: Mapping[str, Any]) -> Decimal:
     score = parse_decimal(raw)
     if not score.is_finite() or abs(score) >= Decimal("1e8"):
@@ -344,6 +358,7 @@ _CHECKS: dict[str, _Check] = {
     "email": _email,
     "balance": _balance,
     "risk_score": _risk_score,
+    **dict.fromkeys(("principal", "interest", "fees"), _part),
     "due_date": _due_date,
     "currency": _currency,
     "timezone": _timezone,
@@ -433,5 +448,8 @@ def _account(parsed: Mapping[str, Any]) -> Account:
         segment=parsed["segment"],
         product=parsed["product"],
         risk_score=parsed["risk_score"],
+        principal=parsed["principal"],
+        interest=parsed["interest"],
+        fees=parsed["fees"],
         phone_zones=phone_zones,  # found with the check of the number
     )

@@ -16,6 +16,7 @@ from pygal.style import Style
 
 from orchestrator.reporting.breakdown import WEEKDAYS
 from orchestrator.reporting.kpis import DECISIONS
+from orchestrator.reporting.sources import sources_text
 from orchestrator.reporting.tables import (
     CHANNEL_COLUMNS,
     RATE_KEYS,
@@ -222,4 +223,5 @@ def render_html(report: Mapping[str, Any], *, title: str = "Collections report")
         complaint_rows=complaint_rows,
         cases_text=cases_text,
         comparison=comparison_rows(report["comparison"]) if "comparison" in report else None,
+        sources_text=sources_text,
     )

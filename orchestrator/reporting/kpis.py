@@ -54,6 +54,7 @@ from orchestrator.reporting.breakdown import DIMENSIONS, Population, count_break
 from orchestrator.reporting.cases import case_figures
 from orchestrator.reporting.groups import Group
 from orchestrator.reporting.heatmap import answer_heatmap
+from orchestrator.reporting.sources import source_figures
 from orchestrator.store.tables import (
     AccountEvent,
     AccountRow,
@@ -143,6 +144,7 @@ def build_report(
             conn, config, since - timedelta(days=days), since - timedelta(days=1), compare=False
         )
         report["comparison"] = comparison(report, before)
+    report["sources"] = source_figures(conn, start, end)
     report |= case_figures(
         conn,
         stage_of=lambda account_id, at: getattr(tally.stage_on(account_id, at), "name", None),

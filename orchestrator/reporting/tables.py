@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from orchestrator.reporting.sources import sources_text
+
 
 def rate_text(rate: Mapping[str, Any]) -> str:
     value = rate["value"]
@@ -228,6 +230,8 @@ def _print_rest(report: Mapping[str, Any], console: Any, new_table: Any) -> None
         for row in comparison_rows(compared):
             table.add_row(*row)
         console.print(table)
+    if "sources" in report:
+        console.print(sources_text(report["sources"]))
     if "by" in report:
         print_breakdown(report, console)
 

@@ -75,9 +75,8 @@ class EventApplier:
     def _break_promise(self, state: AccountState, promise_id: str, at: datetime) -> None:
         self._fire(state, state.break_promise(promise_id, at))
 
-    @staticmethod
-    def _check_plan(state: AccountState, plan_id: str, index: int, at: datetime) -> None:
-        state.check_plan(plan_id, index, at)
+    def _check_plan(self, state: AccountState, plan_id: str, index: int, at: datetime) -> None:
+        self._fire(state, state.check_plan(plan_id, index, at))
 
     def _fire(self, state: AccountState, fires: list[TriggerFire]) -> None:
         rules = self.sim.rules[state.account.account_id]

@@ -140,11 +140,23 @@ def record_payment(
 
 
 def record_promise(
-    conn: Connection, *, account_id: str, amount: Decimal, due: date, made_at: datetime
+    conn: Connection,
+    *,
+    account_id: str,
+    amount: Decimal,
+    due: date,
+    made_at: datetime,
+    source: str | None = None,
 ) -> int:
+    """A promise to pay; ``source``: where it was made (``api``, ``self_service``)."""
     result = conn.execute(
         promise_t.insert().values(
-            account_id=account_id, amount=amount, due=due, made_at=made_at, state="pending"
+            account_id=account_id,
+            amount=amount,
+            due=due,
+            made_at=made_at,
+            state="pending",
+            source=source,
         )
     )
     replan(conn, [account_id])
@@ -159,6 +171,7 @@ def record_plan(
     account_id: str,
     instalments: Sequence[tuple[date, Decimal]],
     created_at: datetime,
+    source: str | None = None,
 ) -> int:
     """A payment plan agreed with the debtor: its instalments (due date, amount), in due
     order. While it is kept only service messages go out (a reminder before each
@@ -167,7 +180,9 @@ def record_plan(
     if not instalments:
         raise ValueError("a plan needs at least one instalment")
     result = conn.execute(
-        plan_t.insert().values(account_id=account_id, created_at=created_at, state="active")
+        plan_t.insert().values(
+            account_id=account_id, created_at=created_at, state="active", source=source
+        )
     )
     key = result.inserted_primary_key
     assert key is not None

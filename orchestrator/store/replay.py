@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -130,8 +129,9 @@ def replay(
             when, key = heapq.heappop(deadlines)
             actions.pop(key)(when)
 
-    def break_promise(promise_id: str, at: datetime) -> None:
-        fires.extend(state.break_promise(promise_id, at))
+    def firing(transition: Callable[..., list[TriggerFire]], *args: Any) -> Callable[..., None]:
+        """A deadline's action: the transition, its trigger events kept."""
+        return lambda at: fires.extend(transition(*args, at))
 
     for when, _, _, kind, item in items:
         if when > now:
@@ -142,14 +142,13 @@ def replay(
             fires.extend(new)
             pid = state.promises[-1].promise_id
             end = local_day_start(item.due + timedelta(days=1), zone) + rules.promise_grace
-            deadline(max(end, when), partial(break_promise, pid))
+            deadline(max(end, when), firing(state.break_promise, pid))
         elif kind == "plan":
             fires.extend(state.add_plan(when, [(i.due, i.amount) for i in item]))
             plan = state.plans[-1]
             for inst in plan.instalments:
                 end = local_day_start(inst.due + timedelta(days=1), zone) + rules.promise_grace
-                check = partial(state.check_plan, plan.plan_id, inst.index)
-                deadline(max(end, when), check)
+                deadline(max(end, when), firing(state.check_plan, plan.plan_id, inst.index))
         elif kind == "payment":
             fires.extend(state.add_payment(when, item.amount, item.payment_id))
         elif kind == "event":

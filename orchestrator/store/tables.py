@@ -89,6 +89,10 @@ class AccountRow(SQLModel, table=True):
     balance: Decimal = Field(sa_type=Money())
     currency: str
     due_date: date
+    # What the balance is made of, as imported (optional): shown on the e-bill page.
+    principal: Decimal | None = Field(default=None, sa_type=Money())
+    interest: Decimal | None = Field(default=None, sa_type=Money())
+    fees: Decimal | None = Field(default=None, sa_type=Money())
     creditor: str | None = None
     reference: str | None = None
     status: str = Field(default="open", index=True)  # open | closed
@@ -151,6 +155,7 @@ class Promise(SQLModel, table=True):
     state: str = "pending"  # pending | kept | broken
     kept_at: datetime | None = _instant()
     broken_at: datetime | None = _instant()
+    source: str | None = None  # api | self_service (the e-bill page); None: before 0017
 
 
 class InstalmentPlan(SQLModel, table=True):
@@ -161,6 +166,7 @@ class InstalmentPlan(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     state: str = "active"  # active | completed | broken | cancelled
     ended_at: datetime | None = _instant()
+    source: str | None = None  # api | self_service (the e-bill page); None: before 0017
 
 
 class InstalmentRow(SQLModel, table=True):

@@ -34,19 +34,27 @@ Answer = tuple[int, dict[str, Any]]  # an HTTP status and the body that goes wit
 
 
 def record_event(
-    server: Server, account_id: str, event: EventIn, idempotency_key: str | None, actor: str
+    server: Server,
+    account_id: str,
+    event: EventIn,
+    idempotency_key: str | None,
+    actor: str,
+    *,
+    source: str = "api",
 ) -> Answer:
     """Record what was agreed with the debtor, once per key; the answer (201 recorded,
     200 a payment recorded before, or the first answer again for a repeated key).
     ``Invalid`` or ``Unknown`` if it cannot be recorded: then nothing was written.
-    ``actor`` (the token's name) is the actor of its audit log entries."""
+    ``actor`` (the token's name) is the actor of its audit log entries; ``source``:
+    where it was recorded (the API's ``api``, the e-bill page's ``self_service``), kept
+    with a promise or a plan."""
     now = server.clock.now()
     key = _request_key(event, idempotency_key)
     at = _event_at(event, now)
     fingerprint = idempotency.fingerprint(account_id, event)
     try:
         status, answer, new = _record_once(
-            server, account_id, event, (key, fingerprint), at, now, actor
+            server, account_id, event, (key, fingerprint), at, now, (actor, source)
         )
     except sa.exc.IntegrityError:  # the same key, committed by a request racing this one
         first = _first_answer(server, key)
@@ -89,12 +97,13 @@ def _record_once(
     keyed: tuple[str | None, str],
     at: datetime,
     now: datetime,
-    actor: str,
+    who: tuple[str, str],
 ) -> tuple[int, dict[str, Any], bool]:
     """The answer, and whether this request wrote: the first answer again for a key
     recorded before; else the event checked and written, with its answer under its
     key, in one transaction."""
     key, fingerprint = keyed
+    actor, source = who
     with server.tx() as conn:
         first = idempotency.first_answer(conn, key) if key is not None else None
         if first is not None:
@@ -105,7 +114,7 @@ def _record_once(
         problem = _event_problem(server, row, event, at)
         if problem is not None:
             raise Invalid(problem, "invalid")
-        status, answer = _write_event(conn, row, event, key, (at, now), actor)
+        status, answer = _write_event(conn, row, event, key, (at, now), who)
         if status == 201:
             _record_aside(conn, server, row, event, (at, now), actor)
         if key is not None:
@@ -221,10 +230,12 @@ def _write_event(
     event: EventIn,
     key: str | None,
     times: tuple[datetime, datetime],
-    actor: str,
+    who: tuple[str, str],
 ) -> Answer:
-    """Record a checked event: the answer's status and body."""
+    """Record a checked event: the answer's status and body. ``who``: the actor of the
+    audit log and the source kept with a promise or a plan."""
     at, now = times
+    actor, source = who
     account_id = row.account_id
     answer = {"account_id": account_id, "type": event.type, "at": at.isoformat()}
     if event.type == "payment":
@@ -237,7 +248,12 @@ def _write_event(
     if event.type == "promise":
         assert event.amount is not None and event.due is not None
         facts.record_promise(
-            conn, account_id=account_id, amount=event.amount, due=event.due, made_at=at
+            conn,
+            account_id=account_id,
+            amount=event.amount,
+            due=event.due,
+            made_at=at,
+            source=source,
         )
     elif event.type == "plan":
         assert event.instalments
@@ -246,6 +262,7 @@ def _write_event(
             account_id=account_id,
             created_at=at,
             instalments=[(i.due, i.amount) for i in event.instalments],
+            source=source,
         )
     elif event.type == "opt_out":
         assert event.channel is not None
