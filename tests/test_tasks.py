@@ -378,13 +378,22 @@ def test_agent_hours_are_read_in_their_zone() -> None:
             AgentHours.model_validate(bad)
 
 
+def test_an_unknown_stage_of_the_unreached_rule_is_a_warning(tmp_path: Path) -> None:
+    """A rule that never fires in a stage harms no one (and a scenario with cadences of
+    its own keeps the shipped policy's rule): a warning at its line, exit 0."""
+    env = write_setup(tmp_path, f"sqlite:///{tmp_path}/db.sqlite", 0, creditors=("acme",))
+    policy = Path(env["OUTREACH_CONFIG"]) / "policy.yaml"
+    rule = "tasks: {rules: {unreached: {type: unreached, stages: [M9], days: 14}}}"
+    policy.write_text(policy.read_text() + rule + "\n")
+    code, output = config_check(Path(env["OUTREACH_CONFIG"]))
+    assert code == 0, output
+    assert "warning" in output and "tasks.rules.unreached: unknown stage 'M9'" in output
+    assert "policy.yaml:4" in output
+
+
 @pytest.mark.parametrize(
     ("tasks", "said"),
     [
-        (
-            "tasks: {rules: {unreached: {type: unreached, stages: [M9], days: 14}}}",
-            "tasks.rules.unreached: unknown stage 'M9'",
-        ),
         ("tasks: {rules: {hardship: {type: Hardship}}}", "tasks.rules.hardship.type"),
         ("tasks: {rules: {reply: {type: reply}}}", "tasks.rules.reply"),
         ("tasks: {rules: {case_opened: {type: case, due: 0h}}}", "a task is due after"),

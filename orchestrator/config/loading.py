@@ -604,8 +604,9 @@ def _check_zone(c: _Checker, part: str, path: tuple[Any, ...], zone: str) -> Non
 
 
 def _check_task_stages(c: _Checker, policy: Policy, cadences: Cadences) -> None:
-    """The stages of the ``unreached`` task rule are stages of cadences.yaml (a typo
-    would make a rule that never fires)."""
+    """The stages of the ``unreached`` task rule are stages of cadences.yaml: a warning
+    (a typo makes a rule that never fires for that stage, but harms no one, and a
+    scenario with cadences of its own keeps the shipped policy's rule)."""
     unreached = policy.tasks.rules.unreached
     ids = [stage.id for stage in cadences.stages]
     for n, name in enumerate(unreached.stages if unreached else []):
@@ -613,7 +614,9 @@ def _check_task_stages(c: _Checker, policy: Policy, cadences: Cadences) -> None:
             c.add(
                 "policy",
                 ("tasks", "rules", "unreached", "stages", n),
-                f"tasks.rules.unreached: unknown stage {name!r}{_suggest(name, ids)}",
+                f"tasks.rules.unreached: unknown stage {name!r}{_suggest(name, ids)}; "
+                "the rule never fires there",
+                level="warning",
             )
 
 
