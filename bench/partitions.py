@@ -30,7 +30,7 @@ from support import scratch_database  # noqa: E402
 DAY = datetime(2026, 3, 9, 5, 0, tzinfo=UTC)  # local midnight in New York
 
 
-def _runner(url: str, worker: str) -> Any:
+def _runner(url: str, worker: str, key: str) -> Any:
     from channels.simulated import SimulatedChannel
     from orchestrator.config.loading import load_config
     from orchestrator.content.rendering import TemplateRenderer
@@ -45,7 +45,7 @@ def _runner(url: str, worker: str) -> Any:
         config,
         TemplateRenderer(ROOT / "templates"),
         {c: channel for c in config.channels},
-        DataCipher.ephemeral(),
+        DataCipher([key]),
         public_url="http://127.0.0.1:8000",
         secret="bench",
         batch=1000,
@@ -53,8 +53,8 @@ def _runner(url: str, worker: str) -> Any:
     )
 
 
-def _plan(url: str, worker: str, start: Any, out: Any) -> None:
-    runner = _runner(url, worker)
+def _plan(url: str, worker: str, key: str, start: Any, out: Any) -> None:
+    runner = _runner(url, worker, key)
     start.wait()
     t0 = time.perf_counter()
     planned = runner.plan(DAY)
@@ -73,18 +73,20 @@ def _reset(url: str) -> None:
     engine.dispose()
 
 
-def run(url: str, workers: int) -> tuple[float, int]:
+def run(url: str, workers: int, key: str) -> tuple[float, int]:
     """Wall seconds for ``workers`` processes to plan the day, and occurrences planned."""
     _reset(url)
     ctx = mp.get_context("spawn")
     start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_plan, args=(url, f"w{i}", start, out)) for i in range(workers)]
+    procs = [
+        ctx.Process(target=_plan, args=(url, f"w{i}", key, start, out)) for i in range(workers)
+    ]
     for proc in procs:
         proc.start()
     time.sleep(3)  # every process has imported and built its runner
     t0 = time.perf_counter()
     start.set()
-    results = [out.get() for _ in procs]
+    results = [out.get(timeout=3600) for _ in procs]  # a worker that died: queue.Empty
     elapsed = time.perf_counter() - t0
     for proc in procs:
         proc.join()
@@ -98,6 +100,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
+    from cryptography.fernet import Fernet
+
     from orchestrator.core.crypto import DataCipher
     from orchestrator.ingest.importer import import_accounts
     from orchestrator.simulation.sample import generate_accounts, write_csv
@@ -108,13 +112,14 @@ def main() -> None:
         write_csv(generate_accounts(args.accounts, today=DAY.date()), csv_path)
         db.upgrade(url)
         engine = db.make_engine(url)
-        import_accounts(engine, csv_path, DataCipher.ephemeral())
+        key = Fernet.generate_key().decode()  # every worker reads with the same key
+        import_accounts(engine, csv_path, DataCipher([key]))
         engine.dispose()
         times: dict[int, list[float]] = {n: [] for n in counts}
         planned: dict[int, int] = {}
         for _ in range(args.rounds):
             for n in counts:
-                elapsed, planned[n] = run(url, n)
+                elapsed, planned[n] = run(url, n, key)
                 times[n].append(elapsed)
     rate = {n: args.accounts / statistics.median(times[n]) for n in counts}
     for n in counts:
