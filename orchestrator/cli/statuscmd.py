@@ -78,11 +78,13 @@ def _print(data: dict[str, Any]) -> None:
         typer.echo(f"PAUSED #{p['id']} {scope} by {p['actor']} since {p['created_at']}")
     _print_cases(data["cases"])
     _print_webhooks(data["webhooks"])
-    work = data["work"]
-    for what, command in (("tasks", "outreach tasks list"), ("cases", "outreach cases list")):
-        n = work[what]
-        late = f"OVERDUE {n['overdue']} ({command} --overdue)" if n["overdue"] else "overdue 0"
-        typer.echo(f"{what}: open {n['open']}, {late}")
+    tasks = data["work"]["tasks"]  # the cases are on their line above, by kind
+    late = (
+        f"OVERDUE {tasks['overdue']} (outreach tasks list --overdue)"
+        if tasks["overdue"]
+        else "overdue 0"
+    )
+    typer.echo(f"tasks: open {tasks['open']}, {late}")
 
 
 def _print_cases(cases: dict[str, Any]) -> None:
