@@ -880,7 +880,7 @@ def test_workers_plan_partitions_apart_on_postgresql(
 ) -> None:
     """Accounts are planned in partitions by debtor: a partition another worker holds is
     left to it; once free, the next round plans it; together, what one worker plans."""
-    from orchestrator.dispatch.postgres import PARTITIONS
+    from orchestrator.dispatch.postgres import PARTITION_OF_ACCOUNT, PARTITIONS
 
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has one worker")
@@ -891,12 +891,13 @@ def test_workers_plan_partitions_apart_on_postgresql(
     held = range(0, PARTITIONS, 2)  # every other partition, held by another worker
     with _partition_locks(db_url, held):
         first = runner.plan(now)
-    part_t = sa.literal_column("((hashtext(debtor_id) & 2147483647) % 64)", type_=sa.Integer)
     with engine.connect() as conn:
         in_held = {
             r.account_id
             for r in conn.execute(
-                sa.select(table_of(AccountRow).c.account_id).where(part_t.in_(list(held)))
+                sa.select(table_of(AccountRow).c.account_id).where(
+                    PARTITION_OF_ACCOUNT.in_(list(held))
+                )
             )
         }
     planned_now = {o[0] for o in _occurrences(engine)}

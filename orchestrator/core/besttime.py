@@ -331,6 +331,3 @@ class HourLearner:
             self.book.record(s.debtor, s.segment, s.channel, s.slot, s.answered)
             done += 1
         return done
-
-    def pending(self) -> int:
-        return len(self._pending)

@@ -164,14 +164,18 @@ def list_cases(
     elif status == CaseStatus.open:
         query = query.where(case_t.c.resolved_at.is_(None), case_t.c.acknowledged_at.is_(None))
     if overdue:
-        query = query.where(
-            case_t.c.resolved_at.is_(None),
-            sa.or_(
-                case_t.c.due_resolve_at <= now,
-                sa.and_(case_t.c.acknowledged_at.is_(None), case_t.c.due_ack_at <= now),
-            ),
-        )
+        query = query.where(case_t.c.resolved_at.is_(None), past_due(now))
     return [Case.of(row) for row in conn.execute(query).all()]
+
+
+def past_due(now: datetime) -> sa.ColumnElement[bool]:
+    """A case past a due time at ``now`` (with ``resolved_at IS NULL``: an overdue case,
+    as ``Case.overdue`` tells it): not resolved by its resolution due time, or not
+    acknowledged by its acknowledgement due time."""
+    return sa.or_(
+        case_t.c.due_resolve_at <= now,
+        sa.and_(case_t.c.acknowledged_at.is_(None), case_t.c.due_ack_at <= now),
+    )
 
 
 def acknowledge_case(conn: Connection, case: Case, *, actor: str, now: datetime) -> Case:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from orchestrator.core.records import iso_utc
+from orchestrator.store.cases import past_due
 from orchestrator.store.pauses import active_pauses
 from orchestrator.store.tables import (
     CaseFile,
@@ -151,15 +152,11 @@ def _cases(conn: Connection, now: datetime) -> dict[str, Any]:
     """Unresolved cases by kind, and those past a due time (unacknowledged after their
     acknowledgement was due, or unresolved after their resolution was), as ``cases list
     --overdue`` finds them."""
-    late = sa.or_(
-        case_t.c.due_resolve_at <= now,
-        sa.and_(case_t.c.acknowledged_at.is_(None), case_t.c.due_ack_at <= now),
-    )
     rows = conn.execute(
         sa.select(
             case_t.c.kind,
             sa.func.count(),
-            sa.func.count().filter(late),
+            sa.func.count().filter(past_due(now)),
         )
         .where(case_t.c.resolved_at.is_(None))
         .group_by(case_t.c.kind)
@@ -173,31 +170,29 @@ def _cases(conn: Connection, now: datetime) -> dict[str, Any]:
 
 def status(conn: Connection, now: datetime) -> dict[str, Any]:
     """Everything ``outreach status`` shows, as one JSON-ready dict."""
+    cases = _cases(conn, now)
     return {
         "time": iso_utc(now),
         "workers": _workers(conn, now),
         "occurrences": _occurrences(conn, now),
         "today": _today(conn, now),
         "pauses": [p.as_json() for p in active_pauses(conn)],
-        "cases": _cases(conn, now),
+        "cases": cases,
         "webhooks": webhook_summary(conn),
-        "work": _work(conn, now),
+        "work": _work(conn, now, cases),
     }
 
 
-def _work(conn: Connection, now: datetime) -> dict[str, dict[str, int]]:
-    """Tasks not done and cases not resolved, and how many of each are overdue."""
-    t, c = task_t.c, case_t.c
+def _work(conn: Connection, now: datetime, cases: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Tasks not done and how many are overdue; the cases' totals of ``_cases``."""
+    t = task_t.c
     tasks = conn.execute(
         sa.select(sa.func.count(), sa.func.count().filter(t.due_at <= now)).where(t.state != "done")
     ).one()
-    late_case = sa.or_(
-        c.due_resolve_at <= now, sa.and_(c.acknowledged_at.is_(None), c.due_ack_at <= now)
-    )
-    cases = conn.execute(
-        sa.select(sa.func.count(), sa.func.count().filter(late_case)).where(c.resolved_at.is_(None))
-    ).one()
     return {
         "tasks": {"open": int(tasks[0]), "overdue": int(tasks[1])},
-        "cases": {"open": int(cases[0]), "overdue": int(cases[1])},
+        "cases": {
+            "open": sum(cases["open"].values()),
+            "overdue": sum(cases["overdue"].values()),
+        },
     }
