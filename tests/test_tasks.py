@@ -34,6 +34,7 @@ from orchestrator.store.tables import (
     Decision,
     DeliveryEvent,
     InstalmentPlan,
+    OccurrenceRow,
     Promise,
     Send,
     Task,
@@ -243,9 +244,25 @@ def test_the_sweep_makes_tasks_from_facts_once(api: Api) -> None:
         old = T - timedelta(days=30)
         conn.execute(
             account_t.update()
-            .where(account_t.c.account_id.in_(["A00001", "A00003"]))
+            .where(account_t.c.account_id.in_(["A00001", "A00002", "A00003"]))
             .values(stage="M3", stage_entered_at=old)
         )
+        # A00001 and A00003 have been worked for 20 days; A00002 only since yesterday (a
+        # portfolio just imported): nobody has failed to reach it yet.
+        for account, days in (("A00001", 20), ("A00003", 20), ("A00002", 1)):
+            conn.execute(
+                table_of(OccurrenceRow)
+                .insert()
+                .values(
+                    account_id=account,
+                    step_id="weekly-sms",
+                    occurrence_key=f"k{days}",
+                    planned_at=T - timedelta(days=days),
+                    channel="sms",
+                    kind="collection",
+                    state="skipped",
+                )
+            )
         send_id = conn.execute(
             send_t.insert()
             .values(
@@ -275,7 +292,7 @@ def test_the_sweep_makes_tasks_from_facts_once(api: Api) -> None:
         ("broken_promises", "A00000"),  # two broken; A00001 broke one
         ("plan_broken", "A00002"),
         ("unreached", "A00001"),  # M3, nothing delivered; A00003 got a text two days ago
-    }
+    }  # and A00002, in M3 with nothing delivered, has been worked for a day only
     assert runner.sweep_tasks(T + timedelta(minutes=1)) == 0  # open already
     with engine.begin() as conn:
         for task in rows(engine, Task):
@@ -284,8 +301,17 @@ def test_the_sweep_makes_tasks_from_facts_once(api: Api) -> None:
     assert runner.sweep_tasks(T + timedelta(days=1)) == 0
     assert {(t.type, t.account_id) for t in rows(engine, Task) if t.state != "done"} == set()
     # 14 days on: A00001 still unreached, and A00003's last delivery is 17 days old
-    assert runner.sweep_tasks(T + timedelta(days=15)) == 2
-    assert {t.account_id for t in rows(engine, Task) if t.state == "open"} == {"A00001", "A00003"}
+    # (A00002 has been worked for 16 days by then, but it has an open plan_broken task
+    # only: the unreached rule counts its own type)
+    assert runner.sweep_tasks(T + timedelta(days=15)) == 3
+    assert {(t.type, t.account_id) for t in rows(engine, Task) if t.state == "open"} == {
+        ("unreached", "A00001"),
+        ("unreached", "A00002"),
+        ("unreached", "A00003"),
+    }
+    audited = [r for r in rows(engine, AuditLog) if r.action == "task.created"]
+    assert len(audited) == len(rows(engine, Task)) == 6
+    assert {(r.actor, r.object_type) for r in audited} == {("rules", "task")}
 
 
 def test_the_cli_lists_claims_and_finishes(api: Api) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.store.tables import AuditLog, table_of
 
-__all__ = ["AuditEntry", "account_entries", "write"]
+__all__ = ["AuditEntry", "account_entries", "write", "write_many"]
 
 audit_t = table_of(AuditLog)
 
@@ -46,6 +46,36 @@ def write(
             account_id=account_id,
             detail=detail,
         )
+    )
+
+
+def write_many(
+    conn: Connection,
+    *,
+    now: datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    entries: list[tuple[str, str | None, dict[str, Any] | None]],
+) -> None:
+    """Add one entry per ``(object_id, account_id, detail)``, the same action on each,
+    in one statement."""
+    if not entries:
+        return
+    conn.execute(
+        audit_t.insert(),
+        [
+            {
+                "time": now,
+                "actor": actor,
+                "action": action,
+                "object_type": object_type,
+                "object_id": object_id,
+                "account_id": account_id,
+                "detail": detail,
+            }
+            for object_id, account_id, detail in entries
+        ],
     )
 
 

@@ -27,6 +27,7 @@ from orchestrator.store.tables import (
     AccountRow,
     DeliveryEvent,
     InstalmentPlan,
+    OccurrenceRow,
     Promise,
     Send,
     Task,
@@ -51,6 +52,7 @@ promise_t = table_of(Promise)
 plan_t = table_of(InstalmentPlan)
 send_t = table_of(Send)
 delivery_t = table_of(DeliveryEvent)
+occurrence_t = table_of(OccurrenceRow)
 
 SYSTEM = "rules"  # the actor of a task a rule made
 DELIVERED = ("delivered", "answered", "opened")  # a contact that reached the person
@@ -300,18 +302,26 @@ def _plans_broken(conn: Connection, rule: TaskRule) -> list[str]:
 def _unreached(
     conn: Connection, stages: list[str], days: int, type_: str, now: datetime
 ) -> list[str]:
-    """Accounts in ``stages`` for ``days`` or more with no delivered contact in the last
-    ``days`` days and no task of this type made in them."""
+    """Accounts in ``stages`` for ``days`` or more that we have been working for ``days``
+    or more (a step of theirs was planned that long ago), with no delivered contact in
+    the last ``days`` days and no task of this type made in them. An account imported
+    today is nobody's failure to reach yet: at go-live, or when a portfolio arrives,
+    nothing is "unreached" until its contacts have had ``days`` to get through."""
     since = now - timedelta(days=days)
     reached = (
         sa.select(send_t.c.account_id)
         .join(delivery_t, delivery_t.c.send_id == send_t.c.id)
         .where(delivery_t.c.status.in_(DELIVERED), delivery_t.c.time > since)
     )
+    worked = sa.exists().where(
+        occurrence_t.c.account_id == account_t.c.account_id,
+        occurrence_t.c.planned_at <= since,
+    )
     last = _last_made(type_)
     query = sa.select(account_t.c.account_id).where(
         account_t.c.stage.in_(stages),
         sa.or_(account_t.c.stage_entered_at.is_(None), account_t.c.stage_entered_at <= since),
+        worked,
         account_t.c.account_id.not_in(reached),
         sa.or_(last.is_(None), last <= since),
     )
@@ -319,7 +329,9 @@ def _unreached(
 
 
 def sweep(conn: Connection, policy: TaskPolicy, now: datetime) -> int:
-    """Make the tasks of the rules read from the accounts' facts; how many were made."""
+    """Make the tasks of the rules read from the accounts' facts; how many were made.
+    In bulk: one insert and one audit insert per rule, however many accounts it finds
+    (a portfolio's first unreached round can find a fifth of its accounts)."""
     rules = policy.rules
     found: list[tuple[TaskRule, list[str]]] = []
     if rules.promises_broken is not None:
@@ -330,8 +342,49 @@ def sweep(conn: Connection, policy: TaskPolicy, now: datetime) -> int:
     if rules.unreached is not None:
         u = rules.unreached
         found.append((u, _unreached(conn, u.stages, u.days, u.type, now)))
+    return sum(_create_many(conn, rule, accounts, now) for rule, accounts in found)
+
+
+_SWEEP_PAGE = 2000  # accounts per insert: 11 parameters each, within SQLite's 32,766
+
+
+def _create_many(conn: Connection, rule: TaskRule, account_ids: list[str], now: datetime) -> int:
+    """``create_task`` for many accounts by the rules (``SYSTEM``): those with an open
+    task of the type already are left as they are. How many were made."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(task_t)
+        .on_conflict_do_nothing(index_elements=["open_key"])
+        .returning(task_t.c.id, task_t.c.account_id)
+    )
+    detail = {"type": rule.type, "priority": rule.priority, "case_id": None}
     made = 0
-    for rule, accounts in found:
-        for account_id in accounts:
-            made += create_task(conn, rule, account_id=account_id, now=now) is not None
+    for at in range(0, len(account_ids), _SWEEP_PAGE):
+        values = [
+            {
+                "account_id": account_id,
+                "type": rule.type,
+                "priority": rule.priority,
+                "state": str(TaskState.open),
+                "open_key": f"{account_id}:{rule.type}",
+                "due_at": now + rule.due.delta,
+                "case_id": None,
+                "message_id": None,
+                "created_at": now,
+                "created_by": SYSTEM,
+                "updated_at": now,
+            }
+            for account_id in account_ids[at : at + _SWEEP_PAGE]
+        ]
+        new = conn.execute(statement.values(values)).all()
+        if new:
+            audit.write_many(
+                conn,
+                now=now,
+                actor=SYSTEM,
+                action="task.created",
+                object_type="task",
+                entries=[(str(task_id), account_id, detail) for task_id, account_id in new],
+            )
+        made += len(new)
     return made
