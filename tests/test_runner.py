@@ -9,6 +9,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from support import ROOT, sample_runner  # noqa: I001 - tests/support.py
 
 from channels.base import OutboundMessage, SendResult
@@ -1088,3 +1090,72 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
         assert sorted(replayed) == sorted(a.account_id for a in accounts)
     finally:
         monkeypatch.undo()
+
+
+def test_a_planning_round_decrypts_no_personal_field(
+    db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning needs no name, phone, email or address (zones come from the stored
+    phone zones): a round decrypts none. Dispatch does (the gate checks the number, the
+    template greets by name), and what it sends is unchanged."""
+    _, accounts, engine, runner = _setup(db_url, data_keys, tmp_path, 60)
+    opened: list[str | None] = []
+    decrypt = DataCipher.decrypt
+
+    def counted(self: DataCipher, token: str | None) -> str | None:
+        opened.append(token)
+        return decrypt(self, token)
+
+    monkeypatch.setattr(DataCipher, "decrypt", counted)
+    now = START + timedelta(hours=15)
+    assert runner.plan(now) > 0
+    assert opened == []
+    result = runner.dispatch(now + timedelta(hours=2))
+    assert result.decisions.get("sent", 0) > 0 and opened
+    sent = runner.sender.decider.adapters["sms"]
+    assert isinstance(sent, SimulatedChannel)
+    phones = {a.phone for a in accounts}
+    assert sent.sent and all(m.to in phones for m in sent.sent if m.channel == "sms")
+    engine.dispose()
+
+
+def test_an_account_read_sealed_decrypts_a_field_when_read(data_keys: str) -> None:
+    """``account_from_row``: by default every personal field is decrypted at once (a
+    key that opens nothing fails there); ``sealed``, each when first read, once."""
+    from cryptography.fernet import InvalidToken
+
+    from orchestrator.store.accounts import account_from_row
+
+    cipher = DataCipher([data_keys])
+    plain = Account(
+        account_id="A1",
+        debtor_id="D1",
+        name="Maria Lopez",
+        currency="USD",
+        balance=Decimal("10.00"),
+        due_date=date(2026, 3, 1),
+        phone="+12125550101",
+        email="maria@example.com",
+        address_line1="1 Main Street",
+        city="New York",
+        country="US",
+        region="NY",
+    )
+    columns = {f: getattr(plain, f) for f in plain.__dataclass_fields__ if f != "phone_zones"}
+    for field in ("name", "phone", "email", "address_line1", "address_line2"):
+        columns[f"{field}_enc"] = cipher.encrypt(columns.pop(field))
+    row = type("Row", (), {**columns, "phone_zones": None})()
+    eager = account_from_row(row, cipher)
+    assert eager == plain and eager.__dict__["_sealed"] == {}
+    sealed = account_from_row(row, cipher, sealed=True)
+    assert "phone" not in sealed.__dict__ and sealed.account_id == "A1"
+    assert sealed.phone == "+12125550101" and sealed.__dict__["phone"] == "+12125550101"
+    assert sealed == plain  # every field read: each decrypted once
+    assert replace(sealed, balance=Decimal("5.00")).name == "Maria Lopez"
+    stranger = DataCipher([Fernet.generate_key().decode()])
+    with pytest.raises(InvalidToken):
+        account_from_row(row, stranger)
+    locked = account_from_row(row, stranger, sealed=True)
+    assert locked.balance == Decimal("10.00")  # clear fields read without a key
+    with pytest.raises(InvalidToken):
+        _ = locked.name

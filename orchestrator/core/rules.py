@@ -139,13 +139,16 @@ class RuleBook:
 
     def for_account(self, account: Account) -> AccountRules:
         # Zones depend only on these fields; caching them skips a phone parse per call.
+        # The phone's zones where known (an account read from the database carries them:
+        # its phone, encrypted, need not be decrypted), else the phone itself.
+        known = account.phone_zones
         zone_key = (
             account.timezone,
             account.country,
             account.region,
             account.postal_code,
             account.city,
-            account.phone,
+            ("zones", known) if known is not None else ("phone", account.phone),
         )
         zones = self._zones.get(zone_key)
         if zones is None:

@@ -103,9 +103,12 @@ def replay_accounts(
     now: datetime,
     cipher: DataCipher,
     rules_for: Callable[..., AccountRules],
+    *,
+    sealed: bool = False,
 ) -> tuple[dict[str, Replayed], dict[str, Exception]]:
     """Each account's state at ``now``, and apart, the accounts whose facts could not
-    be read or replayed (bad data), with their errors: they fail alone."""
+    be read or replayed (bad data), with their errors: they fail alone. ``sealed``:
+    personal fields decrypted only where read (``accounts.account_from_row``)."""
     bad: dict[str, Exception] = {}
     loaded = _load_facts(conn, rows, now, cipher, bad)
     replayed: dict[str, Replayed] = {}
@@ -113,7 +116,9 @@ def replay_accounts(
         if r.account_id in bad:
             continue
         try:
-            replayed[r.account_id] = replay(r, cipher, rules_for, loaded[r.account_id], now)
+            replayed[r.account_id] = replay(
+                r, cipher, rules_for, loaded[r.account_id], now, sealed=sealed
+            )
         except Exception as exc:
             if not is_bad_data(exc):
                 raise

@@ -18,9 +18,10 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.records import DecisionRecord
-from orchestrator.dispatch.connector import Connector, Partition, Statuses
+from orchestrator.dispatch.connector import PLANNED_COLUMNS, Connector, Partition, Statuses
 from orchestrator.dispatch.recording import Recorder, Settle
 from orchestrator.dispatch.settle import Moved, PlannedAccount, Sending
+from orchestrator.store.bulk import BulkInsert
 from orchestrator.store.tables import AccountRow, OccurrenceRow, Send, UTCDateTime, table_of
 
 __all__ = ["SQLiteConnector"]
@@ -33,8 +34,22 @@ send_t = table_of(Send)
 class SQLiteConnector(Connector):
     """The runner's statements on SQLite (see ``orchestrator.dispatch.connector``)."""
 
+    def __init__(self, dialect: sa.Dialect):
+        super().__init__(dialect)
+        self._plan = BulkInsert(
+            occurrence_t,
+            PLANNED_COLUMNS,
+            dialect,
+            unless_exists=("account_id", "step_id", "occurrence_key"),
+        )
+
     def _insert(self, table: sa.Table) -> sqlite.Insert:
         return sqlite.insert(table)
+
+    def plan_occurrences(self, conn: Connection, values: list[dict[str, Any]]) -> int:
+        """One ``executemany``, each column's values converted once per distinct value
+        (``BulkInsert``), not through Core's per-parameter processing."""
+        return self._plan(conn, [tuple(v[c] for c in PLANNED_COLUMNS) for v in values])
 
     def _by_code_point(self, text: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
         return text  # SQLite's default collation (BINARY)

@@ -72,15 +72,18 @@ class SampleEvent:
     data: dict[str, Any]
 
 
-def generate_accounts(n: int, *, today: date, seed: int = 7) -> Iterator[Account]:
-    """``n`` accounts; about a quarter Chinese; DPD spread over 1..120 (every stage);
+def generate_accounts(
+    n: int, *, today: date, seed: int = 7, chinese_share: float = 0.25
+) -> Iterator[Account]:
+    """``n`` accounts; ``chinese_share`` of the debtors Chinese (about a quarter), the
+    others in ten US states over six time zones; DPD spread over 1..120 (every stage);
     some debtors owe two or three accounts."""
     rng = random.Random(seed)
     i = 0
     debtor = 0
     while i < n:
         debtor += 1
-        chinese = rng.random() < 0.25
+        chinese = rng.random() < chinese_share
         count = min(n - i, rng.choice([1, 1, 1, 1, 2, 2, 3]))
         if chinese:
             region, city, postal = rng.choice(CN_PLACES)

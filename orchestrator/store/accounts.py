@@ -4,19 +4,22 @@ what ``account show`` tells, ``keys`` re-encrypts everything on ``keys rotate``)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
+from dataclasses import fields
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
-from orchestrator.core.account import Account
+from orchestrator.core.account import PERSONAL_FIELDS, Account
 from orchestrator.core.crypto import DataCipher, mask_phone
 from orchestrator.core.records import DecisionRecord
 from orchestrator.core.zones import stored_phone_zones
 from orchestrator.store.tables import AccountRow, Decision, table_of
 
 __all__ = [
+    "SealedAccount",
     "account_from_row",
     "decision_values",
     "iter_accounts",
@@ -28,42 +31,108 @@ account_t = table_of(AccountRow)
 decision_t = table_of(Decision)
 
 
-def account_from_row(row: Row[Any] | Any, cipher: DataCipher) -> Account:
-    """A decrypted ``Account`` from an ``account`` row."""
-    dec = cipher.decrypt
-    return Account(
-        account_id=row.account_id,
-        debtor_id=row.debtor_id,
-        name=dec(row.name_enc) or "",
-        phone=dec(row.phone_enc),
-        email=dec(row.email_enc),
-        address_line1=dec(row.address_line1_enc),
-        address_line2=dec(row.address_line2_enc),
-        city=row.city,
-        region=row.region,
-        postal_code=row.postal_code,
-        country=row.country,
-        timezone=row.timezone,
-        locale=row.locale,
-        email_type=row.email_type,
-        currency=row.currency,
-        balance=row.balance,
-        due_date=row.due_date,
-        creditor=row.creditor,
-        reference=row.reference,
-        consent_sms=row.consent_sms,
-        consent_voice=row.consent_voice,
-        consent_email=row.consent_email,
-        segment=row.segment,
-        product=row.product,
-        risk_score=row.risk_score,
-        principal=row.principal,
-        interest=row.interest,
-        fees=row.fees,
-        status=row.status,
-        created_at=row.created_at,
-        phone_zones=stored_phone_zones(row.phone_zones),
-    )
+class _Sealed:
+    """A personal field of a ``SealedAccount``: decrypted when first read. Planning and
+    most of the gate never read one (zones come from the stored ``phone_zones``), so a
+    planning round decrypts nothing, where it decrypted five fields an account."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        fields = obj.__dict__
+        try:
+            return fields[self.name]
+        except KeyError:
+            value = fields["_cipher"].decrypt(fields["_sealed"].pop(self.name))
+            if self.name == "name":
+                value = value or ""
+            fields[self.name] = value
+            return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+
+class SealedAccount(Account):
+    """An ``Account`` read from its row (``account_from_row``), its personal fields
+    decrypted on first read."""
+
+    name = _Sealed()
+    phone = _Sealed()
+    email = _Sealed()
+    address_line1 = _Sealed()
+    address_line2 = _Sealed()
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to an ``Account`` (sealed or not) with the same fields."""
+        if not isinstance(other, Account):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _COMPARED)
+
+    __hash__ = None  # type: ignore[assignment]  # as ``Account``'s: mutable
+
+
+_COMPARED = tuple(f.name for f in fields(Account) if f.compare)
+# The account row's columns an ``Account`` takes as they are (its personal fields are
+# sealed, ``phone_zones`` parsed).
+_CLEAR_FIELDS = tuple(
+    f.name for f in fields(Account) if f.name not in PERSONAL_FIELDS and f.name != "phone_zones"
+)
+
+
+def account_from_row(row: Row[Any] | Any, cipher: DataCipher, *, sealed: bool = False) -> Account:
+    """An ``Account`` from an ``account`` row, its personal fields decrypted now, or
+    with ``sealed`` when first read (planning reads none: a data key that opens
+    nothing is then found by the first part that does read one, as at dispatch).
+
+    Built field by field (the dataclass's ``__init__`` would pass each personal field
+    through its descriptor only to take it back out), a row's values taken by position:
+    a planning round builds one for every account it plans."""
+    clear, personal = _getters(row)
+    account = SealedAccount.__new__(SealedAccount)
+    values = account.__dict__
+    values.update(zip(_CLEAR_FIELDS, clear(row), strict=True))
+    values["phone_zones"] = stored_phone_zones(row.phone_zones)
+    values["_cipher"] = cipher
+    values["_sealed"] = dict(zip(PERSONAL_FIELDS, personal(row), strict=True))
+    if not values["debtor_id"]:  # ``Account.__post_init__``
+        values["debtor_id"] = values["account_id"]
+    if not sealed:
+        for name in PERSONAL_FIELDS:
+            getattr(account, name)
+    return account
+
+
+_Getter = Callable[[Any], tuple[Any, ...]]
+_GETTERS: dict[tuple[str, ...], tuple[_Getter, _Getter]] = {}
+
+
+def _getters(row: Any) -> tuple[_Getter, _Getter]:
+    """What reads an ``Account``'s clear columns and its sealed ones from ``row``: by
+    position for a result row (per column list), by name for anything else."""
+    columns = getattr(row, "_fields", None)
+    if columns is None:
+        return (
+            lambda r: tuple(getattr(r, name) for name in _CLEAR_FIELDS),
+            lambda r: tuple(getattr(r, f"{name}_enc") for name in PERSONAL_FIELDS),
+        )
+    found = _GETTERS.get(columns)
+    if found is None:
+        at = {name: i for i, name in enumerate(columns)}
+        found = (
+            _tuple_getter([at[name] for name in _CLEAR_FIELDS]),
+            _tuple_getter([at[f"{name}_enc"] for name in PERSONAL_FIELDS]),
+        )
+        _GETTERS[columns] = found
+    return found
+
+
+def _tuple_getter(positions: list[int]) -> _Getter:
+    get = operator.itemgetter(*positions)
+    return get if len(positions) > 1 else lambda r: (get(r),)
 
 
 def load_account(conn: Connection, cipher: DataCipher, account_id: str) -> Account | None:

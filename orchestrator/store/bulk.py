@@ -31,7 +31,17 @@ class BulkInsert:
     default.
     """
 
-    def __init__(self, table: sa.Table, columns: Sequence[str], dialect: Dialect):
+    def __init__(
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        dialect: Dialect,
+        *,
+        unless_exists: Sequence[str] | None = None,
+    ):
+        """``unless_exists``: the columns of a unique key; a row whose key is there
+        already is left out (``ON CONFLICT ... DO NOTHING``: SQLite only, as ``COPY``
+        has no such clause)."""
         self.columns = tuple(columns)
         self.extra: tuple[Any, ...] = ()
         defaults: list[Any] = []
@@ -53,17 +63,23 @@ class BulkInsert:
         names = ", ".join(quote(name) for name in self.all_columns)
         self.postgresql = dialect.name == "postgresql"
         if self.postgresql:
+            if unless_exists:
+                raise ValueError("COPY cannot leave out rows: unless_exists is SQLite's")
             self.sql = f"COPY {quote(table.name)} ({names}) FROM STDIN"
         else:
             marks = ", ".join("?" for _ in self.all_columns)
             self.sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"
+            if unless_exists:
+                key = ", ".join(quote(name) for name in unless_exists)
+                self.sql += f" ON CONFLICT ({key}) DO NOTHING"
             if dialect.paramstyle != "qmark":  # pragma: no cover - SQLite is always qmark
                 raise RuntimeError(f"unexpected paramstyle {dialect.paramstyle}")
 
-    def __call__(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` (tuples in the order of ``columns``) on ``conn``."""
+    def __call__(self, conn: Connection, rows: list[tuple[Any, ...]]) -> int:
+        """Insert ``rows`` (tuples in the order of ``columns``) on ``conn``; how many
+        were inserted."""
         if not rows:
-            return
+            return 0
         extra = self.extra
         if extra:
             rows = [row + extra for row in rows]
@@ -87,5 +103,5 @@ class BulkInsert:
             with raw.cursor() as cursor, cursor.copy(self.sql) as copy:  # type: ignore[union-attr]
                 for row in rows:
                     copy.write_row(row)
-        else:
-            conn.exec_driver_sql(self.sql, rows)
+            return len(rows)
+        return conn.exec_driver_sql(self.sql, rows).rowcount

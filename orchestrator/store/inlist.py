@@ -41,6 +41,8 @@ def _element(value: Any) -> str:
     if value is None:
         return "NULL"
     if isinstance(value, str):
+        if "\\" not in value and '"' not in value:
+            return '"' + value + '"'
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, bool):
         return "t" if value else "f"
@@ -58,7 +60,18 @@ def pg_array(values: Iterable[Any]) -> str:
     booleans, aware datetimes, ``None`` for NULL), for a parameter the statement casts to
     the array type it means (``CAST(:p AS text[])``). Every text element is quoted, so
     none can be read as NULL, split at a comma or lose its spaces."""
-    return "{" + ",".join(map(_element, values)) + "}"
+    out = []
+    last_in: Any = _NOTHING
+    last_out = ""
+    for value in values:
+        if value is not last_in:  # a column's constants (now, a state) convert once
+            last_in = value
+            last_out = _element(value)
+        out.append(last_out)
+    return "{" + ",".join(out) + "}"
+
+
+_NOTHING = object()
 
 
 class ValueList(sa.TypeDecorator[list[Any]]):

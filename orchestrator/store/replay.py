@@ -90,6 +90,8 @@ def replay(
     rules_for: Callable[..., AccountRules],
     facts: Facts,
     now: datetime,
+    *,
+    sealed: bool = False,
 ) -> Replayed:
     """The account's state at ``now``, and every trigger event its facts caused.
 
@@ -97,7 +99,7 @@ def replay(
     ``simulate``); promise and instalment deadlines (end of due date + grace, in the
     debtor's zone) fall between them.
     """
-    account = account_from_row(account_row, cipher)
+    account = account_from_row(account_row, cipher, sealed=sealed)
     current_balance, current_status = account.balance, account.status
     account.balance = current_balance + sum((p.amount for p in facts.payments), Decimal("0"))
     account.status = "open"
