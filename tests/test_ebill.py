@@ -564,12 +564,18 @@ def test_the_report_counts_self_service_promises_and_plans_apart(bill: Bill) -> 
         "self_service": {
             "promises": 1,
             "promise_kept": {"kept": 1, "of": 1, "rate": 1.0},
+            "settlements": 0,
+            "settlement_kept": {"kept": 0, "of": 0, "rate": None},
+            "waived": {},
             "plans": 1,
             "plan_kept": {"kept": 0, "of": 0, "rate": None},  # E1's plan is still running
         },
         "api": {
             "promises": 1,
             "promise_kept": {"kept": 0, "of": 1, "rate": 0.0},
+            "settlements": 0,
+            "settlement_kept": {"kept": 0, "of": 0, "rate": None},
+            "waived": {},
             "plans": 1,
             "plan_kept": {"kept": 0, "of": 1, "rate": 0.0},
         },
