@@ -995,7 +995,7 @@ class SettlementOffers(Strict):
         return value
 
     waives: SettlementWaives = SettlementWaives.balance
-    stages: list[str] | None = Field(default=None, min_length=1)
+    stages: tuple[str, ...] | None = Field(default=None, min_length=1)
     min_days_past_due: int = Field(default=0, ge=0, le=36500)
     pay_within: DurationField = Duration(14, "d")
     min_amount: Decimal | None = Field(default=None, ge=0)  # never settle below this
