@@ -243,8 +243,20 @@ def test_the_sweep_makes_tasks_from_facts_once(api: Api) -> None:
         old = T - timedelta(days=30)
         conn.execute(
             account_t.update()
-            .where(account_t.c.account_id.in_(["A00001", "A00003"]))
+            .where(account_t.c.account_id.in_(["A00001", "A00002", "A00003"]))
             .values(stage="M3", stage_entered_at=old)
+        )
+        # A00002 settled (a settlement paid by its deadline): nobody needs to reach it.
+        conn.execute(
+            promise_t.insert().values(
+                account_id="A00002",
+                amount=Decimal("80.00"),
+                waived=Decimal("20.00"),
+                due=date(2026, 3, 1),
+                made_at=T - timedelta(days=25),
+                state="kept",
+                kept_at=T - timedelta(days=24),
+            )
         )
         send_id = conn.execute(
             send_t.insert()
@@ -274,7 +286,8 @@ def test_the_sweep_makes_tasks_from_facts_once(api: Api) -> None:
     assert made == {
         ("broken_promises", "A00000"),  # two broken; A00001 broke one
         ("plan_broken", "A00002"),
-        ("unreached", "A00001"),  # M3, nothing delivered; A00003 got a text two days ago
+        ("unreached", "A00001"),  # M3, nothing delivered; A00003 got a text two days ago,
+        # A00002 is settled
     }
     assert runner.sweep_tasks(T + timedelta(minutes=1)) == 0  # open already
     with engine.begin() as conn:

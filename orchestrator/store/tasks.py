@@ -301,18 +301,23 @@ def _unreached(
     conn: Connection, stages: list[str], days: int, type_: str, now: datetime
 ) -> list[str]:
     """Accounts in ``stages`` for ``days`` or more with no delivered contact in the last
-    ``days`` days and no task of this type made in them."""
+    ``days`` days and no task of this type made in them; not a settled one (a settlement
+    paid: nothing is left to collect, and nothing is sent to reach it)."""
     since = now - timedelta(days=days)
     reached = (
         sa.select(send_t.c.account_id)
         .join(delivery_t, delivery_t.c.send_id == send_t.c.id)
         .where(delivery_t.c.status.in_(DELIVERED), delivery_t.c.time > since)
     )
+    settled = sa.select(promise_t.c.account_id).where(
+        promise_t.c.waived.is_not(None), promise_t.c.state == "kept"
+    )
     last = _last_made(type_)
     query = sa.select(account_t.c.account_id).where(
         account_t.c.stage.in_(stages),
         sa.or_(account_t.c.stage_entered_at.is_(None), account_t.c.stage_entered_at <= since),
         account_t.c.account_id.not_in(reached),
+        account_t.c.account_id.not_in(settled),
         sa.or_(last.is_(None), last <= since),
     )
     return list(conn.execute(query.order_by(account_t.c.account_id)).scalars())
