@@ -896,3 +896,18 @@ def test_chromium_opens_the_page_at_phone_width_and_chooses_a_plan(
     bill.runner.tick(T + timedelta(days=1))
     later = bill.decisions(account, "daily-sms")[1:]
     assert [(d.decision, d.reason) for d in later] == [("suppressed", "plan_active")]
+
+
+def test_chromium_accepts_the_settlement_with_its_button(bill: Bill, chromium: _Tab) -> None:
+    chromium.call("Page.navigate", url=bill.link("E1"))
+    chromium.wait_for("document.readyState === 'complete' && !!document.querySelector('form')")
+    assert chromium.evaluate("document.documentElement.scrollWidth") <= 390
+    chromium.evaluate(
+        "document.querySelector('input[value=settlement]').form.querySelector('button').click()"
+    )
+    done = "Thank you: your settlement is agreed"
+    text = chromium.wait_for(
+        f"document.body.innerText.includes({json.dumps(done)}) && document.body.innerText"
+    )
+    assert "Pay $480.00 by Mar 24, 2026; $120.00 is then waived." in text
+    assert bill.count(Promise, account_id="E1", source="self_service") == 1
