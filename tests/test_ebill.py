@@ -683,6 +683,10 @@ def test_a_settlement_paid_by_its_deadline_settles_the_account(bill: Bill) -> No
         "made_at": "2026-03-10T15:00:00Z",
         "source": "self_service",
     }
+    from orchestrator.cli.data import timeline_rows
+
+    said = [row[5] for row in timeline_rows(shown) if row[2] == "settlement"]
+    assert said == ["480.00 due 2026-03-24, 120.00 waived: settled"]
     with bill.db.connect() as conn:
         report = build_report(conn, bill.runner.config, date(2026, 3, 1), date(2026, 3, 31))
     mine = report["sources"]["self_service"]
