@@ -86,11 +86,13 @@ creditors:
     pay_url: "https://pay.example.com/{reference}"
     plans: {max_instalments: 6, min_instalment: "25.00", frequencies: [weekly, monthly],
             first_payment_within: 14d}
+    settlement: {max_discount: "20%", stages: [M1], pay_within: 14d}
   huaxia:
     name: 华夏消费金融
     phone: "+864008205555"
     pay_url: "https://pay.example.com/huaxia/{reference}"
     plans: {max_instalments: 12, min_instalment: "100.00", frequencies: [monthly]}
+    settlement: {max_discount: "30%", waives: interest_and_fees, pay_within: 7d}
   plain:
     name: Plain Bank
     phone: "+18005550111"
@@ -564,16 +566,191 @@ def test_the_report_counts_self_service_promises_and_plans_apart(bill: Bill) -> 
         "self_service": {
             "promises": 1,
             "promise_kept": {"kept": 1, "of": 1, "rate": 1.0},
+            "settlements": 0,
+            "settlement_kept": {"kept": 0, "of": 0, "rate": None},
+            "waived": {},
             "plans": 1,
             "plan_kept": {"kept": 0, "of": 0, "rate": None},  # E1's plan is still running
         },
         "api": {
             "promises": 1,
             "promise_kept": {"kept": 0, "of": 1, "rate": 0.0},
+            "settlements": 0,
+            "settlement_kept": {"kept": 0, "of": 0, "rate": None},
+            "waived": {},
             "plans": 1,
             "plan_kept": {"kept": 0, "of": 1, "rate": 0.0},
         },
     }
+
+
+# --- settlements -----------------------------------------------------------------------------
+
+
+def _settle(bill: Bill, account: str) -> tuple[str, dict[str, str]]:
+    """The account's link and the settlement form its page shows."""
+    link = bill.link(account)
+    page = httpx.get(link, headers=BROWSER).text
+    amount = re.search(
+        r'value="settlement">\s*<input type="hidden" name="amount" value="([0-9.]+)"', page
+    )
+    assert amount is not None, page
+    return link, {**_form(page), "choice": "settlement", "amount": amount.group(1)}
+
+
+def _timeline(bill: Bill, account: str) -> dict[str, Any]:
+    from orchestrator.store.timeline import account_timeline
+
+    with bill.db.connect() as conn:
+        shown = account_timeline(conn, bill.runner.cipher, account, today=date(2026, 4, 1))
+    assert shown is not None
+    return shown
+
+
+@pytest.mark.parametrize(
+    ("account", "words"),
+    [
+        (
+            "E1",
+            (
+                "Settle for less",
+                "Pay $480.00 by Mar 24, 2026 and we waive the remaining $120.00.",
+                "The amount waived is part of your balance.",
+                "Accept: pay $480.00 by Mar 24, 2026",
+            ),
+        ),
+        (
+            "Z1",  # 减免: interest and fees only (600.00), below the 30% authority (1,080.00)
+            (
+                "减免结清",
+                "于2026年3月17日前还款¥3,000.00，剩余¥600.00予以减免。",
+                "减免部分为利息和费用，本金需全额偿还。",
+            ),
+        ),
+    ],
+)
+def test_the_page_offers_the_settlement_within_the_authority(
+    bill: Bill, account: str, words: tuple[str, ...]
+) -> None:
+    page = httpx.get(bill.link(account), headers=BROWSER).text
+    for word in words:
+        assert word in page, (word, page)
+    assert len(page.encode()) < 30 * 1024
+    for secret in PERSONAL:
+        assert secret not in page
+
+
+def test_a_settlement_paid_by_its_deadline_settles_the_account(bill: Bill) -> None:
+    link, form = _settle(bill, "E1")
+    first = httpx.post(link, data=form, headers=BROWSER)
+    again = httpx.post(link, data=form, headers=BROWSER)  # a double tap records one
+    for got in (first, again):
+        assert got.status_code == 200, got.text
+        assert "Thank you: your settlement is agreed" in got.text
+        assert "Pay $480.00 by Mar 24, 2026; $120.00 is then waived." in got.text
+    promises = table_of(Promise)
+    with bill.db.connect() as conn:
+        rows = conn.execute(sa.select(promises)).all()
+    assert [(r.amount, r.waived, r.due, r.source) for r in rows] == [
+        (Decimal("480.00"), Decimal("120.00"), date(2026, 3, 24), "self_service")
+    ]
+    assert bill.count(IdempotencyKey) == 1
+    assert bill.count(AuditLog, action="event.settlement", actor="self_service") == 1
+    page = httpx.get(link, headers=BROWSER).text  # pending: no other choice, pay the 480
+    assert "You have agreed to settle" in page and "Pay $480.00 now" in page
+    assert 'name="choice"' not in page
+    bill.runner.tick(T + timedelta(minutes=1))
+    confirmation = bill.sent_text("E1", "promise-confirm")
+    assert "$480.00 by Mar 24, 2026" in confirmation and "$120.00 is waived" in confirmation
+
+    paid = _api(bill, "E1", {"type": "payment", "amount": "480.00"}, "pay-e1")
+    assert paid.status_code == 201, paid.text
+    for day in (1, 2, 20):  # settled for good: past the deadline and after_kept too
+        bill.clock.set(T + timedelta(days=day))
+        bill.runner.tick(T + timedelta(days=day))
+    later = bill.decisions("E1", "daily-sms")[1:]
+    assert later and {(d.decision, d.reason) for d in later} == {("suppressed", "settled")}
+    assert len(bill.decisions("E1", "thanks")) == 1  # the service thanks still went
+    page = httpx.get(bill.link("E1", timedelta(days=60)), headers=BROWSER).text
+    assert "Your account is settled" in page and "<form" not in page
+    bill.runner.plan_accounts(["E1"], T + timedelta(days=20))  # the stored states
+    shown = _timeline(bill, "E1")
+    assert shown["settlement"] == {
+        "amount": "480.00",
+        "waived": "120.00",
+        "due": "2026-03-24",
+        "state": "settled",
+        "made_at": "2026-03-10T15:00:00Z",
+        "source": "self_service",
+    }
+    from orchestrator.cli.data import timeline_rows
+
+    said = [row[5] for row in timeline_rows(shown) if row[2] == "settlement"]
+    assert said == ["480.00 due 2026-03-24, 120.00 waived: settled"]
+    with bill.db.connect() as conn:
+        report = build_report(conn, bill.runner.config, date(2026, 3, 1), date(2026, 3, 31))
+    mine = report["sources"]["self_service"]
+    assert (mine["promises"], mine["settlements"], mine["waived"]) == (0, 1, {"USD": "120.00"})
+    assert mine["settlement_kept"] == {"kept": 1, "of": 1, "rate": 1.0}
+
+
+def test_a_settlement_not_paid_by_its_deadline_lapses_and_collection_resumes(
+    bill: Bill,
+) -> None:
+    link, form = _settle(bill, "Z1")  # pay 3,000.00 by 03-17 (Shanghai)
+    assert httpx.post(link, data=form, headers=BROWSER).status_code == 200
+    assert _api(bill, "Z1", {"type": "payment", "amount": "1000.00"}, "p1").status_code == 201
+    bill.clock.set(T + timedelta(days=3))
+    bill.runner.tick(T + timedelta(days=3))  # pending: collection waits
+    assert [(d.decision, d.reason) for d in bill.decisions("Z1", "daily-sms")[1:]] == [
+        ("suppressed", "promise_pending")
+    ]
+    bill.clock.set(T + timedelta(days=10))  # 03-17 + 1 day of grace has passed
+    bill.runner.tick(T + timedelta(days=10))
+    last = bill.decisions("Z1", "daily-sms")[-1]
+    assert (last.decision, last.reason) == ("sent", None)  # on the whole balance again
+    page = httpx.get(bill.link("Z1", timedelta(days=60)), headers=BROWSER).text
+    assert "¥2,600.00" in page and "减免结清" not in page  # offered once; 3,600 - 1,000
+    assert "承诺还款日期" in page  # the other choices are open again
+    bill.runner.plan_accounts(["Z1"], T + timedelta(days=10))
+    assert _timeline(bill, "Z1")["settlement"]["state"] == "lapsed"
+
+
+def test_a_forged_tampered_or_expired_settlement_records_nothing(bill: Bill) -> None:
+    link, form = _settle(bill, "E1")
+    assert httpx.post(link, data={**form, "form": "0" * 32}, headers=BROWSER).status_code == 403
+    cheaper = httpx.post(link, data={**form, "amount": "1.00"}, headers=BROWSER)
+    assert cheaper.status_code == 422 and "not offered today" in cheaper.text
+    expired = bill.link("E1", -timedelta(days=1))
+    assert httpx.post(expired, data=form, headers=BROWSER).status_code == 410
+    assert httpx.post(bill.link("Z1"), data=form, headers=BROWSER).status_code == 403
+    plain = httpx.post(bill.link("P1"), data=form, headers=BROWSER)
+    assert plain.status_code == 410  # a creditor with no e-bill
+    assert bill.count(Promise) == 0 and bill.count(IdempotencyKey) == 0
+
+
+def test_a_disputed_account_or_one_with_a_plan_is_offered_no_settlement(bill: Bill) -> None:
+    assert _api(bill, "E1", {"type": "dispute"}, "d1").status_code == 201
+    assert "Settle for less" not in httpx.get(bill.link("E1"), headers=BROWSER).text
+    link, form = _settle(bill, "Z1")
+    _choose_plan(bill, "Z1", "monthly-6")
+    assert "减免结清" not in httpx.get(link, headers=BROWSER).text
+    assert httpx.post(link, data=form, headers=BROWSER).status_code == 409
+    assert bill.count(Promise) == 0
+
+
+def test_the_api_records_a_settlement_within_the_authority_only(bill: Bill) -> None:
+    too_cheap = {"type": "settlement", "amount": "479.99", "due": "2026-03-20"}
+    got = _api(bill, "E1", too_cheap, "s1")
+    assert got.status_code == 422 and "more than 120.00" in got.text
+    late = {"type": "settlement", "amount": "500.00", "due": "2026-03-25"}
+    got = _api(bill, "E1", late, "s2")
+    assert got.status_code == 422 and "pay_within" in got.text
+    none = _api(bill, "P1", {"type": "settlement", "amount": "70.00", "due": "2026-03-20"}, "s3")
+    assert none.status_code == 422 and "no settlement may be offered" in none.text
+    ok = _api(bill, "E1", {"type": "settlement", "amount": "500.00", "due": "2026-03-20"}, "s4")
+    assert ok.status_code == 201 and ok.json()["waived"] == "100.00"
+    assert bill.count(Promise, source="api") == 1
 
 
 # --- in a real browser -----------------------------------------------------------------------
@@ -723,3 +900,18 @@ def test_chromium_opens_the_page_at_phone_width_and_chooses_a_plan(
     bill.runner.tick(T + timedelta(days=1))
     later = bill.decisions(account, "daily-sms")[1:]
     assert [(d.decision, d.reason) for d in later] == [("suppressed", "plan_active")]
+
+
+def test_chromium_accepts_the_settlement_with_its_button(bill: Bill, chromium: _Tab) -> None:
+    chromium.call("Page.navigate", url=bill.link("E1"))
+    chromium.wait_for("document.readyState === 'complete' && !!document.querySelector('form')")
+    assert chromium.evaluate("document.documentElement.scrollWidth") <= 390
+    chromium.evaluate(
+        "document.querySelector('input[value=settlement]').form.querySelector('button').click()"
+    )
+    done = "Thank you: your settlement is agreed"
+    text = chromium.wait_for(
+        f"document.body.innerText.includes({json.dumps(done)}) && document.body.innerText"
+    )
+    assert "Pay $480.00 by Mar 24, 2026; $120.00 is then waived." in text
+    assert bill.count(Promise, account_id="E1", source="self_service") == 1

@@ -244,12 +244,12 @@ def test_the_sweep_makes_tasks_from_facts_once(api: Api) -> None:
         old = T - timedelta(days=30)
         conn.execute(
             account_t.update()
-            .where(account_t.c.account_id.in_(["A00001", "A00002", "A00003"]))
+            .where(account_t.c.account_id.in_(["A00000", "A00001", "A00002", "A00003"]))
             .values(stage="M3", stage_entered_at=old)
         )
-        # A00001 and A00003 have been worked for 20 days; A00002 only since yesterday (a
+        # A00001 and A00003 have been worked for 20 days; A00000 only since yesterday (a
         # portfolio just imported): nobody has failed to reach it yet.
-        for account, days in (("A00001", 20), ("A00003", 20), ("A00002", 1)):
+        for account, days in (("A00001", 20), ("A00002", 20), ("A00003", 20), ("A00000", 1)):
             conn.execute(
                 table_of(OccurrenceRow)
                 .insert()
@@ -263,6 +263,19 @@ def test_the_sweep_makes_tasks_from_facts_once(api: Api) -> None:
                     state="skipped",
                 )
             )
+        # A00002 settled (a settlement paid by its deadline): nobody needs to reach it,
+        # though it has been worked for 20 days.
+        conn.execute(
+            promise_t.insert().values(
+                account_id="A00002",
+                amount=Decimal("80.00"),
+                waived=Decimal("20.00"),
+                due=date(2026, 3, 1),
+                made_at=T - timedelta(days=25),
+                state="kept",
+                kept_at=T - timedelta(days=24),
+            )
+        )
         send_id = conn.execute(
             send_t.insert()
             .values(
@@ -291,8 +304,9 @@ def test_the_sweep_makes_tasks_from_facts_once(api: Api) -> None:
     assert made == {
         ("broken_promises", "A00000"),  # two broken; A00001 broke one
         ("plan_broken", "A00002"),
-        ("unreached", "A00001"),  # M3, nothing delivered; A00003 got a text two days ago
-    }  # and A00002, in M3 with nothing delivered, has been worked for a day only
+        ("unreached", "A00001"),  # M3, nothing delivered; A00003 got a text two days ago,
+        # A00002 is settled, and A00000 (M3, nothing delivered) was worked for a day only
+    }
     assert runner.sweep_tasks(T + timedelta(minutes=1)) == 0  # open already
     with engine.begin() as conn:
         for task in rows(engine, Task):
@@ -300,13 +314,12 @@ def test_the_sweep_makes_tasks_from_facts_once(api: Api) -> None:
     # done: nothing new happened, so nothing again (the unreached one waits 14 days)
     assert runner.sweep_tasks(T + timedelta(days=1)) == 0
     assert {(t.type, t.account_id) for t in rows(engine, Task) if t.state != "done"} == set()
-    # 14 days on: A00001 still unreached, and A00003's last delivery is 17 days old
-    # (A00002 has been worked for 16 days by then, but it has an open plan_broken task
-    # only: the unreached rule counts its own type)
+    # 14 days on: A00001 still unreached, A00003's last delivery is 17 days old, A00000
+    # has been worked for 16 days; A00002 is still settled
     assert runner.sweep_tasks(T + timedelta(days=15)) == 3
     assert {(t.type, t.account_id) for t in rows(engine, Task) if t.state == "open"} == {
+        ("unreached", "A00000"),
         ("unreached", "A00001"),
-        ("unreached", "A00002"),
         ("unreached", "A00003"),
     }
     audited = [r for r in rows(engine, AuditLog) if r.action == "task.created"]

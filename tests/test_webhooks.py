@@ -266,6 +266,14 @@ def test_every_payload_is_documented_and_holds_no_personal_data(
         facts.record_promise(
             conn, account_id="A00000", amount=Decimal("25.50"), due=date(2026, 3, 20), made_at=later
         )
+        facts.record_promise(  # a settlement: 40.00 paid by the 25th, 10.00 waived
+            conn,
+            account_id="A00000",
+            amount=Decimal("40.00"),
+            due=date(2026, 3, 25),
+            made_at=later,
+            waived=Decimal("10.00"),
+        )
         facts.record_payment(
             conn,
             account_id="A00000",
@@ -341,6 +349,11 @@ def test_every_payload_is_documented_and_holds_no_personal_data(
     }
     [inbound] = [e for e in events if e["type"] == "inbound"]
     assert inbound["data"] == {"account_id": "A00000", "channel": "sms", "kind": "other"}
+    promised = [e["data"] for e in events if e["type"] == "promise"]
+    assert [(p["amount"], p.get("waived")) for p in promised] == [
+        ("25.50", None),
+        ("40.00", "10.00"),
+    ]
     engine.dispose()
 
 

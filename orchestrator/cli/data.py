@@ -353,6 +353,13 @@ def _print_timeline(timeline: dict[str, Any], account: Any) -> None:
         )
     if timeline["opt_outs"]:
         console.print(f"opted out: {', '.join(timeline['opt_outs'])}")
+    settlement = timeline.get("settlement")
+    if settlement:
+        console.print(
+            f"settlement {settlement['state']}: pay {settlement['amount']} by "
+            f"{settlement['due']}, {settlement['waived']} waived ({settlement['source']})",
+            markup=False,
+        )
     for channel, hours in timeline.get("best_hours", {}).items():
         learned = ", ".join(f"{h['hour']} ({h['answered']} of {h['sent']} answered)" for h in hours)
         console.print(f"best hours ({channel}, learned): {learned}", markup=False)
@@ -435,7 +442,11 @@ def _event_rows(timeline: dict[str, Any]) -> Iterator[Row]:
 def _money_rows(timeline: dict[str, Any]) -> Iterator[Row]:
     """Promises, plans and payments, with their amounts."""
     for p in timeline["promises"]:
-        if p.get("made_at"):
+        if p.get("made_at") and "waived" in p:
+            state = {"kept": "settled", "broken": "lapsed"}.get(p["state"], p["state"])
+            said = f"{p['amount']} due {p['due']}, {p['waived']} waived: {state}"
+            yield p["made_at"], (_short(p["made_at"]), "", "settlement", "", "", said, "")
+        elif p.get("made_at"):
             said = f"{p['amount']} due {p['due']}: {p['state']}"
             yield p["made_at"], (_short(p["made_at"]), "", "promise", "", "", said, "")
     for p in timeline.get("plans", []):

@@ -620,6 +620,31 @@ def _check_task_stages(c: _Checker, policy: Policy, cadences: Cadences) -> None:
             )
 
 
+def _check_stage_names(c: _Checker, parts: Mapping[str, Any]) -> None:
+    """The stages other files name (task rules, settlements) are cadences.yaml's."""
+    if "cadences" in parts and "policy" in parts:
+        _check_task_stages(c, parts["policy"], parts["cadences"])
+    if "cadences" in parts and "creditors" in parts:
+        _check_settlement_stages(c, parts["creditors"], parts["cadences"])
+
+
+def _check_settlement_stages(c: _Checker, creditors: Creditors, cadences: Cadences) -> None:
+    """The stages of each creditor's ``settlement`` are stages of cadences.yaml: a
+    warning, as for task rules (a typo offers no settlement there, and harms no one)."""
+    ids = [stage.id for stage in cadences.stages]
+    for key, creditor in creditors.creditors.items():
+        terms = creditor.settlement
+        for n, name in enumerate(terms.stages or [] if terms is not None else []):
+            if name not in ids:
+                c.add(
+                    "creditors",
+                    ("creditors", key, "settlement", "stages", n),
+                    f"creditor {key}: settlement: unknown stage {name!r}{_suggest(name, ids)}; "
+                    "no settlement is offered there",
+                    level="warning",
+                )
+
+
 def _check_policy(c: _Checker, policy: Policy, known: set[str]) -> None:
     _check_zone(c, "policy", ("timezone", "default"), policy.timezone.default)
     limit_ids: set[str] = set()
@@ -1135,8 +1160,7 @@ def _load(
         _check_segments(checker, parts["segments"])
     if "policy" in parts:
         _check_priority(checker, parts["policy"], parts.get("segments", Segments()))
-    if "cadences" in parts and "policy" in parts:
-        _check_task_stages(checker, parts["policy"], parts["cadences"])
+    _check_stage_names(checker, parts)
     if "cadences" in parts:
         _check_segment_filters(checker, parts["cadences"], parts.get("segments", Segments()))
         if "experiments" in parts:

@@ -495,6 +495,54 @@ class PlanBounds(Strict):
     min_instalment: Decimal | None = Field(default=None, ge=0)
 
 
+def _share(value: Any) -> Any:
+    """``"30%"`` or ``0.30``: a share, as a Decimal (its bounds are the field's)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        number = value.strip()[:-1].strip()
+        try:
+            share = Decimal(number) / 100
+            if share.is_finite():
+                return share
+        except ArithmeticError:
+            pass
+        raise ValueError(f'expected a percentage like "30%" or a share like 0.30, got {value!r}')
+    if isinstance(value, float):
+        return Decimal(str(value))
+    return value
+
+
+# A share of a balance, written "30%" or 0.30.
+Share = Annotated[
+    Decimal,
+    BeforeValidator(_share),
+    PlainSerializer(lambda d: f"{d * 100:f}%", return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*%\s*$"},
+                {"type": "number", "minimum": 0, "maximum": 1},
+            ]
+        }
+    ),
+]
+
+
+class SettlementBounds(Strict):
+    """The most any creditor may waive in a settlement, as a share of the balance: a cap
+    on the authority ``creditors.yaml`` gives (``settlement.max_discount``), so that no
+    creditor's file can offer more. Caps only tighten: the smallest of the policy's and
+    of every overlay that sets one applies. ``0%``: no settlement is offered."""
+
+    max_discount: Share | None = None
+
+    @field_validator("max_discount")
+    @classmethod
+    def _share(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and not 0 <= value < 1:
+            raise ValueError(f"max_discount must be from 0% to below 100%, got {value:.2%}")
+        return value
+
+
 class PriorityKey(Strict):
     """One key of the order in which due sends take a limit's or a budget's room:
     ``segment`` (the ``segments`` listed first, in that order, then the rest),
@@ -575,6 +623,8 @@ class Overlay(Strict):
     holidays: HolidayRule | None = None
     promises: PromiseBounds | None = None
     plans: PlanBounds | None = None
+    # A cap on settlement discounts here (the smallest cap that applies wins).
+    settlements: SettlementBounds | None = None
     # The validation notice for the accounts of this place or profile (the last overlay
     # that sets one wins over the base policy's).
     validation_notice: ValidationNotice | None = None
@@ -783,6 +833,7 @@ class Policy(Strict):
     suppression: Suppression = Field(default_factory=Suppression)
     promises: PromiseBounds = Field(default_factory=PromiseBounds)
     plans: PlanBounds = Field(default_factory=PlanBounds)
+    settlements: SettlementBounds = Field(default_factory=SettlementBounds)
     content: list[ContentRule] = Field(default_factory=list)
     forbidden: list[str] = Field(default_factory=list)  # extra forbidden phrases for lint
     opt_out_confirmation: bool = True
@@ -919,6 +970,44 @@ class PlanOffers(Strict):
         return value
 
 
+class SettlementWaives(StrEnum):
+    balance = "balance"  # a share of the whole balance
+    interest_and_fees = "interest_and_fees"  # only interest and fees: principal is paid in full
+
+
+class SettlementOffers(Strict):
+    """The settlement a creditor lets debtors accept themselves on the e-bill page: pay
+    less than the balance by a date, the rest waived. ``max_discount`` is the creditor's
+    authority, a share of the balance (``"30%"``); ``waives``: what may be reduced, the
+    whole ``balance`` or only ``interest_and_fees`` (减免: the principal is paid in full,
+    so an account without its breakdown is offered none). Offered to accounts in one of
+    ``stages`` (none: any) at least ``min_days_past_due`` overdue, with no plan running,
+    promise pending, dispute or settlement made before; due ``pay_within`` of the day it
+    is accepted. The policy's ``settlements.max_discount`` caps it."""
+
+    max_discount: Share
+
+    @field_validator("max_discount")
+    @classmethod
+    def _share(cls, value: Decimal) -> Decimal:
+        if not 0 < value < 1:
+            raise ValueError(f"max_discount must be above 0% and below 100%, got {value:.2%}")
+        return value
+
+    waives: SettlementWaives = SettlementWaives.balance
+    stages: tuple[str, ...] | None = Field(default=None, min_length=1)
+    min_days_past_due: int = Field(default=0, ge=0, le=36500)
+    pay_within: DurationField = Duration(14, "d")
+    min_amount: Decimal | None = Field(default=None, ge=0)  # never settle below this
+
+    @field_validator("pay_within")
+    @classmethod
+    def _days(cls, value: Duration) -> Duration:
+        if value.unit != "d" or not 0 <= value.amount <= 366:
+            raise ValueError("pay_within must be 0d to 366d")
+        return value
+
+
 class Creditor(Strict):
     name: str
     phone: str
@@ -937,6 +1026,8 @@ class Creditor(Strict):
     # The e-bill page: the plans its debtors may choose themselves (none: no e-bill page,
     # the pay link goes straight to ``pay_url``).
     plans: PlanOffers | None = None
+    # The settlement its debtors may accept on the e-bill page (none: none offered).
+    settlement: SettlementOffers | None = None
 
 
 # What a placement file may hold of an account (``agencies``): the agreement names some.

@@ -737,7 +737,7 @@ def build_context(
         "creditor": _creditor(creditor, account, account.creditor),
         "pay_link": pay_link,
         "unsubscribe_link": unsubscribe_link,
-        "promise": _ns(promise, "amount", "due"),
+        "promise": _ns(promise, "amount", "due", "waived"),
         "instalment": _ns(instalment, "amount", "due"),
         "deadline": deadline,
         "today": today,

@@ -28,6 +28,7 @@ __all__ = [
     "instant_problem",
     "plan_problem",
     "promise_problem",
+    "settlement_problem",
 ]
 
 # An account's due date: debts sold on or revived can be decades old, so the floor is far
@@ -87,6 +88,50 @@ def promise_problem(
             f"the promise of {amount} is less than {least}, the least taken on a balance "
             f"of {balance} (policy promises.min_amount, min_share_of_balance), and does "
             f"not pay the whole balance"
+        )
+    return None
+
+
+def settlement_problem(
+    *,
+    amount: Decimal,
+    due: date,
+    made_on: date,
+    balance: Decimal,
+    waivable: Decimal,
+    pay_within: int,
+) -> str | None:
+    """A settlement paying ``amount`` by ``due`` (the rest of ``balance`` waived), made on
+    the debtor's local day ``made_on``, beyond the authority: ``waivable`` is the most
+    that may be waived on this account now (``core.ebill.settlement_waivable``, zero
+    where none is offered), ``pay_within`` the most days it may be due in."""
+    if amount <= 0:
+        return f"the settlement's amount must be positive, got {amount}"
+    if amount >= balance:
+        return (
+            f"a settlement pays less than the balance ({balance}), got {amount}: "
+            f"a promise pays all of it"
+        )
+    if waivable <= 0:
+        return (
+            "no settlement may be offered on this account now (creditors.yaml "
+            "settlement: stages, min_days_past_due, waives; policy settlements.max_discount)"
+        )
+    waived = balance - amount
+    if waived > waivable:
+        return (
+            f"the settlement of {amount} waives {waived}, more than {waivable}, the most "
+            f"that may be waived on a balance of {balance} (creditors.yaml "
+            f"settlement.max_discount, waives, min_amount; policy settlements.max_discount): "
+            f"pay at least {balance - waivable}"
+        )
+    if due < made_on:
+        return f"the settlement is due {due}, before the day it is made ({made_on})"
+    if (due - made_on).days > pay_within:
+        return (
+            f"the settlement is due {due}, more than {pay_within} days after the day it "
+            f"is made ({made_on}) (creditors.yaml settlement.pay_within, policy "
+            f"promises.max_days_ahead)"
         )
     return None
 

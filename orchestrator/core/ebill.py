@@ -1,10 +1,17 @@
 """The e-bill page's choices (``/p/<token>``): the plans offered, the promise allowed,
-and the form token that ties a submitted choice to its link.
+the settlement offered, and the form token that ties a submitted choice to its link.
 
 Pure: the offers are a function of the creditor's ``plans:`` (``PlanOffers``), the
 policy's ``plans:`` and ``promises:`` bounds, the balance and the debtor's local day.
 Every offer shown passes the same bounds check the REST API applies
-(``bounds.plan_problem``), so a plan chosen on the page is one the API would take.
+(``bounds.plan_problem``, ``bounds.settlement_problem``), so a plan or a settlement
+chosen on the page is one the API would take.
+
+A settlement waives part of the balance if the rest is paid by a date: the most it may
+waive (``settlement_waivable``) is the creditor's authority (``settlement.max_discount``
+of the balance, of interest and fees only where it ``waives: interest_and_fees``), never
+more than the policy's cap (``settlements.max_discount``, the smallest of the policy's
+and its overlays'), rounded down to the cent. The page offers exactly that.
 
 The form token is an HMAC of the link's token under the server secret, with its own
 domain prefix: a form posted to another link's address, or made up, is refused; the
@@ -17,19 +24,31 @@ import calendar
 import hmac
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
-from orchestrator.config.models import PlanBounds, PlanFrequency, PlanOffers, PromiseBounds
+from orchestrator.config.models import (
+    PlanBounds,
+    PlanFrequency,
+    PlanOffers,
+    PromiseBounds,
+    SettlementOffers,
+    SettlementWaives,
+)
 from orchestrator.core.bounds import least_promise, plan_problem
 
 __all__ = [
     "SELF_SERVICE",
     "PlanOffer",
     "PromiseRange",
+    "SettlementOffer",
     "form_token",
     "form_token_ok",
     "plan_offers",
     "promise_range",
+    "settlement_authority",
+    "settlement_offer",
+    "settlement_open",
+    "settlement_waivable",
 ]
 
 SELF_SERVICE = "self_service"  # the source of a promise or plan made on the e-bill page
@@ -141,3 +160,85 @@ def _nth_due(frequency: PlanFrequency, first: date, k: int) -> date:
     month = first.month - 1 + k
     year, month = first.year + month // 12, month % 12 + 1
     return date(year, month, min(first.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class SettlementOffer:
+    """Pay ``amount`` by ``pay_by`` and ``waived`` is written off (``amount + waived``
+    is the balance); ``waives``: what the waived amount comes out of."""
+
+    amount: Decimal
+    waived: Decimal
+    pay_by: date
+    waives: SettlementWaives
+
+
+def settlement_waivable(
+    offers: SettlementOffers,
+    cap: Decimal | None,
+    balance: Decimal,
+    parts: tuple[Decimal | None, Decimal | None, Decimal | None],
+) -> Decimal:
+    """The most a settlement may waive on ``balance`` (``parts``: its principal, interest
+    and fees, each ``None`` when unknown): the creditor's ``max_discount`` of the balance,
+    no more than the policy's ``cap`` (a share too), only out of interest and fees where
+    the creditor ``waives: interest_and_fees`` (nothing when neither is known), leaving
+    at least ``min_amount`` to pay; rounded down to the cent, never below zero."""
+    if balance <= 0:
+        return Decimal("0.00")
+    share = offers.max_discount if cap is None else min(offers.max_discount, cap)
+    most = (balance * share).quantize(_CENT, ROUND_DOWN)
+    principal, interest, fees = parts
+    if offers.waives == SettlementWaives.interest_and_fees:
+        if interest is None and fees is None:
+            return Decimal("0.00")
+        most = min(most, (interest or Decimal(0)) + (fees or Decimal(0)))
+        if principal is not None:
+            most = min(most, balance - principal)
+    if offers.min_amount is not None:
+        most = min(most, balance - offers.min_amount)
+    return max(most, Decimal("0.00")).quantize(_CENT, ROUND_DOWN)
+
+
+def settlement_open(offers: SettlementOffers, stage: str | None, dpd: int) -> bool:
+    """Whether an account in ``stage`` (of cadences.yaml) ``dpd`` days past due may be
+    offered the creditor's settlement (its account state is the caller's to check)."""
+    if dpd < max(offers.min_days_past_due, 1):
+        return False
+    return offers.stages is None or stage in offers.stages
+
+
+def settlement_offer(
+    offers: SettlementOffers,
+    cap: Decimal | None,
+    balance: Decimal,
+    parts: tuple[Decimal | None, Decimal | None, Decimal | None],
+    today: date,
+    max_days_ahead: int,
+) -> SettlementOffer | None:
+    """The settlement offered on ``balance`` on the debtor's local day ``today``: all the
+    creditor may waive, the rest due ``pay_within`` days on (no later than a promise may
+    be due: ``max_days_ahead``); ``None`` when nothing may be waived."""
+    waived = settlement_waivable(offers, cap, balance, parts)
+    if waived <= 0:
+        return None
+    days = min(offers.pay_within.amount, max_days_ahead)
+    return SettlementOffer(balance - waived, waived, today + timedelta(days=days), offers.waives)
+
+
+def settlement_authority(
+    offers: SettlementOffers | None,
+    cap: Decimal | None,
+    balance: Decimal,
+    parts: tuple[Decimal | None, Decimal | None, Decimal | None],
+    where: tuple[str | None, int],
+    max_days_ahead: int,
+) -> tuple[Decimal, int]:
+    """What a settlement may be on this account now: the most it may waive and the most
+    days it may be due in; ``(0, 0)`` where none is offered (no ``settlement:``, or the
+    account is not in its stages, ``where`` being its stage and DPD)."""
+    stage, dpd = where
+    if offers is None or not settlement_open(offers, stage, dpd):
+        return Decimal("0.00"), 0
+    waivable = settlement_waivable(offers, cap, balance, parts)
+    return waivable, min(offers.pay_within.amount, max_days_ahead)

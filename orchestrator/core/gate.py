@@ -97,12 +97,15 @@ def suppression(
     stop collection and service; opt-outs stop every kind (docs/configuration.md, "Kinds"). A paid account gets no
     collection and no stage step of any kind: a pre-due reminder (a service step of a
     stage before the due date) is pointless, even unsettling, once the balance is paid;
-    triggers of kind service (thanks for the payment) still go.
+    triggers of kind service (thanks for the payment) still go. A settled account (a
+    settlement paid by its deadline) is treated alike, with reason ``settled``.
     """
     kind = occ.kind
     collection = kind == Kind.collection
     if state.closed and (collection or occ.trigger is None):
         return Reason.paid
+    if state.settled is not None and (collection or occ.trigger is None):
+        return Reason.settled  # as a paid account: the rest of the balance is waived
     if state.ceased and kind != Kind.notice:
         return Reason.cease
     if state.opted_out and not state.opted_out.isdisjoint(

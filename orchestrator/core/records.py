@@ -52,6 +52,7 @@ class Reason(StrEnum):
     paused_by_operator = "paused_by_operator"  # an operator's pause (``outreach pause``)
     validation_pending = "validation_pending"  # the US validation notice is not sent yet
     placed = "placed"  # the account is placed with a collection agency
+    settled = "settled"  # a settlement was paid by its deadline: collection is over
 
 
 def limit_reason(limit_id: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 from functools import cached_property
 from typing import TypeVar
 
@@ -64,6 +65,16 @@ class AccountRules:
     def plan_bounds(self) -> PlanBounds:
         """The policy's plan bounds, each key an overlay gives replacing the policy's."""
         return _overridden(self.config.policy.plans, [o.plans for o in self.overlays])
+
+    @cached_property
+    def settlement_cap(self) -> Decimal | None:
+        """The most a settlement may waive, as a share of the balance: the smallest cap
+        of the policy's ``settlements`` and of every overlay's (caps only tighten);
+        ``None``: no cap but the creditor's own authority."""
+        caps = [self.config.policy.settlements.max_discount]
+        caps += [o.settlements.max_discount for o in self.overlays if o.settlements is not None]
+        given = [cap for cap in caps if cap is not None]
+        return min(given) if given else None
 
     @cached_property
     def validation_notice(self) -> ValidationNotice | None:

@@ -29,6 +29,13 @@ class PromiseState:
     paid: Decimal = Decimal("0")
     kept_at: datetime | None = None
     broken_at: datetime | None = None
+    # A settlement: what the creditor waives when this promise is kept (the amount is
+    # the rest of the balance); ``None``: a plain promise.
+    waived: Decimal | None = None
+
+    @property
+    def settlement(self) -> bool:
+        return self.waived is not None
 
 
 @dataclass
@@ -133,6 +140,16 @@ class AccountState:
                 return promise
         return None
 
+    @property
+    def settled(self) -> PromiseState | None:
+        """The settlement kept (paid in full by its deadline), if one was: the account
+        is settled, its collection over for good, as a paid account's is."""
+        return next((p for p in self.promises if p.settlement and p.state == "kept"), None)
+
+    def pending_settlement(self) -> PromiseState | None:
+        promise = self.pending_promise()
+        return promise if promise is not None and promise.settlement else None
+
     def last_kept(self) -> PromiseState | None:
         kept = [p for p in self.promises if p.state == "kept" and p.kept_at is not None]
         return max(kept, key=lambda p: p.kept_at) if kept else None  # type: ignore[arg-type,return-value]
@@ -151,9 +168,14 @@ class AccountState:
 
     # --- transitions ---------------------------------------------------------------------
 
-    def add_promise(self, at: datetime, amount: Decimal, due: date) -> list[TriggerFire]:
+    def add_promise(
+        self, at: datetime, amount: Decimal, due: date, waived: Decimal | None = None
+    ) -> list[TriggerFire]:
+        """A promise to pay ``amount`` by ``due``; with ``waived``, a settlement: kept,
+        it settles the account (``settled``); broken, it lapses as any promise does and
+        collection resumes on the whole balance. Either fires the promise's triggers."""
         promise_id = f"p{len(self.promises) + 1}"
-        self.promises.append(PromiseState(promise_id, at, amount, due))
+        self.promises.append(PromiseState(promise_id, at, amount, due, waived=waived))
         self.events.append(EventRecord(at, "promise_made"))
         return [
             TriggerFire(TriggerEvent.promise_made, at, promise_id, day=due, promise_id=promise_id),

@@ -268,7 +268,7 @@ class Decider:
         if fire is not None and fire.promise_id is not None:
             p = state.promise(fire.promise_id)
             if p is not None:
-                promise = {"amount": p.amount, "due": p.due}
+                promise = {"amount": p.amount, "due": p.due, "waived": p.waived}
         if fire is not None and fire.instalment is not None:
             broken = fire.event == TriggerEvent.plan_broken  # the instalment it missed
             plan = state.plan(fire.key) if broken else state.active_plan()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 EVENT_TYPES = (
     "promise",
+    "settlement",
     "payment",
     "conversation",
     "inbound_sms",
@@ -106,9 +107,12 @@ class EventApplier:
         data = event.data
         self.timeline.append((now, event.account, event.type, data))
         kind = event.type
-        if kind == "promise":
+        if kind in ("promise", "settlement"):
             due: date = data["due"]
-            self._fire(state, state.add_promise(now, Decimal(str(data["amount"])), due))
+            amount = Decimal(str(data["amount"]))
+            # A settlement waives the rest of the balance it is made on, if it is kept.
+            waived = state.account.balance - amount if kind == "settlement" else None
+            self._fire(state, state.add_promise(now, amount, due, waived))
             promise_id = state.promises[-1].promise_id
             grace_end = local_day_start(due + timedelta(days=1), zone) + rules.promise_grace
             self.sim.deadline(

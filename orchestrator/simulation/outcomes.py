@@ -105,9 +105,9 @@ def tally(
     for _, account, kind, data in events:
         for key in member_of.get(account, ()):
             group = groups[key]
-            if kind in ("conversation", "promise"):
+            if kind in ("conversation", "promise", "settlement"):
                 group.contacted.add(account)
-            if kind == "promise":
+            if kind in ("promise", "settlement"):  # a settlement is a promise to pay
                 group.promised.add(account)
             elif kind == "payment":
                 group.paid.add(account)

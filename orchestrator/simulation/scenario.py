@@ -21,8 +21,11 @@ from orchestrator.core.bounds import (
     instant_problem,
     plan_problem,
     promise_problem,
+    settlement_problem,
 )
-from orchestrator.core.rules import RuleBook
+from orchestrator.core.ebill import settlement_authority
+from orchestrator.core.planner import dpd_on
+from orchestrator.core.rules import AccountRules, RuleBook
 from orchestrator.errors import InputError, Problem
 from orchestrator.ingest.validation import parse_account
 from orchestrator.simulation.events import EVENT_TYPES, ScenarioEvent
@@ -64,6 +67,7 @@ def _plain(node: Any) -> Any:
 # not quietly change what a scenario tests).
 EVENT_FIELDS: dict[str, frozenset[str]] = {
     "promise": frozenset({"amount", "due"}),
+    "settlement": frozenset({"amount", "due"}),
     "payment": frozenset({"amount", "payment_id"}),
     "plan": frozenset({"instalments"}),
     "inbound_sms": frozenset({"body"}),
@@ -84,7 +88,7 @@ def _event_data(raw: dict[str, Any], kind: str) -> dict[str, Any]:
     if unknown:
         allowed = ", ".join(sorted(EVENT_FIELDS.get(kind, ()))) or "none"
         raise ValueError(f"unknown field {unknown[0]!r} (a {kind} event takes: {allowed})")
-    if kind == "promise":
+    if kind in ("promise", "settlement"):
         data["amount"] = Decimal(str(data["amount"]))
         data["due"] = parse_day(data["due"])
     elif kind == "payment":
@@ -133,6 +137,10 @@ def _event_problems(
                     balance=balance[event.account],
                 )
             )
+        elif problem is None and event.type == "settlement":
+            account = by_id[event.account]
+            rules = book.for_account(account)
+            problem = _settlement_problem(config, rules, account, event, balance[event.account])
         elif problem is None and event.type == "payment":
             left = balance[event.account] - event.data["amount"]
             balance[event.account] = max(left, Decimal("0.00"))
@@ -143,6 +151,32 @@ def _event_problems(
                 )
             )
     return found
+
+
+def _settlement_problem(
+    config: Config, rules: AccountRules, account: Account, event: ScenarioEvent, balance: Decimal
+) -> str | None:
+    """A settlement event beyond what the account's creditor allows (as the API)."""
+    made_on = event.at.astimezone(rules.zones.primary).date()
+    dpd = dpd_on(account.due_date, made_on)
+    stage = rules.cadences.stage_for(dpd)
+    creditor = config.creditor(account.creditor)
+    waivable, within = settlement_authority(
+        creditor.settlement if creditor is not None else None,
+        rules.settlement_cap,
+        balance,
+        (account.principal, account.interest, account.fees),
+        (stage.id if stage is not None else None, dpd),
+        rules.promise_bounds.max_days_ahead,
+    )
+    return settlement_problem(
+        amount=event.data["amount"],
+        due=event.data["due"],
+        made_on=made_on,
+        balance=balance,
+        waivable=waivable,
+        pay_within=within,
+    )
 
 
 class _Found:

@@ -147,8 +147,10 @@ def record_promise(
     due: date,
     made_at: datetime,
     source: str | None = None,
+    waived: Decimal | None = None,
 ) -> int:
-    """A promise to pay; ``source``: where it was made (``api``, ``self_service``)."""
+    """A promise to pay; ``source``: where it was made (``api``, ``self_service``);
+    ``waived``: a settlement's waived amount (the promise pays the rest)."""
     result = conn.execute(
         promise_t.insert().values(
             account_id=account_id,
@@ -157,6 +159,7 @@ def record_promise(
             made_at=made_at,
             state="pending",
             source=source,
+            waived=waived,
         )
     )
     replan(conn, [account_id])

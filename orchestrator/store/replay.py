@@ -140,7 +140,7 @@ def replay(
             break
         run_deadlines(when, inclusive=False)
         if kind == "promise":
-            new = state.add_promise(when, item.amount, item.due)
+            new = state.add_promise(when, item.amount, item.due, item.waived)
             fires.extend(new)
             pid = state.promises[-1].promise_id
             end = local_day_start(item.due + timedelta(days=1), zone) + rules.promise_grace

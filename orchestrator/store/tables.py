@@ -156,6 +156,8 @@ class Promise(SQLModel, table=True):
     kept_at: datetime | None = _instant()
     broken_at: datetime | None = _instant()
     source: str | None = None  # api | self_service (the e-bill page); None: before 0017
+    # A settlement: what the creditor waives when it is kept (None: a plain promise).
+    waived: Decimal | None = Field(default=None, sa_type=Money())
 
 
 class InstalmentPlan(SQLModel, table=True):

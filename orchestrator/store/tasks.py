@@ -304,9 +304,11 @@ def _unreached(
 ) -> list[str]:
     """Accounts in ``stages`` for ``days`` or more that we have been working for ``days``
     or more (a step of theirs was planned that long ago), with no delivered contact in
-    the last ``days`` days and no task of this type made in them. An account imported
-    today is nobody's failure to reach yet: at go-live, or when a portfolio arrives,
-    nothing is "unreached" until its contacts have had ``days`` to get through."""
+    the last ``days`` days and no task of this type made in them; not a settled one (a
+    settlement paid: nothing is left to collect, and nothing is sent to reach it). An
+    account imported today is nobody's failure to reach yet: at go-live, or when a
+    portfolio arrives, nothing is "unreached" until its contacts have had ``days`` to
+    get through."""
     since = now - timedelta(days=days)
     reached = (
         sa.select(send_t.c.account_id)
@@ -317,12 +319,16 @@ def _unreached(
         occurrence_t.c.account_id == account_t.c.account_id,
         occurrence_t.c.planned_at <= since,
     )
+    settled = sa.select(promise_t.c.account_id).where(
+        promise_t.c.waived.is_not(None), promise_t.c.state == "kept"
+    )
     last = _last_made(type_)
     query = sa.select(account_t.c.account_id).where(
         account_t.c.stage.in_(stages),
         sa.or_(account_t.c.stage_entered_at.is_(None), account_t.c.stage_entered_at <= since),
         worked,
         account_t.c.account_id.not_in(reached),
+        account_t.c.account_id.not_in(settled),
         sa.or_(last.is_(None), last <= since),
     )
     return list(conn.execute(query.order_by(account_t.c.account_id)).scalars())

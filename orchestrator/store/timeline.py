@@ -124,6 +124,7 @@ def account_timeline(
                 "due": p.due.isoformat(),
                 "state": p.state,
                 "made_at": iso_utc(p.made_at),
+                **({} if p.waived is None else {"waived": f"{p.waived:.2f}"}),
             }
             for p in promises
         ],
@@ -139,6 +140,9 @@ def account_timeline(
         shown["balance_at_stage_entry"] = (
             None if row.balance_at_stage_entry is None else f"{row.balance_at_stage_entry:.2f}"
         )
+    settlements = [p for p in promises if p.waived is not None]
+    if settlements:  # the latest settlement, where there is one (as plans)
+        shown["settlement"] = _settlement_shown(settlements[-1])
     if plans:  # payment plans: shown where there are any (not a documented key otherwise)
         shown["plans"] = [_plan_shown(p, instalments[p.id]) for p in plans]
     segment = next((d.segment for d in reversed(decisions) if d.segment), None)
@@ -146,6 +150,21 @@ def account_timeline(
     if hours:  # what ``at: best`` has learned of this debtor, where it has learned anything
         shown["best_hours"] = hours
     return shown
+
+
+# A settlement is a promise: kept, the account is settled; broken, the offer lapsed.
+_SETTLEMENT_STATES = {"pending": "pending", "kept": "settled", "broken": "lapsed"}
+
+
+def _settlement_shown(p: Any) -> dict[str, Any]:
+    return {
+        "amount": f"{p.amount:.2f}",
+        "waived": f"{p.waived:.2f}",
+        "due": p.due.isoformat(),
+        "state": _SETTLEMENT_STATES.get(p.state, p.state),
+        "made_at": iso_utc(p.made_at),
+        "source": p.source or "api",
+    }
 
 
 def best_hours(

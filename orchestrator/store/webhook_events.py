@@ -129,12 +129,15 @@ def _opt_out(row: Row[Any]) -> EventDraft:
 
 
 def _promise(row: Row[Any]) -> EventDraft:
+    data = {"promise_id": row.id, "amount": _money(row.amount), "due": row.due.isoformat()}
+    if row.waived is not None:  # a settlement: what is waived if it is paid by its due date
+        data["waived"] = _money(row.waived)
     return EventDraft(
         key=f"promise:{row.id}",
         type="promise",
         time=row.made_at,
         account_id=row.account_id,
-        data={"promise_id": row.id, "amount": _money(row.amount), "due": row.due.isoformat()},
+        data=data,
     )
 
 

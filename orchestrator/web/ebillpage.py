@@ -22,7 +22,7 @@ from babel.numbers import format_currency
 
 from orchestrator.content.rendering import babel_locale, make_environment
 from orchestrator.content.sandbox import render as bounded_render
-from orchestrator.core.ebill import PlanOffer, PromiseRange
+from orchestrator.core.ebill import PlanOffer, PromiseRange, SettlementOffer
 from orchestrator.web.linkpages import page_locale
 
 __all__ = ["EBill", "Notice", "render_bill", "text"]
@@ -70,6 +70,19 @@ _TEXT: dict[str, dict[str, str]] = {
         "promise_line": "{amount} by {due}.",
         "not_now": "This choice is not available for your account now.",
         "bad_form": "This page is out of date. Please open the link from your message again.",
+        "settle_title": "Settle for less",
+        "settle_offer": "Pay {amount} by {due} and we waive the remaining {waived}.",
+        "settle_waives_balance": "The amount waived is part of your balance.",
+        "settle_waives_interest_and_fees": "The amount waived is interest and fees: "
+        "you pay all of the principal.",
+        "settle_button": "Accept: pay {amount} by {due}",
+        "settlement_done": "Thank you: your settlement is agreed",
+        "settlement_pending": "You have agreed to settle",
+        "settlement_line": "Pay {amount} by {due}; {waived} is then waived.",
+        "settlement_lapse": "If it is not paid in full by then, the offer lapses and the "
+        "whole balance is owed again.",
+        "settled": "Your account is settled",
+        "settled_line": "Thank you: nothing more is owed on this account.",
     },
     "zh-CN": {
         "title": "您的账单",
@@ -111,6 +124,17 @@ _TEXT: dict[str, dict[str, str]] = {
         "promise_line": "{due}前还款{amount}。",
         "not_now": "您的账户当前无法进行此选择。",
         "bad_form": "此页面已过期，请重新打开消息中的链接。",
+        "settle_title": "减免结清",
+        "settle_offer": "于{due}前还款{amount}，剩余{waived}予以减免。",
+        "settle_waives_balance": "减免部分为欠款的一部分。",
+        "settle_waives_interest_and_fees": "减免部分为利息和费用，本金需全额偿还。",
+        "settle_button": "接受：于{due}前还款{amount}",
+        "settlement_done": "感谢您：减免结清方案已确认",
+        "settlement_pending": "您已接受减免结清方案",
+        "settlement_line": "请于{due}前还款{amount}，届时减免{waived}。",
+        "settlement_lapse": "如届时未还清，方案失效，仍需偿还全部欠款。",
+        "settled": "您的账户已结清",
+        "settled_line": "感谢您：此账户已无待还款项。",
     },
 }
 
@@ -147,6 +171,9 @@ class EBill:
     promise: PromiseRange | None  # None: no promise is taken now (one is pending, a plan runs)
     offers: tuple[PlanOffer, ...] = field(default=())  # the plans shown
     standing: Notice | None = None  # a promise pending or a plan running
+    settlement: SettlementOffer | None = None  # the settlement shown
+    pay_amount: Decimal | None = None  # what "pay" asks for, if not the balance
+    settled: bool = False  # a settlement was paid: no choice left
 
 
 def money(amount: Decimal, currency: str, locale: str | None) -> str:
@@ -168,15 +195,17 @@ def offer_text(offer: PlanOffer, currency: str, locale: str | None) -> str:
 
 
 def render_bill(bill: EBill, notice: Notice | None = None, *, choices: bool = True) -> str:
-    """The page's HTML; ``choices``: show the three choices (not after one is made)."""
+    """The page's HTML; ``choices``: show the choices (not after one is made, nor on a
+    settled account)."""
     lang = page_locale(bill.locale)
     t = _TEXT[lang]
     loc, cur = bill.locale, bill.currency
+    pay = bill.balance if bill.pay_amount is None else bill.pay_amount
     values: dict[str, Any] = {
         "lang": lang,
         "t": t,
         "notice": notice or bill.standing,
-        "choices": choices,
+        "choices": choices and not bill.settled,
         "creditor_name": bill.creditor_name,
         "creditor_phone": bill.creditor_phone,
         "hello": t["hello"].format(name=bill.debtor_name),
@@ -185,12 +214,13 @@ def render_bill(bill: EBill, notice: Notice | None = None, *, choices: bool = Tr
         "due": day(bill.due_date, loc),
         "reference": bill.reference,
         "pay_href": bill.pay_href,
-        "pay_button": t["pay_button"].format(amount=money(bill.balance, cur, loc)),
+        "pay_button": t["pay_button"].format(amount=money(pay, cur, loc)),
         "pay_help": t["pay_help"].format(name=bill.creditor_name),
         "action": bill.action,
         "form": bill.form,
         "promise": _promise(bill, t),
         "offers": [{"id": o.id, "text": offer_text(o, cur, loc)} for o in bill.offers],
+        "settlement": _settlement(bill, t),
         "questions": t["questions"].format(name=bill.creditor_name),
     }
     return bounded_render(_template(), values)
@@ -211,6 +241,23 @@ def _promise(bill: EBill, t: dict[str, str]) -> dict[str, str] | None:
             if window.least > 0
             else ""
         ),
+    }
+
+
+def _settlement(bill: EBill, t: dict[str, str]) -> dict[str, str] | None:
+    offer = bill.settlement
+    if offer is None:
+        return None
+    loc, cur = bill.locale, bill.currency
+    amount, due = money(offer.amount, cur, loc), day(offer.pay_by, loc)
+    return {
+        "amount": str(offer.amount),
+        "text": t["settle_offer"].format(
+            amount=amount, due=due, waived=money(offer.waived, cur, loc)
+        ),
+        "waives": t[f"settle_waives_{offer.waives.value}"],
+        "lapse": t["settlement_lapse"],
+        "button": t["settle_button"].format(amount=amount, due=due),
     }
 
 

@@ -74,6 +74,9 @@ class PromiseData(_Data):
     promise_id: int
     amount: str = Field(description="decimal, two places")
     due: date
+    waived: str | None = Field(
+        None, description="a settlement only: the amount waived if it is paid by `due`"
+    )
 
 
 class PaymentData(_Data):

@@ -100,6 +100,7 @@ class EventIn(BaseModel):
         "promise",
         "payment",
         "plan",
+        "settlement",
         "conversation",
         "dispute",
         "dispute_resolved",

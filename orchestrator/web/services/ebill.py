@@ -1,10 +1,15 @@
-"""The self-service e-bill behind a pay link: see what is owed, pay, promise or choose
-a plan (``/p/<token>``).
+"""The self-service e-bill behind a pay link: see what is owed, pay, promise, choose
+a plan or accept a settlement (``/p/<token>``).
 
-A creditor with ``plans:`` in creditors.yaml has an e-bill: a person's browser that
-follows a live pay link of one of its open accounts gets the page (the click recorded as
-a redirect's is); anything else (an expired link, a script, a creditor without plans,
-an account paid off) is answered as before (``services.links``).
+A creditor with ``plans:`` or ``settlement:`` in creditors.yaml has an e-bill: a
+person's browser that follows a live pay link of one of its open accounts gets the page
+(the click recorded as a redirect's is); anything else (an expired link, a script, a
+creditor without either, an account paid off) is answered as before (``services.links``).
+
+A settlement is offered where the creditor's ``settlement:`` takes the account (its
+stages, days past due, an authority left after the policy's cap) and nothing stands in
+its way: no plan running, no promise pending, no dispute, cease or placement, no
+settlement made before (kept, pending or lapsed: the page offers one once).
 
 A choice posted from the page is recorded exactly as the REST API records it
 (``services.events.record_event``: the same bounds, events, suppression, reminders and
@@ -28,12 +33,16 @@ from orchestrator.core.account import Account
 from orchestrator.core.ebill import (
     SELF_SERVICE,
     PlanOffer,
+    SettlementOffer,
     form_token,
     form_token_ok,
     plan_offers,
     promise_range,
+    settlement_offer,
+    settlement_open,
 )
 from orchestrator.core.links import PAY
+from orchestrator.core.planner import dpd_on
 from orchestrator.core.state import AccountState
 from orchestrator.store import facts, idempotency
 from orchestrator.store.accounts import account_from_row
@@ -63,7 +72,8 @@ class _Bill:
     creditor: Creditor
     bill: EBill  # what the page shows
     offers: tuple[PlanOffer, ...]  # every plan offered on this balance today
-    open_to: frozenset[str]  # the choices the account may make now (promise, plan)
+    settlement: SettlementOffer | None  # the settlement offered on this balance today
+    open_to: frozenset[str]  # the choices the account may make now (promise, plan, settlement)
 
 
 def show_bill(server: Server, token: str, *, method: str, user_agent: str | None) -> str | None:
@@ -140,18 +150,31 @@ def _bill(server: Server, conn: Any, link: Link, token: str) -> _Bill | None:
     row = facts.account_row(conn, link.send.account_id)
     assert row is not None
     creditor = server.config.creditor(row.creditor)
-    if creditor is None or creditor.plans is None or row.status != "open" or row.balance <= 0:
+    if creditor is None or row.status != "open" or row.balance <= 0:
+        return None
+    if creditor.plans is None and creditor.settlement is None:
         return None
     now = server.clock.now()
     rep = replay(row, server.cipher, server.runner.decider.rules, _facts(server, conn, row), now)
     account, rules, state = rep.state.account, rep.rules, rep.state
     today = now.astimezone(rules.zones.primary).date()
-    offers = tuple(plan_offers(creditor.plans, rules.plan_bounds, account.balance, today))
+    offers: tuple[PlanOffer, ...] = ()
+    if creditor.plans is not None:
+        offers = tuple(plan_offers(creditor.plans, rules.plan_bounds, account.balance, today))
+    settlement = _settlement(creditor, rules, account, today)
     standing = _standing(state, account)
     broken = sum(plan.broken_at is not None for plan in state.plans)
-    open_to = {"promise", "plan"} if standing is None else set()
-    if broken > creditor.plans.reoffers:
+    open_to = {"promise", "plan", "settlement"} if standing is None else set()
+    if creditor.plans is None or broken > creditor.plans.reoffers:
         open_to.discard("plan")
+    if (
+        settlement is None
+        or any(p.settlement for p in state.promises)  # offered once
+        or state.disputed
+        or state.ceased
+        or state.placed is not None
+    ):
+        open_to.discard("settlement")
     bill = EBill(
         locale=account.locale,
         creditor_name=creditor.name,
@@ -175,9 +198,43 @@ def _bill(server: Server, conn: Any, link: Link, token: str) -> _Bill | None:
             else None
         ),
         offers=offers if "plan" in open_to else (),
+        settlement=settlement if "settlement" in open_to else None,
         standing=standing,
+        pay_amount=_pay_amount(state),
+        settled=state.settled is not None,
     )
-    return _Bill(account, creditor, bill, offers, frozenset(open_to))
+    return _Bill(account, creditor, bill, offers, settlement, frozenset(open_to))
+
+
+def _settlement(
+    creditor: Creditor, rules: Any, account: Account, today: date
+) -> SettlementOffer | None:
+    """The settlement the creditor offers this account today, whatever its state (the
+    choices open say whether it is shown)."""
+    terms = creditor.settlement
+    if terms is None:
+        return None
+    dpd = dpd_on(account.due_date, today)
+    stage = rules.cadences.stage_for(dpd)
+    if not settlement_open(terms, stage.id if stage is not None else None, dpd):
+        return None
+    return settlement_offer(
+        terms,
+        rules.settlement_cap,
+        account.balance,
+        (account.principal, account.interest, account.fees),
+        today,
+        rules.promise_bounds.max_days_ahead,
+    )
+
+
+def _pay_amount(state: AccountState) -> Decimal | None:
+    """What "pay" asks for, where it is not the balance: a pending settlement's amount
+    less what has been paid toward it."""
+    pending = state.pending_settlement()
+    if pending is None:
+        return None
+    return max(pending.amount - pending.paid, Decimal("0.00"))
 
 
 def _facts(server: Server, conn: Any, row: Any) -> Facts:
@@ -188,6 +245,16 @@ def _standing(state: AccountState, account: Account) -> Notice | None:
     """What the account has agreed already and still holds: a plan running (its next
     instalment) or a promise pending; ``None``: nothing, every choice is open."""
     t, loc, cur = text(account.locale or ""), account.locale, account.currency
+    if state.settled is not None:
+        return Notice(t["settled"], (t["settled_line"],))
+    pending = state.pending_settlement()
+    if pending is not None:
+        line = t["settlement_line"].format(
+            amount=money(pending.amount, cur, loc),
+            due=day(pending.due, loc),
+            waived=money(pending.waived or Decimal(0), cur, loc),
+        )
+        return Notice(t["settlement_pending"], (line, t["settlement_lapse"]))
     upcoming = state.next_instalment()
     if upcoming is not None:
         line = t["plan_next"].format(
@@ -210,6 +277,8 @@ def _event(found: _Bill, fields: dict[str, str]) -> tuple[EventIn, Notice]:
     if choice == "plan":
         offer = _offer(found.offers, fields.get("offer"))
         return _plan_event(found, offer)
+    if choice == "settlement":
+        return _settlement_event(found, fields.get("amount"))
     if choice == "promise":
         due, amount = _date(fields.get("due")), _amount(fields.get("amount"))
         try:
@@ -221,7 +290,23 @@ def _event(found: _Bill, fields: dict[str, str]) -> tuple[EventIn, Notice]:
             amount=money(amount, found.account.currency, loc), due=day(due, loc)
         )
         return event, Notice(t["promise_done"], (line, t["confirm_sent"]))
-    raise Invalid("choose to promise a payment or a plan", "form")
+    raise Invalid("choose to promise a payment, a plan or the settlement", "form")
+
+
+def _settlement_event(found: _Bill, shown: str | None) -> tuple[EventIn, Notice]:
+    """The settlement offered today, if it is the one the page showed (``shown``, its
+    amount: a balance changed since would change the offer)."""
+    offer = found.settlement
+    if offer is None or _amount(shown) != offer.amount:
+        raise Invalid("this settlement is not offered today: open the link again", "form")
+    event = EventIn(type="settlement", amount=offer.amount, due=offer.pay_by)
+    loc, cur, t = found.account.locale, found.account.currency, text(found.account.locale or "")
+    line = t["settlement_line"].format(
+        amount=money(offer.amount, cur, loc),
+        due=day(offer.pay_by, loc),
+        waived=money(offer.waived, cur, loc),
+    )
+    return event, Notice(t["settlement_done"], (line, t["settlement_lapse"], t["confirm_sent"]))
 
 
 def _plan_event(found: _Bill, offer: PlanOffer) -> tuple[EventIn, Notice]:

@@ -18,8 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from orchestrator.core.bounds import plan_problem, promise_problem
+from orchestrator.core.bounds import plan_problem, promise_problem, settlement_problem
 from orchestrator.core.cases import CaseKind
+from orchestrator.core.ebill import settlement_authority
+from orchestrator.core.planner import dpd_on
 from orchestrator.store import audit, cases, facts, idempotency
 from orchestrator.web.schemas import EventIn
 from orchestrator.web.server import Server
@@ -28,7 +30,7 @@ from orchestrator.web.services.refusals import Invalid, Unknown, checked_instant
 
 __all__ = ["KEYED", "record_event"]
 
-KEYED = ("payment", "promise", "plan")  # events a retry must not record twice
+KEYED = ("payment", "promise", "plan", "settlement")  # events a retry must not record twice
 
 Answer = tuple[int, dict[str, Any]]  # an HTTP status and the body that goes with it
 
@@ -164,6 +166,10 @@ def _event_problem(server: Server, row: Row[Any], event: EventIn, at: datetime) 
             made_on=at.astimezone(rules.zones.primary).date(),
             balance=row.balance,
         )
+    if event.type == "settlement":
+        if event.amount is None or event.due is None:
+            return "a settlement needs an amount (what is paid) and a due date"
+        return _settlement_problem(server, row, event.amount, event.due, at)
     if event.type == "plan":
         if not event.instalments:
             return "a plan needs its instalments (due, amount)"
@@ -181,6 +187,34 @@ def _event_problem(server: Server, row: Row[Any], event: EventIn, at: datetime) 
     return None
 
 
+def _settlement_problem(
+    server: Server, row: Row[Any], amount: Any, due: Any, at: datetime
+) -> str | None:
+    """A settlement beyond what the creditor's ``settlement:`` allows on this account
+    today (its stages, its authority capped by the policy's), or not due in time."""
+    rules = server.rules(row)
+    made_on = at.astimezone(rules.zones.primary).date()
+    dpd = dpd_on(row.due_date, made_on)
+    stage = rules.cadences.stage_for(dpd)
+    creditor = server.config.creditor(row.creditor)
+    waivable, within = settlement_authority(
+        creditor.settlement if creditor is not None else None,
+        rules.settlement_cap,
+        row.balance,
+        (row.principal, row.interest, row.fees),
+        (stage.id if stage is not None else None, dpd),
+        rules.promise_bounds.max_days_ahead,
+    )
+    return settlement_problem(
+        amount=amount,
+        due=due,
+        made_on=made_on,
+        balance=row.balance,
+        waivable=waivable,
+        pay_within=within,
+    )
+
+
 def _record_aside(
     conn: Connection,
     server: Server,
@@ -196,8 +230,10 @@ def _record_aside(
     detail: dict[str, Any] = {"type": event.type, "at": at.isoformat()}
     if event.channel is not None:
         detail["channel"] = event.channel
-    if event.type == "payment":
+    if event.type in ("payment", "settlement"):
         detail["amount"] = str(event.amount)
+    if event.type == "settlement":
+        detail["waived"] = str(row.balance - (event.amount or 0))
     audit.write(
         conn,
         now=now,
@@ -255,6 +291,18 @@ def _write_event(
             made_at=at,
             source=source,
         )
+    elif event.type == "settlement":
+        assert event.amount is not None and event.due is not None
+        facts.record_promise(
+            conn,
+            account_id=account_id,
+            amount=event.amount,
+            due=event.due,
+            made_at=at,
+            source=source,
+            waived=row.balance - event.amount,
+        )
+        answer["waived"] = f"{row.balance - event.amount:.2f}"
     elif event.type == "plan":
         assert event.instalments
         facts.record_plan(
