@@ -69,7 +69,7 @@ def _reset(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM occurrence"))
         conn.execute(sa.text("DELETE FROM planner_state"))
-        conn.execute(sa.text("UPDATE account SET plan_due_at = NULL"))
+        conn.execute(sa.text("DELETE FROM account_plan"))
     engine.dispose()
 
 

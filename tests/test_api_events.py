@@ -39,6 +39,7 @@ from orchestrator.ingest.importer import import_accounts
 from orchestrator.store import db, facts
 from orchestrator.store.tables import (
     AccountEvent,
+    AccountPlan,
     AccountRow,
     Decision,
     InstalmentPlan,
@@ -566,7 +567,15 @@ def test_random_bad_events_through_the_api_never_stop_planning(api: Api) -> None
             assert answer.status_code in (200, 201, 404, 422), answer.text
         api.runner.tick(now)
         with api.db.connect() as conn:
-            due = conn.execute(sa.select(accounts.c.account_id, accounts.c.plan_due_at)).all()
+            plans = table_of(AccountPlan)
+            due = conn.execute(
+                sa.select(accounts.c.account_id, plans.c.plan_due_at).join_from(
+                    accounts,
+                    plans,
+                    plans.c.account_id == accounts.c.account_id,
+                    isouter=True,
+                )
+            ).all()
             bad = conn.execute(
                 sa.select(decisions.c.account_id).where(decisions.c.reason == "bad_data")
             ).all()

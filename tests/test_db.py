@@ -153,3 +153,46 @@ def test_known_revisions_are_alembics_chain_of_migrations() -> None:
     chain = tuple(s.revision for s in script.walk_revisions())[::-1]
     assert db.known_revisions() == chain
     assert chain[-1] == script.get_current_head()
+
+
+def test_the_account_plan_moves_to_its_own_table_with_its_values(db_url: str) -> None:
+    """Migration 0020 moves each account's planning due time and sequence out of the
+    wide ``account`` row, values kept, on a database holding accounts and the rows that
+    refer to them (SQLite drops the columns in place: no copy of ``account``)."""
+    db.upgrade(db_url, "0019")
+    engine = db.make_engine(db_url)
+    due = datetime(2026, 3, 3, 5, 0, tzinfo=UTC)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO debtor (id) VALUES ('D1')"))
+            for account_id, plan_due_at, seq in (("A1", due, 3), ("A2", None, 0), ("A3", None, 2)):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO account (account_id, debtor_id, currency, balance, "
+                        "due_date, status, plan_due_at, plan_seq) VALUES (:a, 'D1', 'USD', 10, "
+                        "'2026-02-01', 'open', :due, :seq)"
+                    ),
+                    {"a": account_id, "due": plan_due_at, "seq": seq},
+                )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO occurrence (account_id, step_id, occurrence_key, planned_at, "
+                    "channel, kind, state, attempts) VALUES ('A1', 's', 'k', :at, 'sms', "
+                    "'collection', 'pending', 0)"
+                ),
+                {"at": due},
+            )
+        db.upgrade(db_url)
+        plans = tables.AccountPlan.__table__
+        with engine.connect() as conn:
+            moved = {
+                r.account_id: (r.plan_due_at, r.plan_seq)
+                for r in conn.execute(sa.select(plans)).all()
+            }
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("account")}
+            occurrences = conn.execute(sa.text("SELECT count(*) FROM occurrence")).scalar_one()
+        # A2 was never planned and never changed: no row, which planning reads as due
+        assert moved == {"A1": (due, 3), "A3": (None, 2)}
+        assert not {"plan_due_at", "plan_seq"} & columns and occurrences == 1
+    finally:
+        engine.dispose()

@@ -42,6 +42,7 @@ from orchestrator.simulation.simulate import (
 from orchestrator.store import db, facts
 from orchestrator.store.accounts import decision_values
 from orchestrator.store.tables import (
+    AccountPlan,
     AccountRow,
     Decision,
     OccurrenceRow,
@@ -1040,10 +1041,10 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
         replayed.clear()
         runner.plan(instant + timedelta(minutes=1))
         assert replayed == []  # nothing can have changed
-        acct = table_of(AccountRow)
+        acct, plans = table_of(AccountRow), table_of(AccountPlan)
         with engine.connect() as conn:
-            due = dict(conn.execute(sa.select(acct.c.account_id, acct.c.plan_due_at)).all())
-        assert all(
+            due = dict(conn.execute(sa.select(plans.c.account_id, plans.c.plan_due_at)).all())
+        assert len(due) == len(accounts) and all(
             d is not None and instant < d <= instant + timedelta(days=1) for d in due.values()
         )
         target = accounts[3].account_id
@@ -1065,7 +1066,7 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
         # a change while a planner held the account: it stays due
         with engine.connect() as conn:
             seq = conn.execute(
-                sa.select(acct.c.plan_seq).where(acct.c.account_id == target)
+                sa.select(plans.c.plan_seq).where(plans.c.account_id == target)
             ).scalar_one()
         with engine.begin() as conn:
             facts.replan(conn, [target])
@@ -1082,7 +1083,9 @@ def test_planning_replays_only_accounts_whose_plan_can_change(
             )
         with engine.connect() as conn:
             due_at, stage = conn.execute(
-                sa.select(acct.c.plan_due_at, acct.c.stage).where(acct.c.account_id == target)
+                sa.select(plans.c.plan_due_at, acct.c.stage)
+                .join_from(acct, plans, plans.c.account_id == acct.c.account_id)
+                .where(acct.c.account_id == target)
             ).one()
         assert due_at is None and stage != "not-written"
         runner.plan_digest = "another configuration"

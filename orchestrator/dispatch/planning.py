@@ -34,6 +34,7 @@ from orchestrator.dispatch.settle import PlannedAccount
 from orchestrator.store.besttime import fold
 from orchestrator.store.replay import Replayed, next_facts
 from orchestrator.store.tables import (
+    AccountPlan,
     AccountRow,
     InstalmentPlan,
     InstalmentRow,
@@ -45,10 +46,19 @@ from orchestrator.store.tables import (
 __all__ = ["BAD_DATA_RETRY", "Planning", "planning_digest"]
 
 account_t = table_of(AccountRow)
+account_plan_t = table_of(AccountPlan)
 planner_t = table_of(PlannerState)
 promise_t = table_of(Promise)
 plan_t = table_of(InstalmentPlan)
 instalment_t = table_of(InstalmentRow)
+
+# The accounts as planning reads them: each with its ``plan_seq`` (0 for an account never
+# planned, which has no ``account_plan`` row).
+_ACCOUNTS = sa.select(
+    account_t, sa.func.coalesce(account_plan_t.c.plan_seq, 0).label("plan_seq")
+).select_from(
+    account_t.outerjoin(account_plan_t, account_plan_t.c.account_id == account_t.c.account_id)
+)
 
 # An account that could not be planned (bad data) is tried again this much later, unless
 # its data or facts change first: recorded once a day, not at every round.
@@ -130,7 +140,7 @@ class Planning:
         if not ids:
             return 0
         with self.db.connect() as conn:
-            rows = conn.execute(sa.select(account_t).where(account_t.c.account_id.in_(ids))).all()
+            rows = conn.execute(_ACCOUNTS.where(account_t.c.account_id.in_(ids))).all()
         return self._plan_rows(list(rows), now, sync_promises=True)
 
     def _plan_rows(
@@ -217,13 +227,12 @@ class Planning:
     ) -> Iterator[list[Row[Any]]]:
         """Pages of the accounts to plan: those due (or all of them), by account id, of
         the partition ``part`` (``None``: every account)."""
-        query = sa.select(account_t).order_by(account_t.c.account_id).limit(page)
+        query = _ACCOUNTS.order_by(account_t.c.account_id).limit(page)
         if part is not None:
             query = query.where(part)
-        if not every:
-            query = query.where(
-                sa.or_(account_t.c.plan_due_at.is_(None), account_t.c.plan_due_at <= now)
-            )
+        if not every:  # due: planned at an instant now past, or never (NULL, or no row)
+            due = account_plan_t.c.plan_due_at
+            query = query.where(sa.or_(due.is_(None), due <= now))
         after = ""
         while True:
             with self.db.connect() as conn:

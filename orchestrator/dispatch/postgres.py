@@ -162,20 +162,23 @@ class PostgresConnector(Connector):
         return conn.execute(self._plan, params).rowcount
 
     def planned(self, conn: Connection, accounts: Sequence[PlannedAccount]) -> None:
-        """One statement: the page's due times, joined to the stages of those that moved."""
+        """One statement for the page's due times (``account_plan``), one for the
+        stages of those that moved."""
         if not accounts:
             return
-        params = _arrays(
-            ("ids", "seqs", "dues"), [(p.account_id, p.plan_seq, p.due) for p in accounts]
+        conn.execute(
+            _PLANNED,
+            _arrays(("ids", "seqs", "dues"), [(p.account_id, p.plan_seq, p.due) for p in accounts]),
         )
         moved = [
-            (p.account_id, p.stage.stage, p.stage.entered_at, p.stage.balance_at_entry)
+            (p.account_id, p.plan_seq, p.stage.stage, p.stage.entered_at, p.stage.balance_at_entry)
             for p in accounts
             if p.stage is not None
         ]
         if moved:
-            params.update(_arrays(("moved", "stages", "entered", "balances"), moved))
-        conn.execute(_STAGED if moved else _PLANNED, params)
+            conn.execute(
+                _STAGED, _arrays(("moved", "mseqs", "stages", "entered", "balances"), moved)
+            )
 
     def occurrences(
         self, conn: Connection, moved: Sequence[Moved], now: datetime, *, attempted: bool
@@ -239,26 +242,26 @@ _SENDING = sa.text(
     "RETURNING send.message_id"
 ).bindparams(sa.bindparam("now", type_=UTCDateTime()))
 
+# Each account's due time, unless a change counted its ``plan_seq`` on since it was read
+# (the check runs on the row as it stands when the upsert takes it: a change committed
+# meanwhile wins). An account never planned gets its row.
 _PLANNED = sa.text(
-    "UPDATE account AS a SET plan_due_at = v.due "
-    "FROM unnest(CAST(:ids AS text[]), CAST(:seqs AS bigint[]), "
+    "INSERT INTO account_plan (account_id, plan_due_at, plan_seq) "
+    "SELECT v.id, v.due, v.seq FROM unnest(CAST(:ids AS text[]), CAST(:seqs AS bigint[]), "
     "CAST(:dues AS timestamptz[])) AS v(id, seq, due) "
-    "WHERE a.account_id = v.id AND a.plan_seq = v.seq"
+    "ON CONFLICT (account_id) DO UPDATE SET plan_due_at = excluded.plan_due_at "
+    "WHERE account_plan.plan_seq = excluded.plan_seq"
 )
-# Every account of the page gets its due time; those that moved (the second arrays, on a
-# given day a few of a page, joined by id) their stage too.
+# The stages of the accounts that moved (on a given day a few of a page), after their
+# due times: unless a change counted ``plan_seq`` on since they were read.
 _STAGED = sa.text(
-    "UPDATE account AS a SET plan_due_at = v.due, "
-    "stage = CASE WHEN m.id IS NULL THEN a.stage ELSE m.stage END, "
-    "stage_entered_at = CASE WHEN m.id IS NULL THEN a.stage_entered_at ELSE m.entered END, "
-    "balance_at_stage_entry = CASE WHEN m.id IS NULL THEN a.balance_at_stage_entry "
-    "ELSE m.balance END "
-    "FROM unnest(CAST(:ids AS text[]), CAST(:seqs AS bigint[]), "
-    "CAST(:dues AS timestamptz[])) AS v(id, seq, due) "
-    "LEFT JOIN unnest(CAST(:moved AS text[]), CAST(:stages AS text[]), "
+    "UPDATE account AS a SET stage = m.stage, stage_entered_at = m.entered, "
+    "balance_at_stage_entry = m.balance "
+    "FROM unnest(CAST(:moved AS text[]), CAST(:mseqs AS bigint[]), CAST(:stages AS text[]), "
     "CAST(:entered AS timestamptz[]), CAST(:balances AS numeric[])) "
-    "AS m(id, stage, entered, balance) ON m.id = v.id "
-    "WHERE a.account_id = v.id AND a.plan_seq = v.seq"
+    "AS m(id, seq, stage, entered, balance) "
+    "JOIN account_plan AS p ON p.account_id = m.id AND p.plan_seq = m.seq "
+    "WHERE a.account_id = m.id"
 )
 
 

@@ -22,11 +22,19 @@ from orchestrator.dispatch.connector import PLANNED_COLUMNS, Connector, Partitio
 from orchestrator.dispatch.recording import Recorder, Settle
 from orchestrator.dispatch.settle import Moved, PlannedAccount, Sending
 from orchestrator.store.bulk import BulkInsert
-from orchestrator.store.tables import AccountRow, OccurrenceRow, Send, UTCDateTime, table_of
+from orchestrator.store.tables import (
+    AccountPlan,
+    AccountRow,
+    OccurrenceRow,
+    Send,
+    UTCDateTime,
+    table_of,
+)
 
 __all__ = ["SQLiteConnector"]
 
 account_t = table_of(AccountRow)
+account_plan_t = table_of(AccountPlan)
 occurrence_t = table_of(OccurrenceRow)
 send_t = table_of(Send)
 
@@ -41,6 +49,13 @@ class SQLiteConnector(Connector):
             PLANNED_COLUMNS,
             dialect,
             unless_exists=("account_id", "step_id", "occurrence_key"),
+        )
+        self._planned = BulkInsert(
+            account_plan_t,
+            ("account_id", "plan_due_at", "plan_seq"),
+            dialect,
+            on_conflict="ON CONFLICT (account_id) DO UPDATE SET plan_due_at = "
+            "excluded.plan_due_at WHERE account_plan.plan_seq = excluded.plan_seq",
         )
 
     def _insert(self, table: sa.Table) -> sqlite.Insert:
@@ -109,18 +124,14 @@ class SQLiteConnector(Connector):
         self.sends(conn, statuses, now)
 
     def planned(self, conn: Connection, accounts: Sequence[PlannedAccount]) -> None:
-        """An ``executemany`` for the accounts that stayed in their stage, one for those
-        that moved."""
-        stayed = [
-            {"b_id": p.account_id, "b_seq": p.plan_seq, "b_due": p.due}
-            for p in accounts
-            if p.stage is None
-        ]
+        """An ``executemany`` of the accounts' due times (``account_plan``, unless a
+        change counted ``plan_seq`` on since they were read), one of the stages of
+        those that moved."""
+        self._planned(conn, [(p.account_id, p.due, p.plan_seq) for p in accounts])
         moved = [
             {
                 "b_id": p.account_id,
                 "b_seq": p.plan_seq,
-                "b_due": p.due,
                 "b_stage": p.stage.stage,
                 "b_entered": p.stage.entered_at,
                 "b_balance": p.stage.balance_at_entry,
@@ -128,9 +139,8 @@ class SQLiteConnector(Connector):
             for p in accounts
             if p.stage is not None
         ]
-        for statement, rows in ((_PLANNED, stayed), (_STAGED, moved)):
-            if rows:
-                conn.execute(statement, rows)
+        if moved:
+            conn.execute(_STAGED, moved)
 
     def occurrences(
         self, conn: Connection, moved: Sequence[Moved], now: datetime, *, attempted: bool
@@ -170,18 +180,22 @@ def _sending() -> sa.Insert:
 
 _SENDING = _sending()
 
-_PLANNED = (
+# The stage of an account that moved, unless a change counted its ``plan_seq`` on since
+# it was read (its ``account_plan`` row is written first).
+_STAGED = (
     account_t.update()
     .where(
         account_t.c.account_id == sa.bindparam("b_id"),
-        account_t.c.plan_seq == sa.bindparam("b_seq"),
+        sa.select(account_plan_t.c.plan_seq)
+        .where(account_plan_t.c.account_id == account_t.c.account_id)
+        .scalar_subquery()
+        == sa.bindparam("b_seq"),
     )
-    .values(plan_due_at=sa.bindparam("b_due", type_=UTCDateTime()))
-)
-_STAGED = _PLANNED.values(
-    stage=sa.bindparam("b_stage", type_=sa.String()),
-    stage_entered_at=sa.bindparam("b_entered", type_=UTCDateTime()),
-    balance_at_stage_entry=sa.bindparam("b_balance", type_=account_t.c.balance.type),
+    .values(
+        stage=sa.bindparam("b_stage", type_=sa.String()),
+        stage_entered_at=sa.bindparam("b_entered", type_=UTCDateTime()),
+        balance_at_stage_entry=sa.bindparam("b_balance", type_=account_t.c.balance.type),
+    )
 )
 
 

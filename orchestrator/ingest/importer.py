@@ -39,7 +39,7 @@ from orchestrator.ingest.csvfile import (
 )
 from orchestrator.ingest.validation import parse_account
 from orchestrator.store.bulk import BulkInsert
-from orchestrator.store.facts import REPLAN
+from orchestrator.store.facts import replan
 from orchestrator.store.tables import AccountRow, AuditLog, Debtor, table_of
 
 __all__ = [
@@ -137,15 +137,13 @@ class _AccountWriter:
         self._update_clear = (
             account_t.update()
             .where(cols.account_id == sa.bindparam("b_account_id"))
-            .values({**{f: sa.bindparam(f) for f in (*CLEAR_FIELDS, "updated_at")}, **REPLAN})
+            .values({f: sa.bindparam(f) for f in (*CLEAR_FIELDS, "updated_at")})
         )
         personal = INDEX_FIELDS + tuple(f"{f}_enc" for f in PERSONAL_FIELDS)
         self._update_full = (
             account_t.update()
             .where(cols.account_id == sa.bindparam("b_account_id"))
-            .values(
-                {**{f: sa.bindparam(f) for f in (*CLEAR_FIELDS, *personal, "updated_at")}, **REPLAN}
-            )
+            .values({f: sa.bindparam(f) for f in (*CLEAR_FIELDS, *personal, "updated_at")})
         )
         self._update_debtor = (
             debtor_t.update()
@@ -225,6 +223,8 @@ class _AccountWriter:
             self.conn.execute(self._update_clear, clear_updates)
         if full_updates:
             self.conn.execute(self._update_full, full_updates)
+        # What changed is planned again at the next round.
+        replan(self.conn, [u["b_account_id"] for u in (*clear_updates, *full_updates)])
         if audits:
             self.conn.execute(audit_t.insert(), audits)
 

@@ -24,7 +24,7 @@ from orchestrator.ingest.csvfile import (
     read_rows,
 )
 from orchestrator.ingest.validation import parse_decimal, text_problem, valid_currency
-from orchestrator.store.facts import REPLAN
+from orchestrator.store.facts import replan
 from orchestrator.store.tables import AccountRow, AuditLog, Payment, table_of
 
 __all__ = ["PaymentImportResult", "import_payments"]
@@ -208,7 +208,6 @@ class _PaymentWriter:
                     else_=account_t.c.status,
                 ),
                 updated_at=sa.bindparam("updated_at"),
-                **REPLAN,
             ),
             [
                 {
@@ -220,6 +219,7 @@ class _PaymentWriter:
                 for aid, bal in balances.items()
             ],
         )
+        replan(self.conn, balances)  # each is planned again (a thank-you, collection ends)
 
 
 def _parse_payment(

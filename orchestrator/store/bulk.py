@@ -38,10 +38,12 @@ class BulkInsert:
         dialect: Dialect,
         *,
         unless_exists: Sequence[str] | None = None,
+        on_conflict: str | None = None,
     ):
         """``unless_exists``: the columns of a unique key; a row whose key is there
-        already is left out (``ON CONFLICT ... DO NOTHING``: SQLite only, as ``COPY``
-        has no such clause)."""
+        already is left out (``ON CONFLICT ... DO NOTHING``); ``on_conflict``: the
+        statement's own ``ON CONFLICT`` clause instead. SQLite only: ``COPY`` has no
+        such clause."""
         self.columns = tuple(columns)
         self.extra: tuple[Any, ...] = ()
         defaults: list[Any] = []
@@ -63,8 +65,8 @@ class BulkInsert:
         names = ", ".join(quote(name) for name in self.all_columns)
         self.postgresql = dialect.name == "postgresql"
         if self.postgresql:
-            if unless_exists:
-                raise ValueError("COPY cannot leave out rows: unless_exists is SQLite's")
+            if unless_exists or on_conflict:
+                raise ValueError("COPY has no ON CONFLICT: unless_exists is SQLite's")
             self.sql = f"COPY {quote(table.name)} ({names}) FROM STDIN"
         else:
             marks = ", ".join("?" for _ in self.all_columns)
@@ -72,6 +74,8 @@ class BulkInsert:
             if unless_exists:
                 key = ", ".join(quote(name) for name in unless_exists)
                 self.sql += f" ON CONFLICT ({key}) DO NOTHING"
+            elif on_conflict:
+                self.sql += f" {on_conflict}"
             if dialect.paramstyle != "qmark":  # pragma: no cover - SQLite is always qmark
                 raise RuntimeError(f"unexpected paramstyle {dialect.paramstyle}")
 

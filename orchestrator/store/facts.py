@@ -27,6 +27,7 @@ from orchestrator.store import audit
 from orchestrator.store.inlist import one_of
 from orchestrator.store.tables import (
     AccountEvent,
+    AccountPlan,
     AccountRow,
     Decision,
     DeliveryEvent,
@@ -41,6 +42,7 @@ from orchestrator.store.tables import (
 )
 
 account_t = table_of(AccountRow)
+account_plan_t = table_of(AccountPlan)
 payment_t = table_of(Payment)
 promise_t = table_of(Promise)
 plan_t = table_of(InstalmentPlan)
@@ -62,19 +64,23 @@ EVENT_TYPES = (
 )
 
 
-# Planned again at the planner's next round; ``plan_seq`` tells a planner that read the
-# account before this change not to mark it planned.
-REPLAN = {"plan_due_at": None, "plan_seq": account_t.c.plan_seq + 1}
-_REPLAN = account_t.update().where(one_of(account_t.c.account_id, "ids")).values(REPLAN)
-
-
 def replan(conn: Connection, account_ids: Iterable[str]) -> None:
     """These accounts' plans may have changed (a promise, a payment, new account data):
-    the planner's next round replays them. Every writer of such facts calls it, or sets
-    ``REPLAN`` in its own update of the account (the imports do)."""
+    the planner's next round replays them, and ``plan_seq`` tells a planner that read
+    them before this change not to mark them planned. Every writer of such facts calls
+    it, in the transaction that writes them."""
     ids = sorted(set(account_ids))
-    if ids:
-        conn.execute(_REPLAN, {"ids": ids})
+    if not ids:
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(account_plan_t).values(
+        account_id=sa.bindparam("b_id"), plan_due_at=None, plan_seq=1
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["account_id"],
+        set_={"plan_due_at": None, "plan_seq": account_plan_t.c.plan_seq + 1},
+    )
+    conn.execute(statement, [{"b_id": i} for i in ids])
 
 
 def _insert(conn: Connection) -> Any:
@@ -132,10 +138,11 @@ def record_payment(
         sa.select(account_t.c.balance).where(account_t.c.account_id == account_id)
     ).scalar_one()
     left = max(balance - amount, Decimal("0.00"))
-    values: dict[str, Any] = {"balance": left, "updated_at": now, **REPLAN}
+    values: dict[str, Any] = {"balance": left, "updated_at": now}
     if left <= 0:
         values["status"] = "closed"
     conn.execute(account_t.update().where(account_t.c.account_id == account_id).values(values))
+    replan(conn, [account_id])
     return True
 
 
