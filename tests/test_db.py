@@ -183,7 +183,7 @@ def test_the_account_plan_moves_to_its_own_table_with_its_values(db_url: str) ->
                 {"at": due},
             )
         db.upgrade(db_url)
-        plans = tables.AccountPlan.__table__
+        plans = tables.table_of(tables.AccountPlan)
         with engine.connect() as conn:
             moved = {
                 r.account_id: (r.plan_due_at, r.plan_seq)
