@@ -1162,3 +1162,30 @@ def test_an_account_read_sealed_decrypts_a_field_when_read(data_keys: str) -> No
     assert locked.balance == Decimal("10.00")  # clear fields read without a key
     with pytest.raises(InvalidToken):
         _ = locked.name
+
+
+def test_a_round_finds_its_accounts_a_page_of_ids_at_a_time(
+    db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning finds the accounts due a page of ids at a time, then reads them a page
+    at a time: with pages of 7 ids (and 5 accounts), a round plans what one page plans,
+    and a round a minute later, nothing being due, reads no account at all."""
+    from orchestrator.dispatch import planning
+
+    n = 60
+    now = START + timedelta(hours=15)
+    expected = _reference_plan(db_url, data_keys, tmp_path, n, now)
+    _, _, engine, runner = _setup(db_url, data_keys, tmp_path, n)
+    runner.batch = 5
+    monkeypatch.setattr(planning, "_ID_PAGE", 7)
+    assert runner.plan(now) == len(expected)
+    assert _occurrences(engine) == expected
+    read: list[int] = []
+    plan_rows = runner.planning._plan_rows
+    monkeypatch.setattr(
+        runner.planning,
+        "_plan_rows",
+        lambda rows, at: read.append(len(rows)) or plan_rows(rows, at),
+    )
+    assert runner.plan(now + timedelta(minutes=1)) == 0 and read == []
+    engine.dispose()

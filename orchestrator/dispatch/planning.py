@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ from orchestrator.dispatch.connector import Connector
 from orchestrator.dispatch.decider import Decider
 from orchestrator.dispatch.settle import PlannedAccount
 from orchestrator.store.besttime import fold
+from orchestrator.store.inlist import one_of
 from orchestrator.store.replay import Replayed, next_facts
 from orchestrator.store.tables import (
     AccountPlan,
@@ -40,6 +41,7 @@ from orchestrator.store.tables import (
     InstalmentRow,
     PlannerState,
     Promise,
+    UTCDateTime,
     table_of,
 )
 
@@ -52,12 +54,29 @@ promise_t = table_of(Promise)
 plan_t = table_of(InstalmentPlan)
 instalment_t = table_of(InstalmentRow)
 
+
 # The accounts as planning reads them: each with its ``plan_seq`` (0 for an account never
-# planned, which has no ``account_plan`` row).
+# planned, which has no ``account_plan`` row). Read per account by its key (a scalar
+# subquery), not joined: a join lets PostgreSQL hash the whole ``account_plan`` table
+# for every page, a cost that grows with the portfolio at each of its pages.
+def _plan_of(column: sa.Column[Any]) -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(column)
+        .where(account_plan_t.c.account_id == account_t.c.account_id)
+        .scalar_subquery()
+    )
+
+
 _ACCOUNTS = sa.select(
-    account_t, sa.func.coalesce(account_plan_t.c.plan_seq, 0).label("plan_seq")
-).select_from(
-    account_t.outerjoin(account_plan_t, account_plan_t.c.account_id == account_t.c.account_id)
+    account_t, sa.func.coalesce(_plan_of(account_plan_t.c.plan_seq), 0).label("plan_seq")
+)
+_BY_ID = _ACCOUNTS.where(one_of(account_t.c.account_id, "ids")).order_by(account_t.c.account_id)
+_ID_PAGE = 50_000  # account ids found due at a time
+
+# Due: planned again at an instant now past, or never planned (NULL, or no row).
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+_DUE_AT = sa.func.coalesce(
+    _plan_of(account_plan_t.c.plan_due_at), sa.literal(_NEVER, UTCDateTime())
 )
 
 # An account that could not be planned (bad data) is tried again this much later, unless
@@ -226,21 +245,30 @@ class Planning:
         self, now: datetime, every: bool, page: int, part: sa.ColumnElement[bool] | None
     ) -> Iterator[list[Row[Any]]]:
         """Pages of the accounts to plan: those due (or all of them), by account id, of
-        the partition ``part`` (``None``: every account)."""
-        query = _ACCOUNTS.order_by(account_t.c.account_id).limit(page)
+        the partition ``part`` (``None``: every account). The ids due are found
+        ``_ID_PAGE`` at a time, then the accounts read ``page`` at a time by id: a query
+        that found the due accounts a page at a time scanned the rest of the partition
+        again for every page."""
+        ids = sa.select(account_t.c.account_id).order_by(account_t.c.account_id)
+        ids = ids.limit(_ID_PAGE)
         if part is not None:
-            query = query.where(part)
-        if not every:  # due: planned at an instant now past, or never (NULL, or no row)
-            due = account_plan_t.c.plan_due_at
-            query = query.where(sa.or_(due.is_(None), due <= now))
+            ids = ids.where(part)
+        if not every:
+            ids = ids.where(_DUE_AT <= now)
         after = ""
         while True:
             with self.db.connect() as conn:
-                rows = conn.execute(query.where(account_t.c.account_id > after)).all()
-            if not rows:
+                found = list(conn.execute(ids.where(account_t.c.account_id > after)).scalars())
+            if not found:
                 return
-            yield list(rows)
-            after = rows[-1].account_id
+            for at in range(0, len(found), page):
+                with self.db.connect() as conn:
+                    rows = conn.execute(_BY_ID, {"ids": found[at : at + page]}).all()
+                if rows:  # (an account cannot go: none is ever deleted)
+                    yield list(rows)
+            if len(found) < _ID_PAGE:
+                return
+            after = found[-1]
 
     def _plan_account(self, rep: Replayed, now: datetime) -> Iterator[dict[str, Any]]:
         state, rules = rep.state, rep.rules
