@@ -1182,10 +1182,11 @@ def test_a_round_finds_its_accounts_a_page_of_ids_at_a_time(
     assert _occurrences(engine) == expected
     read: list[int] = []
     plan_rows = runner.planning._plan_rows
-    monkeypatch.setattr(
-        runner.planning,
-        "_plan_rows",
-        lambda rows, at: read.append(len(rows)) or plan_rows(rows, at),
-    )
+
+    def counted(rows: list[Any], at: datetime) -> int:
+        read.append(len(rows))
+        return plan_rows(rows, at)
+
+    monkeypatch.setattr(runner.planning, "_plan_rows", counted)
     assert runner.plan(now + timedelta(minutes=1)) == 0 and read == []
     engine.dispose()
