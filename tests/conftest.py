@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,3 +51,11 @@ def data_keys() -> str:
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    """A copy of the shipped sample configuration, to change or break."""
+    target = tmp_path / "config"
+    shutil.copytree(ROOT / "config", target)
+    return target

@@ -17,14 +17,6 @@ from orchestrator.config.models import Duration
 from orchestrator.errors import ConfigError
 
 
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    """A copy of the shipped sample configuration to break."""
-    target = tmp_path / "config"
-    shutil.copytree(ROOT / "config", target)
-    return target
-
-
 def replace(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in {path.name}"

@@ -23,13 +23,6 @@ def laughs(levels: int, width: int = 9) -> list[str]:
     return rows
 
 
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(ROOT / "config", target)
-    return target
-
-
 def cli(*args: str, env: dict[str, str] | None = None) -> Result:
     _register_all()
     return CliRunner().invoke(app, list(args), env=env)

@@ -5,7 +5,6 @@ collection step, the champion again after the end date, and ``config check``."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -181,13 +180,6 @@ accounts:
 
 
 # --- config check ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(ROOT / "config", target)
-    return target
 
 
 @pytest.mark.parametrize(

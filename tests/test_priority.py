@@ -4,12 +4,10 @@ the due sends only, the policy's order decides which go; the rest are deferred, 
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from support import ROOT, config_check, sample_runner  # noqa: I001 - tests/support.py
 
@@ -187,13 +185,6 @@ def test_the_daemon_decides_priority_and_budgets_as_simulate(
     found = [(r.time, r.account_id, r.step, r.decision, r.reason, r.until) for r in rows]
     assert sorted(found, key=str) == sorted(expected, key=str)
     engine.dispose()
-
-
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(ROOT / "config", target)
-    return target
 
 
 def test_config_check_refuses_bad_budgets_and_priority(cfg: Path) -> None:

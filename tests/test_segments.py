@@ -5,14 +5,12 @@ by segment, the segment on every decision, and ``config check`` at file and line
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from support import ROOT, config_check, line_of, sample_runner  # noqa: I001 - tests/support.py
 from typer.testing import CliRunner
 
@@ -280,13 +278,6 @@ def test_the_imported_columns_reach_the_rules(tmp_path: Path) -> None:
 
 
 # --- config check ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(ROOT / "config", target)
-    return target
 
 
 def test_config_check_names_an_unknown_segment_at_its_line(cfg: Path) -> None:

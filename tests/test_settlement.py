@@ -11,7 +11,6 @@ and its idempotency are ``test_ebill``'s.
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -164,13 +163,6 @@ def test_the_policy_cap_only_tightens() -> None:
 
 
 # --- configuration ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(ROOT / "config", target)
-    return target
 
 
 @pytest.mark.parametrize(

@@ -281,8 +281,10 @@ def _write_event(
         if not write_payment(conn, row, payment_id, event.amount, at, "api", now):
             return 200, {**answer, "status": "duplicate"}
         return 201, {**answer, "status": "recorded"}
-    if event.type == "promise":
+    if event.type in ("promise", "settlement"):
         assert event.amount is not None and event.due is not None
+        # A settlement is a promise of part of the balance, the rest waived when kept.
+        waived = row.balance - event.amount if event.type == "settlement" else None
         facts.record_promise(
             conn,
             account_id=account_id,
@@ -290,19 +292,10 @@ def _write_event(
             due=event.due,
             made_at=at,
             source=source,
+            waived=waived,
         )
-    elif event.type == "settlement":
-        assert event.amount is not None and event.due is not None
-        facts.record_promise(
-            conn,
-            account_id=account_id,
-            amount=event.amount,
-            due=event.due,
-            made_at=at,
-            source=source,
-            waived=row.balance - event.amount,
-        )
-        answer["waived"] = f"{row.balance - event.amount:.2f}"
+        if waived is not None:
+            answer["waived"] = f"{waived:.2f}"
     elif event.type == "plan":
         assert event.instalments
         facts.record_plan(
