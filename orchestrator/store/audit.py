@@ -36,16 +36,13 @@ def write(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Add one entry (the caller's transaction commits it with the change)."""
-    conn.execute(
-        audit_t.insert().values(
-            time=now,
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            account_id=account_id,
-            detail=detail,
-        )
+    write_many(
+        conn,
+        now=now,
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        entries=[(object_id, account_id, detail)],
     )
 
 

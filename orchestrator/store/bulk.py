@@ -10,15 +10,15 @@ PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-__all__ = ["BulkInsert"]
+from orchestrator.store.inlist import converted_runs
 
-_NOTHING = object()
+__all__ = ["BulkInsert"]
 
 
 class BulkInsert:
@@ -90,17 +90,8 @@ class BulkInsert:
         if any(self.processors):
             columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
             for i, process in enumerate(self.processors):
-                if process is None:
-                    continue
-                last_in: Any = _NOTHING
-                last_out: Any = None
-                converted = []
-                for value in columns[i]:
-                    if value is not last_in:  # constants (now, defaults) convert once
-                        last_in = value
-                        last_out = None if value is None else process(value)
-                    converted.append(last_out)
-                columns[i] = converted
+                if process is not None:
+                    columns[i] = converted_runs(columns[i], _or_none(process))
             rows = list(zip(*columns, strict=True))
         if self.postgresql:
             raw = conn.connection.driver_connection
@@ -109,3 +100,8 @@ class BulkInsert:
                     copy.write_row(row)
             return len(rows)
         return conn.exec_driver_sql(self.sql, rows).rowcount
+
+
+def _or_none(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A bind processor that leaves NULL as it is."""
+    return lambda value: None if value is None else process(value)

@@ -23,7 +23,7 @@ two hundred blind indexes. One string is adapted once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -34,7 +34,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-__all__ = ["ValueList", "one_of", "pg_array"]
+__all__ = ["ValueList", "converted_runs", "one_of", "pg_array"]
 
 
 def _element(value: Any) -> str:
@@ -60,15 +60,21 @@ def pg_array(values: Iterable[Any]) -> str:
     booleans, aware datetimes, ``None`` for NULL), for a parameter the statement casts to
     the array type it means (``CAST(:p AS text[])``). Every text element is quoted, so
     none can be read as NULL, split at a comma or lose its spaces."""
+    return "{" + ",".join(converted_runs(values, _element)) + "}"
+
+
+def converted_runs(values: Iterable[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    """``convert`` of each value, called once for a run of the same object: a column's
+    constants (now, a state, a default) convert once, not once a row."""
     out = []
     last_in: Any = _NOTHING
-    last_out = ""
+    last_out: Any = None
     for value in values:
-        if value is not last_in:  # a column's constants (now, a state) convert once
+        if value is not last_in:
             last_in = value
-            last_out = _element(value)
+            last_out = convert(value)
         out.append(last_out)
-    return "{" + ",".join(out) + "}"
+    return out
 
 
 _NOTHING = object()

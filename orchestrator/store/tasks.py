@@ -114,31 +114,52 @@ def create_task(
 ) -> TaskRow | None:
     """A new open task of ``rule`` on the account, audited; ``None`` if the account has
     an open task of that type already (it is left as it is)."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     task_id = conn.execute(
-        insert(task_t)
-        .values(
-            account_id=account_id,
-            type=rule.type,
-            priority=rule.priority,
-            state=str(TaskState.open),
-            open_key=f"{account_id}:{rule.type}",
-            due_at=now + rule.due.delta,
-            case_id=case_id,
-            message_id=message_id,
-            created_at=now,
-            created_by=actor,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["open_key"])
+        _insert_open(conn)
+        .values(_new_task(rule, account_id, now, actor, case_id, message_id))
         .returning(task_t.c.id)
     ).scalar()
     if task_id is None:
         return None
     task = _reread(conn, task_id)
-    detail = {"type": rule.type, "priority": rule.priority, "case_id": case_id}
-    _audit(conn, task, actor, now, "task.created", detail)
+    _audit(conn, task, actor, now, "task.created", _created(rule, case_id))
     return task
+
+
+def _insert_open(conn: Connection) -> Any:
+    """An insert of tasks that leaves out one whose account has an open task of its
+    type already (``open_key``)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return insert(task_t).on_conflict_do_nothing(index_elements=["open_key"])
+
+
+def _new_task(
+    rule: TaskRule,
+    account_id: str,
+    now: datetime,
+    actor: str,
+    case_id: int | None = None,
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """The row of a new open task of ``rule`` on the account."""
+    return {
+        "account_id": account_id,
+        "type": rule.type,
+        "priority": rule.priority,
+        "state": str(TaskState.open),
+        "open_key": f"{account_id}:{rule.type}",
+        "due_at": now + rule.due.delta,
+        "case_id": case_id,
+        "message_id": message_id,
+        "created_at": now,
+        "created_by": actor,
+        "updated_at": now,
+    }
+
+
+def _created(rule: TaskRule, case_id: int | None) -> dict[str, Any]:
+    """What the audit entry of a new task says of it."""
+    return {"type": rule.type, "priority": rule.priority, "case_id": case_id}
 
 
 def find_task(conn: Connection, task_id: int) -> TaskRow | None:
@@ -357,29 +378,12 @@ _SWEEP_PAGE = 2000  # accounts per insert: 11 parameters each, within SQLite's 3
 def _create_many(conn: Connection, rule: TaskRule, account_ids: list[str], now: datetime) -> int:
     """``create_task`` for many accounts by the rules (``SYSTEM``): those with an open
     task of the type already are left as they are. How many were made."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        insert(task_t)
-        .on_conflict_do_nothing(index_elements=["open_key"])
-        .returning(task_t.c.id, task_t.c.account_id)
-    )
-    detail = {"type": rule.type, "priority": rule.priority, "case_id": None}
+    statement = _insert_open(conn).returning(task_t.c.id, task_t.c.account_id)
+    detail = _created(rule, None)
     made = 0
     for at in range(0, len(account_ids), _SWEEP_PAGE):
         values = [
-            {
-                "account_id": account_id,
-                "type": rule.type,
-                "priority": rule.priority,
-                "state": str(TaskState.open),
-                "open_key": f"{account_id}:{rule.type}",
-                "due_at": now + rule.due.delta,
-                "case_id": None,
-                "message_id": None,
-                "created_at": now,
-                "created_by": SYSTEM,
-                "updated_at": now,
-            }
+            _new_task(rule, account_id, now, SYSTEM)
             for account_id in account_ids[at : at + _SWEEP_PAGE]
         ]
         new = conn.execute(statement.values(values)).all()
