@@ -71,7 +71,7 @@ def _set_revision(url: str, revision: str) -> None:
 
 def test_db_commands_on_an_empty_database_then_older_then_head(db_url: str) -> None:
     head = db.known_revisions()[-1]
-    assert head == "0020"
+    assert head == "0021"
     current = invoke(["db", "current"], db_url)
     assert current.exit_code == 0, current.output
     assert current.output == f"no schema (head is {head}): run `outreach db upgrade`\n"
@@ -82,7 +82,7 @@ def test_db_commands_on_an_empty_database_then_older_then_head(db_url: str) -> N
     assert history.exit_code == 0, history.output
     lines = history.output.splitlines()
     assert [line.split()[0] for line in lines[:-1]] == list(reversed(db.known_revisions()))
-    assert lines[0].startswith("0020  account plan") and lines[0].endswith("  (head)")
+    assert lines[0].startswith("0021  planning writes") and lines[0].endswith("  (head)")
     assert "current" not in history.output.replace("outreach db upgrade", "")
     assert lines[-1] == "(the database has no schema: run `outreach db upgrade`)"
 

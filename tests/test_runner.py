@@ -971,15 +971,15 @@ from orchestrator.dispatch import planning
 config = load_config({config!r}, {templates!r})
 runner = _second_runner({url!r}, {keys!r}, config, "doomed", batch=1)  # a page an account
 pages = 0
-real = planning.Planning._plan_rows
-def dying(self, rows, now, **kw):
+real = planning.Planning._write_page
+def dying(self, page):
     global pages
-    done = real(self, rows, now, **kw)
+    done = real(self, page)
     pages += 1
     if pages == 3:
         os.kill(os.getpid(), 9)  # killed mid-round, its partition half planned
     return done
-planning.Planning._plan_rows = dying
+planning.Planning._write_page = dying
 runner.plan(datetime.fromisoformat({now!r}))
 """
 
@@ -1181,12 +1181,15 @@ def test_a_round_finds_its_accounts_a_page_of_ids_at_a_time(
     assert runner.plan(now) == len(expected)
     assert _occurrences(engine) == expected
     read: list[int] = []
-    plan_rows = runner.planning._plan_rows
+    planned_page = runner.planning._planned_page
 
-    def counted(rows: list[Any], at: datetime) -> int:
+    def counted(conn: Any, rows: list[Any], at: datetime, **kw: Any) -> Any:
         read.append(len(rows))
-        return plan_rows(rows, at)
+        return planned_page(conn, rows, at, **kw)
 
-    monkeypatch.setattr(runner.planning, "_plan_rows", counted)
-    assert runner.plan(now + timedelta(minutes=1)) == 0 and read == []
+    monkeypatch.setattr(runner.planning, "_planned_page", counted)
+    assert runner.plan(now + timedelta(minutes=2)) == 0 and read == []
+    # (and it would have seen them: the same round under another configuration reads all)
+    runner.planning.plan(now + timedelta(minutes=3), digest="other", page=5)
+    assert sum(read) == n
     engine.dispose()

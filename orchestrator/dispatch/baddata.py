@@ -32,6 +32,7 @@ from orchestrator.core.records import DecisionKind, DecisionRecord, Reason, iso_
 from orchestrator.core.rules import AccountRules
 from orchestrator.store.besttime import load_book
 from orchestrator.store.replay import (
+    NO_FACTS,
     Facts,
     Replayed,
     attach_contacts,
@@ -116,9 +117,8 @@ def replay_accounts(
         if r.account_id in bad:
             continue
         try:
-            replayed[r.account_id] = replay(
-                r, cipher, rules_for, loaded[r.account_id], now, sealed=sealed
-            )
+            facts = loaded.get(r.account_id, NO_FACTS)
+            replayed[r.account_id] = replay(r, cipher, rules_for, facts, now, sealed=sealed)
         except Exception as exc:
             if not is_bad_data(exc):
                 raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,22 +26,22 @@ from orchestrator.core.crypto import DataCipher
 from orchestrator.core.hours import local_day_start
 from orchestrator.core.planner import Occurrence as Planned
 from orchestrator.core.planner import StageMark, plan_day, plan_fire, stage_mark
-from orchestrator.core.state import AccountState
+from orchestrator.core.records import DecisionRecord
 from orchestrator.core.validation import plan_notice
 from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed, replay_accounts
 from orchestrator.dispatch.connector import Connector
 from orchestrator.dispatch.decider import Decider
+from orchestrator.dispatch.gcpause import collector_held
+from orchestrator.dispatch.pagewriter import PageWriter
 from orchestrator.dispatch.settle import PlannedAccount
 from orchestrator.store.besttime import fold
+from orchestrator.store.derived import write_plan_states, write_promise_states
 from orchestrator.store.inlist import one_of
 from orchestrator.store.replay import Replayed, next_facts
 from orchestrator.store.tables import (
     AccountPlan,
     AccountRow,
-    InstalmentPlan,
-    InstalmentRow,
     PlannerState,
-    Promise,
     UTCDateTime,
     table_of,
 )
@@ -50,9 +51,6 @@ __all__ = ["BAD_DATA_RETRY", "Planning", "planning_digest"]
 account_t = table_of(AccountRow)
 account_plan_t = table_of(AccountPlan)
 planner_t = table_of(PlannerState)
-promise_t = table_of(Promise)
-plan_t = table_of(InstalmentPlan)
-instalment_t = table_of(InstalmentRow)
 
 
 # The accounts as planning reads them: each with its ``plan_seq`` (0 for an account never
@@ -84,6 +82,15 @@ _DUE_AT = sa.func.coalesce(
 BAD_DATA_RETRY = timedelta(days=1)
 
 
+@dataclass
+class _Page:
+    """A page of accounts planned, to be written back in one transaction."""
+
+    values: list[dict[str, Any]]  # the occurrences
+    accounts: list[PlannedAccount]  # when each is due again, and its stage if it moved
+    unplanned: list[DecisionRecord]  # those that could not be planned (bad data)
+
+
 class Planning:
     """Plans the accounts of one database under one configuration."""
 
@@ -108,6 +115,12 @@ class Planning:
         # Where a decision of bad data tells local time: the account's zones may be what
         # could not be worked out.
         self.default_zone = default_zone
+        # A round's pages are written by a thread of their own (``pagewriter``), but for
+        # an SQLite database in memory: each thread would have a database of its own.
+        url = db.url
+        self._threaded = not (
+            url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        )
 
     def plan(self, now: datetime, *, digest: str, page: int, start: int = 0) -> int | None:
         """A planning round, ``page`` accounts at a time: how many occurrences were new,
@@ -142,8 +155,14 @@ class Planning:
                 sa.select(planner_t.c.config_digest).where(planner_t.c.id == key)
             ).scalar()
         every = stored != digest
-        pages = self._pages(now, every, page, part)
-        planned = sum(self._plan_rows(rows, now) for rows in pages)
+        with PageWriter(self._write_page, threaded=self._threaded) as writer:
+            for ids in self._due_ids(now, every, page, part):
+                with collector_held():  # a page's objects are freed when it is done
+                    with self.db.connect() as conn:
+                        rows = conn.execute(_BY_ID, {"ids": ids}).all()
+                        if rows:  # (an account cannot go: none is ever deleted)
+                            writer.put(self._planned_page(conn, list(rows), now))
+        planned = writer.total
         if every:  # from now on, the accounts' plan_due_at hold under this configuration
             with self.db.begin() as conn:
                 conn.execute(planner_t.delete().where(planner_t.c.id == key))
@@ -165,36 +184,48 @@ class Planning:
     def _plan_rows(
         self, rows: list[Row[Any]], now: datetime, *, sync_promises: bool = False
     ) -> int:
-        """Plan a page of accounts in one transaction. An account whose data cannot be
+        """Plan these accounts, read and written in one transaction."""
+        with self.db.begin() as conn:
+            page = self._planned_page(conn, rows, now, sync_promises=sync_promises)
+            return self._write(conn, page)
+
+    def _planned_page(
+        self, conn: Connection, rows: list[Row[Any]], now: datetime, *, sync_promises: bool = False
+    ) -> _Page:
+        """Plan a page of accounts: what to write back. An account whose data cannot be
         replayed or planned is recorded ``failed`` (``bad_data``) and tried again a day
         later; the others are planned as if it were not there."""
+        # Planning reads no personal field (zones come from stored columns): none is
+        # decrypted.
+        replayed, bad = replay_accounts(
+            conn, rows, now, self.cipher, self.decider.rules, sealed=True
+        )
+        later = next_facts(conn, [r.account_id for r in rows], now)
+        values, due, marks = self._plan_each(replayed, later, bad, now)
+        if sync_promises:
+            for account_id, rep in replayed.items():
+                if account_id not in bad:
+                    write_promise_states(conn, account_id, rep.state, now)
+                    write_plan_states(conn, account_id, rep.state, now)
+        accounts = [
+            PlannedAccount(
+                r.account_id, r.plan_seq, due[r.account_id], _moved_to(r, marks.get(r.account_id))
+            )
+            for r in rows
+        ]
+        return _Page(values, accounts, self._unplanned(rows, bad, now))
+
+    def _write_page(self, page: _Page) -> int:
         with self.db.begin() as conn:
-            # Planning reads no personal field (zones come from stored columns): none
-            # is decrypted.
-            replayed, bad = replay_accounts(
-                conn, rows, now, self.cipher, self.decider.rules, sealed=True
-            )
-            later = next_facts(conn, [r.account_id for r in rows], now)
-            values, due, marks = self._plan_each(replayed, later, bad, now)
-            if sync_promises:
-                for account_id, rep in replayed.items():
-                    if account_id not in bad:
-                        write_promise_states(conn, account_id, rep.state, now)
-                        write_plan_states(conn, account_id, rep.state, now)
-            self.connector.planned(
-                conn,
-                [
-                    PlannedAccount(
-                        r.account_id,
-                        r.plan_seq,
-                        due[r.account_id],
-                        _moved_to(r, marks.get(r.account_id)),
-                    )
-                    for r in rows
-                ],
-            )
-            self._record_unplanned(conn, rows, bad, now)
-            return self.connector.plan_occurrences(conn, values)
+            return self._write(conn, page)
+
+    def _write(self, conn: Connection, page: _Page) -> int:
+        """Write a planned page back: the accounts' due times and stages, the decisions
+        of those that could not be planned, and the occurrences (how many were new)."""
+        self.connector.planned(conn, page.accounts)
+        if page.unplanned:
+            self.connector.decisions(conn, [(None, record) for record in page.unplanned])
+        return self.connector.plan_occurrences(conn, page.values)
 
     def _plan_each(
         self,
@@ -226,29 +257,25 @@ class Planning:
             marks.pop(account_id, None)
         return values, due, marks
 
-    def _record_unplanned(
-        self, conn: Connection, rows: Sequence[Row[Any]], bad: dict[str, Exception], now: datetime
-    ) -> None:
-        """A ``failed`` decision (``bad_data``) and a log line for each account of the page
-        that could not be planned."""
+    def _unplanned(
+        self, rows: Sequence[Row[Any]], bad: dict[str, Exception], now: datetime
+    ) -> list[DecisionRecord]:
+        """A ``failed`` decision (``bad_data``) for each account of the page that could not
+        be planned, and its log line."""
         if not bad:
-            return
+            return []
         debtors = {r.account_id: r.debtor_id for r in rows}
         for account_id in sorted(bad):
             note(account_id, bad[account_id], "plan")
-        self.connector.decisions(
-            conn,
-            [(None, planning_failed(a, debtors[a], now, self.default_zone)) for a in sorted(bad)],
-        )
+        return [planning_failed(a, debtors[a], now, self.default_zone) for a in sorted(bad)]
 
-    def _pages(
+    def _due_ids(
         self, now: datetime, every: bool, page: int, part: sa.ColumnElement[bool] | None
-    ) -> Iterator[list[Row[Any]]]:
-        """Pages of the accounts to plan: those due (or all of them), by account id, of
-        the partition ``part`` (``None``: every account). The ids due are found
-        ``_ID_PAGE`` at a time, then the accounts read ``page`` at a time by id: a query
-        that found the due accounts a page at a time scanned the rest of the partition
-        again for every page."""
+    ) -> Iterator[list[str]]:
+        """Pages of the ids of the accounts to plan: those due (or all of them), by
+        account id, of the partition ``part`` (``None``: every account), ``page`` at a
+        time. They are found ``_ID_PAGE`` at a time: a query that found the due accounts
+        a page at a time scanned the rest of the partition again for every page."""
         ids = sa.select(account_t.c.account_id).order_by(account_t.c.account_id)
         ids = ids.limit(_ID_PAGE)
         if part is not None:
@@ -259,13 +286,8 @@ class Planning:
         while True:
             with self.db.connect() as conn:
                 found = list(conn.execute(ids.where(account_t.c.account_id > after)).scalars())
-            if not found:
-                return
             for at in range(0, len(found), page):
-                with self.db.connect() as conn:
-                    rows = conn.execute(_BY_ID, {"ids": found[at : at + page]}).all()
-                if rows:  # (an account cannot go: none is ever deleted)
-                    yield list(rows)
+                yield found[at : at + page]
             if len(found) < _ID_PAGE:
                 return
             after = found[-1]
@@ -337,69 +359,3 @@ def _moved_stage(row: Row[Any], mark: StageMark) -> bool:
     if mark.stage != row.stage or mark.entered_at != row.stage_entered_at:
         return True
     return mark.stage is not None and row.balance_at_stage_entry is None
-
-
-def write_promise_states(
-    conn: Connection, account_id: str, state: AccountState, now: datetime
-) -> None:
-    """Store the promise states the replay derived (p1, p2... in made order)."""
-    rows = conn.execute(
-        sa.select(promise_t.c.id)
-        .where(promise_t.c.account_id == account_id, promise_t.c.made_at <= now)
-        .order_by(promise_t.c.made_at, promise_t.c.id)
-    ).all()
-    for row, promise in zip(rows, state.promises, strict=False):
-        conn.execute(
-            promise_t.update()
-            .where(promise_t.c.id == row.id)
-            .values(state=promise.state, kept_at=promise.kept_at, broken_at=promise.broken_at)
-        )
-
-
-def write_plan_states(
-    conn: Connection, account_id: str, state: AccountState, now: datetime
-) -> None:
-    """Store what the replay derived of each payment plan (in created order): active,
-    completed (every instalment paid) or broken (one missed), and each instalment's paid
-    amount, so that ``account show`` and the API tell them as the engine sees them."""
-    plans = conn.execute(
-        sa.select(plan_t.c.id)
-        .where(plan_t.c.account_id == account_id, plan_t.c.created_at <= now)
-        .order_by(plan_t.c.created_at, plan_t.c.id)
-    ).all()
-    for row, plan in zip(plans, state.plans, strict=False):
-        done = all(i.settled for i in plan.instalments)
-        ended = plan.broken_at or (now if done else None)
-        conn.execute(
-            plan_t.update()
-            .where(
-                plan_t.c.id == row.id,
-                sa.or_(plan_t.c.state == "active", plan_t.c.ended_at.is_(None)),
-            )
-            .values(
-                state="broken" if plan.broken_at else "completed" if done else "active",
-                ended_at=ended,
-            )
-        )
-        ids = (
-            conn.execute(
-                sa.select(instalment_t.c.id)
-                .where(instalment_t.c.plan_id == row.id)
-                .order_by(instalment_t.c.due, instalment_t.c.id)
-            )
-            .scalars()
-            .all()
-        )
-        for inst_id, inst in zip(ids, plan.instalments, strict=False):
-            conn.execute(
-                instalment_t.update()
-                .where(instalment_t.c.id == inst_id)
-                .values(
-                    paid=min(inst.paid, inst.amount),
-                    state="paid"
-                    if inst.settled
-                    else "missed"
-                    if plan.broken_at and inst.due < plan.broken_at.date()
-                    else "pending",
-                )
-            )

@@ -346,7 +346,7 @@ def _store_facts(conn: Any, events: list[SampleEvent]) -> None:
 def _store_states(conn: Any, sim: Simulation) -> None:
     """What the run ended with: opt-outs, and the promise and plan states the daemon would
     have written back."""
-    from orchestrator.dispatch.planning import write_plan_states, write_promise_states
+    from orchestrator.store.derived import write_plan_states, write_promise_states
     from orchestrator.store.tables import OptOut, table_of
 
     now = sim.clock.now()

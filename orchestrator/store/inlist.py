@@ -59,8 +59,32 @@ def pg_array(values: Iterable[Any]) -> str:
     """The text of a PostgreSQL array holding ``values`` (text, whole numbers, decimals,
     booleans, aware datetimes, ``None`` for NULL), for a parameter the statement casts to
     the array type it means (``CAST(:p AS text[])``). Every text element is quoted, so
-    none can be read as NULL, split at a comma or lose its spaces."""
-    return "{" + ",".join(converted_runs(values, _element)) + "}"
+    none can be read as NULL, split at a comma or lose its spaces.
+
+    A list of plain text (ids: no quote or backslash in any) or of whole numbers is
+    joined at once; a datetime is written once however often it comes (a page's
+    occurrences share a handful of planned times)."""
+    values = values if isinstance(values, list) else list(values)
+    if not values:
+        return "{}"
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        body = '","'.join(values)
+        if "\\" not in body and body.count('"') == 2 * (len(values) - 1):
+            return '{"' + body + '"}'
+    elif kinds == {int}:
+        return "{" + ",".join(map(str, values)) + "}"
+    written: dict[datetime, str] = {}
+
+    def element(value: Any) -> str:
+        if type(value) is not datetime:
+            return _element(value)
+        found = written.get(value)
+        if found is None:
+            found = written[value] = _element(value)
+        return found
+
+    return "{" + ",".join(converted_runs(values, element)) + "}"
 
 
 def converted_runs(values: Iterable[Any], convert: Callable[[Any], Any]) -> list[Any]:

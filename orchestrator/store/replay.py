@@ -45,6 +45,7 @@ from orchestrator.store.tables import (
 )
 
 __all__ = [
+    "NO_FACTS",
     "Facts",
     "Replayed",
     "attach_contacts",
@@ -76,6 +77,9 @@ class Facts:
     opt_outs: set[str] = field(default_factory=set)
 
 
+NO_FACTS = Facts()  # of an account with none: never changed (``replay`` only reads)
+
+
 @dataclass
 class Replayed:
     state: AccountState
@@ -104,9 +108,31 @@ def replay(
     account.balance = current_balance + sum((p.amount for p in facts.payments), Decimal("0"))
     account.status = "open"
     rules = rules_for(account)
-    zone = rules.zones.primary
     state = AccountState(account, rules.zones)
     fires: list[TriggerFire] = []
+    next_deadline = None
+    if facts.promises or facts.plans or facts.payments or facts.events:  # most have none
+        next_deadline = _apply_facts(state, rules, facts, now, fires)
+    account.balance = current_balance
+    if current_status == "closed" or current_balance <= 0:
+        account.status = "closed"
+    else:
+        account.status = "open"
+    state.opted_out = set(facts.opt_outs)
+    return Replayed(state, rules, fires, next_deadline)
+
+
+def _apply_facts(
+    state: AccountState,
+    rules: AccountRules,
+    facts: Facts,
+    now: datetime,
+    fires: list[TriggerFire],
+) -> datetime | None:
+    """Apply the facts dated by ``now`` to ``state`` in time order, and the deadlines
+    they set that fall by then, their trigger events into ``fires``: the first
+    deadline still ahead."""
+    zone = rules.zones.primary
     seq = itertools.count()
     items: list[tuple[datetime, int, int, str, Any]] = []
     for p in facts.promises:
@@ -156,14 +182,7 @@ def replay(
         elif kind == "event":
             _apply_event(state, item)
     run_deadlines(now, inclusive=True)
-    next_deadline = deadlines[0][0] if deadlines else None
-    account.balance = current_balance
-    if current_status == "closed" or current_balance <= 0:
-        account.status = "closed"
-    else:
-        account.status = "open"
-    state.opted_out = set(facts.opt_outs)
-    return Replayed(state, rules, fires, next_deadline)
+    return deadlines[0][0] if deadlines else None
 
 
 def _apply_event(state: AccountState, ev: Any) -> None:
@@ -255,7 +274,9 @@ def load_facts(
     Opt-outs of a contact are matched under every index the contact may have while keys
     rotate (``DataCipher.contact_indexes``)."""
     ids = [r.account_id for r in rows]
-    facts = {i: Facts() for i in ids}
+    # Made for the accounts with a fact only (most have none): ``replay`` takes
+    # ``NO_FACTS`` for the others, and ``facts[account_id]`` still answers for any.
+    facts: dict[str, Facts] = defaultdict(Facts)
     if not ids:
         return facts
     by_contact: dict[str, list[str]] = defaultdict(list)
@@ -296,8 +317,9 @@ def load_facts(
         facts[pay.account_id].payments.append(pay)
     for ev in of("event"):
         facts[ev.account_id].events.append(ev)
+    asked = set(ids)
     for o in opt_outs:
-        if o.account_id in facts:
+        if o.account_id in asked:
             facts[o.account_id].opt_outs.add(o.channel)
         if o.contact_index is not None:
             for account_id in by_contact.get(o.contact_index, ()):

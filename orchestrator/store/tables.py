@@ -137,9 +137,12 @@ class AccountPlan(SQLModel, table=True):
     (on PostgreSQL, a new version of the row and of each of its index entries)."""
 
     __tablename__ = "account_plan"
+    __table_args__ = {"postgresql_with": {"fillfactor": 50}}
 
     account_id: str = Field(foreign_key="account.account_id", primary_key=True)
-    plan_due_at: datetime | None = _instant(index=True)
+    # Not indexed: found by account (see migration 0021); on PostgreSQL half of each page
+    # is left free, so that a round's new due times are written in place.
+    plan_due_at: datetime | None = _instant()
     plan_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
@@ -216,7 +219,8 @@ class OccurrenceRow(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    account_id: str = Field(foreign_key="account.account_id", index=True)
+    # (looked up by the unique key's first column: no index of its own)
+    account_id: str = Field(foreign_key="account.account_id")
     step_id: str
     occurrence_key: str
     planned_at: datetime = Field(sa_type=UTCDateTime)
