@@ -624,3 +624,44 @@ def test_unknown_locale_falls_back_to_the_english_default() -> None:
     renderer = TemplateRenderer(TEMPLATES)
     context = sample_context("fr-FR")
     assert "Reply STOP" in renderer.render("sms", "reminder", "fr-FR", context).text
+
+
+def _busy_template(tmp_path: Path) -> Any:
+    """A template that works (under the step bound) for a measurable while."""
+    renderer = TemplateRenderer(tmp_path, live=False)
+    write(
+        tmp_path,
+        "sms/busy.txt.j2",
+        "{% for a in range(300) %}{% for b in range(300) %}{% endfor %}{% endfor %}done",
+    )
+    return renderer.env.get_template("sms/busy.txt.j2")
+
+
+def test_a_render_is_stopped_when_it_has_used_its_processor_time(tmp_path: Path) -> None:
+    from orchestrator.content import sandbox
+
+    template = _busy_template(tmp_path)
+    with pytest.raises(sandbox.TemplateLimitError, match="took longer than"):
+        sandbox.render(template, {}, seconds=0.005)
+    assert sandbox.render(template, {}, seconds=30) == "done"
+
+
+def test_time_the_machine_spent_elsewhere_does_not_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clock jumps an hour at every read (the renderer's thread waiting while the
+    machine is busy elsewhere): a render within its processor time still finishes."""
+    import time as real_time
+
+    from orchestrator.content import sandbox
+
+    template = _busy_template(tmp_path)
+    jumps = [0.0]
+
+    def jumping() -> float:
+        jumps[0] += 3600.0
+        return real_time.perf_counter() + jumps[0]
+
+    monkeypatch.setattr(sandbox.time, "monotonic", jumping)
+    assert sandbox.render(template, {}, seconds=30) == "done"
+    assert jumps[0] > 3600.0 * 1000  # the clock was read at each step, and had run out
