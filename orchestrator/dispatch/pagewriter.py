@@ -5,9 +5,10 @@ A planning page is read from the database, planned in Python, then written back
 and Python idles while the database writes. So the pages' writes go to a thread of their
 own, which writes each page in its own transaction, in order, while the next page is
 read and planned; the driver lets go of the interpreter while it waits for the server.
-1M accounts on PostgreSQL: the round took 141 s in turn, 117 s with the writes behind.
-(Reading ahead in a third thread gained nothing more: the threads then wait for the
-interpreter, not for the database.)
+1M accounts on PostgreSQL: the round took 141 s in turn, 98 to 117 s with the writes
+behind. (Reading ahead in a third thread gained nothing more: the threads then wait for
+the interpreter, not for the database. On SQLite, whose writes are the process's own
+work, the planner writes its pages itself.)
 
 At most ``depth`` pages wait to be written: memory stays a few pages whatever the
 portfolio. A write that fails stops the round: the planner hears of it at its next

@@ -115,12 +115,11 @@ class Planning:
         # Where a decision of bad data tells local time: the account's zones may be what
         # could not be worked out.
         self.default_zone = default_zone
-        # A round's pages are written by a thread of their own (``pagewriter``), but for
-        # an SQLite database in memory: each thread would have a database of its own.
-        url = db.url
-        self._threaded = not (
-            url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-        )
+        # On PostgreSQL a round's pages are written by a thread of their own
+        # (``pagewriter``), while the server works; on SQLite the writes are this
+        # process's own work, and a second thread only made the round slower
+        # (100,000 accounts: 12 to 13 s instead of 9.5 to 11 s).
+        self._threaded = db.url.get_backend_name() == "postgresql"
 
     def plan(self, now: datetime, *, digest: str, page: int, start: int = 0) -> int | None:
         """A planning round, ``page`` accounts at a time: how many occurrences were new,
@@ -216,7 +215,7 @@ class Planning:
         return _Page(values, accounts, self._unplanned(rows, bad, now))
 
     def _write_page(self, page: _Page) -> int:
-        with self.db.begin() as conn:
+        with collector_held(), self.db.begin() as conn:
             return self._write(conn, page)
 
     def _write(self, conn: Connection, page: _Page) -> int:
@@ -285,7 +284,9 @@ class Planning:
         after = ""
         while True:
             with self.db.connect() as conn:
-                found = list(conn.execute(ids.where(account_t.c.account_id > after)).scalars())
+                found = list(
+                    conn.execute(ids.where(account_t.c.account_id > after)).scalars().all()
+                )
             for at in range(0, len(found), page):
                 yield found[at : at + page]
             if len(found) < _ID_PAGE:
@@ -342,8 +343,11 @@ def _plan_due(rep: Replayed, next_fact: datetime | None, now: datetime) -> datet
     """When this account's plan can next change: its next local day (primary zone), its
     next promise or instalment deadline, or its next dated fact, whichever comes first."""
     zone = rep.rules.zones.primary
-    tomorrow = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
-    return min(t for t in (tomorrow, rep.next_deadline, next_fact) if t is not None)
+    due = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
+    for t in (rep.next_deadline, next_fact):
+        if t is not None and t < due:
+            due = t
+    return due
 
 
 def _moved_to(row: Row[Any], mark: StageMark | None) -> StageMark | None:
