@@ -27,15 +27,11 @@ def write_promise_states(
     conn: Connection, account_id: str, state: AccountState, now: datetime
 ) -> None:
     """Store the promise states the replay derived (p1, p2... in made order)."""
-    rows = conn.execute(
-        sa.select(promise_t.c.id)
-        .where(promise_t.c.account_id == account_id, promise_t.c.made_at <= now)
-        .order_by(promise_t.c.made_at, promise_t.c.id)
-    ).all()
-    for row, promise in zip(rows, state.promises, strict=False):
+    ids = _ids_in_order(conn, promise_t, promise_t.c.made_at, account_id, now)
+    for promise_id, promise in zip(ids, state.promises, strict=False):
         conn.execute(
             promise_t.update()
-            .where(promise_t.c.id == row.id)
+            .where(promise_t.c.id == promise_id)
             .values(state=promise.state, kept_at=promise.kept_at, broken_at=promise.broken_at)
         )
 
@@ -46,18 +42,14 @@ def write_plan_states(
     """Store what the replay derived of each payment plan (in created order): active,
     completed (every instalment paid) or broken (one missed), and each instalment's paid
     amount, so that ``account show`` and the API tell them as the engine sees them."""
-    plans = conn.execute(
-        sa.select(plan_t.c.id)
-        .where(plan_t.c.account_id == account_id, plan_t.c.created_at <= now)
-        .order_by(plan_t.c.created_at, plan_t.c.id)
-    ).all()
-    for row, plan in zip(plans, state.plans, strict=False):
+    plan_ids = _ids_in_order(conn, plan_t, plan_t.c.created_at, account_id, now)
+    for plan_id, plan in zip(plan_ids, state.plans, strict=False):
         done = all(i.settled for i in plan.instalments)
         ended = plan.broken_at or (now if done else None)
         conn.execute(
             plan_t.update()
             .where(
-                plan_t.c.id == row.id,
+                plan_t.c.id == plan_id,
                 sa.or_(plan_t.c.state == "active", plan_t.c.ended_at.is_(None)),
             )
             .values(
@@ -68,7 +60,7 @@ def write_plan_states(
         ids = (
             conn.execute(
                 sa.select(instalment_t.c.id)
-                .where(instalment_t.c.plan_id == row.id)
+                .where(instalment_t.c.plan_id == plan_id)
                 .order_by(instalment_t.c.due, instalment_t.c.id)
             )
             .scalars()
@@ -87,3 +79,17 @@ def write_plan_states(
                     else "pending",
                 )
             )
+
+
+def _ids_in_order(
+    conn: Connection, table: sa.Table, made: sa.Column[datetime], account_id: str, now: datetime
+) -> list[int]:
+    """The ids of an account's rows made by ``now``, in the order made: the order the
+    replay numbers them in."""
+    return list(
+        conn.execute(
+            sa.select(table.c.id)
+            .where(table.c.account_id == account_id, made <= now)
+            .order_by(made, table.c.id)
+        ).scalars()
+    )
