@@ -229,6 +229,10 @@ def test_placements_through_the_api(api: tuple[TestClient, sa.Engine, Path]) -> 
 
     listed = client.get("/api/v1/placements", params={"in_force": True}, headers=auth).json()
     assert [p["id"] for p in listed["placements"]] == [1, 2]
+    for name in ("agency", "account_id"):  # a NUL was a 500 on PostgreSQL (found by fuzzing)
+        refused = client.get("/api/v1/placements", params={name: "east\x00"}, headers=auth)
+        assert refused.status_code == 422, refused.text
+        assert "control character U+0000" in refused.text
     one = client.delete("/api/v1/placements/1", headers=auth)
     assert one.status_code == 200 and one.json()["recalled_by"] == "api"
     assert client.delete("/api/v1/placements/1", headers=auth).status_code == 422

@@ -12,7 +12,14 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 
 from orchestrator.web.routes.api import api
-from orchestrator.web.schemas import Placed, PlacementIn, PlacementList, PlacementOut, RecallIn
+from orchestrator.web.schemas import (
+    Placed,
+    PlacementIn,
+    PlacementList,
+    PlacementOut,
+    PlainText,
+    RecallIn,
+)
 from orchestrator.web.server import ServerDep
 from orchestrator.web.services import placements
 from orchestrator.web.services.refusals import Refused
@@ -35,9 +42,11 @@ def post_placements(body: PlacementIn, server: ServerDep) -> dict[str, object]:
 @router.get("/api/v1/placements", dependencies=api, response_model=PlacementList)
 def get_placements(
     server: ServerDep,
-    agency: Annotated[str | None, Query(max_length=64, description="only this agency's")] = None,
+    agency: Annotated[
+        PlainText | None, Query(max_length=64, description="only this agency's")
+    ] = None,
     account_id: Annotated[
-        str | None, Query(max_length=64, description="only this account's")
+        PlainText | None, Query(max_length=64, description="only this account's")
     ] = None,
     in_force: Annotated[bool, Query(description="only those not recalled")] = False,
 ) -> dict[str, object]:
