@@ -33,7 +33,12 @@ def test_pages_are_written_in_order_in_another_thread_and_counted() -> None:
 
 def test_inline_writes_each_page_when_put() -> None:
     written: list[int] = []
-    with PageWriter(lambda p: written.append(p) or 1, threaded=False) as writer:
+
+    def write(page: int) -> int:
+        written.append(page)
+        return 1
+
+    with PageWriter(write, threaded=False) as writer:
         writer.put(1)
         assert written == [1]  # at once, in this thread
         writer.put(2)

@@ -662,6 +662,6 @@ def test_time_the_machine_spent_elsewhere_does_not_count(
         jumps[0] += 3600.0
         return real_time.perf_counter() + jumps[0]
 
-    monkeypatch.setattr(sandbox.time, "monotonic", jumping)
+    monkeypatch.setattr(real_time, "monotonic", jumping)  # the module the sandbox reads
     assert sandbox.render(template, {}, seconds=30) == "done"
     assert jumps[0] > 3600.0 * 1000  # the clock was read at each step, and had run out
