@@ -343,11 +343,8 @@ def _plan_due(rep: Replayed, next_fact: datetime | None, now: datetime) -> datet
     """When this account's plan can next change: its next local day (primary zone), its
     next promise or instalment deadline, or its next dated fact, whichever comes first."""
     zone = rep.rules.zones.primary
-    due = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
-    for t in (rep.next_deadline, next_fact):
-        if t is not None and t < due:
-            due = t
-    return due
+    tomorrow = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
+    return min(t for t in (tomorrow, rep.next_deadline, next_fact) if t is not None)
 
 
 def _moved_to(row: Row[Any], mark: StageMark | None) -> StageMark | None:

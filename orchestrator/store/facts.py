@@ -72,8 +72,7 @@ def replan(conn: Connection, account_ids: Iterable[str]) -> None:
     ids = sorted(set(account_ids))
     if not ids:
         return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(account_plan_t).values(
+    statement = _insert(conn)(account_plan_t).values(
         account_id=sa.bindparam("b_id"), plan_due_at=None, plan_seq=1
     )
     statement = statement.on_conflict_do_update(

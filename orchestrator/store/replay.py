@@ -279,7 +279,16 @@ def load_facts(
     facts: dict[str, Facts] = defaultdict(Facts)
     if not ids:
         return facts
-    by_contact, by_debtor = _by_contact_and_debtor(rows, cipher)
+    by_contact: dict[str, list[str]] = defaultdict(list)
+    by_debtor: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        by_debtor[r.debtor_id].append(r.account_id)
+        indexes = {
+            *cipher.contact_indexes(r.phone_enc, r.phone_index, "phone"),
+            *cipher.contact_indexes(r.email_enc, r.email_index, "email"),
+        }
+        for index in indexes:
+            by_contact[index].append(r.account_id)
     having: dict[str, list[str]] = defaultdict(list)
     opt_outs = []
     for head in conn.execute(
@@ -319,33 +328,6 @@ def load_facts(
             for account_id in by_debtor.get(o.debtor_id, ()):
                 facts[account_id].opt_outs.add(o.channel)
     return facts
-
-
-def _by_contact_and_debtor(
-    rows: Sequence[Row[Any]], cipher: DataCipher
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """The accounts of each contact index (``DataCipher.contact_indexes``) and of each
-    debtor among these rows."""
-    by_contact: dict[str, list[str]] = defaultdict(list)
-    by_debtor: dict[str, list[str]] = defaultdict(list)
-    rotating = cipher.rotating
-    for r in rows:
-        account_id = r.account_id
-        by_debtor[r.debtor_id].append(account_id)
-        if not rotating:  # the stored indexes only, read at once
-            phone, email = r.phone_index, r.email_index
-            if phone:
-                by_contact[phone].append(account_id)
-            if email and email != phone:
-                by_contact[email].append(account_id)
-            continue
-        indexes = {
-            *cipher.contact_indexes(r.phone_enc, r.phone_index, "phone"),
-            *cipher.contact_indexes(r.email_enc, r.email_index, "email"),
-        }
-        for index in indexes:
-            by_contact[index].append(account_id)
-    return by_contact, by_debtor
 
 
 # The first planning fact dated after ``now`` of each account (a payment or promise
