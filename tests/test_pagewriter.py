@@ -91,6 +91,50 @@ def test_a_planner_that_fails_leaves_the_pages_waiting_unwritten() -> None:
     assert written == [1]  # the page being written is finished; the queued ones are not
 
 
+def test_wait_returns_once_the_pages_put_before_are_written() -> None:
+    """A partition is let go once its pages are written, while later pages wait."""
+    release = threading.Event()
+    written: list[int] = []
+
+    def write(page: int) -> int:
+        if page == 3:
+            release.wait(5)
+        written.append(page)
+        return 1
+
+    with PageWriter(write, depth=3) as writer:
+        for page in range(3):
+            writer.put(page)
+        mark = writer.put_count
+        writer.put(3)  # held until released
+        writer.wait(mark)
+        assert written == [0, 1, 2]
+        release.set()
+        writer.wait(writer.put_count)
+        assert written == [0, 1, 2, 3]
+
+
+def test_wait_raises_the_error_of_a_page_that_failed() -> None:
+    def write(page: int) -> int:
+        if page == 1:
+            raise RuntimeError("database gone")
+        return 1
+
+    with pytest.raises(RuntimeError, match="database gone"):
+        with PageWriter(write) as writer:
+            writer.put(0)
+            writer.put(1)
+            writer.put(2)
+            writer.wait(writer.put_count)  # does not wait for the page never written
+
+
+def test_wait_inline_has_nothing_to_wait_for() -> None:
+    with PageWriter(lambda page: 1, threaded=False) as writer:
+        writer.put(1)
+        writer.wait(writer.put_count)
+    assert writer.total == 1
+
+
 def test_the_collector_is_held_while_a_page_runs_and_back_after() -> None:
     assert gc.isenabled()
     with collector_held():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -912,6 +913,57 @@ def test_workers_plan_partitions_apart_on_postgresql(
     # every partition held elsewhere: the round is skipped
     with _partition_locks(db_url, range(PARTITIONS)):
         assert runner.plan(now) == 0 and runner.skipped_plans == 1
+    engine.dispose()
+
+
+def test_a_partition_stays_held_until_its_pages_are_written(
+    db_url: str, data_keys: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next partition is planned while the last one's pages are still being written
+    (a thread of their own): the last one is let go only once they are, so no other
+    worker takes a partition whose pages are not all in."""
+    from orchestrator.dispatch import planning
+    from orchestrator.dispatch.postgres import PARTITION_OF_ACCOUNT
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one worker")
+    now = START + timedelta(hours=15)
+    _, _, engine, runner = _setup(db_url, data_keys, tmp_path, 120)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table_of(AccountRow).c.account_id, PARTITION_OF_ACCOUNT))
+        part_of = {account_id: part for account_id, part in rows}
+    other = db.make_engine(db_url)
+    free_while_written: list[int] = []
+    pages = 0
+    real = planning.Planning._write_page
+
+    def slow_write(self: Any, page: Any) -> int:
+        nonlocal pages
+        pages += 1
+        time.sleep(0.05)  # the planner is on to the next page, or the next partition
+        parts = {part_of[a.account_id] for a in page.accounts}
+        with other.connect() as probe:  # can another worker take the page's partition?
+            for part in parts:
+                if probe.execute(sa.text(f"SELECT pg_try_advisory_lock(7304565, {part})")).scalar():
+                    free_while_written.append(part)
+                    probe.execute(sa.text(f"SELECT pg_advisory_unlock(7304565, {part})"))
+            probe.commit()
+        return real(self, page)
+
+    monkeypatch.setattr(planning.Planning, "_write_page", slow_write)
+    assert runner.plan(now) > 0
+    assert pages > 10 and free_while_written == []
+    with other.connect() as probe:  # and every partition is let go at the end
+        assert (
+            probe.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            ).scalar()
+            == 0
+        )
+    other.dispose()
     engine.dispose()
 
 

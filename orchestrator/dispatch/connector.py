@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import operator
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -79,8 +80,16 @@ def state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
     return sa.or_(*(occurrence_t.c.state == sa.literal_column(f"'{s}'") for s in states))
 
 
-# A planning partition: its number and the accounts in it (``None``: every account).
-Partition = tuple[int, sa.ColumnElement[bool] | None]
+@dataclass
+class Partition:
+    """A planning partition this worker holds: its number (the ``planner_state`` row of
+    its configuration digest) and a condition on the account table selecting its
+    accounts (``None``: every account). Held until ``release`` (or until the iterator
+    of ``Connector.partitions`` that gave it is closed)."""
+
+    key: int
+    accounts: sa.ColumnElement[bool] | None
+    release: Callable[[], None] = lambda: None  # (one worker holds every account)
 
 
 class Connector(ABC):
@@ -118,12 +127,12 @@ class Connector(ABC):
         """The due rows a lease takes, kept from other workers."""
 
     @abstractmethod
-    def partitions(self, db: Engine, start: int) -> Iterator[Partition]:
-        """The planning partitions this worker takes, one at a time, each held while the
-        caller plans it (the next is taken when the caller asks for it): its number (the
-        ``planner_state`` row of its configuration digest) and a condition on the account
-        table selecting its accounts, ``None`` for all of them (one partition). ``start``
-        spreads workers over different partitions."""
+    def partitions(self, db: Engine, start: int) -> Generator[Partition]:
+        """The planning partitions this worker takes, one at a time (the next is taken
+        when the caller asks for it), each held until the caller releases it, so that
+        the caller can plan the next while the last one's pages are still being written;
+        those still held when the iterator closes are released then. ``start`` spreads
+        workers over different partitions."""
 
     @abstractmethod
     def fold_turn(self, db: Engine) -> AbstractContextManager[bool]:

@@ -52,6 +52,9 @@ class PageWriter(Generic[P]):
         self._error: BaseException | None = None
         self._stop = threading.Event()  # the planner failed: write nothing more
         self.total = 0
+        self.put_count = 0  # pages put so far
+        self._written = 0  # pages written so far
+        self._progress = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def __enter__(self) -> PageWriter[P]:
@@ -62,8 +65,10 @@ class PageWriter(Generic[P]):
     def put(self, page: P) -> None:
         """Queue a page to be written (waits while ``depth`` pages wait); raises the
         error of a write that failed, if one did."""
+        self.put_count += 1
         if not self._threaded:
             self.total += self._write(page)
+            self._written += 1
             return
         self._raise()
         while True:
@@ -74,6 +79,14 @@ class PageWriter(Generic[P]):
                 self._raise()
                 if not self._thread.is_alive():  # (cannot happen: it stops on _DONE)
                     raise RuntimeError("the planning writer stopped") from None
+
+    def wait(self, count: int) -> None:
+        """Wait until the first ``count`` pages put are written; raises the error of a
+        write that failed, if one did (those pages will not be)."""
+        with self._progress:
+            while self._written < count and self._error is None:
+                self._progress.wait(timeout=0.5)
+        self._raise()
 
     def __exit__(
         self,
@@ -105,3 +118,6 @@ class PageWriter(Generic[P]):
                 self.total += self._write(page)
             except BaseException as exc:  # handed to the planner's thread
                 self._error = exc
+            with self._progress:
+                self._written += 1
+                self._progress.notify_all()

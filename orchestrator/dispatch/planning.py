@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from orchestrator.core.planner import StageMark, plan_day, plan_fire, stage_mark
 from orchestrator.core.records import DecisionRecord
 from orchestrator.core.validation import plan_notice
 from orchestrator.dispatch.baddata import is_bad_data, note, planning_failed, replay_accounts
-from orchestrator.dispatch.connector import Connector
+from orchestrator.dispatch.connector import Connector, Partition
 from orchestrator.dispatch.decider import Decider
 from orchestrator.dispatch.gcpause import collector_held
 from orchestrator.dispatch.pagewriter import PageWriter
@@ -134,41 +135,71 @@ class Planning:
                 if mine:
                     with self.db.begin() as conn:
                         fold(conn, now, config.policy.best_time)
-        planned: int | None = None
-        for key, part in self.connector.partitions(self.db, start):
-            planned = (planned or 0) + self._round(now, digest, page, key, part)
-        return planned
+        taken = False
+        with closing(self.connector.partitions(self.db, start)) as partitions:
+            with PageWriter(self._write_page, threaded=self._threaded) as writer:
+                behind: tuple[Partition, bool, int] | None = None
+                for partition in partitions:
+                    taken = True
+                    every = self._planned_under(partition.key) != digest
+                    self._plan_partition(writer, now, every, page, partition.accounts)
+                    # The last partition's pages were written while this one was
+                    # planned: once they are, it is done and let go.
+                    if behind is not None:
+                        self._done(writer, now, digest, *behind)
+                    behind = (partition, every, writer.put_count)
+                if behind is not None:
+                    self._done(writer, now, digest, *behind)
+        return writer.total if taken else None
 
-    def _round(
-        self,
-        now: datetime,
-        digest: str,
-        page: int,
-        key: int,
-        part: sa.ColumnElement[bool] | None,
-    ) -> int:
-        """Plan one partition: ``part`` its accounts (``None``: all of them), ``key`` the
-        ``planner_state`` row of the configuration it was last planned under."""
+    def _planned_under(self, key: int) -> str | None:
+        """The planning configuration's digest the partition ``key`` was last planned
+        under (``None``: never planned)."""
         with self.db.connect() as conn:
-            stored = conn.execute(
+            return conn.execute(
                 sa.select(planner_t.c.config_digest).where(planner_t.c.id == key)
             ).scalar()
-        every = stored != digest
-        with PageWriter(self._write_page, threaded=self._threaded) as writer:
-            for ids in self._due_ids(now, every, page, part):
-                with collector_held():  # a page's objects are freed when it is done
-                    with self.db.connect() as conn:
-                        rows = conn.execute(_BY_ID, {"ids": ids}).all()
-                        if rows:  # (an account cannot go: none is ever deleted)
-                            writer.put(self._planned_page(conn, list(rows), now))
-        planned = writer.total
+
+    def _plan_partition(
+        self,
+        writer: PageWriter[_Page],
+        now: datetime,
+        every: bool,
+        page: int,
+        part: sa.ColumnElement[bool] | None,
+    ) -> None:
+        """Plan one partition: its accounts due (``every``: all of them), ``part`` the
+        condition selecting them (``None``: all accounts), ``page`` at a time, each page
+        handed to the writer."""
+        for ids in self._due_ids(now, every, page, part):
+            with collector_held():  # a page's objects are freed when it is done
+                with self.db.connect() as conn:
+                    rows = conn.execute(_BY_ID, {"ids": ids}).all()
+                    if rows:  # (an account cannot go: none is ever deleted)
+                        writer.put(self._planned_page(conn, list(rows), now))
+
+    def _done(
+        self,
+        writer: PageWriter[_Page],
+        now: datetime,
+        digest: str,
+        partition: Partition,
+        every: bool,
+        pages: int,
+    ) -> None:
+        """A partition planned: once its first ``pages`` are written, the configuration
+        it was planned under is recorded (when every account was planned) and it is let
+        go."""
+        writer.wait(pages)
         if every:  # from now on, the accounts' plan_due_at hold under this configuration
             with self.db.begin() as conn:
-                conn.execute(planner_t.delete().where(planner_t.c.id == key))
+                conn.execute(planner_t.delete().where(planner_t.c.id == partition.key))
                 conn.execute(
-                    planner_t.insert().values(id=key, config_digest=digest, updated_at=now)
+                    planner_t.insert().values(
+                        id=partition.key, config_digest=digest, updated_at=now
+                    )
                 )
-        return planned
+        partition.release()
 
     def plan_accounts(self, account_ids: Iterable[str], now: datetime) -> int:
         """Plan just these accounts now (after a payment, a promise, an event arrived), and

@@ -12,7 +12,7 @@ statement in all (``settled``), recorded in a thread while the next batch goes o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -61,23 +61,35 @@ class PostgresConnector(Connector):
     def _locked(self, pick: sa.Select[Any]) -> sa.Select[Any]:
         return pick.with_for_update(skip_locked=True)
 
-    def partitions(self, db: Engine, start: int) -> Iterator[Partition]:
+    def partitions(self, db: Engine, start: int) -> Generator[Partition]:
         """Every partition this worker can lock (a session-level advisory lock each, so
         a worker that dies frees its partition with its connection), from ``start`` on;
         one another worker holds is left to it. Accounts are split by a hash of the
         debtor id, so a debtor's accounts are planned by one worker at a time."""
+        held: set[int] = set()
+
+        def release(part: int) -> None:
+            if part in held:
+                held.discard(part)
+                lock.execute(_PARTITION_UNLOCK, {"p": part})
+                lock.commit()
+
         with db.connect() as lock:
-            for i in range(PARTITIONS):
-                part = (start + i) % PARTITIONS
-                if not lock.execute(_PARTITION_TRY_LOCK, {"p": part}).scalar():
-                    lock.commit()
-                    continue
-                lock.commit()  # the session's lock stays; no transaction stays open
-                try:
-                    yield FIRST_PARTITION + part, PARTITION_OF_ACCOUNT == part
-                finally:
-                    lock.execute(_PARTITION_UNLOCK, {"p": part})
-                    lock.commit()
+            try:
+                for i in range(PARTITIONS):
+                    part = (start + i) % PARTITIONS
+                    taken = lock.execute(_PARTITION_TRY_LOCK, {"p": part}).scalar()
+                    lock.commit()  # the session's lock stays; no transaction stays open
+                    if taken:
+                        held.add(part)
+                        yield Partition(
+                            FIRST_PARTITION + part,
+                            PARTITION_OF_ACCOUNT == part,
+                            lambda part=part: release(part),  # type: ignore[misc]
+                        )
+            finally:
+                for part in sorted(held):
+                    release(part)
 
     @contextmanager
     def fold_turn(self, db: Engine) -> Iterator[bool]:
