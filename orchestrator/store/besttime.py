@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from orchestrator.config.models import BestTime
@@ -31,6 +30,7 @@ from orchestrator.core.besttime import (
     HourLearner,
 )
 from orchestrator.core.state import RESPONDED
+from orchestrator.store.db import insert_for
 from orchestrator.store.inlist import one_of
 from orchestrator.store.tables import (
     AccountEvent,
@@ -201,7 +201,7 @@ def _add(conn: Connection, deltas: HourBook) -> None:
                 "answered": answered_text,
             }
         )
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(conn)
     statement = insert(hour_t)
     conn.execute(
         statement.on_conflict_do_update(

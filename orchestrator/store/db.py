@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlmodel import Session, create_engine
@@ -108,6 +109,12 @@ def normalize_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def insert_for(conn: Connection) -> Any:
+    """The ``insert`` construct of the connection's database (PostgreSQL's or SQLite's),
+    which has ``on_conflict_do_nothing`` and ``on_conflict_do_update``."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:

@@ -17,13 +17,13 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from channels.base import DeliveryStatus, can_move
 from orchestrator.core.crypto import DataCipher
 from orchestrator.core.records import Reason
 from orchestrator.store import audit
+from orchestrator.store.db import insert_for
 from orchestrator.store.inlist import one_of
 from orchestrator.store.tables import (
     AccountEvent,
@@ -72,7 +72,7 @@ def replan(conn: Connection, account_ids: Iterable[str]) -> None:
     ids = sorted(set(account_ids))
     if not ids:
         return
-    statement = _insert(conn)(account_plan_t).values(
+    statement = insert_for(conn)(account_plan_t).values(
         account_id=sa.bindparam("b_id"), plan_due_at=None, plan_seq=1
     )
     statement = statement.on_conflict_do_update(
@@ -80,10 +80,6 @@ def replan(conn: Connection, account_ids: Iterable[str]) -> None:
         set_={"plan_due_at": None, "plan_seq": account_plan_t.c.plan_seq + 1},
     )
     conn.execute(statement, [{"b_id": i} for i in ids])
-
-
-def _insert(conn: Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 def account_row(conn: Connection, account_id: str) -> Row[Any] | None:
@@ -118,7 +114,7 @@ def record_payment(
     """A payment, once per ``payment_id``: the balance goes down (never below zero) and a
     payment that covers it closes the account. ``False`` if it was already recorded."""
     inserted = conn.execute(
-        _insert(conn)(payment_t)
+        insert_for(conn)(payment_t)
         .values(
             payment_id=payment_id,
             account_id=account_id,
@@ -277,7 +273,7 @@ def first_inbound(conn: Connection, *, provider_id: str, channel: str, at: datet
     """Note a provider's inbound message id; ``False`` if it was noted before (a repeat
     that must change nothing)."""
     inserted = conn.execute(
-        _insert(conn)(inbound_t)
+        insert_for(conn)(inbound_t)
         .values(provider_id=provider_id, channel=channel, received_at=at)
         .on_conflict_do_nothing(index_elements=["provider_id"])
         .returning(inbound_t.c.id)
@@ -501,7 +497,7 @@ def record_delivery(
     if send is None:
         return DeliveryResult("unknown")
     inserted = conn.execute(
-        _insert(conn)(delivery_t)
+        insert_for(conn)(delivery_t)
         .values(
             provider_event_key=event_key,
             send_id=send.id,
@@ -592,7 +588,7 @@ def record_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[
         ]
         inserted = set(
             conn.execute(
-                _insert(conn)(delivery_t)
+                insert_for(conn)(delivery_t)
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=["provider_event_key"])
                 .returning(delivery_t.c.provider_event_key)

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from orchestrator.core.records import iso_utc
 from orchestrator.store.cases import past_due
+from orchestrator.store.db import insert_for
 from orchestrator.store.pauses import active_pauses
 from orchestrator.store.tables import (
     CaseFile,
@@ -70,7 +70,7 @@ def beat(
     }
     if planned is not None:
         values.update(plan_at=now, plan_occurrences=planned[0], plan_seconds=planned[1])
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(conn)
     statement = insert(heartbeat_t).values(values)
     update = {k: statement.excluded[k] for k in values if k != "worker"}
     conn.execute(statement.on_conflict_do_update(index_elements=["worker"], set_=update))

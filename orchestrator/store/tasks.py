@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from orchestrator.config.models import TaskPolicy, TaskRule
@@ -23,6 +22,7 @@ from orchestrator.core.records import iso_utc
 from orchestrator.core.tasks import TaskOutcome, TaskState, is_overdue
 from orchestrator.errors import Conflict, Unknown
 from orchestrator.store import audit
+from orchestrator.store.db import insert_for
 from orchestrator.store.tables import (
     AccountRow,
     DeliveryEvent,
@@ -129,7 +129,7 @@ def create_task(
 def _insert_open(conn: Connection) -> Any:
     """An insert of tasks that leaves out one whose account has an open task of its
     type already (``open_key``)."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(conn)
     return insert(task_t).on_conflict_do_nothing(index_elements=["open_key"])
 
 

@@ -19,7 +19,6 @@ from itertools import takewhile
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from orchestrator.config.models import WebhookSubscription
@@ -31,6 +30,7 @@ from orchestrator.core.webhooks import (
     payload_body,
     webhook_id,
 )
+from orchestrator.store.db import insert_for
 from orchestrator.store.tables import (
     AccountEvent,
     AuditLog,
@@ -238,7 +238,7 @@ def _move_cursor(
 ) -> None:
     """Record ``source`` read up to ``last_id``; with ``restart``, also as where reading
     starts (nothing up to it is ever posted)."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(conn)
     values = {"source": source, "last_id": last_id, "start_id": last_id if restart else 0}
     statement = insert(cursor_t).values(**values, updated_at=now)
     update = {"last_id": statement.excluded.last_id, "updated_at": now}
@@ -328,7 +328,7 @@ def _order(event: EventDraft) -> tuple[datetime, int, int]:
 
 
 def _enqueue(conn: Connection, subscription: str, event: EventDraft, now: datetime) -> int:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(conn)
     result = conn.execute(
         insert(outbox_t)
         .values(

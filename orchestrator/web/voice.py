@@ -38,7 +38,6 @@ from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -59,6 +58,7 @@ from orchestrator.dispatch.settle import send_status
 from orchestrator.errors import OutreachError
 from orchestrator.store import facts, tasks
 from orchestrator.store.accounts import decision_values
+from orchestrator.store.db import insert_for
 from orchestrator.store.replay import Replayed, load_facts, replay
 from orchestrator.store.tables import Decision, OccurrenceRow, Send, table_of
 
@@ -418,7 +418,7 @@ class VoiceCalls:
 
     def _claim(self, conn: Connection, occ: Planned, call: _Call, now: datetime) -> int | None:
         """Insert the pay-link occurrence; ``None`` if this call already has one."""
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        insert = insert_for(conn)
         row = conn.execute(
             insert(occurrence_t)
             .values(
