@@ -117,6 +117,58 @@ def test_a_dispute_case_suppresses_until_resolved_with_verification(api: Api) ->
     assert len(sent(engine, "A00000")) == 2  # collection resumed
 
 
+def test_one_dispute_verified_does_not_lift_another_still_open(api: Api) -> None:
+    """Two disputes of one account: the first resolved with verification leaves
+    collection suppressed while the second is open; resolving it lifts it."""
+    client, engine, clock, runner, _ = api
+    ids = []
+    for category in ("amount_disputed", "other"):
+        made = client.post(
+            "/api/v1/cases",
+            json={"account_id": "A00000", "kind": "dispute", "category": category},
+            headers=AUTH,
+        )
+        assert made.status_code == 201, made.text
+        ids.append(made.json()["id"])
+    clock.set(T - timedelta(hours=1))
+    resolve = {"action": "resolve", "resolution": "statement sent", "verified": True}
+    first = client.patch(f"/api/v1/cases/{ids[0]}", json=resolve, headers=AUTH)
+    assert first.status_code == 200 and first.json()["verified"] is True
+    assert "dispute_resolved" not in [e.type for e in rows(engine, AccountEvent)]
+    runner.tick(T)
+    assert sent(engine, "A00000") == []  # the second dispute still holds
+    assert len(sent(engine, "A00001")) == 2
+    held = [d for d in rows(engine, Decision) if d.account_id == "A00000"]
+    assert held and {(d.decision, d.reason) for d in held} == {("suppressed", "disputed")}
+
+    clock.set(T + timedelta(hours=1))
+    second = client.patch(f"/api/v1/cases/{ids[1]}", json=resolve, headers=AUTH)
+    assert second.status_code == 200, second.text
+    assert [e.type for e in rows(engine, AccountEvent)][-1] == "dispute_resolved"
+    runner.tick(T + timedelta(days=2))
+    assert len(sent(engine, "A00000")) == 2  # collection resumed
+    trail = [r for r in rows(engine, AuditLog) if r.action == "case.resolved"]
+    assert [r.detail["collection_resumes"] for r in trail] == [False, True]
+
+
+def test_the_cli_says_which_dispute_still_holds(api: Api) -> None:
+    client, _, _, _, env = api
+    for _ in range(3):
+        answer = client.post(
+            "/api/v1/cases", json={"account_id": "A00000", "kind": "dispute"}, headers=AUTH
+        )
+        assert answer.status_code == 201
+    done = cli(env, "cases", "resolve", "1", "--resolution", "statement sent", "--verified")
+    assert done.output == (
+        "resolved #1 dispute of account A00000 "
+        "(collection stays suppressed: disputes #2, #3 are still open)\n"
+    )
+    done = cli(env, "cases", "resolve", "2", "--resolution", "statement sent", "--verified")
+    assert done.output.endswith("(collection stays suppressed: dispute #3 is still open)\n")
+    done = cli(env, "cases", "resolve", "3", "--resolution", "statement sent", "--verified")
+    assert done.output.endswith("(collection resumes)\n")
+
+
 def test_events_api_opens_cases_and_keeps_suppression(api: Api) -> None:
     client, engine, clock, runner, _ = api
     url = "/api/v1/accounts/A00000/events"

@@ -149,6 +149,11 @@ def test_texts_and_cases_make_tasks_and_the_api_works_them(api: Api) -> None:
         f"/api/v1/tasks/{hardship}/complete", json={"outcome": "no_answer"}, headers=BOB
     )
     assert stolen.status_code == 409
+    paths = client.get("/openapi.json").json()["paths"]
+    for route in ("claim", "complete"):  # the refusals are in the API's description
+        assert {"404", "409"} <= set(
+            paths[f"/api/v1/tasks/{{task_id}}/{route}"]["post"]["responses"]
+        )
 
     # filters
     def ids(query: str) -> list[int]:

@@ -117,9 +117,10 @@ def resolve(
     ),
 ) -> None:
     """Resolve a case. A dispute resolved --verified lifts its suppression (the daemon
-    plans the account again); without, the case closes and collection stays suppressed."""
+    plans the account again) once no other dispute of the account holds it; without,
+    the case closes and collection stays suppressed."""
     from orchestrator.clock import SystemClock
-    from orchestrator.store.cases import resolve_checked
+    from orchestrator.store.cases import disputes_holding, resolve_checked
 
     now = SystemClock().now()
     actor = cli_actor()
@@ -127,14 +128,20 @@ def resolve(
 
         def write() -> Any:
             with engine.begin() as conn:
-                return resolve_checked(
+                case = resolve_checked(
                     conn, case_id, resolution=resolution, verified=verified, actor=actor, now=now
                 )
+                return case, disputes_holding(conn, case.account_id)
 
-        case = _refused(write)
-    lifted = " (collection resumes)" if case.kind == "dispute" and verified else ""
-    kept = " (collection stays suppressed)" if case.kind == "dispute" and not verified else ""
-    typer.echo(f"resolved #{case.id} {case.kind} of account {case.account_id}{lifted}{kept}")
+        case, holding = _refused(write)
+    said = ""
+    if case.kind == "dispute" and verified and holding:
+        others = ", ".join(f"#{i}" for i in holding)
+        still = "dispute {} is" if len(holding) == 1 else "disputes {} are"
+        said = f" (collection stays suppressed: {still.format(others)} still open)"
+    elif case.kind == "dispute":
+        said = " (collection resumes)" if verified else " (collection stays suppressed)"
+    typer.echo(f"resolved #{case.id} {case.kind} of account {case.account_id}{said}")
 
 
 def register(app: typer.Typer) -> None:

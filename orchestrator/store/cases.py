@@ -5,7 +5,8 @@ transaction.
 A case does not suppress anything by itself: the ``dispute`` and ``complaint`` account
 events do (the gate reads them), and opening a case writes its event unless the caller
 wrote it already (the events API). Resolving a dispute with verification writes
-``dispute_resolved``, which lifts the suppression as it always did; resolving one without
+``dispute_resolved``, which lifts the suppression as it always did, once no other
+dispute case of the account is still open (``disputes_holding``); resolving one without
 verification closes the case and leaves collection suppressed (a new verified
 ``dispute_resolved`` lifts it later).
 """
@@ -31,11 +32,12 @@ from orchestrator.core.cases import (
 )
 from orchestrator.errors import Invalid, Unknown
 from orchestrator.store import audit, facts, tasks
-from orchestrator.store.tables import CaseFile, table_of
+from orchestrator.store.tables import AccountRow, CaseFile, table_of
 
 __all__ = [
     "Case",
     "acknowledge_case",
+    "disputes_holding",
     "find_case",
     "list_cases",
     "open_case",
@@ -47,6 +49,7 @@ __all__ = [
 ]
 
 case_t = table_of(CaseFile)
+account_t = table_of(AccountRow)
 
 
 def _stamp(t: datetime | None) -> str | None:
@@ -206,22 +209,51 @@ def resolve_case(
     now: datetime,
 ) -> Case:
     """Resolve a case (acknowledging it too, if it was not). A dispute resolved with
-    ``verified`` writes ``dispute_resolved``: collection resumes; without, it stays
+    ``verified`` writes ``dispute_resolved``: collection resumes, unless another dispute
+    of the account still holds it (``disputes_holding``); without ``verified``, it stays
     suppressed. The caller replans the account."""
     kept = verified if case.kind == CaseKind.dispute else None
     if not _mark_resolved(conn, case, resolution, kept, actor, now):
         # a concurrent request resolved it first: this one rolls back
         raise Invalid(f"case {case.id} is resolved already", "resolved")
+    detail: dict[str, Any] = {"verified": kept}
     if case.kind == CaseKind.dispute and verified:
-        facts.record_event(
-            conn,
-            account_id=case.account_id,
-            type_="dispute_resolved",
-            at=now,
-            detail={"case": case.id},
+        # Two disputes of one account resolved at once: the second to take the account's
+        # row sees the first resolved, so one of them lifts the suppression.
+        conn.execute(
+            sa.select(account_t.c.account_id)
+            .where(account_t.c.account_id == case.account_id)
+            .with_for_update()
         )
-    _audit(conn, case, actor, now, "case.resolved", {"verified": kept})
+        holding = disputes_holding(conn, case.account_id)
+        if not holding:
+            facts.record_event(
+                conn,
+                account_id=case.account_id,
+                type_="dispute_resolved",
+                at=now,
+                detail={"case": case.id},
+            )
+        detail["collection_resumes"] = not holding
+    _audit(conn, case, actor, now, "case.resolved", detail)
     return _reread(conn, case)
+
+
+def disputes_holding(conn: Connection, account_id: str) -> list[int]:
+    """The ids of the account's dispute cases not resolved yet: each keeps collection
+    suppressed, so one dispute verified does not lift another still being answered.
+    (A dispute resolved without verification is answered by a later verification of
+    the debt, as before.)"""
+    query = (
+        sa.select(case_t.c.id)
+        .where(
+            case_t.c.account_id == account_id,
+            case_t.c.kind == str(CaseKind.dispute),
+            case_t.c.resolved_at.is_(None),
+        )
+        .order_by(case_t.c.id)
+    )
+    return list(conn.execute(query).scalars())
 
 
 def _mark_resolved(
@@ -275,7 +307,8 @@ def resolve_open_disputes(
         resolution = "dispute_resolved recorded through the events API"
         if not _mark_resolved(conn, case, resolution, True, actor, now):
             continue
-        _audit(conn, case, actor, now, "case.resolved", {"verified": True})
+        detail = {"verified": True, "collection_resumes": True}  # the event lifts them all
+        _audit(conn, case, actor, now, "case.resolved", detail)
         resolved.append(_reread(conn, case))
     return resolved
 

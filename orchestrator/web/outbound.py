@@ -92,6 +92,11 @@ class CaseData(_Data):
     kind: Literal["complaint", "dispute"] | None = Field(None, description="case.opened")
     category: str | None = Field(None, description="case.opened")
     verified: bool | None = Field(None, description="case.resolved: a dispute verified")
+    collection_resumes: bool | None = Field(
+        None,
+        description="case.resolved, a dispute verified: collection resumes (false: another "
+        "dispute of the account is still open)",
+    )
 
 
 class TaskData(_Data):

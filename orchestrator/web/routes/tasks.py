@@ -7,7 +7,7 @@ is claimed by someone else, or done) or a 422 with the reason (docs/http.md).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
@@ -22,6 +22,10 @@ from orchestrator.web.services.refusals import Refused
 router = APIRouter()
 
 TaskId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+REFUSED: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such task (or, completing, no such account)"},
+    409: {"description": "the task is claimed by someone else, or done: nothing written"},
+}
 Name = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
 
 
@@ -50,7 +54,9 @@ def get_task(task_id: TaskId, server: ServerDep) -> dict[str, object]:
         raise HTTPException(exc.status, exc.detail) from None
 
 
-@router.post("/api/v1/tasks/{task_id}/claim", dependencies=api, response_model=TaskOut)
+@router.post(
+    "/api/v1/tasks/{task_id}/claim", dependencies=api, response_model=TaskOut, responses=REFUSED
+)
 def post_claim(task_id: TaskId, server: ServerDep, actor: Actor) -> dict[str, object]:
     """Take the task: its assignee becomes the token's name. Claiming your own task again
     is a no-op; one claimed by someone else, or done, is 409."""
@@ -60,7 +66,12 @@ def post_claim(task_id: TaskId, server: ServerDep, actor: Actor) -> dict[str, ob
         raise HTTPException(exc.status, exc.detail) from None
 
 
-@router.post("/api/v1/tasks/{task_id}/complete", dependencies=api, response_model=TaskDoneOut)
+@router.post(
+    "/api/v1/tasks/{task_id}/complete",
+    dependencies=api,
+    response_model=TaskDoneOut,
+    responses=REFUSED,
+)
 def post_complete(
     task_id: TaskId, body: TaskDone, server: ServerDep, actor: Actor
 ) -> dict[str, object]:
