@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import operator
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,8 +84,8 @@ def state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
 class Partition:
     """A planning partition this worker holds: its number (the ``planner_state`` row of
     its configuration digest) and a condition on the account table selecting its
-    accounts (``None``: every account). Held until ``release`` (or until the iterator
-    of ``Connector.partitions`` that gave it is closed)."""
+    accounts (``None``: every account). Held until ``release`` (or until the block of
+    ``Connector.partitions`` that gave it ends)."""
 
     key: int
     accounts: sa.ColumnElement[bool] | None
@@ -127,11 +127,11 @@ class Connector(ABC):
         """The due rows a lease takes, kept from other workers."""
 
     @abstractmethod
-    def partitions(self, db: Engine, start: int) -> Generator[Partition]:
+    def partitions(self, db: Engine, start: int) -> AbstractContextManager[Iterator[Partition]]:
         """The planning partitions this worker takes, one at a time (the next is taken
         when the caller asks for it), each held until the caller releases it, so that
         the caller can plan the next while the last one's pages are still being written;
-        those still held when the iterator closes are released then. ``start`` spreads
+        those still held when the block ends are released then. ``start`` spreads
         workers over different partitions."""
 
     @abstractmethod

@@ -6,9 +6,10 @@ and Python idles while the database writes. So the pages' writes go to a thread 
 own, which writes each page in its own transaction, in order, while the next page is
 read and planned; the driver lets go of the interpreter while it waits for the server.
 1M accounts on PostgreSQL: the round took 141 s in turn, 98 to 117 s with the writes
-behind. (Reading ahead in a third thread gained nothing more: the threads then wait for
-the interpreter, not for the database. On SQLite, whose writes are the process's own
-work, the planner writes its pages itself.)
+behind. (Reading the pages' rows ahead in a third thread gained nothing more: the
+threads then wait for the interpreter, not for the database; finding the next
+partition's due ids ahead does gain, as that is the server's work. On SQLite, whose
+writes are the process's own work, the planner writes its pages itself.)
 
 At most ``depth`` pages wait to be written: memory stays a few pages whatever the
 portfolio. A write that fails stops the round: the planner hears of it at its next

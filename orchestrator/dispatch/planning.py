@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,6 +83,11 @@ _DUE_AT = sa.func.coalesce(
 BAD_DATA_RETRY = timedelta(days=1)
 
 
+# A partition's accounts to plan: whether all of them are (``every``), the query that
+# finds their ids, and the first ids it found.
+_Due = tuple[bool, sa.Select[Any], list[str]]
+
+
 @dataclass
 class _Page:
     """A page of accounts planned, to be written back in one transaction."""
@@ -136,42 +141,67 @@ class Planning:
                     with self.db.begin() as conn:
                         fold(conn, now, config.policy.best_time)
         taken = False
-        with closing(self.connector.partitions(self.db, start)) as partitions:
-            with PageWriter(self._write_page, threaded=self._threaded) as writer:
-                behind: tuple[Partition, bool, int] | None = None
-                for partition in partitions:
-                    taken = True
-                    every = self._planned_under(partition.key) != digest
-                    self._plan_partition(writer, now, every, page, partition.accounts)
-                    # The last partition's pages were written while this one was
-                    # planned: once they are, it is done and let go.
+        with self.connector.partitions(self.db, start) as partitions:
+            # The next partition is taken, and its due accounts found, while this one is
+            # planned (a thread of its own: the server's work, little of Python's).
+            with ThreadPoolExecutor(1, thread_name_prefix="planner-ids") as finder:
+                with PageWriter(self._write_page, threaded=self._threaded) as writer:
+                    ahead = self._ahead(finder, next(partitions, None), now, digest)
+                    behind: tuple[Partition, bool, int] | None = None
+                    while ahead is not None:
+                        taken = True
+                        partition, found = ahead
+                        ahead = self._ahead(finder, next(partitions, None), now, digest)
+                        every, query, first = found.result()
+                        self._plan_partition(writer, now, page, query, first)
+                        # The last partition's pages were written while this one was
+                        # planned: once they are, it is done and let go.
+                        if behind is not None:
+                            self._done(writer, now, digest, *behind)
+                        behind = (partition, every, writer.put_count)
                     if behind is not None:
                         self._done(writer, now, digest, *behind)
-                    behind = (partition, every, writer.put_count)
-                if behind is not None:
-                    self._done(writer, now, digest, *behind)
         return writer.total if taken else None
 
-    def _planned_under(self, key: int) -> str | None:
-        """The planning configuration's digest the partition ``key`` was last planned
-        under (``None``: never planned)."""
+    def _ahead(
+        self, finder: ThreadPoolExecutor, partition: Partition | None, now: datetime, digest: str
+    ) -> tuple[Partition, Future[_Due]] | None:
+        """A partition taken, and the finding of its due accounts under way."""
+        if partition is None:
+            return None
+        return partition, finder.submit(self._find_due, partition, now, digest)
+
+    def _find_due(self, partition: Partition, now: datetime, digest: str) -> _Due:
+        """Whether every account of the partition is to be planned (it was last planned
+        under another configuration), the query of its ids, and the first ones."""
         with self.db.connect() as conn:
-            return conn.execute(
-                sa.select(planner_t.c.config_digest).where(planner_t.c.id == key)
+            stored = conn.execute(
+                sa.select(planner_t.c.config_digest).where(planner_t.c.id == partition.key)
             ).scalar()
+        every = stored != digest
+        query = sa.select(account_t.c.account_id).order_by(account_t.c.account_id)
+        query = query.limit(_ID_PAGE)
+        if partition.accounts is not None:
+            query = query.where(partition.accounts)
+        if not every:
+            query = query.where(_DUE_AT <= now)
+        return every, query, self._ids_after(query, "")
+
+    def _ids_after(self, query: sa.Select[Any], after: str) -> list[str]:
+        with self.db.connect() as conn:
+            return list(conn.execute(query.where(account_t.c.account_id > after)).scalars())
 
     def _plan_partition(
         self,
         writer: PageWriter[_Page],
         now: datetime,
-        every: bool,
         page: int,
-        part: sa.ColumnElement[bool] | None,
+        query: sa.Select[Any],
+        first: list[str],
     ) -> None:
-        """Plan one partition: its accounts due (``every``: all of them), ``part`` the
-        condition selecting them (``None``: all accounts), ``page`` at a time, each page
-        handed to the writer."""
-        for ids in self._due_ids(now, every, page, part):
+        """Plan one partition's accounts due (``query`` finds their ids, ``first`` are the
+        first found), ``page`` at a time, each page handed to the writer."""
+        for ids in self._due_ids(query, page, first):
             with collector_held():  # a page's objects are freed when it is done
                 with self.db.connect() as conn:
                     rows = conn.execute(_BY_ID, {"ids": ids}).all()
@@ -299,30 +329,18 @@ class Planning:
             note(account_id, bad[account_id], "plan")
         return [planning_failed(a, debtors[a], now, self.default_zone) for a in sorted(bad)]
 
-    def _due_ids(
-        self, now: datetime, every: bool, page: int, part: sa.ColumnElement[bool] | None
-    ) -> Iterator[list[str]]:
-        """Pages of the ids of the accounts to plan: those due (or all of them), by
-        account id, of the partition ``part`` (``None``: every account), ``page`` at a
-        time. They are found ``_ID_PAGE`` at a time: a query that found the due accounts
-        a page at a time scanned the rest of the partition again for every page."""
-        ids = sa.select(account_t.c.account_id).order_by(account_t.c.account_id)
-        ids = ids.limit(_ID_PAGE)
-        if part is not None:
-            ids = ids.where(part)
-        if not every:
-            ids = ids.where(_DUE_AT <= now)
-        after = ""
+    def _due_ids(self, query: sa.Select[Any], page: int, first: list[str]) -> Iterator[list[str]]:
+        """Pages of the ids of the accounts to plan, by account id, ``page`` at a time,
+        ``first`` those found first. ``query`` finds them ``_ID_PAGE`` at a time: a query
+        that found the due accounts a page at a time scanned the rest of the partition
+        again for every page."""
+        found = first
         while True:
-            with self.db.connect() as conn:
-                found = list(
-                    conn.execute(ids.where(account_t.c.account_id > after)).scalars().all()
-                )
             for at in range(0, len(found), page):
                 yield found[at : at + page]
             if len(found) < _ID_PAGE:
                 return
-            after = found[-1]
+            found = self._ids_after(query, found[-1])
 
     def _plan_account(self, rep: Replayed, now: datetime) -> Iterator[dict[str, Any]]:
         state, rules = rep.state, rep.rules

@@ -12,7 +12,7 @@ statement in all (``settled``), recorded in a thread while the next batch goes o
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -61,32 +61,36 @@ class PostgresConnector(Connector):
     def _locked(self, pick: sa.Select[Any]) -> sa.Select[Any]:
         return pick.with_for_update(skip_locked=True)
 
-    def partitions(self, db: Engine, start: int) -> Generator[Partition]:
+    @contextmanager
+    def partitions(self, db: Engine, start: int) -> Iterator[Iterator[Partition]]:
         """Every partition this worker can lock (a session-level advisory lock each, so
         a worker that dies frees its partition with its connection), from ``start`` on;
         one another worker holds is left to it. Accounts are split by a hash of the
         debtor id, so a debtor's accounts are planned by one worker at a time."""
         held: set[int] = set()
-
-        def release(part: int) -> None:
-            if part in held:
-                held.discard(part)
-                lock.execute(_PARTITION_UNLOCK, {"p": part})
-                lock.commit()
-
         with db.connect() as lock:
-            try:
+
+            def release(part: int) -> None:
+                if part in held:
+                    held.discard(part)
+                    lock.execute(_PARTITION_UNLOCK, {"p": part})
+                    lock.commit()
+
+            def taken() -> Iterator[Partition]:
                 for i in range(PARTITIONS):
                     part = (start + i) % PARTITIONS
-                    taken = lock.execute(_PARTITION_TRY_LOCK, {"p": part}).scalar()
+                    free = lock.execute(_PARTITION_TRY_LOCK, {"p": part}).scalar()
                     lock.commit()  # the session's lock stays; no transaction stays open
-                    if taken:
+                    if free:
                         held.add(part)
                         yield Partition(
                             FIRST_PARTITION + part,
                             PARTITION_OF_ACCOUNT == part,
                             lambda part=part: release(part),  # type: ignore[misc]
                         )
+
+            try:
+                yield taken()
             finally:
                 for part in sorted(held):
                     release(part)

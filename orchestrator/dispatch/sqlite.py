@@ -8,7 +8,7 @@ lease or judge together, and nobody plans alongside. Batch writes are one
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -72,8 +72,9 @@ class SQLiteConnector(Connector):
     def _locked(self, pick: sa.Select[Any]) -> sa.Select[Any]:
         return pick  # the lease's update takes the single write lock
 
-    def partitions(self, db: Engine, start: int) -> Generator[Partition]:
-        yield Partition(1, None)  # one worker plans every account
+    @contextmanager
+    def partitions(self, db: Engine, start: int) -> Iterator[Iterator[Partition]]:
+        yield iter([Partition(1, None)])  # one worker plans every account
 
     @contextmanager
     def fold_turn(self, db: Engine) -> Iterator[bool]:
