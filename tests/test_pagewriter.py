@@ -129,7 +129,10 @@ def test_wait_raises_the_error_of_a_page_that_failed() -> None:
 
 
 def test_wait_inline_has_nothing_to_wait_for() -> None:
-    with PageWriter(lambda page: 1, threaded=False) as writer:
+    def write(page: int) -> int:
+        return 1
+
+    with PageWriter(write, threaded=False) as writer:
         writer.put(1)
         writer.wait(writer.put_count)
     assert writer.total == 1
