@@ -7,12 +7,18 @@ worker and with 2 worker processes at once (each its own ``Runner``, as two daem
 one database), resetting the plan between runs, taking turns. Prints accounts planned
 per second for each and the ratio. Target (issue 27): 2 workers >= 1.6x the rate of one.
 This machine has 2 cores that PostgreSQL shares with the workers: say what you see.
+
+Beside each figure, how many of the machine's cores were busy on average during the run
+(``/proc/stat``: the workers, PostgreSQL and anything else) and the processor time it
+took in all. A round that already keeps every core busy with one worker can go faster
+with two only by doing less work: the cores, not the workers, are then the limit.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -73,8 +79,18 @@ def _reset(url: str) -> None:
     engine.dispose()
 
 
-def run(url: str, workers: int, key: str) -> tuple[float, int]:
-    """Wall seconds for ``workers`` processes to plan the day, and occurrences planned."""
+def cpu_jiffies() -> tuple[int, int]:
+    """The machine's processor time so far (``/proc/stat``, all cores): busy, and in all
+    (idle and waiting for I/O included), in clock ticks."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    total = sum(fields[:8])  # guest time is already counted in user time
+    return total - idle, total
+
+
+def run(url: str, workers: int, key: str) -> tuple[float, int, float]:
+    """Wall seconds for ``workers`` processes to plan the day, occurrences planned, and
+    the cores busy on average meanwhile."""
     _reset(url)
     ctx = mp.get_context("spawn")
     start, out = ctx.Event(), ctx.Queue()
@@ -84,13 +100,16 @@ def run(url: str, workers: int, key: str) -> tuple[float, int]:
     for proc in procs:
         proc.start()
     time.sleep(3)  # every process has imported and built its runner
+    busy0, total0 = cpu_jiffies()
     t0 = time.perf_counter()
     start.set()
     results = [out.get(timeout=3600) for _ in procs]  # a worker that died: queue.Empty
     elapsed = time.perf_counter() - t0
+    busy1, total1 = cpu_jiffies()
     for proc in procs:
         proc.join()
-    return elapsed, sum(planned or 0 for planned, _ in results)
+    cores = (os.cpu_count() or 1) * (busy1 - busy0) / max(total1 - total0, 1)
+    return elapsed, sum(planned or 0 for planned, _ in results), cores
 
 
 def main() -> None:
@@ -116,22 +135,31 @@ def main() -> None:
         import_accounts(engine, csv_path, DataCipher([key]))
         engine.dispose()
         times: dict[int, list[float]] = {n: [] for n in counts}
+        busy: dict[int, list[float]] = {n: [] for n in counts}
         planned: dict[int, int] = {}
         for _ in range(args.rounds):
             for n in counts:
-                elapsed, planned[n] = run(url, n, key)
+                elapsed, planned[n], cores = run(url, n, key)
                 times[n].append(elapsed)
+                busy[n].append(cores)
+    ncpu = os.cpu_count() or 1
     rate = {n: args.accounts / statistics.median(times[n]) for n in counts}
     for n in counts:
+        wall, cores = statistics.median(times[n]), statistics.median(busy[n])
         print(
             f"planning {args.accounts:,} accounts on PostgreSQL with {n} worker(s): "
-            f"{statistics.median(times[n]):.1f} s (median of {args.rounds}), "
-            f"{rate[n]:,.0f} accounts/s, {planned[n]:,} occurrences"
+            f"{wall:.1f} s (median of {args.rounds}), "
+            f"{rate[n]:,.0f} accounts/s, {planned[n]:,} occurrences; "
+            f"{cores:.2f} of {ncpu} cores busy, {cores * wall:.0f} core-seconds in all"
         )
     if 1 in rate:
+        alone = statistics.median(busy[1])
         for n in counts:
             if n != 1:
-                print(f"{n} workers / 1 worker: {rate[n] / rate[1]:.2f}x (target >= 1.6x)")
+                print(
+                    f"{n} workers / 1 worker: {rate[n] / rate[1]:.2f}x (target >= 1.6x); "
+                    f"one worker already kept {alone:.2f} of {ncpu} cores busy"
+                )
 
 
 if __name__ == "__main__":
