@@ -4,13 +4,14 @@ PostgreSQL, for text and integer columns, with empty and one-element lists."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.store.inlist import one_of, pg_array
+from orchestrator.store.inlist import converted_runs, one_of, pg_array
 
 metadata = sa.MetaData()
 item = sa.Table(
@@ -116,3 +117,26 @@ def test_pg_array_refuses_what_it_cannot_write() -> None:
         pg_array([datetime(2026, 1, 1)])
     with pytest.raises(TypeError, match="float"):
         pg_array([1.5])
+
+
+def test_each_instant_is_converted_once_and_folds_stay_apart() -> None:
+    """A page's occurrences share a few planned times: each converts once. Equal
+    datetimes that convert differently do not share a conversion: the two 01:30s of a
+    fall-back night (``fold``) and the same instant written in another zone."""
+    ny = ZoneInfo("America/New_York")
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=ny)  # EDT
+    second = first.replace(fold=1)  # EST, an hour later
+    same_in_utc = first.astimezone(UTC)
+    again = datetime(2026, 11, 1, 1, 30, tzinfo=ny)  # equal to ``first``, another object
+    values = [first, second, same_in_utc, "x", again, second, "x", None, first]
+    calls: list[object] = []
+
+    def convert(value: object) -> object:
+        calls.append(value)
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    out = converted_runs(values, convert)
+    assert out == [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    assert out[0] != out[1]  # -04:00 and -05:00
+    assert sum(isinstance(c, datetime) for c in calls) == 3
+    assert pg_array([first, second]) == f'{{"{first.isoformat()}","{second.isoformat()}"}}'

@@ -74,29 +74,29 @@ def pg_array(values: Iterable[Any]) -> str:
             return '{"' + body + '"}'
     elif kinds == {int}:
         return "{" + ",".join(map(str, values)) + "}"
-    written: dict[datetime, str] = {}
-
-    def element(value: Any) -> str:
-        if type(value) is not datetime:
-            return _element(value)
-        found = written.get(value)
-        if found is None:
-            found = written[value] = _element(value)
-        return found
-
-    return "{" + ",".join(converted_runs(values, element)) + "}"
+    return "{" + ",".join(converted_runs(values, _element)) + "}"
 
 
 def converted_runs(values: Iterable[Any], convert: Callable[[Any], Any]) -> list[Any]:
-    """``convert`` of each value, called once for a run of the same object: a column's
-    constants (now, a state, a default) convert once, not once a row."""
+    """``convert`` of each value, called once for a run of the same object (a column's
+    constants: now, a state, a default) and once for each instant however often it
+    comes (a page's occurrences share a handful of planned times), not once a row."""
     out = []
     last_in: Any = _NOTHING
     last_out: Any = None
+    instants: dict[tuple[datetime, Any, int], Any] = {}
     for value in values:
         if value is not last_in:
             last_in = value
-            last_out = convert(value)
+            if type(value) is datetime:
+                # Equal datetimes can still differ in what they convert to: another
+                # zone, or the other side of a fall-back hour (``fold``).
+                key = (value, value.tzinfo, value.fold)
+                last_out = instants.get(key, _NOTHING)
+                if last_out is _NOTHING:
+                    last_out = instants[key] = convert(value)
+            else:
+                last_out = convert(value)
         out.append(last_out)
     return out
 
