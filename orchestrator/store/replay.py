@@ -266,6 +266,34 @@ _HEADS = sa.union_all(
 )
 
 
+def _grouped(
+    rows: Sequence[Row[Any]], cipher: DataCipher
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The accounts of ``rows`` by each index of their contacts, and by debtor."""
+    by_contact: dict[str, list[str]] = defaultdict(list)
+    by_debtor: dict[str, list[str]] = defaultdict(list)
+    if cipher.rotating:  # each contact's index under every key
+        for r in rows:
+            by_debtor[r.debtor_id].append(r.account_id)
+            indexes = {
+                *cipher.contact_indexes(r.phone_enc, r.phone_index, "phone"),
+                *cipher.contact_indexes(r.email_enc, r.email_index, "email"),
+            }
+            for index in indexes:
+                by_contact[index].append(r.account_id)
+        return by_contact, by_debtor
+    # The stored indexes (``contact_indexes``), without a call a row.
+    for account_id, debtor_id, phone, email in (
+        (r.account_id, r.debtor_id, r.phone_index, r.email_index) for r in rows
+    ):
+        by_debtor[debtor_id].append(account_id)
+        if phone:
+            by_contact[phone].append(account_id)
+        if email and email != phone:
+            by_contact[email].append(account_id)
+    return by_contact, by_debtor
+
+
 def load_facts(
     conn: Connection, rows: Sequence[Row[Any]], now: datetime, cipher: DataCipher
 ) -> dict[str, Facts]:
@@ -279,16 +307,7 @@ def load_facts(
     facts: dict[str, Facts] = defaultdict(Facts)
     if not ids:
         return facts
-    by_contact: dict[str, list[str]] = defaultdict(list)
-    by_debtor: dict[str, list[str]] = defaultdict(list)
-    for r in rows:
-        by_debtor[r.debtor_id].append(r.account_id)
-        indexes = {
-            *cipher.contact_indexes(r.phone_enc, r.phone_index, "phone"),
-            *cipher.contact_indexes(r.email_enc, r.email_index, "email"),
-        }
-        for index in indexes:
-            by_contact[index].append(r.account_id)
+    by_contact, by_debtor = _grouped(rows, cipher)
     having: dict[str, list[str]] = defaultdict(list)
     opt_outs = []
     for head in conn.execute(
