@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -301,10 +301,16 @@ class Planning:
         values: list[dict[str, Any]] = []
         due: dict[str, datetime] = {}
         marks: dict[str, StageMark | None] = {}
+        days: dict[ZoneInfo, tuple[date, datetime]] = {}  # a page's accounts share few zones
         for account_id, rep in replayed.items():
             try:
-                planned = list(self._plan_account(rep, now))
-                due[account_id] = _plan_due(rep, later.get(account_id), now)
+                zone = rep.rules.zones.primary
+                found = days.get(zone)
+                if found is None:
+                    found = days[zone] = _local_day(now, zone)
+                day, tomorrow = found
+                planned = list(self._plan_account(rep, now, day))
+                due[account_id] = _plan_due(rep, later.get(account_id), tomorrow)
                 marks[account_id] = stage_mark(rep.state, rep.rules, now)
             except Exception as exc:
                 if not is_bad_data(exc):
@@ -342,12 +348,12 @@ class Planning:
                 return
             found = self._ids_after(query, found[-1])
 
-    def _plan_account(self, rep: Replayed, now: datetime) -> Iterator[dict[str, Any]]:
+    def _plan_account(self, rep: Replayed, now: datetime, day: date) -> Iterator[dict[str, Any]]:
+        """The occurrences of an account on its local ``day`` (primary zone) at ``now``."""
         state, rules = rep.state, rep.rules
         occs: list[Planned] = []
         # Closed accounts are planned too, as in ``simulate``: their steps are recorded as
         # suppressed (paid), so "why no reminder?" always has an answer.
-        day = now.astimezone(rules.zones.primary).date()
         notice = plan_notice(state, rules, day, self.not_before)  # until it has gone
         if notice is not None:
             occs.append(notice)
@@ -388,12 +394,22 @@ def planning_digest(config: Config, not_before: datetime | None) -> str:
     return hashlib.sha256(f"{text}\x1f{not_before}".encode()).hexdigest()[:32]
 
 
-def _plan_due(rep: Replayed, next_fact: datetime | None, now: datetime) -> datetime:
-    """When this account's plan can next change: its next local day (primary zone), its
-    next promise or instalment deadline, or its next dated fact, whichever comes first."""
-    zone = rep.rules.zones.primary
-    tomorrow = local_day_start(now.astimezone(zone).date() + timedelta(days=1), zone)
-    return min(t for t in (tomorrow, rep.next_deadline, next_fact) if t is not None)
+def _local_day(now: datetime, zone: ZoneInfo) -> tuple[date, datetime]:
+    """The local date in ``zone`` at ``now``, and the first instant of the next one."""
+    day = now.astimezone(zone).date()
+    return day, local_day_start(day + timedelta(days=1), zone)
+
+
+def _plan_due(rep: Replayed, next_fact: datetime | None, tomorrow: datetime) -> datetime:
+    """When this account's plan can next change: its next local day (``tomorrow``, the
+    start of the next in its primary zone), its next promise or instalment deadline, or
+    its next dated fact, whichever comes first."""
+    due = tomorrow
+    if rep.next_deadline is not None and rep.next_deadline < due:
+        due = rep.next_deadline
+    if next_fact is not None and next_fact < due:
+        due = next_fact
+    return due
 
 
 def _moved_to(row: Row[Any], mark: StageMark | None) -> StageMark | None:
