@@ -89,6 +89,37 @@ def test_instants_come_back_aware_utc_and_money_as_decimal(db_url: str) -> None:
         engine.dispose()
 
 
+def test_sessions_run_in_utc_whatever_the_database_default(db_url: str) -> None:
+    """The driver reads instants a third faster in a UTC session: every session is put in
+    UTC, over a database whose default is another zone, and options given in the URL
+    are kept (a ``TimeZone`` given there wins)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL sessions")
+    database = sa.engine.make_url(db_url).database
+    admin = sa.create_engine(db.normalize_url(db_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # (the database is dropped after the test)
+        conn.execute(sa.text(f"ALTER DATABASE \"{database}\" SET timezone = 'Asia/Tokyo'"))
+    admin.dispose()
+    plain = sa.create_engine(db.normalize_url(db_url))
+    ours = db.make_engine(db_url)
+    given = db.make_engine(f"{db_url}?options=-c%20statement_timeout%3D4000")
+    chosen = db.make_engine(f"{db_url}?options=-c%20TimeZone%3DAmerica/Chicago")
+    show = sa.text("SELECT current_setting('TimeZone'), current_setting('statement_timeout')")
+    instant = sa.text("SELECT CAST('2026-03-02 10:00:00+01' AS timestamptz)")
+    try:
+        with plain.connect() as conn:
+            assert conn.execute(show).one()[0] == "Asia/Tokyo"
+        for engine, expected in ((ours, ("UTC", "0")), (given, ("UTC", "4s"))):
+            with engine.connect() as conn:
+                assert tuple(conn.execute(show).one()) == expected
+                assert conn.execute(instant).scalar() == datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+        with chosen.connect() as conn:
+            assert conn.execute(show).one()[0] == "America/Chicago"
+    finally:
+        for engine in (plain, ours, given, chosen):
+            engine.dispose()
+
+
 def test_naive_instants_are_refused(db_url: str) -> None:
     db.upgrade(db_url)
     engine = db.make_engine(db_url)

@@ -127,8 +127,16 @@ def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    connect_args = kwargs.setdefault("connect_args", {})
     if "connect_timeout" not in parsed.query:
-        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", CONNECT_TIMEOUT)
+        connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    # Sessions in UTC whatever the server's default: instants come back the same either
+    # way (aware, turned to UTC by ``UTCDateTime``), but the driver reads them a third
+    # faster in UTC than in a named zone, ``Etc/UTC`` included (a planning round reads
+    # four dates and instants an account). Options given in the URL are kept.
+    given = connect_args.get("options", parsed.query.get("options", ""))
+    if "timezone" not in str(given).lower():
+        connect_args["options"] = f"{given} -c TimeZone=UTC".strip()
     return create_engine(url, **kwargs)
 
 
