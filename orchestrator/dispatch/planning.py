@@ -174,22 +174,18 @@ class Planning:
     def _find_due(self, partition: Partition, now: datetime, digest: str) -> _Due:
         """Whether every account of the partition is to be planned (it was last planned
         under another configuration), the query of its ids, and the first ones."""
-        with self.db.connect() as conn:
+        with self.db.connect() as conn:  # one connection for both reads
             stored = conn.execute(
                 sa.select(planner_t.c.config_digest).where(planner_t.c.id == partition.key)
             ).scalar()
-        every = stored != digest
-        query = sa.select(account_t.c.account_id).order_by(account_t.c.account_id)
-        query = query.limit(_ID_PAGE)
-        if partition.accounts is not None:
-            query = query.where(partition.accounts)
-        if not every:
-            query = query.where(_DUE_AT <= now)
-        return every, query, self._ids_after(query, "")
-
-    def _ids_after(self, query: sa.Select[Any], after: str) -> list[str]:
-        with self.db.connect() as conn:
-            return list(conn.execute(query.where(account_t.c.account_id > after)).scalars())
+            every = stored != digest
+            query = sa.select(account_t.c.account_id).order_by(account_t.c.account_id)
+            query = query.limit(_ID_PAGE)
+            if partition.accounts is not None:
+                query = query.where(partition.accounts)
+            if not every:
+                query = query.where(_DUE_AT <= now)
+            return every, query, _ids_after(conn, query, "")
 
     def _plan_partition(
         self,
@@ -346,7 +342,8 @@ class Planning:
                 yield found[at : at + page]
             if len(found) < _ID_PAGE:
                 return
-            found = self._ids_after(query, found[-1])
+            with self.db.connect() as conn:
+                found = _ids_after(conn, query, found[-1])
 
     def _plan_account(self, rep: Replayed, now: datetime, day: date) -> Iterator[dict[str, Any]]:
         """The occurrences of an account on its local ``day`` (primary zone) at ``now``."""
@@ -392,6 +389,11 @@ def planning_digest(config: Config, not_before: datetime | None) -> str:
     policy (zones, grace periods), the creditors (their policy profiles) and go-live."""
     text = config.model_dump_json(include={"cadences", "policy", "creditors"})
     return hashlib.sha256(f"{text}\x1f{not_before}".encode()).hexdigest()[:32]
+
+
+def _ids_after(conn: Connection, query: sa.Select[Any], after: str) -> list[str]:
+    """The ids ``query`` finds after ``after`` (by account id)."""
+    return list(conn.execute(query.where(account_t.c.account_id > after)).scalars())
 
 
 def _local_day(now: datetime, zone: ZoneInfo) -> tuple[date, datetime]:
